@@ -1,0 +1,43 @@
+"""The ``radlake`` command: one entry point, one sub-command per part of the system.
+
+Sub-commands are imported lazily so that ``radlake deid`` does not pay for Spark's import, and
+each sub-command module exposes ``main(argv=None) -> int``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> (module with main(argv), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "stack": ("infra.cli", "start, stop and inspect the local stack (Kafka, registry, NiFi, Vault, Spark)"),
+    "schemas": ("lake_schemas.cli", "list, validate and register the event schemas"),
+    "deid": ("radlake.deid.cli", "de-identify DICOM files, folders and archives (PS3.15 Annex E)"),
+    "radiomics": ("radlake.radiomics.cli", "compute IBSI radiomic features"),
+    "demo": ("radlake.demo", "run the main job end to end and print a summary"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: radlake COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"radlake: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

