@@ -1,0 +1,156 @@
+"""What every component of the local stack has in common: install, start idempotently, health, stop."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra import process
+from radlake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    address: str
+    pid: int | None
+    healthy: bool
+    version: str
+    detail: str = ""
+    rss_bytes: int = 0
+
+
+class Component(ABC):
+    """A local process the stack installs into the cache, starts under the state dir and health-checks.
+
+    Subclasses describe the component (``command``, ``ports``, ``healthy``); this class runs the
+    lifecycle so that ``start`` is idempotent and ``stop`` leaves no process behind.
+    """
+
+    name: str = ""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # --- description -------------------------------------------------------------------------
+    @property
+    def home(self) -> Path:
+        """This component's state directory (data, config, generated secrets)."""
+        return self.settings.state_dir / self.name
+
+    @property
+    def log_file(self) -> Path:
+        return self.settings.logs_dir / f"{self.name}.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.settings.state_dir / "run" / f"{self.name}.pid"
+
+    @property
+    def external(self) -> bool:
+        """True when settings point at an existing service, which the stack then neither starts nor stops."""
+        return False
+
+    @property
+    @abstractmethod
+    def address(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def version(self) -> str: ...
+
+    @property
+    def ports(self) -> Sequence[int]:
+        return ()
+
+    def install(self) -> None:
+        """Fetch what the component needs into the cache (idempotent)."""
+
+    def prepare(self) -> None:
+        """Write configuration and initialise storage under the state dir (idempotent)."""
+
+    @abstractmethod
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        """argv and extra environment of the server process."""
+
+    @abstractmethod
+    def responding(self) -> bool:
+        """The server answers on its port (it may still need after_start, e.g. Vault's unseal)."""
+
+    def healthy(self) -> bool:
+        return self.responding()
+
+    def after_start(self) -> None:
+        """Runs each time the process is up and responding (unseal, create engines...)."""
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        return process.read_pid(self.pid_file)
+
+    def start(self) -> ComponentStatus:
+        if self.external:
+            process.wait_until(self.responding, timeout_s=30, what=f"{self.name} at {self.address}")
+            return self.status()
+        pid = self.pid()
+        if pid is not None and self.responding():
+            self.after_start()
+            process.wait_until(self.healthy, timeout_s=self.settings.start_timeout_s, what=self.name,
+                               log_file=self.log_file)
+            log.info("%s already running (pid %s)", self.name, pid)
+            return self.status()
+        if pid is not None:
+            # Our own process, started but not answering: wait for it rather than starting a second one.
+            process.wait_until(self.responding, timeout_s=self.settings.start_timeout_s, what=self.name,
+                               alive=lambda: process.pid_alive(pid), log_file=self.log_file)
+        else:
+            self.pid_file.unlink(missing_ok=True)
+            process.ensure_ports_free(self.name, self.ports)
+            self.install()
+            self.home.mkdir(parents=True, exist_ok=True)
+            self.prepare()
+            argv, env = self.command()
+            new_pid = process.spawn(argv, pid_file=self.pid_file, log_file=self.log_file, cwd=self.home, env=env)
+            log.info("%s started (pid %s), waiting for health", self.name, new_pid)
+            process.wait_until(self.responding, timeout_s=self.settings.start_timeout_s, what=self.name,
+                               alive=lambda: process.pid_alive(new_pid), log_file=self.log_file)
+        self.after_start()
+        process.wait_until(self.healthy, timeout_s=self.settings.start_timeout_s, what=self.name,
+                           log_file=self.log_file)
+        return self.status()
+
+    def stop(self) -> None:
+        if self.external:
+            return
+        pid = self.pid()
+        if pid is not None:
+            process.terminate(pid)
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL the process (for fault-injection tests); the next start recovers from its state."""
+        pid = self.pid()
+        if pid is not None:
+            import os
+            import signal
+
+            os.killpg(pid, signal.SIGKILL)
+            process.wait_until(lambda: not process.pid_alive(pid), timeout_s=10, what=f"kill {self.name}")
+
+    def status(self) -> ComponentStatus:
+        pid = None if self.external else self.pid()
+        healthy = (pid is not None or self.external) and self.healthy()
+        detail = "external" if self.external else ("" if pid else "stopped")
+        return ComponentStatus(
+            name=self.name,
+            address=self.address,
+            pid=pid,
+            healthy=healthy,
+            version=self.version,
+            detail=detail,
+            rss_bytes=process.rss_bytes(pid) if pid else 0,
+        )

@@ -1,0 +1,79 @@
+"""Schema registry speaking the Confluent REST API: Apicurio Registry 3.x from Maven Central.
+
+Maven Central carries the registry as ``io.apicurio:apicurio-registry-app:<v>:all@tar.gz`` (a Quarkus
+application). Its Confluent-compatible API lives under ``/apis/ccompat/v7``; storage is an H2 file
+database under the state dir, so registered schemas and their ids survive a restart.
+"""
+
+from __future__ import annotations
+
+import tarfile
+
+import httpx
+
+from infra.component import Component
+from infra.downloads import fetch_maven_file
+from infra.java import find_java_home
+
+CCOMPAT_PATH = "/apis/ccompat/v7"
+
+
+class SchemaRegistry(Component):
+    name = "registry"
+    java_major = 21
+
+    @property
+    def external(self) -> bool:
+        return bool(self.settings.schema_registry_url)
+
+    @property
+    def address(self) -> str:
+        """Base URL of the Confluent-compatible API (what confluent-kafka's SchemaRegistryClient takes)."""
+        return self.settings.schema_registry_url or f"http://127.0.0.1:{self.settings.schema_registry_port}{CCOMPAT_PATH}"
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.schema_registry_port, self.settings.schema_registry_port + 1]
+
+    @property
+    def version(self) -> str:
+        return "external" if self.external else f"apicurio {self.settings.apicurio_version}"
+
+    @property
+    def app_dir(self):
+        return self.settings.cache_dir / f"apicurio-registry-{self.settings.apicurio_version}"
+
+    def install(self) -> None:
+        if (self.app_dir / "quarkus-run.jar").exists():
+            return
+        archive = fetch_maven_file(
+            self.settings.cache_dir, "io.apicurio", "apicurio-registry-app", self.settings.apicurio_version,
+            ext="tar.gz", classifier="all",
+        )
+        partial = self.app_dir.with_name(self.app_dir.name + ".part")
+        with tarfile.open(archive) as tar:
+            tar.extractall(partial, filter="data")
+        partial.rename(self.app_dir)
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        java = find_java_home(self.java_major, self.settings.java_home) / "bin" / "java"
+        db = self.home / "db" / "registry"
+        argv = [
+            str(java), "-Xms64m", "-Xmx384m", "-XX:+UseSerialGC",
+            "-Dquarkus.http.host=127.0.0.1",
+            f"-Dquarkus.http.port={self.settings.schema_registry_port}",
+            # The management interface (health, metrics) would listen on 0.0.0.0:9000; keep it on loopback.
+            "-Dquarkus.management.host=127.0.0.1",
+            f"-Dquarkus.management.port={self.settings.schema_registry_port + 1}",
+            f"-Dapicurio.datasource.url=jdbc:h2:file:{db}",
+            "-Dquarkus.log.category.\"io.apicurio.registry.logging.audit\".level=WARN",
+            "-Dquarkus.http.access-log.enabled=false",
+            "-jar", str(self.app_dir / "quarkus-run.jar"),
+        ]
+        return argv, {}
+
+    def responding(self) -> bool:
+        try:
+            return httpx.get(f"{self.address}/subjects", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False

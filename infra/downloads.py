@@ -1,0 +1,92 @@
+"""Fetch artifacts from Maven Central into the cache, checksum-verified.
+
+Two ways: single files by coordinates (verified against the registry's .sha1), and whole dependency
+trees resolved by Maven itself (``mvn dependency:copy-dependencies`` with strict checksums) from a
+small POM kept in ``infra/maven/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from infra.errors import DownloadFailed, PrerequisiteMissing
+
+log = logging.getLogger(__name__)
+
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
+POM_DIR = Path(__file__).parent / "maven"
+
+
+def maven_url(group: str, artifact: str, version: str, ext: str = "jar", classifier: str = "") -> str:
+    suffix = f"-{classifier}" if classifier else ""
+    return f"{MAVEN_CENTRAL}/{group.replace('.', '/')}/{artifact}/{version}/{artifact}-{version}{suffix}.{ext}"
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()  # noqa: S324 - Maven Central publishes SHA-1 checksums
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_maven_file(
+    cache_dir: Path, group: str, artifact: str, version: str, ext: str = "jar", classifier: str = ""
+) -> Path:
+    """Download one artifact into cache_dir/maven/... once; verify its SHA-1; return the local path."""
+    url = maven_url(group, artifact, version, ext, classifier)
+    target = cache_dir / "maven" / url.removeprefix(MAVEN_CENTRAL + "/")
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    try:
+        with httpx.Client(timeout=httpx.Timeout(60.0, read=300.0), follow_redirects=True) as client:
+            expected = client.get(url + ".sha1").raise_for_status().text.split()[0].strip()
+            log.info("downloading %s", url)
+            with client.stream("GET", url) as resp, open(partial, "wb") as out:
+                resp.raise_for_status()
+                for chunk in resp.iter_bytes(1 << 20):
+                    out.write(chunk)
+    except httpx.HTTPError as err:
+        partial.unlink(missing_ok=True)
+        raise DownloadFailed(f"download of {url} failed ({err}); check access to Maven Central") from err
+    actual = _sha1(partial)
+    if actual != expected:
+        partial.unlink(missing_ok=True)
+        raise DownloadFailed(f"checksum mismatch for {url}: expected sha1 {expected}, got {actual}")
+    partial.rename(target)
+    return target
+
+
+def resolve_with_maven(cache_dir: Path, pom_name: str, properties: dict[str, str], out_dir: Path) -> Path:
+    """Resolve the dependency tree of infra/maven/<pom_name> into out_dir (once) with checksums enforced."""
+    marker = out_dir / ".resolved"
+    if marker.exists():
+        return out_dir
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise PrerequisiteMissing("Maven (`mvn`) not found; install it (apt-get install maven)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        mvn, "-B", "-q", "--strict-checksums",
+        "-f", str(POM_DIR / pom_name),
+        f"-Dmaven.repo.local={cache_dir / 'm2'}",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={out_dir}",
+        "-DincludeScope=runtime",
+        *[f"-D{k}={v}" for k, v in properties.items()],
+    ]
+    log.info("resolving %s from Maven Central", pom_name)
+    proc = subprocess.run(argv, capture_output=True, text=True)  # noqa: S603
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+        raise DownloadFailed(f"Maven could not resolve {pom_name} ({properties}):\n{tail}")
+    marker.write_text("ok\n")
+    return out_dir

@@ -1,0 +1,60 @@
+"""One place that builds a SparkSession configured for the lake (Delta + the Kafka source).
+
+Local mode by default (``RADLAKE_SPARK_MASTER=local[2]``); any ``spark://`` or ``k8s://`` master works
+the same. The Delta and Kafka connector jars are resolved by Ivy from Maven Central into
+``<cache>/ivy`` once and reused.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from functools import lru_cache
+
+from radlake.settings import Settings
+
+
+@lru_cache(maxsize=1)
+def connector_packages() -> tuple[str, ...]:
+    """Maven coordinates matching the installed pyspark and delta-spark wheels."""
+    import pyspark
+
+    spark_version = pyspark.__version__
+    spark_minor = ".".join(spark_version.split(".")[:2])
+    delta_version = importlib.metadata.version("delta_spark")
+    return (
+        f"io.delta:delta-spark_{spark_minor}_2.13:{delta_version}",
+        f"org.apache.spark:spark-sql-kafka-0-10_2.13:{spark_version}",
+    )
+
+
+def spark_session(settings: Settings, app_name: str = "radlake", extra_conf: dict[str, str] | None = None):
+    """A SparkSession for the lake; reuses the active one when it exists (same JVM)."""
+    from pyspark.sql import SparkSession
+
+    from infra.java import find_java_home
+
+    # Spark 4 runs on Java 17 and 21; point it at one explicitly so a newer default JDK is not picked up.
+    os.environ.setdefault("JAVA_HOME", str(find_java_home(17, settings.java_home)))
+    ivy_dir = settings.cache_dir / "ivy"
+    ivy_dir.mkdir(parents=True, exist_ok=True)
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(settings.spark_master)
+        .config("spark.jars.packages", ",".join(connector_packages()))
+        .config("spark.jars.ivy", str(ivy_dir))
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", str(settings.state_dir / "spark-warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.state_dir / 'spark-derby'}")
+    )
+    for key, value in (extra_conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
