@@ -1,0 +1,78 @@
+"""Feature aggregation methods of IBSI 1 (section 3.1.1 and the per-family tables).
+
+Texture matrices are kept as dictionaries of additive arrays (a GLCM, or the counts and sums of an
+NGTDM); *merging* sums them over an axis, *averaging* computes features per matrix and takes the
+mean of the features. Directional families (GLCM, GLRLM) have six methods, the others three:
+
+=========  ======  =============================================  ==========
+label      IBSI    meaning                                        families
+=========  ======  =============================================  ==========
+2D:avg     BTW3    per slice and direction, averaged              GLCM, GLRLM
+2D:mrg     SUJT    directions merged per slice, slices averaged   GLCM, GLRLM
+2.5D:avg   JJUI    slices merged per direction, directions avgd.  GLCM, GLRLM
+2.5D:mrg   ZW7Z    everything merged                              GLCM, GLRLM
+3D:avg     ITBB    per 3D direction, averaged                     GLCM, GLRLM
+3D:mrg     IAZD    3D directions merged                           GLCM, GLRLM
+2D         8QNN    per slice, averaged                            GLSZM, GLDZM, NGTDM, NGLDM
+2.5D       62GR    slices merged                                  GLSZM, GLDZM, NGTDM, NGLDM
+3D         KOBO    one 3D matrix                                  GLSZM, GLDZM, NGTDM, NGLDM
+=========  ======  =============================================  ==========
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from radlake.radiomics.matrix_statistics import nanmean
+
+AGGREGATION_IDS = {
+    "": "DHQ4",
+    "2D:avg": "BTW3",
+    "2D:mrg": "SUJT",
+    "2.5D:avg": "JJUI",
+    "2.5D:mrg": "ZW7Z",
+    "3D:avg": "ITBB",
+    "3D:mrg": "IAZD",
+    "2D": "8QNN",
+    "2.5D": "62GR",
+    "3D": "KOBO",
+}
+
+Matrices = dict[str, np.ndarray]
+FeatureFn = Callable[[Matrices], dict[str, np.ndarray]]
+Rows = list[tuple[str, str, float]]
+
+
+def _sum(matrices: Matrices, axis: int | tuple[int, ...]) -> Matrices:
+    return {key: value.sum(axis=axis) for key, value in matrices.items()}
+
+
+def _average(features: dict[str, np.ndarray], label: str) -> Rows:
+    return [(tag, label, nanmean(values)) for tag, values in features.items()]
+
+
+def directional(fn: FeatureFn, per_slice: Matrices | None, volume: Matrices | None) -> Rows:
+    """GLCM/GLRLM: ``per_slice`` arrays are (slices, 4 directions, ...), ``volume`` (13 directions, ...)."""
+    rows: Rows = []
+    if per_slice is not None:
+        rows += _average(fn(per_slice), "2D:avg")
+        rows += _average(fn(_sum(per_slice, 1)), "2D:mrg")
+        rows += _average(fn(_sum(per_slice, 0)), "2.5D:avg")
+        rows += _average(fn(_sum(per_slice, (0, 1))), "2.5D:mrg")
+    if volume is not None:
+        rows += _average(fn(volume), "3D:avg")
+        rows += _average(fn(_sum(volume, 0)), "3D:mrg")
+    return rows
+
+
+def slice_wise(fn: FeatureFn, per_slice: Matrices | None, volume: Matrices | None) -> Rows:
+    """GLSZM/GLDZM/NGTDM/NGLDM: ``per_slice`` arrays are (slices, ...), ``volume`` one matrix."""
+    rows: Rows = []
+    if per_slice is not None:
+        rows += _average(fn(per_slice), "2D")
+        rows += _average(fn(_sum(per_slice, 0)), "2.5D")
+    if volume is not None:
+        rows += _average(fn(volume), "3D")
+    return rows

@@ -1,0 +1,50 @@
+"""Grey level size zone matrix features (IBSI 1, section 4.8; family 9SAK, tag prefix ``szm``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from radlake.radiomics import aggregation, matrix_statistics
+from radlake.radiomics.zones import find_zones, zone_matrix
+
+NAMES = {
+    "short": "szm.sze",
+    "long": "szm.lze",
+    "low_gl": "szm.lgze",
+    "high_gl": "szm.hgze",
+    "short_low": "szm.szlge",
+    "short_high": "szm.szhge",
+    "long_low": "szm.lzlge",
+    "long_high": "szm.lzhge",
+    "glnu": "szm.glnu",
+    "glnu_norm": "szm.glnu.norm",
+    "jnu": "szm.zsnu",
+    "jnu_norm": "szm.zsnu.norm",
+    "perc": "szm.z.perc",
+    "gl_var": "szm.gl.var",
+    "j_var": "szm.zs.var",
+    "entropy": "szm.zs.entr",
+}
+
+
+def matrices(levels: np.ndarray, n_levels: int, in_slice: bool) -> np.ndarray:
+    zones = find_zones(levels, n_levels, in_slice)
+    n_sizes = max(int(zones.size.max()) if zones.size.size else 1, 1)
+    return zone_matrix(zones.level, zones.size, zones.slice, n_levels, n_sizes,
+                       levels.shape[0] if in_slice else None)
+
+
+def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    zones = mats["glszm"]
+    sizes = np.arange(1, zones.shape[-1] + 1, dtype=np.float64)
+    n_voxels = (zones * sizes).sum(axis=(-2, -1))
+    return matrix_statistics.named(matrix_statistics.statistics(zones, n_voxels), NAMES)
+
+
+def compute(levels: np.ndarray, n_levels: int, dims) -> aggregation.Rows:
+    per_slice = volume = None
+    if "2D" in dims or "2.5D" in dims:
+        per_slice = {"glszm": matrices(levels, n_levels, in_slice=True)}
+    if "3D" in dims:
+        volume = {"glszm": matrices(levels, n_levels, in_slice=False)}
+    return aggregation.slice_wise(features, per_slice, volume)

@@ -1,0 +1,52 @@
+"""Intensity-based statistical features (IBSI 1, section 4.3; family UHIW, tag prefix ``stat``).
+
+Computed over the 3D intensity mask (aggregation DHQ4). Percentiles use linear interpolation
+between order statistics (numpy's default), as the IBSI reference implementations do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def moments(x: np.ndarray) -> dict[str, float]:
+    mu = x.mean()
+    dev = x - mu
+    m2 = (dev**2).mean()
+    m3 = (dev**3).mean()
+    m4 = (dev**4).mean()
+    return {
+        "mean": mu,
+        "var": m2,
+        "skew": m3 / m2**1.5 if m2 > 0 else 0.0,
+        "kurt": m4 / m2**2 - 3.0 if m2 > 0 else 0.0,
+    }
+
+
+def dispersion(x: np.ndarray) -> dict[str, float]:
+    """Statistics shared with the intensity histogram family (same formulas, discretised input)."""
+    p10, p25, median, p75, p90 = np.percentile(x, [10, 25, 50, 75, 90])
+    mu = x.mean()
+    central = x[(x >= p10) & (x <= p90)]
+    return {
+        "median": median,
+        "min": x.min(),
+        "p10": p10,
+        "p90": p90,
+        "max": x.max(),
+        "iqr": p75 - p25,
+        "range": x.max() - x.min(),
+        "mad": np.abs(x - mu).mean(),
+        "rmad": np.abs(central - central.mean()).mean(),
+        "medad": np.abs(x - median).mean(),
+        "cov": np.sqrt(((x - mu) ** 2).mean()) / mu if mu != 0 else np.nan,
+        "qcod": (p75 - p25) / (p75 + p25) if (p75 + p25) != 0 else np.nan,
+    }
+
+
+def compute(values: np.ndarray) -> list[tuple[str, float]]:
+    x = np.asarray(values, dtype=np.float64)
+    stats = {**moments(x), **dispersion(x)}
+    stats["energy"] = (x**2).sum()
+    stats["rms"] = np.sqrt((x**2).mean())
+    return [(f"stat.{name}", float(value)) for name, value in stats.items()]

@@ -1,0 +1,33 @@
+"""Local intensity features (IBSI 1, section 4.2; family 9ST6, tag prefix ``loc``).
+
+The mean intensity in a 1 cm^3 sphere (radius 6.2 mm, world spacing) is computed for every voxel
+by FFT convolution with a spherical mean filter; image voxels outside the ROI count, voxels
+outside the image do not (the mean is over the voxels that exist).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+RADIUS_MM = (3.0 / (4.0 * np.pi)) ** (1.0 / 3.0) * 10.0
+
+
+def sphere(spacing: tuple[float, float, float]) -> np.ndarray:
+    half = [int(np.floor(RADIUS_MM / s)) for s in spacing]
+    grids = np.meshgrid(*[np.arange(-h, h + 1) * s for h, s in zip(half, spacing)], indexing="ij")
+    return (sum(g**2 for g in grids) <= RADIUS_MM**2).astype(np.float64)
+
+
+def peak_means(image: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    kernel = sphere(spacing)
+    total = signal.fftconvolve(image.astype(np.float64), kernel, mode="same")
+    count = signal.fftconvolve(np.ones(image.shape), kernel, mode="same")
+    return total / np.round(count)
+
+
+def compute(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float]) -> list[tuple[str, float]]:
+    means = peak_means(image, spacing)
+    roi_values = image[mask]
+    local = means[mask & (image == roi_values.max())].max()
+    return [("loc.peak.local", float(local)), ("loc.peak.global", float(means[mask].max()))]

@@ -1,0 +1,39 @@
+"""Directions and neighbourhoods of IBSI 1 texture matrices, and shifted views of a padded volume.
+
+Arrays are indexed (z, y, x); a slice is a fixed z. In 2D only in-slice offsets are used.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+# The 13 unique 3D directions and the 4 unique in-slice directions (as (dz, dy, dx) unit offsets).
+DIRECTIONS_3D: tuple[tuple[int, int, int], ...] = tuple(
+    d for d in itertools.product((-1, 0, 1), repeat=3) if d > (0, 0, 0)
+)
+DIRECTIONS_2D: tuple[tuple[int, int, int], ...] = tuple(d for d in DIRECTIONS_3D if d[0] == 0)
+
+
+def neighbours(distance: int, in_slice: bool) -> tuple[tuple[int, int, int], ...]:
+    """All offsets within Chebyshev ``distance`` of the centre, the centre excluded."""
+    span = range(-distance, distance + 1)
+    dz = (0,) if in_slice else span
+    return tuple(d for d in itertools.product(dz, span, span) if d != (0, 0, 0))
+
+
+def pad(levels: np.ndarray, width: int) -> np.ndarray:
+    """Zero-pad (level 0 means outside the ROI) so that every offset view stays in bounds."""
+    return np.pad(levels, width, mode="constant", constant_values=0)
+
+
+def shifted(padded, width: int, offset: tuple[int, int, int]):
+    """View of ``padded`` holding, at each unpadded position p, the value at p + offset."""
+    z, y, x = offset
+    nz, ny, nx = (padded.shape[i] - 2 * width for i in range(3))
+    return padded[width + z : width + z + nz, width + y : width + y + ny, width + x : width + x + nx]
+
+
+def centre(padded, width: int):
+    return shifted(padded, width, (0, 0, 0))

@@ -1,0 +1,77 @@
+"""Neighbourhood grey tone difference matrix features (IBSI 1, section 4.10; IPET, ``ngt``).
+
+The neighbourhood of a voxel is every ROI voxel within Chebyshev distance delta (in-slice in 2D),
+the centre excluded; voxels whose neighbourhood holds no ROI voxel are left out (N_v,c counts the
+others). Sums and counts over the neighbourhood come from shifted views, not from a voxel loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from radlake.radiomics import aggregation
+from radlake.radiomics.backend import Backend
+from radlake.radiomics.neighbourhood import centre, neighbours, shifted
+
+
+def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int, in_slice: bool):
+    a = centre(padded, width)
+    total = backend.zeros_like(backend.float64(a))
+    count = backend.zeros_like(total)
+    for offset in neighbours(distance, in_slice):
+        b = shifted(padded, width, offset)
+        total = total + b
+        count = count + (b > 0)
+    valid = (a > 0) & (count > 0)
+    level = a[valid]
+    diff = backend.abs(backend.float64(level) - total[valid] / count[valid])
+    index = level - 1
+    n_slices = a.shape[0] if in_slice else 1
+    if in_slice:
+        z = backend.asarray(np.broadcast_to(np.arange(a.shape[0])[:, None, None], a.shape).copy())
+        index = z[valid] * n_levels + index
+    n = backend.to_numpy(backend.bincount(index, minlength=n_slices * n_levels)).astype(np.float64)
+    s = backend.to_numpy(backend.bincount(index, minlength=n_slices * n_levels, weights=diff)).astype(np.float64)
+    shape = (n_slices, n_levels) if in_slice else (n_levels,)
+    return {"n": n.reshape(shape), "s": s.reshape(shape)}
+
+
+def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    n, s = mats["n"], mats["s"]
+    n_g = n.shape[-1]
+    levels = np.arange(1, n_g + 1, dtype=np.float64)
+    n_vc = n.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = n / np.where(n_vc > 0, n_vc, np.nan)[..., None]
+        present = p > 0
+        n_gp = present.sum(axis=-1).astype(np.float64)
+        pair = present[..., :, None] & present[..., None, :]
+        p1, p2 = p[..., :, None], p[..., None, :]
+        s1, s2 = s[..., :, None], s[..., None, :]
+        i1, i2 = levels[:, None], levels[None, :]
+        ps = (p * s).sum(axis=-1)
+        s_sum = s.sum(axis=-1)
+        contrast = (np.where(pair, p1 * p2 * (i1 - i2) ** 2, 0.0).sum(axis=(-2, -1))
+                    / (n_gp * (n_gp - 1)) * s_sum / n_vc)
+        busy_den = np.where(pair, np.abs(i1 * p1 - i2 * p2), 0.0).sum(axis=(-2, -1))
+        complexity = np.where(
+            pair, np.abs(i1 - i2) * (p1 * s1 + p2 * s2) / np.where(pair, p1 + p2, 1.0), 0.0
+        ).sum(axis=(-2, -1)) / n_vc
+        strength = np.where(pair, (p1 + p2) * (i1 - i2) ** 2, 0.0).sum(axis=(-2, -1)) / s_sum
+        single = n_gp <= 1
+        return {
+            "ngt.coarseness": np.where(ps > 0, 1.0 / ps, 1e6),
+            "ngt.contrast": np.where(single, 0.0, contrast),
+            "ngt.busyness": np.where(single, 0.0, ps / busy_den),
+            "ngt.complexity": complexity,
+            "ngt.strength": np.where(s_sum > 0, strength, 0.0),
+        }
+
+
+def compute(backend: Backend, padded, width: int, n_levels: int, distance: int, dims) -> aggregation.Rows:
+    per_slice = volume = None
+    if "2D" in dims or "2.5D" in dims:
+        per_slice = matrices(backend, padded, width, n_levels, distance, in_slice=True)
+    if "3D" in dims:
+        volume = matrices(backend, padded, width, n_levels, distance, in_slice=False)
+    return aggregation.slice_wise(features, per_slice, volume)
