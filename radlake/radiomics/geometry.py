@@ -1,0 +1,89 @@
+"""Voxel grids in patient coordinates (DICOM LPS, mm) and the mask-vs-image geometry check.
+
+Arrays are (z, y, x). ``direction`` columns are the LPS unit vectors of the x, y and z index axes;
+``origin`` is the LPS position of voxel (0, 0, 0). A mask on another grid is reported, never
+resampled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
+
+
+@dataclass(frozen=True)
+class Geometry:
+    shape: tuple[int, int, int]  # (z, y, x)
+    spacing: tuple[float, float, float]  # (dz, dy, dx) mm
+    origin: tuple[float, float, float]  # LPS mm of voxel (0, 0, 0)
+    direction: tuple[tuple[float, float, float], ...]  # 3x3, columns: x, y, z index axes in LPS
+
+    def affine(self) -> np.ndarray:
+        """4x4 matrix mapping (x, y, z) voxel indices to LPS millimetres."""
+        d = np.asarray(self.direction, dtype=np.float64)
+        dz, dy, dx = self.spacing
+        out = np.eye(4)
+        out[:3, :3] = d * np.array([dx, dy, dz])[None, :]
+        out[:3, 3] = self.origin
+        return out
+
+    def differences(self, other: "Geometry", tolerance_mm: float = 1e-3) -> list[str]:
+        problems = []
+        if self.shape != other.shape:
+            problems.append(f"shape {other.shape} != {self.shape}")
+        if not np.allclose(self.spacing, other.spacing, atol=tolerance_mm):
+            problems.append(f"spacing {other.spacing} != {self.spacing}")
+        if not np.allclose(self.origin, other.origin, atol=max(tolerance_mm, 1e-2)):
+            problems.append(f"origin {other.origin} != {self.origin}")
+        if not np.allclose(self.direction, other.direction, atol=1e-4):
+            problems.append("orientation differs")
+        return problems
+
+
+@dataclass(frozen=True)
+class Volume:
+    array: np.ndarray  # (z, y, x)
+    geometry: Geometry
+    sop_instance_uids: tuple[str, ...] = ()  # per z slice, for DICOM series
+
+
+def world_bounds(geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    nz, ny, nx = geometry.shape
+    corners = np.array([[x, y, z, 1.0] for x in (0, nx - 1) for y in (0, ny - 1) for z in (0, nz - 1)])
+    world = (geometry.affine() @ corners.T)[:3].T
+    return world.min(axis=0), world.max(axis=0)
+
+
+def require_same_grid(image: Geometry, mask: Geometry) -> None:
+    problems = image.differences(mask)
+    if problems:
+        (ilo, ihi), (mlo, mhi) = world_bounds(image), world_bounds(mask)
+        if np.any(mlo > ihi + 1e-3) or np.any(mhi < ilo - 1e-3):
+            raise InvalidInputError(
+                RadiomicsReason.MASK_OUTSIDE_IMAGE,
+                f"the mask grid (LPS {mlo.round(1).tolist()}..{mhi.round(1).tolist()}) lies outside the image "
+                f"(LPS {ilo.round(1).tolist()}..{ihi.round(1).tolist()})",
+            )
+        raise InvalidInputError(
+            RadiomicsReason.GEOMETRY_MISMATCH,
+            "mask and image grids differ (" + "; ".join(problems) + "); resample the mask explicitly",
+        )
+
+
+def select_label(mask: np.ndarray, label: int | None) -> np.ndarray:
+    """Boolean ROI of ``label`` (``None``: every non-zero voxel)."""
+    if label is None:
+        roi = mask != 0
+    else:
+        roi = mask == label
+        if not roi.any() and np.any(mask):
+            present = sorted(int(v) for v in np.unique(mask) if v != 0)[:20]
+            raise InvalidInputError(
+                RadiomicsReason.LABEL_NOT_FOUND, f"label {label} is not in the mask (labels present: {present})"
+            )
+    if not roi.any():
+        raise InvalidInputError(RadiomicsReason.EMPTY_MASK, "the ROI mask holds no voxel")
+    return roi

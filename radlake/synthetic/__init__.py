@@ -1,0 +1,1 @@
+"""Synthetic data generators for tests and benchmarks (no real patient data)."""
