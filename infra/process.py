@@ -20,8 +20,11 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def ensure_ports_free(component: str, ports: Sequence[int]) -> None:
-    taken = [p for p in ports if port_open(p)]
+def ensure_ports_free(component: str, ports: Sequence[int], grace_s: float = 10.0) -> None:
+    """Raise PortTaken unless every port is free; waits grace_s for a process that is still exiting."""
+    deadline = time.monotonic() + grace_s
+    while (taken := [p for p in ports if port_open(p)]) and time.monotonic() < deadline:
+        time.sleep(0.25)
     if taken:
         raise PortTaken(
             f"{component}: port(s) {', '.join(map(str, taken))} on 127.0.0.1 are used by another process; "

@@ -1,0 +1,60 @@
+"""``radlake stack up [COMPONENT...] | down [COMPONENT...] | status`` — the local stack from one command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from infra import stack
+from infra.component import ComponentStatus
+from infra.errors import StackError
+from radlake.settings import Settings
+
+
+def format_table(statuses: list[ComponentStatus]) -> str:
+    header = ("COMPONENT", "ADDRESS", "PID", "HEALTH", "RSS", "VERSION", "DETAIL")
+    rows = [
+        (
+            s.name,
+            s.address,
+            str(s.pid or "-"),
+            "healthy" if s.healthy else "down",
+            f"{s.rss_bytes / 2**20:.0f} MiB" if s.rss_bytes else "-",
+            s.version,
+            s.detail,
+        )
+        for s in statuses
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="radlake stack", description=__doc__)
+    sub = parser.add_subparsers(dest="action", required=True)
+    for action, help_ in (("up", "install, start and health-check"), ("down", "stop"), ("status", "show")):
+        p = sub.add_parser(action, help=help_)
+        p.add_argument("components", nargs="*", metavar="COMPONENT", help=f"any of: {', '.join(stack.COMPONENTS)}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = Settings()
+    try:
+        if args.action == "up":
+            started = time.monotonic()
+            stack.up(settings, args.components or None)
+            print(f"stack up in {time.monotonic() - started:.1f}s", file=sys.stderr)
+            print(format_table(stack.status(settings, args.components or None)))
+        elif args.action == "down":
+            stack.down(settings, args.components or None)
+            print("stack down", file=sys.stderr)
+        else:
+            statuses = stack.status(settings, args.components or None)
+            print(format_table(statuses))
+            return 0 if all(s.healthy for s in statuses) else 3
+    except StackError as err:
+        print(f"radlake stack {args.action}: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,13 @@
+"""Exceptions of the contracts package."""
+
+
+class LakeSchemaError(Exception):
+    """Base of lake_schemas errors."""
+
+
+class SchemaViolation(LakeSchemaError):
+    """An event does not match its registered schema (at produce or at consume)."""
+
+
+class RegistryError(LakeSchemaError):
+    """The schema registry refused or could not be reached."""

@@ -1,0 +1,44 @@
+"""Every topic declared once: its name, its schema file, its event class and its partition key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from lake_schemas.events import InstanceReceived
+
+SCHEMA_DIR = Path(__file__).parent / "events"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    schema_file: str
+    event_class: type[BaseModel]
+    partitions: int = 3
+
+    @property
+    def subject(self) -> str:
+        """Registry subject under the TopicNameStrategy (what Confluent serializers use by default)."""
+        return f"{self.name}-value"
+
+    @cached_property
+    def schema(self) -> dict:
+        return json.loads((SCHEMA_DIR / self.schema_file).read_text())
+
+    @property
+    def schema_str(self) -> str:
+        return (SCHEMA_DIR / self.schema_file).read_text()
+
+    def with_name(self, name: str) -> Topic:
+        """The same contract on another topic name (tests use unique topics)."""
+        return Topic(name, self.schema_file, self.event_class, self.partitions)
+
+
+INSTANCE_RECEIVED = Topic("radlake.instance.received.v1", "instance_received.v1.schema.json", InstanceReceived)
+
+ALL_TOPICS: tuple[Topic, ...] = (INSTANCE_RECEIVED,)

@@ -1,0 +1,80 @@
+"""Shared fixtures. Integration tests use the real local stack, started once per test session.
+
+Each component fixture starts its component (idempotently) the first time a test asks for it; at the
+end of the session the fixtures stop what this session started and leave alone what was already
+running (e.g. a stack a developer brought up with ``radlake stack up``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from infra import stack
+from radlake.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def _stack_session(settings: Settings) -> Iterator[dict[str, bool]]:
+    started_here: dict[str, bool] = {}
+    yield started_here
+    names = [name for name, started in started_here.items() if started]
+    if names:
+        stack.down(settings, names)
+
+
+def _component(name: str, settings: Settings, started_here: dict[str, bool]):
+    if name not in started_here:
+        component = stack.component(name, settings)
+        was_running = component.external or (component.pid() is not None and component.healthy())
+        component.start()
+        started_here[name] = not was_running and name != "spark"
+    return stack.component(name, settings)
+
+
+@pytest.fixture(scope="session")
+def vault(settings, _stack_session):
+    """The stack's OpenBao; yields an authenticated hvac client."""
+    from infra.components.vault import client
+
+    _component("vault", settings, _stack_session)
+    return client(settings)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(settings, _stack_session) -> str:
+    return _component("kafka", settings, _stack_session).address
+
+
+@pytest.fixture(scope="session")
+def registry_url(settings, _stack_session, kafka_bootstrap) -> str:
+    return _component("registry", settings, _stack_session).address
+
+
+@pytest.fixture(scope="session")
+def nifi_url(settings, _stack_session, kafka_bootstrap) -> str:
+    return _component("nifi", settings, _stack_session).address
+
+
+@pytest.fixture(scope="session")
+def spark(settings, _stack_session):
+    """A SparkSession for the lake (local mode, Delta + Kafka source)."""
+    from spark_jobs.session import spark_session
+
+    _component("spark", settings, _stack_session)
+    session = spark_session(settings, "radlake-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def unique_topic(request) -> str:
+    """A topic name no other test uses."""
+    return f"test.{request.node.name[:40].replace('[', '-').replace(']', '')}.{uuid.uuid4().hex[:8]}"

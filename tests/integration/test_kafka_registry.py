@@ -1,0 +1,96 @@
+"""A typed event produced and consumed through the real broker, validated by the real registry."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from lake_schemas.errors import SchemaViolation
+from lake_schemas.events import InstanceReceived, InstanceReceivedData
+from lake_schemas.registration import register
+from lake_schemas.serde import EventSerde, registry_client
+from lake_schemas.topics import INSTANCE_RECEIVED
+
+pytestmark = pytest.mark.integration
+
+
+def _event(**overrides) -> InstanceReceived:
+    blob = b"de-identified instance bytes"
+    data = dict(
+        project="lung-nodules",
+        pseudo_patient_id="P-3f2a9c",
+        study_uid="2.25.1234567890",
+        series_uid="2.25.1234567891",
+        sop_instance_uid="2.25.1234567892",
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+        modality="CT",
+        transfer_syntax_uid="1.2.840.10008.1.2.1",
+        rows=512,
+        columns=512,
+        pixel_spacing=(0.7, 0.7),
+        image_position_patient=(-175.0, -175.0, 12.5),
+        object_uri="file:///lake/objects/ab/abcdef.dcm",
+        sha256=hashlib.sha256(blob).hexdigest(),
+        size_bytes=len(blob),
+        deid_profile_version="ps3.15-2025b/1",
+    )
+    data.update(overrides)
+    return InstanceReceived(provider="st-olav", data=InstanceReceivedData(**data))
+
+
+def _consume_one(bootstrap: str, topic: str, timeout_s: float = 30.0):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is not None and not msg.error():
+                return msg
+    finally:
+        consumer.close()
+    raise AssertionError(f"no message on {topic} within {timeout_s}s")
+
+
+def test_typed_event_round_trip_through_broker_and_registry(kafka_bootstrap, registry_url, unique_topic):
+    topic = INSTANCE_RECEIVED.with_name(unique_topic)
+    registry = registry_client(registry_url)
+    [registered] = register(registry, (topic,))
+    serde = EventSerde(topic, registry)
+    sent = _event()
+
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
+    producer.produce(topic.name, key=sent.key.encode(), value=serde.serialize(sent))
+    assert producer.flush(30) == 0
+
+    msg = _consume_one(kafka_bootstrap, topic.name)
+    assert msg.value()[0] == 0 and int.from_bytes(msg.value()[1:5], "big") == registered.schema_id
+    received = serde.deserialize(msg.value())
+    assert received == sent
+    assert msg.key() == sent.data.study_uid.encode()
+
+
+def test_registration_is_idempotent(registry_url, unique_topic):
+    topic = INSTANCE_RECEIVED.with_name(unique_topic)
+    registry = registry_client(registry_url)
+    first = register(registry, (topic,))
+    second = register(registry, (topic,))
+    assert first == second
+
+
+def test_consumer_rejects_a_message_that_violates_the_schema(kafka_bootstrap, registry_url, unique_topic):
+    topic = INSTANCE_RECEIVED.with_name(unique_topic)
+    registry = registry_client(registry_url)
+    [registered] = register(registry, (topic,))
+    serde = EventSerde(topic, registry)
+    # A producer that bypasses the serializer: right wire format and schema id, wrong content.
+    bogus = b"\x00" + registered.schema_id.to_bytes(4, "big") + b'{"event_type": "instance.received"}'
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(topic.name, value=bogus)
+    producer.flush(30)
+    msg = _consume_one(kafka_bootstrap, topic.name)
+    with pytest.raises(SchemaViolation):
+        serde.deserialize(msg.value())
