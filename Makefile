@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (the whole test suite).
+# Both install what they need: a virtualenv in .venv with radlake and its pinned dependencies
+# (pip caches under ~/.cache/pip); the stack's components are fetched by radlake itself into
+# ~/.cache/radlake on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test unit down status bench clean-state
+
+$(STAMP): pyproject.toml Makefile
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "radlake needs Python >= 3.11 (python3 is %d.%d)" % sys.version_info[:2])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e ".[dev,bench,gpu]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: stack up, then the end-to-end run with a printed summary.
+demo: install
+	$(VENV)/bin/radlake stack up
+	$(VENV)/bin/radlake schemas register
+	$(VENV)/bin/radlake demo
+
+## Every test: unit tests and integration tests against the real stack (started by the fixtures).
+test: install
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+## Unit tests only (no stack).
+unit: install
+	$(PY) -m pytest tests -m "not integration" $(PYTEST_ARGS)
+
+down: install
+	$(VENV)/bin/radlake stack down
+
+status: install
+	$(VENV)/bin/radlake stack status
+
+bench: install
+	$(PY) bench/run_all.py

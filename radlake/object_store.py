@@ -1,0 +1,72 @@
+"""Content-addressed object store for de-identified instances: a local directory or any fsspec URL.
+
+Objects are written under ``<root>/<prefix>/<sha256[:2]>/<sha256>.dcm`` so the same bytes are stored
+once, a re-upload is a no-op, and a reader can verify what it fetched against the event's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec
+
+
+class ObjectStoreError(Exception):
+    """An object could not be written, read or verified."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    uri: str
+    sha256: str
+    size_bytes: int
+    created: bool  # False when identical bytes were already there
+
+
+def _normalise_root(root: str) -> str:
+    if "://" in root:
+        return root.rstrip("/")
+    return Path(root).absolute().as_uri()
+
+
+class ObjectStore:
+    def __init__(self, root: str) -> None:
+        self.root = _normalise_root(root)
+        self._fs, self._base = fsspec.core.url_to_fs(self.root)
+
+    def uri_for(self, sha256: str, prefix: str, suffix: str = ".dcm") -> str:
+        return f"{self.root}/{prefix.strip('/')}/{sha256[:2]}/{sha256}{suffix}"
+
+    def put(self, data: bytes, prefix: str, suffix: str = ".dcm") -> StoredObject:
+        """Store bytes under their hash (atomically: write aside, then move)."""
+        digest = hashlib.sha256(data).hexdigest()
+        uri = self.uri_for(digest, prefix, suffix)
+        _, path = fsspec.core.url_to_fs(uri)
+        try:
+            if self._fs.exists(path):
+                return StoredObject(uri, digest, len(data), created=False)
+            self._fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            partial = f"{path}.part"
+            with self._fs.open(partial, "wb") as out:
+                out.write(data)
+            self._fs.mv(partial, path)
+        except OSError as err:
+            raise ObjectStoreError(f"writing {uri} failed: {err}") from err
+        return StoredObject(uri, digest, len(data), created=True)
+
+    def get(self, uri: str, expected_sha256: str | None = None) -> bytes:
+        """Read an object back; with expected_sha256, refuse bytes that do not match the claim-check."""
+        try:
+            with fsspec.open(uri, "rb") as fh:
+                data = fh.read()
+        except (OSError, FileNotFoundError) as err:
+            raise ObjectStoreError(f"reading {uri} failed: {err}") from err
+        if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+            raise ObjectStoreError(f"{uri} does not match its sha256 {expected_sha256}")
+        return data
+
+    def exists(self, uri: str) -> bool:
+        fs, path = fsspec.core.url_to_fs(uri)
+        return fs.exists(path)
