@@ -1,0 +1,94 @@
+"""IBSI image processing steps, settings and the torch path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from radlake.radiomics import IBSI_DIGITAL_PHANTOM, SettingsError, compute_features, load_settings
+from radlake.radiomics.discretisation import discretise
+from radlake.radiomics.interpolation import target_grid
+from radlake.radiomics.resegmentation import resegment
+from radlake.radiomics.settings import Discretisation, Interpolation, Resegmentation, settings_from_mapping
+from radlake.synthetic.ct_volume import irregular_lesion, spherical_lesion
+
+
+def test_interpolation_grid_is_centre_aligned():
+    shape, spacing, axes = target_grid((10, 10, 10), (1.0, 1.0, 1.0), Interpolation(spacing=(3.0, 3.0, 3.0)))
+    assert shape == (4, 4, 4) and spacing == (3.0, 3.0, 3.0)
+    for axis in axes:
+        assert np.isclose(axis.mean(), 4.5)  # centre of the original grid (0..9)
+
+
+def test_fixed_bin_number_and_size():
+    image = np.array([[[0.0, 5.0, 10.0, 99.0]]])
+    mask = np.array([[[True, True, True, False]]])
+    levels, n = discretise(image, mask, Discretisation(method="fbn", bin_number=4))
+    assert n == 4 and levels.tolist() == [[[1, 3, 4, 0]]]
+    levels, n = discretise(image, mask, Discretisation(method="fbs", bin_size=2.5), range_min=-5.0)
+    assert levels.tolist() == [[[3, 5, 7, 0]]] and n == 7
+
+
+def test_resegmentation_range_and_outliers_leave_input_alone():
+    image = np.arange(10.0).reshape(1, 1, 10)
+    mask = np.ones_like(image, dtype=bool)
+    kept = resegment(image, mask, Resegmentation(range=(2.0, None)))
+    assert kept.sum() == 8 and mask.all()
+    image_out = image.copy()
+    image_out[0, 0, 9] = 1000.0
+    kept = resegment(image_out, mask, Resegmentation(outlier_sigma=2.0))
+    assert not kept[0, 0, 9] and kept[0, 0, :9].all()
+
+
+def test_settings_file_and_hash(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("discretisation: {method: fbs, bin_size: 25}\nresegmentation: {range: [-1000, 400]}\n")
+    settings = load_settings(path)
+    assert settings.discretisation.bin_size == 25
+    assert settings.digest() == load_settings(path).digest()
+    assert settings.digest() != load_settings(None).digest()
+    path.write_text("discretisation: {method: nope}\n")
+    with pytest.raises(SettingsError):
+        load_settings(path)
+
+
+def test_results_carry_settings_hash_and_code_version(phantom):
+    image, mask, spacing = phantom
+    values = compute_features(image, mask, spacing, IBSI_DIGITAL_PHANTOM)
+    assert {v.settings_hash for v in values} == {IBSI_DIGITAL_PHANTOM.digest()}
+    assert all(v.code_version.startswith("radlake-") for v in values)
+    assert len({v.name for v in values}) == len(values)
+
+
+def test_sphere_volume_is_close_to_known_size():
+    ct = spherical_lesion(shape=(24, 48, 48), spacing=(2.0, 1.0, 1.0), radius_mm=10.0)
+    settings = settings_from_mapping({"families": ["morphology"], "moran_geary_max_voxels": 0})
+    values = {v.tag: v.value for v in compute_features(ct.image, ct.mask, ct.spacing, settings)}
+    assert values["morph.approx.vol"] == pytest.approx(ct.lesion_volume_mm3)
+    assert values["morph.vol"] == pytest.approx(4 / 3 * np.pi * 10**3, rel=0.05)
+    assert values["morph.sphericity"] > 0.85  # a voxelised sphere meshes at ~0.88, not 1
+
+
+@pytest.mark.parametrize("make", [spherical_lesion, irregular_lesion], ids=["sphere", "irregular"])
+def test_torch_path_agrees_with_numpy(make):
+    pytest.importorskip("torch")
+    ct = make(shape=(20, 40, 40), spacing=(2.0, 1.0, 1.0), radius_mm=9.0)
+    settings = settings_from_mapping({"discretisation": {"method": "fbn", "bin_number": 16},
+                                      "interpolation": {"spacing": [2.0, 2.0, 2.0]}})
+    cpu = {v.name: v.value for v in compute_features(ct.image, ct.mask, ct.spacing, settings)}
+    torch_cpu = {v.name: v.value for v in compute_features(ct.image, ct.mask, ct.spacing, settings, device="torch-cpu")}
+    assert cpu.keys() == torch_cpu.keys()
+    for name, value in cpu.items():
+        assert torch_cpu[name] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), name
+
+
+@pytest.mark.gpu
+def test_cuda_path_agrees_with_numpy(phantom):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    image, mask, spacing = phantom
+    cpu = {v.name: v.value for v in compute_features(image, mask, spacing, IBSI_DIGITAL_PHANTOM)}
+    gpu = {v.name: v.value for v in compute_features(image, mask, spacing, IBSI_DIGITAL_PHANTOM, device="cuda")}
+    for name, value in cpu.items():
+        assert gpu[name] == pytest.approx(value, rel=1e-6, abs=1e-9, nan_ok=True), name
