@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import httpx
 
-from infra.errors import DownloadFailed, PrerequisiteMissing
+from infra.errors import DownloadFailed
+from infra.java import find_java_home
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +68,32 @@ def fetch_maven_file(
     return target
 
 
+MAVEN_VERSION = "3.9.11"
+
+
+def maven_binary(cache_dir: Path) -> str:
+    """``mvn`` from PATH, or Apache Maven itself fetched from Maven Central into the cache."""
+    found = shutil.which("mvn")
+    if found:
+        return found
+    home = cache_dir / f"apache-maven-{MAVEN_VERSION}"
+    if not (home / "bin" / "mvn").exists():
+        archive = fetch_maven_file(cache_dir, "org.apache.maven", "apache-maven", MAVEN_VERSION, "tar.gz", "bin")
+        partial = cache_dir / f".apache-maven-{MAVEN_VERSION}.part"
+        shutil.rmtree(partial, ignore_errors=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(partial, filter="tar")
+        (partial / f"apache-maven-{MAVEN_VERSION}").rename(home)
+        shutil.rmtree(partial, ignore_errors=True)
+    return str(home / "bin" / "mvn")
+
+
 def resolve_with_maven(cache_dir: Path, pom_name: str, properties: dict[str, str], out_dir: Path) -> Path:
     """Resolve the dependency tree of infra/maven/<pom_name> into out_dir (once) with checksums enforced."""
     marker = out_dir / ".resolved"
     if marker.exists():
         return out_dir
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise PrerequisiteMissing("Maven (`mvn`) not found; install it (apt-get install maven)")
+    mvn = maven_binary(cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         mvn, "-B", "-q", "--strict-checksums",
@@ -84,9 +105,37 @@ def resolve_with_maven(cache_dir: Path, pom_name: str, properties: dict[str, str
         *[f"-D{k}={v}" for k, v in properties.items()],
     ]
     log.info("resolving %s from Maven Central", pom_name)
-    proc = subprocess.run(argv, capture_output=True, text=True)  # noqa: S603
+    env = {**os.environ, "JAVA_HOME": str(find_java_home(17))}
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)  # noqa: S603
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
         raise DownloadFailed(f"Maven could not resolve {pom_name} ({properties}):\n{tail}")
     marker.write_text("ok\n")
     return out_dir
+
+
+def package_with_maven(
+    cache_dir: Path, pom_name: str, properties: dict[str, str], java_home: Path | None = None
+) -> None:
+    """Run ``mvn package`` on infra/maven/<pom_name> (copy/unpack executions, NAR builds) with checksums enforced.
+
+    The POM decides where its outputs go (pass the target folders in ``properties``); callers keep their
+    own "done" marker. ``java_home`` is the JDK Maven runs on (plugins built for Java 21 need it).
+    """
+    mvn = maven_binary(cache_dir)
+    argv = [
+        mvn, "-B", "-q", "--strict-checksums",
+        "-f", str(POM_DIR / pom_name),
+        f"-Dmaven.repo.local={cache_dir / 'm2'}",
+        *[f"-D{k}={v}" for k, v in properties.items()],
+        "package",
+    ]
+    env = dict(os.environ)
+    if java_home is not None:
+        env["JAVA_HOME"] = str(java_home)
+    log.info("building %s from Maven Central artifacts", pom_name)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)  # noqa: S603
+    if proc.returncode != 0:
+        tail = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines() if "WARNING" not in line)
+        tail = "\n".join(tail.splitlines()[-15:])
+        raise DownloadFailed(f"Maven could not build {pom_name} ({properties}):\n{tail}")
