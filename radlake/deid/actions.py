@@ -1,0 +1,287 @@
+"""Applying Table E.1-1 actions to a dataset: a pure function from (dataset, rules, MACs) to a new dataset.
+
+Two steps, so that the keyed-HMAC service can be called once for many instances:
+
+1. :func:`hmac_messages` lists every message whose MAC the instance needs (patient pseudonym, date
+   offset, every UID under action ``U``).
+2. :func:`deidentify` takes those MACs and builds a new dataset; the input is never modified.
+
+The table applies at every nesting level: sequences are recursed into unless their action is ``X``
+(removed) or ``Z`` (emptied).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+
+from radlake.deid.confidentiality_profile import (
+    BASIC_PROFILE_CODE,
+    OPTION_CODES,
+    PATIENT_ID,
+    STANDARD_EDITION,
+    TABLE_VERSION,
+    Action,
+    Option,
+    Rules,
+)
+from radlake.deid.pseudonyms import (
+    date_offset_from_digest,
+    date_offset_message,
+    patient_message,
+    pseudonym_from_digest,
+    uid_from_digest,
+    uid_message,
+)
+from radlake.deid.verification import Tokens, collect_tokens, redact
+
+IMPLEMENTATION_CLASS_UID = "2.25.160473389270128463755431358720893471771"
+IMPLEMENTATION_VERSION_NAME = "RADLAKE_DEID_1"
+MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+
+TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "PN", "AE", "UR", "CS"})
+DUMMY_TEXT = "ANONYMIZED"
+DUMMY_BY_VR: Mapping[str, object] = {
+    "DA": "19000101",
+    "TM": "000000",
+    "DT": "19000101000000",
+    "AS": "000Y",
+    "IS": "0",
+    "DS": "0",
+    "US": 0,
+    "SS": 0,
+    "UL": 0,
+    "SL": 0,
+    "UV": 0,
+    "SV": 0,
+    "FL": 0.0,
+    "FD": 0.0,
+    "AT": 0,
+    "OB": b"\x00\x00",
+    "OW": b"\x00\x00",
+    "UN": b"\x00\x00",
+}
+_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})")
+
+
+@dataclass(frozen=True)
+class Deidentified:
+    dataset: Dataset
+    tokens: Tokens  # the input's PHI values, for the verification scan
+    provider: str
+    pseudonym: str
+
+
+def provider_of(ds: Dataset, override: str | None) -> str:
+    """The provider that issued the patient ID: given explicitly, else Issuer of Patient ID, else institution."""
+    if override:
+        return override
+    for keyword in ("IssuerOfPatientID", "InstitutionName"):
+        value = str(ds.get(keyword, "") or "").strip()
+        if value:
+            return value
+    return "unknown"
+
+
+def _uids(value: object) -> Iterator[str]:
+    values = value if isinstance(value, MultiValue | list | tuple) else [value]
+    for item in values:
+        text = str(item or "").strip().rstrip("\x00")
+        if text:
+            yield text
+
+
+def _walk_uids(ds: Dataset, rules: Rules) -> Iterator[str]:
+    for elem in ds:
+        if elem.tag.is_private:
+            continue
+        action = rules.action(elem.tag)
+        if elem.VR == "SQ":
+            if action not in (Action.REMOVE, Action.ZERO):
+                for item in elem.value or ():
+                    yield from _walk_uids(item, rules)
+        elif elem.VR == "UI" and action in (Action.UID, Action.DUMMY):
+            yield from _uids(elem.value)
+
+
+def hmac_messages(ds: Dataset, rules: Rules, provider: str) -> list[bytes]:
+    """The messages whose keyed MACs :func:`deidentify` needs for this instance."""
+    patient_id = str(ds.get("PatientID", "") or "")
+    messages = [patient_message(provider, patient_id), date_offset_message(provider, patient_id)]
+    messages += [uid_message(uid) for uid in _walk_uids(ds, rules)]
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and MEDIA_STORAGE_SOP_INSTANCE_UID in meta:
+        messages += [uid_message(uid) for uid in _uids(meta[MEDIA_STORAGE_SOP_INSTANCE_UID].value)]
+    return messages
+
+
+@dataclass(frozen=True)
+class _Context:
+    rules: Rules
+    digests: Mapping[bytes, bytes]
+    pseudonym: str
+    offset_days: int
+    tokens: Tokens
+
+
+def deidentify(ds: Dataset, rules: Rules, digests: Mapping[bytes, bytes], provider: str) -> Deidentified:
+    """A new, de-identified dataset (with new file meta) for ``ds``; ``ds`` is left as it was."""
+    patient_id = str(ds.get("PatientID", "") or "")
+    pseudonym = pseudonym_from_digest(digests[patient_message(provider, patient_id)])
+    offset = date_offset_from_digest(
+        digests[date_offset_message(provider, patient_id)], rules.profile.max_date_shift_days
+    )
+    tokens = collect_tokens(ds, rules)
+    ctx = _Context(rules, digests, pseudonym, offset, tokens)
+    out = _transform(ds, ctx)
+    _record_method(out, rules)
+    out.file_meta = _file_meta(ds, out)
+    return Deidentified(out, tokens, provider, pseudonym)
+
+
+def _transform(ds: Dataset, ctx: _Context) -> Dataset:
+    out = Dataset()
+    private: list[DataElement] = []
+    for elem in ds:
+        tag = elem.tag
+        if tag.is_private:
+            private.append(elem)
+            continue
+        if tag.element == 0:  # group length: retired, recomputed by nobody
+            continue
+        new = _apply(elem, ctx.rules.action(tag), ctx)
+        if new is not None:
+            out.add(new)
+    for elem in _safe_private(ds, private, ctx):
+        out.add(elem)
+    return out
+
+
+def _apply(elem: DataElement, action: Action | None, ctx: _Context) -> DataElement | None:
+    vr = elem.VR
+    if action is Action.REMOVE:
+        return None
+    if vr == "SQ":
+        if action is Action.ZERO:
+            return DataElement(elem.tag, "SQ", Sequence())
+        return DataElement(elem.tag, "SQ", Sequence([_transform(item, ctx) for item in elem.value or ()]))
+    if action is None or action is Action.KEEP:
+        return elem
+    if action is Action.ZERO:
+        return DataElement(elem.tag, vr, None if vr not in TEXT_VRS | {"DA", "TM", "DT", "UI", "AS"} else "")
+    if action is Action.UID or (action is Action.DUMMY and vr == "UI"):
+        return DataElement(elem.tag, vr, _map_uids(elem.value, ctx))
+    if action is Action.PSEUDONYM:
+        return DataElement(elem.tag, vr, ctx.pseudonym)
+    if action is Action.DUMMY:
+        return DataElement(elem.tag, vr, DUMMY_BY_VR.get(vr, DUMMY_TEXT))
+    # Action.CLEAN
+    if vr in ("DA", "DT"):
+        return DataElement(elem.tag, vr, _shift_dates(elem.value, ctx.offset_days, vr))
+    if vr in TEXT_VRS and vr != "CS":
+        return DataElement(elem.tag, vr, _clean_text(elem.value, ctx.tokens))
+    return elem
+
+
+def _map_uids(value: object, ctx: _Context) -> str | list[str]:
+    mapped = [uid_from_digest(ctx.digests[uid_message(uid)]) for uid in _uids(value)]
+    return mapped[0] if len(mapped) == 1 else mapped
+
+
+def shift_date(value: str, days: int) -> str:
+    """``YYYYMMDD`` (or a DT starting with one) moved back ``days``; anything else becomes empty."""
+    text = value.strip()
+    match = _DATE.match(text)
+    if match is None:
+        return ""
+    try:
+        date = dt.date(int(match[1]), int(match[2]), int(match[3])) - dt.timedelta(days=days)
+    except (ValueError, OverflowError):
+        return ""
+    return date.strftime("%Y%m%d") + text[8:]
+
+
+def _shift_dates(value: object, days: int, vr: str) -> str | list[str]:
+    values = value if isinstance(value, MultiValue | list | tuple) else [value]
+    shifted = [shift_date(str(v or ""), days) for v in values]
+    shifted = [s for s in shifted if s]
+    if vr == "DA" or len(shifted) != 1:
+        return shifted[0] if len(shifted) == 1 else (shifted or "")
+    return shifted[0]
+
+
+def _clean_text(value: object, tokens: Tokens) -> str | list[str]:
+    if isinstance(value, MultiValue | list | tuple):
+        return [redact(str(v or ""), tokens) for v in value]
+    return redact(str(value or ""), tokens)
+
+
+def _safe_private(ds: Dataset, private: list[DataElement], ctx: _Context) -> list[DataElement]:
+    """Private elements on the profile's allow-list (Retain Safe Private), with their creators."""
+    rules = ctx.rules
+    if rules.private is not Action.CLEAN or not rules.safe_private:
+        return []
+    kept: dict[int, DataElement] = {}
+    for elem in private:
+        group, element = elem.tag.group, elem.tag.element
+        block = element >> 8
+        if element < 0x1000 or block < 0x10:
+            continue
+        creator_tag = (group << 16) | block
+        creator = ds.get(creator_tag)
+        if creator is None:
+            continue
+        if (group, str(creator.value).strip(), element & 0xFF) in rules.safe_private:
+            new = _apply(elem, Action.KEEP, ctx)
+            if new is not None:
+                kept[creator_tag] = creator
+                kept[int(elem.tag)] = new
+    return [kept[tag] for tag in sorted(kept)]
+
+
+def _record_method(out: Dataset, rules: Rules) -> None:
+    """PatientIdentityRemoved, DeidentificationMethod(+CodeSequence), LongitudinalTemporalInformationModified."""
+    options = rules.profile.options
+    out.PatientIdentityRemoved = "YES"
+    out.DeidentificationMethod = [
+        f"radlake {rules.profile.name}"[:64],
+        f"PS3.15 {STANDARD_EDITION} Table E.1-1 ({TABLE_VERSION})"[:64],
+    ]
+    codes = [BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in sorted(options, key=lambda o: OPTION_CODES[o][0])]
+    items = []
+    for value, meaning in codes:
+        item = Dataset()
+        item.CodeValue = value
+        item.CodingSchemeDesignator = "DCM"
+        item.CodeMeaning = meaning
+        items.append(item)
+    out.DeidentificationMethodCodeSequence = Sequence(items)
+    if Option.RETAIN_LONGITUDINAL_FULL_DATES in options:
+        out.LongitudinalTemporalInformationModified = "UNMODIFIED"
+    elif Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in options:
+        out.LongitudinalTemporalInformationModified = "MODIFIED"
+    else:
+        out.LongitudinalTemporalInformationModified = "REMOVED"
+
+
+def _file_meta(source: Dataset, out: Dataset) -> FileMetaDataset:
+    """Fresh file meta: nothing from the source's meta but its transfer syntax."""
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = out.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
+    meta.TransferSyntaxUID = source.file_meta.TransferSyntaxUID
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    return meta
+
+
+def patient_id_of(ds: Dataset) -> str:
+    return str(ds.get(PATIENT_ID, DataElement(PATIENT_ID, "LO", "")).value or "")

@@ -1,0 +1,441 @@
+"""The de-identification engine: instances in, de-identified Part-10 bytes or a quarantine reason out.
+
+Library entry points (used by the command and, later, by the NiFi edge flow):
+
+- :func:`deidentify_instances` — many Part-10 byte strings → one :class:`InstanceResult` each, with one
+  batched call to the pseudonymiser for all of them. No file system.
+- :func:`run` — files, folders and archives → output tree, quarantine and report, on N processes.
+
+Per instance: read and validate (:mod:`radlake.dicom_io`), burned-in guard, Table E.1-1 actions
+(:mod:`radlake.deid.actions`), encode, blocking verification scan (:mod:`radlake.deid.verification`).
+Duplicates are settled after all workers finish: identical bytes for the same SOP Instance UID are
+released once, differing bytes for one SOP Instance UID are all quarantined as a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import sys
+import time
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from radlake import dicom_io
+from radlake.deid import archives
+from radlake.deid.actions import Deidentified, deidentify, hmac_messages, provider_of
+from radlake.deid.burned_in import check_burned_in
+from radlake.deid.confidentiality_profile import STANDARD_EDITION, TABLE_VERSION, Profile, Rules, compile_rules
+from radlake.deid.errors import PseudonymError, QuarantineReason
+from radlake.deid.pseudonyms import Pseudonymiser, PseudonymiserSpec
+from radlake.deid.quarantine import QuarantineRecord, append_records, keep_original
+from radlake.deid.verification import header_bytes, scan_bytes, scan_dataset
+
+BATCH = 32
+DEID_ERRORS = dicom_io.PARSE_ERRORS + (ArithmeticError, LookupError)
+
+
+class Status(StrEnum):
+    DEIDENTIFIED = "deidentified"
+    QUARANTINED = "quarantined"
+    DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class InstanceResult:
+    """What became of one input instance; ``encoded`` holds the de-identified Part-10 bytes."""
+
+    status: Status
+    provider: str
+    reason: str | None = None
+    message: str = ""
+    original_sop_uid: str | None = None
+    encoded: bytes | None = None
+    relative_path: str | None = None
+    verified: bool | None = None  # None: never reached the verification scan
+    leaks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    dataset: Dataset
+    provider: str
+    messages: list[bytes]
+
+
+def _prepare(data: bytes, rules: Rules, provider_override: str | None) -> _Prepared | InstanceResult:
+    fallback_provider = provider_override or "unknown"
+    read = dicom_io.read_part10(data)
+    if not read.ok:
+        uid = str(read.dataset.get("SOPInstanceUID", "")) if read.dataset is not None else dicom_io.sop_instance_uid(data)
+        return InstanceResult(Status.QUARANTINED, fallback_provider, read.reason, read.message, uid or None)
+    ds = read.dataset
+    assert ds is not None
+    if dicom_io.is_dicomdir(ds):
+        return InstanceResult(Status.SKIPPED, fallback_provider, "DICOMDIR", "directory index, not an instance")
+    provider = provider_of(ds, provider_override)
+    uid = str(ds.SOPInstanceUID)
+    ok, reason = check_burned_in(ds)
+    if not ok:
+        return InstanceResult(Status.QUARANTINED, provider, reason, "burned-in annotation guard", uid)
+    try:
+        messages = hmac_messages(ds, rules, provider)
+    except DEID_ERRORS as err:
+        return InstanceResult(Status.QUARANTINED, provider, QuarantineReason.DEID_FAILED, f"{type(err).__name__}: {err}", uid)
+    return _Prepared(ds, provider, messages)
+
+
+def output_path(ds: Dataset) -> str:
+    """One folder per pseudonymous study and series."""
+    return f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
+
+
+def encode(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def verify(result: Deidentified, encoded: bytes) -> list[str]:
+    """The blocking scan: tokens of the input found in the output (raw bytes and trailing elements)."""
+    ds = result.dataset
+    pixel = ds.get(0x7FE00010)
+    length = len(pixel.value) if pixel is not None and isinstance(pixel.value, bytes) else None
+    hits = scan_bytes(header_bytes(encoded, length), result.tokens)
+    trailing = Dataset()
+    for elem in ds:
+        if int(elem.tag) > 0x7FE00010:
+            trailing.add(elem)
+    if len(trailing):
+        hits += scan_dataset(trailing, result.tokens)
+    return sorted({hit.token for hit in hits})
+
+
+def _finish(prepared: _Prepared, rules: Rules, digests: dict[bytes, bytes]) -> InstanceResult:
+    ds = prepared.dataset
+    uid = str(ds.SOPInstanceUID)
+    try:
+        result = deidentify(ds, rules, digests, prepared.provider)
+        encoded = encode(result.dataset)
+    except DEID_ERRORS as err:
+        return InstanceResult(Status.QUARANTINED, prepared.provider, QuarantineReason.DEID_FAILED,
+                              f"{type(err).__name__}: {err}", uid)
+    leaks = verify(result, encoded)
+    if leaks:
+        return InstanceResult(Status.QUARANTINED, prepared.provider, QuarantineReason.VERIFICATION_FAILED,
+                              f"{len(leaks)} input PHI value(s) found in the output", uid, verified=False,
+                              leaks=tuple(leaks))
+    return InstanceResult(Status.DEIDENTIFIED, prepared.provider, None, "", uid, encoded,
+                          output_path(result.dataset), verified=True)
+
+
+def deidentify_instances(
+    datas: Sequence[bytes], rules: Rules, pseudonymiser: Pseudonymiser, provider: str | None = None
+) -> list[InstanceResult]:
+    """De-identify many instances with one batched pseudonymiser call. Raises only :class:`PseudonymError`."""
+    prepared = [_prepare(data, rules, provider) for data in datas]
+    messages = sorted({m for p in prepared if isinstance(p, _Prepared) for m in p.messages})
+    digests = dict(zip(messages, pseudonymiser.hmac_many(messages), strict=True)) if messages else {}
+    return [p if isinstance(p, InstanceResult) else _finish(p, rules, digests) for p in prepared]
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+@dataclass(frozen=True)
+class Source:
+    display: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One line of the run's ledger (no PHI but the input path and original UID, kept provider-side)."""
+
+    source: str
+    status: Status
+    provider: str
+    reason: str | None = None
+    message: str = ""
+    original_sop_uid: str | None = None
+    sha256: str | None = None
+    output: str | None = None
+    verified: bool | None = None
+    stored_as: str | None = None
+    path: str | None = None  # where the input bytes were read from (an extracted member for archives)
+
+
+@dataclass(frozen=True)
+class Job:
+    out_dir: Path
+    profile: Profile
+    provider: str | None
+    spec: PseudonymiserSpec
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+
+
+def process_files(sources: Sequence[Source], job: Job, rules: Rules, pseudonymiser: Pseudonymiser) -> list[Outcome]:
+    """Read, de-identify and write one batch of files; quarantined originals are stored, not journaled."""
+    datas: list[bytes] = []
+    readable: list[Source] = []
+    outcomes: list[Outcome] = []
+    for source in sources:
+        try:
+            datas.append(source.path.read_bytes())
+            readable.append(source)
+        except OSError as err:
+            outcomes.append(Outcome(source.display, Status.QUARANTINED, job.provider or "unknown",
+                                    QuarantineReason.NOT_DICOM, f"unreadable: {err}"))
+    results = deidentify_instances(datas, rules, pseudonymiser, job.provider)
+    for source, data, result in zip(readable, datas, results, strict=True):
+        digest = hashlib.sha256(data).hexdigest()
+        stored = None
+        if result.status is Status.DEIDENTIFIED and result.encoded is not None and result.relative_path:
+            _write_atomic(job.out_dir / result.relative_path, result.encoded)
+        elif result.status is Status.QUARANTINED:
+            stored = keep_original(job.out_dir, data, digest)
+        message = result.message + (f": {', '.join(result.leaks)}" if result.leaks else "")
+        outcomes.append(Outcome(source.display, result.status, result.provider,
+                                str(result.reason) if result.reason else None, message,
+                                result.original_sop_uid, digest, result.relative_path, result.verified, stored,
+                                str(source.path)))
+    return outcomes
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(job: Job) -> None:
+    _WORKER["job"] = job
+    _WORKER["rules"] = compile_rules(job.profile)
+    _WORKER["pseudonymiser"] = job.spec.open()
+
+
+def _worker_batch(sources: list[Source]) -> list[Outcome]:
+    return process_files(sources, _WORKER["job"], _WORKER["rules"], _WORKER["pseudonymiser"])  # type: ignore[arg-type]
+
+
+def settle_duplicates(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """Identical inputs for one SOP Instance UID → released once; differing inputs → all conflicts."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, outcome in enumerate(outcomes):
+        if outcome.status is Status.DEIDENTIFIED and outcome.original_sop_uid:
+            groups[outcome.original_sop_uid].append(i)
+    settled = list(outcomes)
+    for indices in groups.values():
+        if len(indices) < 2:
+            continue
+        indices = sorted(indices, key=lambda i: outcomes[i].source)
+        if len({outcomes[i].sha256 for i in indices}) == 1:
+            for i in indices[1:]:
+                settled[i] = replace(outcomes[i], status=Status.DUPLICATE, output=None,
+                                     message=f"identical to {outcomes[indices[0]].source}")
+        else:
+            for i in indices:
+                settled[i] = replace(outcomes[i], status=Status.QUARANTINED, output=None, verified=None,
+                                     reason=QuarantineReason.CONFLICTING_DUPLICATE,
+                                     message=f"{len(indices)} different inputs share this SOP Instance UID")
+    return settled
+
+
+def expand(paths: Iterable[Path], work_dir: Path, limits: archives.Limits) -> tuple[list[Source], list[Outcome]]:
+    """Files, folders (recursively, sorted) and archives → sources; refusals become quarantine outcomes."""
+    sources: list[Source] = []
+    refused: list[Outcome] = []
+    counter = 0
+    for root in paths:
+        files: list[Path] = []
+        if root.is_dir():
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames.sort()
+                files += [Path(dirpath) / name for name in sorted(filenames)]
+        else:
+            files.append(root)
+        for path in files:
+            if path.is_symlink():
+                refused.append(Outcome(str(path), Status.SKIPPED, "unknown", "SYMLINK", "symbolic links are not followed"))
+            elif archives.is_archive(path):
+                counter += 1
+                members, refusals = archives.extract(path, work_dir / f"{counter:05d}", limits, str(path))
+                sources += [Source(m.display, m.path) for m in members]
+                refused += [Outcome(r.display, Status.QUARANTINED, "unknown", r.reason, r.message) for r in refusals]
+            else:
+                sources.append(Source(str(path), path))
+    return sources, refused
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcomes: tuple[Outcome, ...]
+    report: dict[str, object]
+
+
+def run(
+    paths: Sequence[Path],
+    job: Job,
+    *,
+    workers: int = 1,
+    limits: archives.Limits = archives.Limits(),
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """De-identify everything under ``paths`` into ``job.out_dir``. Raises :class:`PseudonymError` on Vault trouble."""
+    started = time.monotonic()
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = job.out_dir / f".radlake-extract-{os.getpid()}"
+    pseudonymiser = job.spec.open()
+    try:
+        ensure = getattr(pseudonymiser, "ensure_key", None)
+        if ensure is not None:
+            ensure()
+        pseudonymiser.hmac_many([b"radlake-deid-healthcheck"])
+        sources, outcomes = expand(paths, work_dir, limits)
+        outcomes = list(outcomes)
+        batches = [list(sources[i : i + BATCH]) for i in range(0, len(sources), BATCH)]
+        done = 0
+        if progress:
+            progress(0, len(sources))
+        if workers <= 1:
+            rules = compile_rules(job.profile)
+            for batch in batches:
+                outcomes += process_files(batch, job, rules, pseudonymiser)
+                done += len(batch)
+                if progress:
+                    progress(done, len(sources))
+        else:
+            outcomes += _run_pool(batches, job, workers, len(sources), progress)
+        settled = settle_duplicates(outcomes)
+        _apply_settlement(outcomes, settled, job.out_dir)
+        append_records(job.out_dir, [_record(o) for o in settled if o.status is Status.QUARANTINED])
+        report = build_report(settled, job, pseudonymiser, time.monotonic() - started, workers)
+        (job.out_dir / "report.json").write_text(_json(report), encoding="utf-8")
+        return RunResult(tuple(settled), report)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _run_pool(batches: list[list[Source]], job: Job, workers: int, total: int,
+              progress: Callable[[int, int], None] | None) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    done = 0
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(job,)) as pool:
+        pending: dict[Future[list[Outcome]], int] = {}
+        queue = iter(batches)
+        for batch in queue:
+            pending[pool.submit(_worker_batch, batch)] = len(batch)
+            if len(pending) >= workers * 4:
+                break
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                done += pending.pop(future)
+                outcomes += future.result()
+                if progress:
+                    progress(done, total)
+                batch = next(queue, None)
+                if batch is not None:
+                    pending[pool.submit(_worker_batch, batch)] = len(batch)
+    return outcomes
+
+
+def _apply_settlement(before: Sequence[Outcome], after: Sequence[Outcome], out_dir: Path) -> None:
+    """Remove outputs of conflicts and keep their originals (duplicates share their twin's output)."""
+    for old, new in zip(before, after, strict=True):
+        if new.reason == QuarantineReason.CONFLICTING_DUPLICATE and old.status is Status.DEIDENTIFIED:
+            if old.output:
+                (out_dir / old.output).unlink(missing_ok=True)
+    for old, new in zip(before, after, strict=True):
+        if new.reason == QuarantineReason.CONFLICTING_DUPLICATE and old.status is Status.DEIDENTIFIED:
+            source = Path(old.path) if old.path else None
+            if source is not None and source.is_file() and old.sha256:
+                keep_original(out_dir, source.read_bytes(), old.sha256)
+
+
+def _record(outcome: Outcome) -> QuarantineRecord:
+    stored = outcome.stored_as
+    if stored is None and outcome.reason == QuarantineReason.CONFLICTING_DUPLICATE and outcome.sha256:
+        stored = f"quarantine/files/{outcome.sha256}.bin"
+    return QuarantineRecord(outcome.source, QuarantineReason(outcome.reason), outcome.message,
+                            outcome.original_sop_uid, outcome.sha256, stored, outcome.provider)
+
+
+def build_report(outcomes: Sequence[Outcome], job: Job, pseudonymiser: Pseudonymiser, seconds: float,
+                 workers: int) -> dict[str, object]:
+    """Counts by outcome and reason, overall and per provider, with the verification pass rate."""
+    def summary(items: Sequence[Outcome]) -> dict[str, object]:
+        scanned = [o for o in items if o.verified is not None]
+        passed = sum(1 for o in scanned if o.verified)
+        return {
+            "inputs": len(items),
+            "by_status": dict(sorted(Counter(o.status.value for o in items).items())),
+            "by_reason": dict(sorted(Counter(o.reason for o in items if o.reason).items())),
+            "verification": {
+                "scanned": len(scanned),
+                "passed": passed,
+                "pass_rate": round(passed / len(scanned), 6) if scanned else None,
+            },
+        }
+
+    providers: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        providers[outcome.provider].append(outcome)
+    return {
+        "profile": {
+            "name": job.profile.name,
+            "standard": f"DICOM PS3.15 {STANDARD_EDITION} Annex E, Table E.1-1",
+            "table_version": TABLE_VERSION,
+            "options": sorted(o.value for o in job.profile.options),
+        },
+        "pseudonymiser": pseudonymiser.describe(),
+        "workers": workers,
+        "seconds": round(seconds, 3),
+        **summary(outcomes),
+        "providers": {name: summary(items) for name, items in sorted(providers.items())},
+    }
+
+
+def _json(report: dict[str, object]) -> str:
+    import json
+
+    return json.dumps(report, indent=2, sort_keys=False) + "\n"
+
+
+def default_progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    sys.stderr.write(f"\rdeid [{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+__all__ = [
+    "InstanceResult",
+    "Job",
+    "Outcome",
+    "PseudonymError",
+    "RunResult",
+    "Source",
+    "Status",
+    "deidentify_instances",
+    "run",
+    "settle_duplicates",
+]

@@ -1,0 +1,241 @@
+"""Blocking verification: no value of the input's PHI attributes may appear anywhere in the output.
+
+:func:`collect_tokens` lists the identifying values of an input instance — every value whose
+Table E.1-1 action removes or replaces it (names and their components, IDs, dates, UIDs, addresses,
+free text), private elements, curves and overlays — at every nesting level. :func:`scan_bytes`
+looks for each of them, case-insensitively, in the encoded output (everything but the pixel data
+value, which de-identification never changes); :func:`scan_dataset` does the same on parsed values.
+A hit quarantines the instance.
+
+Matching rules keep false alarms rare without missing real leaks: a token that starts (ends) with
+a letter must not be glued to another letter on that side; a token that starts with a digit must not
+follow a digit (so a date is not "found" inside the digits of a ``2.25.`` UID), and may be followed by
+anything (so a date still matches the start of a DT); a UID must not be glued to a digit or dot
+on either side (``1.2.3`` is not found inside ``1.2.34``). Times (TM) are not tokens: alone they identify
+nobody, and with Modified Dates they are kept. Values from private elements and from free-text
+descriptors are dropped as tokens when they equal a value the profile keeps (e.g. ``SIEMENS`` in a
+private tag and in Manufacturer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from radlake.deid.confidentiality_profile import Action, Option, Rules, load_table
+
+MIN_ALPHA = 3
+MIN_DIGITS = 4
+_SPLIT_PN = re.compile(r"[\^=\s,]+")
+_DATES_IN_TEXT = re.compile(
+    r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b|\b(?:19|20)\d{6}\b|\d{5,}"
+)
+_UID = re.compile(r"[0-9.]+")
+_UID_CHARS = frozenset("0123456789.")
+_BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
+_NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "IS", "DS", "AS", "TM", "CS"})
+_REMOVING = frozenset({Action.REMOVE, Action.ZERO, Action.DUMMY, Action.UID, Action.PSEUDONYM})
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Identifying values of one input instance (lower-cased)."""
+
+    values: frozenset[str]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass(frozen=True)
+class Hit:
+    token: str
+    where: str
+
+
+def _descriptor_tags() -> frozenset[int]:
+    return frozenset(
+        int(row.tag, 16)
+        for row in load_table()
+        if Option.CLEAN_DESCRIPTORS in row.options and "x" not in row.tag and row.tag != "private"
+    )
+
+
+_DESCRIPTORS: frozenset[int] | None = None
+
+
+def descriptor_tags() -> frozenset[int]:
+    global _DESCRIPTORS  # noqa: PLW0603 - computed once from the packaged table
+    if _DESCRIPTORS is None:
+        _DESCRIPTORS = _descriptor_tags()
+    return _DESCRIPTORS
+
+
+def _usable(token: str) -> bool:
+    token = token.strip()
+    if token.isdigit():
+        return len(token) >= MIN_DIGITS
+    return len(token) >= MIN_ALPHA and any(c.isalnum() for c in token)
+
+
+def element_tokens(elem: DataElement) -> Iterator[str]:
+    """Candidate tokens of one non-sequence element."""
+    vr = elem.VR
+    if vr in _NUMERIC_VRS or vr == "SQ":
+        return
+    value = elem.value
+    if vr in _BINARY_VRS:
+        if isinstance(value, bytes) and len(value) <= 1024:
+            text = value.rstrip(b"\x00 ").decode("latin-1")
+            if text and all(32 <= ord(c) < 127 for c in text):
+                yield from (t for t in text.split("\\") if _usable(t))
+        return
+    values = value if isinstance(value, MultiValue | list | tuple) else [value]
+    for item in values:
+        text = str(item if item is not None else "").strip().rstrip("\x00").strip()
+        if not text:
+            continue
+        if vr == "DA" or vr == "DT":
+            if len(text) >= 8 and text[:8].isdigit():
+                yield text[:8]
+            continue
+        if _usable(text):
+            yield text
+        if vr == "PN":
+            yield from (part for part in _SPLIT_PN.split(text) if _usable(part))
+
+
+def collect_tokens(ds: Dataset, rules: Rules) -> Tokens:
+    """The PHI values of ``ds`` under ``rules`` (see the module doc for what counts)."""
+    strong: set[str] = set()
+    weak: set[str] = set()
+    kept: set[str] = set()
+    _collect(ds, rules, strong, weak, kept)
+    kept_lower = {k.lower() for k in kept}
+    return Tokens(frozenset({t.lower() for t in strong} | ({t.lower() for t in weak} - kept_lower)))
+
+
+def _collect(ds: Dataset, rules: Rules, strong: set[str], weak: set[str], kept: set[str]) -> None:
+    descriptors = descriptor_tags()
+    for elem in ds:
+        tag = elem.tag
+        if tag.is_private:
+            if elem.VR == "SQ":
+                for item in elem.value or ():
+                    _collect(item, rules, weak, weak, kept)
+            elif tag.element >= 0x1000:
+                weak.update(element_tokens(elem))
+            continue
+        action = rules.action(tag)
+        if elem.VR == "SQ":
+            if action is Action.REMOVE or action is Action.ZERO:
+                for item in elem.value or ():
+                    _collect(item, rules, strong, weak, set())
+            else:
+                for item in elem.value or ():
+                    _collect(item, rules, strong, weak, kept)
+            continue
+        if tag == 0x7FE00010:
+            continue
+        if action in _REMOVING or (action is Action.CLEAN and elem.VR in ("DA", "DT")):
+            (weak if int(tag) in descriptors else strong).update(element_tokens(elem))
+        elif action is None or action is Action.KEEP:
+            kept.update(t for t in element_tokens(elem))
+            if isinstance(elem.value, str | MultiValue):
+                kept.update(str(v).strip() for v in (elem.value if isinstance(elem.value, MultiValue) else [elem.value]))
+
+
+def _matches(hay: str, token: str) -> Iterator[tuple[int, int]]:
+    """Spans of ``token`` in ``hay`` (both lower-case) under the boundary rules of the module doc."""
+    start = hay.find(token)
+    n = len(token)
+    first, last = token[0], token[-1]
+    uid = "." in token and _UID.fullmatch(token) is not None
+    while start >= 0:
+        end = start + n
+        before = hay[start - 1] if start > 0 else ""
+        after = hay[end] if end < len(hay) else ""
+        ok = True
+        if first.isalpha() and before.isalpha():
+            ok = False
+        elif first.isdigit() and before.isdigit():
+            ok = False
+        if last.isalpha() and after.isalpha():
+            ok = False
+        if uid and (before in _UID_CHARS or after in _UID_CHARS):
+            ok = False
+        if ok:
+            yield start, end
+        start = hay.find(token, start + 1)
+
+
+def redact(text: str, tokens: Tokens) -> str:
+    """Clean a free-text value: drop every token occurrence and date/number-like runs, squeeze spaces."""
+    lowered = text.lower()
+    spans = [span for token in tokens.values for span in _matches(lowered, token)]
+    spans += [m.span() for m in _DATES_IN_TEXT.finditer(text)]
+    if not spans:
+        return text
+    keep = [True] * len(text)
+    for start, end in spans:
+        for i in range(start, end):
+            keep[i] = False
+    cleaned = "".join(c for c, k in zip(text, keep, strict=True) if k)
+    return re.sub(r"\s{2,}", " ", cleaned).strip()
+
+
+def scan_text(hay: str, tokens: Tokens, where: str) -> list[Hit]:
+    lowered = hay.lower()
+    return [Hit(token, where) for token in sorted(tokens.values) if next(_matches(lowered, token), None)]
+
+
+def scan_bytes(data: bytes, tokens: Tokens) -> list[Hit]:
+    """Tokens found in encoded bytes (decoded as Latin-1, so UTF-8 tokens are compared byte-wise)."""
+    hay = data.decode("latin-1")
+    byte_tokens = Tokens(frozenset(t.encode("utf-8").decode("latin-1") for t in tokens.values))
+    return scan_text(hay, byte_tokens, "raw bytes")
+
+
+def dataset_strings(ds: Dataset, path: str = "") -> Iterator[tuple[str, str]]:
+    """(where, text) for every element value of ``ds`` that is text or short bytes, recursively."""
+    for elem in ds:
+        where = f"{path}{elem.tag}"
+        if elem.VR == "SQ":
+            for i, item in enumerate(elem.value or ()):
+                yield from dataset_strings(item, f"{where}[{i}].")
+        elif int(elem.tag) != 0x7FE00010:
+            for token in element_tokens(elem):
+                yield where, token
+            if elem.VR in _NUMERIC_VRS and elem.value is not None and not isinstance(elem.value, bytes):
+                yield where, str(elem.value)
+
+
+def scan_dataset(ds: Dataset, tokens: Tokens) -> list[Hit]:
+    """Tokens found in the parsed values of ``ds`` (file meta included)."""
+    hits: list[Hit] = []
+    sources: Iterable[Dataset] = [ds.file_meta, ds] if getattr(ds, "file_meta", None) is not None else [ds]
+    for part in sources:
+        for where, text in dataset_strings(part):
+            hits += scan_text(text, tokens, where)
+    return hits
+
+
+def header_bytes(encoded: bytes, pixel_data_length: int | None) -> bytes:
+    """The encoded file without the pixel data value (which header de-identification never changes)."""
+    if not pixel_data_length:
+        return encoded
+    for marker in (b"\xe0\x7f\x10\x00OW\x00\x00", b"\xe0\x7f\x10\x00OB\x00\x00", b"\xe0\x7f\x10\x00"):
+        pos = encoded.find(marker)
+        while pos >= 0:
+            length_at = pos + len(marker)
+            length = int.from_bytes(encoded[length_at : length_at + 4], "little")
+            if length == pixel_data_length or length == 0xFFFFFFFF:
+                end = length_at + 4 + (length if length != 0xFFFFFFFF else len(encoded))
+                return encoded[:pos] + encoded[end:]
+            pos = encoded.find(marker, pos + 1)
+    return encoded

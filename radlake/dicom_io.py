@@ -1,0 +1,156 @@
+"""Reading DICOM Part-10 bytes with clear outcomes, and ``(ok, reason)`` validators.
+
+Bad input is expected here (hospitals send everything), so nothing in this module raises for it:
+:func:`read_part10` returns a :class:`ReadResult` whose ``reason`` names what is wrong, and the
+validators return ``(ok, reason)``. Reason codes are :class:`radlake.deid.errors.QuarantineReason`
+values.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from radlake.deid.errors import QuarantineReason
+
+PREAMBLE_LENGTH = 128
+MAGIC = b"DICM"
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+Check = tuple[bool, QuarantineReason | None]
+
+# Errors pydicom raises on malformed bytes (it has no single base class for them).
+PARSE_ERRORS = (InvalidDicomError, EOFError, ValueError, struct.error, OSError, KeyError, TypeError, IndexError,
+                NotImplementedError, AttributeError, OverflowError, UnicodeError)
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    dataset: Dataset | None
+    reason: QuarantineReason | None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def check_preamble(data: bytes) -> Check:
+    """Part-10 files start with a 128-byte preamble and ``DICM``."""
+    if not data:
+        return False, QuarantineReason.EMPTY_FILE
+    if len(data) >= PREAMBLE_LENGTH + 4 and data[PREAMBLE_LENGTH : PREAMBLE_LENGTH + 4] == MAGIC:
+        return True, None
+    if _looks_like_raw_dataset(data):
+        return False, QuarantineReason.MISSING_FILE_META
+    return False, QuarantineReason.NOT_DICOM
+
+
+def _looks_like_raw_dataset(data: bytes) -> bool:
+    """A dataset without preamble and meta usually starts with a group 0x0002..0x0010 tag."""
+    if len(data) < 8:
+        return False
+    group = int.from_bytes(data[0:2], "little")
+    return group in (0x0002, 0x0008, 0x0010)
+
+
+def check_transfer_syntax(ds: Dataset) -> Check:
+    """The transfer syntax is one pydicom can parse and re-encode without touching the pixel data."""
+    meta = getattr(ds, "file_meta", None)
+    ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    if ts is None:
+        return False, QuarantineReason.MISSING_FILE_META
+    uid = UID(str(ts))
+    if not uid.is_transfer_syntax:
+        return False, QuarantineReason.UNSUPPORTED_TRANSFER_SYNTAX
+    return True, None
+
+
+def check_required_uids(ds: Dataset) -> Check:
+    for keyword in REQUIRED_UIDS:
+        value = ds.get(keyword)
+        if not value or not UID(str(value)).is_valid:
+            return False, QuarantineReason.MISSING_REQUIRED_ATTRIBUTE
+    return True, None
+
+
+def check_pixel_data(ds: Dataset) -> Check:
+    """Pixel data is present and, when native, as long as the image attributes say."""
+    tag = next((t for t in PIXEL_DATA_TAGS if t in ds), None)
+    if tag is None:
+        return False, QuarantineReason.NO_PIXEL_DATA
+    if tag != 0x7FE00010:
+        return True, None
+    ts = UID(str(ds.file_meta.TransferSyntaxUID))
+    value = ds[tag].value
+    if ts.is_compressed:
+        return (True, None) if value else (False, QuarantineReason.TRUNCATED_FILE)
+    try:
+        expected = (
+            int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+            * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated)
+        ) // 8
+    except (AttributeError, TypeError, ValueError):
+        return False, QuarantineReason.INVALID_DATASET
+    if value is None or len(value) < expected:
+        return False, QuarantineReason.TRUNCATED_FILE
+    return True, None
+
+
+def read_part10(data: bytes, *, stop_before_pixels: bool = False) -> ReadResult:
+    """Parse Part-10 bytes fully (values are converted lazily by pydicom; element framing is checked)."""
+    ok, reason = check_preamble(data)
+    if not ok:
+        return ReadResult(None, reason, "no DICM magic after a 128-byte preamble")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+    except PARSE_ERRORS as err:
+        reason = QuarantineReason.TRUNCATED_FILE if _is_truncation(err) else QuarantineReason.INVALID_DATASET
+        return ReadResult(None, reason, f"{type(err).__name__}: {err}")
+    ok, reason = check_transfer_syntax(ds)
+    if not ok:
+        return ReadResult(ds, reason, "check_transfer_syntax")
+    if is_dicomdir(ds):
+        return ReadResult(ds, None)
+    ok, reason = check_required_uids(ds)
+    if not ok:
+        return ReadResult(ds, reason, "check_required_uids")
+    if not stop_before_pixels:
+        ok, reason = check_pixel_data(ds)
+        if not ok:
+            return ReadResult(ds, reason, "check_pixel_data")
+    return ReadResult(ds, None)
+
+
+def _is_truncation(err: Exception) -> bool:
+    text = str(err).lower()
+    return isinstance(err, EOFError | struct.error) or any(
+        word in text for word in ("truncat", "end of file", "unexpected end", "insufficient", "bytes available")
+    )
+
+
+def is_dicomdir(ds: Dataset) -> bool:
+    return str(ds.get("SOPClassUID", "")) == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds
+
+
+def sop_instance_uid(data: bytes) -> str | None:
+    """The SOPInstanceUID of Part-10 bytes when it can be read, for quarantine records."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True, specific_tags=["SOPInstanceUID"])
+        value = ds.get("SOPInstanceUID")
+    except PARSE_ERRORS:
+        return None
+    return str(value) if value else None
