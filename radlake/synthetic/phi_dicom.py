@@ -164,14 +164,13 @@ def ct_instance(
     sop_uid = _uid(study, series, index)
     previous_uid = _uid(study, series, max(index - 1, 0))
     refs = (str(CTImageStorage), previous_uid)
-    for row in load_table():
+    for idx, row in enumerate(load_table()):
         if len(row.tag) != 8 or "x" in row.tag:
             continue
         tag = int(row.tag, 16)
         if tag >> 16 in (0x0000, 0x0002, 0x0004) or tag in STRUCTURAL:
             continue
         vr = dictionary_VR(tag).split(" ")[0]
-        idx = len(plant.values) % 997
         if vr == "SQ":
             ds.add(DataElement(tag, "SQ", Sequence([_nested_item(idx, patient, plant, (tag,), refs)])))
             continue

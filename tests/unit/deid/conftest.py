@@ -1,0 +1,37 @@
+"""Fixtures for the de-identification unit tests: generated CT series with fake PHI, a local keyed HMAC."""
+
+from __future__ import annotations
+
+import pytest
+
+from radlake.deid.confidentiality_profile import Profile, Rules, compile_rules
+from radlake.deid.pseudonyms import LocalHmac
+from radlake.synthetic import phi_dicom
+
+KEY = b"unit-test-project-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def series():
+    """Four 16x16 CT instances of one series (each referencing the previous one) and what was planted."""
+    return phi_dicom.ct_series(4, size=16)
+
+
+@pytest.fixture(scope="session")
+def series_bytes(series) -> list[bytes]:
+    return [phi_dicom.to_bytes(ds) for ds in series[0]]
+
+
+@pytest.fixture(scope="session")
+def default_rules() -> Rules:
+    return compile_rules(Profile())
+
+
+@pytest.fixture(scope="session")
+def basic_rules() -> Rules:
+    return compile_rules(Profile(options=frozenset()))
+
+
+@pytest.fixture
+def hmac() -> LocalHmac:
+    return LocalHmac(KEY)
