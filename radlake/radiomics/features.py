@@ -35,6 +35,7 @@ from radlake.radiomics.interpolation import interpolate
 from radlake.radiomics.neighbourhood import pad
 from radlake.radiomics.resegmentation import resegment
 from radlake.radiomics.settings import RadiomicsSettings
+from radlake.radiomics.zones import find_zones
 
 FEATURE_CODE_VERSION = "1"
 """Bumped whenever a change alters any feature value; part of :data:`CODE_VERSION`."""
@@ -108,14 +109,16 @@ def compute_features(
     spacing = tuple(float(s) for s in spacing)
     _check_inputs(image, mask, spacing)
     backend = backend_for(device)
-    image = image.astype(np.float64)
 
     if settings.interpolation is not None:
-        image, mask, spacing = interpolate(image, mask, spacing, settings.interpolation)
+        image, mask, spacing = interpolate(
+            image, mask, spacing, settings.interpolation, margin_mm=local_intensity.RADIUS_MM
+        )
         if not mask.any():
             raise InvalidInputError(RadiomicsReason.EMPTY_MASK, "the ROI vanished after interpolation")
     margin = tuple(int(np.ceil(local_intensity.RADIUS_MM / s)) for s in spacing)
     image, (morph_mask,) = _crop(image, [mask], margin)
+    image = image.astype(np.float64)
     int_mask = resegment(image, morph_mask, settings.resegmentation)
     if not int_mask.any():
         raise InvalidInputError(
@@ -156,14 +159,21 @@ def compute_features(
             rows += [("intensity_histogram", t, "", v)
                      for t, v in intensity_histogram.compute(levels[int_box], n_levels)]
         family_rows = []
+        zone_cache: dict[bool, object] = {}
+
+        def zones(in_slice: bool):
+            if in_slice not in zone_cache:
+                zone_cache[in_slice] = find_zones(levels, n_levels, in_slice)
+            return zone_cache[in_slice]
+
         if "glcm" in families:
             family_rows += [("glcm", *r) for r in glcm.compute(backend, padded, distance, n_levels, distance, dims)]
         if "glrlm" in families:
             family_rows += [("glrlm", *r) for r in glrlm.compute(backend, levels, n_levels, dims)]
         if "glszm" in families:
-            family_rows += [("glszm", *r) for r in glszm.compute(levels, n_levels, dims)]
+            family_rows += [("glszm", *r) for r in glszm.compute(levels, n_levels, dims, zones)]
         if "gldzm" in families:
-            family_rows += [("gldzm", *r) for r in gldzm.compute(levels, int_box, n_levels, dims)]
+            family_rows += [("gldzm", *r) for r in gldzm.compute(levels, int_box, n_levels, dims, zones)]
         if "ngtdm" in families:
             family_rows += [("ngtdm", *r) for r in ngtdm.compute(backend, padded, distance, n_levels, distance, dims)]
         if "ngldm" in families:

