@@ -24,6 +24,9 @@ PREAMBLE_LENGTH = 128
 MAGIC = b"DICM"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+UNDEFINED_LENGTH = 0xFFFFFFFF
+SEQUENCE_DELIMITER_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+SEQUENCE_DELIMITER_BE = b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"
 REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 Check = tuple[bool, QuarantineReason | None]
@@ -75,6 +78,25 @@ def check_transfer_syntax(ds: Dataset) -> Check:
     return True, None
 
 
+def check_complete(ds: Dataset, data: bytes) -> Check:
+    """pydicom stops quietly at end of file; a cut file shows as a short value or an open sequence."""
+    last = None
+    for tag in ds.keys():
+        raw = ds.get_item(tag)
+        length = getattr(raw, "length", None)
+        value = getattr(raw, "value", None)
+        if length is not None and length != UNDEFINED_LENGTH and isinstance(value, bytes) and len(value) < length:
+            return False, QuarantineReason.TRUNCATED_FILE
+        last = raw
+    if getattr(last, "length", None) == UNDEFINED_LENGTH:
+        meta = getattr(ds, "file_meta", None)
+        ts = UID(str(getattr(meta, "TransferSyntaxUID", "") or ""))
+        delimiter = SEQUENCE_DELIMITER_BE if ts == "1.2.840.10008.1.2.2" else SEQUENCE_DELIMITER_LE
+        if not data.endswith(delimiter):
+            return False, QuarantineReason.TRUNCATED_FILE
+    return True, None
+
+
 def check_required_uids(ds: Dataset) -> Check:
     for keyword in REQUIRED_UIDS:
         value = ds.get(keyword)
@@ -121,6 +143,9 @@ def read_part10(data: bytes, *, stop_before_pixels: bool = False) -> ReadResult:
     ok, reason = check_transfer_syntax(ds)
     if not ok:
         return ReadResult(ds, reason, "check_transfer_syntax")
+    ok, reason = check_complete(ds, data)
+    if not ok:
+        return ReadResult(ds, reason, "check_complete: the file ends inside an element")
     if is_dicomdir(ds):
         return ReadResult(ds, None)
     ok, reason = check_required_uids(ds)

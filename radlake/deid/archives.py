@@ -143,7 +143,7 @@ def _refuse_zip(info: zipfile.ZipInfo, limits: Limits, declared: int) -> tuple[Q
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
         return QuarantineReason.ARCHIVE_SYMLINK, "symbolic link member"
-    if mode and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
         return QuarantineReason.ARCHIVE_SPECIAL_FILE, f"member is not a regular file (mode {mode:o})"
     if info.flag_bits & 0x1:
         return QuarantineReason.ARCHIVE_ENCRYPTED_MEMBER, "encrypted member (cannot be inspected)"

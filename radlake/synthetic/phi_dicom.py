@@ -356,6 +356,7 @@ def without_meta(ds: Dataset) -> bytes:
     """The dataset alone, implicit VR little endian: no preamble, no DICM, no group 0002."""
     buffer = io.BytesIO()
     copy = deepcopy(ds)
+    copy.file_meta = FileMetaDataset()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pydicom.dcmwrite(buffer, copy, implicit_vr=True, little_endian=True)
