@@ -5,18 +5,21 @@
 ROIs: generated CT volumes (radlake.synthetic.ct_volume) with spherical and irregular lesions of
 known size, and the IBSI 1 digital phantom. Settings are equivalent on both sides: no resampling,
 fixed bin number 32 (pyradiomics ``binCount``), 3D texture, GLCM/GLRLM averaged over the 13
-directions, delta = 1, NGLDM alpha = 0. radlake computes its full 3D IBSI set (a superset of
-pyradiomics' classes: also local intensity, intensity histogram, IVH, GLDZM); Moran's I and Geary's
-C are off (pyradiomics has no equivalent). A second radlake row adds all 2D/2.5D aggregations.
+directions, delta = 1, NGLDM alpha = 0, and the same feature classes (radlake: morphology,
+intensity statistics and histogram, GLCM, GLRLM, GLSZM, NGTDM, NGLDM). A second radlake column,
+"full", is the whole IBSI set: also local intensity, IVH and GLDZM, and every 2D/2.5D aggregation.
+Moran's I and Geary's C are off (pyradiomics has no equivalent). Times are the best of 3 runs.
 
 Timing: wall time per ROI, (a) on one core (process pinned to CPU 0, one BLAS/OpenMP thread) and
 (b) on all cores (a process pool with one worker per core, one ROI per task; per-ROI time is the
 pool's wall time divided by the number of ROIs). Features both compute are compared value by value.
 
-pyradiomics is not a dependency of radlake. ``make``-free setup (its 3.1.0 sdist is broken and
-its build needs numpy in the build env), run once in the venv:
+pyradiomics is not a dependency of radlake: PyPI has no wheel of it for CPython 3.11, its 3.1.0
+sdist does not build (missing C header; its metadata says 3.0.1a1) and the 3.0.1 sdist needs numpy
+and versioneer in the build environment. ``--setup`` installs it into the running interpreter's
+environment (once):
 
-    pip install versioneer && pip install --no-build-isolation pyradiomics==3.0.1
+    python bench/radiomics_bench.py --setup   # pip install versioneer; pip install --no-build-isolation pyradiomics==3.0.1
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN_COUNT = 32
+PYRADIOMICS_PIN = "pyradiomics==3.0.1"
 
 
 def single_thread_env() -> None:
@@ -62,20 +66,27 @@ def make_rois(n: int) -> list[dict]:
     return rois
 
 
-def radlake_settings(all_aggregations: bool):
-    from radlake.radiomics.settings import settings_from_mapping
+# the IBSI families that pyradiomics' default classes cover (shape, firstorder, glcm, glrlm, glszm,
+# gldm, ngtdm); "full" adds local intensity, IVH and GLDZM and every 2D/2.5D aggregation
+EQUIVALENT_FAMILIES = ["morphology", "intensity_statistics", "intensity_histogram", "glcm", "glrlm", "glszm",
+                       "ngtdm", "ngldm"]
+
+
+def radlake_settings(full: bool):
+    from radlake.radiomics.settings import FAMILIES, settings_from_mapping
 
     return settings_from_mapping({
         "discretisation": {"method": "fbn", "bin_number": BIN_COUNT},
-        "aggregations": ["2D", "2.5D", "3D"] if all_aggregations else ["3D"],
+        "aggregations": ["2D", "2.5D", "3D"] if full else ["3D"],
+        "families": list(FAMILIES) if full else EQUIVALENT_FAMILIES,
         "moran_geary_max_voxels": 0,
     })
 
 
-def run_radlake(roi: dict, all_aggregations: bool = False) -> tuple[float, dict[str, float]]:
+def run_radlake(roi: dict, full: bool = False) -> tuple[float, dict[str, float]]:
     from radlake.radiomics import compute_features
 
-    settings = radlake_settings(all_aggregations)
+    settings = radlake_settings(full)
     start = time.perf_counter()
     values = compute_features(roi["image"], roi["mask"], roi["spacing"], settings)
     return time.perf_counter() - start, {v.name: v.value for v in values}
@@ -117,7 +128,7 @@ def _task(args):
     if tool == "radlake":
         return run_radlake(roi)[0]
     if tool == "radlake-all":
-        return run_radlake(roi, all_aggregations=True)[0]
+        return run_radlake(roi, full=True)[0]
     return run_pyradiomics(roi)[0]
 
 
@@ -145,12 +156,27 @@ def agreement(ours: dict[str, float], theirs: dict[str, float]) -> list[dict]:
     return rows
 
 
+def setup_pyradiomics() -> int:
+    import subprocess
+
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    for command in (pip + ["versioneer[toml]"], pip + ["--no-build-isolation", PYRADIOMICS_PIN]):
+        print(" ".join(command), file=sys.stderr)
+        done = subprocess.run(command, check=False)
+        if done.returncode:
+            return done.returncode
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rois", type=int, default=6, help="number of generated lesions (plus the phantom)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--setup", action="store_true", help="install pyradiomics 3.0.1 and exit")
     args = parser.parse_args(argv)
+    if args.setup:
+        return setup_pyradiomics()
 
     single_thread_env()
     rois = make_rois(args.rois)
@@ -166,17 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     per_roi = []
     for roi in rois:
         t_ours, ours = min((run_radlake(roi) for _ in range(3)), key=lambda r: r[0])
-        t_all, _ = run_radlake(roi, all_aggregations=True)
-        t_py, theirs = run_pyradiomics(roi)
+        t_all = min(run_radlake(roi, full=True)[0] for _ in range(3))
+        t_py, theirs = min((run_pyradiomics(roi) for _ in range(3)), key=lambda r: r[0])
         agree = agreement(ours, theirs)
         per_roi.append({
-            "roi": roi["name"], "voxels": roi["voxels"], "radlake_s": t_ours, "radlake_all_aggregations_s": t_all,
+            "roi": roi["name"], "voxels": roi["voxels"], "radlake_s": t_ours, "radlake_full_s": t_all,
             "pyradiomics_s": t_py, "speedup": t_py / t_ours, "features_compared": len(agree),
             "within_1e-3": sum(r["rel_diff"] <= 1e-3 for r in agree),
             "within_1pct": sum(r["rel_diff"] <= 1e-2 for r in agree),
             "disagreeing": [(r["pyradiomics"], round(r["rel_diff"], 4)) for r in agree if r["rel_diff"] > 1e-2],
         })
-        print(f"{roi['name']:24s} radlake {t_ours*1000:8.1f} ms  (all aggr. {t_all*1000:8.1f} ms)  "
+        print(f"{roi['name']:24s} radlake {t_ours*1000:8.1f} ms  (full {t_all*1000:8.1f} ms)  "
               f"pyradiomics {t_py*1000:8.1f} ms  x{t_py / t_ours:6.1f}  agree {per_roi[-1]['within_1pct']}"
               f"/{len(agree)}", file=sys.stderr)
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
@@ -186,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
               for tool in ("radlake", "radlake-all", "pyradiomics")}
     one_core = {
         "radlake": float(np.mean([r["radlake_s"] for r in per_roi if not r["roi"].startswith("ibsi")])),
-        "radlake-all": float(np.mean([r["radlake_all_aggregations_s"] for r in per_roi if not r["roi"].startswith("ibsi")])),
+        "radlake-all": float(np.mean([r["radlake_full_s"] for r in per_roi if not r["roi"].startswith("ibsi")])),
         "pyradiomics": float(np.mean([r["pyradiomics_s"] for r in per_roi if not r["roi"].startswith("ibsi")])),
     }
     summary = {

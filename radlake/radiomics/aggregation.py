@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from radlake.radiomics.matrix_statistics import nanmean
 
 AGGREGATION_IDS = {
     "": "DHQ4",
@@ -50,7 +49,14 @@ def _sum(matrices: Matrices, axis: int | tuple[int, ...]) -> Matrices:
 
 
 def _average(features: dict[str, np.ndarray], label: str) -> Rows:
-    return [(tag, label, nanmean(values)) for tag, values in features.items()]
+    """Mean of each feature over its matrices, skipping NaN (empty matrices)."""
+    tags = list(features)
+    stacked = np.stack([np.asarray(features[t], dtype=np.float64) for t in tags]).reshape(len(tags), -1)
+    finite = ~np.isnan(stacked)
+    counts = finite.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(finite, stacked, 0.0).sum(axis=1) / counts
+    return [(tag, label, float(value)) for tag, value in zip(tags, means)]
 
 
 def directional(fn: FeatureFn, per_slice: Matrices | None, volume: Matrices | None) -> Rows:

@@ -78,9 +78,11 @@ def _check_inputs(image: np.ndarray, mask: np.ndarray, spacing) -> None:
 
 def _crop(image: np.ndarray, masks: list[np.ndarray], margin: tuple[int, int, int]):
     """Crop to the ROI bounding box plus ``margin`` voxels (kept for the local-intensity sphere)."""
-    index = np.argwhere(masks[0])
-    low = np.maximum(index.min(axis=0) - margin, 0)
-    high = np.minimum(index.max(axis=0) + 1 + np.asarray(margin), image.shape)
+    low, high = [], []
+    for axis in range(3):
+        present = np.flatnonzero(masks[0].any(axis=tuple(a for a in range(3) if a != axis)))
+        low.append(max(int(present[0]) - margin[axis], 0))
+        high.append(min(int(present[-1]) + 1 + margin[axis], image.shape[axis]))
     box = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
     return image[box], [m[box] for m in masks]
 

@@ -50,8 +50,8 @@ def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         k_diff = np.abs(i - j).astype(int)
         k_sum = (i + j).astype(int) - 2
         flat = p.reshape(p.shape[:-2] + (n_g * n_g,))
-        p_diff = np.stack([flat[..., (k_diff == k).ravel()].sum(axis=-1) for k in range(n_g)], axis=-1)
-        p_sum = np.stack([flat[..., (k_sum == k).ravel()].sum(axis=-1) for k in range(2 * n_g - 1)], axis=-1)
+        p_diff = flat @ (k_diff.ravel()[:, None] == np.arange(n_g)[None, :])
+        p_sum = flat @ (k_sum.ravel()[:, None] == np.arange(2 * n_g - 1)[None, :])
         kd = np.arange(n_g, dtype=np.float64)
         ks = np.arange(2, 2 * n_g + 1, dtype=np.float64)
         diff_avg = (p_diff * kd).sum(axis=-1)
