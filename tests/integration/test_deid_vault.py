@@ -1,0 +1,97 @@
+"""The Vault Transit pseudonymiser against the stack's real OpenBao, and `radlake deid` using it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from infra import stack
+from radlake.deid import cli
+from radlake.deid.confidentiality_profile import Profile, compile_rules
+from radlake.deid.engine import Status, deidentify_instances
+from radlake.deid.pseudonyms import VaultTransitHmac, VaultTransitSpec, transit_key_name
+from radlake.settings import get_settings
+from radlake.synthetic import phi_dicom
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def project() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def datas() -> list[bytes]:
+    return [phi_dicom.to_bytes(ds) for ds in phi_dicom.ct_series(3, size=16)[0]]
+
+
+def _spec(vault, settings, project: str) -> VaultTransitSpec:
+    return VaultTransitSpec(str(vault.url), transit_key_name(project), str(vault.token),
+                            mount=settings.vault_transit_mount)
+
+
+def test_batched_hmac_with_cache(vault, settings, project):
+    transit = VaultTransitHmac(vault, transit_key_name(project), mount=settings.vault_transit_mount, batch_size=3)
+    transit.ensure_key()
+    transit.ensure_key()  # idempotent
+    messages = [f"message-{i}".encode() for i in range(10)]
+    digests = transit.hmac_many(messages)
+    assert transit.requests == 4  # ceil(10 / 3) batches
+    assert all(len(d) == 32 for d in digests)
+    assert len(set(digests)) == 10
+    assert transit.hmac_many(list(reversed(messages))) == list(reversed(digests))
+    assert transit.requests == 4  # all from the local cache
+    fresh = VaultTransitHmac(vault, transit_key_name(project), mount=settings.vault_transit_mount)
+    assert fresh.hmac_many(messages[:2]) == digests[:2]
+    assert fresh.describe()["key_versions"] == [1]
+
+
+def test_projects_cannot_be_linked(vault, settings, project, datas):
+    other = project + "-other"
+    results = {}
+    for name in (project, other):
+        transit = _spec(vault, settings, name).open()
+        transit.ensure_key()
+        results[name] = deidentify_instances(datas, compile_rules(Profile()), transit)
+    for a, b in zip(results[project], results[other]):
+        assert a.status is b.status is Status.DEIDENTIFIED
+        assert a.relative_path != b.relative_path
+        assert a.encoded != b.encoded
+
+
+def test_same_output_across_a_vault_restart(vault, settings, project, datas):
+    rules = compile_rules(Profile())
+    transit = _spec(vault, settings, project).open()
+    transit.ensure_key()
+    before = deidentify_instances(datas, rules, transit)
+    component = stack.component("vault", settings)
+    if component.external:
+        pytest.skip("Vault is external to this stack; not restarting it")
+    component.stop()
+    component.start()
+    after = deidentify_instances(datas, rules, _spec(vault, settings, project).open())
+    assert [r.encoded for r in before] == [r.encoded for r in after]
+    assert all(r.status is Status.DEIDENTIFIED for r in after)
+
+
+def test_command_uses_vault(vault, settings, project, datas, tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, data in enumerate(datas):
+        (src / f"IM{i}").write_bytes(data)
+    monkeypatch.setenv("RADLAKE_VAULT_ADDR", str(vault.url))
+    monkeypatch.setenv("RADLAKE_VAULT_TOKEN", str(vault.token))
+    monkeypatch.setenv("RADLAKE_VAULT_TRANSIT_MOUNT", settings.vault_transit_mount)
+    get_settings.cache_clear()
+    try:
+        out = tmp_path / "out"
+        assert cli.main([str(src), "--out", str(out), "--project", project, "--workers", "2", "--no-progress"]) == 0
+    finally:
+        get_settings.cache_clear()
+    report = json.loads((out / "report.json").read_text())
+    assert report["by_status"] == {"deidentified": 3}
+    assert report["pseudonymiser"]["kind"] == "vault-transit-hmac-sha256"
+    assert report["pseudonymiser"]["key"] == transit_key_name(project)
