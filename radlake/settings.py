@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     # NiFi 2.x.
     nifi_url: str = ""
-    nifi_version: str = "2.6.0"
+    nifi_version: str = "2.3.0"
     nifi_port: int = 18080
     nifi_heap: str = "1g"
 

@@ -1,0 +1,304 @@
+"""Apache NiFi 2.x, assembled from Maven Central artifacts and run with plain HTTP on loopback.
+
+``install`` lays out a NiFi home in the cache (``<cache>/nifi-<version>``) with Maven: the framework
+jars and the NARs Maven Central serves (``infra/maven/nifi.pom.xml``), the Python processor framework,
+and the NARs it does not serve rebuilt from their published jars (``infra/maven/nifi-standard-nar.pom.xml``).
+NiFi 2.x's binary assembly, ``nifi-bootstrap`` and the ``nifi-resources`` conf zip are not served, so
+``prepare`` writes ``conf/`` under the state dir and the process is ``org.apache.nifi.NiFi`` started
+directly (what the bootstrap would run). All repositories, the flow and the generated
+sensitive-properties key live under the state dir.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+import httpx
+
+import nifi as nifi_package
+from infra.component import Component
+from infra.downloads import package_with_maven
+from infra.errors import StackError
+from infra.java import find_java_home
+
+# Python processors kept in the repository (nifi/python/extensions), found by NiFi at start.
+PYTHON_EXTENSIONS = Path(nifi_package.__file__).resolve().parent / "python" / "extensions"
+
+# NiFi's management server (health, diagnostics for the bootstrap) listens next to the web port.
+MANAGEMENT_PORT_OFFSET = 100
+
+LOGBACK = """<?xml version="1.0" encoding="UTF-8"?>
+<configuration scan="false">
+    <contextListener class="ch.qos.logback.classic.jul.LevelChangePropagator">
+        <resetJUL>true</resetJUL>
+    </contextListener>
+    <appender name="CONSOLE" class="ch.qos.logback.core.ConsoleAppender">
+        <encoder class="ch.qos.logback.classic.encoder.PatternLayoutEncoder">
+            <pattern>%date %level [%thread] %logger{40} %msg%n</pattern>
+        </encoder>
+    </appender>
+    <logger name="org.apache.nifi" level="INFO"/>
+    <logger name="org.apache.nifi.processors" level="WARN"/>
+    <logger name="org.apache.nifi.controller.repository.StandardProcessSession" level="WARN"/>
+    <logger name="org.apache.nifi.web.server.RequestLog" level="WARN"/>
+    <logger name="org.apache.nifi.py4j" level="INFO"/>
+    <logger name="org.apache.nifi.python" level="INFO"/>
+    <logger name="org.eclipse.jetty" level="WARN"/>
+    <logger name="org.springframework" level="WARN"/>
+    <logger name="org.glassfish.jersey" level="ERROR"/>
+    <root level="INFO">
+        <appender-ref ref="CONSOLE"/>
+    </root>
+</configuration>
+"""
+
+STATE_MANAGEMENT = """<?xml version="1.0" encoding="UTF-8"?>
+<stateManagement>
+    <local-provider>
+        <id>local-provider</id>
+        <class>org.apache.nifi.controller.state.providers.local.WriteAheadLocalStateProvider</class>
+        <property name="Directory">{directory}</property>
+        <property name="Always Sync">false</property>
+        <property name="Partitions">16</property>
+        <property name="Checkpoint Interval">2 mins</property>
+    </local-provider>
+</stateManagement>
+"""
+
+
+class NiFi(Component):
+    name = "nifi"
+    java_major = 21
+
+    @property
+    def external(self) -> bool:
+        return bool(self.settings.nifi_url)
+
+    @property
+    def address(self) -> str:
+        return self.settings.nifi_url.rstrip("/") or f"http://127.0.0.1:{self.settings.nifi_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.address}/nifi-api"
+
+    @property
+    def management_port(self) -> int:
+        return self.settings.nifi_port + MANAGEMENT_PORT_OFFSET
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.nifi_port, self.management_port]
+
+    @property
+    def version(self) -> str:
+        about = self._about()
+        if about is not None:
+            return about.get("version", self.settings.nifi_version)
+        return "external" if self.external else self.settings.nifi_version
+
+    @property
+    def distribution(self) -> Path:
+        """The assembled NiFi (lib/, python/) in the cache, shared by every state dir."""
+        return self.settings.cache_dir / f"nifi-{self.settings.nifi_version}"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.home / "conf"
+
+    @property
+    def sensitive_key_file(self) -> Path:
+        return self.home / "sensitive-props.key"
+
+    # --- install -----------------------------------------------------------------------------
+    def install(self) -> None:
+        marker = self.distribution / ".assembled"
+        if marker.exists():
+            return
+        version = self.settings.nifi_version
+        java_home = find_java_home(self.java_major, self.settings.java_home)
+        build_dir = self.settings.cache_dir / "build" / f"nifi-{version}"
+        staging = self.distribution.with_name(self.distribution.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(build_dir, ignore_errors=True)
+        props = {"nifi.version": version, "nifi.home": str(staging), "nifi.build.dir": str(build_dir / "lib")}
+        package_with_maven(self.settings.cache_dir, "nifi.pom.xml", props, java_home)
+        nar_build = build_dir / "nifi-standard-nar"
+        package_with_maven(
+            self.settings.cache_dir,
+            "nifi-standard-nar.pom.xml",
+            {"nifi.version": version, "nar.build.dir": str(nar_build)},
+            java_home,
+        )
+        nar = nar_build / f"nifi-standard-nar-{version}.nar"
+        if not nar.exists():
+            raise StackError(f"nifi: building nifi-standard-nar {version} produced no {nar}")
+        shutil.copy2(nar, staging / "lib" / nar.name)
+        shutil.rmtree(self.distribution, ignore_errors=True)
+        staging.rename(self.distribution)
+        shutil.rmtree(build_dir, ignore_errors=True)
+        marker.write_text(f"nifi {version}\n")
+
+    # --- configuration -----------------------------------------------------------------------
+    def _sensitive_props_key(self) -> str:
+        """The key that encrypts sensitive properties in flow.json.gz: generated once, kept 0600."""
+        path = self.sensitive_key_file
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32) + "\n")
+        return path.read_text().strip()
+
+    def properties(self) -> dict[str, str]:
+        """nifi.properties for a single unsecured node on loopback; every path under the state dir."""
+        s, home, dist = self.settings, self.home, self.distribution
+        return {
+            "nifi.flow.configuration.file": str(self.conf_dir / "flow.json.gz"),
+            "nifi.flow.configuration.archive.enabled": "true",
+            "nifi.flow.configuration.archive.dir": str(self.conf_dir / "archive"),
+            "nifi.flow.configuration.archive.max.time": "7 days",
+            "nifi.flow.configuration.archive.max.storage": "100 MB",
+            "nifi.flowcontroller.autoResumeState": "true",
+            "nifi.flowcontroller.graceful.shutdown.period": "10 sec",
+            "nifi.flowservice.writedelay.interval": "500 ms",
+            "nifi.administrative.yield.duration": "30 sec",
+            "nifi.bored.yield.duration": "10 millis",
+            "nifi.queue.backpressure.count": "10000",
+            "nifi.queue.backpressure.size": "1 GB",
+            "nifi.ui.banner.text": "radlake (local)",
+            "nifi.nar.library.directory": str(dist / "lib"),
+            "nifi.nar.library.autoload.directory": str(home / "extensions"),
+            "nifi.nar.working.directory": str(home / "work" / "nar"),
+            "nifi.nar.unpack.uber.jar": "false",
+            "nifi.upload.working.directory": str(home / "work" / "uploads"),
+            "nifi.python.command": sys.executable,
+            "nifi.python.framework.source.directory": str(dist / "python" / "framework"),
+            "nifi.python.extensions.source.directory.default": str(PYTHON_EXTENSIONS),
+            "nifi.python.working.directory": str(home / "work" / "python"),
+            "nifi.python.max.processes": "4",
+            "nifi.python.max.processes.per.extension.type": "1",
+            "nifi.state.management.configuration.file": str(self.conf_dir / "state-management.xml"),
+            "nifi.state.management.provider.local": "local-provider",
+            "nifi.state.management.provider.cluster": "",
+            "nifi.state.management.embedded.zookeeper.start": "false",
+            "nifi.database.directory": str(home / "database_repository"),
+            "nifi.flowfile.repository.implementation":
+                "org.apache.nifi.controller.repository.WriteAheadFlowFileRepository",
+            "nifi.flowfile.repository.wal.implementation": "org.apache.nifi.wali.SequentialAccessWriteAheadLog",
+            "nifi.flowfile.repository.directory": str(home / "flowfile_repository"),
+            "nifi.flowfile.repository.checkpoint.interval": "20 secs",
+            "nifi.flowfile.repository.always.sync": "false",
+            "nifi.flowfile.repository.retain.orphaned.flowfiles": "true",
+            "nifi.swap.manager.implementation": "org.apache.nifi.controller.FileSystemSwapManager",
+            "nifi.queue.swap.threshold": "20000",
+            "nifi.content.repository.implementation": "org.apache.nifi.controller.repository.FileSystemRepository",
+            "nifi.content.claim.max.appendable.size": "50 KB",
+            "nifi.content.repository.directory.default": str(home / "content_repository"),
+            "nifi.content.repository.archive.max.retention.period": "1 hour",
+            "nifi.content.repository.archive.max.usage.percentage": "50%",
+            "nifi.content.repository.archive.enabled": "true",
+            "nifi.content.repository.always.sync": "false",
+            "nifi.provenance.repository.implementation": "org.apache.nifi.provenance.WriteAheadProvenanceRepository",
+            "nifi.provenance.repository.directory.default": str(home / "provenance_repository"),
+            "nifi.provenance.repository.max.storage.time": "7 days",
+            "nifi.provenance.repository.max.storage.size": "1 GB",
+            "nifi.provenance.repository.rollover.time": "10 mins",
+            "nifi.provenance.repository.rollover.size": "100 MB",
+            "nifi.provenance.repository.query.threads": "2",
+            "nifi.provenance.repository.index.threads": "1",
+            "nifi.provenance.repository.compress.on.rollover": "true",
+            "nifi.provenance.repository.always.sync": "false",
+            "nifi.provenance.repository.indexed.fields": "EventType, FlowFileUUID, Filename, ProcessorID, Relationship",
+            "nifi.provenance.repository.indexed.attributes": "",
+            "nifi.provenance.repository.index.shard.size": "100 MB",
+            "nifi.provenance.repository.max.attribute.length": "65536",
+            "nifi.provenance.repository.concurrent.merge.threads": "1",
+            "nifi.provenance.repository.buffer.size": "100000",
+            "nifi.components.status.repository.implementation":
+                "org.apache.nifi.controller.status.history.VolatileComponentStatusRepository",
+            "nifi.components.status.repository.buffer.size": "1440",
+            "nifi.components.status.snapshot.frequency": "1 min",
+            "nifi.nar.persistence.provider.implementation": "org.apache.nifi.nar.StandardNarPersistenceProvider",
+            "nifi.nar.persistence.provider.properties.directory": str(home / "nar_repository"),
+            "nifi.asset.manager.implementation": "org.apache.nifi.asset.StandardAssetManager",
+            "nifi.asset.manager.properties.directory": str(home / "assets"),
+            "nifi.remote.input.host": "",
+            "nifi.remote.input.secure": "false",
+            "nifi.remote.input.socket.port": "",
+            "nifi.remote.input.http.enabled": "false",
+            # Plain HTTP on loopback only: the https host/port stay empty, so NiFi runs unsecured.
+            "nifi.web.http.host": "127.0.0.1",
+            "nifi.web.http.port": str(s.nifi_port),
+            "nifi.web.https.host": "",
+            "nifi.web.https.port": "",
+            "nifi.web.jetty.working.directory": str(home / "work" / "jetty"),
+            "nifi.web.jetty.threads": "40",
+            "nifi.web.max.header.size": "16 KB",
+            "nifi.web.proxy.context.path": "",
+            "nifi.web.proxy.host": "",
+            "nifi.web.max.content.size": "",
+            "nifi.web.max.requests.per.second": "30000",
+            "nifi.web.max.access.token.requests.per.second": "25",
+            "nifi.web.request.timeout": "60 secs",
+            "nifi.web.request.ip.whitelist": "",
+            "nifi.web.should.send.server.version": "true",
+            "nifi.web.request.log.format": '%{client}a - %u %t "%r" %s %O',
+            "nifi.sensitive.props.key": self._sensitive_props_key(),
+            "nifi.sensitive.props.algorithm": "NIFI_PBKDF2_AES_GCM_256",
+            "nifi.cluster.is.node": "false",
+            "nifi.analytics.predict.enabled": "false",
+            "nifi.monitor.long.running.task.schedule": "",
+            "nifi.diagnostics.on.shutdown.enabled": "false",
+            "nifi.performance.tracking.percentage": "0",
+        }
+
+    def prepare(self) -> None:
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        for sub in ("extensions", "work", "state/local"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        properties_file = self.conf_dir / "nifi.properties"
+        # The file holds the sensitive-properties key: create it private before writing.
+        properties_file.touch(mode=0o600, exist_ok=True)
+        properties_file.chmod(0o600)
+        properties_file.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
+        (self.conf_dir / "logback.xml").write_text(LOGBACK)
+        (self.conf_dir / "state-management.xml").write_text(
+            STATE_MANAGEMENT.format(directory=self.home / "state" / "local")
+        )
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        java = find_java_home(self.java_major, self.settings.java_home) / "bin" / "java"
+        lib = self.distribution / "lib"
+        class_path = [str(self.conf_dir), *sorted(str(p) for p in lib.glob("*.jar"))]
+        argv = [
+            str(java),
+            "-Xms256m", f"-Xmx{self.settings.nifi_heap}",
+            "-XX:+UseG1GC", "-XX:MaxMetaspaceSize=512m",
+            "-Djava.awt.headless=true",
+            "-Dsun.net.http.allowRestrictedHeaders=true",
+            "-Djava.protocol.handler.pkgs=sun.net.www.protocol",
+            "-Djavax.security.auth.useSubjectCredsOnly=true",
+            f"-Dnifi.properties.file.path={self.conf_dir / 'nifi.properties'}",
+            f"-Dorg.apache.nifi.bootstrap.config.log.dir={self.settings.logs_dir}",
+            f"-Dorg.apache.nifi.management.server.address=127.0.0.1:{self.management_port}",
+            "--class-path", os.pathsep.join(class_path),
+            "org.apache.nifi.NiFi",
+        ]
+        return argv, {}
+
+    # --- health ------------------------------------------------------------------------------
+    def _about(self) -> dict | None:
+        try:
+            resp = httpx.get(f"{self.api_url}/flow/about", timeout=3)
+        except httpx.HTTPError:
+            return None
+        if resp.status_code != 200:
+            return None
+        return resp.json().get("about", {})
+
+    def responding(self) -> bool:
+        return self._about() is not None
