@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -174,10 +175,24 @@ def _matches(hay: str, token: str) -> Iterator[tuple[int, int]]:
         start = hay.find(token, start + 1)
 
 
+@lru_cache(maxsize=64)
+def _by_prefix(tokens: Tokens) -> dict[str, tuple[str, ...]]:
+    """Tokens grouped by their first three characters (every token has at least three)."""
+    groups: dict[str, list[str]] = {}
+    for token in tokens.values:
+        groups.setdefault(token[:3], []).append(token)
+    return {prefix: tuple(group) for prefix, group in groups.items()}
+
+
+def _candidates(lowered: str, tokens: Tokens) -> set[str]:
+    index = _by_prefix(tokens)
+    return {t for i in range(len(lowered) - 2) for t in index.get(lowered[i : i + 3], ())}
+
+
 def redact(text: str, tokens: Tokens) -> str:
     """Clean a free-text value: drop every token occurrence and date/number-like runs, squeeze spaces."""
     lowered = text.lower()
-    spans = [span for token in tokens.values for span in _matches(lowered, token)]
+    spans = [span for token in _candidates(lowered, tokens) for span in _matches(lowered, token)]
     spans += [m.span() for m in _DATES_IN_TEXT.finditer(text)]
     if not spans:
         return text
@@ -191,7 +206,8 @@ def redact(text: str, tokens: Tokens) -> str:
 
 def scan_text(hay: str, tokens: Tokens, where: str) -> list[Hit]:
     lowered = hay.lower()
-    return [Hit(token, where) for token in sorted(tokens.values) if next(_matches(lowered, token), None)]
+    candidates = _candidates(lowered, tokens) if len(lowered) < 4 * len(tokens.values) else tokens.values
+    return [Hit(token, where) for token in sorted(candidates) if next(_matches(lowered, token), None)]
 
 
 def scan_bytes(data: bytes, tokens: Tokens) -> list[Hit]:

@@ -41,6 +41,15 @@ from radlake.deid.confidentiality_profile import load_table
 
 ROOT = "1.2.826.0.1.3680043.10.999"  # test UIDs only
 STUDY_DATE = dt.date(2023, 11, 7)
+# The identifying attributes a typical CT header really carries (for benchmarks that want a realistic
+# header; tests use every Table E.1-1 attribute).
+TYPICAL_CT_PHI = frozenset({
+    0x00080012, 0x00080013, 0x00080014, 0x00080021, 0x00080022, 0x00080023, 0x00080030, 0x00080031, 0x00080032,
+    0x00080033, 0x00080050, 0x00080090, 0x00081010, 0x00081040, 0x00081048, 0x00081050, 0x00081060, 0x00081070,
+    0x00080020, 0x0008002A, 0x00081111, 0x00081032, 0x00181000, 0x00181030, 0x00101000, 0x00101001, 0x00101040,
+    0x00102160, 0x001021B0, 0x00104000, 0x00200010, 0x00321032, 0x00321060, 0x00400244, 0x00400245, 0x00400253,
+    0x00400254, 0x00400275, 0x00081155, 0x00180010, 0x00181400, 0x00209161,
+})
 STRUCTURAL = {0x0020000D, 0x0020000E, 0x00080018, 0x00200052, 0x00100010, 0x00100020, 0x00100030, 0x00081140,
               0x00082112, 0x7FE00010}
 
@@ -157,8 +166,9 @@ def ct_instance(
     size: int = 512,
     pixels: np.ndarray | None = None,
     plant: Plant | None = None,
+    only: frozenset[int] | None = None,
 ) -> Dataset:
-    """One CT image of the series ``(study, series)``; PHI in every Table E.1-1 attribute."""
+    """One CT image of the series ``(study, series)``; PHI in every Table E.1-1 attribute (or in ``only``)."""
     plant = plant if plant is not None else Plant()
     ds = Dataset()
     sop_uid = _uid(study, series, index)
@@ -168,7 +178,7 @@ def ct_instance(
         if len(row.tag) != 8 or "x" in row.tag:
             continue
         tag = int(row.tag, 16)
-        if tag >> 16 in (0x0000, 0x0002, 0x0004) or tag in STRUCTURAL:
+        if tag >> 16 in (0x0000, 0x0002, 0x0004) or tag in STRUCTURAL or (only is not None and tag not in only):
             continue
         vr = dictionary_VR(tag).split(" ")[0]
         if vr == "SQ":
@@ -316,12 +326,16 @@ def _meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
 
 
 def ct_series(count: int, *, patient: Patient = Patient(), study: int = 1, series: int = 1,
-              size: int = 512) -> tuple[list[Dataset], Plant]:
-    """``count`` instances of one series, each referencing the previous one; and what was planted."""
+              size: int = 512, only: frozenset[int] | None = None) -> tuple[list[Dataset], Plant]:
+    """``count`` instances of one series, each referencing the previous one; and what was planted.
+
+    ``only=TYPICAL_CT_PHI`` plants PHI in the attributes a typical CT header carries instead of in all
+    of Table E.1-1.
+    """
     plant = Plant()
     base = phantom(size, study * 1000 + series)
     datasets = [ct_instance(i, patient=patient, study=study, series=series, size=size,
-                            pixels=np.roll(base, i, axis=0), plant=plant) for i in range(count)]
+                            pixels=np.roll(base, i, axis=0), plant=plant, only=only) for i in range(count)]
     return datasets, plant
 
 
@@ -476,6 +490,7 @@ __all__ = [
     "Plant",
     "Planted",
     "RLELossless",
+    "TYPICAL_CT_PHI",
     "burned_in",
     "ct_instance",
     "ct_series",
