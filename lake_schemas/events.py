@@ -68,3 +68,113 @@ class InstanceReceived(Envelope):
     @property
     def key(self) -> str:
         return self.data.study_uid
+
+
+_UID = r"^2\.25\.[0-9]+$"
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+class ManifestSeries(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    series_uid: str = Field(pattern=_UID)
+    expected_instances: int = Field(ge=1)
+
+
+class StudyManifestData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project: str = Field(min_length=1)
+    study_uid: str = Field(pattern=_UID)
+    upload_id: str = Field(min_length=1)
+    expected_instances: int = Field(ge=1)
+    series: tuple[ManifestSeries, ...]
+
+
+class StudyManifest(Envelope):
+    """A provider announces a study's instance counts (topic ``radlake.study.manifest.v1``)."""
+
+    event_type: Literal["study.manifest"] = "study.manifest"
+    data: StudyManifestData
+
+    @property
+    def key(self) -> str:
+        return self.data.study_uid
+
+
+class InstanceRef(BaseModel):
+    """A claim-check of one instance inside a study event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sop_instance_uid: str = Field(pattern=_UID)
+    object_uri: str = Field(min_length=1)
+    sha256: str = Field(pattern=_SHA256)
+    instance_number: int | None = None
+    image_position_patient: tuple[float, float, float] | None = None
+
+
+class SeriesSummary(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    series_uid: str = Field(pattern=_UID)
+    modality: str = Field(min_length=1)
+    frame_of_reference_uid: str | None = None
+    instance_count: int = Field(ge=1)
+    rows: int | None = None
+    columns: int | None = None
+    pixel_spacing: tuple[float, float] | None = None
+    slice_thickness: float | None = None
+    image_orientation_patient: tuple[float, float, float, float, float, float] | None = None
+    first_position: tuple[float, float, float] | None = None
+    last_position: tuple[float, float, float] | None = None
+    instances: tuple[InstanceRef, ...] = Field(min_length=1)
+
+
+class StudyCompletedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project: str = Field(min_length=1)
+    pseudo_patient_id: str = Field(min_length=1)
+    study_uid: str = Field(pattern=_UID)
+    study_version: int = Field(ge=1)
+    completion_reason: Literal["manifest", "quiet_period"]
+    providers: tuple[str, ...] = Field(min_length=1)
+    instance_count: int = Field(ge=1)
+    series: tuple[SeriesSummary, ...] = Field(min_length=1)
+    event_ids: tuple[str, ...]
+
+
+class StudyCompleted(Envelope):
+    """A study (version) is complete (topic ``radlake.study.completed.v1``); ``study.updated`` for later versions."""
+
+    event_type: Literal["study.completed", "study.updated"] = "study.completed"
+    data: StudyCompletedData
+
+    @property
+    def key(self) -> str:
+        return self.data.study_uid
+
+
+class QuarantinedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project: str | None = None
+    stage: Literal["upload", "edge", "deid", "streams", "lake", "radiomics", "inference"]
+    reason: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    message: str = Field(max_length=2000)
+    input_sha256: str | None = Field(default=None, pattern=_SHA256)
+    study_uid: str | None = None
+    sop_instance_uid: str | None = None
+    quarantine_uri: str | None = None
+
+
+class Quarantined(Envelope):
+    """Something was rejected with a reason code (topic ``radlake.quarantined.v1``); no PHI."""
+
+    event_type: Literal["quarantined"] = "quarantined"
+    data: QuarantinedData
+
+    @property
+    def key(self) -> str:
+        return self.data.input_sha256 or self.data.study_uid or self.event_id

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from lake_schemas.events import InstanceReceived
+from lake_schemas.events import InstanceReceived, Quarantined, StudyCompleted, StudyManifest
 
 SCHEMA_DIR = Path(__file__).parent / "events"
 
@@ -40,5 +40,8 @@ class Topic:
 
 
 INSTANCE_RECEIVED = Topic("radlake.instance.received.v1", "instance_received.v1.schema.json", InstanceReceived)
+STUDY_MANIFEST = Topic("radlake.study.manifest.v1", "study_manifest.v1.schema.json", StudyManifest)
+STUDY_COMPLETED = Topic("radlake.study.completed.v1", "study_completed.v1.schema.json", StudyCompleted)
+QUARANTINED = Topic("radlake.quarantined.v1", "quarantined.v1.schema.json", Quarantined)
 
-ALL_TOPICS: tuple[Topic, ...] = (INSTANCE_RECEIVED,)
+ALL_TOPICS: tuple[Topic, ...] = (INSTANCE_RECEIVED, STUDY_MANIFEST, STUDY_COMPLETED, QUARANTINED)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import typing
 
 import jsonschema
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
 from lake_schemas.topics import ALL_TOPICS
@@ -36,20 +37,47 @@ def test_schema_file_is_valid_draft7(topic):
     jsonschema.Draft7Validator.check_schema(topic.schema)
 
 
+def _model_in(annotation):
+    """The pydantic model inside an annotation like ``X``, ``tuple[X, ...]`` or ``X | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _assert_mirrors(cls, schema: dict, where: str) -> None:
+    assert set(cls.model_fields) == set(schema["properties"]), where
+    if cls.model_fields.get("event_id") is None:  # the envelope's fields have defaults on purpose
+        required = {n for n, f in cls.model_fields.items() if f.is_required()}
+        assert required == set(schema.get("required", [])), where
+    for name, field in cls.model_fields.items():
+        spec = schema["properties"][name]
+        nested = _model_in(field.annotation)
+        if nested is not None:
+            _assert_mirrors(nested, spec["items"] if "items" in spec else spec, f"{where}.{name}")
+
+
 @pytest.mark.parametrize("topic", ALL_TOPICS, ids=lambda t: t.name)
-def test_event_class_has_exactly_the_schema_fields(topic):
-    cls = topic.event_class
-    assert set(cls.model_fields) == _properties(topic.schema)
-    data_cls = cls.model_fields["data"].annotation
-    assert set(data_cls.model_fields) == _properties(topic.schema["properties"]["data"])
-    required = {n for n, f in data_cls.model_fields.items() if f.is_required()}
-    assert required == set(topic.schema["properties"]["data"]["required"])
+def test_event_class_mirrors_the_schema_at_every_level(topic):
+    _assert_mirrors(topic.event_class, topic.schema, topic.name)
 
 
 @pytest.mark.parametrize("topic", ALL_TOPICS, ids=lambda t: t.name)
 def test_every_field_is_tagged_for_phi(topic):
-    fields = {**topic.schema["properties"], **topic.schema["properties"]["data"]["properties"]}
-    untagged = [n for n, spec in fields.items() if n not in {"event_type", "schema_version", "data"} and "x-phi" not in spec]
+    untagged = []
+
+    def walk(schema: dict, where: str) -> None:
+        for name, spec in schema.get("properties", {}).items():
+            if name not in {"event_type", "schema_version", "data"} and "x-phi" not in spec:
+                untagged.append(f"{where}.{name}")
+            for child in (spec, spec.get("items", {})):
+                if "properties" in child:
+                    walk(child, f"{where}.{name}")
+
+    walk(topic.schema, topic.name)
     assert untagged == []
 
 
@@ -79,3 +107,32 @@ def test_events_carry_no_phi_fields():
     for topic in ALL_TOPICS:
         fields = _properties(topic.schema) | _properties(topic.schema["properties"]["data"])
         assert not fields & forbidden
+
+
+def _examples():
+    from lake_schemas.events import (
+        InstanceRef, ManifestSeries, Quarantined, QuarantinedData, SeriesSummary, StudyCompleted,
+        StudyCompletedData, StudyManifest, StudyManifestData,
+    )
+
+    ref = InstanceRef(sop_instance_uid="2.25.3", object_uri="file:///o/3.dcm", sha256="a" * 64,
+                      image_position_patient=(0, 0, 1))
+    yield StudyManifest(provider="s", data=StudyManifestData(
+        project="p", study_uid="2.25.1", upload_id="u1", expected_instances=2,
+        series=(ManifestSeries(series_uid="2.25.2", expected_instances=2),)))
+    yield StudyCompleted(provider="s", event_type="study.updated", data=StudyCompletedData(
+        project="p", pseudo_patient_id="RL1", study_uid="2.25.1", study_version=2, completion_reason="quiet_period",
+        providers=("s",), instance_count=1, event_ids=("e1",),
+        series=(SeriesSummary(series_uid="2.25.2", modality="CT", instance_count=1, instances=(ref,),
+                              first_position=(0, 0, 1), last_position=(0, 0, 1)),)))
+    yield Quarantined(provider="s", data=QuarantinedData(stage="deid", reason="TRUNCATED_FILE", message="truncated",
+                                                         input_sha256="b" * 64))
+
+
+@pytest.mark.parametrize("event", list(_examples()), ids=lambda e: e.event_type)
+def test_every_contract_round_trips_through_its_schema(event):
+    topic = next(t for t in ALL_TOPICS if isinstance(event, t.event_class))
+    as_json = json.loads(event.model_dump_json())
+    jsonschema.validate(as_json, topic.schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    assert topic.event_class.model_validate(as_json) == event
+    assert event.key
