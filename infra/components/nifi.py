@@ -47,6 +47,7 @@ LOGBACK = """<?xml version="1.0" encoding="UTF-8"?>
     <logger name="org.apache.nifi.web.server.RequestLog" level="WARN"/>
     <logger name="org.apache.nifi.py4j" level="INFO"/>
     <logger name="org.apache.nifi.python" level="INFO"/>
+    <logger name="py4j" level="WARN"/>
     <logger name="org.eclipse.jetty" level="WARN"/>
     <logger name="org.springframework" level="WARN"/>
     <logger name="org.glassfish.jersey" level="ERROR"/>
