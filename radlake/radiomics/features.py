@@ -87,12 +87,6 @@ def _crop(image: np.ndarray, masks: list[np.ndarray], margin: tuple[int, int, in
     return image[box], [m[box] for m in masks]
 
 
-def _ivh_grid(values: np.ndarray, levels: np.ndarray | None, n_levels: int) -> np.ndarray:
-    if levels is not None:
-        return np.arange(1, n_levels + 1, dtype=np.float64)
-    return np.arange(np.floor(values.min()), np.floor(values.max()) + 1, dtype=np.float64)
-
-
 def compute_features(
     image: np.ndarray,
     mask: np.ndarray,
@@ -141,19 +135,17 @@ def compute_features(
 
     range_min = settings.resegmentation.range[0]
     if "intensity_volume_histogram" in families:
-        ivh = settings.ivh_discretisation
-        if ivh.method == "none":
-            ivh_values, grid = values, _ivh_grid(values, None, 0)
-        else:
-            ivh_levels, ivh_n = discretise(image, int_mask, ivh, range_min)
-            ivh_values, grid = ivh_levels[int_mask], _ivh_grid(values, ivh_levels, ivh_n)
+        ivh_values, grid = intensity_volume_histogram.ivh_values_and_grid(
+            values, settings.ivh_discretisation, settings.resegmentation.range
+        )
         rows += [("intensity_volume_histogram", t, "", v)
                  for t, v in intensity_volume_histogram.compute(ivh_values, grid)]
 
     texture = families & {"intensity_histogram", "glcm", "glrlm", "glszm", "gldzm", "ngtdm", "ngldm"}
     if texture:
         # texture matrices only need the ROI bounding box (plus the padding added below)
-        img_box, (int_box, morph_box) = _crop(image, [int_mask, morph_mask], (0, 0, 0))
+        # the morphological mask contains the intensity mask; its box also holds the GLDZM distance map
+        img_box, (morph_box, int_box) = _crop(image, [morph_mask, int_mask], (0, 0, 0))
         levels, n_levels = discretise(img_box, int_box, settings.discretisation, range_min)
         distance = settings.texture.distance
         padded = backend.asarray(pad(levels, distance))
@@ -175,7 +167,7 @@ def compute_features(
         if "glszm" in families:
             family_rows += [("glszm", *r) for r in glszm.compute(levels, n_levels, dims, zones)]
         if "gldzm" in families:
-            family_rows += [("gldzm", *r) for r in gldzm.compute(levels, int_box, n_levels, dims, zones)]
+            family_rows += [("gldzm", *r) for r in gldzm.compute(levels, morph_box, n_levels, dims, zones)]
         if "ngtdm" in families:
             family_rows += [("ngtdm", *r) for r in ngtdm.compute(backend, padded, distance, n_levels, distance, dims)]
         if "ngldm" in families:

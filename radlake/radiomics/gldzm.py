@@ -1,8 +1,10 @@
 """Grey level distance zone matrix features (IBSI 1, section 4.9; family VMDZ, tag prefix ``dzm``).
 
 The distance of a voxel to the ROI edge is its taxicab distance to the nearest voxel outside the
-ROI (6-connectivity in 3D, 4-connectivity within the slice in 2D), so edge voxels have distance 1;
-the distance of a zone is the smallest distance of its voxels.
+ROI *morphological* mask (6-connectivity in 3D, 4-connectivity within the slice in 2D), so edge
+voxels have distance 1; voxels removed by re-segmentation do not create edges (this is what the
+IBSI CT-phantom reference values need). The distance of a zone is the smallest distance of its
+voxels.
 """
 
 from __future__ import annotations

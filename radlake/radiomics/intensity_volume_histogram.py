@@ -1,17 +1,44 @@
 """Intensity-volume histogram features (IBSI 1, section 4.5; family P88C, tag prefix ``ivh``).
 
-With discretised intensities the IVH runs over the levels 1..Ng; with ``none`` it runs over the
-distinct intensities present, between their minimum and maximum. The fractional intensity of a
-level is (i - i_min) / (i_max - i_min) and nu(i) is the volume fraction with intensity >= i.
+The IVH is evaluated on a grid G of intensities with step w_d (IBSI 4.5):
+
+* discrete calibrated intensities (``none``, e.g. CT): the intensities themselves, G = the
+  re-segmentation range (upper bound max(X) if open) or [min(X), max(X)], w_d = 1;
+* continuous calibrated (``fbs``): bin numbers converted to bin centres X_min + (X_d - 0.5) w,
+  G = [X_min + w/2, X_max - w/2], X_min/X_max the re-segmentation bounds or the ROI extremes;
+* arbitrary units (``fbn``): the bin numbers 1..Ng, G = [1, Ng], w_d = 1.
+
+nu(i) is the volume fraction with intensity >= i, gamma(i) = (i - min G) / (max G - min G).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from radlake.radiomics.settings import Discretisation
+
+
+def ivh_values_and_grid(values: np.ndarray, settings: Discretisation,
+                        resegmentation_range: tuple[float | None, float | None]) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(values, dtype=np.float64)
+    low, high = resegmentation_range
+    if settings.method == "none":
+        g_min = x.min() if low is None else low
+        g_max = x.max() if high is None else high
+        return x, np.arange(g_min, g_max + 0.5)
+    if settings.method == "fbs":
+        x_min = x.min() if low is None else low
+        x_max = x.max() if high is None else high
+        w = settings.bin_size
+        centres = x_min + (np.floor((x - x_min) / w) + 1 - 0.5) * w
+        return centres, np.arange(x_min + 0.5 * w, x_max - 0.5 * w + 1e-9 * w, w)
+    n = settings.bin_number
+    levels = np.floor(n * (x - x.min()) / (x.max() - x.min())) + 1 if x.max() > x.min() else np.ones_like(x)
+    return np.minimum(levels, n), np.arange(1, n + 1, dtype=np.float64)
+
 
 def compute(values: np.ndarray, grid: np.ndarray) -> list[tuple[str, float]]:
-    """``values``: intensities in the ROI; ``grid``: the sorted intensity levels the IVH is taken on."""
+    """``values``: (discretised) intensities in the ROI; ``grid``: the sorted levels of G."""
     x = np.asarray(values, dtype=np.float64)
     grid = np.asarray(grid, dtype=np.float64)
     sorted_x = np.sort(x)
@@ -25,7 +52,8 @@ def compute(values: np.ndarray, grid: np.ndarray) -> list[tuple[str, float]]:
 
     def intensity_at(fraction: float) -> float:
         candidates = grid[nu <= fraction]
-        return float(candidates[0]) if candidates.size else float(high + 1)
+        step = grid[1] - grid[0] if grid.size > 1 else 1.0
+        return float(candidates[0]) if candidates.size else float(high + step)
 
     v10, v90 = volume_at(0.10), volume_at(0.90)
     i10, i90 = intensity_at(0.10), intensity_at(0.90)

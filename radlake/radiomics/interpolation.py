@@ -67,4 +67,6 @@ def interpolate(
     if settings.round_intensities:
         new_image = np.round(new_image)
     new_mask = ndimage.map_coordinates(mask[box].astype(np.float64), coords, order=1, mode="constant", cval=0.0)
-    return new_image, new_mask >= settings.mask_threshold, new_spacing
+    # round away float noise first: a voxel interpolated to exactly the threshold must stay in
+    # (IBSI 5.2, notes on interpolation: 0.4999... instead of 0.5)
+    return new_image, np.round(new_mask, 6) >= settings.mask_threshold, new_spacing

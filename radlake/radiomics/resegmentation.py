@@ -19,7 +19,7 @@ def resegment(image: np.ndarray, mask: np.ndarray, settings: Resegmentation) -> 
     if high is not None:
         keep &= image <= high
     if settings.outlier_sigma is not None:
-        values = image[mask]
+        values = image[keep]  # outliers are judged among the voxels the range kept
         if values.size:
             mu, sigma = values.mean(), values.std()
             band = settings.outlier_sigma * sigma

@@ -1,11 +1,13 @@
 """Extract the IBSI 1 digital-phantom reference values from the IBSI reference manual source.
 
 Usage: python extract_reference.py 03_Image_features.rst > digital_phantom_reference.csv
+       python extract_reference.py 03_Image_features.rst --ct > ct_phantom_reference.csv
 
 The input is ``docs/03_Image_features.rst`` of https://github.com/theibsi/ibsi-doc (see PROVENANCE).
 Each feature section there has a heading, its permanent identifier in grey italics, a formula whose
 left-hand side is the feature tag ``F_{\\mathit{tag}}``, and a table of reference values; this
-script keeps the rows whose data column is ``dig. phantom``.
+script keeps the rows whose data column is ``dig. phantom`` (or, with ``--ct``, ``config. A`` to
+``config. E`` of the lung-cancer CT phantom).
 """
 
 from __future__ import annotations
@@ -63,9 +65,9 @@ def significant_text(text: str) -> str:
     return f"{sci.group(1)}e{sci.group(2)}" if sci else text
 
 
-def rows(lines: list[str]):
+def rows(lines: list[str], wanted: frozenset[str] = frozenset({"dig. phantom"})):
     heading = code = tag = None
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str, str], int] = {}
     for i, line in enumerate(lines):
         if i + 1 < len(lines) and re.fullmatch(r"\^{4,}", lines[i + 1].strip()) and line.strip():
             heading, code, tag = line.strip(), None, None
@@ -76,25 +78,30 @@ def rows(lines: list[str]):
         match = re.search(r"F_\{\\mathit\{([a-z0-9.]+)\}\}", line)
         if match and heading and tag is None:
             tag = match.group(1)
-        if "| dig. phantom" in line:
+        data = re.match(r"\s*\|\s*(dig\. phantom|config\. [A-E])\s*\|", line)
+        if data and data.group(1) in wanted:
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if len(cells) == 4:
                 aggregation, (value, tol, consensus) = "", cells[1:]
             else:
                 aggregation, value, tol, consensus = cells[1:]
+            if parse_number(value) is None:
+                continue  # no reference value for this configuration
             note = ""
             if heading in FIXUPS:
                 tags, code, note = FIXUPS[heading]
-                tag = tags[min(seen.get(heading, 0), len(tags) - 1)]
-                seen[heading] = seen.get(heading, 0) + 1
+                counter = (heading, cells[0], cells[1] if len(cells) == 6 else "")
+                tag = tags[min(seen.get(counter, 0), len(tags) - 1)]
+                seen[counter] = seen.get(counter, 0) + 1
             yield {
+                "data": cells[0],
                 "tag": tag.lower(),
                 "ibsi_id": code,
                 "name": heading,
                 "aggregation": aggregation,
                 "aggregation_id": AGGREGATION_IDS[aggregation],
                 "value": significant_text(value),
-                "tolerance": "" if parse_number(tol) is None else tol,
+                "tolerance": "" if parse_number(tol) is None else significant_text(tol),
                 "consensus": consensus,
                 "note": note,
             }
@@ -104,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     with open(args[0], encoding="utf-8") as handle:
         lines = handle.read().splitlines()
-    out = csv.DictWriter(sys.stdout, fieldnames=["tag", "ibsi_id", "name", "aggregation", "aggregation_id", "value", "tolerance", "consensus", "note"], lineterminator="\n")
+    ct = len(args) > 1 and args[1] == "--ct"
+    wanted = frozenset(f"config. {c}" for c in "ABCDE") if ct else frozenset({"dig. phantom"})
+    fields = (["data"] if ct else []) + ["tag", "ibsi_id", "name", "aggregation", "aggregation_id", "value", "tolerance", "consensus", "note"]
+    out = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     out.writeheader()
-    for row in rows(lines):
+    for row in rows(lines, wanted):
         out.writerow(row)
     return 0
 

@@ -14,7 +14,7 @@ import pytest
 
 from radlake.radiomics import IBSI_DIGITAL_PHANTOM, compute_features
 
-from .conftest import IBSI_DIR
+from .conftest import IBSI_DIR, tolerance
 
 # (tag, aggregation id) -> why it is expected to fail. Empty: all 482 reference values pass.
 KNOWN_FAILING: dict[tuple[str, str], str] = {}
@@ -27,16 +27,6 @@ NOT_IMPLEMENTED: set[str] = set()
 def _reference_rows() -> list[dict[str, str]]:
     with open(IBSI_DIR / "digital_phantom_reference.csv", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
-
-
-def tolerance(row: dict[str, str]) -> float:
-    """The manual's tolerance, or half a unit in the last printed digit of the reference value."""
-    if row["tolerance"]:
-        return float(row["tolerance"])
-    text = row["value"]
-    mantissa, _, exponent = text.partition("e")
-    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    return 0.5 * 10 ** (int(exponent or 0) - decimals)
 
 
 ROWS = _reference_rows()
