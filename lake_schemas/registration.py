@@ -27,5 +27,7 @@ def register(registry: SchemaRegistryClient, topics: tuple[Topic, ...] = ALL_TOP
             version = registry.lookup_schema(topic.subject, Schema(topic.schema_str, "JSON")).version
         except SchemaRegistryError as err:
             raise RegistryError(f"registering {topic.subject} failed: {err}") from err
+        except Exception as err:  # noqa: BLE001 - the client raises its HTTP library's errors unwrapped
+            raise RegistryError(f"the registry could not be reached ({type(err).__name__}: {err})") from err
         done.append(Registered(topic.subject, schema_id, version))
     return done

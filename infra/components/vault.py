@@ -17,6 +17,7 @@ import hvac
 
 from infra.component import Component
 from infra.errors import PrerequisiteMissing, StackError
+from infra.process import wait_until
 from radlake.settings import Settings
 
 
@@ -111,6 +112,8 @@ log_level     = "warn"
                 json.dump({"keys": result["keys"], "root_token": result["root_token"]}, fh)
         if raw.sys.is_sealed():
             raw.sys.submit_unseal_key(self._init()["keys"][0])
+        # A freshly unsealed raft node needs a moment to become the active node before it takes writes.
+        wait_until(self.healthy, timeout_s=60, what="vault (becoming active after unseal)", log_file=self.log_file)
         _ensure_engines(client(self.settings), self.settings)
 
     def _init(self) -> dict:
