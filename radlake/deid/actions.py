@@ -17,15 +17,16 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 
 from radlake.deid.confidentiality_profile import (
     BASIC_PROFILE_CODE,
     OPTION_CODES,
-    PATIENT_ID,
     STANDARD_EDITION,
     TABLE_VERSION,
     Action,
@@ -98,17 +99,32 @@ def _uids(value: object) -> Iterator[str]:
             yield text
 
 
+def element_vr(ds: Dataset, tag: BaseTag, raw: object) -> str:
+    """The VR of an element without converting its value when the file says it (explicit VR)."""
+    vr = getattr(raw, "VR", None)
+    if vr:
+        return str(vr)
+    if not tag.is_private:
+        try:
+            return dictionary_VR(tag).split(" ")[0]
+        except KeyError:
+            pass
+    return str(ds[tag].VR)
+
+
 def _walk_uids(ds: Dataset, rules: Rules) -> Iterator[str]:
-    for elem in ds:
-        if elem.tag.is_private:
+    for tag in ds.keys():
+        if tag.is_private:
             continue
-        action = rules.action(elem.tag)
-        if elem.VR == "SQ":
-            if action not in (Action.REMOVE, Action.ZERO):
-                for item in elem.value or ():
-                    yield from _walk_uids(item, rules)
-        elif elem.VR == "UI" and action in (Action.UID, Action.DUMMY):
-            yield from _uids(elem.value)
+        action = rules.action(tag)
+        if action is Action.REMOVE or action is Action.ZERO:
+            continue
+        vr = element_vr(ds, tag, ds.get_item(tag))
+        if vr == "SQ":
+            for item in ds[tag].value or ():
+                yield from _walk_uids(item, rules)
+        elif vr == "UI" and action in (Action.UID, Action.DUMMY):
+            yield from _uids(ds[tag].value)
 
 
 def hmac_messages(ds: Dataset, rules: Rules, provider: str) -> list[bytes]:
@@ -147,16 +163,23 @@ def deidentify(ds: Dataset, rules: Rules, digests: Mapping[bytes, bytes], provid
 
 
 def _transform(ds: Dataset, ctx: _Context) -> Dataset:
+    """Elements the table keeps are carried over raw (no value conversion); the others are rebuilt."""
     out = Dataset()
-    private: list[DataElement] = []
-    for elem in ds:
-        tag = elem.tag
+    private: list[BaseTag] = []
+    for tag in ds.keys():
         if tag.is_private:
-            private.append(elem)
+            private.append(tag)
             continue
-        if tag.element == 0:  # group length: retired, recomputed by nobody
+        if tag.element == 0:  # group length: retired
             continue
-        new = _apply(elem, ctx.rules.action(tag), ctx)
+        action = ctx.rules.action(tag)
+        if action is Action.REMOVE:
+            continue
+        raw = ds.get_item(tag)
+        if (action is None or action is Action.KEEP) and element_vr(ds, tag, raw) != "SQ":
+            out[tag] = raw
+            continue
+        new = _apply(ds[tag], action, ctx)
         if new is not None:
             out.add(new)
     for elem in _safe_private(ds, private, ctx):
@@ -223,13 +246,14 @@ def _clean_text(value: object, tokens: Tokens) -> str | list[str]:
     return redact(str(value or ""), tokens)
 
 
-def _safe_private(ds: Dataset, private: list[DataElement], ctx: _Context) -> list[DataElement]:
+def _safe_private(ds: Dataset, private: list[BaseTag], ctx: _Context) -> list[DataElement]:
     """Private elements on the profile's allow-list (Retain Safe Private), with their creators."""
     rules = ctx.rules
     if rules.private is not Action.CLEAN or not rules.safe_private:
         return []
     kept: dict[int, DataElement] = {}
-    for elem in private:
+    for tag in private:
+        elem = ds[tag]
         group, element = elem.tag.group, elem.tag.element
         block = element >> 8
         if element < 0x1000 or block < 0x10:
@@ -282,6 +306,3 @@ def _file_meta(source: Dataset, out: Dataset) -> FileMetaDataset:
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     return meta
 
-
-def patient_id_of(ds: Dataset) -> str:
-    return str(ds.get(PATIENT_ID, DataElement(PATIENT_ID, "LO", "")).value or "")

@@ -40,6 +40,7 @@ _UID = re.compile(r"[0-9.]+")
 _UID_CHARS = frozenset("0123456789.")
 _BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 _NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "IS", "DS", "AS", "TM", "CS"})
+_TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
 _REMOVING = frozenset({Action.REMOVE, Action.ZERO, Action.DUMMY, Action.UID, Action.PSEUDONYM})
 
 
@@ -122,33 +123,47 @@ def collect_tokens(ds: Dataset, rules: Rules) -> Tokens:
 
 
 def _collect(ds: Dataset, rules: Rules, strong: set[str], weak: set[str], kept: set[str]) -> None:
+    from radlake.deid.actions import element_vr  # one definition of "VR without conversion"
+
     descriptors = descriptor_tags()
-    for elem in ds:
-        tag = elem.tag
+    for tag in ds.keys():
+        raw = ds.get_item(tag)
+        vr = element_vr(ds, tag, raw)
         if tag.is_private:
-            if elem.VR == "SQ":
-                for item in elem.value or ():
+            if vr == "SQ":
+                for item in ds[tag].value or ():
                     _collect(item, rules, weak, weak, kept)
             elif tag.element >= 0x1000:
-                weak.update(element_tokens(elem))
-            continue
-        action = rules.action(tag)
-        if elem.VR == "SQ":
-            if action is Action.REMOVE or action is Action.ZERO:
-                for item in elem.value or ():
-                    _collect(item, rules, strong, weak, set())
-            else:
-                for item in elem.value or ():
-                    _collect(item, rules, strong, weak, kept)
+                weak.update(element_tokens(ds[tag]))
             continue
         if tag == 0x7FE00010:
             continue
-        if action in _REMOVING or (action is Action.CLEAN and elem.VR in ("DA", "DT")):
-            (weak if int(tag) in descriptors else strong).update(element_tokens(elem))
-        elif action is None or action is Action.KEEP:
-            kept.update(t for t in element_tokens(elem))
-            if isinstance(elem.value, str | MultiValue):
-                kept.update(str(v).strip() for v in (elem.value if isinstance(elem.value, MultiValue) else [elem.value]))
+        action = rules.action(tag)
+        if vr == "SQ":
+            removed = action is Action.REMOVE or action is Action.ZERO
+            for item in ds[tag].value or ():
+                _collect(item, rules, strong, weak, set() if removed else kept)
+            continue
+        if action in _REMOVING or (action is Action.CLEAN and vr in ("DA", "DT")):
+            (weak if int(tag) in descriptors else strong).update(element_tokens(ds[tag]))
+        elif (action is None or action is Action.KEEP) and vr in _TEXT_VRS:
+            kept.update(_kept_texts(raw))
+
+
+def _kept_texts(raw: object) -> Iterator[str]:
+    """Values of a kept text element, from its raw bytes when it was never converted."""
+    value = getattr(raw, "value", None)
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+    elif isinstance(value, MultiValue | list | tuple):
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = str(value if value is not None else "")
+    for part in text.split("\\"):
+        part = part.strip(" \x00")
+        if part:
+            yield part
+            yield from (p for p in _SPLIT_PN.split(part) if p)
 
 
 def _matches(hay: str, token: str) -> Iterator[tuple[int, int]]:
