@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from radlake.radiomics import aggregation
@@ -29,68 +31,91 @@ def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int,
     return counts if in_slice else counts[0]
 
 
+@lru_cache(maxsize=16)
+def _weights(n_g: int) -> dict[str, np.ndarray]:
+    """Per-cell weights (Ng*Ng, k) of the features that are linear in p, and the diagonal maps."""
+    i = np.repeat(np.arange(1, n_g + 1, dtype=np.float64), n_g)
+    j = np.tile(np.arange(1, n_g + 1, dtype=np.float64), n_g)
+    d = np.abs(i - j)
+    linear = np.stack([
+        i,  # joint average
+        d**2,  # contrast
+        d,  # dissimilarity
+        1 / (1 + d),
+        1 / (1 + d / n_g),
+        1 / (1 + d**2),
+        1 / (1 + d**2 / n_g**2),
+        i * j,  # autocorrelation
+    ], axis=1)
+    diff_map = (d[:, None] == np.arange(n_g)[None, :]).astype(np.float64)
+    sum_map = ((i + j)[:, None] == np.arange(2, 2 * n_g + 1)[None, :]).astype(np.float64)
+    return {"linear": linear, "diff": diff_map, "sum": sum_map}
+
+
+def _entropy(q: np.ndarray) -> np.ndarray:
+    return -np.where(q > 0, q * np.log2(np.where(q > 0, q, 1.0)), 0.0).sum(axis=-1)
+
+
 def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """IBSI GLCM features of a batch of symmetric matrices (..., Ng, Ng).
+
+    Symmetry lets every feature come from p itself (max, entropy, energy), the marginal p_i, the
+    diagonal and cross-diagonal distributions p_{i-j} and p_{i+j}, or a product with fixed weights;
+    HXY1 = HXY2 = 2 HX for a symmetric matrix.
+    """
     counts = mats["glcm"]
     n_g = counts.shape[-1]
-    total = counts.sum(axis=(-2, -1))
+    batch = counts.shape[:-2]
+    flat = counts.reshape(batch + (n_g * n_g,))
+    total = flat.sum(axis=-1)
+    w = _weights(n_g)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = counts / np.where(total > 0, total, np.nan)[..., None, None]
-        i = np.arange(1, n_g + 1, dtype=np.float64)[:, None]
-        j = i.T
-        ax = (-2, -1)
-        p_i = p.sum(axis=-1)
+        p = flat / np.where(total > 0, total, np.nan)[..., None]
+        lin = p @ w["linear"]
+        p_diff = p @ w["diff"]
+        p_sum = p @ w["sum"]
+        p_i = p.reshape(batch + (n_g, n_g)).sum(axis=-1)
         levels = np.arange(1, n_g + 1, dtype=np.float64)
-        mu = (p_i * levels).sum(axis=-1)
-        var_i = (p_i * (levels - mu[..., None]) ** 2).sum(axis=-1)
-
-        def entropy(q, axes):
-            return -np.where(q > 0, q * np.log2(np.where(q > 0, q, 1.0)), 0.0).sum(axis=axes)
-
-        # diagonal (|i-j| = k) and cross-diagonal (i+j = k) probabilities
-        k_diff = np.abs(i - j).astype(int)
-        k_sum = (i + j).astype(int) - 2
-        flat = p.reshape(p.shape[:-2] + (n_g * n_g,))
-        p_diff = flat @ (k_diff.ravel()[:, None] == np.arange(n_g)[None, :])
-        p_sum = flat @ (k_sum.ravel()[:, None] == np.arange(2 * n_g - 1)[None, :])
         kd = np.arange(n_g, dtype=np.float64)
         ks = np.arange(2, 2 * n_g + 1, dtype=np.float64)
-        diff_avg = (p_diff * kd).sum(axis=-1)
-        sum_avg = (p_sum * ks).sum(axis=-1)
-        hxy = entropy(p, ax)
-        hx = entropy(p_i, -1)
-        pipj = p_i[..., :, None] * p_i[..., None, :]
-        log_pipj = np.log2(np.where(pipj > 0, pipj, 1.0))
-        hxy1 = -(p * log_pipj).sum(axis=ax)
-        hxy2 = -(pipj * log_pipj).sum(axis=ax)
-        ij = (i * j * p).sum(axis=ax)
-        dev = i + j - 2 * mu[..., None, None]
-        inv_var_w = np.where(kd > 0, 1.0 / np.where(kd > 0, kd, 1.0) ** 2, 0.0)
+        mu = lin[..., 0]
+        dev_i = levels - mu[..., None]
+        joint_var = (p_i * dev_i * dev_i).sum(axis=-1)
+        diff_avg = p_diff @ kd
+        sum_avg = p_sum @ ks
+        dev_d = kd - diff_avg[..., None]
+        dev_s = ks - sum_avg[..., None]
+        dev_c = ks - 2 * mu[..., None]
+        dev_c2 = dev_c * dev_c
+        hxy = _entropy(p)
+        hx = _entropy(p_i)
+        inv_var_w = np.concatenate([[0.0], 1.0 / kd[1:] ** 2])
         return {
-            "cm.joint.max": p.max(axis=ax),
-            "cm.joint.avg": (i * p).sum(axis=ax),
-            "cm.joint.var": ((i - mu[..., None, None]) ** 2 * p).sum(axis=ax),
+            "cm.joint.max": p.max(axis=-1),
+            "cm.joint.avg": mu,
+            "cm.joint.var": joint_var,
             "cm.joint.entr": hxy,
             "cm.diff.avg": diff_avg,
-            "cm.diff.var": (p_diff * (kd - diff_avg[..., None]) ** 2).sum(axis=-1),
-            "cm.diff.entr": entropy(p_diff, -1),
+            "cm.diff.var": (p_diff * dev_d * dev_d).sum(axis=-1),
+            "cm.diff.entr": _entropy(p_diff),
             "cm.sum.avg": sum_avg,
-            "cm.sum.var": (p_sum * (ks - sum_avg[..., None]) ** 2).sum(axis=-1),
-            "cm.sum.entr": entropy(p_sum, -1),
-            "cm.energy": (p**2).sum(axis=ax),
-            "cm.contrast": ((i - j) ** 2 * p).sum(axis=ax),
-            "cm.dissimilarity": (np.abs(i - j) * p).sum(axis=ax),
-            "cm.inv.diff": (p / (1 + np.abs(i - j))).sum(axis=ax),
-            "cm.inv.diff.norm": (p / (1 + np.abs(i - j) / n_g)).sum(axis=ax),
-            "cm.inv.diff.mom": (p / (1 + (i - j) ** 2)).sum(axis=ax),
-            "cm.inv.diff.mom.norm": (p / (1 + (i - j) ** 2 / n_g**2)).sum(axis=ax),
-            "cm.inv.var": (p_diff * inv_var_w).sum(axis=-1),
-            "cm.corr": (ij - mu**2) / var_i,
-            "cm.auto.corr": ij,
-            "cm.clust.tend": (dev**2 * p).sum(axis=ax),
-            "cm.clust.shade": (dev**3 * p).sum(axis=ax),
-            "cm.clust.prom": (dev**4 * p).sum(axis=ax),
-            "cm.info.corr.1": (hxy - hxy1) / hx,
-            "cm.info.corr.2": np.sqrt(1 - np.exp(-2 * (hxy2 - hxy))),
+            "cm.sum.var": (p_sum * dev_s * dev_s).sum(axis=-1),
+            "cm.sum.entr": _entropy(p_sum),
+            "cm.energy": (p * p).sum(axis=-1),
+            "cm.contrast": lin[..., 1],
+            "cm.dissimilarity": lin[..., 2],
+            "cm.inv.diff": lin[..., 3],
+            "cm.inv.diff.norm": lin[..., 4],
+            "cm.inv.diff.mom": lin[..., 5],
+            "cm.inv.diff.mom.norm": lin[..., 6],
+            "cm.inv.var": p_diff @ inv_var_w,
+            "cm.corr": (lin[..., 7] - mu**2) / joint_var,
+            "cm.auto.corr": lin[..., 7],
+            "cm.clust.tend": (p_sum * dev_c2).sum(axis=-1),
+            "cm.clust.shade": (p_sum * dev_c2 * dev_c).sum(axis=-1),
+            "cm.clust.prom": (p_sum * dev_c2 * dev_c2).sum(axis=-1),
+            "cm.info.corr.1": (hxy - 2 * hx) / hx,
+            "cm.info.corr.2": np.sqrt(1 - np.exp(-2 * (2 * hx - hxy))),
         }
 
 
