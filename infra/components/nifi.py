@@ -2,7 +2,7 @@
 
 ``install`` lays out a NiFi home in the cache (``<cache>/nifi-<version>``) with Maven: the framework
 jars and the NARs Maven Central serves (``infra/maven/nifi.pom.xml``), the Python processor framework,
-and the NARs it does not serve rebuilt from their published jars (``infra/maven/nifi-standard-nar.pom.xml``).
+and the NARs it does not serve rebuilt from their published jars (``infra/maven/<nar>.pom.xml``).
 NiFi 2.x's binary assembly, ``nifi-bootstrap`` and the ``nifi-resources`` conf zip are not served, so
 ``prepare`` writes ``conf/`` under the state dir and the process is ``org.apache.nifi.NiFi`` started
 directly (what the bootstrap would run). All repositories, the flow and the generated
@@ -27,6 +27,10 @@ from infra.java import find_java_home
 
 # Python processors kept in the repository (nifi/python/extensions), found by NiFi at start.
 PYTHON_EXTENSIONS = Path(nifi_package.__file__).resolve().parent / "python" / "extensions"
+
+# NARs Maven Central does not serve for NiFi 2.x, rebuilt from their published jars by
+# infra/maven/<id>.pom.xml (nifi-nar-maven-plugin), with upstream coordinates.
+REBUILT_NARS = ("nifi-standard-nar", "nifi-update-attribute-nar")
 
 # NiFi's management server (health, diagnostics for the bootstrap) listens next to the web port.
 MANAGEMENT_PORT_OFFSET = 100
@@ -117,10 +121,11 @@ class NiFi(Component):
 
     # --- install -----------------------------------------------------------------------------
     def install(self) -> None:
-        marker = self.distribution / ".assembled"
-        if marker.exists():
-            return
         version = self.settings.nifi_version
+        marker = self.distribution / ".assembled"
+        layout = f"nifi {version}; rebuilt NARs: {', '.join(REBUILT_NARS)}\n"
+        if marker.exists() and marker.read_text() == layout:
+            return
         java_home = find_java_home(self.java_major, self.settings.java_home)
         build_dir = self.settings.cache_dir / "build" / f"nifi-{version}"
         staging = self.distribution.with_name(self.distribution.name + ".partial")
@@ -128,21 +133,22 @@ class NiFi(Component):
         shutil.rmtree(build_dir, ignore_errors=True)
         props = {"nifi.version": version, "nifi.home": str(staging), "nifi.build.dir": str(build_dir / "lib")}
         package_with_maven(self.settings.cache_dir, "nifi.pom.xml", props, java_home)
-        nar_build = build_dir / "nifi-standard-nar"
-        package_with_maven(
-            self.settings.cache_dir,
-            "nifi-standard-nar.pom.xml",
-            {"nifi.version": version, "nar.build.dir": str(nar_build)},
-            java_home,
-        )
-        nar = nar_build / f"nifi-standard-nar-{version}.nar"
-        if not nar.exists():
-            raise StackError(f"nifi: building nifi-standard-nar {version} produced no {nar}")
-        shutil.copy2(nar, staging / "lib" / nar.name)
+        for nar_id in REBUILT_NARS:
+            nar_build = build_dir / nar_id
+            package_with_maven(
+                self.settings.cache_dir,
+                f"{nar_id}.pom.xml",
+                {"nifi.version": version, "nar.build.dir": str(nar_build)},
+                java_home,
+            )
+            nar = nar_build / f"{nar_id}-{version}.nar"
+            if not nar.exists():
+                raise StackError(f"nifi: building {nar_id} {version} produced no {nar}")
+            shutil.copy2(nar, staging / "lib" / nar.name)
         shutil.rmtree(self.distribution, ignore_errors=True)
         staging.rename(self.distribution)
         shutil.rmtree(build_dir, ignore_errors=True)
-        marker.write_text(f"nifi {version}\n")
+        marker.write_text(layout)
 
     # --- configuration -----------------------------------------------------------------------
     def _sensitive_props_key(self) -> str:
