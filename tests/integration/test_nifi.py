@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from nifi.deploy import Deployment, definition_parameters, deploy, flow_path, load_definition, undeploy
+from nifi.deploy import Deployment, deploy, flow_path, undeploy
 
 pytestmark = pytest.mark.integration
 
@@ -60,13 +60,6 @@ def _consume_one(bootstrap: str, topic: str, timeout_s: float = 120.0):
         return None
     finally:
         consumer.close()
-
-
-def test_flow_definition_declares_its_parameters():
-    definition = load_definition(flow_path("smoke_http_to_kafka"))
-    assert set(definition_parameters(definition)) == {"listen_port", "kafka_bootstrap", "kafka_topic"}
-    types = {p["type"] for p in definition["flowContents"]["processors"]}
-    assert types == {"org.apache.nifi.processors.standard.ListenHTTP", "PublishToKafka"}
 
 
 def test_http_post_to_listenhttp_is_published_to_kafka(nifi_url, kafka_bootstrap, unique_topic):
