@@ -8,7 +8,7 @@ fixed bin number 32 (pyradiomics ``binCount``), 3D texture, GLCM/GLRLM averaged 
 directions, delta = 1, NGLDM alpha = 0, and the same feature classes (radlake: morphology,
 intensity statistics and histogram, GLCM, GLRLM, GLSZM, NGTDM, NGLDM). A second radlake column,
 "full", is the whole IBSI set: also local intensity, IVH and GLDZM, and every 2D/2.5D aggregation.
-Moran's I and Geary's C are off (pyradiomics has no equivalent). Times are the best of 3 runs.
+Moran's I and Geary's C are off (pyradiomics has no equivalent). Times are the best of 5 runs.
 
 Timing: wall time per ROI, (a) on one core (process pinned to CPU 0, one BLAS/OpenMP thread) and
 (b) on all cores (a process pool with one worker per core, one ROI per task; per-ROI time is the
@@ -168,6 +168,16 @@ def setup_pyradiomics() -> int:
     return 0
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rois", type=int, default=6, help="number of generated lesions (plus the phantom)")
@@ -191,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
 
     per_roi = []
     for roi in rois:
-        t_ours, ours = min((run_radlake(roi) for _ in range(3)), key=lambda r: r[0])
-        t_all = min(run_radlake(roi, full=True)[0] for _ in range(3))
-        t_py, theirs = min((run_pyradiomics(roi) for _ in range(3)), key=lambda r: r[0])
+        t_ours, ours = min((run_radlake(roi) for _ in range(5)), key=lambda r: r[0])
+        t_all = min(run_radlake(roi, full=True)[0] for _ in range(5))
+        t_py, theirs = min((run_pyradiomics(roi) for _ in range(5)), key=lambda r: r[0])
         agree = agreement(ours, theirs)
         per_roi.append({
             "roi": roi["name"], "voxels": roi["voxels"], "radlake_s": t_ours, "radlake_full_s": t_all,
@@ -217,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     summary = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores, {platform.platform()}",
+        "load_average_1_5_15": os.getloadavg(),
         "python": platform.python_version(),
         "pyradiomics": radiomics.__version__,
         "command": "python bench/radiomics_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
