@@ -30,7 +30,7 @@ class Geometry:
         out[:3, 3] = self.origin
         return out
 
-    def differences(self, other: "Geometry", tolerance_mm: float = 1e-3) -> list[str]:
+    def differences(self, other: Geometry, tolerance_mm: float = 1e-3) -> list[str]:
         problems = []
         if self.shape != other.shape:
             problems.append(f"shape {other.shape} != {self.shape}")

@@ -54,8 +54,3 @@ def named(stats: dict[str, np.ndarray], names: dict[str, str]) -> dict[str, np.n
     """Rename generic statistics to a family's IBSI tags (``names``: generic -> tag)."""
     return {tag: stats[key] for key, tag in names.items()}
 
-
-def nanmean(values: np.ndarray) -> float:
-    finite = np.asarray(values, dtype=np.float64)
-    finite = finite[~np.isnan(finite)]
-    return float(finite.mean()) if finite.size else float("nan")

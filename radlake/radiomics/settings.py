@@ -89,7 +89,7 @@ class Discretisation(_Frozen):
     bin_size: float = 25.0
 
     @model_validator(mode="after")
-    def _positive(self) -> "Discretisation":
+    def _positive(self) -> Discretisation:
         if self.bin_number < 1 or self.bin_size <= 0:
             raise ValueError("bin_number must be >= 1 and bin_size > 0")
         return self

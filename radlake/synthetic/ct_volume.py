@@ -74,7 +74,6 @@ def write_dicom_series(ct: SyntheticCT, folder: Path | str, seed: int = 0) -> li
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    rng_prefix = f"{seed}"
     study, series, frame = generate_uid(), generate_uid(), generate_uid()
     dz, dy, dx = ct.spacing
     paths = []
@@ -87,7 +86,7 @@ def write_dicom_series(ct: SyntheticCT, folder: Path | str, seed: int = 0) -> li
         ds.SOPClassUID = CTImageStorage
         ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.PatientID, ds.PatientName = f"SYNTH{rng_prefix}", "Synthetic^Phantom"
+        ds.PatientID, ds.PatientName = f"SYNTH{seed}", "Synthetic^Phantom"
         ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20260101", "120000", "1", ""
         ds.ReferringPhysicianName, ds.PatientBirthDate, ds.PatientSex = "", "", "O"
         ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", 1, k + 1
