@@ -100,6 +100,11 @@ def compute_features(
     Inputs are not modified. Raises :class:`InvalidInputError` for an empty or single-voxel ROI
     or mismatched arrays.
     """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _compute_features(image, mask, spacing, settings, device)
+
+
+def _compute_features(image, mask, spacing, settings: RadiomicsSettings, device: str) -> list[FeatureValue]:
     image = np.asarray(image)
     mask = np.asarray(mask).astype(bool)
     spacing = tuple(float(s) for s in spacing)

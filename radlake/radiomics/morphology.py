@@ -32,6 +32,8 @@ def mesh_volume_area(vertices: np.ndarray, faces: np.ndarray) -> tuple[float, fl
 
 def ellipsoid_area(a: float, b: float, c: float, terms: int = 20) -> float:
     """Surface area of an ellipsoid with semi-axes a >= b >= c (Legendre series of IBSI 4.1.20)."""
+    if not c > 0:
+        return float("nan")  # degenerate (flat or linear) ROI
     alpha = np.sqrt(1 - b**2 / a**2)
     beta = np.sqrt(1 - c**2 / a**2)
     if alpha * beta == 0:
@@ -70,9 +72,15 @@ def compute(
     spacing: tuple[float, float, float],
     max_pair_voxels: int,
 ) -> list[tuple[str, float]]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _compute(image, morph_mask, int_mask, spacing, max_pair_voxels)
+
+
+def _compute(image, morph_mask, int_mask, spacing, max_pair_voxels) -> list[tuple[str, float]]:
+    """Degenerate ROIs (flat, linear) give NaN or inf where a ratio has a zero denominator."""
     spacing = tuple(float(s) for s in spacing)
     vertices, faces = mesh(morph_mask, spacing)
-    volume, area = mesh_volume_area(vertices, faces)
+    volume, area = (np.float64(v) for v in mesh_volume_area(vertices, faces))
     voxel_volume = float(np.prod(spacing))
     positions = np.argwhere(morph_mask) * np.asarray(spacing)
     int_positions = np.argwhere(int_mask) * np.asarray(spacing)
@@ -98,7 +106,7 @@ def compute(
     rows.append(("morph.diam", float(spatial.distance.pdist(hull_points).max())))
 
     eigen = np.sort(np.linalg.eigvalsh(np.cov(positions.T, bias=False)))[::-1] if len(positions) > 1 else np.zeros(3)
-    major, minor, least = (float(v) for v in eigen)
+    major, minor, least = (np.float64(max(v, 0.0)) for v in eigen)
     rows += [
         ("morph.pca.major", 4 * np.sqrt(major)),
         ("morph.pca.minor", 4 * np.sqrt(minor)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -92,3 +94,28 @@ def test_cuda_path_agrees_with_numpy(phantom):
     gpu = {v.name: v.value for v in compute_features(image, mask, spacing, IBSI_DIGITAL_PHANTOM, device="cuda")}
     for name, value in cpu.items():
         assert gpu[name] == pytest.approx(value, rel=1e-6, abs=1e-9, nan_ok=True), name
+
+
+def _degenerate_rois(shape):
+    two = np.zeros(shape, bool)
+    two[5, 5, 5:7] = True
+    line = np.zeros(shape, bool)
+    line[5, 2:10, 5] = True
+    flat = np.zeros(shape, bool)
+    flat[5, 2:10, 2:10] = True
+    return {"two-voxels": two, "line": line, "one-slice": flat}
+
+
+@pytest.mark.parametrize("name", ["two-voxels", "line", "one-slice"])
+@pytest.mark.parametrize("constant", [False, True], ids=["textured", "constant"])
+def test_degenerate_rois_compute_without_errors(name, constant):
+    """Flat, linear and constant ROIs give values (NaN where a feature is undefined), never a crash."""
+    rng = np.random.default_rng(0)
+    image = np.full((10, 12, 12), 7.0) if constant else rng.normal(0, 50, (10, 12, 12)).round()
+    mask = _degenerate_rois(image.shape)[name]
+    settings = settings_from_mapping({"discretisation": {"method": "fbn", "bin_number": 8}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = compute_features(image, mask, (2.0, 1.0, 1.0), settings)
+    assert len(values) == 483
+    assert np.isfinite([v.value for v in values if v.tag in {"morph.vol", "stat.mean", "ih.entropy"}]).all()
