@@ -38,7 +38,7 @@ def dispersion(x: np.ndarray) -> dict[str, float]:
         "iqr": p75 - p25,
         "range": x.max() - x.min(),
         "mad": np.abs(x - mu).mean(),
-        "rmad": np.abs(central - central.mean()).mean(),
+        "rmad": np.abs(central - central.mean()).mean() if central.size else np.nan,
         "medad": np.abs(x - median).mean(),
         "cov": np.sqrt(((x - mu) ** 2).mean()) / mu if mu != 0 else np.nan,
         "qcod": (p75 - p25) / (p75 + p25) if (p75 + p25) != 0 else np.nan,
