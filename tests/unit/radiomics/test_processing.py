@@ -119,3 +119,22 @@ def test_degenerate_rois_compute_without_errors(name, constant):
         values = compute_features(image, mask, (2.0, 1.0, 1.0), settings)
     assert len(values) == 483
     assert np.isfinite([v.value for v in values if v.tag in {"morph.vol", "stat.mean", "ih.entropy"}]).all()
+
+
+@pytest.mark.parametrize(("method", "rtol"), [("linear", 1e-12), ("cubic", 1e-5)])
+def test_interpolation_near_the_roi_matches_whole_image_interpolation(method, rtol):
+    from scipy import ndimage
+
+    from radlake.radiomics.interpolation import interpolate
+
+    ct = irregular_lesion(shape=(20, 48, 48), spacing=(3.0, 0.9, 0.9), radius_mm=8.0)
+    settings = Interpolation(spacing=(2.0, 2.0, 2.0), method=method)
+    image, mask, _ = interpolate(ct.image, ct.mask.astype(bool), ct.spacing, settings, margin_mm=6.2)
+    shape, _, axes = target_grid(ct.image.shape, ct.spacing, settings)
+    coords = np.meshgrid(*axes, indexing="ij")
+    order = {"linear": 1, "cubic": 3}[method]
+    full_image = ndimage.map_coordinates(ct.image.astype(float), coords, order=order, mode="nearest")
+    full_mask = ndimage.map_coordinates(ct.mask.astype(float), coords, order=1, mode="constant")
+    full_mask = np.round(full_mask, 6) >= 0.5
+    assert mask.sum() == full_mask.sum()
+    assert image[mask].sum() == pytest.approx(full_image[full_mask].sum(), rel=rtol)
