@@ -157,7 +157,8 @@ def deidentify(ds: Dataset, rules: Rules, digests: Mapping[bytes, bytes], provid
     tokens = collect_tokens(ds, rules)
     ctx = _Context(rules, digests, pseudonym, offset, tokens)
     out = _transform(ds, ctx)
-    _record_method(out, rules)
+    for elem in method_elements(rules):
+        out.add(elem)
     out.file_meta = _file_meta(ds, out)
     return Deidentified(out, tokens, provider, pseudonym)
 
@@ -270,14 +271,10 @@ def _safe_private(ds: Dataset, private: list[BaseTag], ctx: _Context) -> list[Da
     return [kept[tag] for tag in sorted(kept)]
 
 
-def _record_method(out: Dataset, rules: Rules) -> None:
+def method_elements(rules: Rules) -> list[DataElement]:
     """PatientIdentityRemoved, DeidentificationMethod(+CodeSequence), LongitudinalTemporalInformationModified."""
     options = rules.profile.options
-    out.PatientIdentityRemoved = "YES"
-    out.DeidentificationMethod = [
-        f"radlake {rules.profile.name}"[:64],
-        f"PS3.15 {STANDARD_EDITION} Table E.1-1 ({TABLE_VERSION})"[:64],
-    ]
+    method = [f"radlake {rules.profile.name}"[:64], f"PS3.15 {STANDARD_EDITION} Table E.1-1 ({TABLE_VERSION})"[:64]]
     codes = [BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in sorted(options, key=lambda o: OPTION_CODES[o][0])]
     items = []
     for value, meaning in codes:
@@ -286,13 +283,18 @@ def _record_method(out: Dataset, rules: Rules) -> None:
         item.CodingSchemeDesignator = "DCM"
         item.CodeMeaning = meaning
         items.append(item)
-    out.DeidentificationMethodCodeSequence = Sequence(items)
     if Option.RETAIN_LONGITUDINAL_FULL_DATES in options:
-        out.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        temporal = "UNMODIFIED"
     elif Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in options:
-        out.LongitudinalTemporalInformationModified = "MODIFIED"
+        temporal = "MODIFIED"
     else:
-        out.LongitudinalTemporalInformationModified = "REMOVED"
+        temporal = "REMOVED"
+    return [
+        DataElement(0x00120062, "CS", "YES"),  # Patient Identity Removed
+        DataElement(0x00120063, "LO", method),  # De-identification Method
+        DataElement(0x00120064, "SQ", Sequence(items)),  # De-identification Method Code Sequence
+        DataElement(0x00280303, "CS", temporal),  # Longitudinal Temporal Information Modified
+    ]
 
 
 def _file_meta(source: Dataset, out: Dataset) -> FileMetaDataset:

@@ -86,19 +86,20 @@ def extract(archive: Path, dest: Path, limits: Limits = Limits(), display: str |
             entries = _zip_entries(archive, limits, label, refusals)
         else:
             entries = _tar_entries(archive, limits, label, refusals)
-        budget = [limits.max_total_bytes]
+        budget = limits.max_total_bytes
         for index, (name, size_hint, opener) in enumerate(entries):
             if index >= limits.max_members:
                 refusals.append(Refusal(label, QuarantineReason.ARCHIVE_BOMB, f"more than {limits.max_members} members"))
                 break
             target = dest / f"{index:07d}"
             member_label = f"{label}!{name}"
+            limit = min(limits.max_member_bytes, size_hint if size_hint is not None else limits.max_member_bytes)
             try:
-                _copy(opener, target, size_hint, limits, budget)
+                budget -= _copy(opener, target, min(limit, budget))
             except _Bomb as err:
                 target.unlink(missing_ok=True)
                 refusals.append(Refusal(member_label, QuarantineReason.ARCHIVE_BOMB, str(err)))
-                if budget[0] <= 0:
+                if budget <= 0:
                     break
                 continue
             if is_archive(target):
@@ -189,9 +190,8 @@ def _tar_entries(archive: Path, limits: Limits, label: str, refusals: list[Refus
             yield name, info.size, (lambda info=info: tf.extractfile(info))
 
 
-def _copy(opener: Callable[[], IO[bytes] | None], target: Path, size_hint: int | None, limits: Limits, budget: list[int]) -> None:
-    """Stream a member to ``target``, enforcing the declared size and the remaining total budget."""
-    limit = min(limits.max_member_bytes, size_hint if size_hint is not None else limits.max_member_bytes)
+def _copy(opener: Callable[[], IO[bytes] | None], target: Path, limit: int) -> int:
+    """Stream a member to ``target``; more than ``limit`` bytes (declared size or budget) is a bomb."""
     written = 0
     source = opener()
     if source is None:
@@ -199,7 +199,7 @@ def _copy(opener: Callable[[], IO[bytes] | None], target: Path, size_hint: int |
     with source, target.open("wb") as out:
         while chunk := source.read(CHUNK):
             written += len(chunk)
-            budget[0] -= len(chunk)
-            if written > limit or budget[0] < 0:
-                raise _Bomb(f"member expands beyond {limit} bytes or the archive budget")
+            if written > limit:
+                raise _Bomb(f"member expands beyond {limit} bytes (declared size or the archive's budget)")
             out.write(chunk)
+    return written

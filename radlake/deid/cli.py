@@ -48,9 +48,15 @@ def vault_spec(settings: Settings, project: str) -> VaultTransitSpec:
         from infra.components import vault as vault_component
     except ImportError as err:
         raise PseudonymError("no Vault configured: set RADLAKE_VAULT_ADDR or run `radlake stack up vault`") from err
+    import hvac.exceptions
+    import requests
+
+    from infra.errors import StackError
+
     try:
         client = vault_component.client(settings)
-    except Exception as err:  # noqa: BLE001 - any failure here means the stack's Vault is not usable
+    except (StackError, hvac.exceptions.VaultError, requests.exceptions.RequestException, OSError, KeyError,
+            ValueError) as err:
         raise PseudonymError(f"the stack's Vault is not usable ({err}); run `radlake stack up vault`") from err
     return VaultTransitSpec(str(client.url), key, str(client.token), mount=settings.vault_transit_mount)
 

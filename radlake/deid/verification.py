@@ -60,22 +60,14 @@ class Hit:
     where: str
 
 
-def _descriptor_tags() -> frozenset[int]:
+@lru_cache(maxsize=1)
+def descriptor_tags() -> frozenset[int]:
+    """Tags of the rows the Clean Descriptors option covers (free-text descriptions)."""
     return frozenset(
         int(row.tag, 16)
         for row in load_table()
         if Option.CLEAN_DESCRIPTORS in row.options and "x" not in row.tag and row.tag != "private"
     )
-
-
-_DESCRIPTORS: frozenset[int] | None = None
-
-
-def descriptor_tags() -> frozenset[int]:
-    global _DESCRIPTORS  # noqa: PLW0603 - computed once from the packaged table
-    if _DESCRIPTORS is None:
-        _DESCRIPTORS = _descriptor_tags()
-    return _DESCRIPTORS
 
 
 def _usable(token: str) -> bool:
