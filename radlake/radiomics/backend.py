@@ -42,6 +42,13 @@ class Backend:
 
         return array.to(torch.int64)
 
+    def int32(self, array: Any) -> Any:
+        if not self.is_torch:
+            return array.astype(np.int32)
+        import torch
+
+        return array.to(torch.int32)
+
     def float64(self, array: Any) -> Any:
         if not self.is_torch:
             return array.astype(np.float64)

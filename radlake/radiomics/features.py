@@ -32,7 +32,7 @@ from radlake.radiomics.discretisation import discretise
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
 from radlake.radiomics.ibsi_tags import FEATURES
 from radlake.radiomics.interpolation import interpolate
-from radlake.radiomics.neighbourhood import pad
+from radlake.radiomics.neighbourhood import level_dtype, pad
 from radlake.radiomics.resegmentation import resegment
 from radlake.radiomics.settings import RadiomicsSettings
 from radlake.radiomics.zones import find_zones
@@ -153,7 +153,7 @@ def _compute_features(image, mask, spacing, settings: RadiomicsSettings, device:
         img_box, (morph_box, int_box) = _crop(image, [morph_mask, int_mask], (0, 0, 0))
         levels, n_levels = discretise(img_box, int_box, settings.discretisation, range_min)
         distance = settings.texture.distance
-        padded = backend.asarray(pad(levels, distance))
+        padded = backend.asarray(pad(levels.astype(level_dtype(n_levels)), distance))
         if "intensity_histogram" in families:
             rows += [("intensity_histogram", t, "", v)
                      for t, v in intensity_histogram.compute(levels[int_box], n_levels)]

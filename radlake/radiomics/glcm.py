@@ -21,7 +21,7 @@ def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int,
     for direction in directions:
         b = shifted(padded, width, tuple(distance * c for c in direction))
         valid = (a > 0) & (b > 0)
-        index = (a[valid] - 1) * n_levels + (b[valid] - 1)
+        index = (backend.int64(a[valid]) - 1) * n_levels + (backend.int64(b[valid]) - 1)
         if in_slice:
             index = slice_index[valid] * (n_levels * n_levels) + index
         counts = backend.bincount(index, minlength=n_slices * n_levels * n_levels)

@@ -11,7 +11,7 @@ import numpy as np
 
 from radlake.radiomics import aggregation, matrix_statistics
 from radlake.radiomics.backend import Backend
-from radlake.radiomics.neighbourhood import DIRECTIONS_2D, DIRECTIONS_3D
+from radlake.radiomics.neighbourhood import DIRECTIONS_2D, DIRECTIONS_3D, level_dtype
 
 NAMES = {
     "short": "rlm.sre",
@@ -33,7 +33,7 @@ NAMES = {
 }
 
 
-def _line_layout(backend: Backend, coords, level, shape, direction):
+def _line_layout(backend: Backend, coords, level, shape, direction, n_levels: int):
     """Scatter ROI levels into an array where the lines along ``direction`` are contiguous rows.
 
     The first non-zero component k0 of ``direction`` is +1; every other axis k is sheared by
@@ -50,7 +50,7 @@ def _line_layout(backend: Backend, coords, level, shape, direction):
     new_coords.append(coords[k0])
     new_shape.append(shape[k0] + 1)
     flat_index = (new_coords[0] * new_shape[1] + new_coords[1]) * new_shape[2] + new_coords[2]
-    lines = backend.zeros_like(backend.asarray(np.zeros(int(np.prod(new_shape)), dtype=np.int64)))
+    lines = backend.asarray(np.zeros(int(np.prod(new_shape)), dtype=level_dtype(n_levels)))
     lines[flat_index] = level
     return lines, new_shape, others
 
@@ -73,14 +73,14 @@ def matrices(backend: Backend, levels: np.ndarray, n_levels: int, in_slice: bool
     shape = levels.shape
     z, y, x = np.nonzero(levels)
     coords = [backend.asarray(c.astype(np.int64)) for c in (z, y, x)]
-    level = backend.asarray(levels[z, y, x].astype(np.int64))
+    level = backend.asarray(levels[z, y, x].astype(level_dtype(n_levels)))
     n_slices = shape[0] if in_slice else 1
     max_len = max(shape)
     out = []
     for direction in directions:
-        lines, new_shape, _ = _line_layout(backend, coords, level, shape, direction)
+        lines, new_shape, _ = _line_layout(backend, coords, level, shape, direction, n_levels)
         starts, lengths, run_level = _runs(backend, lines)
-        index = (run_level - 1) * max_len + (lengths - 1)
+        index = (backend.int64(run_level) - 1) * max_len + (lengths - 1)
         if in_slice:  # z stays the first axis of the layout for in-slice directions
             index = (starts // (new_shape[1] * new_shape[2])) * (n_levels * max_len) + index
         counts = backend.bincount(index, minlength=n_slices * n_levels * max_len)

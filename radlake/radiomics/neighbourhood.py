@@ -23,6 +23,11 @@ def neighbours(distance: int, in_slice: bool) -> tuple[tuple[int, int, int], ...
     return tuple(d for d in itertools.product(dz, span, span) if d != (0, 0, 0))
 
 
+def level_dtype(n_levels: int) -> np.dtype:
+    """Smallest signed integer type for levels 0..n_levels (less memory traffic per pass)."""
+    return np.dtype(np.int16) if n_levels < np.iinfo(np.int16).max else np.dtype(np.int32)
+
+
 def pad(levels: np.ndarray, width: int) -> np.ndarray:
     """Zero-pad (level 0 means outside the ROI) so that every offset view stays in bounds."""
     return np.pad(levels, width, mode="constant", constant_values=0)

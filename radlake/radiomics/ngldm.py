@@ -37,13 +37,16 @@ def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int,
              in_slice: bool) -> dict[str, np.ndarray]:
     a = centre(padded, width)
     offsets = neighbours(distance, in_slice)
-    dependence = backend.zeros_like(a)
+    dependence = backend.int32(backend.zeros_like(a))
     for offset in offsets:
         b = shifted(padded, width, offset)
-        dependence = dependence + ((b > 0) & (backend.abs(b - a) <= alpha))
+        if alpha == 0:
+            dependence += b == a  # counted only where a > 0, so b > 0 too
+        else:
+            dependence += (b > 0) & (backend.abs(b - a) <= alpha)
     valid = a > 0
     n_cols = len(offsets) + 1
-    index = (a[valid] - 1) * n_cols + dependence[valid]
+    index = (backend.int64(a[valid]) - 1) * n_cols + backend.int64(dependence[valid])
     n_slices = a.shape[0] if in_slice else 1
     if in_slice:
         z = backend.asarray(np.broadcast_to(np.arange(a.shape[0])[:, None, None], a.shape).copy())

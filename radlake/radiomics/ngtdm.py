@@ -16,15 +16,15 @@ from radlake.radiomics.neighbourhood import centre, neighbours, shifted
 
 def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int, in_slice: bool):
     a = centre(padded, width)
-    total = backend.zeros_like(backend.float64(a))
-    count = backend.zeros_like(total)
+    total = backend.int32(backend.zeros_like(a))
+    count = backend.int32(backend.zeros_like(a))
     for offset in neighbours(distance, in_slice):
         b = shifted(padded, width, offset)
-        total = total + b
-        count = count + (b > 0)
+        total += b
+        count += b > 0
     valid = (a > 0) & (count > 0)
-    level = a[valid]
-    diff = backend.abs(backend.float64(level) - total[valid] / count[valid])
+    level = backend.int64(a[valid])
+    diff = backend.abs(backend.float64(level) - backend.float64(total[valid]) / backend.float64(count[valid]))
     index = level - 1
     n_slices = a.shape[0] if in_slice else 1
     if in_slice:
