@@ -6,7 +6,7 @@ import io
 
 import pydicom
 import pytest
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 
 from radlake import dicom_io
 from radlake.deid.engine import Status, deidentify_instances
@@ -56,7 +56,9 @@ def test_quarantine_keeps_the_original_uid_when_readable(instance, default_rules
     assert result.original_sop_uid == str(instance.SOPInstanceUID)
 
 
-@pytest.mark.parametrize("transfer_syntax", [ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian, RLELossless])
+@pytest.mark.parametrize(
+    "transfer_syntax", [ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian, RLELossless]
+)
 def test_odd_transfer_syntaxes_are_deidentified_without_touching_pixels(instance, default_rules, transfer_syntax):
     source = phi_dicom.with_transfer_syntax(instance, transfer_syntax)
     result = _one(phi_dicom.to_bytes(source), default_rules)

@@ -211,3 +211,18 @@ def test_redact_and_scan_boundaries():
     assert redact("Follow-up of Quixleyhart, M. on 2023-11-07 (MRN48213377)", tokens) == "Follow-up of , M. on ()"
     assert scan_bytes(b"1.2.826.0.1.3680043.10.999.1.1.05", tokens) == []  # a UID is not found inside a longer one
     assert [h.token for h in scan_bytes(b"x\\QUIXLEYHART^Y", tokens)] == ["quixleyhart"]
+
+
+def test_implicit_vr_input_private_tags_as_un(series, default_rules):
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    datas = [phi_dicom.to_bytes(phi_dicom.with_transfer_syntax(ds, ImplicitVRLittleEndian)) for ds in series[0]]
+    results = _run(datas, default_rules)
+    assert [r.status for r in results] == [Status.DEIDENTIFIED] * len(results), [r.leaks for r in results]
+    must_go = {needle for p in series[1].values if _removed(p, default_rules) for needle in _needles(p)}
+    for result in results:
+        raw = result.encoded.decode("latin-1").lower()
+        assert sorted(t for t in must_go if _found(t, raw)) == []
+        out = pydicom.dcmread(io.BytesIO(result.encoded))
+        assert out.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+        assert not [e for e in out.iterall() if e.tag.is_private]
