@@ -153,7 +153,8 @@ def _compute_features(image, mask, spacing, settings: RadiomicsSettings, device:
         img_box, (morph_box, int_box) = _crop(image, [morph_mask, int_mask], (0, 0, 0))
         levels, n_levels = discretise(img_box, int_box, settings.discretisation, range_min)
         distance = settings.texture.distance
-        padded = backend.asarray(pad(levels.astype(level_dtype(n_levels)), distance))
+        levels = levels.astype(level_dtype(n_levels))
+        padded = backend.asarray(pad(levels, distance))
         if "intensity_histogram" in families:
             rows += [("intensity_histogram", t, "", v)
                      for t, v in intensity_histogram.compute(levels[int_box], n_levels)]

@@ -15,7 +15,10 @@ def statistics(matrix: np.ndarray, n_voxels: np.ndarray | float) -> dict[str, np
     m = np.asarray(matrix, dtype=np.float64)
     n_g, n_j = m.shape[-2:]
     i = np.arange(1, n_g + 1, dtype=np.float64)[:, None]
-    j = np.arange(1, n_j + 1, dtype=np.float64)[None, :]
+    # zone-size matrices are wide and sparse in j: keep only the columns that occur anywhere
+    used = m.reshape(-1, n_g, n_j).any(axis=(0, 1))
+    m = m[..., used]
+    j = np.arange(1, n_j + 1, dtype=np.float64)[used][None, :]
     n_s = m.sum(axis=(-2, -1))
     with np.errstate(divide="ignore", invalid="ignore"):
         total = np.where(n_s > 0, n_s, np.nan)

@@ -79,11 +79,15 @@ def compute(
 def _compute(image, morph_mask, int_mask, spacing, max_pair_voxels) -> list[tuple[str, float]]:
     """Degenerate ROIs (flat, linear) give NaN or inf where a ratio has a zero denominator."""
     spacing = tuple(float(s) for s in spacing)
+    # every morphological feature is translation invariant: work on the morphological mask's box
+    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(morph_mask))
+    image, morph_mask, int_mask = image[box], morph_mask[box], int_mask[box]
     vertices, faces = mesh(morph_mask, spacing)
     volume, area = (np.float64(v) for v in mesh_volume_area(vertices, faces))
     voxel_volume = float(np.prod(spacing))
     positions = np.argwhere(morph_mask) * np.asarray(spacing)
-    int_positions = np.argwhere(int_mask) * np.asarray(spacing)
+    same_masks = int_mask is morph_mask or np.array_equal(int_mask, morph_mask)
+    int_positions = positions if same_masks else np.argwhere(int_mask) * np.asarray(spacing)
     intensities = image[int_mask].astype(np.float64)
 
     sph = (36 * np.pi * volume**2) ** (1 / 3)

@@ -31,20 +31,21 @@ def find_zones(levels: np.ndarray, n_levels: int, in_slice: bool) -> Zones:
 
     inside = levels > 0
     n = int(inside.sum())
-    index = np.full(levels.shape, -1, dtype=np.int64)
-    index[inside] = np.arange(n)
+    index = np.full(levels.shape, -1, dtype=np.int32)
+    index[inside] = np.arange(n, dtype=np.int32)
     padded_levels = pad(levels, 1)
-    padded_index = pad(index + 1, 1) - 1
+    padded_index = pad(index, 1)
     a_level = centre(padded_levels, 1)
     rows, cols = [], []
     for offset in DIRECTIONS_2D if in_slice else DIRECTIONS_3D:
-        b_level = shifted(padded_levels, 1, offset)
-        joined = (a_level > 0) & (a_level == b_level)
+        joined = shifted(padded_levels, 1, offset) == a_level
+        joined &= inside
         rows.append(index[joined])
         cols.append(shifted(padded_index, 1, offset)[joined])
     rows_all, cols_all = np.concatenate(rows), np.concatenate(cols)
     graph = coo_matrix((np.ones(rows_all.size, dtype=np.int8), (rows_all, cols_all)), shape=(n, n))
-    count, component = connected_components(graph, directed=False)
+    # weak components of the directed edge set = components of the undirected graph, cheaper
+    count, component = connected_components(graph.tocsr(), directed=True, connection="weak")
     labels = np.zeros(levels.shape, dtype=np.int64)
     labels[inside] = component + 1
     level = np.zeros(count, dtype=np.int64)
