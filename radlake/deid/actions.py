@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from pydicom import config
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -194,24 +195,29 @@ def _apply(elem: DataElement, action: Action | None, ctx: _Context) -> DataEleme
         return None
     if vr == "SQ":
         if action is Action.ZERO:
-            return DataElement(elem.tag, "SQ", Sequence())
-        return DataElement(elem.tag, "SQ", Sequence([_transform(item, ctx) for item in elem.value or ()]))
+            return _new(elem.tag, "SQ", Sequence())
+        return _new(elem.tag, "SQ", Sequence([_transform(item, ctx) for item in elem.value or ()]))
     if action is None or action is Action.KEEP:
         return elem
     if action is Action.ZERO:
-        return DataElement(elem.tag, vr, None if vr not in TEXT_VRS | {"DA", "TM", "DT", "UI", "AS"} else "")
+        return _new(elem.tag, vr, None if vr not in TEXT_VRS | {"DA", "TM", "DT", "UI", "AS"} else "")
     if action is Action.UID or (action is Action.DUMMY and vr == "UI"):
-        return DataElement(elem.tag, vr, _map_uids(elem.value, ctx))
+        return _new(elem.tag, vr, _map_uids(elem.value, ctx))
     if action is Action.PSEUDONYM:
-        return DataElement(elem.tag, vr, ctx.pseudonym)
+        return _new(elem.tag, vr, ctx.pseudonym)
     if action is Action.DUMMY:
-        return DataElement(elem.tag, vr, DUMMY_BY_VR.get(vr, DUMMY_TEXT))
+        return _new(elem.tag, vr, DUMMY_BY_VR.get(vr, DUMMY_TEXT))
     # Action.CLEAN
     if vr in ("DA", "DT"):
-        return DataElement(elem.tag, vr, _shift_dates(elem.value, ctx.offset_days, vr))
+        return _new(elem.tag, vr, _shift_dates(elem.value, ctx.offset_days, vr))
     if vr in TEXT_VRS and vr != "CS":
-        return DataElement(elem.tag, vr, _clean_text(elem.value, ctx.tokens))
+        return _new(elem.tag, vr, _clean_text(elem.value, ctx.tokens))
     return elem
+
+
+def _new(tag: BaseTag, vr: str, value: object) -> DataElement:
+    """A replacement element; values are radlake's own, so pydicom's per-value validation is skipped."""
+    return DataElement(tag, vr, value, validation_mode=config.IGNORE)
 
 
 def _map_uids(value: object, ctx: _Context) -> str | list[str]:
