@@ -178,3 +178,77 @@ class Quarantined(Envelope):
     @property
     def key(self) -> str:
         return self.data.input_sha256 or self.data.study_uid or self.event_id
+
+
+class PredictionModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    name: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    stage: str = Field(min_length=1)
+    weights_sha256: str = Field(pattern=_SHA256)
+
+
+class PredictionInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sop_instance_uid: str = Field(pattern=_UID)
+    sha256: str = Field(pattern=_SHA256)
+
+
+class PredictionCandidate(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    finding_id: int = Field(ge=1)
+    centre_mm: tuple[float, float, float]
+    centre_voxel: tuple[float, float, float]
+    diameter_mm: float = Field(ge=0)
+    probability: float = Field(ge=0, le=1)
+    malignancy_probability: float = Field(ge=0, le=1)
+    segment_number: int | None = Field(ge=1)
+    gradcam_uri: str | None
+    gradcam_sha256: str | None = Field(pattern=_SHA256)
+
+
+class StoredDicom(BaseModel):
+    """A DICOM object the worker wrote to the object store."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    uri: str = Field(min_length=1)
+    sha256: str = Field(pattern=_SHA256)
+    sop_instance_uid: str = Field(pattern=_UID)
+
+
+class PredictionCreatedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    project: str = Field(min_length=1)
+    pseudo_patient_id: str = Field(min_length=1)
+    study_uid: str = Field(pattern=_UID)
+    study_version: int = Field(ge=1)
+    series_uid: str = Field(pattern=_UID)
+    source_event_id: str = Field(min_length=1)
+    model: PredictionModel
+    inputs: tuple[PredictionInput, ...] = Field(min_length=1)
+    candidates: tuple[PredictionCandidate, ...]
+    malignancy_score: float = Field(ge=0, le=1)
+    threshold: float = Field(ge=0, le=1)
+    positive: bool
+    seg: StoredDicom | None
+    sr: StoredDicom | None
+    latency_ms: float = Field(ge=0)
+    batch_studies: int = Field(ge=1)
+    worker_id: str = Field(min_length=1)
+    device: str = Field(min_length=1)
+
+
+class PredictionCreated(Envelope):
+    """A model version's prediction for one study version (topic ``radlake.prediction.created.v1``)."""
+
+    event_type: Literal["prediction.created"] = "prediction.created"
+    data: PredictionCreatedData
+
+    @property
+    def key(self) -> str:
+        return self.data.study_uid

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from lake_schemas.events import InstanceReceived, Quarantined, StudyCompleted, StudyManifest
+from lake_schemas.events import (
+    InstanceReceived, PredictionCreated, Quarantined, StudyCompleted, StudyManifest,
+)
 
 SCHEMA_DIR = Path(__file__).parent / "events"
 
@@ -43,5 +45,10 @@ INSTANCE_RECEIVED = Topic("radlake.instance.received.v1", "instance_received.v1.
 STUDY_MANIFEST = Topic("radlake.study.manifest.v1", "study_manifest.v1.schema.json", StudyManifest)
 STUDY_COMPLETED = Topic("radlake.study.completed.v1", "study_completed.v1.schema.json", StudyCompleted)
 QUARANTINED = Topic("radlake.quarantined.v1", "quarantined.v1.schema.json", Quarantined)
+PREDICTION_CREATED = Topic("radlake.prediction.created.v1", "prediction_created.v1.schema.json", PredictionCreated)
+# Studies the inference workers cannot read (unreadable volume, hash mismatch), with the reason.
+PREDICTION_DEAD_LETTER = Topic("radlake.prediction.dead_letter.v1", "quarantined.v1.schema.json", Quarantined)
 
-ALL_TOPICS: tuple[Topic, ...] = (INSTANCE_RECEIVED, STUDY_MANIFEST, STUDY_COMPLETED, QUARANTINED)
+ALL_TOPICS: tuple[Topic, ...] = (
+    INSTANCE_RECEIVED, STUDY_MANIFEST, STUDY_COMPLETED, QUARANTINED, PREDICTION_CREATED, PREDICTION_DEAD_LETTER,
+)

@@ -127,6 +127,22 @@ def _examples():
                               first_position=(0, 0, 1), last_position=(0, 0, 1)),)))
     yield Quarantined(provider="s", data=QuarantinedData(stage="deid", reason="TRUNCATED_FILE", message="truncated",
                                                          input_sha256="b" * 64))
+    from lake_schemas.events import (
+        PredictionCandidate, PredictionCreated, PredictionCreatedData, PredictionInput, PredictionModel, StoredDicom,
+    )
+
+    yield PredictionCreated(provider="s", data=PredictionCreatedData(
+        project="p", pseudo_patient_id="RL1", study_uid="2.25.1", study_version=1, series_uid="2.25.2",
+        source_event_id="e9", model=PredictionModel(name="nodule-cnn", version=3, stage="Production",
+                                                    weights_sha256="c" * 64),
+        inputs=(PredictionInput(sop_instance_uid="2.25.3", sha256="a" * 64),),
+        candidates=(PredictionCandidate(finding_id=1, centre_mm=(1.0, 2.0, 3.0), centre_voxel=(4.0, 5.0, 6.0),
+                                        diameter_mm=8.5, probability=0.9, malignancy_probability=0.7, segment_number=1,
+                                        gradcam_uri="file:///o/cam.nii.gz", gradcam_sha256="d" * 64),),
+        malignancy_score=0.63, threshold=0.4, positive=True,
+        seg=StoredDicom(uri="file:///o/seg.dcm", sha256="e" * 64, sop_instance_uid="2.25.4"),
+        sr=StoredDicom(uri="file:///o/sr.dcm", sha256="f" * 64, sop_instance_uid="2.25.5"),
+        latency_ms=812.5, batch_studies=4, worker_id="w1", device="cpu"))
 
 
 @pytest.mark.parametrize("event", list(_examples()), ids=lambda e: e.event_type)
