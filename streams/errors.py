@@ -1,0 +1,9 @@
+"""Exceptions of the streams package."""
+
+
+class StreamsError(Exception):
+    """Base of streams errors."""
+
+
+class TopicLayoutError(StreamsError):
+    """The topics the streams app reads and writes are missing or not co-partitioned."""

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import jsonschema
+
+from lake_schemas.topics import QUARANTINED
+from radlake.synthetic.lake_events import conflicting
+from streams.dedupe import Verdict, classify, conflict_event
+from streams.records import InstanceRecord, from_json, to_json
+
+
+def test_verdicts(two_series):
+    event = two_series[0]
+    record = InstanceRecord.from_event(event)
+    other = InstanceRecord.from_event(conflicting(event))
+    assert classify(record, event_seen=False, known=None) is Verdict.ACCEPT
+    assert classify(record, event_seen=True, known=record) is Verdict.DUPLICATE_EVENT
+    assert classify(record, event_seen=False, known=record) is Verdict.DUPLICATE_CONTENT
+    assert classify(other, event_seen=False, known=record) is Verdict.CONFLICT
+
+
+def test_conflict_becomes_a_quarantined_event_with_a_stable_id(two_series):
+    event = two_series[0]
+    bad = conflicting(event)
+    quarantined = conflict_event(bad, InstanceRecord.from_event(event))
+    assert quarantined.data.reason == "CONFLICT" and quarantined.data.stage == "streams"
+    assert quarantined.data.sop_instance_uid == event.data.sop_instance_uid
+    assert quarantined.data.input_sha256 == bad.data.sha256
+    assert conflict_event(bad, InstanceRecord.from_event(event)).event_id == quarantined.event_id
+    jsonschema.validate(quarantined.model_dump(mode="json"), QUARANTINED.schema)
+
+
+def test_record_json_round_trip(two_series):
+    record = InstanceRecord.from_event(two_series[0])
+    assert from_json(to_json(record)) == record
