@@ -37,7 +37,7 @@ from radlake.radiomics.resegmentation import resegment
 from radlake.radiomics.settings import RadiomicsSettings
 from radlake.radiomics.zones import find_zones
 
-FEATURE_CODE_VERSION = "1"
+FEATURE_CODE_VERSION = "2"
 """Bumped whenever a change alters any feature value; part of :data:`CODE_VERSION`."""
 CODE_VERSION = f"radlake-{radlake_version}+features.{FEATURE_CODE_VERSION}"
 

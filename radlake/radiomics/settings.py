@@ -22,7 +22,7 @@ A settings file is YAML with the sections below; every key is optional::
       ngldm_alpha: 0          # NGLDM coarseness parameter
     families: [morphology, local_intensity, ...]   # default: all
     aggregations: [2D, 2.5D, 3D]                   # default: all
-    moran_geary_max_voxels: 20000   # above this ROI size Moran's I / Geary's C are not computed
+    moran_geary_max_voxels: null    # skip Moran's I / Geary's C above this ROI size (0: never compute)
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class RadiomicsSettings(_Frozen):
     texture: Texture = Texture()
     families: tuple[Family, ...] = FAMILIES
     aggregations: tuple[Dimension, ...] = ("2D", "2.5D", "3D")
-    moran_geary_max_voxels: int = 20000
+    moran_geary_max_voxels: int | None = None
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON form: equal settings give equal hashes."""
@@ -141,6 +141,5 @@ def load_settings(path: Path | str | None) -> RadiomicsSettings:
 IBSI_DIGITAL_PHANTOM = RadiomicsSettings(
     discretisation=Discretisation(method="none"),
     ivh_discretisation=Discretisation(method="none"),
-    moran_geary_max_voxels=100000,
 )
 """Settings of the IBSI 1 digital phantom: no interpolation, re-segmentation or discretisation."""

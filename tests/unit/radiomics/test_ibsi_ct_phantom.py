@@ -22,11 +22,8 @@ from radlake.radiomics.inputs import load_image, load_mask
 from .conftest import IBSI_DIR, tolerance
 from .ibsi_ct_configurations import CONFIGURATIONS
 
-# Features radlake does not compute for this ROI with the configurations' settings, and why.
-NOT_COMPUTED = {
-    "morph.moran.i": "all voxel pairs: 46k-125k ROI voxels exceed moran_geary_max_voxels (checked by hand, see docs)",
-    "morph.geary.c": "all voxel pairs: 46k-125k ROI voxels exceed moran_geary_max_voxels (checked by hand, see docs)",
-}
+# Features radlake does not compute for this ROI with the configurations' settings, and why: none.
+NOT_COMPUTED: dict[str, str] = {}
 
 # (configuration, tag, aggregation id) -> why it is expected to fail. Empty: everything else passes.
 KNOWN_FAILING: dict[tuple[str, str, str], str] = {}

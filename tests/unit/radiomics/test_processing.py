@@ -138,3 +138,12 @@ def test_interpolation_near_the_roi_matches_whole_image_interpolation(method, rt
     full_mask = np.round(full_mask, 6) >= 0.5
     assert mask.sum() == full_mask.sum()
     assert image[mask].sum() == pytest.approx(full_image[full_mask].sum(), rel=rtol)
+
+
+def test_moran_geary_by_fft_equals_the_pairwise_sums():
+    from radlake.radiomics.morphology import moran_geary, moran_geary_grid
+
+    ct = irregular_lesion(shape=(16, 40, 40), spacing=(3.0, 0.9, 0.9), radius_mm=7.0, seed=4)
+    mask = ct.mask.astype(bool)
+    pairwise = moran_geary(np.argwhere(mask) * np.asarray(ct.spacing), ct.image[mask])
+    assert moran_geary_grid(ct.image, mask, ct.spacing) == pytest.approx(pairwise, rel=1e-9)
