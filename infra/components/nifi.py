@@ -14,12 +14,15 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 
 import httpx
 
 import nifi as nifi_package
+from infra import process
 from infra.component import Component
 from infra.downloads import package_with_maven
 from infra.errors import StackError
@@ -49,6 +52,7 @@ LOGBACK = """<?xml version="1.0" encoding="UTF-8"?>
     <logger name="org.apache.nifi.processors" level="WARN"/>
     <logger name="org.apache.nifi.controller.repository.StandardProcessSession" level="WARN"/>
     <logger name="org.apache.nifi.web.server.RequestLog" level="WARN"/>
+    <logger name="org.apache.nifi.web.security" level="WARN"/>
     <logger name="org.apache.nifi.py4j" level="INFO"/>
     <logger name="org.apache.nifi.python" level="INFO"/>
     <logger name="py4j" level="WARN"/>
@@ -296,6 +300,19 @@ class NiFi(Component):
             "org.apache.nifi.NiFi",
         ]
         return argv, {}
+
+    def stop(self) -> None:
+        """SIGTERM NiFi alone first: it stops its Python processes itself; then clear the process group."""
+        if self.external:
+            return
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while process.pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            process.terminate(pid)
+        self.pid_file.unlink(missing_ok=True)
 
     # --- health ------------------------------------------------------------------------------
     def _about(self) -> dict | None:
