@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from concurrent.futures import BrokenExecutor
 from pathlib import Path
 
 from radlake.deid.confidentiality_profile import Profile, load_profile
@@ -91,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     except PseudonymError as err:
         print(f"radlake deid: Vault Transit is unreachable or failing: {err}", file=sys.stderr)
         return EXIT_INFRA
-    except OSError as err:
-        print(f"radlake deid: {err}", file=sys.stderr)
+    except (OSError, BrokenExecutor) as err:
+        print(f"radlake deid: {type(err).__name__}: {err}", file=sys.stderr)
         return EXIT_INFRA
     report = result.report
     print(json.dumps({k: report[k] for k in ("inputs", "by_status", "by_reason", "verification")}, indent=2))

@@ -1,14 +1,11 @@
-"""Fixtures for the de-identification unit tests: generated CT series with fake PHI, a local keyed HMAC."""
+"""Fixtures for the de-identification unit tests: generated CT series with fake PHI, compiled profiles."""
 
 from __future__ import annotations
 
 import pytest
 
 from radlake.deid.confidentiality_profile import Profile, Rules, compile_rules
-from radlake.deid.pseudonyms import LocalHmac
 from radlake.synthetic import phi_dicom
-
-KEY = b"unit-test-project-key-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +27,3 @@ def default_rules() -> Rules:
 @pytest.fixture(scope="session")
 def basic_rules() -> Rules:
     return compile_rules(Profile(options=frozenset()))
-
-
-@pytest.fixture
-def hmac() -> LocalHmac:
-    return LocalHmac(KEY)
