@@ -13,7 +13,8 @@ from radlake.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-COMPONENTS = ["vault", "kafka", "registry"]
+COMPONENTS = ["vault", "kafka", "registry", "nifi"]
+PORTS = (28200, 28201, 29092, 29093, 28081, 28082, 28080, 28180)
 
 
 @pytest.fixture
@@ -25,6 +26,7 @@ def isolated(tmp_path, settings) -> Settings:
         kafka_port=29092,
         kafka_controller_port=29093,
         schema_registry_port=28081,
+        nifi_port=28080,
     )
     yield own
     stack.down(own, COMPONENTS)
@@ -40,7 +42,7 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(isolated):
 
     stack.down(isolated, COMPONENTS)
     assert not any(process.pid_alive(pid) for pid in pids.values())
-    assert not any(process.port_open(p) for p in (28200, 29092, 29093, 28081))
+    assert not any(process.port_open(p) for p in PORTS)
     assert all(not s.healthy and s.pid is None for s in stack.status(isolated, COMPONENTS))
 
 
