@@ -52,3 +52,13 @@ PREDICTION_DEAD_LETTER = Topic("radlake.prediction.dead_letter.v1", "quarantined
 ALL_TOPICS: tuple[Topic, ...] = (
     INSTANCE_RECEIVED, STUDY_MANIFEST, STUDY_COMPLETED, QUARANTINED, PREDICTION_CREATED, PREDICTION_DEAD_LETTER,
 )
+
+# Messages a consumer could not read (e.g. failing schema validation): the original key and value bytes,
+# unchanged, with why and where from in these headers. No schema: what lands here did not match one.
+DEAD_LETTER = "radlake.dead-letter.v1"
+DLQ_REASON = "radlake.dlq.reason"  # a reason code, e.g. SCHEMA_VIOLATION
+DLQ_MESSAGE = "radlake.dlq.message"  # the validation error, at most 1,000 characters
+DLQ_SOURCE_TOPIC = "radlake.dlq.source.topic"
+DLQ_SOURCE_PARTITION = "radlake.dlq.source.partition"
+DLQ_SOURCE_OFFSET = "radlake.dlq.source.offset"
+DLQ_STAGE = "radlake.dlq.stage"  # which part of radlake dead-lettered it, e.g. streams

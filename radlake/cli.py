@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schemas": ("lake_schemas.cli", "list, validate and register the event schemas"),
     "deid": ("radlake.deid.cli", "de-identify DICOM files, folders and archives (PS3.15 Annex E)"),
     "radiomics": ("radlake.radiomics.cli", "compute IBSI radiomic features"),
+    "streams": ("streams.cli", "study completion, dedupe and conflicts on Kafka (faust worker, /metrics)"),
     "demo": ("radlake.demo", "run the main job end to end and print a summary"),
     "model": ("inference_workers.model_cli", "train, register, promote and evaluate the nodule model"),
     "infer": ("inference_workers.cli", "inference workers: study completed -> prediction created (SEG, SR)"),

@@ -1,0 +1,324 @@
+"""The faust worker around the pure steps: topics in, tables, topics out.
+
+Inputs (all keyed by study UID, co-partitioned): ``instance received``, ``study manifest`` and an internal
+``ticks`` topic on which a timer puts one message per partition per tick (the clock of the quiet period).
+Tables (changelog-backed, restored on start): ``studies`` (study UID -> :class:`StudyProgress`),
+``instances`` (study/SOP UID -> :class:`InstanceRecord`), ``seen`` (event ids), ``pending`` (studies with
+instances not yet in an emitted version -> their partition).
+Outputs: ``study completed``/``updated``, ``quarantined`` (conflicts) and the dead-letter topic.
+
+Exactly once per study version: with ``processing_guarantee="exactly_once"`` faust commits table
+changelogs and input offsets in one Kafka transaction per partition. Two things are added here:
+
+* outputs are produced inside the same transaction: they are sent to the partition of the event being
+  handled (every topic has the same partition count and is subscribed by the worker, so faust's transaction
+  manager routes them to that partition's transactional producer);
+* a commit happens only between two handled events, after every write of those events has reached the
+  broker (faust otherwise commits while changelog writes may still sit in its producer buffer). A handler
+  thus lands all its writes (state, ``pending``, the emitted event) in one transaction, and a handler
+  replayed after a crash finds its own state and is a no-op (event ids are in ``seen``).
+
+Completion events have deterministic ids (uuid5 of study UID + version), so a reader that does not read
+``read_committed`` can still drop a redelivered version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException
+from faust.transport.consumer import TransactionManager
+from faust.types import TP
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from lake_schemas.errors import SchemaViolation
+from lake_schemas.events import InstanceReceived, StudyManifest
+from lake_schemas.serde import EventSerde, registry_client
+from lake_schemas.topics import (
+    DLQ_MESSAGE, DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC, DLQ_STAGE,
+    INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST,
+)
+from streams import completion as progress_json
+from streams import records as record_json
+from streams.completion import StudyProgress, accept_instance, apply_manifest, completion, mark_emitted
+from streams.config import StreamsConfig
+from streams.dedupe import Verdict, classify, conflict_event
+from streams.errors import TopicLayoutError
+from streams.metrics import StreamsMetrics
+from streams.records import InstanceRecord
+from streams.series_summary import study_completed
+
+log = logging.getLogger(__name__)
+
+RAW = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+def ensure_topics(config: StreamsConfig) -> None:
+    """Create the app's topics that are missing; all must have ``config.partitions`` partitions."""
+    admin = AdminClient({"bootstrap.servers": config.bootstrap})
+    try:
+        existing = admin.list_topics(timeout=30).topics
+    except KafkaException as err:
+        raise TopicLayoutError(f"cannot list topics on {config.bootstrap}: {err}") from err
+    names = [config.instance_topic, config.manifest_topic, config.completed_topic, config.quarantined_topic,
+             config.dead_letter_topic, config.ticks_topic]
+    wrong = {n: len(existing[n].partitions) for n in names
+             if n in existing and len(existing[n].partitions) != config.partitions}
+    if wrong:
+        raise TopicLayoutError(
+            f"the streams topics must all have {config.partitions} partitions (co-partitioned by study UID); "
+            f"these do not: {wrong}"
+        )
+    ticks_config = {"retention.ms": str(3_600_000), "cleanup.policy": "delete"}
+    missing = [NewTopic(n, config.partitions, 1, config=ticks_config if n == config.ticks_topic else {})
+               for n in names if n not in existing]
+    if not missing:
+        return
+    for name, future in admin.create_topics(missing).items():
+        try:
+            future.result()
+        except KafkaException as err:
+            if "TOPIC_ALREADY_EXISTS" not in str(err):
+                raise TopicLayoutError(f"cannot create topic {name}: {err}") from err
+
+
+def _message_time(message: Any) -> datetime:
+    return datetime.fromtimestamp(message.timestamp, tz=timezone.utc)
+
+
+class StudyStreams:
+    """The handlers: decode, call the pure steps, write tables and outputs. One per worker."""
+
+    def __init__(self, app: faust.App, config: StreamsConfig, metrics: StreamsMetrics) -> None:
+        self.app = app
+        self.config = config
+        self.metrics = metrics
+        self.lock = asyncio.Lock()
+        self.started_at = datetime.now(timezone.utc)
+        registry = registry_client(config.registry_url)
+        self.instance_serde = EventSerde(INSTANCE_RECEIVED.with_name(config.instance_topic), registry)
+        self.manifest_serde = EventSerde(STUDY_MANIFEST.with_name(config.manifest_topic), registry)
+        self.completed_serde = EventSerde(STUDY_COMPLETED.with_name(config.completed_topic), registry)
+        self.quarantined_serde = EventSerde(QUARANTINED.with_name(config.quarantined_topic), registry)
+        self.instance_topic = app.topic(config.instance_topic, **RAW)
+        self.manifest_topic = app.topic(config.manifest_topic, **RAW)
+        self.ticks_topic = app.topic(config.ticks_topic, **RAW)
+        self.completed_topic = app.topic(config.completed_topic, **RAW)
+        self.quarantined_topic = app.topic(config.quarantined_topic, **RAW)
+        self.dead_letter_topic = app.topic(config.dead_letter_topic, **RAW)
+        table = dict(partitions=config.partitions, key_type=str)
+        self.studies = app.Table("studies", **table)
+        self.instances = app.Table("instances", **table)
+        self.seen = app.Table("seen", **table)
+        self.pending = app.Table("pending", **table)
+        self.handled_next: dict[int, int] = {}  # instance topic partition -> offset after the last handled
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    async def _send(self, topic: faust.topics.Topic, key: str, value: bytes, partition: int,
+                    headers: list[tuple[str, bytes]] | None = None) -> None:
+        # force: produce now, into the open transaction of `partition` (not attached to an offset)
+        await topic.send(key=key.encode(), value=value, partition=partition, headers=headers, force=True)
+
+    def _progress(self, study_uid: str) -> StudyProgress | None:
+        value = self.studies.get(study_uid)
+        return None if value is None else progress_json.from_json(value)
+
+    async def dead_letter(self, event: faust.types.EventT, reason: str, err: Exception) -> None:
+        msg = event.message
+        headers = [
+            (DLQ_REASON, reason.encode()),
+            (DLQ_MESSAGE, str(err)[:1000].encode()),
+            (DLQ_SOURCE_TOPIC, msg.topic.encode()),
+            (DLQ_SOURCE_PARTITION, str(msg.partition).encode()),
+            (DLQ_SOURCE_OFFSET, str(msg.offset).encode()),
+            (DLQ_STAGE, b"streams"),
+        ]
+        await self.dead_letter_topic.send(key=msg.key, value=msg.value, partition=msg.partition, headers=headers,
+                                          force=True)
+        self.metrics.dead_letters.labels(msg.topic, reason).inc()
+        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
+
+    async def _maybe_emit(self, progress: StudyProgress, now: datetime, partition: int,
+                          decide_on: StudyProgress | None = None) -> StudyProgress:
+        done = completion(decide_on or progress, now, self.config.quiet_period)
+        if done is None:
+            return progress
+        records = [record_json.from_json(self.instances[f"{progress.study_uid}/{sop}"]) for sop in progress.sop_uids]
+        event = study_completed(progress, records, done, now)
+        await self._send(self.completed_topic, progress.study_uid, self.completed_serde.serialize(event), partition)
+        emitted = mark_emitted(progress, done)
+        self.studies[progress.study_uid] = progress_json.to_json(emitted)
+        self.pending.pop(progress.study_uid, None)
+        self.metrics.studies.labels(event.provider, done.event_type, done.reason).inc()
+        log.info("study %s version %d (%s, %s): %d instances", progress.study_uid, done.version, done.event_type,
+                 done.reason, len(records))
+        return emitted
+
+    # -- handlers --------------------------------------------------------------------------------------
+
+    async def on_instance(self, event: faust.types.EventT) -> None:
+        msg = event.message
+        self.handled_next[msg.partition] = msg.offset + 1
+        try:
+            instance = self.instance_serde.deserialize(msg.value)
+        except SchemaViolation as err:
+            await self.dead_letter(event, "SCHEMA_VIOLATION", err)
+            self.metrics.events.labels("instance", "", "dead_letter").inc()
+            return
+        assert isinstance(instance, InstanceReceived)
+        provider, data = instance.provider, instance.data
+        now = _message_time(msg)
+        self.metrics.event_lag.labels(provider).observe(
+            max(0.0, (datetime.now(timezone.utc) - instance.occurred_at).total_seconds()))
+        record = InstanceRecord.from_event(instance)
+        key = f"{data.study_uid}/{data.sop_instance_uid}"
+        known = self.instances.get(key)
+        verdict = classify(record, event_seen=instance.event_id in self.seen,
+                           known=None if known is None else record_json.from_json(known))
+        self.metrics.events.labels("instance", provider, verdict.value).inc()
+        if verdict in (Verdict.DUPLICATE_EVENT, Verdict.DUPLICATE_CONTENT):
+            self.metrics.duplicates.labels(provider, "event_id" if verdict is Verdict.DUPLICATE_EVENT
+                                           else "sop_uid_sha256").inc()
+            return
+        self.seen[instance.event_id] = 1
+        if verdict is Verdict.CONFLICT:
+            quarantined = conflict_event(instance, record_json.from_json(known))
+            await self._send(self.quarantined_topic, data.study_uid, self.quarantined_serde.serialize(quarantined),
+                             msg.partition)
+            self.metrics.conflicts.labels(provider).inc()
+            return
+        self.instances[key] = record_json.to_json(record)
+        progress = accept_instance(self._progress(data.study_uid), record, study_uid=data.study_uid,
+                                   project=data.project, pseudo_patient_id=data.pseudo_patient_id, arrived_at=now)
+        self.studies[data.study_uid] = progress_json.to_json(progress)
+        self.pending[data.study_uid] = msg.partition
+        await self._maybe_emit(progress, now, msg.partition)
+
+    async def on_manifest(self, event: faust.types.EventT) -> None:
+        msg = event.message
+        try:
+            manifest = self.manifest_serde.deserialize(msg.value)
+        except SchemaViolation as err:
+            await self.dead_letter(event, "SCHEMA_VIOLATION", err)
+            self.metrics.events.labels("manifest", "", "dead_letter").inc()
+            return
+        assert isinstance(manifest, StudyManifest)
+        if manifest.event_id in self.seen:
+            self.metrics.events.labels("manifest", manifest.provider, Verdict.DUPLICATE_EVENT.value).inc()
+            self.metrics.duplicates.labels(manifest.provider, "event_id").inc()
+            return
+        self.seen[manifest.event_id] = 1
+        self.metrics.events.labels("manifest", manifest.provider, Verdict.ACCEPT.value).inc()
+        progress = apply_manifest(self._progress(manifest.data.study_uid), manifest)
+        self.studies[progress.study_uid] = progress_json.to_json(progress)
+        await self._maybe_emit(progress, _message_time(msg), msg.partition)
+
+    async def _caught_up(self, partition: int) -> bool:
+        """Whether every instance event of ``partition`` that is in the broker has been handled."""
+        tp = TP(self.config.instance_topic, partition)
+        highwater = (await self.app.consumer.highwaters(tp)).get(tp)
+        if highwater is None:
+            return False
+        handled = self.handled_next.get(partition)
+        if handled is None:
+            position = await self.app.consumer.position(tp)
+            handled = position if position is not None else -1
+        self.metrics.consumer_lag.labels(self.config.instance_topic, str(partition)).set(max(0, highwater - handled))
+        return handled >= highwater
+
+    async def on_tick(self, event: faust.types.EventT) -> None:
+        """Quiet-period completion of the studies of one partition, while that partition has no backlog."""
+        msg = event.message
+        self.metrics.open_studies.set(len(self.pending))
+        if not await self._caught_up(msg.partition):
+            return
+        now = _message_time(msg)
+        for study_uid, partition in list(self.pending.items()):
+            if partition != msg.partition:
+                continue
+            progress = self._progress(study_uid)
+            if progress is None or progress.last_arrival is None:
+                continue
+            # state restored after a restart: the quiet period counts from the restart at the earliest
+            decide_on = replace(progress, last_arrival=max(progress.last_arrival, self.started_at))
+            await self._maybe_emit(progress, now, msg.partition, decide_on=decide_on)
+
+    async def tick(self) -> None:
+        """Put one tick on every partition of the ticks topic (plain producer: ticks are outside transactions)."""
+        producer = self.app.producer
+        value = json.dumps({"at": datetime.now(timezone.utc).isoformat()}).encode()
+        for partition in range(self.config.partitions):
+            await producer.send_and_wait(self.config.ticks_topic, None, value, partition, None, None)
+
+
+def _atomic_transaction_manager(lock: asyncio.Lock, app: faust.App) -> type[TransactionManager]:
+    class AtomicTransactionManager(TransactionManager):
+        """Commit between handled events, once their buffered writes have reached the broker."""
+
+        async def commit(self, offsets, start_new_transaction: bool = True) -> bool:  # type: ignore[override]
+            async with lock:
+                await app.producer.flush()
+                return await super().commit(offsets, start_new_transaction)
+
+    return AtomicTransactionManager
+
+
+def build_app(config: StreamsConfig, metrics: StreamsMetrics | None = None) -> tuple[faust.App, StudyStreams]:
+    """The faust app (not started) and its handlers."""
+    metrics = metrics or StreamsMetrics()
+    app = faust.App(
+        config.app_id,
+        broker=";".join(f"kafka://{host}" for host in config.bootstrap.split(",")),
+        store="memory://",
+        processing_guarantee=config.processing_guarantee,
+        topic_partitions=config.partitions,
+        topic_replication_factor=1,
+        datadir=str(config.data_dir),
+        broker_commit_interval=config.commit_interval_s,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_port=config.web_port,
+        web_bind=config.web_host,
+        web_host=config.web_host,
+        autodiscover=False,
+    )
+    streams = StudyStreams(app, config, metrics)
+    if config.processing_guarantee == "exactly_once":  # not app.in_transaction: cached, False before the Worker
+        app.transport.TransactionManager = _atomic_transaction_manager(streams.lock, app)
+
+    def handler(topic: faust.topics.Topic, name: str, handle):
+        async def agent(stream):
+            async for event in stream.events():
+                async with streams.lock:
+                    await handle(event)
+
+        app.agent(topic, name=f"{config.app_id}.{name}")(agent)
+
+    async def observe(event: faust.types.EventT) -> None:
+        """Outputs are subscribed only so that faust's transactions cover them; nothing to do."""
+
+    handler(streams.instance_topic, "instances", streams.on_instance)
+    handler(streams.manifest_topic, "manifests", streams.on_manifest)
+    handler(streams.ticks_topic, "ticks", streams.on_tick)
+    for topic, name in ((streams.completed_topic, "completed"), (streams.quarantined_topic, "quarantined"),
+                        (streams.dead_letter_topic, "dead-letters")):
+        handler(topic, f"observe-{name}", observe)
+
+    app.timer(config.tick_interval_s, name=f"{config.app_id}.tick")(streams.tick)
+
+    @app.page("/metrics", name="metrics")
+    async def metrics_page(web, request):
+        # aiohttp refuses a charset inside content_type; the text format without version is 0.0.4
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    return app, streams

@@ -1,0 +1,36 @@
+"""Prometheus metrics of the streams app (served on ``/metrics`` by the worker's web server).
+
+Counters count what this worker process handled: after a crash, reprocessed events are counted again.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class StreamsMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry()
+        self.events = Counter(
+            "radlake_streams_events", "Events handled, by input topic kind, provider and outcome",
+            ["kind", "provider", "outcome"], registry=r)
+        self.duplicates = Counter(
+            "radlake_streams_duplicates", "Redelivered instances dropped (by event id or by SOP UID + sha256)",
+            ["provider", "by"], registry=r)
+        self.conflicts = Counter(
+            "radlake_streams_conflicts", "Same SOP UID with another sha256, quarantined", ["provider"], registry=r)
+        self.dead_letters = Counter(
+            "radlake_streams_dead_letters", "Messages sent to the dead-letter topic", ["topic", "reason"],
+            registry=r)
+        self.studies = Counter(
+            "radlake_streams_studies_emitted", "Study versions emitted", ["provider", "event_type", "reason"],
+            registry=r)
+        self.event_lag = Histogram(
+            "radlake_streams_event_lag_seconds", "Handling time minus the event's occurred_at, by provider",
+            ["provider"], registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800))
+        self.consumer_lag = Gauge(
+            "radlake_streams_consumer_lag_messages", "Instance events not yet handled, per partition",
+            ["topic", "partition"], registry=r)
+        self.open_studies = Gauge(
+            "radlake_streams_open_studies", "Studies with instances not yet covered by an emitted version",
+            registry=r)
