@@ -36,10 +36,10 @@ FIXUPS = {
     "10\\ :sup:`th` intensity percentile": (["stat.p10"], "QG58", ""),
     "90\\ :sup:`th` intensity percentile": (["stat.p90"], "8DWT", ""),
     "10\\ :sup:`th` discretised intensity percentile": (
-        ["ih.p10"], "GPMT", "source lists 1PR8 (the id of ih.min); GPMT per the IBSI 1 manual PDF"),
+        ["ih.p10"], "GPMT", "source lists 1PR8 (the id of ih.min); GPMT per DICOM PS3.16 CID 7478"),
     "90\\ :sup:`th` discretised intensity percentile": (
-        ["ih.p90"], "OZ0C", "source lists GPMT; OZ0C per the IBSI 1 manual PDF"),
-    "Small zone emphasis": (["szm.sze"], "5QRC", "identifier missing in source; 5QRC per the IBSI 1 manual PDF"),
+        ["ih.p90"], "OZ0C", "source lists GPMT; OZ0C per DICOM PS3.16 CID 7478"),
+    "Small zone emphasis": (["szm.sze"], "5QRC", "identifier missing in source; 5QRC per DICOM PS3.16 CID 7476"),
     "Complexity": (["ngt.complexity"], "HDEZ", "source formula tag reads ntg.complexity"),
     "Volume at intensity fraction": (["ivh.v10", "ivh.v90"], "BC2M", ""),
     "Intensity at volume fraction": (["ivh.i10", "ivh.i90"], "GBPN", ""),
