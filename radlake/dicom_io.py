@@ -13,9 +13,14 @@ import struct
 import warnings
 from dataclasses import dataclass
 
+from collections.abc import Iterator
+
 import pydicom
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from radlake.deid.errors import QuarantineReason
@@ -179,3 +184,25 @@ def sop_instance_uid(data: bytes) -> str | None:
     except PARSE_ERRORS:
         return None
     return str(value) if value else None
+
+
+def element_vr(ds: Dataset, tag: BaseTag, raw: object) -> str:
+    """The VR of an element without converting its value when the file says it (explicit VR)."""
+    vr = getattr(raw, "VR", None)
+    if vr:
+        return str(vr)
+    if not tag.is_private:
+        try:
+            return dictionary_VR(tag).split(" ")[0]
+        except KeyError:
+            pass
+    return str(ds[tag].VR)
+
+
+def uid_values(value: object) -> Iterator[str]:
+    """The non-empty UIDs of a (possibly multi-valued) UI value, without padding."""
+    values = value if isinstance(value, MultiValue | list | tuple) else [value]
+    for item in values:
+        text = str(item or "").strip().rstrip("\x00")
+        if text:
+            yield text

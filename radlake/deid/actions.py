@@ -3,7 +3,8 @@
 Two steps, so that the keyed-HMAC service can be called once for many instances:
 
 1. :func:`hmac_messages` lists every message whose MAC the instance needs (patient pseudonym, date
-   offset, every UID under action ``U``).
+   offset, every UID under action ``U``), from one walk over the input
+   (:func:`radlake.deid.verification.collect_identifiers`) that also finds its PHI tokens.
 2. :func:`deidentify` takes those MACs and builds a new dataset; the input is never modified.
 
 The table applies at every nesting level: sequences are recursed into unless their action is ``X``
@@ -14,11 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydicom import config
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
@@ -42,7 +42,8 @@ from radlake.deid.pseudonyms import (
     uid_from_digest,
     uid_message,
 )
-from radlake.deid.verification import Tokens, collect_tokens, redact
+from radlake.deid.verification import Identifiers, Tokens, collect_identifiers, redact
+from radlake.dicom_io import element_vr, uid_values
 
 IMPLEMENTATION_CLASS_UID = "2.25.160473389270128463755431358720893471771"
 IMPLEMENTATION_VERSION_NAME = "RADLAKE_DEID_1"
@@ -92,50 +93,15 @@ def provider_of(ds: Dataset, override: str | None) -> str:
     return "unknown"
 
 
-def _uids(value: object) -> Iterator[str]:
-    values = value if isinstance(value, MultiValue | list | tuple) else [value]
-    for item in values:
-        text = str(item or "").strip().rstrip("\x00")
-        if text:
-            yield text
-
-
-def element_vr(ds: Dataset, tag: BaseTag, raw: object) -> str:
-    """The VR of an element without converting its value when the file says it (explicit VR)."""
-    vr = getattr(raw, "VR", None)
-    if vr:
-        return str(vr)
-    if not tag.is_private:
-        try:
-            return dictionary_VR(tag).split(" ")[0]
-        except KeyError:
-            pass
-    return str(ds[tag].VR)
-
-
-def _walk_uids(ds: Dataset, rules: Rules) -> Iterator[str]:
-    for tag in ds.keys():
-        if tag.is_private:
-            continue
-        action = rules.action(tag)
-        if action is Action.REMOVE or action is Action.ZERO:
-            continue
-        vr = element_vr(ds, tag, ds.get_item(tag))
-        if vr == "SQ":
-            for item in ds[tag].value or ():
-                yield from _walk_uids(item, rules)
-        elif vr == "UI" and action in (Action.UID, Action.DUMMY):
-            yield from _uids(ds[tag].value)
-
-
-def hmac_messages(ds: Dataset, rules: Rules, provider: str) -> list[bytes]:
+def hmac_messages(ds: Dataset, rules: Rules, provider: str, identifiers: Identifiers | None = None) -> list[bytes]:
     """The messages whose keyed MACs :func:`deidentify` needs for this instance."""
+    found = identifiers if identifiers is not None else collect_identifiers(ds, rules)
     patient_id = str(ds.get("PatientID", "") or "")
     messages = [patient_message(provider, patient_id), date_offset_message(provider, patient_id)]
-    messages += [uid_message(uid) for uid in _walk_uids(ds, rules)]
+    messages += [uid_message(uid) for uid in found.uids]
     meta = getattr(ds, "file_meta", None)
     if meta is not None and MEDIA_STORAGE_SOP_INSTANCE_UID in meta:
-        messages += [uid_message(uid) for uid in _uids(meta[MEDIA_STORAGE_SOP_INSTANCE_UID].value)]
+        messages += [uid_message(uid) for uid in uid_values(meta[MEDIA_STORAGE_SOP_INSTANCE_UID].value)]
     return messages
 
 
@@ -148,14 +114,18 @@ class _Context:
     tokens: Tokens
 
 
-def deidentify(ds: Dataset, rules: Rules, digests: Mapping[bytes, bytes], provider: str) -> Deidentified:
-    """A new, de-identified dataset (with new file meta) for ``ds``; ``ds`` is left as it was."""
+def deidentify(ds: Dataset, rules: Rules, digests: Mapping[bytes, bytes], provider: str,
+               identifiers: Identifiers | None = None) -> Deidentified:
+    """A new, de-identified dataset (with new file meta) for ``ds``; ``ds`` is left as it was.
+
+    ``identifiers`` is what :func:`hmac_messages` worked from (computed again when not given).
+    """
     patient_id = str(ds.get("PatientID", "") or "")
     pseudonym = pseudonym_from_digest(digests[patient_message(provider, patient_id)])
     offset = date_offset_from_digest(
         digests[date_offset_message(provider, patient_id)], rules.profile.max_date_shift_days
     )
-    tokens = collect_tokens(ds, rules)
+    tokens = (identifiers if identifiers is not None else collect_identifiers(ds, rules)).tokens
     ctx = _Context(rules, digests, pseudonym, offset, tokens)
     out = _transform(ds, ctx)
     for elem in method_elements(rules):
@@ -221,7 +191,7 @@ def _new(tag: BaseTag, vr: str, value: object) -> DataElement:
 
 
 def _map_uids(value: object, ctx: _Context) -> str | list[str]:
-    mapped = [uid_from_digest(ctx.digests[uid_message(uid)]) for uid in _uids(value)]
+    mapped = [uid_from_digest(ctx.digests[uid_message(uid)]) for uid in uid_values(value)]
     return mapped[0] if len(mapped) == 1 else mapped
 
 

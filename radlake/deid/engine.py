@@ -39,7 +39,7 @@ from radlake.deid.confidentiality_profile import STANDARD_EDITION, TABLE_VERSION
 from radlake.deid.errors import PseudonymError, QuarantineReason
 from radlake.deid.pseudonyms import Pseudonymiser, PseudonymiserSpec
 from radlake.deid.quarantine import QuarantineRecord, append_records, keep_original
-from radlake.deid.verification import header_bytes, scan_bytes, scan_dataset
+from radlake.deid.verification import Identifiers, collect_identifiers, header_bytes, scan_bytes, scan_dataset
 
 BATCH = 32
 DEID_ERRORS = dicom_io.PARSE_ERRORS + (ArithmeticError, LookupError)
@@ -71,6 +71,7 @@ class InstanceResult:
 class _Prepared:
     dataset: Dataset
     provider: str
+    identifiers: Identifiers
     messages: list[bytes]
 
 
@@ -90,10 +91,11 @@ def _prepare(data: bytes, rules: Rules, provider_override: str | None) -> _Prepa
     if not ok:
         return InstanceResult(Status.QUARANTINED, provider, reason, "burned-in annotation guard", uid)
     try:
-        messages = hmac_messages(ds, rules, provider)
+        identifiers = collect_identifiers(ds, rules)
+        messages = hmac_messages(ds, rules, provider, identifiers)
     except DEID_ERRORS as err:
         return InstanceResult(Status.QUARANTINED, provider, QuarantineReason.DEID_FAILED, f"{type(err).__name__}: {err}", uid)
-    return _Prepared(ds, provider, messages)
+    return _Prepared(ds, provider, identifiers, messages)
 
 
 def output_path(ds: Dataset) -> str:
@@ -128,7 +130,7 @@ def _finish(prepared: _Prepared, rules: Rules, digests: dict[bytes, bytes]) -> I
     ds = prepared.dataset
     uid = str(ds.SOPInstanceUID)
     try:
-        result = deidentify(ds, rules, digests, prepared.provider)
+        result = deidentify(ds, rules, digests, prepared.provider, prepared.identifiers)
         encoded = encode(result.dataset)
     except DEID_ERRORS as err:
         return InstanceResult(Status.QUARANTINED, prepared.provider, QuarantineReason.DEID_FAILED,

@@ -29,6 +29,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from radlake.deid.confidentiality_profile import Action, Option, Rules, load_table
+from radlake.dicom_io import element_vr, uid_values
 
 MIN_ALPHA = 3
 MIN_DIGITS = 4
@@ -104,19 +105,34 @@ def element_tokens(elem: DataElement) -> Iterator[str]:
             yield from (part for part in _SPLIT_PN.split(text) if _usable(part))
 
 
-def collect_tokens(ds: Dataset, rules: Rules) -> Tokens:
-    """The PHI values of ``ds`` under ``rules`` (see the module doc for what counts)."""
+@dataclass(frozen=True)
+class Identifiers:
+    """What one walk over an input finds: its PHI tokens, and the UIDs the profile replaces (in order)."""
+
+    tokens: Tokens
+    uids: tuple[str, ...]
+
+
+def collect_identifiers(ds: Dataset, rules: Rules) -> Identifiers:
+    """The PHI tokens of ``ds`` under ``rules`` (see the module doc) and the UIDs under ``U``/``D``."""
     strong: set[str] = set()
     weak: set[str] = set()
     kept: set[str] = set()
-    _collect(ds, rules, strong, weak, kept)
+    uids: list[str] = []
+    _collect(ds, rules, strong, weak, kept, uids)
     kept_lower = {k.lower() for k in kept}
-    return Tokens(frozenset({t.lower() for t in strong} | ({t.lower() for t in weak} - kept_lower)))
+    tokens = Tokens(frozenset({t.lower() for t in strong} | ({t.lower() for t in weak} - kept_lower)))
+    return Identifiers(tokens, tuple(uids))
 
 
-def _collect(ds: Dataset, rules: Rules, strong: set[str], weak: set[str], kept: set[str]) -> None:
-    from radlake.deid.actions import element_vr  # one definition of "VR without conversion"
+def collect_tokens(ds: Dataset, rules: Rules) -> Tokens:
+    """The PHI values of ``ds`` under ``rules`` (see the module doc for what counts)."""
+    return collect_identifiers(ds, rules).tokens
 
+
+def _collect(ds: Dataset, rules: Rules, strong: set[str], weak: set[str], kept: set[str],
+             uids: list[str] | None) -> None:
+    """One walk; ``uids`` is None inside what the profile drops (private or removed sequences)."""
     descriptors = descriptor_tags()
     for tag in ds.keys():
         raw = ds.get_item(tag)
@@ -124,7 +140,7 @@ def _collect(ds: Dataset, rules: Rules, strong: set[str], weak: set[str], kept: 
         if tag.is_private:
             if vr == "SQ":
                 for item in ds[tag].value or ():
-                    _collect(item, rules, weak, weak, kept)
+                    _collect(item, rules, weak, weak, kept, None)
             elif tag.element >= 0x1000:
                 weak.update(element_tokens(ds[tag]))
             continue
@@ -134,10 +150,13 @@ def _collect(ds: Dataset, rules: Rules, strong: set[str], weak: set[str], kept: 
         if vr == "SQ":
             removed = action is Action.REMOVE or action is Action.ZERO
             for item in ds[tag].value or ():
-                _collect(item, rules, strong, weak, set() if removed else kept)
+                _collect(item, rules, strong, weak, set() if removed else kept, None if removed else uids)
             continue
         if action in _REMOVING or (action is Action.CLEAN and vr in ("DA", "DT")):
-            (weak if int(tag) in descriptors else strong).update(element_tokens(ds[tag]))
+            elem = ds[tag]
+            (weak if int(tag) in descriptors else strong).update(element_tokens(elem))
+            if uids is not None and vr == "UI" and action in (Action.UID, Action.DUMMY):
+                uids.extend(uid_values(elem.value))
         elif (action is None or action is Action.KEEP) and vr in _TEXT_VRS:
             kept.update(_kept_texts(raw))
 
