@@ -259,16 +259,21 @@ def settle_duplicates(outcomes: Sequence[Outcome]) -> list[Outcome]:
     return settled
 
 
-def expand(paths: Iterable[Path], work_dir: Path, limits: archives.Limits) -> tuple[list[Source], list[Outcome]]:
-    """Files, folders (recursively, sorted) and archives → sources; refusals become quarantine outcomes."""
+def expand(paths: Iterable[Path], work_dir: Path, limits: archives.Limits,
+           exclude: Path | None = None) -> tuple[list[Source], list[Outcome]]:
+    """Files, folders (recursively, sorted) and archives → sources; refusals become quarantine outcomes.
+
+    ``exclude`` (the output folder) is never read as input, even when it lies inside a source folder.
+    """
     sources: list[Source] = []
     refused: list[Outcome] = []
     counter = 0
+    skip = exclude.resolve() if exclude is not None else None
     for root in paths:
         files: list[Path] = []
         if root.is_dir():
             for dirpath, dirnames, filenames in os.walk(root):
-                dirnames.sort()
+                dirnames[:] = sorted(d for d in dirnames if skip is None or (Path(dirpath) / d).resolve() != skip)
                 files += [Path(dirpath) / name for name in sorted(filenames)]
         else:
             files.append(root)
@@ -309,7 +314,7 @@ def run(
         if ensure is not None:
             ensure()
         pseudonymiser.hmac_many([b"radlake-deid-healthcheck"])
-        sources, outcomes = expand(paths, work_dir, limits)
+        sources, outcomes = expand(paths, work_dir, limits, exclude=job.out_dir)
         outcomes = list(outcomes)
         batches = [list(sources[i : i + BATCH]) for i in range(0, len(sources), BATCH)]
         done = 0

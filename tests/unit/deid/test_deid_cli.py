@@ -95,3 +95,14 @@ def test_unreachable_vault_is_an_infrastructure_error(tmp_path, monkeypatch, cap
         assert "Vault" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()
+
+
+def test_output_inside_the_source_folder_is_not_read_back(upload, tmp_path):
+    root, key = upload
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "IM0").write_bytes((root / "series" / "IM0").read_bytes())
+    for _ in range(2):
+        assert cli.main([str(src), "--out", str(src / "out"), "--project", "t", "--local-key-file", str(key),
+                         "--no-progress", "--workers", "1"]) == 0
+        assert json.loads((src / "out" / "report.json").read_text())["inputs"] == 1
