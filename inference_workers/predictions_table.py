@@ -15,7 +15,7 @@ import time
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from lake_schemas.errors import SchemaViolation
 from lake_schemas.events import PredictionCreated
@@ -73,7 +73,7 @@ def row(event: PredictionCreated, partition: int = -1, offset: int = -1) -> dict
 
 def merge(table_uri: str, rows: list[dict], attempts: int = 5) -> int:
     """Insert rows whose event_id is not in the table yet (one row per id); returns how many were inserted."""
-    from deltalake import DeltaTable, write_deltalake
+    from deltalake import DeltaTable
     from deltalake.exceptions import CommitFailedError
 
     unique = list({r["event_id"]: r for r in rows}.values())
@@ -82,8 +82,7 @@ def merge(table_uri: str, rows: list[dict], attempts: int = 5) -> int:
     source = pa.Table.from_pylist(unique, schema=SCHEMA)
     for attempt in range(attempts):
         try:
-            if not DeltaTable.is_deltatable(table_uri):
-                write_deltalake(table_uri, source.slice(0, 0), mode="ignore")
+            ensure_table(table_uri)
             result = (DeltaTable(table_uri).merge(source, predicate="t.event_id = s.event_id", source_alias="s",
                                                   target_alias="t").when_not_matched_insert_all().execute())
             return int(result.get("num_target_rows_inserted", 0))
@@ -98,43 +97,81 @@ def known(table_uri: str, event_ids: list[str]) -> set[str]:
 
     if not event_ids or not DeltaTable.is_deltatable(table_uri):
         return set()
-    found = DeltaTable(table_uri).to_pyarrow_dataset().to_table(
-        columns=["event_id"], filter=pc.field("event_id").isin(event_ids))
-    return set(found.column("event_id").to_pylist())
+    column = DeltaTable(table_uri).to_pyarrow_dataset().to_table(columns=["event_id"]).column("event_id")
+    found = pc.filter(column, pc.is_in(column.cast(pa.string()), value_set=pa.array(event_ids, pa.string())))
+    return {str(v) for v in found.to_pylist()}
 
 
 class PredictionLander:
+    """Lands the committed events of one topic. Partitions are assigned (not subscribed), at the group's
+    committed offsets, so a drain starts reading at once; two landers on the same topic would both merge,
+    which the MERGE on event_id makes harmless."""
+
     def __init__(self, bootstrap: str, topic: str, serde: EventSerde, table_uri: str,
                  group_id: str = "radlake-predictions-lander") -> None:
         self.table_uri = table_uri
         self.serde = serde
+        self.topic = topic
         self.consumer = Consumer({
             "bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "isolation.level": "read_committed",
         })
-        self.consumer.subscribe([topic])
+        self._assigned: list[TopicPartition] | None = None
+        self._start: dict[int, int] = {}
+
+    def _assign(self) -> list[TopicPartition]:
+        if self._assigned is None:
+            metadata = self.consumer.list_topics(self.topic, timeout=10).topics[self.topic]
+            parts = [TopicPartition(self.topic, p) for p in sorted(metadata.partitions)]
+            committed = self.consumer.committed(parts, timeout=10)
+            self._start = {c.partition: c.offset if c.offset >= 0 else
+                           self.consumer.get_watermark_offsets(c, timeout=10, cached=False)[0] for c in committed}
+            self.consumer.assign([TopicPartition(self.topic, p, o) for p, o in self._start.items()])
+            self._assigned = parts
+        return self._assigned
 
     def drain(self, quiet_s: float = 1.0, max_s: float = 30.0) -> int:
-        """Land what is committed on the topic now; stops after ``quiet_s`` without messages."""
-        rows, messages, started = [], [], time.monotonic()
+        """Land what is committed on the topic now: until every partition is read up to its last stable
+        offset (read-committed end), or ``max_s``. ``quiet_s`` is the wait of one fetch."""
+        ensure_table(self.table_uri)
+        parts = self._assign()
+        rows, consumed, started = [], False, time.monotonic()
         while time.monotonic() - started < max_s:
             batch = self.consumer.consume(500, quiet_s)
-            batch = [m for m in batch if m.error() is None or m.error().code() != KafkaError._PARTITION_EOF]
-            if not batch:
-                break
             for m in batch:
                 if m.error() is not None:
-                    log.warning("lander consumer error: %s", m.error())
+                    if m.error().code() != KafkaError._PARTITION_EOF:
+                        log.warning("lander consumer error: %s", m.error())
                     continue
-                messages.append(m)
+                consumed = True
                 try:
                     rows.append(row(self.serde.deserialize(m.value()), m.partition(), m.offset()))
                 except SchemaViolation as err:
                     log.error("undecodable prediction at %s[%d]@%d: %s", m.topic(), m.partition(), m.offset(), err)
+            if self._at_end(parts):
+                break
         inserted = merge(self.table_uri, rows)
-        if messages:
+        if consumed:
             self.consumer.commit(asynchronous=False)
         return inserted
 
+    def _at_end(self, parts: list[TopicPartition]) -> bool:
+        # Watermark queries of a read_committed consumer return the last stable offset as "high".
+        positions = {p.partition: (p.offset if p.offset >= 0 else self._start[p.partition])
+                     for p in self.consumer.position(parts)}
+        for p in parts:
+            high = self.consumer.get_watermark_offsets(p, timeout=5, cached=False)[1]
+            if positions[p.partition] < high:
+                return False
+        return True
+
     def close(self) -> None:
         self.consumer.close()
+
+
+def ensure_table(table_uri: str) -> None:
+    """Create the empty table if it is not there (so readers and ``known`` see a table from the start)."""
+    from deltalake import DeltaTable, write_deltalake
+
+    if not DeltaTable.is_deltatable(table_uri):
+        write_deltalake(table_uri, SCHEMA.empty_table(), mode="ignore")

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from inference_workers.errors import InferenceError
 from inference_workers.prediction import Predictor, prediction_event_id
@@ -107,6 +108,9 @@ class Worker:
         self.consumer = Consumer({
             "bootstrap.servers": cfg.bootstrap,
             "group.id": cfg.group_id,
+            # Static membership: a restarted worker (same id) takes its partitions back at once instead of
+            # waiting for the dead member's session to time out.
+            "group.instance.id": cfg.worker_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
@@ -128,16 +132,20 @@ class Worker:
             log.error("fault injection: killing worker %s at %s", self.cfg.worker_id, point)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def _dead_letter_undecodable(self, msg: Message, err: SchemaViolation) -> Quarantined:
+    def _dead_letter_undecodable(self, msg: Message, err: Exception) -> Quarantined:
         return Quarantined(provider="unknown", data=QuarantinedData(
-            stage="inference", reason="UNDECODABLE_EVENT", message=str(err)[:2000]))
+            stage="inference", reason="UNDECODABLE_EVENT",
+            message=f"{msg.topic()}[{msg.partition()}]@{msg.offset()}: {err}"[:2000]))
 
     def run(self, stop: threading.Event | None = None, max_idle_s: float | None = None,
             max_predictions: int | None = None) -> WorkerStats:
-        """Process until ``stop`` is set, nothing arrived for ``max_idle_s``, or ``max_predictions`` were made."""
+        """Process until ``stop`` is set, nothing arrived for ``max_idle_s`` (after joining the group), or
+        ``max_predictions`` were made."""
         stop = stop or threading.Event()
         self.producer.init_transactions(30)
-        self.consumer.subscribe([self.cfg.input_topic])
+        assigned: list[float] = []  # idle time counts from the first partition assignment (group join)
+        self.consumer.subscribe([self.cfg.input_topic],
+                                on_assign=lambda _c, parts: assigned.append(time.monotonic()) if parts else None)
         idle_since = time.monotonic()
         try:
             while not stop.is_set():
@@ -146,7 +154,8 @@ class Worker:
                 messages = [m for m in self.consumer.consume(self.cfg.max_batch, self.cfg.batch_wait_s)
                             if self._usable(m)]
                 if not messages:
-                    if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                    if max_idle_s is not None and assigned and \
+                            time.monotonic() - max(idle_since, assigned[-1]) > max_idle_s:
                         break
                     continue
                 self._process(messages)
@@ -172,6 +181,12 @@ class Worker:
             try:
                 studies.append((self.input_serde.deserialize(msg.value()), arrived))
             except SchemaViolation as err:
+                dead.append(self._dead_letter_undecodable(msg, err))
+            except SchemaRegistryError as err:
+                # EventSerde lets the registry's own errors through; a 4xx (unknown schema id in the
+                # message header) is a bad message, anything else (registry down) is not the study's fault.
+                if not 400 <= int(err.http_status_code or 0) < 500:
+                    raise
                 dead.append(self._dead_letter_undecodable(msg, err))
         wanted = {prediction_event_id(s.data.study_uid, s.data.study_version, self.predictor.model.name,
                                       self.predictor.model.version): s for s, _ in studies}
