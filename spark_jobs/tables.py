@@ -1,0 +1,87 @@
+"""Create, evolve and MERGE into the lake's Delta tables from their specs in ``lake_schemas.tables``.
+
+Schema evolution is explicit and additive: a table written at schema version n and opened by code at
+version m > n gets the columns of versions n+1..m added (``ALTER TABLE ... ADD COLUMNS``) and its
+``radlake.schema_version`` property set to m. A table newer than the code, or one whose columns are not a
+prefix-compatible subset of the spec, is an error, never silently rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lake_schemas.tables import SCHEMA_VERSION_PROPERTY, DeltaTableSpec, LakeTableSpec
+
+
+class LakeTableError(Exception):
+    """A Delta table does not match its spec in a way additive evolution cannot fix."""
+
+
+@dataclass(frozen=True)
+class Evolution:
+    from_version: int
+    to_version: int
+    add_columns: tuple[tuple[str, str], ...]
+
+
+def evolution_plan(spec: LakeTableSpec, existing_version: int, existing_columns: list[str]) -> Evolution:
+    """What an existing table at ``existing_version`` needs to reach the spec's version (pure)."""
+    if existing_version > spec.version:
+        raise LakeTableError(f"{spec.name} is at schema version {existing_version}, newer than this code "
+                             f"({spec.version}): upgrade radlake before writing to it")
+    expected = [n for n, _ in spec.columns_at(existing_version)]
+    unknown = [c for c in existing_columns if c not in {n for n, _ in spec.columns}]
+    if unknown or set(expected) - set(existing_columns):
+        raise LakeTableError(f"{spec.name}: columns {existing_columns} do not match schema version "
+                             f"{existing_version} ({expected})")
+    add = tuple((n, t) for n, t in spec.added_since(existing_version) if n not in existing_columns)
+    return Evolution(existing_version, spec.version, add)
+
+
+def table_path(lake_uri: str, spec: LakeTableSpec | DeltaTableSpec) -> str:
+    relative = spec.relative_path if isinstance(spec, LakeTableSpec) else f"bronze/{spec.name}"
+    return f"{lake_uri.rstrip('/')}/{relative}"
+
+
+def ensure(spark, path: str, spec: LakeTableSpec) -> Evolution | None:
+    """Create the table at the spec's version, or evolve an older one; returns the evolution applied."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        builder = (
+            DeltaTable.createIfNotExists(spark).location(path)
+            .addColumns(spark.createDataFrame([], spec.ddl).schema)
+            .property(SCHEMA_VERSION_PROPERTY, str(spec.version))
+            .property("radlake.table", spec.relative_path)
+        )
+        if spec.partition_by:
+            builder = builder.partitionedBy(*spec.partition_by)
+        builder.execute()
+        return None
+    detail = DeltaTable.forPath(spark, path).detail().first()
+    existing_version = int(detail.properties.get(SCHEMA_VERSION_PROPERTY, "1"))
+    plan = evolution_plan(spec, existing_version, spark.read.format("delta").load(path).columns)
+    if plan.add_columns:
+        columns = ", ".join(f"`{n}` {t}" for n, t in plan.add_columns)
+        spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})")
+    if plan.to_version != existing_version:
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{SCHEMA_VERSION_PROPERTY}' = '{plan.to_version}')")
+        return plan
+    return None
+
+
+def merge(spark, rows, path: str, spec: LakeTableSpec, *, update: bool = True) -> None:
+    """Upsert ``rows`` on the spec's merge key (insert-only with ``update=False``)."""
+    from delta.tables import DeltaTable
+
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in spec.merge_key)
+    builder = DeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), condition)
+    if update:
+        builder = builder.whenMatchedUpdateAll()
+    builder.whenNotMatchedInsertAll().execute()
+
+
+def frame(spark, rows: list[dict], spec: LakeTableSpec):
+    """A DataFrame with the spec's exact schema from plain dicts (missing keys are NULL)."""
+    schema = spark.createDataFrame([], spec.ddl).schema
+    return spark.createDataFrame([tuple(r.get(n) for n, _ in spec.columns) for r in rows], schema)
