@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -204,7 +206,8 @@ def gate_frame(instances):
     ).toPandas()
 
 
-def _quarantine_gate_rejects(spark, instances, result: gates.GateResult, run_id: str, now: datetime, job: SilverJob):
+def _quarantine_gate_rejects(spark, instances, result: gates.GateResult, run_id: str, batch_id: int, now: datetime,
+                             job: SilverJob):
     from pyspark.sql import functions as F
 
     failed = [(event_id, o.check, o.expectation, o.kwargs_json if o.error is None else json.dumps(
@@ -221,7 +224,7 @@ def _quarantine_gate_rejects(spark, instances, result: gates.GateResult, run_id:
         F.to_json(F.struct(*[c for c in instances.columns])).alias("record"),
         F.lit(run_id).alias("gate_run_id"), F.lit(now).cast("timestamp").alias("quarantined_at"),
     )
-    tables.merge(spark, rows, job.path(QUARANTINE), QUARANTINE, update=False)
+    tables.append_once(rows, job.path(QUARANTINE), txn=(f"{job.query_name}:{job.run_key}:gate", batch_id))
 
 
 def _rebuild_series(spark, keys, job: SilverJob, now: datetime) -> None:
@@ -245,6 +248,7 @@ def _rebuild_series(spark, keys, job: SilverJob, now: datetime) -> None:
         series.append(row)
         conflicts += conflict
     if conflicts:
+        # A conflict found again when a later batch rebuilds the series is already there: MERGE, not append.
         tables.merge(spark, tables.frame(spark, conflicts, QUARANTINE), job.path(QUARANTINE), QUARANTINE,
                      update=False)
     if series:
@@ -296,28 +300,45 @@ def _rebuild_studies(spark, study_keys, job: SilverJob, now: datetime) -> None:
 
 
 def process_batch(spark, batch, batch_id: int, job: SilverJob, suite: gates.Suite) -> None:
-    from pyspark.sql import functions as F
-
     started = datetime.now(timezone.utc)
+    timings: dict[str, float] = {}
     batch = batch.persist()
+    run_id = f"{job.query_name}:{job.run_key}:{batch_id}"
     try:
         instances = batch.where("source = 'instance'").select("instance.*")
-        frame = gate_frame(instances)
-        study_keys = batch.select("study_uid").where("study_uid IS NOT NULL").distinct()
-        if not frame.empty:
-            result = gates.validate(frame, suite)
-            run_id = f"{job.query_name}:{job.run_key}:{batch_id}"
-            _quarantine_gate_rejects(spark, instances, result, run_id, started, job)
-            report = gate_report(result, run_id=run_id, query=job.query_name, batch_id=batch_id,
-                                 started_at=started, finished_at=datetime.now(timezone.utc))
-            tables.merge(spark, tables.frame(spark, [report], GATE_REPORTS), job.path(GATE_REPORTS), GATE_REPORTS)
-            keys = instances.where("study_uid IS NOT NULL AND series_uid IS NOT NULL") \
-                .select("study_uid", "series_uid").distinct()
-            _rebuild_series(spark, keys, job, started)
-        if not study_keys.isEmpty():
-            _rebuild_studies(spark, F.broadcast(study_keys), job, started)
+        with _timed(timings, "gate"):
+            frame = gate_frame(instances)
+            result = gates.validate(frame, suite) if not frame.empty else None
+        if result is not None:
+            with _timed(timings, "quarantine"):
+                _quarantine_gate_rejects(spark, instances, result, run_id, batch_id, started, job)
+                report = gate_report(result, run_id=run_id, query=job.query_name, batch_id=batch_id,
+                                     started_at=started, finished_at=datetime.now(timezone.utc))
+                # The transaction id makes a replayed batch's report a no-op instead of a second row.
+                tables.append_once(tables.frame(spark, [report], GATE_REPORTS), job.path(GATE_REPORTS),
+                                   txn=(f"{job.query_name}:{job.run_key}:report", batch_id))
+            with _timed(timings, "series"):
+                keys = instances.where("study_uid IS NOT NULL AND series_uid IS NOT NULL") \
+                    .select("study_uid", "series_uid").distinct()
+                _rebuild_series(spark, keys, job, started)
+        with _timed(timings, "studies"):
+            study_uids = [r.study_uid for r in batch.select("study_uid").where("study_uid IS NOT NULL")
+                          .distinct().collect()]
+            if study_uids:
+                _rebuild_studies(spark, spark.createDataFrame([(u,) for u in study_uids], "study_uid STRING"),
+                                 job, started)
     finally:
         batch.unpersist()
+    log.info("silver batch %d: %s", batch_id, ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = time.perf_counter() - start
 
 
 def ensure_tables(spark, job: SilverJob) -> None:

@@ -85,3 +85,10 @@ def frame(spark, rows: list[dict], spec: LakeTableSpec):
     """A DataFrame with the spec's exact schema from plain dicts (missing keys are NULL)."""
     schema = spark.createDataFrame([], spec.ddl).schema
     return spark.createDataFrame([tuple(r.get(n) for n, _ in spec.columns) for r in rows], schema)
+
+
+def append_once(rows, path: str, *, txn: tuple[str, int]) -> None:
+    """Append, once: Delta skips a write whose (application id, version) it has already committed."""
+    app_id, version = txn
+    (rows.write.format("delta").mode("append")
+     .option("txnAppId", app_id).option("txnVersion", version).save(path))
