@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "radiomics": ("radlake.radiomics.cli", "compute IBSI radiomic features"),
     "streams": ("streams.cli", "study completion, dedupe and conflicts on Kafka (faust worker, /metrics)"),
     "demo": ("radlake.demo", "run the main job end to end and print a summary"),
+    "lake": ("spark_jobs.cli", "run the lake's streaming jobs; list, optimize and vacuum its Delta tables"),
     "model": ("inference_workers.model_cli", "train, register, promote and evaluate the nodule model"),
     "infer": ("inference_workers.cli", "inference workers: study completed -> prediction created (SEG, SR)"),
 }
