@@ -122,18 +122,24 @@ def validate(frame, suite: Suite) -> GateResult:
                                                      "unexpected_index_column_names": [index]})
     all_rows = tuple(str(v) for v in frame[index])
     outcomes = []
-    for spec, res in zip(expectations, result.results):
-        kwargs = spec["kwargs"]
-        reason = spec.get("meta", {}).get("reason", "EXPECTATION_FAILED")
+    # Results do not come back in suite order: each carries its own configuration.
+    for res in result.results:
+        config = res.expectation_config
+        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+        reason = (config.meta or {}).get("reason", "EXPECTATION_FAILED")
         error = None
-        if res.exception_info and res.exception_info.get("raised_exception"):
-            error = str(res.exception_info.get("exception_message"))[:1000]
+        unexpected = tuple(str(r[index]) for r in (res.result or {}).get("unexpected_index_list") or ())
+        raised = bool(res.exception_info and res.exception_info.get("raised_exception"))
+        if raised or (not res.success and not unexpected):
+            # It failed without naming rows (an exception, a missing column): no row of the batch is checked.
+            error = str(res.exception_info.get("exception_message") if raised else
+                        f"failed without row results: {json.dumps(res.result, default=str)}")[:1000]
             unexpected, reason = all_rows, "GATE_ERROR"
-        else:
-            unexpected = tuple(str(r[index]) for r in res.result.get("unexpected_index_list") or ())
         outcomes.append(Outcome(
-            check=_check_name(spec["type"], kwargs), expectation=spec["type"], column=kwargs.get("column"),
-            kwargs_json=json.dumps(kwargs, sort_keys=True), reason=reason,
+            check=_check_name(config.type, kwargs), expectation=config.type, column=kwargs.get("column"),
+            kwargs_json=json.dumps(kwargs, sort_keys=True, default=str), reason=reason,
             success=bool(res.success) and error is None and not unexpected, unexpected=unexpected, error=error,
         ))
+    if len(outcomes) != len(expectations):
+        raise GateError(f"{suite.name}: {len(expectations)} expectations but {len(outcomes)} results")
     return GateResult(suite, engine_name(), len(frame), tuple(outcomes))
