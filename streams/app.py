@@ -3,7 +3,8 @@
 Inputs (all keyed by study UID, co-partitioned): ``instance received``, ``study manifest`` and an internal
 ``ticks`` topic on which a timer puts one message per partition per tick (the clock of the quiet period).
 Tables (changelog-backed, restored on start): ``studies`` (study UID -> :class:`StudyProgress`),
-``instances`` (study/SOP UID -> :class:`InstanceRecord`), ``seen`` (event ids), ``pending`` (studies with
+``instances`` (study/SOP UID -> :class:`InstanceRecord`), ``seen`` (ids of manifests and conflicting
+events; an accepted instance's id is in its record), ``pending`` (studies with
 instances not yet in an emitted version -> their partition).
 Outputs: ``study completed``/``updated``, ``quarantined`` (conflicts) and the dead-letter topic.
 
@@ -32,8 +33,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import faust
-from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 from faust.transport.consumer import TransactionManager
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -181,16 +182,19 @@ class StudyStreams:
         record = InstanceRecord.from_event(instance)
         key = f"{data.study_uid}/{data.sop_instance_uid}"
         known = self.instances.get(key)
-        verdict = classify(record, event_seen=instance.event_id in self.seen,
-                           known=None if known is None else record_json.from_json(known))
+        known_record = None if known is None else record_json.from_json(known)
+        # an accepted event's id is in its instance record; `seen` holds the ids of the others (conflicts)
+        event_seen = (known_record is not None and known_record.event_id == instance.event_id) or (
+            instance.event_id in self.seen)
+        verdict = classify(record, event_seen=event_seen, known=known_record)
         self.metrics.events.labels("instance", provider, verdict.value).inc()
         if verdict in (Verdict.DUPLICATE_EVENT, Verdict.DUPLICATE_CONTENT):
             self.metrics.duplicates.labels(provider, "event_id" if verdict is Verdict.DUPLICATE_EVENT
                                            else "sop_uid_sha256").inc()
             return
-        self.seen[instance.event_id] = 1
         if verdict is Verdict.CONFLICT:
-            quarantined = conflict_event(instance, record_json.from_json(known))
+            self.seen[instance.event_id] = 1
+            quarantined = conflict_event(instance, known_record)
             await self._send(self.quarantined_topic, data.study_uid, self.quarantined_serde.serialize(quarantined),
                              msg.partition)
             self.metrics.conflicts.labels(provider).inc()
@@ -199,7 +203,8 @@ class StudyStreams:
         progress = accept_instance(self._progress(data.study_uid), record, study_uid=data.study_uid,
                                    project=data.project, pseudo_patient_id=data.pseudo_patient_id, arrived_at=now)
         self.studies[data.study_uid] = progress_json.to_json(progress)
-        self.pending[data.study_uid] = msg.partition
+        if self.pending.get(data.study_uid) != msg.partition:
+            self.pending[data.study_uid] = msg.partition
         await self._maybe_emit(progress, now, msg.partition)
 
     async def on_manifest(self, event: faust.types.EventT) -> None:

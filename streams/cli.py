@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--partitions", type=int, help="partitions of the topics the worker creates (default 3)")
     run.add_argument("--processing-guarantee", choices=["exactly_once", "at_least_once"])
     run.add_argument("--session-timeout-s", type=float)
+    run.add_argument("--commit-interval-s", type=float, help="transaction commit interval (default 1 s)")
     for name in ("instance", "manifest", "completed", "quarantined", "dead-letter"):
         run.add_argument(f"--{name}-topic", help="topic name (default: the lake_schemas contract's)")
     run.add_argument("--log-level", default="info")

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+
+import pytest
+
+from streams.cli import config_from, main
+
+
+def _args(**given) -> argparse.Namespace:
+    names = ("app_id", "quiet_period_s", "tick_interval_s", "web_port", "partitions", "processing_guarantee",
+             "session_timeout_s", "commit_interval_s", "instance_topic", "manifest_topic", "completed_topic",
+             "quarantined_topic", "dead_letter_topic")
+    return argparse.Namespace(**{"bootstrap": "", "registry_url": ""} | {n: None for n in names} | given)
+
+
+def test_defaults_come_from_the_contracts_and_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("RADLAKE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("RADLAKE_KAFKA_PORT", "29092")
+    config = config_from(_args())
+    assert config.bootstrap == "127.0.0.1:29092"
+    assert config.instance_topic == "radlake.instance.received.v1"
+    assert config.dead_letter_topic == "radlake.dead-letter.v1"
+    assert config.processing_guarantee == "exactly_once"
+    assert config.data_dir == tmp_path / "streams" / "radlake-streams"
+
+
+def test_flags_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("RADLAKE_STATE_DIR", str(tmp_path))
+    config = config_from(_args(bootstrap="k:1", app_id="x", quiet_period_s=2.5, instance_topic="t.in"))
+    assert (config.bootstrap, config.app_id, config.instance_topic) == ("k:1", "x", "t.in")
+    assert config.quiet_period == timedelta(seconds=2.5)
+    assert config.ticks_topic == "x-ticks"
+    assert config.data_dir == tmp_path / "streams" / "x"
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    assert exit_.value.code == 2
