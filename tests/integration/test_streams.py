@@ -356,3 +356,38 @@ def test_kill_9_mid_stream_loses_nothing_and_emits_each_version_once(
             "study.completed", 1, "manifest")
         assert done.data.instance_count == 100
         assert set(done.data.event_ids) == {e.event_id for e in study}  # nothing lost
+
+
+def test_state_survives_a_restart(kafka_bootstrap, registry_url, registry, tmp_path):
+    """Progress held in the tables before a kill -9 is there after the restart: a manifest study completes
+    with instances from both sides of the restart, a quiet study completes once, after the restart."""
+    topics = Topics.unique("restart")
+    _register(registry, topics)
+    worker = Worker(tmp_path, [
+        "--bootstrap", kafka_bootstrap, "--registry-url", registry_url, "--app-id", f"restart-{uuid.uuid4().hex[:8]}",
+        "--quiet-period-s", "3", *topics.args(),
+    ])
+    with_manifest, quiet = _study("restart-m", 6), _study("restart-q", 5)
+    instance_topic = INSTANCE_RECEIVED.with_name(topics.instance)
+    completed = Reader(kafka_bootstrap, topics.completed)
+    try:
+        worker.start()
+        publish(kafka_bootstrap, registry_url, STUDY_MANIFEST.with_name(topics.manifest), [manifest_for(with_manifest)])
+        publish(kafka_bootstrap, registry_url, instance_topic, with_manifest[:3] + quiet)
+        deadline = time.monotonic() + 60
+        while _metric(worker.metrics(), "radlake_streams_events_total") < 8:  # handled (maybe not committed)
+            assert time.monotonic() < deadline, "the worker did not handle the first instances"
+            time.sleep(0.2)
+        worker.kill9()
+        worker.start()
+        publish(kafka_bootstrap, registry_url, instance_topic, with_manifest[3:])
+        completed.until(lambda ms: len({m.key() for m in ms}) >= 2, settle_s=5)
+    finally:
+        worker.stop()
+        completed.close()
+    events = {e.data.study_uid: e for e in _decode(registry, topics, completed.messages)}
+    assert len(completed.messages) == 2
+    done_m, done_q = events[with_manifest[0].data.study_uid], events[quiet[0].data.study_uid]
+    assert (done_m.data.completion_reason, done_m.data.instance_count) == ("manifest", 6)
+    assert (done_q.data.completion_reason, done_q.data.instance_count) == ("quiet_period", 5)
+    assert set(done_m.data.event_ids) == {e.event_id for e in with_manifest}
