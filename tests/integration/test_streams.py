@@ -391,3 +391,56 @@ def test_state_survives_a_restart(kafka_bootstrap, registry_url, registry, tmp_p
     assert (done_m.data.completion_reason, done_m.data.instance_count) == ("manifest", 6)
     assert (done_q.data.completion_reason, done_q.data.instance_count) == ("quiet_period", 5)
     assert set(done_m.data.event_ids) == {e.event_id for e in with_manifest}
+
+
+def test_a_version_in_an_aborted_transaction_is_emitted_again_once(kafka_bootstrap, registry_url, registry,
+                                                                   tmp_path):
+    """The emitted event and the state that records it commit together. The first worker never commits
+    (commit interval 10 min): its `completed` is in the log but in an open transaction when it is killed.
+    If the state write had been committed apart from it, the second worker would find the version emitted
+    and never emit it again; instead the aborted copy is invisible and exactly one committed copy follows."""
+    topics = Topics.unique("abort")
+    _register(registry, topics)
+    app_id = f"abort-{uuid.uuid4().hex[:8]}"
+    common = ["--bootstrap", kafka_bootstrap, "--registry-url", registry_url, "--app-id", app_id,
+              "--quiet-period-s", "300", *topics.args()]
+    first = Worker(tmp_path / "first", [*common, "--commit-interval-s", "600"])
+    second = Worker(tmp_path / "second", [*common, "--commit-interval-s", "1"])
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    events = _study("abort", 5)
+    uncommitted = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"ru-{uuid.uuid4().hex}",
+                            "isolation.level": "read_uncommitted", "enable.auto.commit": False})
+    uncommitted.assign([TopicPartition(topics.completed, p, 0) for p in range(PARTITIONS)])
+    committed = Reader(kafka_bootstrap, topics.completed)
+    seen_uncommitted: list = []
+
+    def poll_uncommitted(want: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(seen_uncommitted) < want:
+            assert time.monotonic() < deadline, f"{len(seen_uncommitted)} uncommitted messages, wanted {want}"
+            msg = uncommitted.poll(0.5)
+            if msg is not None and not msg.error():
+                seen_uncommitted.append(msg)
+
+    try:
+        first.start()
+        publish(kafka_bootstrap, registry_url, STUDY_MANIFEST.with_name(topics.manifest), [manifest_for(events)])
+        publish(kafka_bootstrap, registry_url, INSTANCE_RECEIVED.with_name(topics.instance), events)
+        poll_uncommitted(1)  # produced, inside the open transaction
+        for _ in range(4):
+            committed._poll(0.5)
+        assert committed.messages == []
+        first.kill9()
+        second.start()
+        committed.until(lambda ms: len(ms) >= 1, settle_s=4)
+        poll_uncommitted(2)
+    finally:
+        second.stop()
+        first.stop()
+        uncommitted.close()
+        committed.close()
+    [done] = _decode(registry, topics, committed.messages)
+    assert (done.event_type, done.data.study_version, done.data.instance_count) == ("study.completed", 1, 5)
+    aborted_copy, committed_copy = _decode(registry, topics, seen_uncommitted[:2])
+    assert aborted_copy.event_id == committed_copy.event_id == done.event_id
