@@ -56,6 +56,13 @@ def definition_parameters(definition: Mapping) -> dict[str, str | None]:
     return {p["name"]: p.get("value") for p in context.get("parameters", [])}
 
 
+def sensitive_parameters(definition: Mapping) -> set[str]:
+    """Names of the definition's parameters marked sensitive (NiFi encrypts and never shows their values)."""
+    context_name = definition["flowContents"].get("parameterContextName")
+    context = definition.get("parameterContexts", {}).get(context_name or "", {})
+    return {p["name"] for p in context.get("parameters", []) if p.get("sensitive")}
+
+
 def _connect(nifi_url: str) -> None:
     nipyapi.utils.set_endpoint(f"{nifi_url.rstrip('/')}/nifi-api", ssl=False, login=False)
 
@@ -76,6 +83,7 @@ def deploy(
     """
     definition = load_definition(definition_file)
     values = definition_parameters(definition)
+    sensitive = sensitive_parameters(definition)
     unknown = set(parameters or {}) - set(values)
     if unknown:
         raise DeployError(f"{definition_file.name} has no parameter(s) {', '.join(sorted(unknown))}")
@@ -93,7 +101,8 @@ def deploy(
         context = nipyapi.parameters.create_parameter_context(
             name,
             description=f"Parameters of {name} (from {definition_file.name})",
-            parameters=[nipyapi.parameters.prepare_parameter(k, v) for k, v in values.items()],
+            parameters=[nipyapi.parameters.prepare_parameter(k, v, sensitive=k in sensitive)
+                        for k, v in values.items()],
         )
         group = nipyapi.versioning.import_process_group_definition(root_id, flow_definition=json.dumps(importable))
         nipyapi.parameters.assign_context_to_process_group(group, context.id, identifier_type="id")

@@ -1,0 +1,182 @@
+"""Writes ``nifi/flows/provider_edge.json``, the versioned definition of a provider's edge flow.
+
+The JSON is the artifact that is deployed and reviewed; this script is how it is kept consistent (ids are
+uuid5 of component names, so re-running it gives the same file). ``python -m nifi.flows.build_provider_edge``.
+
+    HandleHttpRequest ──requests──► IngestDicom (HTTP) ──answers (success, failure)──► HandleHttpResponse
+         (127.0.0.1:#{http_port}, /dicomweb/studies, /archives, /manifests)               │ failure
+                                                                                         ▼
+                                                                     LogAttribute "undelivered answers"
+    GetFile #{drop_dir} ──files──► IngestDicom (drop folder) ──results──► LogAttribute "drop-folder results"
+                                        ▲      │ failure (Vault/store/Kafka down): retried, then looped back
+                                        └──────┘
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+NAMESPACE = uuid.UUID("3b1f6a8e-5d2c-4e7f-9a10-2c3d4e5f6a7b")
+GROUP = "provider_edge"
+STANDARD = {"group": "org.apache.nifi", "artifact": "nifi-standard-nar", "version": "2.3.0"}
+CONTEXT_MAP_NAR = {"group": "org.apache.nifi", "artifact": "nifi-http-context-map-nar", "version": "2.3.0"}
+SERVICES_API = {"group": "org.apache.nifi", "artifact": "nifi-standard-services-api-nar", "version": "2.3.0"}
+DYNAMIC = {"Content-Type"}  # HandleHttpResponse: dynamic properties become response headers
+PYTHON = {"group": "org.apache.nifi", "artifact": "python-extensions", "version": "0.1.0"}
+
+PARAMETERS = [
+    ("provider", "Provider id (lower case, [a-z0-9_-])", False, "provider"),
+    ("project", "Project: its Vault Transit key pseudonymises", False, "project"),
+    ("http_port", "Port of the provider's HTTP endpoint on 127.0.0.1", False, "24500"),
+    ("kafka_bootstrap", "Kafka bootstrap servers", False, "127.0.0.1:19092"),
+    ("schema_registry_url", "Confluent-API schema registry URL", False, "http://127.0.0.1:18081/apis/ccompat/v7"),
+    ("vault_addr", "Vault/OpenBao address", False, "http://127.0.0.1:18200"),
+    ("vault_token", "The edge's own Vault token (policy radlake-edge-<provider>)", True, None),
+    ("object_store_uri", "Object store for de-identified instances (path or fsspec URL)", False, "/tmp/radlake-objects"),
+    ("edge_dir", "Provider-side folder: quarantine originals and records, work files", False, "/tmp/radlake-edge"),
+    ("drop_dir", "Watched drop folder (files are moved into the flow)", False, "/tmp/radlake-drop"),
+    ("instance_topic", "Topic of instance received events", False, "radlake.instance.received.v1"),
+    ("quarantine_topic", "Topic of quarantined events", False, "radlake.quarantined.v1"),
+    ("manifest_topic", "Topic of study manifest events", False, "radlake.study.manifest.v1"),
+]
+
+
+def _id(name: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, name))
+
+
+def _descriptors(properties: dict, services: tuple[str, ...] = (), sensitive: tuple[str, ...] = ()) -> dict:
+    return {k: {"name": k, "displayName": k, "identifiesControllerService": k in services,
+                "sensitive": k in sensitive, "dynamic": k in DYNAMIC} for k in properties}
+
+
+def processor(name: str, kind: str, bundle: dict, properties: dict, *, x: float, y: float,
+              auto_terminated: tuple[str, ...] = (), retried: tuple[str, ...] = (), retries: int = 0,
+              concurrency: int = 1, schedule: str = "0 sec", services: tuple[str, ...] = (),
+              sensitive: tuple[str, ...] = (), penalty: str = "30 sec", run_ms: int = 0, comments: str = "") -> dict:
+    return {
+        "identifier": _id(name), "name": name, "comments": comments, "position": {"x": x, "y": y},
+        "type": kind, "bundle": bundle, "properties": properties,
+        "propertyDescriptors": _descriptors(properties, services, sensitive),
+        "style": {}, "schedulingPeriod": schedule, "schedulingStrategy": "TIMER_DRIVEN", "executionNode": "ALL",
+        "penaltyDuration": penalty, "yieldDuration": "1 sec", "bulletinLevel": "WARN", "runDurationMillis": run_ms,
+        "concurrentlySchedulableTaskCount": concurrency, "autoTerminatedRelationships": list(auto_terminated),
+        "scheduledState": "ENABLED", "retryCount": retries, "retriedRelationships": list(retried),
+        "backoffMechanism": "PENALIZE_FLOWFILE", "maxBackoffPeriod": "5 mins", "componentType": "PROCESSOR",
+        "groupIdentifier": _id(GROUP),
+    }
+
+
+def connection(name: str, source: str, destination: str, relationships: list[str], *, objects: int,
+               size: str, expiration: str = "0 sec") -> dict:
+    def end(component: str) -> dict:
+        return {"id": _id(component), "type": "PROCESSOR", "groupId": _id(GROUP), "name": component, "comments": ""}
+
+    return {
+        "identifier": _id(f"connection {name}"), "name": name, "source": end(source), "destination": end(destination),
+        "labelIndex": 1, "zIndex": 0, "selectedRelationships": relationships,
+        "backPressureObjectThreshold": objects, "backPressureDataSizeThreshold": size,
+        "flowFileExpiration": expiration, "prioritizers": ["org.apache.nifi.prioritizer.FirstInFirstOutPrioritizer"],
+        "bends": [], "loadBalanceStrategy": "DO_NOT_LOAD_BALANCE", "loadBalanceCompression": "DO_NOT_COMPRESS",
+        "componentType": "CONNECTION", "groupIdentifier": _id(GROUP),
+    }
+
+
+def ingest_properties() -> dict:
+    return {
+        "Provider": "#{provider}", "Project": "#{project}", "Kafka Brokers": "#{kafka_bootstrap}",
+        "Schema Registry URL": "#{schema_registry_url}", "Vault Address": "#{vault_addr}",
+        "Vault Token": "#{vault_token}", "Object Store URI": "#{object_store_uri}", "Edge Directory": "#{edge_dir}",
+        "Instance Topic": "#{instance_topic}", "Quarantine Topic": "#{quarantine_topic}",
+        "Manifest Topic": "#{manifest_topic}", "KV Mount": "secret", "Transit Mount": "transit",
+    }
+
+
+def definition() -> dict:
+    context_map = "HTTP request contexts"
+    receive, ingest_http, answer, undelivered = ("Receive requests", "De-identify, store, publish (HTTP)",
+                                                 "Answer", "Log undelivered answers")
+    watch, ingest_drop, drop_log = "Watch drop folder", "De-identify, store, publish (drop folder)", "Log drop-folder results"
+    processors = [
+        processor(receive, "org.apache.nifi.processors.standard.HandleHttpRequest", STANDARD, {
+            "Listening Port": "#{http_port}", "Hostname": "127.0.0.1", "HTTP Context Map": _id(context_map),
+            "Allowed Paths": "/(dicomweb/studies(/[0-9.]+)?|archives|manifests)",
+            "Allow GET": "false", "Allow PUT": "false", "Allow DELETE": "false", "Allow HEAD": "false",
+            "Allow OPTIONS": "false", "Maximum Threads": "16", "container-queue-size": "50",
+            "HTTP Protocols": "HTTP_1_1",
+        }, x=0, y=0, services=("HTTP Context Map",),
+            comments="STOW-RS, archive and manifest requests; bodies are streamed into the content repository."),
+        processor(ingest_http, "IngestDicom", PYTHON, ingest_properties(), x=0, y=220, auto_terminated=("original",),
+                  sensitive=("Vault Token",),
+                  comments="original: the request body, kept in provenance; its answer goes on as success/failure."),
+        processor(answer, "org.apache.nifi.processors.standard.HandleHttpResponse", STANDARD, {
+            "HTTP Status Code": "${radlake.http.status}", "HTTP Context Map": _id(context_map),
+            "Attributes to add to the HTTP Response (Regex)": None, "Content-Type": "${mime.type}",
+        }, x=0, y=440, auto_terminated=("success",), services=("HTTP Context Map",),
+            comments="success: the answer reached the sender. failure (sender gone): logged; it retries and gets the same ids."),
+        processor(undelivered, "org.apache.nifi.processors.standard.LogAttribute", STANDARD, {
+            "Log Level": "warn", "Log Payload": "false", "attributes-to-ignore-regex": "http\\.headers\\..*",
+            "Log prefix": "undelivered answer: ",
+        }, x=400, y=440, auto_terminated=("success",)),
+        processor(watch, "org.apache.nifi.processors.standard.GetFile", STANDARD, {
+            "Input Directory": "#{drop_dir}", "Keep Source File": "false", "Recurse Subdirectories": "true",
+            "Minimum File Age": "5 sec", "Batch Size": "10", "Polling Interval": "2 sec", "Ignore Hidden Files": "true",
+        }, x=800, y=0, schedule="2 sec"),
+        processor(ingest_drop, "IngestDicom", PYTHON, ingest_properties(), x=800, y=220, auto_terminated=("original",),
+                  retried=("failure",), retries=5, sensitive=("Vault Token",), penalty="30 sec",
+                  comments="failure = infrastructure down: retried 5 times with back-off, then queued on its loop."),
+        processor(drop_log, "org.apache.nifi.processors.standard.LogAttribute", STANDARD, {
+            "Log Level": "info", "Log Payload": "false", "attributes-to-log-regex": "(filename|radlake\\..*)",
+            "Log prefix": "drop-folder result: ",
+        }, x=800, y=440, auto_terminated=("success",)),
+    ]
+    connections = [
+        connection("requests", receive, ingest_http, ["success"], objects=20, size="2 GB"),
+        connection("answers", ingest_http, answer, ["success", "failure"], objects=50, size="100 MB"),
+        connection("undelivered answers", answer, undelivered, ["failure"], objects=1000, size="100 MB"),
+        connection("drop-folder files", watch, ingest_drop, ["success"], objects=100, size="1 GB"),
+        connection("drop-folder results", ingest_drop, drop_log, ["success"], objects=1000, size="100 MB"),
+        connection("drop-folder retries", ingest_drop, ingest_drop, ["failure"], objects=100, size="1 GB"),
+    ]
+    services = [{
+        "identifier": _id(context_map), "name": context_map, "comments": "",
+        "type": "org.apache.nifi.http.StandardHttpContextMap", "bundle": CONTEXT_MAP_NAR,
+        "properties": {"Maximum Outstanding Requests": "50", "Request Expiration": "10 min"},
+        "propertyDescriptors": _descriptors({"Maximum Outstanding Requests": 1, "Request Expiration": 1}),
+        "controllerServiceApis": [{"type": "org.apache.nifi.http.HttpContextMap", "bundle": SERVICES_API}],
+        "scheduledState": "DISABLED", "bulletinLevel": "WARN", "componentType": "CONTROLLER_SERVICE",
+        "groupIdentifier": _id(GROUP),
+    }]
+    contents = {
+        "identifier": _id(GROUP), "name": GROUP,
+        "comments": "A provider's edge: STOW-RS, archives, manifests and a drop folder -> radlake de-identification "
+                    "-> object store + instance received / quarantined / study manifest events (issue 5).",
+        "position": {"x": 0.0, "y": 0.0}, "processGroups": [], "remoteProcessGroups": [], "processors": processors,
+        "inputPorts": [], "outputPorts": [], "connections": connections, "labels": [], "funnels": [],
+        "controllerServices": services, "parameterContextName": GROUP, "defaultFlowFileExpiration": "0 sec",
+        "defaultBackPressureObjectThreshold": 10000, "defaultBackPressureDataSizeThreshold": "1 GB",
+        "scheduledState": "ENABLED", "executionEngine": "INHERITED", "maxConcurrentTasks": 1,
+        "statelessFlowTimeout": "1 min", "componentType": "PROCESS_GROUP", "flowFileConcurrency": "UNBOUNDED",
+        "flowFileOutboundPolicy": "STREAM_WHEN_AVAILABLE",
+    }
+    parameters = [{"name": n, "description": d, "sensitive": s, "provided": False, "value": v}
+                  for n, d, s, v in PARAMETERS]
+    return {
+        "flowContents": contents, "externalControllerServices": {},
+        "parameterContexts": {GROUP: {"name": GROUP, "parameters": parameters, "inheritedParameterContexts": [],
+                                      "componentType": "PARAMETER_CONTEXT"}},
+        "flowEncodingVersion": "1.0", "parameterProviders": {}, "latest": False,
+    }
+
+
+def main() -> int:
+    target = Path(__file__).with_name("provider_edge.json")
+    target.write_text(json.dumps(definition(), indent=2) + "\n")
+    print(target)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

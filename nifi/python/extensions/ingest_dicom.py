@@ -1,0 +1,132 @@
+"""IngestDicom: a NiFi 2 Python processor, the de-identifying heart of a provider's edge flow.
+
+Each FlowFile is one request (HandleHttpRequest: STOW-RS, archive, manifest) or one drop-folder file
+(GetFile). The processor hands it to ``radlake.ingest.handler.handle`` — radlake's own de-identification
+engine, object store and registry-validated Kafka publishing — and emits the HTTP answer as content with
+``radlake.http.status`` and ``mime.type``, for HandleHttpResponse. ``failure`` carries the 503 answers
+(Vault, store or Kafka unavailable); for HTTP requests it goes to HandleHttpResponse too, for drop files
+it is retried.
+
+How radlake is imported: NiFi gives every Python processor its own virtual environment and pip-installs
+``ProcessorDetails.dependencies`` into it (pinned below to the versions radlake is tested with); radlake
+itself is not installed there but imported from the checkout this file lives in (NiFi loads extensions
+from ``nifi/python/extensions`` of the repository, so the checkout is three levels up), or from the folder
+named by the environment variable ``RADLAKE_HOME`` of the NiFi process when the extension was copied
+elsewhere. So the processor always runs the de-identification code of the checkout NiFi was started from.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from nifiapi.flowfiletransform import FlowFileTransform, FlowFileTransformResult
+from nifiapi.properties import ExpressionLanguageScope, PropertyDescriptor, StandardValidators
+
+
+def _radlake_home() -> Path:
+    configured = os.environ.get("RADLAKE_HOME")
+    return Path(configured) if configured else Path(__file__).resolve().parents[3]
+
+
+_HOME = _radlake_home()
+if (_HOME / "radlake" / "__init__.py").exists() and str(_HOME) not in sys.path:
+    sys.path.insert(0, str(_HOME))
+
+
+def _property(name, description, *, sensitive=False, default=None, required=True):
+    return PropertyDescriptor(
+        name=name, description=description, required=required, sensitive=sensitive, default_value=default,
+        validators=[StandardValidators.NON_EMPTY_VALIDATOR] if required else [],
+        expression_language_scope=ExpressionLanguageScope.ENVIRONMENT,
+    )
+
+
+class IngestDicom(FlowFileTransform):
+    class Java:
+        implements = ["org.apache.nifi.python.processor.FlowFileTransform"]
+
+    class ProcessorDetails:
+        version = "0.1.0"
+        description = (
+            "radlake edge: authenticates the provider, de-identifies DICOM (PS3.15 Annex E, Vault Transit "
+            "pseudonyms) from STOW-RS requests, archives and drop-folder files, stores instances in the "
+            "content-addressed object store and publishes registry-validated instance received / quarantined / "
+            "study manifest events to Kafka before answering."
+        )
+        tags = ["dicom", "dicomweb", "stow-rs", "de-identification", "radlake"]
+        dependencies = [
+            "pydicom==3.0.2", "numpy==2.4.6", "hvac==2.4.0", "requests>=2.32,<3", "fsspec==2026.9.0",
+            "pydantic==2.14.3", "pyyaml==6.0.3", "jsonschema==4.26.0",
+            "confluent-kafka[schemaregistry,json]==2.16.0",
+        ]
+
+    PROVIDER = _property("Provider", "Provider id (lower case); its endpoint token is read from Vault KV.")
+    PROJECT = _property("Project", "Project: selects the Vault Transit key radlake-deid-<project>.")
+    KAFKA = _property("Kafka Brokers", "Kafka bootstrap servers.")
+    REGISTRY = _property("Schema Registry URL", "Confluent-API schema registry (events are validated against it).")
+    VAULT_ADDR = _property("Vault Address", "Vault/OpenBao address.")
+    VAULT_TOKEN = _property("Vault Token", "The edge's Vault token (reads its KV token, HMACs with its project key).",
+                            sensitive=True)
+    OBJECT_STORE = _property("Object Store URI", "Where de-identified instances are stored (path or fsspec URL).")
+    EDGE_DIR = _property("Edge Directory", "Provider-side folder: quarantine (original bytes, records) and work files.")
+    INSTANCE_TOPIC = _property("Instance Topic", "Topic of instance received events.",
+                               default="radlake.instance.received.v1")
+    QUARANTINE_TOPIC = _property("Quarantine Topic", "Topic of quarantined events.", default="radlake.quarantined.v1")
+    MANIFEST_TOPIC = _property("Manifest Topic", "Topic of study manifest events.", default="radlake.study.manifest.v1")
+    KV_MOUNT = _property("KV Mount", "Vault KV v2 mount holding provider tokens.", default="secret")
+    TRANSIT_MOUNT = _property("Transit Mount", "Vault Transit mount.", default="transit")
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        self.runtime = None
+
+    def getPropertyDescriptors(self):
+        return [self.PROVIDER, self.PROJECT, self.KAFKA, self.REGISTRY, self.VAULT_ADDR, self.VAULT_TOKEN,
+                self.OBJECT_STORE, self.EDGE_DIR, self.INSTANCE_TOPIC, self.QUARANTINE_TOPIC, self.MANIFEST_TOPIC,
+                self.KV_MOUNT, self.TRANSIT_MOUNT]
+
+    def onScheduled(self, context):
+        from radlake.ingest.runtime import EdgeParameters, open_runtime
+
+        def value(prop):
+            return context.getProperty(prop).evaluateAttributeExpressions().getValue()
+
+        self.runtime = open_runtime(EdgeParameters(
+            provider=value(self.PROVIDER), project=value(self.PROJECT), kafka_bootstrap=value(self.KAFKA),
+            registry_url=value(self.REGISTRY), vault_addr=value(self.VAULT_ADDR), vault_token=value(self.VAULT_TOKEN),
+            object_store_uri=value(self.OBJECT_STORE), edge_dir=value(self.EDGE_DIR),
+            instance_topic=value(self.INSTANCE_TOPIC), quarantine_topic=value(self.QUARANTINE_TOPIC),
+            manifest_topic=value(self.MANIFEST_TOPIC), kv_mount=value(self.KV_MOUNT),
+            transit_mount=value(self.TRANSIT_MOUNT),
+        ))
+        self.logger.info(f"edge of provider {value(self.PROVIDER)} ready (radlake from {_HOME})")
+
+    def onStopped(self, context):
+        if self.runtime is not None:
+            self.runtime.publisher.close()
+            self.runtime = None
+
+    def transform(self, context, flowfile):
+        from radlake.ingest.handler import handle
+
+        attributes = flowfile.getAttributes()
+        context_id = attributes.get("http.context.identifier")
+        body = flowfile.getContentsAsBytes() or b""
+        if context_id:
+            headers = {k[len("http.headers."):]: v for k, v in attributes.items() if k.startswith("http.headers.")}
+            response = handle(self.runtime, attributes.get("http.method") or "", attributes.get("http.request.uri") or "",
+                              headers, bytes(body))
+        else:  # a drop-folder file: trusted by the folder's permissions
+            response = handle(self.runtime, "POST", "/drop", {}, bytes(body), authenticated=True)
+        out = {
+            "radlake.http.status": str(response.status),
+            "mime.type": response.media_type,
+            # The bearer token must not travel further in the flow (it stays in provenance of the request only).
+            "http.headers.Authorization": "",
+            "http.headers.authorization": "",
+        }
+        out.update({f"radlake.{k}": str(v) for k, v in response.summary.items()})
+        relationship = "failure" if response.status == 503 else "success"
+        if response.status >= 400:
+            self.logger.warn(f"request answered {response.status}: {response.summary}")
+        return FlowFileTransformResult(relationship, contents=response.body, attributes=out)

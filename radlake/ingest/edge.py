@@ -1,0 +1,327 @@
+"""What one request to a provider's edge becomes: outcomes per input and the events to publish.
+
+The de-identification is radlake's engine (:func:`radlake.deid.engine.deidentify_instances`), unchanged;
+this module adds what the edge needs around it:
+
+- settlement of duplicates *before* de-identifying (same original SOP Instance UID: identical bytes are
+  released once, differing bytes are all ``CONFLICTING_DUPLICATE``), so nothing is stored for a conflict;
+- the claim-check: every released instance is put in the content-addressed object store and described
+  by an ``instance received`` event (deterministic event id: a re-sent instance gets the same id);
+- quarantine: the original bytes and a record go to the edge's own quarantine folder (provider side,
+  may hold PHI), and a ``quarantined`` event with a reason code and no PHI goes to the platform;
+- study manifests: the provider's study/series UIDs are pseudonymised with the project's key exactly as
+  the engine pseudonymises the instances' UIDs, so the manifest and the instances name the same study.
+
+Nothing here talks to Kafka or HTTP; the NiFi processor and the tests call these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+from pydantic import BaseModel, ValidationError
+
+from lake_schemas.events import (
+    ManifestSeries, Quarantined, QuarantinedData, StudyManifest, StudyManifestData,
+)
+from radlake import dicom_io
+from radlake.deid import archives
+from radlake.deid.confidentiality_profile import Rules
+from radlake.deid.engine import BATCH, Status, deidentify_instances
+from radlake.deid.errors import QuarantineReason
+from radlake.deid.pseudonyms import Pseudonymiser, uid_from_digest, uid_message
+from radlake.deid.quarantine import QuarantineRecord, append_records, keep_original
+from radlake.instance_events import InstanceEventError, store_and_describe
+from radlake.object_store import ObjectStore
+
+ACCEPTED, DUPLICATE, QUARANTINED, SKIPPED = "accepted", "duplicate", "quarantined", "skipped"
+
+# Namespace of deterministic quarantine/manifest event ids (fixed: changing it changes every id).
+_NAMESPACE = uuid.UUID("0c7d3f1e-9a0b-4c5e-8f21-5b6a7c8d9e10")
+
+# Reasons whose messages radlake writes itself (no input values in them): kept in the event.
+_SAFE_MESSAGES = {
+    QuarantineReason.VERIFICATION_FAILED, QuarantineReason.CONFLICTING_DUPLICATE,
+    QuarantineReason.BURNED_IN_ANNOTATION, QuarantineReason.BURNED_IN_ANNOTATION_UNKNOWN,
+    QuarantineReason.ARCHIVE_TOO_DEEP,
+}
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    provider: str
+    project: str
+    deid_profile_version: str
+    edge_dir: Path  # edge-local (provider side): quarantine/quarantine.jsonl and quarantine/files/<sha256>.bin
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one input. ``original_*`` stay provider side (the response, the journal)."""
+
+    index: int
+    status: str
+    reason: str | None = None
+    message: str = ""
+    input_sha256: str | None = None
+    original_study_uid: str | None = None
+    original_sop_uid: str | None = None
+    sop_class_uid: str | None = None
+    study_uid: str | None = None  # pseudonymous from here on
+    series_uid: str | None = None
+    sop_instance_uid: str | None = None
+    object_uri: str | None = None
+    sha256: str | None = None
+    event_id: str | None = None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
+
+
+@dataclass(frozen=True)
+class EdgeResult:
+    outcomes: tuple[Outcome, ...]
+    events: tuple[BaseModel, ...] = field(default=())  # InstanceReceived and Quarantined, input order
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for outcome in self.outcomes:
+            counts[outcome.status] += 1
+        return dict(sorted(counts.items()))
+
+
+# ------------------------------------------------------------------------------------------ pure parts
+
+
+def settle(keys: Sequence[tuple[str | None, str]]) -> list[str]:
+    """Per input ``(original SOP Instance UID or None, input sha256)``: ``process``, ``duplicate`` or ``conflict``.
+
+    Identical bytes under one UID: the first is processed, the others are duplicates. Different bytes
+    under one UID: all conflict (none is released; which one is right cannot be told at the edge).
+    """
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, (uid, _) in enumerate(keys):
+        if uid:
+            groups[uid].append(index)
+    decision = ["process"] * len(keys)
+    for indices in groups.values():
+        if len(indices) < 2:
+            continue
+        if len({keys[i][1] for i in indices}) == 1:
+            for i in indices[1:]:
+                decision[i] = "duplicate"
+        else:
+            for i in indices:
+                decision[i] = "conflict"
+    return decision
+
+
+def original_uids(data: bytes) -> tuple[str | None, str | None, str | None]:
+    """Best effort ``(study, sop instance, sop class)`` UIDs of an input as sent (None when unreadable)."""
+    try:
+        ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True,
+                             specific_tags=["StudyInstanceUID", "SOPInstanceUID", "SOPClassUID"])
+    except dicom_io.PARSE_ERRORS:
+        return None, None, None
+    values = (ds.get("StudyInstanceUID"), ds.get("SOPInstanceUID"), ds.get("SOPClassUID"))
+    return tuple(str(v).strip() if v else None for v in values)  # type: ignore[return-value]
+
+
+def public_message(reason: str, message: str) -> str:
+    """The message a ``quarantined`` event may carry: radlake's own texts, else only the reason."""
+    if reason in _SAFE_MESSAGES:
+        return message[:500]
+    return f"{reason.lower().replace('_', ' ')} (details in the edge's quarantine record)"
+
+
+def quarantine_event_id(provider: str, project: str, identity: str, reason: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"quarantined/{provider}/{project}/{identity}/{reason}"))
+
+
+def pseudonymise_uids(uids: Sequence[str], pseudonymiser: Pseudonymiser) -> dict[str, str]:
+    """Original UID → the ``2.25.`` UID the engine gives it under the same key."""
+    unique = sorted(set(uids))
+    digests = pseudonymiser.hmac_many([uid_message(u) for u in unique]) if unique else []
+    return {uid: uid_from_digest(d) for uid, d in zip(unique, digests, strict=True)}
+
+
+# ------------------------------------------------------------------------------------------- instances
+
+
+def _quarantine(index: int, data: bytes | None, identity: str, reason: str, message: str, config: EdgeConfig,
+                original: tuple[str | None, str | None, str | None], pseudonyms: dict[str, str],
+                label: str) -> tuple[Outcome, Quarantined]:
+    digest = hashlib.sha256(data).hexdigest() if data is not None else None
+    stored_as = keep_original(config.edge_dir, data, digest) if data is not None and digest else None
+    append_records(config.edge_dir, [QuarantineRecord(
+        label, QuarantineReason(reason), message, original[1], digest, stored_as, config.provider)])
+    study, sop, _ = original
+    event = Quarantined(
+        event_id=quarantine_event_id(config.provider, config.project, digest or identity, reason),
+        provider=config.provider,
+        data=QuarantinedData(
+            project=config.project, stage="edge", reason=reason, message=public_message(reason, message),
+            input_sha256=digest, study_uid=pseudonyms.get(study or ""), sop_instance_uid=pseudonyms.get(sop or ""),
+            quarantine_uri=(config.edge_dir / stored_as).absolute().as_uri() if stored_as else None,
+        ),
+    )
+    outcome = Outcome(index, QUARANTINED, reason, message, digest, study, sop, original[2],
+                      pseudonyms.get(study or ""), None, pseudonyms.get(sop or ""), event_id=event.event_id)
+    return outcome, event
+
+
+def ingest_instances(datas: Sequence[bytes], *, rules: Rules, pseudonymiser: Pseudonymiser, store: ObjectStore,
+                     config: EdgeConfig, labels: Sequence[str] | None = None, first_index: int = 0,
+                     decisions: Sequence[str] | None = None) -> EdgeResult:
+    """De-identify, store and describe Part-10 inputs; refused ones are quarantined. Raises ``PseudonymError``
+    (Vault) and ``ObjectStoreError`` (store): infrastructure, the caller answers 503 and the sender retries."""
+    labels = list(labels) if labels is not None else [f"part {first_index + i + 1}" for i in range(len(datas))]
+    digests = [hashlib.sha256(d).hexdigest() for d in datas]
+    originals = [original_uids(d) for d in datas]
+    if decisions is None:
+        decisions = settle([(o[1], digest) for o, digest in zip(originals, digests, strict=True)])
+    pseudonyms = pseudonymise_uids([u for o in originals for u in o[:2] if u], pseudonymiser)
+    outcomes: list[Outcome | None] = [None] * len(datas)
+    events: list[BaseModel | None] = [None] * len(datas)
+
+    to_process = [i for i, d in enumerate(decisions) if d == "process"]
+    for start in range(0, len(to_process), BATCH):
+        batch = to_process[start : start + BATCH]
+        results = deidentify_instances([datas[i] for i in batch], rules, pseudonymiser, config.provider)
+        for i, result in zip(batch, results, strict=True):
+            index = first_index + i
+            if result.status is Status.DEIDENTIFIED and result.encoded is not None:
+                try:
+                    event = store_and_describe(result.encoded, store, provider=config.provider,
+                                               project=config.project,
+                                               deid_profile_version=config.deid_profile_version)
+                except InstanceEventError as err:
+                    outcomes[i], events[i] = _quarantine(index, datas[i], digests[i], "DEID_FAILED", str(err),
+                                                         config, originals[i], pseudonyms, labels[i])
+                    continue
+                d = event.data
+                outcomes[i] = Outcome(index, ACCEPTED, None, "", digests[i], originals[i][0], originals[i][1],
+                                      d.sop_class_uid, d.study_uid, d.series_uid, d.sop_instance_uid,
+                                      d.object_uri, d.sha256, event.event_id)
+                events[i] = event
+            elif result.status is Status.SKIPPED:
+                outcomes[i] = Outcome(index, SKIPPED, result.reason, result.message, digests[i])
+            else:
+                outcomes[i], events[i] = _quarantine(index, datas[i], digests[i], str(result.reason), result.message,
+                                                     config, originals[i], pseudonyms, labels[i])
+    first_of: dict[str, int] = {}
+    for i, decision in enumerate(decisions):
+        uid = originals[i][1] or ""
+        if decision == "conflict":
+            outcomes[i], events[i] = _quarantine(
+                first_index + i, datas[i], digests[i], QuarantineReason.CONFLICTING_DUPLICATE,
+                f"{sum(1 for o in originals if o[1] == uid)} different inputs share this SOP Instance UID",
+                config, originals[i], pseudonyms, labels[i])
+        elif decision == "process":
+            first_of.setdefault(uid, i)
+    for i, decision in enumerate(decisions):
+        if decision == "duplicate":
+            twin = outcomes[first_of[originals[i][1] or ""]] if (originals[i][1] or "") in first_of else None
+            if twin is None:  # its twin is in another batch of the same archive: filled in by the caller
+                outcomes[i] = Outcome(first_index + i, DUPLICATE, None, "identical to another part", digests[i],
+                                      originals[i][0], originals[i][1], originals[i][2])
+                continue
+            outcomes[i] = Outcome(first_index + i, DUPLICATE, None, f"identical to part {twin.index + 1}", digests[i],
+                                  twin.original_study_uid, twin.original_sop_uid, twin.sop_class_uid, twin.study_uid,
+                                  twin.series_uid, twin.sop_instance_uid, twin.object_uri, twin.sha256, twin.event_id)
+    return EdgeResult(tuple(o for o in outcomes if o is not None), tuple(e for e in events if e is not None))
+
+
+def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser: Pseudonymiser, store: ObjectStore,
+                   config: EdgeConfig, limits: archives.Limits = archives.Limits()) -> EdgeResult:
+    """A zip/tar(.gz) upload: safe extraction (``radlake.deid.archives``), members settled across the whole
+    archive, then de-identified in batches; refused members become quarantine outcomes and events."""
+    identity = hashlib.sha256(archive.read_bytes()).hexdigest() if archive.stat().st_size < (256 << 20) else archive.name
+    members, refusals = archives.extract(archive, work_dir, limits, display="archive")
+    outcomes: list[Outcome] = []
+    events: list[BaseModel] = []
+    for n, refusal in enumerate(refusals):
+        member_id = hashlib.sha256(f"{identity}/{refusal.display}".encode()).hexdigest()
+        outcome, event = _quarantine(n, None, member_id, str(refusal.reason), refusal.message, config,
+                                     (None, None, None), {}, refusal.display)
+        outcomes.append(outcome)
+        events.append(event)
+    # Settle across the whole archive first: read every member's original SOP UID and hash.
+    keys = []
+    for member in members:
+        data = member.path.read_bytes()
+        keys.append((original_uids(data)[1], hashlib.sha256(data).hexdigest()))
+    decisions = settle(keys)
+    offset = len(outcomes)
+    released: dict[str, Outcome] = {}
+    for start in range(0, len(members), BATCH):
+        chunk = list(range(start, min(start + BATCH, len(members))))
+        result = ingest_instances([members[i].path.read_bytes() for i in chunk], rules=rules,
+                                  pseudonymiser=pseudonymiser, store=store, config=config,
+                                  labels=[members[i].display for i in chunk], first_index=offset + start,
+                                  decisions=[decisions[i] for i in chunk])
+        for outcome in result.outcomes:
+            if outcome.status == ACCEPTED and outcome.original_sop_uid:
+                released[outcome.original_sop_uid] = outcome
+            outcomes.append(outcome)
+        events += result.events
+    for n, outcome in enumerate(outcomes):
+        twin = released.get(outcome.original_sop_uid or "")
+        if outcome.status == DUPLICATE and twin is not None and outcome.object_uri is None:
+            outcomes[n] = Outcome(outcome.index, DUPLICATE, None, f"identical to part {twin.index + 1}",
+                                  outcome.input_sha256, twin.original_study_uid, twin.original_sop_uid,
+                                  twin.sop_class_uid, twin.study_uid, twin.series_uid, twin.sop_instance_uid,
+                                  twin.object_uri, twin.sha256, twin.event_id)
+    outcomes.sort(key=lambda o: o.index)
+    return EdgeResult(tuple(outcomes), tuple(events))
+
+
+# ------------------------------------------------------------------------------------------- manifests
+
+
+@dataclass(frozen=True)
+class ManifestRequest:
+    upload_id: str
+    study_uid: str  # as the provider knows it
+    series: tuple[tuple[str, int], ...]
+
+
+def parse_manifest_request(body: bytes) -> tuple[bool, str | None, ManifestRequest | None]:
+    """``(ok, reason, request)`` for ``{"upload_id", "study_uid", "series": [{"series_uid", "expected_instances"}]}``."""
+    try:
+        raw = json.loads(body)
+        series = tuple((str(s["series_uid"]), int(s["expected_instances"])) for s in raw["series"])
+        request = ManifestRequest(str(raw["upload_id"]), str(raw["study_uid"]), series)
+    except (ValueError, KeyError, TypeError) as err:
+        return False, f"not a study manifest: {type(err).__name__}: {err}", None
+    if not request.series or any(n < 1 for _, n in series) or not request.upload_id or not request.study_uid:
+        return False, "a manifest needs an upload id, a study UID and at least one series with >= 1 instance", None
+    return True, None, request
+
+
+def manifest_event(request: ManifestRequest, pseudonymiser: Pseudonymiser, config: EdgeConfig) -> StudyManifest:
+    """The ``study manifest`` event, with the study and series UIDs pseudonymised like the instances'."""
+    pseudonyms = pseudonymise_uids([request.study_uid, *(s for s, _ in request.series)], pseudonymiser)
+    study = pseudonyms[request.study_uid]
+    totals: dict[str, int] = defaultdict(int)
+    for series_uid, count in request.series:
+        totals[pseudonyms[series_uid]] += count
+    series = tuple(ManifestSeries(series_uid=s, expected_instances=n) for s, n in sorted(totals.items()))
+    expected = sum(totals.values())
+    identity = f"study.manifest/{config.provider}/{config.project}/{request.upload_id}/{study}/{expected}"
+    try:
+        return StudyManifest(
+            event_id=str(uuid.uuid5(_NAMESPACE, identity)), provider=config.provider,
+            data=StudyManifestData(project=config.project, study_uid=study, upload_id=request.upload_id,
+                                   expected_instances=expected, series=series),
+        )
+    except ValidationError as err:
+        raise ValueError(f"manifest does not fit the study manifest contract: {err}") from err

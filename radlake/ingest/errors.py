@@ -1,0 +1,31 @@
+"""Errors of :mod:`radlake.ingest`. Expected bad input is not an error: it becomes a quarantine outcome."""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """Base class of the errors raised by :mod:`radlake.ingest`."""
+
+
+class StowError(IngestError):
+    """A request is not a STOW-RS request this edge can read (wrong media type, malformed multipart)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class EdgeUnavailable(IngestError):
+    """Vault, the object store, the registry or Kafka failed: the request must be retried (HTTP 503)."""
+
+
+class TokenError(IngestError):
+    """A provider token could not be read from or written to Vault."""
+
+
+class UploadError(IngestError):
+    """The upload client could not complete (edge unreachable after retries, refused credentials)."""
+
+
+class JournalError(IngestError):
+    """The local upload journal cannot be read or written."""

@@ -1,0 +1,170 @@
+"""One request to a provider's edge, from method/path/headers/body to the HTTP answer.
+
+Routes (the NiFi flow's HandleHttpRequest accepts only these paths):
+
+| request | body | answer |
+| --- | --- | --- |
+| ``POST /dicomweb/studies[/{study}]`` | STOW-RS ``multipart/related; type="application/dicom"`` | DICOM JSON store response (200/202/409) |
+| ``POST /archives`` | a zip or tar(.gz) archive | radlake JSON report (200/202/409) |
+| ``POST /manifests`` | ``{"upload_id", "study_uid", "series": [...]}`` | ``{"study_uid": pseudonymous, "event_id"}`` |
+| drop folder file (no HTTP) | an instance or an archive | radlake JSON report |
+
+Every request needs ``Authorization: Bearer <the provider's token>`` (401 without, 403 with another).
+Events are published and acknowledged before the answer: a 2xx means stored and announced. Vault,
+object store or Kafka trouble answers 503 and the sender retries (same event ids).
+``Accept: application/vnd.radlake.ingest+json`` gets the radlake report from ``/dicomweb/studies`` too.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from radlake.deid import archives
+from radlake.deid.confidentiality_profile import Rules
+from radlake.deid.errors import PseudonymError
+from radlake.deid.pseudonyms import Pseudonymiser
+from radlake.ingest import stow_rs
+from radlake.ingest.edge import (
+    ACCEPTED, DUPLICATE, QUARANTINED, EdgeConfig, EdgeResult, ingest_archive, ingest_instances, manifest_event,
+    parse_manifest_request,
+)
+from radlake.ingest.errors import EdgeUnavailable, StowError
+from radlake.ingest.tokens import MISSING, check_bearer
+from radlake.object_store import ObjectStore, ObjectStoreError
+
+RADLAKE_REPORT = "application/vnd.radlake.ingest+json"
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    media_type: str
+    body: bytes
+    summary: dict  # counts for logs and FlowFile attributes (no PHI)
+
+
+@dataclass
+class EdgeRuntime:
+    """What a running edge holds: the engine's rules, the Vault pseudonymiser, the store, the publisher."""
+
+    config: EdgeConfig
+    rules: Rules
+    pseudonymiser: Pseudonymiser
+    store: ObjectStore
+    publisher: object  # EventPublisher (anything with publish(events))
+    token: str
+    work_dir: Path
+
+
+def _json(status: int, payload: dict, summary: dict | None = None, media: str = JSON) -> Response:
+    return Response(status, media, json.dumps(payload, sort_keys=True).encode(), summary or {"status": status})
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return ""
+
+
+def _report(result: EdgeResult, kind: str, config: EdgeConfig) -> tuple[int, dict]:
+    counts = result.counts()
+    released = counts.get(ACCEPTED, 0) + counts.get(DUPLICATE, 0)
+    refused = counts.get(QUARANTINED, 0)
+    status = 409 if refused and not released else 202 if refused else 200
+    return status, {"provider": config.provider, "project": config.project, "kind": kind, "counts": counts,
+                    "outcomes": [o.to_json() for o in result.outcomes]}
+
+
+def _stow(result: EdgeResult) -> tuple[int, dict]:
+    stored = [stow_rs.Stored(o.sop_class_uid or "", o.original_sop_uid or "", o.object_uri or "")
+              for o in result.outcomes if o.status in (ACCEPTED, DUPLICATE)]
+    failed = [stow_rs.Failed(o.sop_class_uid, o.original_sop_uid, o.reason or "DEID_FAILED")
+              for o in result.outcomes if o.status == QUARANTINED]
+    return stow_rs.store_response(None, stored, failed)
+
+
+def _publish(runtime: EdgeRuntime, events) -> None:
+    runtime.publisher.publish(list(events))  # type: ignore[attr-defined]
+
+
+def handle(runtime: EdgeRuntime, method: str, path: str, headers: Mapping[str, str], body: bytes,
+           *, authenticated: bool = False) -> Response:
+    """Answer one request. ``authenticated`` is for drop-folder files (trusted by file-system permissions)."""
+    if not authenticated:
+        ok, reason = check_bearer(_header(headers, "Authorization"), runtime.token)
+        if not ok:
+            status = 401 if reason == MISSING else 403
+            return _json(status, {"error": reason, "provider": runtime.config.provider},
+                         {"status": status, "refused": reason})
+    route = path.split("?", 1)[0].rstrip("/")
+    if method.upper() != "POST":
+        return _json(405, {"error": f"{method} is not supported"})
+    try:
+        if route == "/dicomweb/studies" or route.startswith("/dicomweb/studies/"):
+            return _studies(runtime, headers, body)
+        if route in ("/archives", "/drop"):
+            return _archive_or_instance(runtime, body, "archive" if route == "/archives" else "drop")
+        if route == "/manifests":
+            return _manifest(runtime, body)
+    except (PseudonymError, ObjectStoreError, EdgeUnavailable, OSError) as err:
+        return _json(503, {"error": "EDGE_UNAVAILABLE", "message": f"{type(err).__name__}: {err}"},
+                     {"status": 503, "error": type(err).__name__})
+    return _json(404, {"error": f"no route {route}"})
+
+
+def _studies(runtime: EdgeRuntime, headers: Mapping[str, str], body: bytes) -> Response:
+    try:
+        parts = stow_rs.parse_multipart_related(body, _header(headers, "Content-Type"))
+    except StowError as err:
+        return _json(err.status, {"error": "BAD_STOW_REQUEST", "message": str(err)})
+    if not parts:
+        return _json(400, {"error": "BAD_STOW_REQUEST", "message": "no parts"})
+    result = ingest_instances([p.content for p in parts], rules=runtime.rules, pseudonymiser=runtime.pseudonymiser,
+                              store=runtime.store, config=runtime.config)
+    _publish(runtime, result.events)
+    summary = {"kind": "stow", **result.counts()}
+    if RADLAKE_REPORT in _header(headers, "Accept"):
+        status, payload = _report(result, "stow", runtime.config)
+        return _json(status, payload, {"status": status, **summary}, RADLAKE_REPORT)
+    status, payload = _stow(result)
+    return _json(status, payload, {"status": status, **summary}, stow_rs.DICOM_JSON)
+
+
+def _archive_or_instance(runtime: EdgeRuntime, body: bytes, kind: str) -> Response:
+    runtime.work_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="req-", dir=runtime.work_dir))
+    try:
+        upload = work / "upload"
+        upload.write_bytes(body)
+        if archives.is_archive(upload):
+            result = ingest_archive(upload, work / "members", rules=runtime.rules, pseudonymiser=runtime.pseudonymiser,
+                                    store=runtime.store, config=runtime.config)
+        else:
+            result = ingest_instances([body], rules=runtime.rules, pseudonymiser=runtime.pseudonymiser,
+                                      store=runtime.store, config=runtime.config, labels=[kind])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _publish(runtime, result.events)
+    status, payload = _report(result, kind, runtime.config)
+    return _json(status, payload, {"status": status, "kind": kind, **result.counts()}, RADLAKE_REPORT)
+
+
+def _manifest(runtime: EdgeRuntime, body: bytes) -> Response:
+    ok, reason, request = parse_manifest_request(body)
+    if not ok or request is None:
+        return _json(400, {"error": "BAD_MANIFEST", "message": reason})
+    try:
+        event = manifest_event(request, runtime.pseudonymiser, runtime.config)
+    except ValueError as err:
+        return _json(400, {"error": "BAD_MANIFEST", "message": str(err)})
+    _publish(runtime, [event])
+    return _json(200, {"study_uid": event.data.study_uid, "event_id": event.event_id,
+                       "expected_instances": event.data.expected_instances}, {"status": 200, "kind": "manifest"})

@@ -1,0 +1,54 @@
+"""Build a running edge (:class:`radlake.ingest.handler.EdgeRuntime`) from plain parameters: the adapter
+between the NiFi processor's properties and radlake's engine, Vault, object store and Kafka."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import hvac
+
+from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
+from radlake.deid.confidentiality_profile import STANDARD_EDITION, TABLE_VERSION, Profile, compile_rules
+from radlake.deid.pseudonyms import VaultTransitHmac, transit_key_name
+from radlake.ingest.edge import EdgeConfig
+from radlake.ingest.handler import EdgeRuntime
+from radlake.ingest.publish import EventPublisher
+from radlake.ingest.tokens import read_token
+from radlake.object_store import ObjectStore
+
+DEID_PROFILE_VERSION = f"ps3.15-{STANDARD_EDITION}/{TABLE_VERSION}"
+
+
+@dataclass(frozen=True)
+class EdgeParameters:
+    provider: str
+    project: str
+    kafka_bootstrap: str
+    registry_url: str
+    vault_addr: str
+    vault_token: str
+    object_store_uri: str
+    edge_dir: str
+    instance_topic: str = INSTANCE_RECEIVED.name
+    quarantine_topic: str = QUARANTINED.name
+    manifest_topic: str = STUDY_MANIFEST.name
+    kv_mount: str = "secret"
+    transit_mount: str = "transit"
+
+
+def open_runtime(p: EdgeParameters) -> EdgeRuntime:
+    """Raises ``TokenError`` when the provider's token cannot be read (the processor then stays stopped)."""
+    client = hvac.Client(url=p.vault_addr, token=p.vault_token)
+    token = read_token(client, p.provider, p.kv_mount)
+    pseudonymiser = VaultTransitHmac(client, transit_key_name(p.project), mount=p.transit_mount)
+    publisher = EventPublisher(
+        p.kafka_bootstrap, p.registry_url,
+        [INSTANCE_RECEIVED.with_name(p.instance_topic), QUARANTINED.with_name(p.quarantine_topic),
+         STUDY_MANIFEST.with_name(p.manifest_topic)],
+        client_id=f"radlake-edge-{p.provider}",
+    )
+    edge_dir = Path(p.edge_dir)
+    config = EdgeConfig(p.provider, p.project, DEID_PROFILE_VERSION, edge_dir)
+    return EdgeRuntime(config, compile_rules(Profile()), pseudonymiser, ObjectStore(p.object_store_uri), publisher,
+                       token, edge_dir / "work")

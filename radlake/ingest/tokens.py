@@ -1,0 +1,95 @@
+"""Per-provider endpoint tokens, kept in Vault KV v2 (``<kv mount>/radlake/providers/<name>``), and the
+Vault policy and token the provider's edge runs with (read its own token, HMAC with its project's key).
+
+:func:`check_bearer` is pure: ``(ok, reason)`` with reason ``MISSING_CREDENTIALS`` (HTTP 401) or
+``INVALID_CREDENTIALS`` (HTTP 403: wrong token, including another provider's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+import hvac
+import hvac.exceptions
+import requests
+
+from radlake.deid.pseudonyms import transit_key_name
+from radlake.ingest.errors import TokenError
+
+MISSING, INVALID = "MISSING_CREDENTIALS", "INVALID_CREDENTIALS"
+
+
+def kv_path(provider: str) -> str:
+    return f"radlake/providers/{provider}"
+
+
+def policy_name(provider: str) -> str:
+    return f"radlake-edge-{provider}"
+
+
+def check_bearer(authorization: str | None, expected: str) -> tuple[bool, str | None]:
+    """``Authorization: Bearer <token>`` against the provider's token, in constant time."""
+    if not authorization or not authorization.strip():
+        return False, MISSING
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or not expected:
+        return False, INVALID
+    given = hashlib.sha256(token.strip().encode()).digest()
+    wanted = hashlib.sha256(expected.encode()).digest()
+    return (True, None) if hmac.compare_digest(given, wanted) else (False, INVALID)
+
+
+_VAULT_ERRORS = (hvac.exceptions.VaultError, requests.exceptions.RequestException, KeyError, TypeError)
+
+
+def read_token(client: hvac.Client, provider: str, mount: str = "secret") -> str:
+    try:
+        answer = client.secrets.kv.v2.read_secret_version(path=kv_path(provider), mount_point=mount,
+                                                          raise_on_deleted_version=True)
+        return str(answer["data"]["data"]["token"])
+    except _VAULT_ERRORS as err:
+        raise TokenError(f"cannot read the endpoint token of provider {provider!r} from Vault: {err}") from err
+
+
+def ensure_token(client: hvac.Client, provider: str, mount: str = "secret") -> str:
+    """The provider's token; created (256 random bits) the first time."""
+    try:
+        return read_token(client, provider, mount)
+    except TokenError:
+        pass
+    token = secrets.token_urlsafe(32)
+    try:
+        client.secrets.kv.v2.create_or_update_secret(path=kv_path(provider), secret={"token": token},
+                                                     mount_point=mount)
+    except _VAULT_ERRORS as err:
+        raise TokenError(f"cannot store the endpoint token of provider {provider!r} in Vault: {err}") from err
+    return token
+
+
+def delete_token(client: hvac.Client, provider: str, mount: str = "secret") -> None:
+    try:
+        client.secrets.kv.v2.delete_metadata_and_all_versions(path=kv_path(provider), mount_point=mount)
+        client.sys.delete_policy(policy_name(provider))
+    except _VAULT_ERRORS as err:
+        raise TokenError(f"cannot delete provider {provider!r}'s secrets from Vault: {err}") from err
+
+
+def edge_vault_token(client: hvac.Client, provider: str, project: str, *, kv_mount: str = "secret",
+                     transit_mount: str = "transit") -> str:
+    """A renewable Vault token for the provider's edge: read its own endpoint token, HMAC with the project key."""
+    key = transit_key_name(project)
+    policy = (
+        f'path "{kv_mount}/data/{kv_path(provider)}" {{ capabilities = ["read"] }}\n'
+        f'path "{transit_mount}/hmac/{key}" {{ capabilities = ["update"] }}\n'
+        f'path "{transit_mount}/hmac/{key}/*" {{ capabilities = ["update"] }}\n'
+        f'path "{transit_mount}/keys/{key}" {{ capabilities = ["read"] }}\n'
+    )
+    try:
+        client.sys.create_or_update_policy(policy_name(provider), policy)
+        answer = client.auth.token.create(policies=[policy_name(provider)], period="768h", renewable=True,
+                                          display_name=f"radlake-edge-{provider}", no_parent=True)
+        return str(answer["auth"]["client_token"])
+    except _VAULT_ERRORS as err:
+        raise TokenError(f"cannot create the edge's Vault token for {provider!r}: {err}") from err

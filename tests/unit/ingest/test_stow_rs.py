@@ -1,0 +1,78 @@
+"""STOW-RS request parsing and response building (PS3.18 §10.5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from radlake.ingest.errors import StowError
+from radlake.ingest.stow_rs import (
+    CANNOT_UNDERSTAND, PROCESSING_FAILURE, Failed, Stored, build_multipart_related, check_stow_content_type,
+    parse_media_type, parse_multipart_related, store_response,
+)
+
+
+def test_round_trip_of_binary_parts_including_crlf_and_boundary_like_bytes():
+    parts = [b"\x00\x01\r\n--not-it\r\n\xff" * 50, b"", b"DICM" + bytes(range(256))]
+    body, content_type = build_multipart_related(parts, "b0und4ry")
+    parsed = parse_multipart_related(body, content_type)
+    assert [p.content for p in parsed] == parts
+    assert all(p.content_type == "application/dicom" for p in parsed)
+
+
+def test_quoted_boundary_and_preamble_are_accepted():
+    body = b"preamble\r\n--a b\r\nContent-Type: application/dicom\r\n\r\nXYZ\r\n--a b--\r\nepilogue"
+    parts = parse_multipart_related(body, 'multipart/related; type="application/dicom"; boundary="a b"')
+    assert [p.content for p in parts] == [b"XYZ"]
+
+
+def test_media_type_parameters():
+    media = parse_media_type('Multipart/Related; Type="application/dicom"; boundary=xyz')
+    assert media.type == "multipart/related"
+    assert media.params == {"type": "application/dicom", "boundary": "xyz"}
+
+
+@pytest.mark.parametrize("value, ok", [
+    ('multipart/related; type="application/dicom"; boundary=x', True),
+    ("multipart/related; boundary=x", True),  # type defaults to application/dicom
+    ('multipart/related; type="application/dicom+json"; boundary=x', False),
+    ("multipart/related; type=application/dicom", False),  # no boundary
+    ("application/dicom", False),
+    ("", False),
+])
+def test_content_type_check(value, ok):
+    assert check_stow_content_type(value)[0] is ok
+
+
+def test_truncated_body_is_refused():
+    body, content_type = build_multipart_related([b"a" * 100], "bb")
+    with pytest.raises(StowError, match="not closed"):
+        parse_multipart_related(body[:60], content_type)
+
+
+def test_wrong_media_type_is_415():
+    with pytest.raises(StowError) as err:
+        parse_multipart_related(b"x", "application/zip")
+    assert err.value.status == 415
+
+
+def test_response_all_stored_is_200_with_referenced_sequence():
+    status, body = store_response("http://edge/studies/2.25.1", [Stored("1.2.840.10008.5.1.4.1.1.2", "1.2.3", "u")], [])
+    assert status == 200
+    item = body["00081199"]["Value"][0]
+    assert item["00081155"] == {"vr": "UI", "Value": ["1.2.3"]}
+    assert item["00081190"]["Value"] == ["u"]
+    assert "00081198" not in body
+
+
+def test_response_partial_is_202_and_failure_reasons_are_mapped():
+    status, body = store_response(None, [Stored("1.2", "1.2.3", "u")],
+                                  [Failed(None, None, "NOT_DICOM"), Failed("1.2", "1.2.4", "VERIFICATION_FAILED")])
+    assert status == 202
+    reasons = [item["00081197"]["Value"][0] for item in body["00081198"]["Value"]]
+    assert reasons == [CANNOT_UNDERSTAND, PROCESSING_FAILURE]
+    assert "00081155" not in body["00081198"]["Value"][0]
+
+
+def test_response_none_stored_is_409():
+    status, _ = store_response(None, [], [Failed(None, None, "TRUNCATED_FILE")])
+    assert status == 409
