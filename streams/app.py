@@ -35,6 +35,8 @@ from typing import Any
 import faust
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import Schema
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from faust.transport.consumer import TransactionManager
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -51,7 +53,7 @@ from streams import records as record_json
 from streams.completion import StudyProgress, accept_instance, apply_manifest, completion, mark_emitted
 from streams.config import StreamsConfig
 from streams.dedupe import Verdict, classify, conflict_event
-from streams.errors import TopicLayoutError
+from streams.errors import ContractError, TopicLayoutError
 from streams.metrics import StreamsMetrics
 from streams.records import InstanceRecord
 from streams.series_summary import study_completed
@@ -88,6 +90,24 @@ def ensure_topics(config: StreamsConfig) -> None:
         except KafkaException as err:
             if "TOPIC_ALREADY_EXISTS" not in str(err):
                 raise TopicLayoutError(f"cannot create topic {name}: {err}") from err
+
+
+def check_contracts(config: StreamsConfig) -> None:
+    """Every topic the worker decodes or encodes has its lake_schemas schema registered under its subject."""
+    registry = registry_client(config.registry_url)
+    pairs = ((INSTANCE_RECEIVED, config.instance_topic), (STUDY_MANIFEST, config.manifest_topic),
+             (STUDY_COMPLETED, config.completed_topic), (QUARANTINED, config.quarantined_topic))
+    for contract, name in pairs:
+        topic = contract.with_name(name)
+        try:
+            registry.lookup_schema(topic.subject, Schema(topic.schema_str, "JSON"))
+        except SchemaRegistryError as err:
+            raise ContractError(
+                f"{topic.subject}: {topic.schema_file} is not registered ({err.error_message}); "
+                f"run `radlake schemas register`"
+            ) from err
+        except Exception as err:  # noqa: BLE001 - the client raises its HTTP library's errors unwrapped
+            raise ContractError(f"the registry at {config.registry_url} cannot be reached: {err}") from err
 
 
 def _message_time(message: Any) -> datetime:

@@ -50,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
 
-    from streams.app import build_app, ensure_topics
+    from streams.app import build_app, check_contracts, ensure_topics
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         config = config_from(args)
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        check_contracts(config)
         ensure_topics(config)
         app, _ = build_app(config)
     except StreamsError as err:

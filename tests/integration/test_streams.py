@@ -444,3 +444,12 @@ def test_a_version_in_an_aborted_transaction_is_emitted_again_once(kafka_bootstr
     assert (done.event_type, done.data.study_version, done.data.instance_count) == ("study.completed", 1, 5)
     aborted_copy, committed_copy = _decode(registry, topics, seen_uncommitted[:2])
     assert aborted_copy.event_id == committed_copy.event_id == done.event_id
+
+
+def test_the_worker_refuses_to_start_without_registered_contracts(kafka_bootstrap, registry_url, capsys):
+    from streams.cli import main
+
+    topics = Topics.unique("unregistered")
+    code = main(["run", "--bootstrap", kafka_bootstrap, "--registry-url", registry_url, *topics.args()])
+    assert code == 1
+    assert "radlake schemas register" in capsys.readouterr().err
