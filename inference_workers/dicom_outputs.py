@@ -111,8 +111,18 @@ def measurement_report(prediction: StudyPrediction, sources: tuple[Dataset, ...]
     import highdicom as hd
 
     series_uid = str(sources[0].SeriesInstanceUID)
-    groups = [_finding_group(k, f, seg, series_uid, model, event_id)
-              for k, f in enumerate(prediction.findings, start=1)] if seg is not None else []
+    algorithm = hd.sr.AlgorithmIdentification(model.name, str(model.version))
+    # TID 1501: the study-level score, present with or without findings (TID 1500 needs >= 1 group).
+    study_level = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=derived_uid(event_id, "study-level"),
+                                                     identifier="study-level malignancy score"),
+        finding_type=codes.SCT.Nodule,
+        algorithm_id=algorithm,
+        measurements=[hd.sr.Measurement(name=codes.DCM.ProbabilityOfCancer, value=round(prediction.malignancy_score, 4),
+                                        unit=codes.UCUM.NoUnits, algorithm_id=algorithm)],
+    )
+    groups = [study_level] + ([_finding_group(k, f, seg, series_uid, model, event_id)
+                               for k, f in enumerate(prediction.findings, start=1)] if seg is not None else [])
     try:
         context = hd.sr.ObservationContext(
             observer_device_context=hd.sr.ObserverContext(
@@ -125,8 +135,8 @@ def measurement_report(prediction: StudyPrediction, sources: tuple[Dataset, ...]
         report = hd.sr.MeasurementReport(
             observation_context=context,
             procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
-            imaging_measurements=groups or None,
-            referenced_images=None if groups else list(sources),
+            imaging_measurements=groups,
+            referenced_images=list(sources),
         )
         return hd.sr.Comprehensive3DSR(
             evidence=list(sources) + ([seg] if seg is not None else []),

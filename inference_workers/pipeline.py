@@ -203,14 +203,24 @@ def _patches(padded: torch.Tensor, centres: np.ndarray, size: int) -> torch.Tens
     return padded[z, y, x][:, None]
 
 
+def _fixed_batches(patches: torch.Tensor, batch_size: int):
+    """(chunk padded to ``batch_size``, real length): one input shape, so oneDNN / cuDNN build their
+    kernels once instead of once per odd-sized tail."""
+    for start in range(0, len(patches), batch_size):
+        chunk = patches[start:start + batch_size]
+        n = len(chunk)
+        if n < batch_size:
+            chunk = torch.cat([chunk, chunk.new_zeros((batch_size - n, *chunk.shape[1:]))])
+        yield chunk, n
+
+
 def _scores(model: NoduleNet3D, patches: torch.Tensor, batch_size: int, dtype: torch.dtype) -> torch.Tensor:
-    """Sigmoid of both heads, (N, 2), in batches; bf16 via autocast."""
+    """Sigmoid of both heads, (N, 2), in fixed-size batches; bf16 via autocast."""
     out = []
     with torch.inference_mode():
-        for start in range(0, len(patches), batch_size):
-            chunk = patches[start:start + batch_size]
+        for chunk, n in _fixed_batches(patches, batch_size):
             with torch.autocast(device_type=chunk.device.type, dtype=dtype, enabled=dtype != torch.float32):
-                out.append(torch.sigmoid(model(chunk).float()))
+                out.append(torch.sigmoid(model(chunk).float())[:n])
     return torch.cat(out) if out else patches.new_zeros((0, 2))
 
 
@@ -276,7 +286,8 @@ def predict(model: NoduleNet3D, studies: list[PreparedStudy], spec: ModelSpec, b
     stacked = torch.cat(candidate_patches)
     scores = _scores(model, stacked, batch_size, dtype).cpu().numpy()
     if explain and len(stacked):
-        cams = torch.cat([grad_cam(model, stacked[i:i + batch_size]) for i in range(0, len(stacked), batch_size)])
+        cam_batch = min(batch_size, 16)
+        cams = torch.cat([grad_cam(model, chunk)[:n] for chunk, n in _fixed_batches(stacked, cam_batch)])
         cams = cams.cpu().numpy().astype(np.float32)
     else:
         cams = np.zeros((len(stacked), spec.patch, spec.patch, spec.patch), dtype=np.float32)

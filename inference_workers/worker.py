@@ -69,6 +69,8 @@ class WorkerStats:
     duplicates_dropped: int = 0
     aborted: int = 0
     studies_per_batch: list[int] = field(default_factory=list)
+    first_arrival: float | None = None  # time.monotonic() of the first processed batch's arrival
+    last_commit: float | None = None  # time.monotonic() of the last committed transaction
 
 
 def _offsets(messages: list[Message]) -> list[TopicPartition]:
@@ -175,6 +177,8 @@ class Worker:
 
     def _process(self, messages: list[Message]) -> None:
         arrived = time.monotonic()
+        if self.stats.first_arrival is None:
+            self.stats.first_arrival = arrived
         studies: list[tuple[StudyCompleted, float]] = []
         dead: list[Quarantined] = []
         for msg in messages:
@@ -235,6 +239,7 @@ class Worker:
         self.stats.predictions += len(made)
         self.stats.dead_letters += len(dead)
         self.stats.studies_per_batch.append(len(fresh))
+        self.stats.last_commit = time.monotonic()
         log.info("batch: %d studies, %d predictions, %d dead letters, %d duplicates dropped",
                  len(fresh), len(made), len(dead), len(studies) - len(fresh))
         if self.after_commit is not None:

@@ -117,3 +117,28 @@ def test_predictor_writes_seg_sr_and_gradcam_that_reference_the_source(store, ph
         centre_ras = cam.affine @ np.array([12, 12, 12, 1.0])
         lps = np.array([-centre_ras[0], -centre_ras[1], centre_ras[2]])
         assert np.linalg.norm(lps - np.array(candidate.centre_mm)) < 2.5
+
+
+def test_a_study_without_findings_still_gets_an_sr_and_no_seg(store, phantom, tiny_model):
+    import time
+    from dataclasses import replace
+
+    import highdicom as hd
+
+    from inference_workers.model_registry import RegisteredModel
+    from inference_workers.prediction import Predictor
+
+    net, spec, _ = tiny_model
+    strict = replace(spec, presence_threshold=1.01)
+    event = publishable_study(store, phantom, name="negative")
+    model = RegisteredModel("nodule", 1, "Production", "file:///w.pt", "a" * 64, strict, {}, {})
+    [outcome] = Predictor(model, net, store, torch.device("cpu"), "unit").run([(event, time.monotonic())])
+    assert outcome.rejection is None
+    prediction = outcome.prediction.data
+    assert prediction.candidates == () and prediction.seg is None and prediction.malignancy_score == 0.0
+    assert not prediction.positive or prediction.threshold == 0.0
+    sr = hd.sr.srread(io.BytesIO(store.get(prediction.sr.uri, prediction.sr.sha256)))
+    assert sr.StudyInstanceUID == event.data.study_uid
+    assert sr.content.get_volumetric_roi_measurement_groups() == []
+    [study_level] = sr.content.get_image_measurement_groups()
+    assert [m.value for m in study_level.get_measurements()] == [0.0]
