@@ -124,6 +124,24 @@ def settle(keys: Sequence[tuple[str | None, str]]) -> list[str]:
     return decision
 
 
+def settlement_keys(datas: Sequence[bytes], originals: Sequence[tuple[str | None, ...]],
+                    digests: Sequence[str]) -> list[tuple[str | None, str]]:
+    """Keys for :func:`settle`. As in ``radlake deid``, only inputs that read as valid instances take part:
+    a truncated copy of an instance is quarantined as truncated and does not turn its intact twin into a
+    conflict. Validity is checked only where a SOP Instance UID occurs more than once."""
+    counts: dict[str, int] = defaultdict(int)
+    for original in originals:
+        if original[1]:
+            counts[original[1]] += 1
+    keys: list[tuple[str | None, str]] = []
+    for data, original, digest in zip(datas, originals, digests, strict=True):
+        uid = original[1]
+        if uid and counts[uid] > 1 and not dicom_io.read_part10(data).ok:
+            uid = None
+        keys.append((uid, digest))
+    return keys
+
+
 def original_uids(data: bytes) -> tuple[str | None, str | None, str | None]:
     """Best effort ``(study, sop instance, sop class)`` UIDs of an input as sent (None when unreadable)."""
     try:
@@ -187,7 +205,7 @@ def ingest_instances(datas: Sequence[bytes], *, rules: Rules, pseudonymiser: Pse
     digests = [hashlib.sha256(d).hexdigest() for d in datas]
     originals = [original_uids(d) for d in datas]
     if decisions is None:
-        decisions = settle([(o[1], digest) for o, digest in zip(originals, digests, strict=True)])
+        decisions = settle(settlement_keys(datas, originals, digests))
     pseudonyms = pseudonymise_uids([u for o in originals for u in o[:2] if u], pseudonymiser)
     outcomes: list[Outcome | None] = [None] * len(datas)
     events: list[BaseModel | None] = [None] * len(datas)
@@ -255,10 +273,20 @@ def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser
         outcomes.append(outcome)
         events.append(event)
     # Settle across the whole archive first: read every member's original SOP UID and hash.
-    keys = []
+    member_uids = []
     for member in members:
         data = member.path.read_bytes()
-        keys.append((original_uids(data)[1], hashlib.sha256(data).hexdigest()))
+        member_uids.append((original_uids(data), hashlib.sha256(data).hexdigest()))
+    counts: dict[str, int] = defaultdict(int)
+    for (original, _) in member_uids:
+        if original[1]:
+            counts[original[1]] += 1
+    keys = []
+    for member, (original, digest) in zip(members, member_uids, strict=True):
+        uid = original[1]
+        if uid and counts[uid] > 1 and not dicom_io.read_part10(member.path.read_bytes()).ok:
+            uid = None
+        keys.append((uid, digest))
     decisions = settle(keys)
     offset = len(outcomes)
     released: dict[str, Outcome] = {}

@@ -1,0 +1,138 @@
+"""The edge's request handling without NiFi: radlake's engine with a local HMAC key, a temporary store."""
+
+from __future__ import annotations
+
+import json
+from io import BytesIO
+
+import pydicom
+import pytest
+
+from lake_schemas.events import InstanceReceived, Quarantined
+from radlake.deid.confidentiality_profile import Profile, compile_rules
+from radlake.deid.pseudonyms import LocalHmac
+from radlake.ingest import edge
+from radlake.ingest.handler import RADLAKE_REPORT, EdgeRuntime, handle
+from radlake.ingest.stow_rs import build_multipart_related
+from radlake.object_store import ObjectStore
+from radlake.synthetic import phi_dicom
+
+
+class Collected:
+    """Stands in for the Kafka publisher in unit tests (the integration tests use the real broker)."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def publish(self, events) -> None:
+        self.events += events
+
+
+@pytest.fixture(scope="module")
+def series() -> list[bytes]:
+    datasets, _ = phi_dicom.ct_series(3, size=32)
+    return [phi_dicom.to_bytes(ds) for ds in datasets]
+
+
+@pytest.fixture
+def runtime(tmp_path) -> EdgeRuntime:
+    config = edge.EdgeConfig("hospital-a", "unit-project", "test-profile", tmp_path / "edge")
+    return EdgeRuntime(config, compile_rules(Profile()), LocalHmac(b"k" * 32), ObjectStore(str(tmp_path / "objects")),
+                       Collected(), "secret-token", tmp_path / "edge" / "work")
+
+
+def _post(runtime, path, body, content_type, token="secret-token", accept=RADLAKE_REPORT):
+    headers = {"Content-Type": content_type, "Accept": accept}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    return handle(runtime, "POST", path, headers, body)
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ([("a", "1"), ("b", "2")], ["process", "process"]),
+    ([("a", "1"), ("a", "1"), ("a", "1")], ["process", "duplicate", "duplicate"]),
+    ([("a", "1"), ("a", "2")], ["conflict", "conflict"]),
+    ([(None, "1"), (None, "1")], ["process", "process"]),  # unreadable inputs are quarantined one by one
+])
+def test_settle(keys, expected):
+    assert edge.settle(keys) == expected
+
+
+def test_stow_request_stores_publishes_and_quarantines(runtime, series):
+    body, content_type = build_multipart_related([*series, b"not dicom", series[0]], "bnd")
+    response = _post(runtime, "/dicomweb/studies", body, content_type)
+    assert response.status == 202
+    report = json.loads(response.body)
+    assert report["counts"] == {"accepted": 3, "duplicate": 1, "quarantined": 1}
+    events = runtime.publisher.events
+    instances = [e for e in events if isinstance(e, InstanceReceived)]
+    quarantined = [e for e in events if isinstance(e, Quarantined)]
+    assert len(instances) == 3 and len(quarantined) == 1
+    assert all(runtime.store.exists(e.data.object_uri) for e in instances)
+    assert quarantined[0].data.reason == "NOT_DICOM" and quarantined[0].data.stage == "edge"
+    assert (runtime.config.edge_dir / "quarantine" / "quarantine.jsonl").exists()
+    # no original identifiers in any event
+    text = "".join(e.model_dump_json() for e in events)
+    assert "1.2.826.0.1.3680043.10.999" not in text and "Quixleyhart" not in text
+
+
+def test_resent_request_gives_the_same_event_ids(runtime, series):
+    body, content_type = build_multipart_related(series, "bnd")
+    first = json.loads(_post(runtime, "/dicomweb/studies", body, content_type).body)
+    second = json.loads(_post(runtime, "/dicomweb/studies", body, content_type).body)
+    assert [o["event_id"] for o in first["outcomes"]] == [o["event_id"] for o in second["outcomes"]]
+
+
+def test_conflict_and_truncated_twin(runtime, series):
+    changed = bytearray(series[1])
+    changed[-1] ^= 0xFF  # same SOP Instance UID, other pixel bytes
+    truncated = phi_dicom.truncated(series[0])
+    body, content_type = build_multipart_related([series[0], truncated, series[1], bytes(changed)], "bnd")
+    report = json.loads(_post(runtime, "/dicomweb/studies", body, content_type).body)
+    statuses = [(o["status"], o.get("reason")) for o in report["outcomes"]]
+    assert statuses[0] == ("accepted", None)  # its truncated copy does not make it a conflict
+    assert statuses[1] == ("quarantined", "TRUNCATED_FILE")
+    assert statuses[2:] == [("quarantined", "CONFLICTING_DUPLICATE")] * 2
+
+
+def test_dicom_json_answer_by_default(runtime, series):
+    body, content_type = build_multipart_related(series[:1], "bnd")
+    response = _post(runtime, "/dicomweb/studies/1.2.3", body, content_type, accept="application/dicom+json")
+    assert response.status == 200 and response.media_type == "application/dicom+json"
+    assert "00081199" in json.loads(response.body)
+
+
+@pytest.mark.parametrize("token, status", [(None, 401), ("another-providers-token", 403)])
+def test_credentials_are_required(runtime, series, token, status):
+    body, content_type = build_multipart_related(series[:1], "bnd")
+    response = _post(runtime, "/dicomweb/studies", body, content_type, token=token)
+    assert response.status == status
+    assert runtime.publisher.events == []
+
+
+def test_archive_with_traversal_member(runtime, series):
+    archive = phi_dicom.zip_archive([("a/1.dcm", series[0]), ("../../etc/evil.dcm", series[1]), ("b.txt", b"x")])
+    report = json.loads(_post(runtime, "/archives", archive, "application/zip").body)
+    reasons = sorted(o.get("reason") or o["status"] for o in report["outcomes"])
+    assert reasons == ["ARCHIVE_PATH_TRAVERSAL", "NOT_DICOM", "accepted"]
+    refusal = [e for e in runtime.publisher.events if isinstance(e, Quarantined)
+               and e.data.reason == "ARCHIVE_PATH_TRAVERSAL"][0]
+    assert "evil" not in refusal.model_dump_json()
+
+
+def test_manifest_uses_the_instances_pseudonyms(runtime, series):
+    body, content_type = build_multipart_related(series, "bnd")
+    report = json.loads(_post(runtime, "/dicomweb/studies", body, content_type).body)
+    pseudo_study = report["outcomes"][0]["study_uid"]
+    original = report["outcomes"][0]["original_study_uid"]
+    series_uid = str(pydicom.dcmread(BytesIO(series[0])).SeriesInstanceUID)
+    manifest = {"upload_id": "u1", "study_uid": original,
+                "series": [{"series_uid": series_uid, "expected_instances": 3}]}
+    answer = json.loads(_post(runtime, "/manifests", json.dumps(manifest).encode(), "application/json").body)
+    assert answer["study_uid"] == pseudo_study
+    assert answer["expected_instances"] == 3
+
+
+@pytest.mark.parametrize("body", [b"{", b'{"upload_id": "u", "study_uid": "1.2", "series": []}', b"[]"])
+def test_bad_manifest_is_400(runtime, body):
+    assert _post(runtime, "/manifests", body, "application/json").status == 400
