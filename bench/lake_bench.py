@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -177,16 +178,20 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     bootstrap, registry_url = Kafka(settings).address, SchemaRegistry(settings).address
     spark = spark_session(settings, "radlake-lake-bench")
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="radlake-lake-bench-") as tmp:
         tp = throughput(spark, bootstrap, registry_url, args.events, args.repeat, Path(tmp))
         lat = latency(spark, bootstrap, registry_url, args.rate, args.seconds, Path(tmp))
     spark.stop()
+    load_after = os.getloadavg()[0]
     import pyspark
     from importlib.metadata import version
 
     ratio = tp["bronze_eps"] / tp["floor_eps"]
     body = f"""
 Spark {pyspark.__version__} + delta-spark {version('delta_spark')} on `{settings.spark_master}`, driver memory {settings.spark_driver_memory}; Kafka and the registry from `radlake stack up`.
+Machine load (1-min load average, other sessions' stacks and benchmarks share the 2 cores): {load_before:.1f} at the start, {load_after:.1f} at the end.
+
 Throughput: {tp['events']} generated `instance received` events on one 3-partition topic, best of {args.repeat} runs each.
 
 | path | time | events/s |

@@ -100,6 +100,11 @@ def _context():
     return context
 
 
+def warm_up() -> None:
+    """Import great-expectations and build its context now rather than in the first batch."""
+    _context()
+
+
 def _check_name(expectation: str, kwargs: Mapping) -> str:
     return f"{expectation}({kwargs['column']})" if "column" in kwargs else expectation
 

@@ -366,6 +366,7 @@ def source(spark, job: SilverJob):
 def start(spark, job: SilverJob, *, available_now: bool = False, processing_time: str = DEFAULT_TRIGGER):
     ensure_tables(spark, job)
     suite = gates.load_suite(job.suite)
+    gates.warm_up()  # importing great-expectations takes seconds: not inside the first micro-batch
     writer = (
         source(spark, job).writeStream
         .foreachBatch(lambda df, batch_id: process_batch(spark, df, batch_id, job, suite))
