@@ -127,7 +127,7 @@ def _studies(runtime: EdgeRuntime, headers: Mapping[str, str], body: bytes) -> R
         return _json(err.status, {"error": "BAD_STOW_REQUEST", "message": str(err)})
     if not parts:
         return _json(400, {"error": "BAD_STOW_REQUEST", "message": "no parts"})
-    result = ingest_instances([p.content for p in parts], rules=runtime.rules, pseudonymiser=runtime.pseudonymiser,
+    result = ingest_instances([stow_rs.as_part10(p.content) for p in parts], rules=runtime.rules, pseudonymiser=runtime.pseudonymiser,
                               store=runtime.store, config=runtime.config)
     _publish(runtime, result.events)
     summary = {"kind": "stow", **result.counts()}

@@ -127,6 +127,15 @@ def parse_multipart_related(body: bytes, content_type: str) -> list[Part]:
         position = next_delimiter + 2 + len(delimiter)
 
 
+def as_part10(content: bytes) -> bytes:
+    """A part that starts with its File Meta Information (group 0002) but lacks the 128-byte preamble and
+    ``DICM`` (pydicom writes in-memory datasets so, and dicomweb-client sends them so) gets them added;
+    anything else is returned unchanged and judged by the de-identification engine."""
+    if content[:2] == b"\x02\x00" and content[128:132] != b"DICM":
+        return bytes(128) + b"DICM" + content
+    return content
+
+
 def build_multipart_related(instances: Sequence[bytes], boundary: str) -> tuple[bytes, str]:
     """A STOW-RS request body for Part-10 instances, and its Content-Type (used by ``radlake upload``)."""
     delimiter = f"--{boundary}".encode("ascii")

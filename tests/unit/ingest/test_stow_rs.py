@@ -6,7 +6,7 @@ import pytest
 
 from radlake.ingest.errors import StowError
 from radlake.ingest.stow_rs import (
-    CANNOT_UNDERSTAND, PROCESSING_FAILURE, Failed, Stored, build_multipart_related, check_stow_content_type,
+    CANNOT_UNDERSTAND, PROCESSING_FAILURE, as_part10, Failed, Stored, build_multipart_related, check_stow_content_type,
     parse_media_type, parse_multipart_related, store_response,
 )
 
@@ -76,3 +76,11 @@ def test_response_partial_is_202_and_failure_reasons_are_mapped():
 def test_response_none_stored_is_409():
     status, _ = store_response(None, [], [Failed(None, None, "TRUNCATED_FILE")])
     assert status == 409
+
+
+def test_part_without_preamble_gets_one():
+    meta_first = b"\x02\x00\x00\x00UL\x04\x00" + bytes(200)
+    fixed = as_part10(meta_first)
+    assert fixed[128:132] == b"DICM" and fixed[132:] == meta_first
+    assert as_part10(fixed) == fixed
+    assert as_part10(b"not dicom") == b"not dicom"

@@ -1,0 +1,232 @@
+"""Provider ingestion end to end: three providers' NiFi edges (real NiFi, Vault, Kafka, registry), concurrent
+uploads with bad inputs, a STOW-RS peer (dicomweb-client), credentials, the drop folder, kill -9 + resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from lake_schemas.registration import register
+from lake_schemas.serde import registry_client
+from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
+from nifi import provider_cli
+from radlake.ingest import journal
+from radlake.ingest.client import Uploader, plan, upload_id_for
+from radlake.ingest.report_cli import main as report_main
+from radlake.ingest.report_cli import read_topic
+from radlake.object_store import ObjectStore
+from radlake.synthetic import phi_dicom
+
+pytestmark = pytest.mark.integration
+
+RUN = uuid.uuid4().hex[:6]
+PROVIDERS = [f"t{RUN}-a", f"t{RUN}-b", f"t{RUN}-c"]
+PROJECT = f"ingest-{RUN}"
+
+
+@pytest.fixture(scope="module")
+def topics(kafka_bootstrap, registry_url):
+    names = {"instance_topic": f"test.ingest.instances.{RUN}", "quarantine_topic": f"test.ingest.quarantined.{RUN}",
+             "manifest_topic": f"test.ingest.manifests.{RUN}"}
+    contracts = (INSTANCE_RECEIVED.with_name(names["instance_topic"]), QUARANTINED.with_name(names["quarantine_topic"]),
+                 STUDY_MANIFEST.with_name(names["manifest_topic"]))
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for future in admin.create_topics([NewTopic(t.name, num_partitions=3, replication_factor=1)
+                                       for t in contracts]).values():
+        future.result(timeout=30)
+    register(registry_client(registry_url), contracts)
+    return names, contracts
+
+
+@pytest.fixture(scope="module")
+def edges(settings, vault, nifi_url, registry_url, topics):
+    names, _ = topics
+    deployed = {}
+    try:
+        for provider in PROVIDERS:
+            deployed[provider] = provider_cli.add(settings, provider, PROJECT, topics=names)
+        yield deployed
+    finally:
+        for provider in deployed:
+            provider_cli.remove(settings, provider)
+
+
+def _wait_until_listening(url: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.post(f"{url}/manifests", content=b"{}", timeout=5)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _provider_data(root: Path, seed: int) -> Path:
+    """A folder with a clean study, an archive with bad members, and loose bad files."""
+    root.mkdir(parents=True)
+    patient = phi_dicom.Patient(patient_id=f"MRN{seed}0001")
+    study1, _ = phi_dicom.ct_series(6, patient=patient, study=10 * seed + 1, size=32)
+    study2, _ = phi_dicom.ct_series(4, patient=patient, study=10 * seed + 2, size=32)
+    files = [phi_dicom.to_bytes(ds) for ds in study1]
+    (root / "loose").mkdir()
+    for n, data in enumerate(files):
+        (root / "loose" / f"{n}.dcm").write_bytes(data)
+    (root / "loose" / "copy-of-0.dcm").write_bytes(files[0])  # duplicate: released once
+    (root / "loose" / "cut.dcm").write_bytes(phi_dicom.truncated(files[1]))  # TRUNCATED_FILE
+    (root / "loose" / "notes.txt").write_text("Patient Ola Nordmann\n")  # NOT_DICOM
+    archived = [phi_dicom.to_bytes(ds) for ds in study2]
+    changed = bytearray(archived[3])
+    changed[-1] ^= 0xFF  # same SOP Instance UID, other bytes: both CONFLICTING_DUPLICATE
+    (root / "study2.zip").write_bytes(phi_dicom.zip_archive(
+        [(f"s2/{n}.dcm", data) for n, data in enumerate(archived)]
+        + [("s2/changed.dcm", bytes(changed)), ("../../etc/evil.dcm", archived[0])]))
+    (root / "broken.tar.gz").write_bytes(phi_dicom.tar_archive([("x.dcm", archived[0])])[:100])  # ARCHIVE_UNREADABLE
+    return root
+
+
+EXPECTED = {"accepted": 6 + 3, "duplicate": 1,
+            "quarantined": {"TRUNCATED_FILE": 1, "NOT_DICOM": 1, "CONFLICTING_DUPLICATE": 2,
+                            "ARCHIVE_PATH_TRAVERSAL": 1, "ARCHIVE_UNREADABLE": 1}}
+
+
+def test_three_providers_upload_concurrently(settings, edges, topics, tmp_path, kafka_bootstrap, registry_url):
+    names, contracts = topics
+    results: dict[str, list[dict]] = {}
+    errors: list[BaseException] = []
+
+    def upload(provider: str, seed: int) -> None:
+        try:
+            data = _provider_data(tmp_path / provider, seed)
+            edge = edges[provider]
+            _wait_until_listening(edge.url)
+            uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider),
+                                tmp_path / f"{provider}.jsonl", on_progress=lambda line: None)
+            try:
+                results[provider] = uploader.upload(plan([data]), upload_id_for([data], provider))
+            finally:
+                uploader.close()
+        except BaseException as err:  # noqa: BLE001 - re-raised in the test thread below
+            errors.append(err)
+
+    threads = [threading.Thread(target=upload, args=(p, n + 1)) for n, p in enumerate(PROVIDERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=400)
+    assert not errors, errors
+
+    store = ObjectStore(settings.resolved_object_store_uri)
+    for provider in PROVIDERS:
+        outcomes = [o for record in results[provider] for o in record["outcomes"]]
+        statuses = {s: sum(1 for o in outcomes if o["status"] == s) for s in ("accepted", "duplicate")}
+        reasons: dict[str, int] = {}
+        for o in outcomes:
+            if o["status"] == "quarantined":
+                reasons[o["reason"]] = reasons.get(o["reason"], 0) + 1
+        assert statuses == {"accepted": EXPECTED["accepted"], "duplicate": EXPECTED["duplicate"]}, provider
+        assert reasons == EXPECTED["quarantined"], provider
+
+        # events read back through the registry (deserialize validates against the registered schema)
+        instances = read_topic(kafka_bootstrap, registry_url, contracts[0], provider)
+        quarantined = read_topic(kafka_bootstrap, registry_url, contracts[1], provider)
+        manifests = read_topic(kafka_bootstrap, registry_url, contracts[2], provider)
+        accepted = [o for o in outcomes if o["status"] == "accepted"]
+        assert {e.event_id for e in instances} == {o["event_id"] for o in accepted}
+        assert len({e.data.sop_instance_uid for e in instances}) == len(accepted)
+        for event in instances:  # one stored object each, matching its claim-check
+            data = store.get(event.data.object_uri, event.data.sha256)
+            assert hashlib.sha256(data).hexdigest() == event.data.sha256
+            assert event.data.project == PROJECT and event.key == event.data.study_uid
+        assert {e.event_id for e in quarantined} == {o["event_id"] for o in outcomes if o["status"] == "quarantined"}
+        assert all(e.data.stage == "edge" and "Nordmann" not in e.model_dump_json() for e in quarantined)
+        records = (settings.state_dir / "edge" / provider / "quarantine" / "quarantine.jsonl").read_text().splitlines()
+        assert len(records) >= sum(EXPECTED["quarantined"].values())
+        # manifests name the same pseudonymous studies as the instances
+        assert {m.data.study_uid for m in manifests} == {e.data.study_uid for e in instances}
+        assert sorted(m.data.expected_instances for m in manifests) == [4, 6]
+
+        status = report_main(["report", "--provider", provider, "--journal", str(tmp_path / f"{provider}.jsonl"),
+                              "--instance-topic", names["instance_topic"], "--quarantine-topic",
+                              names["quarantine_topic"], "--manifest-topic", names["manifest_topic"], "--json"])
+        assert status == 0
+
+
+def test_resumed_upload_sends_nothing_again(settings, edges, tmp_path):
+    provider = PROVIDERS[0]
+    data = _provider_data(tmp_path / "again", 7)
+    edge = edges[provider]
+    _wait_until_listening(edge.url)
+    sent: list[str] = []
+    uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider), tmp_path / "j.jsonl",
+                        on_progress=sent.append)
+    try:
+        the_plan = plan([data])
+        first = uploader.upload(the_plan, "resume-test")
+        sent.clear()
+        second = uploader.upload(the_plan, "resume-test")
+    finally:
+        uploader.close()
+    assert sent == []  # every unit was in the journal
+    assert [r["unit_id"] for r in first] == [r["unit_id"] for r in second]
+
+
+def test_credentials_per_provider(settings, edges):
+    a, b = edges[PROVIDERS[0]], edges[PROVIDERS[1]]
+    _wait_until_listening(a.url)
+    body = json.dumps({"upload_id": "u", "study_uid": "1.2.3", "series": [{"series_uid": "1.2.3.4",
+                                                                          "expected_instances": 1}]})
+    b_token = provider_cli.endpoint_token(settings, PROVIDERS[1])
+    assert httpx.post(f"{a.url}/manifests", content=body).status_code == 401
+    assert httpx.post(f"{a.url}/manifests", content=body,
+                      headers={"Authorization": f"Bearer {b_token}"}).status_code == 403
+    assert httpx.post(f"{b.url}/manifests", content=body,
+                      headers={"Authorization": f"Bearer {b_token}"}).status_code == 200
+
+
+def test_stow_rs_from_dicomweb_client(settings, edges):
+    from dicomweb_client.api import DICOMwebClient
+
+    provider = PROVIDERS[1]
+    edge = edges[provider]
+    _wait_until_listening(edge.url)
+    datasets, _ = phi_dicom.ct_series(3, study=99, size=32)
+    client = DICOMwebClient(url=f"{edge.url}/dicomweb",
+                            headers={"Authorization": f"Bearer {provider_cli.endpoint_token(settings, provider)}"})
+    response = client.store_instances(datasets)
+    referenced = response.ReferencedSOPSequence
+    assert sorted(item.ReferencedSOPInstanceUID for item in referenced) == sorted(ds.SOPInstanceUID for ds in datasets)
+    assert all(item.RetrieveURL.startswith("file://") for item in referenced)
+    assert "FailedSOPSequence" not in response
+
+
+def test_drop_folder(settings, edges, topics, kafka_bootstrap, registry_url):
+    _, contracts = topics
+    provider = PROVIDERS[2]
+    datasets, _ = phi_dicom.ct_series(1, study=77, size=32)
+    drop = settings.state_dir / "edge" / provider / "drop"
+    (drop / ".incoming.dcm").write_bytes(phi_dicom.to_bytes(datasets[0]))
+    (drop / ".incoming.dcm").rename(drop / "one.dcm")
+    before = {e.event_id for e in read_topic(kafka_bootstrap, registry_url, contracts[0], provider)}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not (drop / "one.dcm").exists():
+            new = [e for e in read_topic(kafka_bootstrap, registry_url, contracts[0], provider)
+                   if e.event_id not in before]
+            if new:
+                break
+        time.sleep(2)
+    else:
+        pytest.fail("the dropped file never became an instance received event")
+    assert len(new) == 1 and new[0].data.project == PROJECT
