@@ -252,3 +252,40 @@ class PredictionCreated(Envelope):
     @property
     def key(self) -> str:
         return self.data.study_uid
+
+
+class FeaturesComputedRoi(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    series_uid: str = Field(pattern=_UID)
+    roi: str = Field(min_length=1)
+    mask_sha256: str = Field(pattern=_SHA256)
+    status: Literal["computed", "failed"]
+    feature_count: int = Field(ge=0)
+    reason: str | None
+
+
+class FeaturesComputedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project: str = Field(min_length=1)
+    pseudo_patient_id: str = Field(min_length=1)
+    study_uid: str = Field(pattern=_UID)
+    settings_hash: str = Field(pattern=_SHA256)
+    code_version: str = Field(min_length=1)
+    table: str = Field(min_length=1)
+    table_version: int | None = Field(ge=0)
+    run_id: str = Field(min_length=1)
+    source_event_id: str | None
+    rois: tuple[FeaturesComputedRoi, ...] = Field(min_length=1)
+
+
+class FeaturesComputed(Envelope):
+    """A study's ROIs have radiomic features for one settings hash (topic ``radlake.features.computed.v1``)."""
+
+    event_type: Literal["features.computed"] = "features.computed"
+    data: FeaturesComputedData
+
+    @property
+    def key(self) -> str:
+        return self.data.study_uid

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from lake_schemas.events import (
-    InstanceReceived, PredictionCreated, Quarantined, StudyCompleted, StudyManifest,
+    FeaturesComputed, InstanceReceived, PredictionCreated, Quarantined, StudyCompleted, StudyManifest,
 )
 
 SCHEMA_DIR = Path(__file__).parent / "events"
@@ -48,9 +48,11 @@ QUARANTINED = Topic("radlake.quarantined.v1", "quarantined.v1.schema.json", Quar
 PREDICTION_CREATED = Topic("radlake.prediction.created.v1", "prediction_created.v1.schema.json", PredictionCreated)
 # Studies the inference workers cannot read (unreadable volume, hash mismatch), with the reason.
 PREDICTION_DEAD_LETTER = Topic("radlake.prediction.dead_letter.v1", "quarantined.v1.schema.json", Quarantined)
+FEATURES_COMPUTED = Topic("radlake.features.computed.v1", "features_computed.v1.schema.json", FeaturesComputed)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     INSTANCE_RECEIVED, STUDY_MANIFEST, STUDY_COMPLETED, QUARANTINED, PREDICTION_CREATED, PREDICTION_DEAD_LETTER,
+    FEATURES_COMPUTED,
 )
 
 # Messages a consumer could not read (e.g. failing schema validation): the original key and value bytes,

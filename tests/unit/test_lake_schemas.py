@@ -143,6 +143,16 @@ def _examples():
         seg=StoredDicom(uri="file:///o/seg.dcm", sha256="e" * 64, sop_instance_uid="2.25.4"),
         sr=StoredDicom(uri="file:///o/sr.dcm", sha256="f" * 64, sop_instance_uid="2.25.5"),
         latency_ms=812.5, batch_studies=4, worker_id="w1", device="cpu"))
+    from lake_schemas.events import FeaturesComputed, FeaturesComputedData, FeaturesComputedRoi
+
+    yield FeaturesComputed(provider="s", data=FeaturesComputedData(
+        project="p", pseudo_patient_id="RL1", study_uid="2.25.1", settings_hash="1" * 64,
+        code_version="radlake-0.1.0+features.2", table="gold/radiomics_features", table_version=7, run_id="r1",
+        source_event_id=None,
+        rois=(FeaturesComputedRoi(series_uid="2.25.2", roi="nodule-1", mask_sha256="2" * 64, status="computed",
+                                  feature_count=483, reason=None),
+              FeaturesComputedRoi(series_uid="2.25.2", roi="nodule-2", mask_sha256="3" * 64, status="failed",
+                                  feature_count=0, reason="geometry_mismatch"))))
 
 
 @pytest.mark.parametrize("event", list(_examples()), ids=lambda e: e.event_type)
