@@ -215,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     net, spec, label, registered = _model(settings)
     print(f"model: {label}; device: cpu (no GPU on this machine); torch threads {torch.get_num_threads()}",
           file=sys.stderr)
-    result = {"model": label, "bare": bare(net, spec, min(args.studies, 8))}
+    from inference_workers.network import fused_for_inference
+
+    net = fused_for_inference(net)  # what the worker runs
+    result = {"model": label, "load_before": os.getloadavg()[0], "bare": bare(net, spec, min(args.studies, 8))}
     print(json.dumps(result["bare"]), file=sys.stderr)
     result["worker_fp32"] = whole_worker(settings, net, spec, registered, args.studies, f"{tag}-w32")
     print(json.dumps(result["worker_fp32"]), file=sys.stderr)
@@ -231,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                     "RADLAKE_OBJECT_STORE_URI": settings.resolved_object_store_uri}
         result["scaling"] = scaling(settings, args.scaling, tag, lake_env)
         print(json.dumps(result["scaling"]), file=sys.stderr)
+    result["load_after"] = os.getloadavg()[0]
     print(json.dumps(result, indent=2))
     if args.write:
         write_section("inference", "Inference workers: bare model vs whole worker (issue 8)",
@@ -246,7 +250,10 @@ def _body(r: dict) -> str:
         f"{torch.__version__}, {torch.get_num_threads()} threads). The GPU path (CUDA device, resampling and "
         "windowing on the device) is implemented but was not measured. Model: "
         f"{r['model']} (3D CNN, 24³ patches at 1.25 mm, stride-6 sliding window, "
-        f"{b['windows_per_volume']:.0f} lung windows per volume of 40×112×112 voxels at 2.5×0.8×0.8 mm).",
+        f"{b['windows_per_volume']:.0f} lung windows per volume of 40×112×112 voxels at 2.5×0.8×0.8 mm; "
+        "BatchNorm folded into the convolutions, fixed-size batches of 64). The machine was shared with other "
+        f"sessions: 1-minute load average {r['load_before']:.1f} at the start and {r['load_after']:.1f} at the end "
+        "on 2 cores, so absolute figures are pessimistic and noisy; the ratios within one run are the point.",
         "",
         "| path | fp32 | bf16 |",
         "|---|---|---|",

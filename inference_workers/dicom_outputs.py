@@ -136,10 +136,9 @@ def measurement_report(prediction: StudyPrediction, sources: tuple[Dataset, ...]
             observation_context=context,
             procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
             imaging_measurements=groups,
-            referenced_images=list(sources),
         )
         return hd.sr.Comprehensive3DSR(
-            evidence=list(sources) + ([seg] if seg is not None else []),
+            evidence=[_header(d) for d in sources] + ([_header(seg)] if seg is not None else []),
             content=report[0],
             series_instance_uid=derived_uid(event_id, "sr-series"),
             series_number=9102,
@@ -151,6 +150,16 @@ def measurement_report(prediction: StudyPrediction, sources: tuple[Dataset, ...]
         )
     except (ValueError, TypeError, AttributeError) as err:
         raise StudyRejected(InferenceReason.OUTPUT_FAILED, f"DICOM SR: {err}") from err
+
+
+def _header(ds: Dataset) -> Dataset:
+    """The dataset without its pixel data: evidence lists need UIDs and the patient/study modules only,
+    and highdicom deep-copies what it is given."""
+    out = Dataset()
+    for element in ds:
+        if element.tag.group != 0x7FE0:
+            out.add(element)
+    return out
 
 
 def to_bytes(ds: Dataset) -> bytes:

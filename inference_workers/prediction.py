@@ -16,7 +16,7 @@ import torch
 from inference_workers import dicom_outputs
 from inference_workers.errors import InferenceReason, StudyRejected
 from inference_workers.model_registry import RegisteredModel
-from inference_workers.network import NoduleNet3D
+from inference_workers.network import NoduleNet3D, fused_for_inference
 from inference_workers.pipeline import PreparedStudy, StudyPrediction, post_process, pre_process, predict
 from inference_workers.volume import load_series, select_series
 from lake_schemas.events import (
@@ -61,7 +61,7 @@ class Predictor:
     def __init__(self, model: RegisteredModel, net: NoduleNet3D, store: ObjectStore, device: torch.device,
                  worker_id: str, batch_size: int = 64, dtype: torch.dtype = torch.float32) -> None:
         self.model = model
-        self.net = net.to(device).eval()
+        self.net = fused_for_inference(net.to(device).eval())
         self.store = store
         self.device = device
         self.worker_id = worker_id
