@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from inference_workers import dicom_outputs
-from inference_workers.errors import InferenceReason, StudyRejected
+from inference_workers.errors import InferenceError, InferenceReason, StudyRejected
 from inference_workers.model_registry import RegisteredModel
 from inference_workers.network import NoduleNet3D, fused_for_inference
 from inference_workers.pipeline import PreparedStudy, StudyPrediction, post_process, pre_process, predict
@@ -41,7 +41,7 @@ def select_device(prefer: str = "auto") -> torch.device:
     if prefer != "cpu" and torch.cuda.is_available():
         return torch.device("cuda:0" if prefer == "auto" else prefer)
     if prefer not in ("auto", "cpu"):
-        raise StudyRejected(InferenceReason.OUTPUT_FAILED, f"device {prefer!r} is not available")
+        raise InferenceError(f"device {prefer!r} is not available")
     if prefer == "auto":
         warnings.warn("no CUDA device: the inference worker runs on the CPU", RuntimeWarning, stacklevel=2)
     return torch.device("cpu")

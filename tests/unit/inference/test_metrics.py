@@ -57,3 +57,4 @@ def test_rates_at_threshold():
 
 def test_youden_threshold_separates_separable_scores():
     assert youden_threshold([0, 0, 1, 1], [0.1, 0.3, 0.6, 0.9]) == pytest.approx(0.6)
+
