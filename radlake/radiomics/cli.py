@@ -2,6 +2,8 @@
 
     radlake radiomics compute --image PATH --mask PATH [--settings FILE] [--label N]
                               [--device cpu|cuda] --out FEATURES.csv [--format csv|json]
+    radlake radiomics run --settings FILE [--where SQL] [--masks FILE...]   (see lake_cli.py)
+    radlake radiomics follow --settings FILE                                 (see lake_cli.py)
 
 CSV columns: feature, ibsi_id, value (plus aggregation_id, settings_hash, code_version). JSON:
 an object with the settings hash, code version and a list of features. Progress goes to stderr.
@@ -32,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     compute.add_argument("--device", default="cpu", choices=["cpu", "cuda", "torch-cpu"])
     compute.add_argument("--out", required=True, type=Path, help="output file")
     compute.add_argument("--format", choices=["csv", "json"], default=None, help="default: from --out suffix")
+    from radlake.radiomics import lake_cli
+
+    lake_cli.add_parsers(sub)  # run, follow: the Spark job over the lake and its event-triggered path
     return parser
 
 
@@ -81,4 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "compute":
         return _compute(args)
+    if args.command in ("run", "follow"):
+        from radlake.radiomics import lake_cli
+
+        return getattr(lake_cli, args.command)(args)
     return 2

@@ -1,0 +1,259 @@
+"""``radlake radiomics run``: IBSI features for every registered ROI of the lake that lacks them.
+
+1. **pending**: ``silver/rois`` (optionally filtered by ``--where``), anti-joined with the ROIs that
+   already have rows in ``gold/radiomics_features`` for this settings hash, code version and mask
+   SHA-256, and with the ROIs that failed permanently for them (``governance/radiomics_failures``;
+   transient failures — series not yet complete, object store unavailable — are retried);
+2. **series**: each pending ROI's image series — claim-checks in slice order and the volume geometry —
+   from ``silver/series`` when that table exists, else derived from bronze ``instances`` with the silver
+   job's geometry rules (``spark_jobs.image_plane``); the event consumer passes the series of its
+   ``study completed`` event instead;
+3. **compute**: grouped by series (``applyInPandas``), each task fetches the series' instances and its
+   ROIs' masks by claim-check (SHA-256 verified), rebuilds the volume once and calls
+   ``compute_features`` once per ROI (``radlake.radiomics.lake.process_series``);
+4. **write**: features are MERGEd into ``gold/radiomics_features`` on (study, series, roi, settings hash,
+   code version, feature), refusals into ``governance/radiomics_failures`` — so a re-run, or a replayed
+   task, writes nothing twice;
+5. **announce**: one ``features computed`` event per study whose every ROI now has features or a failure,
+   with a deterministic event id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from lake_schemas.radiomics_tables import RADIOMICS_FAILURES, RADIOMICS_FEATURES, RADIOMICS_TABLES, ROIS
+from lake_schemas.tables import BRONZE_INSTANCES, SILVER_SERIES
+from radlake.radiomics.features import CODE_VERSION
+from radlake.radiomics.settings import RadiomicsSettings
+from spark_jobs import tables
+
+log = logging.getLogger(__name__)
+
+KEY = ["study_uid", "series_uid", "roi"]
+
+_ROI_COLUMNS = ("provider", "project", "pseudo_patient_id", "study_uid", "series_uid", "roi", "mask_kind",
+                "mask_uri", "mask_sha256", "label")
+
+OUTPUT_DDL = (
+    "provider STRING, project STRING, pseudo_patient_id STRING, study_uid STRING, series_uid STRING, roi STRING, "
+    "feature STRING, ibsi_id STRING, family STRING, aggregation_id STRING, value DOUBLE, settings_hash STRING, "
+    "code_version STRING, mask_sha256 STRING, run_id STRING, computed_at TIMESTAMP, reason STRING, message STRING, "
+    "transient BOOLEAN"
+)
+_OUTPUT_NAMES = [c.strip().split(" ")[0] for c in OUTPUT_DDL.split(",")]
+
+
+@dataclass(frozen=True)
+class RadiomicsJob:
+    lake_uri: str
+    object_store_uri: str
+    settings: RadiomicsSettings
+    where: str | None = None
+    geometry: str = "auto"  # silver | bronze | auto (silver when the table exists)
+    retry_failed: bool = False
+    device: str = "cpu"
+
+    def path(self, spec) -> str:
+        return tables.table_path(self.lake_uri, spec)
+
+    @property
+    def settings_hash(self) -> str:
+        return self.settings.digest()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    pending_rois: int
+    computed_rois: int
+    failed_rois: int
+    feature_rows: int
+    table_version: int | None
+    events: tuple = field(default=())
+    failures: tuple[tuple[str, str, str, str], ...] = ()  # (series, roi, reason, message)
+
+
+def ensure_tables(spark, job: RadiomicsJob) -> None:
+    for spec in RADIOMICS_TABLES:
+        tables.ensure(spark, job.path(spec), spec)
+
+
+def register_rois(spark, lake_uri: str, rows: list[dict]) -> None:
+    """Add ROIs to ``silver/rois`` (or replace the row of an ROI name already registered on its series)."""
+    path = tables.table_path(lake_uri, ROIS)
+    tables.ensure(spark, path, ROIS)
+    now = datetime.now(timezone.utc)
+    frame = tables.frame(spark, [{"registered_at": now, "label": None, "source": "manual", **r} for r in rows], ROIS)
+    tables.merge(spark, frame, path, ROIS)
+
+
+# -- series ------------------------------------------------------------------------------------------------
+
+def _exists(spark, path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def series_frame(spark, job: RadiomicsJob, keys):
+    """(study_uid, series_uid, series_json) for the series in ``keys``, from silver or bronze."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    from radlake.radiomics import lake
+
+    use_silver = job.geometry == "silver" or (job.geometry == "auto" and _exists(spark, job.path(SILVER_SERIES)))
+    if use_silver:
+        @F.udf(StringType())
+        def to_json(study, series, instances, origin, orientation, spacing, issues):
+            row = {"instances": [i.asDict() for i in instances], "origin": origin, "orientation": orientation,
+                   "spacing": spacing, "geometry_issues": issues}
+            return lake.series_to_json(lake.series_from_silver(study, series, row))
+
+        silver = spark.read.format("delta").load(job.path(SILVER_SERIES)).join(F.broadcast(keys), KEY[:2])
+        return silver.select(*KEY[:2], to_json(*KEY[:2], "instances", "origin", "orientation", "spacing",
+                                               "geometry_issues").alias("series_json"))
+
+    slice_cols = ("sop_instance_uid", "object_uri", "sha256", "instance_number", "image_position_patient",
+                  "image_orientation_patient", "pixel_spacing", "rows", "columns", "slice_thickness")
+
+    @F.udf(StringType())
+    def from_slices(study, series, slices):
+        return lake.series_to_json(lake.series_from_slices(study, series, [s.asDict() for s in slices]))
+
+    bronze = spark.read.format("delta").load(job.path(BRONZE_INSTANCES)).join(F.broadcast(keys), KEY[:2])
+    grouped = bronze.groupBy(*KEY[:2]).agg(F.collect_list(F.struct(*slice_cols)).alias("slices"))
+    return grouped.select(*KEY[:2], from_slices(*KEY[:2], "slices").alias("series_json"))
+
+
+# -- pending ROIs and the grouped task ---------------------------------------------------------------------
+
+def pending_rois(spark, job: RadiomicsJob):
+    from pyspark.sql import functions as F
+
+    rois = spark.read.format("delta").load(job.path(ROIS))
+    if job.where:
+        rois = rois.where(job.where)
+    same = (F.col("settings_hash") == job.settings_hash) & (F.col("code_version") == CODE_VERSION)
+    done = (spark.read.format("delta").load(job.path(RADIOMICS_FEATURES)).where(same)
+            .select(*KEY, "mask_sha256").distinct())
+    failed = spark.read.format("delta").load(job.path(RADIOMICS_FAILURES)).where(same)
+    if not job.retry_failed:
+        failed = failed.where(~F.col("transient"))
+    else:
+        failed = failed.where(F.lit(False))
+    return (rois.join(done, [*KEY, "mask_sha256"], "left_anti")
+            .join(failed.select(*KEY, "mask_sha256"), [*KEY, "mask_sha256"], "left_anti")
+            .select(*_ROI_COLUMNS))
+
+
+def series_task(settings_mapping: dict, object_store_uri: str, run_id: str, device: str, now: datetime) -> Callable:
+    """The function ``applyInPandas`` runs on the ROIs of one series (settings travel as plain data)."""
+
+    def task(pdf):
+        import pandas as pd
+
+        from radlake.object_store import ObjectStore
+        from radlake.radiomics import lake
+        from radlake.radiomics.settings import settings_from_mapping
+
+        settings = settings_from_mapping(settings_mapping)
+        head = pdf.iloc[0]
+        series = None if pd.isna(head["series_json"]) else lake.series_from_json(head["series_json"])
+        rois = [lake.RoiRef(**{c: (None if pd.isna(r[c]) else r[c]) for c in _ROI_COLUMNS
+                               if c != "label"}, label=None if pd.isna(r["label"]) else int(r["label"]))
+                for _, r in pdf.iterrows()]
+        store = ObjectStore(object_store_uri)  # claim-check URIs are absolute; get() verifies each hash
+        outcomes = lake.process_series(series, rois, settings, store.get, device=device)
+        rows = []
+        for outcome in outcomes:
+            features, failure = lake.outcome_rows(outcome, settings_hash=settings.digest(), run_id=run_id, now=now)
+            rows += features
+            if failure is not None:
+                rows.append(failure | {"computed_at": None})
+        return pd.DataFrame([{n: r.get(n) for n in _OUTPUT_NAMES} for r in rows], columns=_OUTPUT_NAMES)
+
+    return task
+
+
+def roi_statuses(spark, job: RadiomicsJob, studies: list[str]):
+    """Every registered ROI of ``studies`` with its feature count and failure reason (for the events)."""
+    from pyspark.sql import functions as F
+
+    from radlake.radiomics.lake import RoiStatus
+
+    study_keys = spark.createDataFrame([(s,) for s in studies], "study_uid STRING")
+    same = (F.col("settings_hash") == job.settings_hash) & (F.col("code_version") == CODE_VERSION)
+    rois = spark.read.format("delta").load(job.path(ROIS)).join(F.broadcast(study_keys), "study_uid")
+    counts = (spark.read.format("delta").load(job.path(RADIOMICS_FEATURES)).where(same)
+              .join(F.broadcast(study_keys), "study_uid")
+              .groupBy(*KEY, "mask_sha256").agg(F.count("*").alias("feature_count")))
+    failed = (spark.read.format("delta").load(job.path(RADIOMICS_FAILURES)).where(same)
+              .join(F.broadcast(study_keys), "study_uid").select(*KEY, "mask_sha256", "reason"))
+    rows = (rois.join(counts, [*KEY, "mask_sha256"], "left").join(failed, [*KEY, "mask_sha256"], "left")
+            .select("provider", "project", "pseudo_patient_id", *KEY, "mask_sha256",
+                    F.coalesce("feature_count", F.lit(0)).alias("feature_count"), "reason").collect())
+    return [RoiStatus(**r.asDict()) for r in rows]
+
+
+def run(spark, job: RadiomicsJob, *, series=None, source_event_ids: dict[str, str] | None = None) -> RunResult:
+    """Compute what is pending; ``series`` (a DataFrame of study_uid, series_uid, series_json) overrides
+    the lake's series, e.g. with the claim-checks of a ``study completed`` event."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from radlake.radiomics.lake import finished_study_events, run_id_for
+
+    started = datetime.now(timezone.utc)
+    run_id = run_id_for(job.settings_hash, started)
+    ensure_tables(spark, job)
+    pending = pending_rois(spark, job).persist()
+    try:
+        count = pending.count()
+        if count == 0:
+            log.info("radiomics: nothing pending for settings %s", job.settings_hash[:12])
+            return RunResult(run_id, 0, 0, 0, 0, None)
+        keys = pending.select(*KEY[:2]).distinct()
+        series_df = series if series is not None else series_frame(spark, job, keys)
+        work = pending.join(series_df, KEY[:2], "left")
+        task = series_task(job.settings.model_dump(mode="json"), job.object_store_uri, run_id, job.device, started)
+        out = work.groupBy(*KEY[:2]).applyInPandas(task, schema=OUTPUT_DDL).persist()
+        try:
+            features = out.where("reason IS NULL").select(*[n for n, _ in RADIOMICS_FEATURES.columns])
+            failures = out.where("reason IS NOT NULL").select(*[n for n, _ in RADIOMICS_FAILURES.columns])
+            summary = out.groupBy(*KEY, "reason", "message").agg(F.count("feature").alias("n")).collect()
+            feature_rows = sum(r.n for r in summary if r.reason is None)
+            failed = [r for r in summary if r.reason is not None]
+            if feature_rows:
+                tables.merge(spark, features, job.path(RADIOMICS_FEATURES), RADIOMICS_FEATURES)
+                succeeded = out.where("reason IS NULL").select(*KEY).distinct()
+                (DeltaTable.forPath(spark, job.path(RADIOMICS_FAILURES)).alias("t")
+                 .merge(succeeded.alias("s"), " AND ".join(f"t.{k} = s.{k}" for k in KEY)
+                        + f" AND t.settings_hash = '{job.settings_hash}' AND t.code_version = '{CODE_VERSION}'")
+                 .whenMatchedDelete().execute())
+            if failed:
+                tables.merge(spark, failures, job.path(RADIOMICS_FAILURES), RADIOMICS_FAILURES)
+            studies = sorted({r.study_uid for r in summary})
+        finally:
+            out.unpersist()
+    finally:
+        pending.unpersist()
+    version = DeltaTable.forPath(spark, job.path(RADIOMICS_FEATURES)).history(1).first().version
+    statuses = roi_statuses(spark, job, studies)
+    events = finished_study_events(statuses, studies=studies, settings_hash=job.settings_hash, run_id=run_id,
+                                   table_version=version, source_event_ids=source_event_ids)
+    computed = len({(r.study_uid, r.series_uid, r.roi) for r in summary if r.reason is None})
+    return RunResult(run_id, count, computed, len(failed), feature_rows, version, tuple(events),
+                     tuple((r.series_uid, r.roi, r.reason, r.message) for r in failed))
+
+
+def series_frame_from_refs(spark, refs):
+    """A ``series`` override from :class:`radlake.radiomics.lake.SeriesRef` values."""
+    from radlake.radiomics.lake import series_to_json
+
+    return spark.createDataFrame([(r.study_uid, r.series_uid, series_to_json(r)) for r in refs],
+                                 "study_uid STRING, series_uid STRING, series_json STRING")
