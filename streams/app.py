@@ -14,10 +14,12 @@ changelogs and input offsets in one Kafka transaction per partition. Two things 
 * outputs are produced inside the same transaction: they are sent to the partition of the event being
   handled (every topic has the same partition count and is subscribed by the worker, so faust's transaction
   manager routes them to that partition's transactional producer);
-* a commit happens only between two handled events, after every write of those events has reached the
-  broker (faust otherwise commits while changelog writes may still sit in its producer buffer). A handler
-  thus lands all its writes (state, ``pending``, the emitted event) in one transaction, and a handler
-  replayed after a crash finds its own state and is a no-op (event ids are in ``seen``).
+* a handler finishes only when all its writes (table changelogs, outputs) are in the log, and a commit
+  happens only between two handlers. faust otherwise acks an event whose changelog writes still sit in
+  its producer buffer; a commit then covers the event's offset while its writes land in the next
+  transaction, and a crash loses them (seen in the kill -9 test before this was added). A handler's writes
+  (state, ``pending``, the emitted event) thus commit with its offset, and a handler replayed after a crash
+  finds its own state and is a no-op (its event id is in its instance record or in ``seen``).
 
 Completion events have deterministic ids (uuid5 of study UID + version), so a reader that does not read
 ``read_committed`` can still drop a redelivered version.
@@ -134,19 +136,35 @@ class StudyStreams:
         self.completed_topic = app.topic(config.completed_topic, **RAW)
         self.quarantined_topic = app.topic(config.quarantined_topic, **RAW)
         self.dead_letter_topic = app.topic(config.dead_letter_topic, **RAW)
-        table = dict(partitions=config.partitions, key_type=str)
-        self.studies = app.Table("studies", **table)
-        self.instances = app.Table("instances", **table)
-        self.seen = app.Table("seen", **table)
-        self.pending = app.Table("pending", **table)
+        self.writes: list[asyncio.Future] = []  # changelog writes of the event being handled
+
+        def table(name: str) -> faust.Table:
+            created = _TrackedTable(app, name=name, beacon=app.tables.beacon, partitions=config.partitions,
+                                    key_type=str)
+            created.writes = self.writes
+            return app.tables.add(created)
+
+        self.studies = table("studies")
+        self.instances = table("instances")
+        self.seen = table("seen")
+        self.pending = table("pending")
         self.handled_next: dict[int, int] = {}  # instance topic partition -> offset after the last handled
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    async def _send(self, topic: faust.topics.Topic, key: str, value: bytes, partition: int,
+    async def _send(self, topic: faust.topics.Topic, key: bytes | None, value: bytes | None, partition: int,
                     headers: list[tuple[str, bytes]] | None = None) -> None:
         # force: produce now, into the open transaction of `partition` (not attached to an offset)
-        await topic.send(key=key.encode(), value=value, partition=partition, headers=headers, force=True)
+        delivered = await topic.send(key=key, value=value, partition=partition, headers=headers, force=True)
+        self.writes.append(delivered)
+
+    async def delivered(self) -> None:
+        """Wait until every write of the event being handled is in the log (in the open transaction), so
+        that the commit that covers the event's offset also covers its writes."""
+        writes = list(self.writes)
+        self.writes.clear()
+        if writes:
+            await asyncio.gather(*writes)
 
     def _progress(self, study_uid: str) -> StudyProgress | None:
         value = self.studies.get(study_uid)
@@ -162,8 +180,7 @@ class StudyStreams:
             (DLQ_SOURCE_OFFSET, str(msg.offset).encode()),
             (DLQ_STAGE, b"streams"),
         ]
-        await self.dead_letter_topic.send(key=msg.key, value=msg.value, partition=msg.partition, headers=headers,
-                                          force=True)
+        await self._send(self.dead_letter_topic, msg.key, msg.value, msg.partition, headers)
         self.metrics.dead_letters.labels(msg.topic, reason).inc()
         log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
 
@@ -174,7 +191,8 @@ class StudyStreams:
             return progress
         records = [record_json.from_json(self.instances[f"{progress.study_uid}/{sop}"]) for sop in progress.sop_uids]
         event = study_completed(progress, records, done, now)
-        await self._send(self.completed_topic, progress.study_uid, self.completed_serde.serialize(event), partition)
+        await self._send(self.completed_topic, progress.study_uid.encode(), self.completed_serde.serialize(event),
+                         partition)
         emitted = mark_emitted(progress, done)
         self.studies[progress.study_uid] = progress_json.to_json(emitted)
         self.pending.pop(progress.study_uid, None)
@@ -215,8 +233,8 @@ class StudyStreams:
         if verdict is Verdict.CONFLICT:
             self.seen[instance.event_id] = 1
             quarantined = conflict_event(instance, known_record)
-            await self._send(self.quarantined_topic, data.study_uid, self.quarantined_serde.serialize(quarantined),
-                             msg.partition)
+            await self._send(self.quarantined_topic, data.study_uid.encode(),
+                             self.quarantined_serde.serialize(quarantined), msg.partition)
             self.metrics.conflicts.labels(provider).inc()
             return
         self.instances[key] = record_json.to_json(record)
@@ -284,6 +302,26 @@ class StudyStreams:
             await producer.send_and_wait(self.config.ticks_topic, None, value, partition, None, None)
 
 
+class _TrackedTable(faust.Table):
+    """A table whose changelog writes are kept until the handler has seen them delivered."""
+
+    writes: list[asyncio.Future]
+
+    def send_changelog(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        future = super().send_changelog(*args, **kwargs)
+        self.writes.append(future)
+        return future
+
+
+def _log_stuck_tasks(why: str) -> None:
+    import io
+
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=out)
+    log.error("%s; tasks:\n%s", why, out.getvalue())
+
+
 def _atomic_transaction_manager(lock: asyncio.Lock, app: faust.App) -> type[TransactionManager]:
     class AtomicTransactionManager(TransactionManager):
         """Commit between handled events, once their buffered writes have reached the broker."""
@@ -291,7 +329,12 @@ def _atomic_transaction_manager(lock: asyncio.Lock, app: faust.App) -> type[Tran
         async def commit(self, offsets, start_new_transaction: bool = True) -> bool:  # type: ignore[override]
             async with lock:
                 await app.producer.flush()
-                return await super().commit(offsets, start_new_transaction)
+                done = asyncio.ensure_future(super().commit(offsets, start_new_transaction))
+                try:
+                    return await asyncio.wait_for(asyncio.shield(done), timeout=30)
+                except asyncio.TimeoutError:
+                    _log_stuck_tasks("commit of %s not done after 30 s" % dict(offsets))
+                    return await done
 
     return AtomicTransactionManager
 
@@ -325,7 +368,10 @@ def build_app(config: StreamsConfig, metrics: StreamsMetrics | None = None) -> t
         async def agent(stream):
             async for event in stream.events():
                 async with streams.lock:
-                    await handle(event)
+                    try:
+                        await handle(event)
+                    finally:
+                        await streams.delivered()
 
         app.agent(topic, name=f"{config.app_id}.{name}")(agent)
 
