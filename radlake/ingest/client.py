@@ -206,9 +206,10 @@ class Uploader:
             answer = self._post("/dicomweb/studies", body, {"Content-Type": content_type})
         if answer.status_code not in (200, 202, 409):
             raise UploadError(f"unit {unit.unit_id} refused: {answer.status_code} {answer.text[:300]}")
-        outcomes = answer.json().get("outcomes", [])
-        record = journal.ack_record(unit.unit_id, unit.kind, upload_id, answer.status_code, outcomes,
-                                    len(unit.paths), unit.size_bytes, unit.study)
+        report = answer.json()
+        record = journal.ack_record(unit.unit_id, unit.kind, upload_id, answer.status_code,
+                                    report.get("outcomes", []), len(unit.paths), unit.size_bytes, unit.study,
+                                    {**report.get("timings", {}), "request_s": round(answer.elapsed.total_seconds(), 4)})
         journal.append(self.journal_path, record)
         return record
 

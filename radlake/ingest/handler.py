@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,11 @@ class EdgeRuntime:
     work_dir: Path
 
 
+def unavailable(message: str) -> Response:
+    """503: the sender retries."""
+    return _json(503, {"error": "EDGE_UNAVAILABLE", "message": message}, {"status": 503, "error": "EDGE_UNAVAILABLE"})
+
+
 def _json(status: int, payload: dict, summary: dict | None = None, media: str = JSON) -> Response:
     return Response(status, media, json.dumps(payload, sort_keys=True).encode(), summary or {"status": status})
 
@@ -91,13 +97,24 @@ def _stow(result: EdgeResult) -> tuple[int, dict]:
     return stow_rs.store_response(None, stored, failed)
 
 
+def _timings(started: float, processed: float) -> dict[str, float]:
+    """Seconds spent de-identifying + storing, and publishing (until every acknowledgement)."""
+    return {"deid_store_s": round(processed - started, 4), "publish_s": round(time.perf_counter() - processed, 4)}
+
+
 def _publish(runtime: EdgeRuntime, events) -> None:
     runtime.publisher.publish(list(events))  # type: ignore[attr-defined]
 
 
-def handle(runtime: EdgeRuntime, method: str, path: str, headers: Mapping[str, str], body: bytes,
+def _bytes(body: bytes | Path) -> bytes:
+    return body.read_bytes() if isinstance(body, Path) else body
+
+
+def handle(runtime: EdgeRuntime, method: str, path: str, headers: Mapping[str, str], body: bytes | Path,
            *, authenticated: bool = False) -> Response:
-    """Answer one request. ``authenticated`` is for drop-folder files (trusted by file-system permissions)."""
+    """Answer one request; ``body`` is the bytes or the file holding them (NiFi spools request bodies to disk
+    so they never cross the Python bridge). ``authenticated`` is for drop-folder files (trusted by the
+    folder's permissions)."""
     if not authenticated:
         ok, reason = check_bearer(_header(headers, "Authorization"), runtime.token)
         if not ok:
@@ -122,43 +139,53 @@ def handle(runtime: EdgeRuntime, method: str, path: str, headers: Mapping[str, s
 
 def _studies(runtime: EdgeRuntime, headers: Mapping[str, str], body: bytes) -> Response:
     try:
-        parts = stow_rs.parse_multipart_related(body, _header(headers, "Content-Type"))
+        parts = stow_rs.parse_multipart_related(_bytes(body), _header(headers, "Content-Type"))
     except StowError as err:
         return _json(err.status, {"error": "BAD_STOW_REQUEST", "message": str(err)})
     if not parts:
         return _json(400, {"error": "BAD_STOW_REQUEST", "message": "no parts"})
-    result = ingest_instances([stow_rs.as_part10(p.content) for p in parts], rules=runtime.rules, pseudonymiser=runtime.pseudonymiser,
-                              store=runtime.store, config=runtime.config)
+    started = time.perf_counter()
+    result = ingest_instances([stow_rs.as_part10(p.content) for p in parts], rules=runtime.rules,
+                              pseudonymiser=runtime.pseudonymiser, store=runtime.store, config=runtime.config)
+    processed = time.perf_counter()
     _publish(runtime, result.events)
-    summary = {"kind": "stow", **result.counts()}
+    summary = {"kind": "stow", **result.counts(), **_timings(started, processed)}
     if RADLAKE_REPORT in _header(headers, "Accept"):
         status, payload = _report(result, "stow", runtime.config)
-        return _json(status, payload, {"status": status, **summary}, RADLAKE_REPORT)
+        return _json(status, {**payload, "timings": _timings(started, processed)}, {"status": status, **summary},
+                     RADLAKE_REPORT)
     status, payload = _stow(result)
     return _json(status, payload, {"status": status, **summary}, stow_rs.DICOM_JSON)
 
 
-def _archive_or_instance(runtime: EdgeRuntime, body: bytes, kind: str) -> Response:
+def _archive_or_instance(runtime: EdgeRuntime, body: bytes | Path, kind: str) -> Response:
+    started = time.perf_counter()
     runtime.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="req-", dir=runtime.work_dir))
     try:
-        upload = work / "upload"
-        upload.write_bytes(body)
+        if isinstance(body, Path):
+            upload = body
+        else:
+            upload = work / "upload"
+            upload.write_bytes(body)
         if archives.is_archive(upload):
             result = ingest_archive(upload, work / "members", rules=runtime.rules, pseudonymiser=runtime.pseudonymiser,
                                     store=runtime.store, config=runtime.config)
         else:
-            result = ingest_instances([body], rules=runtime.rules, pseudonymiser=runtime.pseudonymiser,
+            result = ingest_instances([upload.read_bytes()], rules=runtime.rules, pseudonymiser=runtime.pseudonymiser,
                                       store=runtime.store, config=runtime.config, labels=[kind])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    processed = time.perf_counter()
     _publish(runtime, result.events)
     status, payload = _report(result, kind, runtime.config)
-    return _json(status, payload, {"status": status, "kind": kind, **result.counts()}, RADLAKE_REPORT)
+    timings = _timings(started, processed)
+    return _json(status, {**payload, "timings": timings}, {"status": status, "kind": kind, **result.counts(), **timings},
+                 RADLAKE_REPORT)
 
 
-def _manifest(runtime: EdgeRuntime, body: bytes) -> Response:
-    ok, reason, request = parse_manifest_request(body)
+def _manifest(runtime: EdgeRuntime, body: bytes | Path) -> Response:
+    ok, reason, request = parse_manifest_request(_bytes(body))
     if not ok or request is None:
         return _json(400, {"error": "BAD_MANIFEST", "message": reason})
     try:

@@ -86,9 +86,10 @@ def append(path: Path, record: dict) -> None:
 
 
 def ack_record(unit: str, kind: str, upload_id: str, status: int, outcomes: list[dict], inputs: int,
-               size_bytes: int, study: str | None) -> dict:
+               size_bytes: int, study: str | None, timings: dict | None = None) -> dict:
     return {"type": "ack", "unit_id": unit, "kind": kind, "upload_id": upload_id, "status": status,
-            "inputs": inputs, "bytes": size_bytes, "original_study_uid": study, "outcomes": outcomes}
+            "inputs": inputs, "bytes": size_bytes, "original_study_uid": study, "outcomes": outcomes,
+            "timings": timings or {}}
 
 
 def manifest_record(original_study: str, upload_id: str, answer: dict) -> dict:

@@ -1,7 +1,7 @@
 """IngestDicom: a NiFi 2 Python processor, the de-identifying heart of a provider's edge flow.
 
-Each FlowFile is one request (HandleHttpRequest: STOW-RS, archive, manifest) or one drop-folder file
-(GetFile). The processor hands it to ``radlake.ingest.handler.handle`` — radlake's own de-identification
+Each FlowFile is one request (HandleHttpRequest, body spooled to disk by PutFile: STOW-RS, archive,
+manifest) or one drop-folder file (ListFile). The processor hands it to ``radlake.ingest.handler.handle`` — radlake's own de-identification
 engine, object store and registry-validated Kafka publishing — and emits the HTTP answer as content with
 ``radlake.http.status`` and ``mime.type``, for HandleHttpResponse. ``failure`` carries the 503 answers
 (Vault, store or Kafka unavailable); for HTTP requests it goes to HandleHttpResponse too, for drop files
@@ -107,21 +107,37 @@ class IngestDicom(FlowFileTransform):
             self.runtime = None
 
     def transform(self, context, flowfile):
-        from radlake.ingest.handler import handle
+        import shutil
+
+        from radlake.ingest.handler import handle, unavailable
 
         attributes = flowfile.getAttributes()
-        context_id = attributes.get("http.context.identifier")
-        body = flowfile.getContentsAsBytes() or b""
-        if context_id:
+        edge_dir = Path(context.getProperty(self.EDGE_DIR).evaluateAttributeExpressions().getValue())
+        # Bodies are read from disk, never through the Python bridge (it copies every byte over a socket):
+        # PutFile spooled the HTTP body to <edge_dir>/spool/<uuid>/, ListFile names drop-folder files.
+        if attributes.get("http.context.identifier"):
+            spool = edge_dir / "spool" / (attributes.get("uuid") or "-") / (attributes.get("filename") or "-")
             headers = {k[len("http.headers."):]: v for k, v in attributes.items() if k.startswith("http.headers.")}
-            response = handle(self.runtime, attributes.get("http.method") or "", attributes.get("http.request.uri") or "",
-                              headers, bytes(body))
-        else:  # a drop-folder file: trusted by the folder's permissions
-            response = handle(self.runtime, "POST", "/drop", {}, bytes(body), authenticated=True)
+            try:
+                if spool.is_file():
+                    response = handle(self.runtime, attributes.get("http.method") or "",
+                                      attributes.get("http.request.uri") or "", headers, spool)
+                else:
+                    response = unavailable("the edge could not spool the request body")
+            finally:
+                shutil.rmtree(spool.parent, ignore_errors=True)
+        else:
+            dropped = Path(attributes.get("absolute.path") or "-") / (attributes.get("filename") or "-")
+            if dropped.is_file():
+                response = handle(self.runtime, "POST", "/drop", {}, dropped, authenticated=True)
+                if response.status < 500:
+                    dropped.unlink(missing_ok=True)  # ingested or quarantined: the edge keeps what it needs
+            else:
+                response = unavailable(f"drop-folder file {dropped.name} is gone")
         out = {
             "radlake.http.status": str(response.status),
             "mime.type": response.media_type,
-            # The bearer token must not travel further in the flow (it stays in provenance of the request only).
+            # The bearer token must not travel further in the flow (it stays in the request's provenance only).
             "http.headers.Authorization": "",
             "http.headers.authorization": "",
         }

@@ -1,0 +1,172 @@
+"""Provider ingestion side by side: the whole edge path vs ``radlake deid`` alone, same data, same run.
+
+    RADLAKE_...=... .venv/bin/python bench/ingest_bench.py --instances 200 [--size 512] [--write]
+
+Needs the stack (``radlake stack up vault kafka registry nifi``). Generates a CT set (typical CT header
+PHI), then:
+
+1. ``radlake deid`` (in process, Vault Transit pseudonyms, ``--workers 1`` and ``--workers 2``): files in,
+   de-identified files out;
+2. the edge path: ``radlake provider add`` (a fresh edge), ``radlake upload`` of the same folder
+   (manifests, STOW-RS requests of ``--per-request`` instances) → NiFi HandleHttpRequest → IngestDicom
+   (radlake's engine, object store, registry-validated Kafka publish, acknowledgements) →
+   HandleHttpResponse, timed until the last ``instance received`` event is readable on its topic.
+
+Reports instances/s and MB/s of both, the ratio, and where the edge's time goes (de-identification +
+store and publish, as measured inside the processor; the rest is HTTP, NiFi queues and the client).
+``--write`` puts the section into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.deid_bench import generate  # noqa: E402
+
+
+def deid_leg(folder: Path, out: Path, project: str, workers: int) -> float:
+    from radlake.deid.cli import main as deid_main
+
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = deid_main([str(folder), "--out", str(out), "--project", project, "--provider", "bench",
+                            "--workers", str(workers), "--no-progress"])
+    if status != 0:
+        raise SystemExit(f"radlake deid failed ({status})")
+    return time.perf_counter() - started
+
+
+def edge_leg(folder: Path, journal_path: Path, project: str, per_request: int) -> dict:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from infra.components.kafka import Kafka
+    from infra.components.registry import SchemaRegistry
+    from lake_schemas.registration import register
+    from lake_schemas.serde import registry_client
+    from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
+    from nifi import provider_cli
+    from radlake.ingest.client import Uploader, plan
+    from radlake.ingest.report_cli import read_topic
+    from radlake.settings import Settings
+
+    settings = Settings()
+    run = uuid.uuid4().hex[:6]
+    provider = f"bench-{run}"
+    names = {"instance_topic": f"bench.ingest.instances.{run}", "quarantine_topic": f"bench.ingest.quarantined.{run}",
+             "manifest_topic": f"bench.ingest.manifests.{run}"}
+    contracts = (INSTANCE_RECEIVED.with_name(names["instance_topic"]), QUARANTINED.with_name(names["quarantine_topic"]),
+                 STUDY_MANIFEST.with_name(names["manifest_topic"]))
+    bootstrap, registry = Kafka(settings).address, SchemaRegistry(settings).address
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(t.name, 3, 1) for t in contracts]).values():
+        future.result(timeout=30)
+    register(registry_client(registry), contracts)
+    edge = provider_cli.add(settings, provider, project, topics=names)
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                httpx.post(f"{edge.url}/manifests", content=b"{}", timeout=5)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        the_plan = plan([folder], max_instances=per_request)
+        uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider), journal_path,
+                            on_progress=lambda line: print(f"  {line}", file=sys.stderr))
+        started = time.perf_counter()
+        try:
+            records = uploader.upload(the_plan, f"bench-{run}")
+        finally:
+            uploader.close()
+        acknowledged = time.perf_counter()
+        accepted = sum(1 for r in records for o in r["outcomes"] if o["status"] == "accepted")
+        while len(read_topic(bootstrap, registry, contracts[0], provider)) < accepted:
+            time.sleep(0.2)
+        on_topic = time.perf_counter()
+        timings = [r.get("timings", {}) for r in records]
+        return {"seconds": on_topic - started, "seconds_acknowledged": acknowledged - started, "accepted": accepted,
+                "requests": len(records),
+                "deid_store_s": sum(t.get("deid_store_s", 0.0) for t in timings),
+                "publish_s": sum(t.get("publish_s", 0.0) for t in timings),
+                "request_s": sum(t.get("request_s", 0.0) for t in timings)}
+    finally:
+        provider_cli.remove(settings, provider)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--size", type=int, default=512, help="rows = columns of the generated CT")
+    parser.add_argument("--per-request", type=int, default=50, help="instances per STOW-RS request")
+    parser.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    project = f"bench-ingest-{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory(prefix="radlake-ingest-bench-") as tmp:
+        folder = Path(tmp) / "in"
+        print(f"generating {args.instances} CT instances ({args.size}x{args.size})", file=sys.stderr)
+        paths = generate(folder, args.instances, "typical")
+        megabytes = sum(p.stat().st_size for p in paths) / 1e6
+        results = {}
+        for workers in (1, 2):
+            print(f"radlake deid --workers {workers}", file=sys.stderr)
+            results[f"deid_w{workers}"] = deid_leg(folder, Path(tmp) / f"out{workers}", project, workers)
+        print("edge path: provider add, radlake upload, until the last event is on the topic", file=sys.stderr)
+        edge = edge_leg(folder, Path(tmp) / "journal.jsonl", project, args.per_request)
+    n = args.instances
+    rows = [
+        ("`radlake deid --workers 1`", results["deid_w1"]),
+        ("`radlake deid --workers 2`", results["deid_w2"]),
+        ("edge: `radlake upload` → NiFi → event on topic", edge["seconds"]),
+    ]
+    table = ["| path | seconds | instances/s | MB/s | vs deid --workers 2 | vs deid --workers 1 |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for label, seconds in rows:
+        table.append(f"| {label} | {seconds:.1f} | {n / seconds:.1f} | {megabytes / seconds:.1f} | "
+                     f"{results['deid_w2'] / seconds:.0%} | {results['deid_w1'] / seconds:.0%} |")
+    other = max(edge["request_s"] - edge["deid_store_s"] - edge["publish_s"], 0.0)
+    breakdown = (
+        f"Where the edge's time goes (sums over {edge['requests']} requests, measured inside the processor and by "
+        f"the client): de-identification + object store **{edge['deid_store_s']:.1f} s**, Kafka publish with "
+        f"acknowledgements **{edge['publish_s']:.1f} s**, HTTP + NiFi (request body into the content repository, "
+        f"queue, Python bridge, response) **{other:.1f} s**; last acknowledgement → last event readable "
+        f"{edge['seconds'] - edge['seconds_acknowledged']:.1f} s; the rest (manifests, client reading files) "
+        f"{max(edge['seconds'] - edge['request_s'], 0.0):.1f} s."
+    )
+    body = (
+        f"{n} generated CT instances ({args.size}x{args.size}, typical CT header PHI), {megabytes:.0f} MB, "
+        f"pseudonyms from the stack's Vault Transit in both paths; {args.per_request} instances per STOW-RS request; "
+        f"{edge['accepted']} accepted at the edge.\n\n" + "\n".join(table) + "\n\n" + breakdown + "\n\n"
+        "The edge runs one IngestDicom task in one Python process per processor type "
+        "(`nifi.python.max.processes.per.extension.type=1`), so one provider's uploads use one core for "
+        "de-identification while `radlake deid --workers 2` uses two; the per-core comparison is the "
+        "`--workers 1` column."
+    )
+    print(body)
+    if args.json:
+        args.json.write_text(json.dumps({"instances": n, "megabytes": megabytes, **results, "edge": edge}, indent=2))
+    if args.write:
+        from bench.report import write_section
+
+        write_section("ingest", "Provider ingestion: edge path vs radlake deid (issue 5)",
+                      f"python bench/ingest_bench.py --instances {n} --size {args.size} --per-request "
+                      f"{args.per_request} --write", body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
