@@ -2,10 +2,11 @@
 
 1. generate a multi-provider sample: CT series with nodules (known masks) whose headers are full of
    fake PHI, plus bad inputs (truncated file, non-DICOM file, an archive with a path-traversal member);
-2. de-identify each provider's upload with ``radlake deid`` (PS3.15 Annex E, Vault Transit pseudonyms);
-3. check the NiFi edge: deploy the versioned smoke flow, POST through it, read it back from Kafka;
-   store every de-identified instance in the object store and announce it on Kafka as a typed,
-   registry-validated ``instance received`` event (claim-check: URI + SHA-256, no pixels);
+2. upload each provider's folder through its NiFi edge (``radlake provider add`` + ``radlake upload``:
+   STOW-RS requests by study and the archive as it is), where radlake's engine de-identifies every
+   instance (PS3.15 Annex E, Vault Transit pseudonyms), stores it in the object store and announces it
+   on Kafka as a typed, registry-validated ``instance received`` event (claim-check: URI + SHA-256, no
+   pixels); refused inputs get a ``quarantined`` event;
 4. land the topic in the Delta bronze table ``instances`` with Spark (exactly once, MERGE on event id);
 5. rebuild each series' volume from the object store using the lake's geometry (verifying every hash)
    and compute IBSI radiomic features on the nodule, written to the gold Delta table ``radiomics_features``;
@@ -17,9 +18,7 @@ Needs the stack (``radlake stack up``); ``make demo`` runs both.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import io
 import json
 import logging
 import sys
@@ -84,92 +83,59 @@ def generate_sample(root: Path, shape: tuple[int, int, int]) -> dict[str, Ground
     return truths
 
 
-def deidentify(root: Path, out: Path, settings: Settings) -> dict[str, dict]:
-    from radlake.deid.cli import main as deid_main
+def upload_through_edges(root: Path, journal_dir: Path, settings: Settings) -> tuple[dict[str, dict], int, float]:
+    """Each provider's upload goes through its NiFi edge (``radlake provider add`` + ``radlake upload``): STOW-RS
+    and archives in, de-identification at the edge, object store + registry-validated events out.
 
-    reports = {}
-    for provider in PROVIDERS:
-        argv = [str(root / provider), "--out", str(out / provider), "--project", PROJECT, "--provider", provider,
-                "--workers", "2", "--no-progress"]
-        with contextlib.redirect_stdout(io.StringIO()):  # its summary is report.json, summarised below
-            status = deid_main(argv)
-        if status != 0:
-            raise SystemExit(f"radlake demo: de-identification of {provider} failed")
-        reports[provider] = json.loads((out / provider / "report.json").read_text())
-    return reports
+    Returns a report per provider (shaped like ``radlake deid``'s: counts by status and reason), the number of
+    instance events published and the seconds the uploads took."""
+    from nifi import provider_cli
+    from radlake.ingest.client import Uploader, plan, study_report, upload_id_for
 
-
-def publish(out: Path, settings: Settings, topic_name: str) -> int:
-    from confluent_kafka import Producer
-
-    from infra.components.kafka import Kafka
-    from infra.components.registry import SchemaRegistry
-    from lake_schemas.serde import EventSerde, registry_client
-    from lake_schemas.topics import INSTANCE_RECEIVED
-    from radlake.deid import STANDARD_EDITION, TABLE_VERSION
-    from radlake.instance_events import store_and_describe
-    from radlake.object_store import ObjectStore
-
-    topic = INSTANCE_RECEIVED.with_name(topic_name)
-    serde = EventSerde(topic, registry_client(SchemaRegistry(settings).address))
-    store = ObjectStore(settings.resolved_object_store_uri)
-    producer = Producer({"bootstrap.servers": Kafka(settings).address, "enable.idempotence": True, "acks": "all"})
+    reports: dict[str, dict] = {}
     sent = 0
-    for provider in PROVIDERS:
-        files = sorted(p for p in (out / provider).rglob("*.dcm") if "quarantine" not in p.relative_to(out).parts)
-        for path in files:
-            event = store_and_describe(path.read_bytes(), store, provider=provider, project=PROJECT,
-                                       deid_profile_version=f"ps3.15-{STANDARD_EDITION}/{TABLE_VERSION}")
-            producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event))
-            sent += 1
-            producer.poll(0)
-    if producer.flush(60) != 0:
-        raise SystemExit("radlake demo: Kafka did not acknowledge every event")
-    return sent
-
-
-def edge_round_trip(settings: Settings) -> float:
-    """Deploy the versioned smoke flow in NiFi, POST through it, read the message back from Kafka."""
-    import socket
-    import uuid
-
-    import httpx
-    from confluent_kafka import Consumer
-
-    from infra.components.kafka import Kafka
-    from infra.components.nifi import NiFi
-    from nifi.deploy import deploy, flow_path, undeploy
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    run_id = uuid.uuid4().hex[:8]
-    topic = f"radlake.demo.edge-check.{run_id}"
-    bootstrap = Kafka(settings).address
     started = time.monotonic()
-    deployment = deploy(NiFi(settings).address, flow_path("smoke_http_to_kafka"), name=f"demo-edge-check-{run_id}",
-                        parameters={"listen_port": str(port), "kafka_bootstrap": bootstrap, "kafka_topic": topic})
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"demo-{run_id}", "auto.offset.reset": "earliest"})
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                httpx.post(f"http://127.0.0.1:{port}/contentListener", content=run_id.encode(),
-                           headers={"filename": run_id}, timeout=10).raise_for_status()
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("radlake demo: NiFi's ListenHTTP never opened its port") from None
-                time.sleep(0.5)
-        consumer.subscribe([topic])
-        while time.monotonic() < deadline:
-            msg = consumer.poll(1.0)
-            if msg is not None and not msg.error() and msg.value() == run_id.encode():
-                return time.monotonic() - started
-        raise SystemExit("radlake demo: the message posted to NiFi never reached Kafka")
-    finally:
-        consumer.close()
-        undeploy(NiFi(settings).address, deployment)
+    for provider in PROVIDERS:
+        try:
+            edge = provider_cli.find_edge(settings, provider)
+        except provider_cli.ProviderError:
+            edge = provider_cli.add(settings, provider, PROJECT)
+        if edge.project != PROJECT:
+            raise SystemExit(f"radlake demo: provider {provider} has an edge for project {edge.project}; "
+                             f"`radlake provider remove {provider}` first")
+        _wait_for_edge(edge.url)
+        uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider), journal_dir / f"{provider}.jsonl",
+                            on_progress=lambda line: None)
+        try:
+            records = uploader.upload(plan([root / provider]), upload_id_for([root / provider], provider))
+        finally:
+            uploader.close()
+        rows = study_report(records)
+        accepted = sum(r["accepted"] for r in rows)
+        reasons: dict[str, int] = {}
+        for row in rows:
+            for reason, count in row["reasons"].items():
+                reasons[reason] = reasons.get(reason, 0) + count
+        reports[provider] = {"by_status": {"deidentified": accepted, "quarantined": sum(reasons.values()),
+                                           "duplicate": sum(r["duplicate"] for r in rows)},
+                             "by_reason": reasons}
+        sent += accepted
+    return reports, sent, time.monotonic() - started
+
+
+def _wait_for_edge(url: str, timeout_s: float = 180.0) -> None:
+    """HandleHttpRequest opens its port once the edge's processors run."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.post(f"{url}/manifests", content=b"{}", timeout=10)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"radlake demo: the NiFi edge at {url} never opened its port") from None
+            time.sleep(0.5)
 
 
 def land_bronze(settings: Settings, topic_name: str):
@@ -244,15 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.monotonic() - started:6.1f}s] {text}", file=sys.stderr)
 
     with tempfile.TemporaryDirectory(prefix="radlake-demo-") as tmp:
-        root, out = Path(tmp) / "uploads", Path(tmp) / "deid"
+        root, journals = Path(tmp) / "uploads", Path(tmp) / "journals"
         step("generating a sample upload per provider (CT with nodules, fake PHI, bad files)")
         truths = generate_sample(root, shape=(args.slices, 96, 96))
-        step("de-identifying with the PS3.15 Annex E profile, pseudonyms from Vault Transit")
-        reports = deidentify(root, out, settings)
-        step("edge check: NiFi flow ListenHTTP -> PublishToKafka, read back from Kafka")
-        edge_seconds = edge_round_trip(settings)
-        step(f"storing instances and publishing claim-check events on {topic_name}")
-        sent = publish(out, settings, topic_name)
+        step(f"uploading through each provider's NiFi edge (STOW-RS, archives): de-identification "
+             f"(PS3.15 Annex E, Vault Transit), object store, claim-check events on {topic_name}")
+        reports, sent, edge_seconds = upload_through_edges(root, journals, settings)
         step("landing the topic in Delta bronze with Spark Structured Streaming")
         spark, bronze_path = land_bronze(settings, topic_name)
         step("computing IBSI radiomic features from the object store")
@@ -268,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = report["by_status"]
         print(f"{provider:<12} {counts.get('deidentified', 0):>8} {counts.get('quarantined', 0):>11}  "
               f"{json.dumps(report['by_reason'], sort_keys=True)}")
-    print(f"\nNiFi edge check (deploy flow, POST, read back from Kafka): ok in {edge_seconds:.1f}s")
+    print(f"\nNiFi edges ({', '.join(PROVIDERS)}): uploads acknowledged in {edge_seconds:.1f}s")
     print(f"events published on {topic_name}: {sent}")
     print(f"bronze {bronze_path}:")
     for row in sorted(summary, key=lambda r: r.provider):
