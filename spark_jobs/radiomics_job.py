@@ -174,7 +174,7 @@ def series_task(settings_mapping: dict, object_store_uri: str, run_id: str, devi
             features, failure = lake.outcome_rows(outcome, settings_hash=settings.digest(), run_id=run_id, now=now)
             rows += features
             if failure is not None:
-                rows.append(failure | {"computed_at": None})
+                rows.append(failure | {"computed_at": failure["failed_at"]})  # one output schema for both
         return pd.DataFrame([{n: r.get(n) for n in _OUTPUT_NAMES} for r in rows], columns=_OUTPUT_NAMES)
 
     return task
@@ -224,7 +224,8 @@ def run(spark, job: RadiomicsJob, *, series=None, source_event_ids: dict[str, st
         out = work.groupBy(*KEY[:2]).applyInPandas(task, schema=OUTPUT_DDL).persist()
         try:
             features = out.where("reason IS NULL").select(*[n for n, _ in RADIOMICS_FEATURES.columns])
-            failures = out.where("reason IS NOT NULL").select(*[n for n, _ in RADIOMICS_FAILURES.columns])
+            failures = out.where("reason IS NOT NULL").withColumnRenamed("computed_at", "failed_at") \
+                .select(*[n for n, _ in RADIOMICS_FAILURES.columns])
             summary = out.groupBy(*KEY, "reason", "message").agg(F.count("feature").alias("n")).collect()
             feature_rows = sum(r.n for r in summary if r.reason is None)
             failed = [r for r in summary if r.reason is not None]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import sys
 from functools import lru_cache
 
 from radlake.settings import Settings
@@ -36,6 +37,8 @@ def spark_session(settings: Settings, app_name: str = "radlake", extra_conf: dic
 
     # Spark 4 runs on Java 17 and 21; point it at one explicitly so a newer default JDK is not picked up.
     os.environ.setdefault("JAVA_HOME", str(find_java_home(17, settings.java_home)))
+    # Python UDFs / applyInPandas run in worker processes: the driver's interpreter (the venv), not `python3`.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     ivy_dir = settings.cache_dir / "ivy"
     ivy_dir.mkdir(parents=True, exist_ok=True)
     builder = (

@@ -1,0 +1,197 @@
+"""``radlake radiomics run`` / ``follow`` on a small lake, through the real broker, registry and Spark.
+
+Two studies, each a generated CT series stored in an object store under tmp_path and landed in bronze
+from Kafka; study A has its lesion as a DICOM SEG and a NIfTI mask on another grid (a geometry mismatch
+that must be reported, not resampled), study B a NIfTI mask. The job runs twice: the gold table holds each
+feature once, equal to ``compute_features`` run directly, and one ``features computed`` event per study
+validates against its schema. ``follow`` then reacts to a ``study completed`` event with other settings.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from dataclasses import replace
+
+import jsonschema
+import numpy as np
+import pydicom
+import pytest
+
+from lake_schemas.radiomics_tables import RADIOMICS_FAILURES, RADIOMICS_FEATURES
+from lake_schemas.registration import register
+from lake_schemas.serde import EventSerde, registry_client
+from lake_schemas.tables import BRONZE_INSTANCES
+from lake_schemas.topics import FEATURES_COMPUTED, INSTANCE_RECEIVED, STUDY_COMPLETED
+from radlake.object_store import ObjectStore
+from radlake.radiomics import compute_features
+from radlake.radiomics.lake import rois_from_dicom_mask
+from radlake.radiomics.settings import settings_from_mapping
+from radlake.synthetic import radiomics_lake as rl
+from radlake.synthetic.lake_events import publish, study_completed
+from spark_jobs import bronze, radiomics_job, tables
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = settings_from_mapping({"aggregations": ["3D"]})
+OTHER_SETTINGS = settings_from_mapping({"aggregations": ["3D"], "discretisation": {"bin_number": 16}})
+
+
+def _consume(bootstrap: str, registry_url: str, topic, expected: int, timeout_s: float = 60) -> list[dict]:
+    """Every message on ``topic``, decoded and checked against its schema file."""
+    import time
+
+    from confluent_kafka import Consumer
+
+    serde = EventSerde(topic, registry_client(registry_url))
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic.name])
+    found, deadline = [], time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and len(found) < expected:
+            msg = consumer.poll(1.0)
+            if msg is None or msg.error():
+                continue
+            event = serde.deserialize(msg.value())  # validates against the registered schema
+            as_json = json.loads(event.model_dump_json())
+            jsonschema.validate(as_json, topic.schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+            found.append(as_json)
+        # Anything beyond the expected events would be a duplicate announcement.
+        extra = consumer.poll(3.0)
+        assert extra is None or extra.error() is not None
+    finally:
+        consumer.close()
+    return found
+
+
+@pytest.fixture(scope="module")
+def lake(spark, kafka_bootstrap, registry_url, tmp_path_factory):
+    root = tmp_path_factory.mktemp("radiomics-lake")
+    store = ObjectStore(str(root / "objects"))
+    case_a = rl.make_case(store, f"a-{uuid.uuid4().hex[:6]}", kind="sphere", seed=1)
+    case_b = rl.make_case(store, f"b-{uuid.uuid4().hex[:6]}", provider="haukeland", kind="irregular", seed=2)
+
+    suffix = uuid.uuid4().hex[:8]
+    instances = INSTANCE_RECEIVED.with_name(f"test.radiomics.instances.{suffix}")
+    register(registry_client(registry_url), (instances,))
+    publish(kafka_bootstrap, registry_url, instances, [*case_a.events, *case_b.events])
+    lake_uri = str(root / "lake")
+    job = bronze.BronzeJob(kafka_bootstrap, instances.name, tables.table_path(lake_uri, BRONZE_INSTANCES),
+                           str(root / "checkpoints" / "bronze"))
+    bronze.start(spark, job, available_now=True).awaitTermination(300)
+
+    seg = rl.seg_bytes(case_a)
+    seg_row = rl.roi_row(case_a, "unused", "seg", seg, store)
+    rows = [{**r, "source": "test"} for r in rois_from_dicom_mask(
+        pydicom.dcmread(io.BytesIO(seg)), mask_uri=seg_row["mask_uri"], mask_sha256=seg_row["mask_sha256"],
+        provider=case_a.provider, project=case_a.project)]
+    rows += [rl.roi_row(case_a, "nodule-resampled", "nifti", rl.nifti_bytes(case_a, spacing=(2.0, 0.8, 0.8)), store),
+             rl.roi_row(case_b, "nodule", "nifti", rl.nifti_bytes(case_b), store)]
+    radiomics_job.register_rois(spark, lake_uri, rows)
+    return {"root": root, "lake": lake_uri, "store": store, "a": case_a, "b": case_b, "rows": rows}
+
+
+@pytest.fixture(scope="module")
+def first_two_runs(spark, lake, kafka_bootstrap, registry_url):
+    from delta.tables import DeltaTable
+
+    topic = FEATURES_COMPUTED.with_name(f"test.radiomics.features.{uuid.uuid4().hex[:8]}")
+    register(registry_client(registry_url), (topic,))
+    job = radiomics_job.RadiomicsJob(lake["lake"], str(lake["root"] / "objects"), SETTINGS)
+    first = radiomics_job.run(spark, job)
+    publish(kafka_bootstrap, registry_url, topic, list(first.events))
+    version = DeltaTable.forPath(spark, job.path(RADIOMICS_FEATURES)).history(1).first().version
+    second = radiomics_job.run(spark, job)
+    publish(kafka_bootstrap, registry_url, topic, list(second.events))
+    after = DeltaTable.forPath(spark, job.path(RADIOMICS_FEATURES)).history(1).first().version
+    return {"job": job, "first": first, "second": second, "topic": topic, "versions": (version, after)}
+
+
+def _features(spark, job, case, roi: str, settings_hash: str) -> dict[str, float]:
+    rows = (spark.read.format("delta").load(job.path(RADIOMICS_FEATURES))
+            .where(f"study_uid = '{case.study_uid}' AND roi = '{roi}' AND settings_hash = '{settings_hash}'")
+            .select("feature", "value").collect())
+    names = [r.feature for r in rows]
+    assert len(names) == len(set(names)), "a feature is in the gold table twice"
+    return {r.feature: r.value for r in rows}
+
+
+def test_second_run_writes_nothing_and_gold_holds_every_feature_once(spark, lake, first_two_runs):
+    first, second = first_two_runs["first"], first_two_runs["second"]
+    assert (first.pending_rois, first.computed_rois, first.failed_rois) == (3, 2, 1)
+    assert (second.pending_rois, second.computed_rois, second.events) == (0, 0, ())
+    assert first_two_runs["versions"][0] == first_two_runs["versions"][1]  # no commit on the re-run
+    job = first_two_runs["job"]
+    gold = spark.read.format("delta").load(job.path(RADIOMICS_FEATURES))
+    key = ["study_uid", "series_uid", "roi", "settings_hash", "code_version", "feature"]
+    assert gold.groupBy(*key).count().where("count > 1").count() == 0
+    expected = len(compute_features(lake["b"].image.astype(float), lake["b"].mask, lake["b"].spacing, SETTINGS))
+    assert gold.count() == 2 * expected == first.feature_rows
+    lineage = gold.select("provider", "project", "pseudo_patient_id").distinct().collect()
+    assert {(r.provider, r.pseudo_patient_id) for r in lineage} == {
+        (lake["a"].provider, lake["a"].patient), (lake["b"].provider, lake["b"].patient)}
+
+
+@pytest.mark.parametrize("case,roi", [("a", "nodule#1"), ("b", "nodule")])
+def test_values_equal_compute_features_run_directly(spark, lake, first_two_runs, case, roi):
+    c = lake[case]
+    got = _features(spark, first_two_runs["job"], c, roi, SETTINGS.digest())
+    direct = {v.name: v.value for v in compute_features(c.image.astype(float), c.mask, c.spacing, SETTINGS)}
+    assert set(got) == set(direct)
+    np.testing.assert_allclose([got[n] for n in direct], list(direct.values()), rtol=1e-12, equal_nan=True)
+
+
+def test_geometry_mismatch_is_recorded_not_resampled(spark, lake, first_two_runs):
+    job = first_two_runs["job"]
+    rows = spark.read.format("delta").load(job.path(RADIOMICS_FAILURES)).collect()
+    assert [(r.roi, r.reason, r.transient) for r in rows] == [("nodule-resampled", "geometry_mismatch", False)]
+    assert "spacing" in rows[0].message
+    assert _features(spark, job, lake["a"], "nodule-resampled", SETTINGS.digest()) == {}
+
+
+def test_one_features_computed_event_per_study_validates_against_its_schema(lake, first_two_runs, kafka_bootstrap,
+                                                                          registry_url):
+    events = _consume(kafka_bootstrap, registry_url, first_two_runs["topic"], expected=2)
+    by_study = {e["data"]["study_uid"]: e for e in events}
+    assert set(by_study) == {lake["a"].study_uid, lake["b"].study_uid}
+    a = by_study[lake["a"].study_uid]["data"]
+    assert a["settings_hash"] == SETTINGS.digest() and a["table"] == "gold/radiomics_features"
+    assert sorted((r["roi"], r["status"], r["reason"]) for r in a["rois"]) == [
+        ("nodule#1", "computed", None), ("nodule-resampled", "failed", "geometry_mismatch")]
+    assert by_study[lake["b"].study_uid]["provider"] == "haukeland"
+
+
+def test_follow_computes_a_completed_study_once(spark, lake, first_two_runs, kafka_bootstrap, registry_url):
+    from confluent_kafka import Consumer
+
+    from radlake.radiomics import follow
+
+    suffix = uuid.uuid4().hex[:8]
+    completed = STUDY_COMPLETED.with_name(f"test.radiomics.completed.{suffix}")
+    register(registry_client(registry_url), (completed,))
+    event = study_completed(list(lake["b"].events))
+    publish(kafka_bootstrap, registry_url, completed, [event, event])  # a redelivery too
+    job = replace(first_two_runs["job"], settings=OTHER_SETTINGS)
+    announced: list = []
+    serde = EventSerde(completed, registry_client(registry_url))
+    for attempt in range(2):  # the second consumer group replays the topic: nothing is pending any more
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"follow-{suffix}-{attempt}",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        consumer.subscribe([completed.name])
+        try:
+            stats = follow.follow(spark, job, consumer, serde, announced.extend, idle_exit_s=8, max_messages=2)
+        finally:
+            consumer.close()
+        assert stats.messages == 2
+    assert len(announced) == 1
+    data = announced[0].data
+    assert data.study_uid == lake["b"].study_uid and data.source_event_id == event.event_id
+    assert data.settings_hash == OTHER_SETTINGS.digest() and [r.status for r in data.rois] == ["computed"]
+    got = _features(spark, job, lake["b"], "nodule", OTHER_SETTINGS.digest())
+    direct = {v.name: v.value for v in compute_features(lake["b"].image.astype(float), lake["b"].mask,
+                                                        lake["b"].spacing, OTHER_SETTINGS)}
+    np.testing.assert_allclose([got[n] for n in direct], list(direct.values()), rtol=1e-12, equal_nan=True)
+    # Study A has no completed event here: the follower did not touch it.
+    assert _features(spark, job, lake["a"], "nodule#1", OTHER_SETTINGS.digest()) == {}
