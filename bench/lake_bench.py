@@ -39,17 +39,14 @@ def _events(count: int, tag: str):
 
 
 def _topic(bootstrap: str, registry_url: str, kind, name: str):
-    """A fresh topic, created with its partitions (a streaming query fails on a topic that is not there)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
+    """A fresh topic, registered and created with its partitions."""
     from lake_schemas.registration import register
     from lake_schemas.serde import registry_client
+    from radlake.synthetic.lake_events import create_topics
 
     topic = kind.with_name(name)
     register(registry_client(registry_url), (topic,))
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # held until the futures resolve
-    for future in admin.create_topics([NewTopic(name, topic.partitions, 1)]).values():
-        future.result(30)
+    create_topics(bootstrap, (topic,))
     return topic
 
 
@@ -109,20 +106,17 @@ def latency(spark, bootstrap: str, registry_url: str, rate: float, seconds: floa
     from deltalake import DeltaTable
 
     from lake_schemas.serde import EventSerde, registry_client
-    from lake_schemas.tables import BRONZE_INSTANCES, BRONZE_STUDY_COMPLETED, SILVER_SERIES
+    from lake_schemas.tables import SILVER_SERIES
     from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
-    from spark_jobs import bronze, silver, tables
+    from spark_jobs import tables
+    from spark_jobs.pipeline import start_pipeline
 
     suffix = uuid.uuid4().hex[:8]
     instances = _topic(bootstrap, registry_url, INSTANCE_RECEIVED, f"bench.lat.instances.{suffix}")
     completed = _topic(bootstrap, registry_url, STUDY_COMPLETED, f"bench.lat.completed.{suffix}")
     root = str(work / "latency-lake")
-    queries = [
-        bronze.start(spark, bronze.BronzeJob(bootstrap, topic, tables.table_path(root, spec),
-                                             f"{root}/_chk/bronze-{spec.name}", spec=spec))
-        for topic, spec in ((instances.name, BRONZE_INSTANCES), (completed.name, BRONZE_STUDY_COMPLETED))
-    ]
-    queries.append(silver.start(spark, silver.SilverJob(root, f"{root}/_chk/silver")))
+    queries = start_pipeline(spark, bootstrap=bootstrap, lake_uri=root, instances_topic=instances.name,
+                             completed_topic=completed.name, checkpoints=f"{root}/_chk")
     events = _events(int(rate * seconds), "lat")
     serde = EventSerde(instances, registry_client(registry_url))
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})

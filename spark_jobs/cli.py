@@ -130,32 +130,22 @@ def cmd_vacuum(args, root: str) -> int:
 
 def cmd_run(args, root: str) -> int:
     from infra.components.kafka import Kafka
-    from lake_schemas.tables import BRONZE_INSTANCES, BRONZE_STUDY_COMPLETED
     from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
     from radlake.settings import Settings
-    from spark_jobs import bronze, silver, tables
+    from spark_jobs.pipeline import start_pipeline
     from spark_jobs.session import spark_session
 
     settings = Settings()
     spark = spark_session(settings, "radlake-lake")
-    bootstrap = Kafka(settings).address
-    checkpoints = args.checkpoints or f"{settings.state_dir}/checkpoints"
-    topics = {BRONZE_INSTANCES: args.instances_topic or INSTANCE_RECEIVED.name,
-              BRONZE_STUDY_COMPLETED: args.completed_topic or STUDY_COMPLETED.name}
-    queries = []
-    for spec, topic in topics.items():
-        job = bronze.BronzeJob(bootstrap, topic, tables.table_path(root, spec), f"{checkpoints}/bronze-{spec.name}",
-                               spec=spec)
-        queries.append(bronze.start(spark, job, available_now=args.available_now, processing_time=args.trigger))
-    if args.available_now:  # silver reads what bronze has landed: let bronze finish first
-        for query in queries:
-            query.awaitTermination()
-    silver_job = silver.SilverJob(root, f"{checkpoints}/silver")
-    queries.append(silver.start(spark, silver_job, available_now=args.available_now, processing_time=args.trigger))
-    print(f"radlake lake: {len(queries)} queries running on {root}", file=sys.stderr)
-    if args.available_now:
-        queries[-1].awaitTermination()
-    else:
+    queries = start_pipeline(
+        spark, bootstrap=Kafka(settings).address, lake_uri=root,
+        instances_topic=args.instances_topic or INSTANCE_RECEIVED.name,
+        completed_topic=args.completed_topic or STUDY_COMPLETED.name,
+        checkpoints=args.checkpoints or f"{settings.state_dir}/checkpoints",
+        trigger=args.trigger, available_now=args.available_now,
+    )
+    if not args.available_now:
+        print(f"radlake lake: {len(queries)} queries running on {root}", file=sys.stderr)
         spark.streams.awaitAnyTermination()
     for query in queries:
         if query.exception() is not None:

@@ -121,3 +121,12 @@ def publish(bootstrap: str, registry_url: str, topic, events: Sequence) -> int:
     if producer.flush(60) != 0:
         raise RuntimeError(f"Kafka did not acknowledge every event on {topic.name}")
     return len(events)
+
+
+def create_topics(bootstrap: str, topics: Sequence) -> None:
+    """Create topics with their partitions (a Structured Streaming source fails on a missing topic)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # held until the futures resolve
+    for future in admin.create_topics([NewTopic(t.name, t.partitions, 1) for t in topics]).values():
+        future.result(30)

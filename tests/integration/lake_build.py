@@ -14,10 +14,10 @@ from pathlib import Path
 
 from lake_schemas.registration import register
 from lake_schemas.serde import registry_client
-from lake_schemas.tables import BRONZE_INSTANCES, BRONZE_STUDY_COMPLETED
 from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
 from radlake.synthetic.lake_events import SeriesPlan, conflicting, publish, series_events, study_completed
-from spark_jobs import bronze, silver, tables
+from spark_jobs import tables
+from spark_jobs.pipeline import start_pipeline
 
 A1 = SeriesPlan("st-olav", "study-a", "a1", slices=12)
 A2 = SeriesPlan("st-olav", "study-a", "a2", slices=10, spacing_mm=5.0, skip=(4, 5))
@@ -49,11 +49,8 @@ def _bad(event, **data_updates):
 
 def run_pipeline(spark, bootstrap: str, root: str, instances_topic: str, completed_topic: str) -> None:
     """Bronze (both topics) then silver, each with availableNow, on fixed checkpoints under the lake."""
-    for topic, spec in ((instances_topic, BRONZE_INSTANCES), (completed_topic, BRONZE_STUDY_COMPLETED)):
-        job = bronze.BronzeJob(bootstrap, topic, tables.table_path(root, spec),
-                               f"{root}/_checkpoints/bronze-{spec.name}", spec=spec)
-        bronze.start(spark, job, available_now=True).awaitTermination(300)
-    silver.start(spark, silver.SilverJob(root, f"{root}/_checkpoints/silver"), available_now=True).awaitTermination(300)
+    start_pipeline(spark, bootstrap=bootstrap, lake_uri=root, instances_topic=instances_topic,
+                   completed_topic=completed_topic, checkpoints=f"{root}/_checkpoints", available_now=True)
 
 
 def small_lake(spark, bootstrap: str, registry_url: str, tmp_root: Path) -> SmallLake:

@@ -17,7 +17,7 @@ import pytest
 from lake_schemas.registration import register
 from lake_schemas.serde import registry_client
 from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
-from radlake.synthetic.lake_events import SeriesPlan, publish, series_events
+from radlake.synthetic.lake_events import SeriesPlan, create_topics, publish, series_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,15 +50,11 @@ def _rows(path: str) -> int:
 
 
 def test_kill_9_of_the_driver_loses_and_duplicates_nothing(kafka_bootstrap, registry_url, tmp_path):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
     suffix = uuid.uuid4().hex[:8]
     instances = INSTANCE_RECEIVED.with_name(f"test.lake.fault.instances.{suffix}")
     completed = STUDY_COMPLETED.with_name(f"test.lake.fault.completed.{suffix}")
     register(registry_client(registry_url), (instances, completed))
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for future in admin.create_topics([NewTopic(t.name, t.partitions, 1) for t in (instances, completed)]).values():
-        future.result(30)
+    create_topics(kafka_bootstrap, (instances, completed))
 
     events = [e for i in range(20) for e in series_events(SeriesPlan(f"site-{i % 2}", f"s{i}", f"x{i}", 100))]
     lake, checkpoints = tmp_path / "lake", tmp_path / "checkpoints"

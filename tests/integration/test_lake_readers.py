@@ -9,7 +9,7 @@ import re
 import pytest
 
 from lake_build import small_lake
-from lake_schemas.tables import SCHEMA_VERSION_PROPERTY, SILVER_SERIES, SILVER_STUDIES, LakeTableSpec, SchemaChange
+from lake_schemas.tables import SCHEMA_VERSION_PROPERTY, SILVER_STUDIES, LakeTableSpec, SchemaChange
 from radlake import notebook
 from radlake.settings import Settings
 from spark_jobs import cli, tables

@@ -1,0 +1,24 @@
+"""The lake's streaming queries started together: bronze for both topics, then silver over bronze."""
+
+from __future__ import annotations
+
+from lake_schemas.tables import BRONZE_INSTANCES, BRONZE_STUDY_COMPLETED
+from spark_jobs import bronze, silver, tables
+
+
+def start_pipeline(spark, *, bootstrap: str, lake_uri: str, instances_topic: str, completed_topic: str,
+                   checkpoints: str, trigger: str = silver.DEFAULT_TRIGGER, available_now: bool = False) -> list:
+    """Start the three queries; with available_now, bronze finishes before silver starts, and so does silver."""
+    queries = []
+    for topic, spec in ((instances_topic, BRONZE_INSTANCES), (completed_topic, BRONZE_STUDY_COMPLETED)):
+        job = bronze.BronzeJob(bootstrap, topic, tables.table_path(lake_uri, spec), f"{checkpoints}/bronze-{spec.name}",
+                               spec=spec)
+        queries.append(bronze.start(spark, job, available_now=available_now, processing_time=trigger))
+    if available_now:  # silver reads what bronze has landed
+        for query in queries:
+            query.awaitTermination()
+    job = silver.SilverJob(lake_uri, f"{checkpoints}/silver")
+    queries.append(silver.start(spark, job, available_now=available_now, processing_time=trigger))
+    if available_now:
+        queries[-1].awaitTermination()
+    return queries
