@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.action == "run" else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("highdicom").setLevel(logging.WARNING)  # one INFO line per copied DICOM module
     settings = Settings()
     try:
         if args.action == "run":
