@@ -31,6 +31,9 @@ class StreamsMetrics:
         self.consumer_lag = Gauge(
             "radlake_streams_consumer_lag_messages", "Instance events not yet handled, per partition",
             ["topic", "partition"], registry=r)
+        self.offset_gaps = Counter(
+            "radlake_streams_skipped_offsets", "Input offsets that never reached the stream (faust skipped them)",
+            ["topic"], registry=r)
         self.open_studies = Gauge(
             "radlake_streams_open_studies", "Studies with instances not yet covered by an emitted version",
             registry=r)
