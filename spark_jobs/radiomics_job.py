@@ -21,7 +21,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -75,6 +77,7 @@ class RunResult:
     table_version: int | None
     events: tuple = field(default=())
     failures: tuple[tuple[str, str, str, str], ...] = ()  # (series, roi, reason, message)
+    timings: tuple[tuple[str, float], ...] = ()  # (step, seconds)
 
 
 def ensure_tables(spark, job: RadiomicsJob) -> None:
@@ -200,6 +203,15 @@ def roi_statuses(spark, job: RadiomicsJob, studies: list[str]):
     return [RoiStatus(**r.asDict()) for r in rows]
 
 
+@contextmanager
+def _timed(timings: dict[str, float], name: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
 def run(spark, job: RadiomicsJob, *, series=None, source_event_ids: dict[str, str] | None = None) -> RunResult:
     """Compute what is pending; ``series`` (a DataFrame of study_uid, series_uid, series_json) overrides
     the lake's series, e.g. with the claim-checks of a ``study completed`` event."""
@@ -210,13 +222,16 @@ def run(spark, job: RadiomicsJob, *, series=None, source_event_ids: dict[str, st
 
     started = datetime.now(timezone.utc)
     run_id = run_id_for(job.settings_hash, started)
-    ensure_tables(spark, job)
+    timings: dict[str, float] = {}
+    with _timed(timings, "ensure tables"):
+        ensure_tables(spark, job)
     pending = pending_rois(spark, job).persist()
     try:
-        count = pending.count()
+        with _timed(timings, "pending"):
+            count = pending.count()
         if count == 0:
             log.info("radiomics: nothing pending for settings %s", job.settings_hash[:12])
-            return RunResult(run_id, 0, 0, 0, 0, None)
+            return RunResult(run_id, 0, 0, 0, 0, None, timings=tuple(timings.items()))
         keys = pending.select(*KEY[:2]).distinct()
         series_df = series if series is not None else series_frame(spark, job, keys)
         work = pending.join(series_df, KEY[:2], "left")
@@ -226,30 +241,44 @@ def run(spark, job: RadiomicsJob, *, series=None, source_event_ids: dict[str, st
             features = out.where("reason IS NULL").select(*[n for n, _ in RADIOMICS_FEATURES.columns])
             failures = out.where("reason IS NOT NULL").withColumnRenamed("computed_at", "failed_at") \
                 .select(*[n for n, _ in RADIOMICS_FAILURES.columns])
-            summary = out.groupBy(*KEY, "reason", "message").agg(F.count("feature").alias("n")).collect()
+            with _timed(timings, "compute"):
+                summary = out.groupBy(*KEY, "reason", "message").agg(F.count("feature").alias("n")).collect()
             feature_rows = sum(r.n for r in summary if r.reason is None)
             failed = [r for r in summary if r.reason is not None]
-            if feature_rows:
-                tables.merge(spark, features, job.path(RADIOMICS_FEATURES), RADIOMICS_FEATURES)
-                succeeded = out.where("reason IS NULL").select(*KEY).distinct()
-                (DeltaTable.forPath(spark, job.path(RADIOMICS_FAILURES)).alias("t")
-                 .merge(succeeded.alias("s"), " AND ".join(f"t.{k} = s.{k}" for k in KEY)
-                        + f" AND t.settings_hash = '{job.settings_hash}' AND t.code_version = '{CODE_VERSION}'")
-                 .whenMatchedDelete().execute())
-            if failed:
-                tables.merge(spark, failures, job.path(RADIOMICS_FAILURES), RADIOMICS_FAILURES)
+            with _timed(timings, "merge"):
+                if feature_rows:
+                    tables.merge(spark, features, job.path(RADIOMICS_FEATURES), RADIOMICS_FEATURES)
+                    _clear_failures(spark, job, out.where("reason IS NULL").select(*KEY).distinct())
+                if failed:
+                    tables.merge(spark, failures, job.path(RADIOMICS_FAILURES), RADIOMICS_FAILURES)
             studies = sorted({r.study_uid for r in summary})
         finally:
             out.unpersist()
     finally:
         pending.unpersist()
-    version = DeltaTable.forPath(spark, job.path(RADIOMICS_FEATURES)).history(1).first().version
-    statuses = roi_statuses(spark, job, studies)
-    events = finished_study_events(statuses, studies=studies, settings_hash=job.settings_hash, run_id=run_id,
-                                   table_version=version, source_event_ids=source_event_ids)
+    with _timed(timings, "events"):
+        version = DeltaTable.forPath(spark, job.path(RADIOMICS_FEATURES)).history(1).first().version
+        statuses = roi_statuses(spark, job, studies)
+        events = finished_study_events(statuses, studies=studies, settings_hash=job.settings_hash, run_id=run_id,
+                                       table_version=version, source_event_ids=source_event_ids)
     computed = len({(r.study_uid, r.series_uid, r.roi) for r in summary if r.reason is None})
+    log.info("radiomics run %s: %s", run_id, ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return RunResult(run_id, count, computed, len(failed), feature_rows, version, tuple(events),
-                     tuple((r.series_uid, r.roi, r.reason, r.message) for r in failed))
+                     tuple((r.series_uid, r.roi, r.reason, r.message) for r in failed), tuple(timings.items()))
+
+
+def _clear_failures(spark, job: RadiomicsJob, succeeded) -> None:
+    """A failure row goes once its ROI has features for these settings (e.g. after a transient error)."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    same = (F.col("settings_hash") == job.settings_hash) & (F.col("code_version") == CODE_VERSION)
+    if spark.read.format("delta").load(job.path(RADIOMICS_FAILURES)).where(same).isEmpty():
+        return
+    condition = (" AND ".join(f"t.{k} = s.{k}" for k in KEY)
+                 + f" AND t.settings_hash = '{job.settings_hash}' AND t.code_version = '{CODE_VERSION}'")
+    (DeltaTable.forPath(spark, job.path(RADIOMICS_FAILURES)).alias("t").merge(succeeded.alias("s"), condition)
+     .whenMatchedDelete().execute())
 
 
 def series_frame_from_refs(spark, refs):
