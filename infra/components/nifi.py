@@ -210,7 +210,10 @@ class NiFi(Component):
             "nifi.content.claim.max.appendable.size": "50 KB",
             "nifi.content.repository.directory.default": str(home / "content_repository"),
             "nifi.content.repository.archive.max.retention.period": "1 hour",
-            "nifi.content.repository.archive.max.usage.percentage": "50%",
+            # NiFi blocks every content write while the disk is fuller than this and archived content
+            # exists ("waiting for archive cleanup", up to a minute each time); on a shared disk already
+            # over 50% full that stalled every edge request, so only a nearly full disk counts.
+            "nifi.content.repository.archive.max.usage.percentage": "95%",
             "nifi.content.repository.archive.enabled": "true",
             "nifi.content.repository.always.sync": "false",
             "nifi.provenance.repository.implementation": "org.apache.nifi.provenance.WriteAheadProvenanceRepository",

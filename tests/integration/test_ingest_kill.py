@@ -28,7 +28,7 @@ from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
 
-STUDIES, SLICES = 10, 30  # 300 instances, 10 per request
+STUDIES, SLICES = 20, 50  # 1,000 instances, 20 per request
 
 
 def _listening(url: str, timeout_s: float) -> None:
@@ -62,7 +62,7 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
                                           study=500 + study, size=32)
         for n, ds in enumerate(datasets):
             (data / f"{study}-{n}.dcm").write_bytes(phi_dicom.to_bytes(ds))
-    the_plan = plan([data], max_instances=10)
+    the_plan = plan([data], max_instances=20)
     journal_path = tmp_path / "journal.jsonl"
 
     edge = provider_cli.add(settings, provider, f"kill-{run}", topics=names)
@@ -87,13 +87,13 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
         thread = threading.Thread(target=first_attempt)
         thread.start()
         deadline = time.monotonic() + 300
-        while len(journal.load(journal_path).acks) < 5 and thread.is_alive() and time.monotonic() < deadline:
+        while len(journal.load(journal_path).acks) < 10 and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.2)
         os.kill(pid, signal.SIGKILL)  # mid-upload: a request is in flight
         thread.join(timeout=120)
         assert failure, "the upload should have failed while NiFi was down"
         acked_before = len(journal.load(journal_path).acks)
-        assert 5 <= acked_before < len(the_plan.units)
+        assert 10 <= acked_before < len(the_plan.units)
         try:  # the killed JVM's Python processors, started by this test's stack, go too
             os.killpg(group, signal.SIGKILL)
         except ProcessLookupError:
