@@ -7,9 +7,11 @@
    instance (PS3.15 Annex E, Vault Transit pseudonyms), stores it in the object store and announces it
    on Kafka as a typed, registry-validated ``instance received`` event (claim-check: URI + SHA-256, no
    pixels); refused inputs get a ``quarantined`` event;
-4. land the topic in the Delta bronze table ``instances`` with Spark (exactly once, MERGE on event id);
-5. rebuild each series' volume from the object store using the lake's geometry (verifying every hash)
-   and compute IBSI radiomic features on the nodule, written to the gold Delta table ``radiomics_features``;
+3. land the topic in the Delta bronze table ``instances`` with Spark (exactly once, MERGE on event id);
+4. complete studies with the faust streams worker (quiet period); rebuild each series' volume from the
+   object store using the lake's geometry (verifying every hash) and compute IBSI radiomic features on the nodule, written to the gold Delta table ``radiomics_features``;
+5. run an inference worker on the `study completed` events with the registered nodule model (a demo-size
+   model is trained and registered first if the registry has none): predictions to Kafka and gold;
 6. print what happened at each step.
 
 Needs the stack (``radlake stack up``); ``make demo`` runs both.
@@ -18,9 +20,12 @@ Needs the stack (``radlake stack up``); ``make demo`` runs both.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import json
 import logging
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +57,7 @@ def _volume_hash(volume: np.ndarray) -> str:
 def generate_sample(root: Path, shape: tuple[int, int, int]) -> dict[str, GroundTruth]:
     """Write each provider's upload folder; return the nodule masks keyed by pixel-volume hash."""
     import pydicom
+    from pydicom.uid import generate_uid
 
     from radlake.synthetic import ct_volume, phi_dicom
 
@@ -64,8 +70,15 @@ def generate_sample(root: Path, shape: tuple[int, int, int]) -> dict[str, Ground
             paths = ct_volume.write_dicom_series(ct, upload / f"study{s_index}", seed=10 * p_index + s_index)
             # Headers full of fake PHI: the same patient name, ids, dates and institution on every slice.
             patient = phi_dicom.Patient()
-            for path in paths:
+            # Fixed original UIDs: a re-run uploads the same instances again, which the pipeline must
+            # absorb (same pseudonyms, same event ids: nothing new in the lake, no second prediction).
+            study_uid, series_uid, frame_uid = (generate_uid(entropy_srcs=[provider, str(s_index), part])
+                                                for part in ("study", "series", "frame"))
+            for k, path in enumerate(paths):
                 ds = pydicom.dcmread(path)
+                ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
+                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(
+                    entropy_srcs=[provider, str(s_index), "sop", str(k)])
                 ds.PatientName = patient.name
                 ds.PatientID = f"{patient.patient_id}{p_index}{s_index}"
                 ds.PatientBirthDate = patient.birth_date
@@ -186,6 +199,69 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
     return out
 
 
+def start_streams_worker(settings: Settings, quiet_period_s: float) -> subprocess.Popen:
+    """The faust study-completion worker, in the background: no manifest here, so studies complete
+    after a quiet period without new instances."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        web_port = sock.getsockname()[1]
+    log_file = settings.logs_dir / "demo-streams.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "radlake.cli", "streams", "run", "--app-id", "radlake-demo-streams",
+            "--quiet-period-s", str(quiet_period_s), "--tick-interval-s", "1", "--web-port", str(web_port)]
+    with open(log_file, "ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
+
+
+def ensure_model(settings: Settings) -> str:
+    """The Production nodule model from the registry; trains and registers a demo-size one if there is none."""
+    from inference_workers.errors import InferenceError
+    from inference_workers.model_cli import main as model_main
+    from inference_workers.model_cli import registry_for
+
+    try:
+        return registry_for(settings).get("nodule-cnn", stage="Production").label
+    except InferenceError:
+        pass
+    argv = ["train", "--name", "nodule-cnn", "--stage", "Production", "--train-studies", "32",
+            "--validation-studies", "8", "--epochs", "3", "--width", "8"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        if model_main(argv) != 0:
+            raise SystemExit("radlake demo: training the demo model failed")
+    return registry_for(settings).get("nodule-cnn", stage="Production").label
+
+
+def predict(settings: Settings, study_uids: set[str], streams: subprocess.Popen) -> list[dict]:
+    """Run an inference worker until the demo's studies have predictions (or it idles out)."""
+    from deltalake import DeltaTable
+
+    from inference_workers.cli import main as infer_main
+    from inference_workers.cli import predictions_table_uri
+
+    table = predictions_table_uri(settings)
+
+    def predicted() -> list[dict]:
+        if not DeltaTable.is_deltatable(table):
+            return []
+        rows = DeltaTable(table).to_pyarrow_table(columns=[
+            "study_uid", "model_name", "model_version", "malignancy_score", "positive", "candidate_count",
+            "latency_ms"]).to_pylist()
+        return [r for r in rows if r["study_uid"] in study_uids]
+
+    deadline = time.monotonic() + 600
+    while len({r["study_uid"] for r in predicted()}) < len(study_uids) and time.monotonic() < deadline:
+        if streams.poll() is not None:
+            raise SystemExit(f"radlake demo: the streams worker exited ({streams.returncode}); "
+                             f"see {settings.logs_dir / 'demo-streams.log'}")
+        missing = len(study_uids) - len({r["study_uid"] for r in predicted()})
+        if infer_main(["run", "--worker-id", "radlake-demo-worker", "--group", "radlake-demo-inference",
+                       "--max-predictions", str(missing), "--max-idle-s", "30"]) != 0:
+            raise SystemExit("radlake demo: the inference worker failed")
+    return predicted()
+
+
 def write_gold(rows: list[dict], settings: Settings) -> str:
     import pyarrow as pa
     from deltalake import write_deltalake
@@ -216,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         step(f"uploading through each provider's NiFi edge (STOW-RS, archives): de-identification "
              f"(PS3.15 Annex E, Vault Transit), object store, claim-check events on {topic_name}")
         reports, sent, edge_seconds = upload_through_edges(root, journals, settings)
+        step("streams: faust worker deciding study completion (quiet period 5 s)")
+        streams = start_streams_worker(settings, quiet_period_s=5.0)
         step("landing the topic in Delta bronze with Spark Structured Streaming")
         spark, bronze_path = land_bronze(settings, topic_name)
         step("computing IBSI radiomic features from the object store")
@@ -224,6 +302,15 @@ def main(argv: list[str] | None = None) -> int:
         summary = spark.read.format("delta").load(bronze_path).groupBy("provider").agg(
             {"study_uid": "approx_count_distinct", "event_id": "count"}).collect()
         spark.stop()
+        step("model: the registered Production nodule model (a demo-size one is trained if none exists)")
+        model_label = ensure_model(settings)
+        step(f"inference: worker consumes study completed events, publishes predictions ({model_label})")
+        study_uids = {row["study_uid"] for row in feature_rows}
+        try:
+            predictions = predict(settings, study_uids, streams)
+        finally:
+            streams.terminate()
+            streams.wait(60)
 
     print("\n== radlake demo summary ==")
     print(f"{'provider':<12} {'accepted':>8} {'quarantined':>11}  reasons")
@@ -241,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         for row in feature_rows:
             if row["feature"].startswith(name):
                 print(f"  {row['provider']:<12} {row['roi']:<18} {row['feature']:<28} {row['value']:.3f}")
+    print(f"\npredictions ({model_label}) on radlake.prediction.created.v1, landed in gold/predictions:")
+    for row in sorted(predictions, key=lambda r: r["study_uid"]):
+        print(f"  study {row['study_uid'][:24]}... malignancy={row['malignancy_score']:.3f} "
+              f"positive={row['positive']} candidates={row['candidate_count']} latency={row['latency_ms']:.0f} ms")
     print(f"\ndone in {time.monotonic() - started:.0f}s")
     return 0
 
