@@ -1,0 +1,48 @@
+"""The versioned edge flow: generated file up to date, every relationship routed or deliberately ended,
+back-pressure on every queue, the Vault token a sensitive parameter."""
+
+from __future__ import annotations
+
+import json
+
+from nifi.deploy import flow_path, sensitive_parameters
+from nifi.flows.build_provider_edge import definition
+from nifi.provider_cli import NAME, choose_port
+
+RELATIONSHIPS = {
+    "HandleHttpRequest": {"success"}, "PutFile": {"success", "failure"}, "IngestDicom": {"success", "failure", "original"},
+    "HandleHttpResponse": {"success", "failure"}, "LogAttribute": {"success"}, "ListFile": {"success"},
+}
+# Ended on purpose (docs/ingestion.md): delivered answers, logged lines, the request after its answer was forked.
+ENDED = {("HandleHttpResponse", "success"), ("LogAttribute", "success"), ("IngestDicom", "original")}
+
+
+def test_committed_definition_is_the_generated_one():
+    assert json.loads(flow_path("provider_edge").read_text()) == definition()
+
+
+def test_every_relationship_is_connected_or_deliberately_ended():
+    contents = definition()["flowContents"]
+    routed: dict[str, set[str]] = {}
+    for connection in contents["connections"]:
+        routed.setdefault(connection["source"]["id"], set()).update(connection["selectedRelationships"])
+        assert connection["backPressureObjectThreshold"] > 0 and connection["backPressureDataSizeThreshold"]
+        assert connection["flowFileExpiration"] == "0 sec"  # nothing ages out of a queue
+    for processor in contents["processors"]:
+        kind = processor["type"].rsplit(".", 1)[-1]
+        ended = set(processor["autoTerminatedRelationships"])
+        assert ended <= {r for k, r in ENDED if k == kind}, (processor["name"], ended)
+        assert routed.get(processor["identifier"], set()) | ended == RELATIONSHIPS[kind], processor["name"]
+
+
+def test_vault_token_is_sensitive_and_endpoint_is_loopback():
+    the_definition = definition()
+    assert sensitive_parameters(the_definition) == {"vault_token"}
+    receive = [p for p in the_definition["flowContents"]["processors"] if p["type"].endswith("HandleHttpRequest")][0]
+    assert receive["properties"]["Hostname"] == "127.0.0.1"
+
+
+def test_provider_names_and_ports():
+    assert NAME.match("st-olav") and not NAME.match("St Olav") and not NAME.match("../x")
+    port = choose_port(range(24590, 24600), used={24590})
+    assert 24591 <= port < 24600
