@@ -195,3 +195,27 @@ def test_follow_computes_a_completed_study_once(spark, lake, first_two_runs, kaf
     np.testing.assert_allclose([got[n] for n in direct], list(direct.values()), rtol=1e-12, equal_nan=True)
     # Study A has no completed event here: the follower did not touch it.
     assert _features(spark, job, lake["a"], "nodule#1", OTHER_SETTINGS.digest()) == {}
+
+
+def test_series_geometry_from_silver_gives_the_same_features(spark, lake, first_two_runs):
+    """With ``silver/series`` present (built here by the silver job's own row rule), the job reads it."""
+    from datetime import datetime, timezone
+
+    from lake_schemas.tables import SILVER_SERIES
+    from spark_jobs import silver
+
+    case = lake["b"]
+    bronze_rows = [r.asDict() for r in spark.read.format("delta").load(tables.table_path(lake["lake"], BRONZE_INSTANCES))
+                   .where(f"series_uid = '{case.series_uid}'").collect()]
+    row, conflicts = silver.series_row(bronze_rows, datetime.now(timezone.utc))
+    assert conflicts == [] and row["reconstructable"]
+    path = tables.table_path(lake["lake"], SILVER_SERIES)
+    tables.ensure(spark, path, SILVER_SERIES)
+    tables.merge(spark, tables.frame(spark, [row], SILVER_SERIES), path, SILVER_SERIES)
+    settings = settings_from_mapping({"aggregations": ["3D"], "families": ["morphology", "intensity_statistics"]})
+    job = replace(first_two_runs["job"], settings=settings, geometry="silver", where=f"study_uid = '{case.study_uid}'")
+    result = radiomics_job.run(spark, job)
+    assert (result.computed_rois, result.failed_rois) == (1, 0)
+    got = _features(spark, job, case, "nodule", settings.digest())
+    direct = {v.name: v.value for v in compute_features(case.image.astype(float), case.mask, case.spacing, settings)}
+    np.testing.assert_allclose([got[n] for n in direct], list(direct.values()), rtol=1e-12, equal_nan=True)
