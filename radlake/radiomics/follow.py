@@ -73,11 +73,12 @@ def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, batc
     stats = FollowStats()
     idle_since = time.monotonic()
     while True:
-        batch, messages = [], consumer.consume(num_messages=batch_size, timeout=1.0)
-        for msg in messages:
-            if msg.error():
+        batch, messages = [], []
+        for msg in consumer.consume(num_messages=batch_size, timeout=1.0):
+            if msg.error():  # e.g. the topic does not exist yet: nothing to commit for it
                 log.warning("radiomics follow: consumer error %s", msg.error())
                 continue
+            messages.append(msg)
             try:
                 batch.append(serde.deserialize(msg.value()))
             except SchemaViolation as err:
