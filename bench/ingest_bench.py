@@ -55,7 +55,7 @@ def edge_leg(folder: Path, journal_path: Path, project: str, per_request: int) -
     from lake_schemas.serde import registry_client
     from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
     from nifi import provider_cli
-    from radlake.ingest.client import Uploader, plan
+    from radlake.ingest.client import Uploader, plan, wait_until_listening
     from radlake.ingest.report_cli import read_topic
     from radlake.settings import Settings
 
@@ -73,17 +73,7 @@ def edge_leg(folder: Path, journal_path: Path, project: str, per_request: int) -
     register(registry_client(registry), contracts)
     edge = provider_cli.add(settings, provider, project, topics=names)
     try:
-        import httpx
-
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                httpx.post(f"{edge.url}/manifests", content=b"{}", timeout=5)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        wait_until_listening(edge.url)
         the_plan = plan([folder], max_instances=per_request)
         uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider), journal_path,
                             on_progress=lambda line: print(f"  {line}", file=sys.stderr))

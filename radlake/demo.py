@@ -103,7 +103,7 @@ def upload_through_edges(root: Path, journal_dir: Path, settings: Settings) -> t
     Returns a report per provider (shaped like ``radlake deid``'s: counts by status and reason), the number of
     instance events published and the seconds the uploads took."""
     from nifi import provider_cli
-    from radlake.ingest.client import Uploader, plan, study_report, upload_id_for
+    from radlake.ingest.client import Uploader, plan, study_report, upload_id_for, wait_until_listening
 
     reports: dict[str, dict] = {}
     sent = 0
@@ -116,7 +116,7 @@ def upload_through_edges(root: Path, journal_dir: Path, settings: Settings) -> t
         if edge.project != PROJECT:
             raise SystemExit(f"radlake demo: provider {provider} has an edge for project {edge.project}; "
                              f"`radlake provider remove {provider}` first")
-        _wait_for_edge(edge.url)
+        wait_until_listening(edge.url)
         uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider), journal_dir / f"{provider}.jsonl",
                             on_progress=lambda line: None)
         try:
@@ -134,21 +134,6 @@ def upload_through_edges(root: Path, journal_dir: Path, settings: Settings) -> t
                              "by_reason": reasons}
         sent += accepted
     return reports, sent, time.monotonic() - started
-
-
-def _wait_for_edge(url: str, timeout_s: float = 180.0) -> None:
-    """HandleHttpRequest opens its port once the edge's processors run."""
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            httpx.post(f"{url}/manifests", content=b"{}", timeout=10)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"radlake demo: the NiFi edge at {url} never opened its port") from None
-            time.sleep(0.5)
 
 
 def land_bronze(settings: Settings, topic_name: str):

@@ -232,6 +232,20 @@ class Uploader:
         return records
 
 
+def wait_until_listening(edge_url: str, timeout_s: float = 180.0) -> None:
+    """Wait for a provider edge to accept connections: NiFi's HandleHttpRequest opens its port only once
+    the edge's processors run, some seconds after ``radlake provider add`` or a NiFi restart."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.post(f"{edge_url}/manifests", content=b"{}", timeout=10)
+            return
+        except httpx.TransportError as err:
+            if time.monotonic() > deadline:
+                raise UploadError(f"the edge at {edge_url} did not open its port within {timeout_s:.0f} s") from err
+            time.sleep(0.5)
+
+
 def study_report(records: Sequence[dict]) -> list[dict]:
     """Per original study: inputs sent, accepted, duplicates, quarantined by reason (pure)."""
     rows: dict[str, dict] = {}

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import threading
 import time
 import uuid
@@ -20,8 +18,7 @@ from lake_schemas.registration import register
 from lake_schemas.serde import registry_client
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import provider_cli
-from radlake.ingest import journal
-from radlake.ingest.client import Uploader, plan, upload_id_for
+from radlake.ingest.client import Uploader, plan, upload_id_for, wait_until_listening
 from radlake.ingest.report_cli import main as report_main
 from radlake.ingest.report_cli import read_topic
 from radlake.object_store import ObjectStore
@@ -61,18 +58,6 @@ def edges(settings, vault, nifi_url, registry_url, topics):
             provider_cli.remove(settings, provider)
 
 
-def _wait_until_listening(url: str, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            httpx.post(f"{url}/manifests", content=b"{}", timeout=5)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def _provider_data(root: Path, seed: int) -> Path:
     """A folder with a clean study, an archive with bad members, and loose bad files."""
     root.mkdir(parents=True)
@@ -110,7 +95,7 @@ def test_three_providers_upload_concurrently(settings, edges, topics, tmp_path, 
         try:
             data = _provider_data(tmp_path / provider, seed)
             edge = edges[provider]
-            _wait_until_listening(edge.url)
+            wait_until_listening(edge.url)
             uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider),
                                 tmp_path / f"{provider}.jsonl", on_progress=lambda line: None)
             try:
@@ -167,7 +152,7 @@ def test_resumed_upload_sends_nothing_again(settings, edges, tmp_path):
     provider = PROVIDERS[0]
     data = _provider_data(tmp_path / "again", 7)
     edge = edges[provider]
-    _wait_until_listening(edge.url)
+    wait_until_listening(edge.url)
     sent: list[str] = []
     uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider), tmp_path / "j.jsonl",
                         on_progress=sent.append)
@@ -184,7 +169,7 @@ def test_resumed_upload_sends_nothing_again(settings, edges, tmp_path):
 
 def test_credentials_per_provider(settings, edges):
     a, b = edges[PROVIDERS[0]], edges[PROVIDERS[1]]
-    _wait_until_listening(a.url)
+    wait_until_listening(a.url)
     body = json.dumps({"upload_id": "u", "study_uid": "1.2.3", "series": [{"series_uid": "1.2.3.4",
                                                                           "expected_instances": 1}]})
     b_token = provider_cli.endpoint_token(settings, PROVIDERS[1])
@@ -200,7 +185,7 @@ def test_stow_rs_from_dicomweb_client(settings, edges):
 
     provider = PROVIDERS[1]
     edge = edges[provider]
-    _wait_until_listening(edge.url)
+    wait_until_listening(edge.url)
     datasets, _ = phi_dicom.ct_series(3, study=99, size=32)
     client = DICOMwebClient(url=f"{edge.url}/dicomweb",
                             headers={"Authorization": f"Bearer {provider_cli.endpoint_token(settings, provider)}"})

@@ -10,7 +10,6 @@ import time
 import uuid
 from collections import defaultdict
 
-import httpx
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -20,7 +19,7 @@ from lake_schemas.serde import registry_client
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import provider_cli
 from radlake.ingest import journal
-from radlake.ingest.client import Uploader, plan
+from radlake.ingest.client import Uploader, plan, wait_until_listening
 from radlake.ingest.errors import UploadError
 from radlake.ingest.report_cli import read_topic
 from radlake.object_store import ObjectStore
@@ -29,18 +28,6 @@ from radlake.synthetic import phi_dicom
 pytestmark = pytest.mark.integration
 
 STUDIES, SLICES = 20, 50  # 1,000 instances, 20 per request
-
-
-def _listening(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            httpx.post(f"{url}/manifests", content=b"{}", timeout=5)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_bootstrap, registry_url, tmp_path):
@@ -67,7 +54,7 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
 
     edge = provider_cli.add(settings, provider, f"kill-{run}", topics=names)
     try:
-        _listening(edge.url, 120)
+        wait_until_listening(edge.url, 120)
         token = provider_cli.endpoint_token(settings, provider)
         failure: list[BaseException] = []
 
@@ -100,7 +87,7 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
             pass
 
         nifi.start()
-        _listening(edge.url, 240)
+        wait_until_listening(edge.url, 240)
         resumed: list[str] = []
         uploader = Uploader(edge.url, token, journal_path, on_progress=resumed.append)
         try:
