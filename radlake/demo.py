@@ -149,39 +149,60 @@ def land_bronze(settings: Settings, topic_name: str):
     return spark, job.table_path
 
 
-def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings: Settings) -> list[dict]:
-    """Per series: fetch instances by claim-check, order by position, compute features on the known nodule."""
-    import pydicom
+def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings: Settings):
+    """Register each series' known nodule as a NIfTI ROI of the lake, then run the lake's radiomics job.
+
+    The series is rebuilt from the object store by claim-check (hashes verified) only to recognise which
+    generated nodule it carries: de-identification must have left its pixels bit-identical.
+    """
+    import tempfile
     from io import BytesIO
 
+    import pydicom
+
     from radlake.object_store import ObjectStore
-    from radlake.radiomics import CODE_VERSION, RadiomicsSettings, compute_features
+    from radlake.radiomics import RadiomicsSettings
+    from radlake.radiomics.geometry import Geometry
+    from radlake.radiomics.lake_cli import _publisher
+    from radlake.radiomics.nifti import write_nifti
+    from spark_jobs import radiomics_job
 
     rows = spark.read.format("delta").load(bronze_path).where(f"project = '{PROJECT}'").select(
-        "provider", "study_uid", "series_uid", "object_uri", "sha256", "image_position_patient", "pixel_spacing",
+        "provider", "project", "pseudo_patient_id", "study_uid", "series_uid", "object_uri", "sha256",
+        "image_position_patient", "pixel_spacing",
     ).collect()
-    series: dict[tuple[str, str, str], list] = {}
+    series: dict[tuple[str, str], list] = {}
     for row in rows:
-        series.setdefault((row.provider, row.study_uid, row.series_uid), []).append(row)
+        series.setdefault((row.study_uid, row.series_uid), []).append(row)
     store = ObjectStore(settings.resolved_object_store_uri)
-    features_settings = RadiomicsSettings(aggregations=("3D",))
-    out = []
-    for (provider, study, series_uid), instances in sorted(series.items()):
+    roi_rows = []
+    for (study, series_uid), instances in sorted(series.items()):
         instances.sort(key=lambda r: r.image_position_patient[2])
         planes = [pydicom.dcmread(BytesIO(store.get(r.object_uri, r.sha256))) for r in instances]
-        volume = np.stack([p.pixel_array for p in planes]).astype(np.int16)
-        truth = truths.get(_volume_hash(volume))
+        truth = truths.get(_volume_hash(np.stack([p.pixel_array for p in planes])))
         if truth is None:
             raise SystemExit(f"radlake demo: series {series_uid} pixels changed during de-identification")
-        hu = volume * float(planes[0].get("RescaleSlope", 1)) + float(planes[0].get("RescaleIntercept", 0))
         dz = abs(instances[1].image_position_patient[2] - instances[0].image_position_patient[2])
-        spacing = (dz, *instances[0].pixel_spacing)
-        values = compute_features(hu, truth.mask, spacing, features_settings)
-        for v in values:
-            out.append({"provider": provider, "study_uid": study, "series_uid": series_uid, "roi": f"nodule-{truth.kind}",
-                        "feature": v.name, "ibsi_id": v.ibsi_id, "value": float(v.value),
-                        "settings_hash": v.settings_hash, "code_version": CODE_VERSION})
-    return out
+        geometry = Geometry(shape=truth.mask.shape, spacing=(dz, *instances[0].pixel_spacing),
+                            origin=tuple(instances[0].image_position_patient),
+                            direction=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
+        with tempfile.TemporaryDirectory(prefix="radlake-demo-mask-") as tmp:
+            write_nifti(f"{tmp}/mask.nii.gz", truth.mask.astype(np.uint8), geometry)
+            stored = store.put(Path(f"{tmp}/mask.nii.gz").read_bytes(), prefix=f"masks/{study}", suffix=".nii.gz")
+        first = instances[0]
+        roi_rows.append({"provider": first.provider, "project": first.project,
+                         "pseudo_patient_id": first.pseudo_patient_id, "study_uid": study, "series_uid": series_uid,
+                         "roi": f"nodule-{truth.kind}", "mask_kind": "nifti", "mask_uri": stored.uri,
+                         "mask_sha256": stored.sha256, "label": None, "source": "synthetic:ground-truth"})
+    radiomics_job.register_rois(spark, settings.resolved_lake_uri, roi_rows)
+    job = radiomics_job.RadiomicsJob(settings.resolved_lake_uri, settings.resolved_object_store_uri,
+                                     RadiomicsSettings(aggregations=("3D",)), where=f"project = '{PROJECT}'")
+    result = radiomics_job.run(spark, job)
+    if result.events:
+        _publisher(settings, None)(list(result.events))
+    gold = spark.read.format("delta").load(job.path(radiomics_job.RADIOMICS_FEATURES)).where(
+        f"project = '{PROJECT}' AND settings_hash = '{job.settings_hash}'")
+    return result, [r.asDict() for r in gold.collect()], job.path(radiomics_job.RADIOMICS_FEATURES)
 
 
 def start_streams_worker(settings: Settings, quiet_period_s: float) -> subprocess.Popen:
@@ -241,19 +262,12 @@ def predict(settings: Settings, study_uids: set[str], streams: subprocess.Popen)
             raise SystemExit(f"radlake demo: the streams worker exited ({streams.returncode}); "
                              f"see {settings.logs_dir / 'demo-streams.log'}")
         missing = len(study_uids) - len({r["study_uid"] for r in predicted()})
-        if infer_main(["run", "--worker-id", "radlake-demo-worker", "--group", "radlake-demo-inference",
-                       "--max-predictions", str(missing), "--max-idle-s", "30"]) != 0:
+        with contextlib.redirect_stdout(io.StringIO()):  # its one-line JSON summary; predictions are read back
+            status = infer_main(["run", "--worker-id", "radlake-demo-worker", "--group", "radlake-demo-inference",
+                                 "--max-predictions", str(missing), "--max-idle-s", "30"])
+        if status != 0:
             raise SystemExit("radlake demo: the inference worker failed")
     return predicted()
-
-
-def write_gold(rows: list[dict], settings: Settings) -> str:
-    import pyarrow as pa
-    from deltalake import write_deltalake
-
-    path = f"{settings.resolved_lake_uri}/gold/radiomics_features"
-    write_deltalake(path, pa.Table.from_pylist(rows), mode="overwrite", partition_by=["provider"])
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,9 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         streams = start_streams_worker(settings, quiet_period_s=5.0)
         step("landing the topic in Delta bronze with Spark Structured Streaming")
         spark, bronze_path = land_bronze(settings, topic_name)
-        step("computing IBSI radiomic features from the object store")
-        feature_rows = radiomics(spark, bronze_path, truths, settings)
-        gold_path = write_gold(feature_rows, settings)
+        step("radiomics: the lake job computes IBSI features of each registered nodule ROI (Spark)")
+        features_run, feature_rows, gold_path = radiomics(spark, bronze_path, truths, settings)
         summary = spark.read.format("delta").load(bronze_path).groupBy("provider").agg(
             {"study_uid": "approx_count_distinct", "event_id": "count"}).collect()
         spark.stop()
@@ -308,11 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bronze {bronze_path}:")
     for row in sorted(summary, key=lambda r: r.provider):
         print(f"  {row.provider:<12} studies={row['approx_count_distinct(study_uid)']} instances={row['count(event_id)']}")
-    print(f"gold {gold_path}: {len(feature_rows)} feature values")
-    for name in ("morph_volume", "stat_mean", "cm_contrast"):
-        for row in feature_rows:
-            if row["feature"].startswith(name):
-                print(f"  {row['provider']:<12} {row['roi']:<18} {row['feature']:<28} {row['value']:.3f}")
+    print(f"gold {gold_path}: {len(feature_rows)} feature values "
+          f"(this run: {features_run.computed_rois} ROIs computed, {len(features_run.events)} studies announced "
+          f"on radlake.features.computed.v1)")
+    for name in ("morph.vol", "stat.mean", "cm.contrast[3D:mrg]"):
+        for row in sorted(feature_rows, key=lambda r: (r["provider"], r["roi"])):
+            if row["feature"] == name:
+                print(f"  {row['provider']:<12} {row['roi']:<18} {row['feature']:<14} {row['ibsi_id']}  {row['value']:.3f}")
     print(f"\npredictions ({model_label}) on radlake.prediction.created.v1, landed in gold/predictions:")
     for row in sorted(predictions, key=lambda r: r["study_uid"]):
         print(f"  study {row['study_uid'][:24]}... malignancy={row['malignancy_score']:.3f} "
