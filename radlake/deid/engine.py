@@ -32,7 +32,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from radlake import dicom_io
-from radlake.deid import archives
+from radlake.deid import archives, rewriter
 from radlake.deid.actions import Deidentified, deidentify, hmac_messages, provider_of
 from radlake.deid.burned_in import check_burned_in
 from radlake.deid.confidentiality_profile import STANDARD_EDITION, TABLE_VERSION, Profile, Rules, compile_rules
@@ -75,7 +75,30 @@ class _Prepared:
     messages: list[bytes]
 
 
-def _prepare(data: bytes, rules: Rules, provider_override: str | None) -> _Prepared | InstanceResult:
+@dataclass(frozen=True)
+class _PreparedBytes:
+    """An instance the byte-level path (:mod:`radlake.deid.rewriter`) takes."""
+
+    parsed: rewriter.Parsed
+    provider: str
+    identifiers: Identifiers
+    messages: list[bytes]
+
+
+# What the byte-level path raises on input it does not handle exactly: the dataset path takes it then.
+_BYTE_LEVEL_GIVES_UP = (rewriter.Unsupported, *DEID_ERRORS)
+
+
+def _prepare(data: bytes, rules: Rules, provider_override: str | None,
+             byte_level: bool = True) -> _Prepared | _PreparedBytes | InstanceResult:
+    if byte_level:
+        try:
+            parsed = rewriter.parse(data)
+            provider = rewriter.provider_of(parsed, provider_override)
+            found = rewriter.identifiers(parsed, rules)
+            return _PreparedBytes(parsed, provider, found, rewriter.hmac_messages(parsed, rules, provider, found))
+        except _BYTE_LEVEL_GIVES_UP:
+            pass
     fallback_provider = provider_override or "unknown"
     read = dicom_io.read_part10(data)
     if not read.ok:
@@ -144,14 +167,53 @@ def _finish(prepared: _Prepared, rules: Rules, digests: dict[bytes, bytes]) -> I
                           output_path(result.dataset), verified=True)
 
 
+def _finish_bytes(prepared: _PreparedBytes, rules: Rules, digests: dict[bytes, bytes]) -> InstanceResult | None:
+    """The byte-level rewrite and the same blocking scan; ``None`` when the dataset path must take over."""
+    try:
+        out = rewriter.rewrite(prepared.parsed, rules, digests, prepared.provider, prepared.identifiers)
+    except _BYTE_LEVEL_GIVES_UP:
+        return None
+    uid = rewriter.original_sop_instance_uid(prepared.parsed)
+    leaks = sorted({hit.token for hit in scan_bytes(out.header, prepared.identifiers.tokens)})
+    if leaks:
+        return InstanceResult(Status.QUARANTINED, prepared.provider, QuarantineReason.VERIFICATION_FAILED,
+                              f"{len(leaks)} input PHI value(s) found in the output", uid, verified=False,
+                              leaks=tuple(leaks))
+    return InstanceResult(Status.DEIDENTIFIED, prepared.provider, None, "", uid, out.encoded,
+                          f"{out.study_uid}/{out.series_uid}/{out.sop_uid}.dcm", verified=True)
+
+
+def _digests(prepared: Iterable[object], pseudonymiser: Pseudonymiser, known: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    messages = sorted({m for p in prepared if isinstance(p, _Prepared | _PreparedBytes) for m in p.messages} - known.keys())
+    if not messages:
+        return known
+    return {**known, **dict(zip(messages, pseudonymiser.hmac_many(messages), strict=True))}
+
+
 def deidentify_instances(
-    datas: Sequence[bytes], rules: Rules, pseudonymiser: Pseudonymiser, provider: str | None = None
+    datas: Sequence[bytes], rules: Rules, pseudonymiser: Pseudonymiser, provider: str | None = None,
+    *, byte_level: bool = True,
 ) -> list[InstanceResult]:
-    """De-identify many instances with one batched pseudonymiser call. Raises only :class:`PseudonymError`."""
-    prepared = [_prepare(data, rules, provider) for data in datas]
-    messages = sorted({m for p in prepared if isinstance(p, _Prepared) for m in p.messages})
-    digests = dict(zip(messages, pseudonymiser.hmac_many(messages), strict=True)) if messages else {}
-    return [p if isinstance(p, InstanceResult) else _finish(p, rules, digests) for p in prepared]
+    """De-identify many instances with one batched pseudonymiser call. Raises only :class:`PseudonymError`.
+
+    Instances the byte-level path (:mod:`radlake.deid.rewriter`) does not take go the dataset path;
+    those it gives up on while rewriting (rare) too, with a second pseudonymiser call for what that
+    path needs in addition. ``byte_level=False`` sends every instance the dataset path (comparisons).
+    """
+    prepared = [_prepare(data, rules, provider, byte_level) for data in datas]
+    digests = _digests(prepared, pseudonymiser, {})
+    results: list[InstanceResult | None] = [
+        p if isinstance(p, InstanceResult)
+        else _finish_bytes(p, rules, digests) if isinstance(p, _PreparedBytes)
+        else _finish(p, rules, digests)
+        for p in prepared
+    ]
+    retry = {i: _prepare(datas[i], rules, provider, byte_level=False) for i, r in enumerate(results) if r is None}
+    if retry:
+        digests = _digests(retry.values(), pseudonymiser, digests)
+        for i, p in retry.items():
+            results[i] = p if isinstance(p, InstanceResult) else _finish(p, rules, digests)  # type: ignore[arg-type]
+    return results  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------- files

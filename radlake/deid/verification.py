@@ -80,10 +80,13 @@ def _usable(token: str) -> bool:
 
 def element_tokens(elem: DataElement) -> Iterator[str]:
     """Candidate tokens of one non-sequence element."""
-    vr = elem.VR
+    return value_tokens(elem.VR, elem.value)
+
+
+def value_tokens(vr: str, value: object) -> Iterator[str]:
+    """Candidate tokens of a non-sequence value of VR ``vr``, as pydicom converts it."""
     if vr in _NUMERIC_VRS or vr == "SQ":
         return
-    value = elem.value
     if vr in _BINARY_VRS:
         if isinstance(value, bytes) and len(value) <= 1024:
             text = value.rstrip(b"\x00 ").decode("latin-1")
@@ -120,9 +123,13 @@ def collect_identifiers(ds: Dataset, rules: Rules) -> Identifiers:
     kept: set[str] = set()
     uids: list[str] = []
     _collect(ds, rules, strong, weak, kept, uids)
+    return Identifiers(tokens_from_parts(strong, weak, kept), tuple(uids))
+
+
+def tokens_from_parts(strong: set[str], weak: set[str], kept: set[str]) -> Tokens:
+    """Strong values always count; weak ones (private, descriptors) only when no kept value equals them."""
     kept_lower = {k.lower() for k in kept}
-    tokens = Tokens(frozenset({t.lower() for t in strong} | ({t.lower() for t in weak} - kept_lower)))
-    return Identifiers(tokens, tuple(uids))
+    return Tokens(frozenset({t.lower() for t in strong} | ({t.lower() for t in weak} - kept_lower)))
 
 
 def collect_tokens(ds: Dataset, rules: Rules) -> Tokens:
@@ -170,6 +177,11 @@ def _kept_texts(raw: object) -> Iterator[str]:
         text = "\\".join(str(v) for v in value)
     else:
         text = str(value if value is not None else "")
+    return kept_text_parts(text)
+
+
+def kept_text_parts(text: str) -> Iterator[str]:
+    """The values of a kept text element and their name components (backslash-separated ``text``)."""
     for part in text.split("\\"):
         part = part.strip(" \x00")
         if part:

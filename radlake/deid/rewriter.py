@@ -1,0 +1,635 @@
+"""The byte-level path: Table E.1-1 applied to the encoded Part-10 stream, without building pydicom datasets.
+
+For the common input — Explicit VR Little Endian, well-formed, ASCII text — the engine does not parse
+the file into a pydicom :class:`~pydicom.dataset.Dataset` and encode a new one. It walks the encoded
+data elements once (:func:`parse`), validates what :func:`radlake.dicom_io.read_part10` and the
+burned-in guard validate, collects the input's identifying values from the elements the profile acts on
+(:func:`identifiers`), and writes the output by copying every kept element's bytes as they are (the
+pixel data among them) and encoding only the elements the profile replaces (:func:`rewrite`).
+
+The decisions are the ones of the dataset path (:mod:`radlake.deid.actions`,
+:mod:`radlake.deid.verification`): the same actions, the same tokens, the same replacement values and
+padding, new file meta, sequences and items written with defined lengths, elements in tag order. A
+kept element keeps its original encoding instead of pydicom's re-encoding of it, so an output may differ
+from the dataset path's in the padding of kept values; pydicom reads both the same.
+
+Anything this path does not handle exactly raises :class:`Unsupported` before a byte is written, and
+the engine takes the dataset path for that instance: other transfer syntaxes, non-ASCII text, ``UN``
+elements whose VR pydicom would look up, odd or truncated lengths, elements out of order, elements
+after the pixel data, DICOMDIR, and every case that ends in quarantine (missing UIDs, short pixel data,
+burned-in annotation), so that the reason is found by the same code as before.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+
+from radlake.deid.actions import (
+    DUMMY_BY_VR,
+    DUMMY_TEXT,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    method_elements,
+    shift_date,
+)
+from radlake.deid.burned_in import HIGH_RISK_MODALITIES, HIGH_RISK_SOP_CLASSES
+from radlake.deid.confidentiality_profile import Action, Option, Profile, Rules
+from radlake.deid.pseudonyms import (
+    date_offset_from_digest,
+    date_offset_message,
+    patient_message,
+    pseudonym_from_digest,
+    uid_from_digest,
+    uid_message,
+)
+from radlake.deid.verification import (
+    _REMOVING,
+    _TEXT_VRS,
+    Identifiers,
+    Tokens,
+    descriptor_tags,
+    kept_text_parts,
+    redact,
+    tokens_from_parts,
+    value_tokens,
+)
+from radlake.dicom_io import MEDIA_STORAGE_DIRECTORY
+
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+PIXEL_DATA = 0x7FE00010
+SPECIFIC_CHARACTER_SET = 0x00080005
+DIRECTORY_RECORD_SEQUENCE = 0x00041220
+ITEM = 0xFFFEE000
+ITEM_DELIMITER = 0xFFFEE00D
+SEQUENCE_DELIMITER = 0xFFFEE0DD
+UNDEFINED = 0xFFFFFFFF
+
+_VRS = {vr.encode(): vr for vr in (
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW",
+    "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV")}
+_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+_STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
+                         "UR", "UT"})
+_SPLIT_STRIP_WHOLE = frozenset({"AS", "CS", "DA", "DT", "TM", "UI", "DS", "IS"})  # pydicom multi_string
+_SPLIT_STRIP_EACH = frozenset({"LO", "SH", "UC"})  # pydicom convert_text
+_SINGLE = frozenset({"LT", "ST", "UT"})  # pydicom convert_single_string
+_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_PAD_NUL = frozenset({"UI", "OB", "UN"})
+_TEXT_CLEANED = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "PN", "AE", "UR"})
+_DUMMY_PACKED = {"US": "<H", "SS": "<h", "UL": "<I", "SL": "<i", "UV": "<Q", "SV": "<q", "FL": "<f", "FD": "<d"}
+_VALID_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+
+_HEADER_2 = struct.Struct("<HH2sH")
+_HEADER_4 = struct.Struct("<HH2sHI")
+_TAG_LENGTH = struct.Struct("<HHI")
+_US = struct.Struct("<H")
+_UL = struct.Struct("<I")
+_PREAMBLE = b"\x00" * 128 + b"DICM"
+
+
+class Unsupported(Exception):
+    """This input is not one the byte-level path handles exactly; the dataset path takes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """One encoded data element: where its header starts, where its value starts and ends."""
+
+    tag: int
+    vr: str
+    start: int
+    value_start: int
+    end: int
+    items: tuple[tuple[Element, ...], ...] | None = None  # sequences
+
+
+@dataclass(frozen=True)
+class Parsed:
+    data: bytes
+    transfer_syntax: str
+    media_storage_sop_instance_uid: str | None
+    elements: tuple[Element, ...]
+    top: Mapping[int, Element]
+
+
+# ---------------------------------------------------------------------------------------------- parse
+
+
+def _parse_dataset(data: bytes, pos: int, end: int, delimited: bool) -> tuple[tuple[Element, ...], int]:
+    """Elements from ``pos`` to ``end`` (or to an item delimiter when ``delimited``)."""
+    elements: list[Element] = []
+    last = -1
+    unpack_tag_length = _TAG_LENGTH.unpack_from
+    while pos < end:
+        if pos + 8 > end:
+            raise Unsupported("element header past the end")
+        start = pos
+        group, number, length4 = unpack_tag_length(data, pos)
+        tag = group << 16 | number
+        if tag == ITEM_DELIMITER and delimited:
+            return tuple(elements), pos + 8
+        if group == 0xFFFE or tag <= last:
+            raise Unsupported("delimiter or element out of order")
+        last = tag
+        vr = _VRS.get(data[pos + 4 : pos + 6])
+        if vr is None:
+            raise Unsupported("unknown VR")
+        if vr in _LONG_VRS:
+            if pos + 12 > end:
+                raise Unsupported("element header past the end")
+            (length,) = _UL.unpack_from(data, pos + 8)
+            value_start = pos + 12
+        else:
+            length = length4 >> 16
+            value_start = pos + 8
+        if length == UNDEFINED:
+            if vr != "SQ":
+                raise Unsupported("undefined length outside a sequence")
+            items, pos = _parse_items(data, value_start, end, True)
+            elements.append(Element(tag, vr, start, value_start, pos, items))
+            continue
+        value_end = value_start + length
+        if value_end > end or length & 1:
+            raise Unsupported("odd length or value past the end")
+        items = _parse_items(data, value_start, value_end, False)[0] if vr == "SQ" else None
+        if vr in _STRING_VRS:
+            text = data[value_start:value_end]
+            if not text.isascii() or b"\x1b" in text:
+                raise Unsupported("non-ASCII text or escape sequences")
+        elements.append(Element(tag, vr, start, value_start, value_end, items))
+        pos = value_end
+    if delimited:
+        raise Unsupported("item without delimiter")
+    return tuple(elements), pos
+
+
+def _parse_items(data: bytes, pos: int, end: int, delimited: bool) -> tuple[tuple[tuple[Element, ...], ...], int]:
+    items = []
+    while pos < end:
+        if pos + 8 > end:
+            raise Unsupported("item header past the end")
+        group, number, length = _TAG_LENGTH.unpack_from(data, pos)
+        tag = group << 16 | number
+        if tag == SEQUENCE_DELIMITER and delimited:
+            return tuple(items), pos + 8
+        if tag != ITEM:
+            raise Unsupported("not an item")
+        if length == UNDEFINED:
+            elements, pos = _parse_dataset(data, pos + 8, end, True)
+        else:
+            item_end = pos + 8 + length
+            if item_end > end:
+                raise Unsupported("item past the end")
+            elements, _ = _parse_dataset(data, pos + 8, item_end, False)
+            pos = item_end
+        items.append(elements)
+    if delimited:
+        raise Unsupported("sequence without delimiter")
+    return tuple(items), pos
+
+
+def _text(data: bytes, element: Element) -> str:
+    return data[element.value_start : element.end].decode("ascii")
+
+
+def _single(data: bytes, element: Element | None) -> str:
+    """A single-valued string as pydicom gives it, stripped; several values are not handled here."""
+    if element is None:
+        return ""
+    text = _text(data, element)
+    if "\\" in text:
+        raise Unsupported("multi-valued attribute where one value is expected")
+    return text.rstrip("\x00 ")
+
+
+def _us(data: bytes, element: Element | None, default: int | None = None) -> int:
+    if element is None or element.end == element.value_start:
+        if default is None:
+            raise Unsupported("missing image attribute")
+        return default
+    if element.vr != "US" or element.end - element.value_start != 2:
+        raise Unsupported("image attribute not a single US")
+    return _US.unpack_from(data, element.value_start)[0]
+
+
+def parse(data: bytes) -> Parsed:
+    """Validate and index an instance the byte-level path can release; :class:`Unsupported` otherwise."""
+    if len(data) < 140 or data[128:132] != b"DICM":
+        raise Unsupported("no preamble")
+    pos = 132
+    meta: dict[int, Element] = {}
+    while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
+        group, number, length4 = _TAG_LENGTH.unpack_from(data, pos)
+        vr = _VRS.get(data[pos + 4 : pos + 6])
+        if vr is None or vr == "SQ":
+            raise Unsupported("file meta")
+        if vr in _LONG_VRS:
+            (length,) = _UL.unpack_from(data, pos + 8)
+            value_start = pos + 12
+        else:
+            length = length4 >> 16
+            value_start = pos + 8
+        if length == UNDEFINED or value_start + length > len(data):
+            raise Unsupported("file meta")
+        meta[group << 16 | number] = Element(group << 16 | number, vr, pos, value_start, value_start + length)
+        pos = value_start + length
+    ts_element = meta.get(0x00020010)
+    if ts_element is None or ts_element.vr != "UI":
+        raise Unsupported("no transfer syntax")
+    transfer_syntax = data[ts_element.value_start : ts_element.end].decode("latin-1").rstrip("\x00 ")
+    if transfer_syntax != EXPLICIT_VR_LITTLE_ENDIAN:
+        raise Unsupported("transfer syntax")
+    media_uid = meta.get(0x00020003)
+    media_uid_text = None
+    if media_uid is not None:
+        if media_uid.vr != "UI" or not data[media_uid.value_start : media_uid.end].isascii():
+            raise Unsupported("media storage SOP instance UID")
+        media_uid_text = _text(data, media_uid)
+    elements, _ = _parse_dataset(data, pos, len(data), False)
+    top = {e.tag: e for e in elements}
+    _validate(data, elements, top)
+    return Parsed(data, transfer_syntax, media_uid_text, elements, top)
+
+
+def _validate(data: bytes, elements: tuple[Element, ...], top: Mapping[int, Element]) -> None:
+    """What :func:`radlake.dicom_io.read_part10` and the burned-in guard check, for a release."""
+    pixel = top.get(PIXEL_DATA)
+    if pixel is None or pixel.vr not in ("OB", "OW"):
+        raise Unsupported("no native pixel data")
+    sop_class = _single(data, top.get(0x00080016))
+    if sop_class == MEDIA_STORAGE_DIRECTORY or DIRECTORY_RECORD_SEQUENCE in top:
+        raise Unsupported("DICOMDIR")
+    for tag in (0x00080016, 0x00080018, 0x0020000D, 0x0020000E):
+        element = top.get(tag)
+        value = _single(data, element) if element is not None and element.vr == "UI" else ""
+        if not value or len(value) > 64 or _VALID_UID.fullmatch(value) is None:
+            raise Unsupported("required UID")
+    if 0x7FE00008 in top or 0x7FE00009 in top:
+        raise Unsupported("float pixel data")
+    frames_element = top.get(0x00280008)
+    frames_text = _single(data, frames_element) if frames_element is not None else ""
+    if frames_element is not None and frames_element.vr != "IS":
+        raise Unsupported("number of frames")
+    try:
+        frames = int(frames_text) if frames_text.strip() else 1
+    except ValueError as err:
+        raise Unsupported("number of frames") from err
+    expected = (_us(data, top.get(0x00280010)) * _us(data, top.get(0x00280011))
+                * (_us(data, top.get(0x00280002), 1) or 1) * (frames or 1) * _us(data, top.get(0x00280100))) // 8
+    if pixel.end - pixel.value_start < expected or pixel.end == pixel.value_start:
+        raise Unsupported("pixel data shorter than the image attributes")
+    flag = _single(data, top.get(0x00280301)).strip().upper()
+    if flag == "YES":
+        raise Unsupported("burned-in annotation")
+    if flag != "NO" and (sop_class in HIGH_RISK_SOP_CLASSES
+                         or _single(data, top.get(0x00080060)).upper() in HIGH_RISK_MODALITIES):
+        raise Unsupported("burned-in annotation unknown on a high-risk class")
+    charset = top.get(SPECIFIC_CHARACTER_SET)
+    if charset is not None and "2022" in _text(data, charset):
+        raise Unsupported("code extensions")
+
+
+def provider_of(parsed: Parsed, override: str | None) -> str:
+    """As :func:`radlake.deid.actions.provider_of`, from the encoded elements."""
+    if override:
+        return override
+    for tag in (0x00100021, 0x00080080):  # Issuer of Patient ID, Institution Name
+        value = _single(parsed.data, parsed.top.get(tag)).strip()
+        if value:
+            return value
+    return "unknown"
+
+
+def original_sop_instance_uid(parsed: Parsed) -> str:
+    return _single(parsed.data, parsed.top.get(0x00080018))
+
+
+def patient_id(parsed: Parsed) -> str:
+    return _single(parsed.data, parsed.top.get(0x00100020))
+
+
+# ------------------------------------------------------------------------------------- values, tokens
+
+
+def _value(data: bytes, element: Element) -> object:
+    """The element's value as pydicom converts it (for the VRs whose values carry tokens)."""
+    vr = element.vr
+    raw = data[element.value_start : element.end]
+    if vr in _BINARY_VRS:
+        return raw
+    text = raw.decode("ascii")
+    if vr in _SPLIT_STRIP_WHOLE:
+        parts = text.rstrip(" \x00").split("\\")
+    elif vr in _SPLIT_STRIP_EACH:
+        parts = [part.rstrip("\x00 ") for part in text.split("\\")]
+    elif vr == "PN":
+        parts = text.rstrip("\x00 ").split("\\")
+    elif vr == "AE":
+        parts = [part.strip() for part in text.split("\\")]
+    elif vr in _SINGLE:
+        return text.rstrip("\x00 ")
+    elif vr == "UR":
+        return text.rstrip()
+    else:
+        raise Unsupported(f"value of VR {vr}")
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _check_un(data: bytes, element: Element, siblings: Mapping[int, Element]) -> None:
+    """pydicom gives an ``UN`` element the VR of its dictionary (the private one when its creator is present)."""
+    if not element.tag >> 16 & 1:
+        if _public_un_is_converted(element.tag):
+            raise Unsupported("UN element of a known public attribute")
+        return
+    number = element.tag & 0xFFFF
+    if 0x10 <= number < 0x100 or (number & 0xFF00 and (element.tag & 0xFFFF0000 | number >> 8) in siblings):
+        raise Unsupported("private UN element with a creator")
+
+
+@lru_cache(maxsize=1024)
+def _public_un_is_converted(tag: int) -> bool:
+    try:
+        return dictionary_VR(tag) != "UN"
+    except KeyError:
+        return False
+
+
+def identifiers(parsed: Parsed, rules: Rules) -> Identifiers:
+    """As :func:`radlake.deid.verification.collect_identifiers`, from the encoded elements."""
+    strong: set[str] = set()
+    weak: set[str] = set()
+    kept: set[str] = set()
+    uids: list[str] = []
+    _collect(parsed.data, parsed.elements, parsed.top, rules, strong, weak, kept, uids, descriptor_tags())
+    return Identifiers(tokens_from_parts(strong, weak, kept), tuple(uids))
+
+
+def _collect(data: bytes, elements: tuple[Element, ...], siblings: Mapping[int, Element] | None, rules: Rules,
+             strong: set[str], weak: set[str], kept: set[str], uids: list[str] | None,
+             descriptors: frozenset[int]) -> None:
+    if siblings is None:
+        siblings = {e.tag: e for e in elements}
+    for element in elements:
+        tag, vr = element.tag, element.vr
+        if vr == "UN":
+            _check_un(data, element, siblings)
+        if tag >> 16 & 1:
+            if vr == "SQ":
+                for item in element.items or ():
+                    _collect(data, item, None, rules, weak, weak, kept, None, descriptors)
+            elif tag & 0xFFFF >= 0x1000:
+                weak.update(value_tokens(vr, _value(data, element)))
+            continue
+        if tag == PIXEL_DATA:
+            continue
+        action = rules.action(tag)
+        if vr == "SQ":
+            removed = action is Action.REMOVE or action is Action.ZERO
+            for item in element.items or ():
+                _collect(data, item, None, rules, strong, weak, set() if removed else kept,
+                         None if removed else uids, descriptors)
+            continue
+        if action in _REMOVING or (action is Action.CLEAN and (vr == "DA" or vr == "DT")):
+            value = _value(data, element) if vr in _STRING_VRS or vr in _BINARY_VRS else None
+            (weak if tag in descriptors else strong).update(value_tokens(vr, value))
+            if uids is not None and vr == "UI" and action in (Action.UID, Action.DUMMY):
+                uids.extend(_uids(value))
+        elif (action is None or action is Action.KEEP) and vr in _TEXT_VRS:
+            kept.update(kept_text_parts(data[element.value_start : element.end].decode("utf-8", "replace")))
+
+
+def _uids(value: object) -> Iterator[str]:
+    for item in value if isinstance(value, list) else (value,):
+        text = str(item or "").strip().rstrip("\x00")
+        if text:
+            yield text
+
+
+def hmac_messages(parsed: Parsed, rules: Rules, provider: str, found: Identifiers) -> list[bytes]:
+    """As :func:`radlake.deid.actions.hmac_messages`."""
+    pid = patient_id(parsed)
+    messages = [patient_message(provider, pid), date_offset_message(provider, pid)]
+    messages += [uid_message(uid) for uid in found.uids]
+    if parsed.media_storage_sop_instance_uid is not None:
+        messages += [uid_message(uid) for uid in _uids(_split_ui(parsed.media_storage_sop_instance_uid))]
+    return messages
+
+
+def _split_ui(text: str) -> str | list[str]:
+    parts = text.rstrip(" \x00").split("\\")
+    return parts[0] if len(parts) == 1 else parts
+
+
+# -------------------------------------------------------------------------------------------- rewrite
+
+
+@dataclass(frozen=True)
+class _Context:
+    data: bytes
+    rules: Rules
+    digests: Mapping[bytes, bytes]
+    pseudonym: str
+    offset_days: int
+    tokens: Tokens
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    encoded: bytes
+    header: bytes  # the encoded bytes before the pixel data element, for the verification scan
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+
+
+def rewrite(parsed: Parsed, rules: Rules, digests: Mapping[bytes, bytes], provider: str,
+            found: Identifiers) -> Rewritten:
+    """The de-identified Part-10 bytes, as :func:`radlake.deid.actions.deidentify` and the encoder make them."""
+    pid = patient_id(parsed)
+    ctx = _Context(
+        parsed.data, rules, digests, pseudonym_from_digest(digests[patient_message(provider, pid)]),
+        date_offset_from_digest(digests[date_offset_message(provider, pid)], rules.profile.max_date_shift_days),
+        found.tokens,
+    )
+    uids: dict[int, str] = {}
+    chunks = _transform(parsed.elements, parsed.top, ctx, uids)
+    for tag, chunk in _method_chunks(rules):
+        chunks[tag] = chunk
+    pixel = chunks.pop(PIXEL_DATA, None)
+    if pixel is None or max(chunks) > PIXEL_DATA:
+        raise Unsupported("pixel data not kept, or elements after it in the output")
+    body = [chunks[tag] for tag in sorted(chunks)]
+    try:
+        sop_class, sop_instance = uids[0x00080016], uids[0x00080018]
+        study, series = uids[0x0020000D], uids[0x0020000E]
+    except KeyError as err:
+        raise Unsupported("a required UID is not in the output") from err
+    meta = _file_meta(sop_class, sop_instance, parsed.transfer_syntax)
+    if any("\\" in uid for uid in (sop_class, sop_instance, study, series)):
+        raise Unsupported("multi-valued UID in the output")
+    header = b"".join([_PREAMBLE, meta, *body])
+    return Rewritten(header + pixel, header, study, series, sop_instance)
+
+
+def _transform(elements: tuple[Element, ...], siblings: Mapping[int, Element] | None, ctx: _Context,
+               uids: dict[int, str] | None) -> dict[int, bytes | memoryview]:
+    """Encoded output elements by tag; ``uids`` receives the top level's output UID values."""
+    data = ctx.data
+    rules = ctx.rules
+    view = memoryview(data)
+    out: dict[int, bytes | memoryview] = {}
+    private: list[Element] = []
+    for element in elements:
+        tag, vr = element.tag, element.vr
+        if tag >> 16 & 1:
+            private.append(element)
+            continue
+        if not tag & 0xFFFF:
+            continue
+        action = rules.action(tag)
+        if action is Action.REMOVE:
+            continue
+        if (action is None or action is Action.KEEP) and vr != "SQ":
+            out[tag] = view[element.start : element.end]
+            if uids is not None and vr == "UI":
+                uids[tag] = _text(data, element).rstrip("\x00 ")
+            continue
+        encoded = _apply(element, action, ctx, uids)
+        if encoded is not None:
+            out[tag] = encoded
+    if private and rules.private is Action.CLEAN and rules.safe_private:
+        out.update(_safe_private(private, siblings or {e.tag: e for e in elements}, ctx))
+    return out
+
+
+def _apply(element: Element, action: Action | None, ctx: _Context, uids: dict[int, str] | None) -> bytes | None:
+    tag, vr = element.tag, element.vr
+    if vr == "SQ":
+        if action is Action.ZERO:
+            return _encode(tag, vr, b"")
+        items = []
+        for item in element.items or ():
+            encoded = b"".join(chunk for _, chunk in sorted(_transform(item, None, ctx, None).items()))
+            items.append(_TAG_LENGTH.pack(0xFFFE, 0xE000, len(encoded)) + encoded)
+        return _encode(tag, vr, b"".join(items))
+    data = ctx.data
+    if action is Action.ZERO:
+        return _encode(tag, vr, b"")
+    if action is Action.UID or (action is Action.DUMMY and vr == "UI"):
+        if vr != "UI":
+            raise Unsupported(f"U on VR {vr}")
+        mapped = [uid_from_digest(ctx.digests[uid_message(uid)]) for uid in _uids(_value(data, element))]
+        if uids is not None and len(mapped) == 1:
+            uids[tag] = mapped[0]
+        elif uids is not None:
+            uids.pop(tag, None)
+        return _encode_strings(tag, vr, mapped)
+    if action is Action.PSEUDONYM:
+        if vr not in _TEXT_CLEANED or vr == "AE":
+            raise Unsupported(f"P on VR {vr}")
+        return _encode_strings(tag, vr, [ctx.pseudonym])
+    if action is Action.DUMMY:
+        if vr in _DUMMY_PACKED:
+            return _encode(tag, vr, struct.pack(_DUMMY_PACKED[vr], DUMMY_BY_VR[vr]))
+        if vr == "AT":
+            return _encode(tag, vr, b"\x00\x00\x00\x00")
+        if vr in ("OB", "OW", "UN"):
+            return _encode(tag, vr, b"\x00\x00")
+        if vr not in _STRING_VRS:
+            raise Unsupported(f"D on VR {vr}")
+        return _encode_strings(tag, vr, [str(DUMMY_BY_VR.get(vr, DUMMY_TEXT))])
+    if action is Action.CLEAN:
+        if vr == "DA" or vr == "DT":
+            value = _value(data, element)
+            values = value if isinstance(value, list) else [value]
+            shifted = [s for s in (shift_date(str(v or ""), ctx.offset_days) for v in values) if s]
+            return _encode_strings(tag, vr, shifted)
+        if vr in _TEXT_CLEANED:
+            value = _value(data, element)
+            values = value if isinstance(value, list) else [value]
+            return _encode_strings(tag, vr, [redact(str(v or ""), ctx.tokens) for v in values])
+    # C on other VRs and K/None (private elements on the allow-list) keep the element
+    if uids is not None and vr == "UI":
+        uids[tag] = _text(data, element).rstrip("\x00 ")
+    return bytes(data[element.start : element.end])
+
+
+def _encode_strings(tag: int, vr: str, values: list[str]) -> bytes:
+    try:
+        value = "\\".join(values).encode("ascii")
+    except UnicodeEncodeError as err:
+        raise Unsupported("non-ASCII replacement") from err
+    if len(value) & 1:
+        value += b"\x00" if vr in _PAD_NUL else b" "
+    return _encode(tag, vr, value)
+
+
+def _encode(tag: int, vr: str, value: bytes) -> bytes:
+    if vr in _LONG_VRS:
+        return _HEADER_4.pack(tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)) + value
+    if len(value) > 0xFFFF:
+        raise Unsupported("value too long for its VR")
+    return _HEADER_2.pack(tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value
+
+
+def _safe_private(private: list[Element], siblings: Mapping[int, Element], ctx: _Context) -> dict[int, bytes]:
+    """As :func:`radlake.deid.actions._safe_private`: allow-listed private elements with their creators."""
+    data = ctx.data
+    kept: dict[int, bytes] = {}
+    for element in private:
+        group, number = element.tag >> 16, element.tag & 0xFFFF
+        block = number >> 8
+        if number < 0x1000 or block < 0x10:
+            continue
+        creator = siblings.get(group << 16 | block)
+        if creator is None:
+            continue
+        if creator.vr not in ("LO", "UN") or element.vr in ("SQ", "UN"):
+            raise Unsupported("allow-listed private element or creator of this VR")
+        name = _single(data, creator).strip()
+        if (group, name, number & 0xFF) in ctx.rules.safe_private:
+            kept[creator.tag] = bytes(data[creator.start : creator.end])
+            kept[element.tag] = bytes(data[element.start : element.end])
+    return kept
+
+
+def _method_chunks(rules: Rules) -> list[tuple[int, bytes]]:
+    """The encoded PatientIdentityRemoved, DeidentificationMethod(+CodeSequence), temporal flag."""
+    return _encoded_method_elements(rules.profile.name, rules.profile.options)
+
+
+@lru_cache(maxsize=16)
+def _encoded_method_elements(name: str, options: frozenset[Option]) -> list[tuple[int, bytes]]:
+    """Encoded once per profile by pydicom's writer, exactly as the dataset path writes them."""
+    ds = Dataset()
+    for element in method_elements(Rules({}, Action.REMOVE, Action.REMOVE, Action.REMOVE, frozenset(),
+                                         Profile(name=name, options=options))):
+        ds.add(element)
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    write_dataset(fp, ds)
+    encoded = fp.getvalue()
+    elements, _ = _parse_dataset(encoded, 0, len(encoded), False)
+    return [(e.tag, encoded[e.start : e.end]) for e in elements]
+
+
+def _file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
+    elements = [
+        _encode(0x00020001, "OB", b"\x00\x01"),
+        _encode_strings(0x00020002, "UI", [sop_class]),
+        _encode_strings(0x00020003, "UI", [sop_instance]),
+        _encode_strings(0x00020010, "UI", [transfer_syntax]),
+        _encode_strings(0x00020012, "UI", [IMPLEMENTATION_CLASS_UID]),
+        _encode_strings(0x00020013, "SH", [IMPLEMENTATION_VERSION_NAME]),
+    ]
+    body = b"".join(elements)
+    return _encode(0x00020000, "UL", _UL.pack(len(body))) + body
