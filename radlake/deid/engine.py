@@ -235,7 +235,7 @@ class Outcome:
     reason: str | None = None
     message: str = ""
     original_sop_uid: str | None = None
-    sha256: str | None = None
+    sha256: str | None = None  # of the input; for released instances only once their SOP UID is seen twice
     output: str | None = None
     verified: bool | None = None
     stored_as: str | None = None
@@ -271,11 +271,12 @@ def process_files(sources: Sequence[Source], job: Job, rules: Rules, pseudonymis
                                     QuarantineReason.NOT_DICOM, f"unreadable: {err}"))
     results = deidentify_instances(datas, rules, pseudonymiser, job.provider)
     for source, data, result in zip(readable, datas, results, strict=True):
-        digest = hashlib.sha256(data).hexdigest()
+        digest = None
         stored = None
         if result.status is Status.DEIDENTIFIED and result.encoded is not None and result.relative_path:
             _write_atomic(job.out_dir / result.relative_path, result.encoded)
         elif result.status is Status.QUARANTINED:
+            digest = hashlib.sha256(data).hexdigest()
             stored = keep_original(job.out_dir, data, digest)
         message = result.message + (f": {', '.join(result.leaks)}" if result.leaks else "")
         outcomes.append(Outcome(source.display, result.status, result.provider,
@@ -298,8 +299,22 @@ def _worker_batch(sources: list[Source]) -> list[Outcome]:
     return process_files(sources, _WORKER["job"], _WORKER["rules"], _WORKER["pseudonymiser"])  # type: ignore[arg-type]
 
 
+def _input_sha256(outcome: Outcome) -> str | None:
+    """The input's digest: recorded, or read again from where it was read (``None`` when it is gone)."""
+    if outcome.sha256 is not None:
+        return outcome.sha256
+    try:
+        return hashlib.sha256(Path(outcome.path).read_bytes()).hexdigest() if outcome.path else None
+    except OSError:
+        return None
+
+
 def settle_duplicates(outcomes: Sequence[Outcome]) -> list[Outcome]:
-    """Identical inputs for one SOP Instance UID → released once; differing inputs → all conflicts."""
+    """Identical inputs for one SOP Instance UID → released once; differing inputs → all conflicts.
+
+    Inputs are hashed here, and only those whose SOP Instance UID was released more than once; an
+    input that cannot be read again counts as different.
+    """
     groups: dict[str, list[int]] = defaultdict(list)
     for i, outcome in enumerate(outcomes):
         if outcome.status is Status.DEIDENTIFIED and outcome.original_sop_uid:
@@ -309,14 +324,16 @@ def settle_duplicates(outcomes: Sequence[Outcome]) -> list[Outcome]:
         if len(indices) < 2:
             continue
         indices = sorted(indices, key=lambda i: outcomes[i].source)
-        if len({outcomes[i].sha256 for i in indices}) == 1:
+        digests = {i: _input_sha256(outcomes[i]) for i in indices}
+        if len(set(digests.values())) == 1 and None not in digests.values():
             for i in indices[1:]:
-                settled[i] = replace(outcomes[i], status=Status.DUPLICATE, output=None,
+                settled[i] = replace(outcomes[i], status=Status.DUPLICATE, output=None, sha256=digests[i],
                                      message=f"identical to {outcomes[indices[0]].source}")
+            settled[indices[0]] = replace(outcomes[indices[0]], sha256=digests[indices[0]])
         else:
             for i in indices:
                 settled[i] = replace(outcomes[i], status=Status.QUARANTINED, output=None, verified=None,
-                                     reason=QuarantineReason.CONFLICTING_DUPLICATE,
+                                     sha256=digests[i], reason=QuarantineReason.CONFLICTING_DUPLICATE,
                                      message=f"{len(indices)} different inputs share this SOP Instance UID")
     return settled
 
@@ -434,8 +451,8 @@ def _apply_settlement(before: Sequence[Outcome], after: Sequence[Outcome], out_d
     for old, new in zip(before, after, strict=True):
         if new.reason == QuarantineReason.CONFLICTING_DUPLICATE and old.status is Status.DEIDENTIFIED:
             source = Path(old.path) if old.path else None
-            if source is not None and source.is_file() and old.sha256:
-                keep_original(out_dir, source.read_bytes(), old.sha256)
+            if source is not None and source.is_file() and new.sha256:
+                keep_original(out_dir, source.read_bytes(), new.sha256)
 
 
 def _record(outcome: Outcome) -> QuarantineRecord:

@@ -106,3 +106,20 @@ def test_output_inside_the_source_folder_is_not_read_back(upload, tmp_path):
         assert cli.main([str(src), "--out", str(src / "out"), "--project", "t", "--local-key-file", str(key),
                          "--no-progress", "--workers", "1"]) == 0
         assert json.loads((src / "out" / "report.json").read_text())["inputs"] == 1
+
+
+def test_duplicates_are_hashed_when_settled(tmp_path):
+    from radlake.deid.engine import Outcome, Status, settle_duplicates
+
+    for name, data in (("a", b"same"), ("b", b"same"), ("c", b"other"), ("d", b"only")):
+        (tmp_path / name).write_bytes(data)
+
+    def released(name: str, uid: str) -> Outcome:
+        return Outcome(name, Status.DEIDENTIFIED, "p", original_sop_uid=uid, path=str(tmp_path / name))
+
+    settled = settle_duplicates([released("a", "1"), released("b", "1"), released("c", "2"), released("gone", "2"),
+                                 released("d", "3")])
+    assert [o.status for o in settled] == [Status.DEIDENTIFIED, Status.DUPLICATE, Status.QUARANTINED,
+                                           Status.QUARANTINED, Status.DEIDENTIFIED]
+    assert settled[0].sha256 == settled[1].sha256 and settled[0].sha256 is not None
+    assert settled[3].sha256 is None and settled[4].sha256 is None  # unreadable counts as different; single: not hashed
