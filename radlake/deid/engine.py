@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
+from functools import cached_property
 from enum import StrEnum
 from pathlib import Path
 
@@ -54,17 +55,28 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class InstanceResult:
-    """What became of one input instance; ``encoded`` holds the de-identified Part-10 bytes."""
+    """What became of one input instance; ``encoded`` holds the de-identified Part-10 bytes.
+
+    The bytes are kept in pieces (``encoded_parts``: the header, then the pixel data as a view of the
+    input) and joined only when ``encoded`` is read; writing a file does not need to join them.
+    """
 
     status: Status
     provider: str
     reason: str | None = None
     message: str = ""
     original_sop_uid: str | None = None
-    encoded: bytes | None = None
+    encoded_parts: tuple[bytes | memoryview, ...] | None = None
     relative_path: str | None = None
     verified: bool | None = None  # None: never reached the verification scan
     leaks: tuple[str, ...] = ()
+
+    @cached_property
+    def encoded(self) -> bytes | None:
+        parts = self.encoded_parts
+        if parts is None:
+            return None
+        return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
 
 
 @dataclass(frozen=True)
@@ -163,7 +175,7 @@ def _finish(prepared: _Prepared, rules: Rules, digests: dict[bytes, bytes]) -> I
         return InstanceResult(Status.QUARANTINED, prepared.provider, QuarantineReason.VERIFICATION_FAILED,
                               f"{len(leaks)} input PHI value(s) found in the output", uid, verified=False,
                               leaks=tuple(leaks))
-    return InstanceResult(Status.DEIDENTIFIED, prepared.provider, None, "", uid, encoded,
+    return InstanceResult(Status.DEIDENTIFIED, prepared.provider, None, "", uid, (encoded,),
                           output_path(result.dataset), verified=True)
 
 
@@ -179,7 +191,7 @@ def _finish_bytes(prepared: _PreparedBytes, rules: Rules, digests: dict[bytes, b
         return InstanceResult(Status.QUARANTINED, prepared.provider, QuarantineReason.VERIFICATION_FAILED,
                               f"{len(leaks)} input PHI value(s) found in the output", uid, verified=False,
                               leaks=tuple(leaks))
-    return InstanceResult(Status.DEIDENTIFIED, prepared.provider, None, "", uid, out.encoded,
+    return InstanceResult(Status.DEIDENTIFIED, prepared.provider, None, "", uid, out.parts,
                           f"{out.study_uid}/{out.series_uid}/{out.sop_uid}.dcm", verified=True)
 
 
@@ -250,10 +262,11 @@ class Job:
     spec: PseudonymiserSpec
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
+def _write_atomic(target: Path, parts: Sequence[bytes | memoryview]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    tmp.write_bytes(data)
+    with open(tmp, "wb") as f:
+        f.writelines(parts)
     os.replace(tmp, target)
 
 
@@ -273,8 +286,8 @@ def process_files(sources: Sequence[Source], job: Job, rules: Rules, pseudonymis
     for source, data, result in zip(readable, datas, results, strict=True):
         digest = None
         stored = None
-        if result.status is Status.DEIDENTIFIED and result.encoded is not None and result.relative_path:
-            _write_atomic(job.out_dir / result.relative_path, result.encoded)
+        if result.status is Status.DEIDENTIFIED and result.encoded_parts is not None and result.relative_path:
+            _write_atomic(job.out_dir / result.relative_path, result.encoded_parts)
         elif result.status is Status.QUARANTINED:
             digest = hashlib.sha256(data).hexdigest()
             stored = keep_original(job.out_dir, data, digest)

@@ -100,7 +100,7 @@ class Unsupported(Exception):
     """This input is not one the byte-level path handles exactly; the dataset path takes it."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Element:
     """One encoded data element: where its header starts, where its value starts and ends."""
 
@@ -444,7 +444,7 @@ class _Context:
 
 @dataclass(frozen=True)
 class Rewritten:
-    encoded: bytes
+    parts: tuple[bytes, bytes | memoryview]  # the encoded file: header, then the pixel data element as it came
     header: bytes  # the encoded bytes before the pixel data element, for the verification scan
     study_uid: str
     series_uid: str
@@ -477,7 +477,7 @@ def rewrite(parsed: Parsed, rules: Rules, digests: Mapping[bytes, bytes], provid
     if any("\\" in uid for uid in (sop_class, sop_instance, study, series)):
         raise Unsupported("multi-valued UID in the output")
     header = b"".join([_PREAMBLE, meta, *body])
-    return Rewritten(header + pixel, header, study, series, sop_instance)
+    return Rewritten((header, pixel), header, study, series, sop_instance)
 
 
 def _transform(elements: tuple[Element, ...], siblings: Mapping[int, Element] | None, ctx: _Context,
