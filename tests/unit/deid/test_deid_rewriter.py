@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pydicom
 import pytest
@@ -12,7 +13,7 @@ from radlake.deid import rewriter
 from radlake.deid.confidentiality_profile import Option, Profile, SafePrivate, compile_rules
 from radlake.deid.engine import Status, deidentify_instances
 from radlake.deid.pseudonyms import LocalHmac
-from radlake.deid.verification import collect_identifiers
+from radlake.deid.verification import Tokens, _matches, _usable, collect_identifiers, scan_text
 from radlake.synthetic import phi_dicom
 
 PROFILES = {
@@ -98,3 +99,24 @@ def test_what_the_byte_level_path_leaves_to_the_dataset_path(default_rules, make
     assert not _takes(data)
     fast, slow = _both([data], default_rules)
     assert (fast[0].status, fast[0].reason, fast[0].encoded) == (slow[0].status, slow[0].reason, slow[0].encoded)
+
+
+def _reference_scan(hay: str, tokens: Tokens) -> list[str]:
+    """The scan as first written: every token searched for with :func:`_matches`."""
+    lowered = hay.lower()
+    return [token for token in sorted(tokens.values) if next(_matches(lowered, token), None)]
+
+
+def test_scan_finds_exactly_what_searching_every_token_finds(series_bytes, basic_rules):
+    rng = random.Random(4)
+    alphabet = "ab1.2 \\^x\u00e9\u00b2Z-"  # letters, digits, UID dots, a Latin-1 letter and a superscript digit
+    for _ in range(400):
+        values = {"".join(rng.choice(alphabet) for _ in range(rng.randint(3, 6))).lower() for _ in range(rng.randint(1, 400))}
+        tokens = Tokens(frozenset(v for v in values if _usable(v)))
+        hay = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6000)))
+        if tokens.values:
+            assert [h.token for h in scan_text(hay, tokens, "")] == _reference_scan(hay, tokens)
+    for data in series_bytes:  # the input's own header: every kind of token, most of them present
+        tokens = collect_identifiers(pydicom.dcmread(io.BytesIO(data)), basic_rules).tokens
+        hay = data[: data.find(b"\xe0\x7f\x10\x00")].decode("latin-1")
+        assert [h.token for h in scan_text(hay, tokens, "")] == _reference_scan(hay, tokens)
