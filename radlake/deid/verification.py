@@ -38,6 +38,7 @@ _DATES_IN_TEXT = re.compile(
     r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b|\b(?:19|20)\d{6}\b|\d{5,}"
 )
 _UID = re.compile(r"[0-9.]+")
+_ALNUM = re.compile(r"[^\W_]")  # one character for which str.isalnum() is true
 _UID_CHARS = frozenset("0123456789.")
 _BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 _NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "IS", "DS", "AS", "TM", "CS"})
@@ -75,7 +76,7 @@ def _usable(token: str) -> bool:
     token = token.strip()
     if token.isdigit():
         return len(token) >= MIN_DIGITS
-    return len(token) >= MIN_ALPHA and any(c.isalnum() for c in token)
+    return len(token) >= MIN_ALPHA and (token.isalnum() or _ALNUM.search(token) is not None)
 
 
 def element_tokens(elem: DataElement) -> Iterator[str]:
@@ -93,7 +94,8 @@ def value_tokens(vr: str, value: object) -> Iterator[str]:
             if text and all(32 <= ord(c) < 127 for c in text):
                 yield from (t for t in text.split("\\") if _usable(t))
         return
-    values = value if isinstance(value, MultiValue | list | tuple) else [value]
+    values = (value,) if value is None or isinstance(value, str) or not isinstance(value, MultiValue | list | tuple) \
+        else value
     for item in values:
         text = str(item if item is not None else "").strip().rstrip("\x00").strip()
         if not text:
