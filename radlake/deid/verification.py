@@ -194,6 +194,8 @@ def kept_text_parts(text: str) -> Iterator[str]:
 def _matches(hay: str, token: str) -> Iterator[tuple[int, int]]:
     """Spans of ``token`` in ``hay`` (both lower-case) under the boundary rules of the module doc."""
     start = hay.find(token)
+    if start < 0:
+        return
     uid = _is_uid(token)
     while start >= 0:
         if _bounded(hay, token, start, uid):
@@ -256,7 +258,7 @@ def _candidates(lowered: str, tokens: Tokens) -> set[str]:
 def redact(text: str, tokens: Tokens) -> str:
     """Clean a free-text value: drop every token occurrence and date/number-like runs, squeeze spaces."""
     lowered = text.lower()
-    spans = [span for token in _candidates(lowered, tokens) for span in _matches(lowered, token)]
+    spans = [span for token in _candidates(lowered, tokens) if token in lowered for span in _matches(lowered, token)]
     spans += [m.span() for m in _DATES_IN_TEXT.finditer(text)]
     if not spans:
         return text
