@@ -120,3 +120,12 @@ def test_scan_finds_exactly_what_searching_every_token_finds(series_bytes, basic
         tokens = collect_identifiers(pydicom.dcmread(io.BytesIO(data)), basic_rules).tokens
         hay = data[: data.find(b"\xe0\x7f\x10\x00")].decode("latin-1")
         assert [h.token for h in scan_text(hay, tokens, "")] == _reference_scan(hay, tokens)
+
+
+def test_giving_up_while_rewriting_falls_back_to_the_dataset_path(typical_bytes):
+    # a profile that removes the SOP Instance UID: the byte-level rewrite cannot build the file meta
+    rules = compile_rules(Profile(overrides={"(0008,0018)": "X"}))
+    assert _takes(typical_bytes[0])
+    fast, slow = _both(typical_bytes[:1], rules)
+    assert (fast[0].status, fast[0].reason, fast[0].message) == (slow[0].status, slow[0].reason, slow[0].message)
+    assert fast[0].reason == "DEID_FAILED"
