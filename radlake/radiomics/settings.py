@@ -30,26 +30,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from radlake.radiomics.errors import SettingsError
 
-FAMILIES = (
-    "morphology",
-    "local_intensity",
-    "intensity_statistics",
-    "intensity_histogram",
-    "intensity_volume_histogram",
-    "glcm",
-    "glrlm",
-    "glszm",
-    "gldzm",
-    "ngtdm",
-    "ngldm",
-)
 Family = Literal[
     "morphology",
     "local_intensity",
@@ -63,6 +50,7 @@ Family = Literal[
     "ngtdm",
     "ngldm",
 ]
+FAMILIES: tuple[str, ...] = get_args(Family)  # IBSI 1 order; one list, the type is the source
 Dimension = Literal["2D", "2.5D", "3D"]
 
 
