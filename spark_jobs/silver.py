@@ -6,15 +6,21 @@ own the silver tables. Each micro-batch:
 
 1. **gate**: the new instance rows are validated with the ``silver_instances`` expectation suite
    (``spark_jobs.gates``); each rejected row goes to ``governance/quarantine`` with the expectation it
-   failed, and the run is recorded in ``governance/gate_reports``;
+   failed;
 2. **series**: every series the batch touches is rebuilt from all of its bronze rows that passed the
    gate: deduplicated by SOP Instance UID + SHA-256 (a redelivery is counted, a same-UID/different-hash
    arrival after the first is quarantined as ``SOP_UID_HASH_CONFLICT``), ordered along the slice normal,
    with spacing, gaps, duplicated positions and the volume geometry (``spark_jobs.image_plane``);
-3. **studies**: every study the batch touches (by an instance or a ``study completed`` event) is rebuilt
+3. the gate run is recorded in ``governance/gate_reports`` (after the series, so it does not delay them);
+4. **studies**: every study the batch touches (by an instance or a ``study completed`` event) is rebuilt
    from its silver series and its latest completion event.
 
-Rebuilding from bronze makes each step idempotent: a replayed micro-batch MERGEs the same rows again.
+Spark reads the two streams and evaluates the gate columns (one job per batch). The rows of the touched
+series and studies are read and written on the driver with delta-rs (``_scan``, ``tables.replace_rows``,
+``tables.append_rows_once``): a batch touches a few series, and each Spark read or MERGE of them cost
+seconds on the shared 2-core machine where delta-rs takes milliseconds (docs/lake.md, Limits).
+
+Rebuilding from bronze makes each step idempotent: a replayed micro-batch writes the same rows again.
 """
 
 from __future__ import annotations
@@ -137,6 +143,54 @@ def _list(value) -> list | None:
     return None if value is None else list(value)
 
 
+def _completion_order(row: dict) -> tuple:
+    """Latest completion first: highest study version, then latest occurrence, then event id (NULLs last)."""
+    return tuple((value is not None, value) for value in (row["study_version"], row["occurred_at"], row["event_id"]))
+
+
+def study_row(study_uid: str, series: Sequence[dict], completions: Sequence[dict], now: datetime) -> dict | None:
+    """A silver ``studies`` row from the study's silver series rows and its ``study completed`` events.
+
+    ``None`` when the study has neither (e.g. every instance it had was quarantined).
+    """
+    if not series and not completions:
+        return None
+    done = max(completions, key=_completion_order) if completions else None
+
+    def first(values):
+        present = [v for v in values if v is not None]
+        return min(present) if present else None
+
+    providers = {s["provider"] for s in series if s["provider"] is not None}
+    if done is not None:
+        providers |= set(done["providers"] or ())
+    instance_count = sum(s["instance_count"] or 0 for s in series)
+    completed_count = done["instance_count"] if done is not None else None
+    return {
+        "provider": first(s["provider"] for s in series) or (done["provider"] if done else None),
+        "providers": sorted(providers),
+        "project": first(s["project"] for s in series) or (done["project"] if done else None),
+        "pseudo_patient_id": (first(s["pseudo_patient_id"] for s in series)
+                              or (done["pseudo_patient_id"] if done else None)),
+        "study_uid": study_uid,
+        "modalities": sorted({s["modality"] for s in series if s["modality"] is not None}) if series else None,
+        "series_count": len(series),
+        "instance_count": instance_count,
+        "reconstructable_series": sum(1 for s in series if s["reconstructable"]),
+        "status": ("receiving" if done is None else "updated" if done["event_type"] == "study.updated"
+                   else "complete"),
+        "study_version": done["study_version"] if done else None,
+        "completion_reason": done["completion_reason"] if done else None,
+        "completed_at": done["occurred_at"] if done else None,
+        "completed_event_id": done["event_id"] if done else None,
+        "completed_instance_count": completed_count,
+        "counts_match": None if done is None or completed_count is None else instance_count == completed_count,
+        "first_event_at": first(s["first_event_at"] for s in series),
+        "last_event_at": max((s["last_event_at"] for s in series if s["last_event_at"] is not None), default=None),
+        "updated_at": now,
+    }
+
+
 def quarantine_record(row: dict, *, check: str, stage: str, reason: str, detail: dict, now: datetime,
                       suite: str | None = None, expectation: str | None = None, gate_run_id: str | None = None,
                       source_table: str = "bronze/instances") -> dict:
@@ -187,8 +241,8 @@ _BRONZE_COLUMNS = (
 )
 
 
-def gate_frame(instances):
-    """The columns the gate suite reads, derived columns included, as a pandas DataFrame."""
+def gate_frame(instances, *passthrough: str):
+    """The columns the gate suite reads, derived columns included (and ``passthrough``), as a pandas DataFrame."""
     from pyspark.sql import functions as F
 
     o = [F.col("image_orientation_patient")[i] for i in range(6)]
@@ -199,7 +253,7 @@ def gate_frame(instances):
         F.col("image_orientation_patient").isNull(), F.lit(None).cast("double"),
     ).otherwise(F.greatest(F.abs(row_norm - 1), F.abs(col_norm - 1), F.abs(dot)))
     return instances.select(
-        "event_id", "study_uid", "series_uid", "sop_instance_uid", "object_uri", "sha256", "size_bytes",
+        *passthrough, "event_id", "study_uid", "series_uid", "sop_instance_uid", "object_uri", "sha256", "size_bytes",
         "modality", "rows", "columns",
         F.array_min("pixel_spacing").alias("pixel_spacing_min"),
         orientation_error.alias("orientation_norm_error"),
@@ -227,21 +281,31 @@ def _quarantine_gate_rejects(spark, instances, result: gates.GateResult, run_id:
     tables.append_once(rows, job.path(QUARANTINE), txn=(f"{job.query_name}:{job.run_key}:gate", batch_id))
 
 
-def _rebuild_series(spark, keys, job: SilverJob, now: datetime) -> None:
-    from pyspark.sql import functions as F
+def _scan(path: str, columns: Sequence[str], predicate) -> list[dict]:
+    """Rows of a Delta table read on the driver with delta-rs, filtered in the Parquet scan.
 
-    gated_out = (spark.read.format("delta").load(job.path(QUARANTINE))
-                 .where(F.col("stage") == GATE_STAGE).select("event_id").distinct())
-    bronze_rows = (
-        spark.read.format("delta").load(job.path(BRONZE_INSTANCES))
-        .join(F.broadcast(keys), ["study_uid", "series_uid"])
-        .join(gated_out, "event_id", "left_anti")
-        .select(*_BRONZE_COLUMNS)
-        .collect()
-    )
+    A micro-batch touches a few series and studies; reading their rows this way costs milliseconds, where a
+    Spark read (snapshot, plan, job) cost seconds on a loaded 2-core machine.
+    """
+    from deltalake import DeltaTable
+
+    return DeltaTable(path).to_pyarrow_dataset().to_table(columns=list(columns), filter=predicate).to_pylist()
+
+
+def _rebuild_series(spark, keys: set[tuple[str, str]], rejected: set[str], job: SilverJob,
+                    now: datetime) -> list[dict]:
+    """Rebuild the touched series from their bronze rows that passed the gate, replace them; returns the rows."""
+    import pyarrow.compute as pc
+
+    series_uids = sorted({series for _study, series in keys})
+    in_series = pc.field("series_uid").isin(series_uids)
+    gated_out = rejected | {r["event_id"] for r in _scan(
+        job.path(QUARANTINE), ["event_id"], (pc.field("stage") == GATE_STAGE) & in_series)}
     grouped: dict[tuple[str, str], list[dict]] = {}
-    for r in bronze_rows:
-        grouped.setdefault((r.study_uid, r.series_uid), []).append(r.asDict())
+    for r in _scan(job.path(BRONZE_INSTANCES), _BRONZE_COLUMNS, in_series):
+        key = (r["study_uid"], r["series_uid"])
+        if key in keys and r["event_id"] not in gated_out:
+            grouped.setdefault(key, []).append(r)
     series, conflicts = [], []
     for rows in grouped.values():
         row, conflict = series_row(rows, now)
@@ -251,55 +315,41 @@ def _rebuild_series(spark, keys, job: SilverJob, now: datetime) -> None:
         # A conflict found again when a later batch rebuilds the series is already there: MERGE, not append.
         tables.merge(spark, tables.frame(spark, conflicts, QUARANTINE), job.path(QUARANTINE), QUARANTINE,
                      update=False)
-    if series:
-        tables.merge(spark, tables.frame(spark, series, SILVER_SERIES), job.path(SILVER_SERIES), SILVER_SERIES)
+    tables.replace_rows(job.path(SILVER_SERIES), series, SILVER_SERIES)
+    return series
 
 
-def _rebuild_studies(spark, study_keys, job: SilverJob, now: datetime) -> None:
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
+_SERIES_SUMMARY = ("study_uid", "series_uid", "provider", "project", "pseudo_patient_id", "modality",
+                   "instance_count", "reconstructable", "first_event_at", "last_event_at")
+_COMPLETION_COLUMNS = ("study_uid", "event_id", "event_type", "provider", "providers", "project",
+                       "pseudo_patient_id", "study_version", "completion_reason", "occurred_at", "instance_count")
 
-    series = spark.read.format("delta").load(job.path(SILVER_SERIES)).join(F.broadcast(study_keys), "study_uid")
-    summary = series.groupBy("study_uid").agg(
-        F.min("provider").alias("s_provider"), F.array_sort(F.collect_set("provider")).alias("s_providers"),
-        F.min("project").alias("s_project"), F.min("pseudo_patient_id").alias("s_patient"),
-        F.array_sort(F.collect_set("modality")).alias("modalities"), F.count("*").alias("series_count"),
-        F.sum("instance_count").alias("instance_count"),
-        F.sum(F.col("reconstructable").cast("bigint")).alias("reconstructable_series"),
-        F.min("first_event_at").alias("first_event_at"), F.max("last_event_at").alias("last_event_at"),
-    )
-    latest = Window.partitionBy("study_uid").orderBy(F.desc("study_version"), F.desc("occurred_at"), F.desc("event_id"))
-    completion = (
-        spark.read.format("delta").load(job.path(BRONZE_STUDY_COMPLETED)).join(F.broadcast(study_keys), "study_uid")
-        .withColumn("rank", F.row_number().over(latest)).where("rank = 1")
-        .select("study_uid", "event_type", "study_version", "completion_reason",
-                F.col("occurred_at").alias("completed_at"), F.col("event_id").alias("completed_event_id"),
-                F.col("instance_count").alias("completed_instance_count"), F.col("provider").alias("c_provider"),
-                F.col("providers").alias("c_providers"), F.col("project").alias("c_project"),
-                F.col("pseudo_patient_id").alias("c_patient"))
-    )
-    studies = summary.join(completion, "study_uid", "full_outer").select(
-        F.coalesce("s_provider", "c_provider").alias("provider"),
-        F.array_sort(F.array_distinct(F.concat(F.coalesce("s_providers", F.array()),
-                                               F.coalesce("c_providers", F.array())))).alias("providers"),
-        F.coalesce("s_project", "c_project").alias("project"),
-        F.coalesce("s_patient", "c_patient").alias("pseudo_patient_id"),
-        "study_uid", "modalities",
-        F.coalesce("series_count", F.lit(0)).alias("series_count"),
-        F.coalesce("instance_count", F.lit(0)).alias("instance_count"),
-        F.coalesce("reconstructable_series", F.lit(0)).alias("reconstructable_series"),
-        F.when(F.col("completed_event_id").isNull(), "receiving")
-         .when(F.col("event_type") == "study.updated", "updated").otherwise("complete").alias("status"),
-        "study_version", "completion_reason", "completed_at", "completed_event_id", "completed_instance_count",
-        F.when(F.col("completed_event_id").isNull(), F.lit(None).cast("boolean"))
-         .otherwise(F.coalesce("instance_count", F.lit(0)) == F.col("completed_instance_count")).alias("counts_match"),
-        "first_event_at", "last_event_at", F.lit(now).cast("timestamp").alias("updated_at"),
-    )
-    tables.merge(spark, studies.select(*[n for n, _ in SILVER_STUDIES.columns]), job.path(SILVER_STUDIES),
-                 SILVER_STUDIES)
+
+def _rebuild_studies(study_uids: set[str], job: SilverJob, now: datetime) -> None:
+    """Rebuild the touched studies from their silver series and their latest completion event, replace them."""
+    import pyarrow.compute as pc
+
+    in_studies = pc.field("study_uid").isin(sorted(study_uids))
+    series: dict[str, list[dict]] = {}
+    for r in _scan(job.path(SILVER_SERIES), _SERIES_SUMMARY, in_studies):
+        series.setdefault(r["study_uid"], []).append(r)
+    completions: dict[str, list[dict]] = {}
+    for r in _scan(job.path(BRONZE_STUDY_COMPLETED), _COMPLETION_COLUMNS, in_studies):
+        completions.setdefault(r["study_uid"], []).append(r)
+    studies = [row for uid in sorted(study_uids)
+               if (row := study_row(uid, series.get(uid, ()), completions.get(uid, ()), now)) is not None]
+    tables.replace_rows(job.path(SILVER_STUDIES), studies, SILVER_STUDIES)
 
 
 def process_batch(spark, batch, batch_id: int, job: SilverJob, suite: gates.Suite) -> None:
+    """Gate, then series (what the latency goal is about), then the gate report and the studies.
+
+    Quarantined rows are committed before the series that leave them out; the gate report and studies
+    follow the series commit. A batch replayed after a crash anywhere in between writes the same rows
+    again (series and studies are replaced by key) or nothing (appends with transaction ids).
+    """
+    from pyspark.sql import functions as F
+
     started = datetime.now(timezone.utc)
     timings: dict[str, float] = {}
     batch = batch.persist()
@@ -307,26 +357,31 @@ def process_batch(spark, batch, batch_id: int, job: SilverJob, suite: gates.Suit
     try:
         instances = batch.where("source = 'instance'").select("instance.*")
         with _timed(timings, "gate"):
-            frame = gate_frame(instances)
+            # One Spark job for the whole batch: the gate columns of its instances and the study UIDs of its
+            # completion events (whose instance struct is NULL; study_uid is the batch's own column).
+            columns = [F.col("study_uid") if c == "study_uid" else F.col(f"instance.`{c}`") for c in instances.columns]
+            both = gate_frame(batch.select("source", *columns), "source")
+            frame = both[both["source"] == "instance"].drop(columns="source").reset_index(drop=True)
             result = gates.validate(frame, suite) if not frame.empty else None
+        study_uids = {u for u in both.loc[both["source"] == "completed", "study_uid"] if isinstance(u, str)}
         if result is not None:
+            rejected = {event_id for o in result.outcomes for event_id in o.unexpected}
             with _timed(timings, "quarantine"):
                 _quarantine_gate_rejects(spark, instances, result, run_id, batch_id, started, job)
+            keys = {(st, se) for st, se in zip(frame["study_uid"], frame["series_uid"])
+                    if isinstance(st, str) and isinstance(se, str)}
+            with _timed(timings, "series"):
+                _rebuild_series(spark, keys, rejected, job, started)
+            study_uids |= {st for st, _se in keys}
+            with _timed(timings, "report"):
                 report = gate_report(result, run_id=run_id, query=job.query_name, batch_id=batch_id,
                                      started_at=started, finished_at=datetime.now(timezone.utc))
                 # The transaction id makes a replayed batch's report a no-op instead of a second row.
-                tables.append_once(tables.frame(spark, [report], GATE_REPORTS), job.path(GATE_REPORTS),
-                                   txn=(f"{job.query_name}:{job.run_key}:report", batch_id))
-            with _timed(timings, "series"):
-                keys = instances.where("study_uid IS NOT NULL AND series_uid IS NOT NULL") \
-                    .select("study_uid", "series_uid").distinct()
-                _rebuild_series(spark, keys, job, started)
-        with _timed(timings, "studies"):
-            study_uids = [r.study_uid for r in batch.select("study_uid").where("study_uid IS NOT NULL")
-                          .distinct().collect()]
-            if study_uids:
-                _rebuild_studies(spark, spark.createDataFrame([(u,) for u in study_uids], "study_uid STRING"),
-                                 job, started)
+                tables.append_rows_once(job.path(GATE_REPORTS), [report], GATE_REPORTS,
+                                        txn=(f"{job.query_name}:{job.run_key}:report", batch_id))
+        if study_uids:
+            with _timed(timings, "studies"):
+                _rebuild_studies(study_uids, job, started)
     finally:
         batch.unpersist()
     log.info("silver batch %d: %s", batch_id, ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

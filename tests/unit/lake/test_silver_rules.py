@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from spark_jobs.silver import Arrival, resolve_instances, series_row
+from spark_jobs.silver import Arrival, resolve_instances, series_row, study_row
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
@@ -51,3 +51,42 @@ def test_series_row_orders_dedupes_and_quarantines_conflicts():
     assert json.loads(conflict["expectation_kwargs"]) == {"kept_event_id": "e0", "kept_sha256": f"{0:064x}"}
     assert json.loads(conflict["record"])["sha256"] == "f" * 64
     assert rows[3]["event_id"] == "again"  # inputs are not modified
+
+
+def _series(uid, provider, *, count, reconstructable=True, modality="CT", first=1, last=2):
+    return {"study_uid": "2.25.10", "series_uid": uid, "provider": provider, "project": "proj",
+            "pseudo_patient_id": "RL1", "modality": modality, "instance_count": count,
+            "reconstructable": reconstructable, "first_event_at": datetime(2026, 1, 1, 0, 0, first),
+            "last_event_at": datetime(2026, 1, 1, 0, 0, last)}
+
+
+def _completion(event_id, version, *, count, event_type="study.completed", providers=("p",), second=0):
+    return {"study_uid": "2.25.10", "event_id": event_id, "event_type": event_type, "provider": "p",
+            "providers": list(providers), "project": "proj", "pseudo_patient_id": "RL1", "study_version": version,
+            "completion_reason": "manifest", "occurred_at": datetime(2026, 1, 1, 0, 1, second),
+            "instance_count": count}
+
+
+def test_study_row_summarises_series_and_takes_the_latest_completion():
+    series = [_series("2.25.20", "p", count=12, first=3, last=9),
+              _series("2.25.21", "q", count=10, reconstructable=False, modality="PT", first=1, last=5)]
+    completions = [_completion("c1", 1, count=21), _completion("c2", 2, count=22, event_type="study.updated"),
+                   _completion("c0", None, count=1, second=30)]
+    row = study_row("2.25.10", series, completions, NOW)
+    assert (row["provider"], row["providers"], row["modalities"]) == ("p", ["p", "q"], ["CT", "PT"])
+    assert (row["series_count"], row["instance_count"], row["reconstructable_series"]) == (2, 22, 1)
+    assert (row["status"], row["study_version"], row["completed_event_id"]) == ("updated", 2, "c2")
+    assert row["completed_instance_count"] == 22 and row["counts_match"] is True
+    assert row["first_event_at"] == datetime(2026, 1, 1, 0, 0, 1)
+    assert row["last_event_at"] == datetime(2026, 1, 1, 0, 0, 9) and row["updated_at"] == NOW
+
+
+def test_study_row_before_completion_and_without_series():
+    receiving = study_row("2.25.10", [_series("2.25.20", "p", count=3)], [], NOW)
+    assert (receiving["status"], receiving["study_version"], receiving["counts_match"]) == ("receiving", None, None)
+    only_completed = study_row("2.25.10", [], [_completion("c1", 1, count=5, providers=("p", "r"))], NOW)
+    assert (only_completed["status"], only_completed["series_count"], only_completed["instance_count"]) == \
+        ("complete", 0, 0)
+    assert only_completed["modalities"] is None and only_completed["counts_match"] is False
+    assert only_completed["providers"] == ["p", "r"] and only_completed["first_event_at"] is None
+    assert study_row("2.25.10", [], [], NOW) is None
