@@ -9,6 +9,7 @@ replayed micro-batch or a redelivered event (same event id) a no-op. Together: n
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from lake_schemas.tables import BRONZE_INSTANCES, DeltaTableSpec, event_ddl
@@ -77,6 +78,7 @@ def merge_batch(spark, batch_df, path: str, spec: DeltaTableSpec) -> None:
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
+    started = time.perf_counter()
     batch_df = batch_df.persist()
     rejected = batch_df.where("event_id IS NULL").select(
         "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "schema_id", "raw_value",
@@ -93,6 +95,7 @@ def merge_batch(spark, batch_df, path: str, spec: DeltaTableSpec) -> None:
         .execute()
     )
     batch_df.unpersist()
+    log.info("bronze %s: MERGE %.1fs", spec.name, time.perf_counter() - started)
 
 
 def start(spark, job: BronzeJob, *, available_now: bool = False, processing_time: str = "5 seconds"):
