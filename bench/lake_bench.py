@@ -136,7 +136,7 @@ def _complete_studies(table) -> list[str]:
 
 def _quantiles(values: list[float]) -> dict:
     values = sorted(values)
-    q = statistics.quantiles(values, n=100) if len(values) > 1 else [values[0]] * 99
+    q = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else [values[0]] * 99
     return {"p50_s": q[49], "p95_s": q[94], "max_s": values[-1]}
 
 
