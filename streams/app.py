@@ -32,7 +32,7 @@ import json
 import logging
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import faust
 from confluent_kafka import KafkaException
@@ -57,11 +57,13 @@ from streams.config import StreamsConfig
 from streams.dedupe import Verdict, classify, conflict_event
 from streams.errors import ContractError, TopicLayoutError
 from streams.metrics import StreamsMetrics
+from streams.offset_continuity import OffsetReader, OffsetReadError, ReadEvent, missing_offsets
 from streams.records import InstanceRecord
 from streams.series_summary import study_completed
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[[Any], Awaitable[None]]
 RAW = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
@@ -148,8 +150,9 @@ class StudyStreams:
         self.instances = table("instances")
         self.seen = table("seen")
         self.pending = table("pending")
-        self.handled_next: dict[int, int] = {}  # instance topic partition -> offset after the last handled
-        self.expected_offset: dict[TP, int] = {}  # input partition -> next offset the stream should deliver
+        self.expected_offset: dict[TP, int] = {}  # input partition -> next offset the worker must handle
+        self.stalled: dict[TP, tuple[int, float]] = {}  # input partition -> (expected offset, since when)
+        self.offsets = OffsetReader(config.bootstrap, config.app_id)
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -202,26 +205,82 @@ class StudyStreams:
                  done.reason, len(records))
         return emitted
 
-    def check_continuity(self, event: faust.types.EventT) -> None:
-        """Count and log input offsets that never reached the stream. The input topics are written without
-        transactions, so their offsets have no holes: a jump within a worker's session means faust skipped
-        messages (seen after a restart under load; faust-streaming issues #216, #221, #312 describe the same
-        class of race). Seeking back from here does not help: faust's fetcher then drops the re-read
-        messages as already read. So this only makes the loss visible."""
+    async def repair_gap(self, event: faust.types.EventT, handle: Handler) -> None:
+        """Handle, before ``event``, the input messages of its partition that never reached the stream.
+
+        See :mod:`streams.offset_continuity`: the first message of a partition in an assignment is checked
+        against the group's committed offset, every later one against the offset after the last handled."""
         msg = event.message
         tp = msg.tp
         expected = self.expected_offset.get(tp)
-        if expected is not None and msg.offset > expected:
-            log.error("%s[%d]: offsets %d-%d never reached the stream (skipped by faust)", tp.topic,
-                      tp.partition, expected, msg.offset - 1)
-            self.metrics.offset_gaps.labels(tp.topic).inc(msg.offset - expected)
-        self.expected_offset[tp] = max(msg.offset + 1, expected or 0)
+        if expected is None:
+            expected = await asyncio.to_thread(self.offsets.start_offset, tp.topic, tp.partition)
+        await self._read_back(tp, missing_offsets(expected, msg.offset), handle)
+        self.expected_offset[tp] = max(msg.offset + 1, expected)
+
+    async def repair_stall(self, partition: int) -> int:
+        """Read back the input messages of ``partition`` that are in the broker and have not reached the
+        stream for ``stall_s``; return the instance events of the partition not handled yet (its lag).
+
+        The gap check of :meth:`repair_gap` needs a later message to reveal a skip. This one covers the
+        rest: the last messages of a partition, and a partition faust does not fetch at all after a
+        restart (seen in kill -9 runs: assigned, never resumed after recovery, so nothing after its
+        committed offset ever arrives). The end offsets come from the broker, not from faust's fetcher.
+        A message faust does deliver after all is handled again, which the handlers make a no-op."""
+        now = asyncio.get_running_loop().time()
+        assigned = self.app.consumer.assignment()
+        lag = 0
+        for topic, handle in ((self.config.instance_topic, self.on_instance),
+                              (self.config.manifest_topic, self.on_manifest)):
+            tp = TP(topic, partition)
+            if tp not in assigned:
+                continue
+            end = await asyncio.to_thread(self.offsets.end_offset, topic, partition)
+            expected = self.expected_offset.get(tp)
+            if expected is None:  # nothing delivered in this assignment yet: count from the group's offset
+                expected = self.expected_offset[tp] = await asyncio.to_thread(
+                    self.offsets.start_offset, topic, partition)
+            if end > expected:
+                since = self.stalled.get(tp)
+                if since is None or since[0] != expected:
+                    self.stalled[tp] = (expected, now)
+                elif now - since[1] >= self.config.stall_s:
+                    log.warning("%s[%d]: offsets %d-%d not delivered by faust for %.0f s", topic, partition,
+                                expected, end - 1, now - since[1])
+                    await self._read_back(tp, range(expected, end), handle)
+                    expected = self.expected_offset[tp] = end
+            if end <= expected:
+                self.stalled.pop(tp, None)
+            if topic == self.config.instance_topic:
+                lag = max(0, end - expected)
+                self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+        return lag
+
+    async def _read_back(self, tp: TP, missing: range, handle: Handler) -> None:
+        if not missing:
+            return
+        self.metrics.offset_gaps.labels(tp.topic).inc(len(missing))
+        read = await asyncio.to_thread(self.offsets.read, tp.topic, tp.partition, missing)
+        log.error("%s[%d]: offsets %d-%d never reached the stream (skipped by faust); read %d back from the "
+                  "broker", tp.topic, tp.partition, missing.start, missing.stop - 1, len(read))
+        for message in read:
+            await handle(ReadEvent(message))
+        self.metrics.offsets_read_back.labels(tp.topic).inc(len(read))
+        if len(read) < len(missing):  # deleted by retention before it could be read back: say so, loudly
+            self.metrics.offsets_lost.labels(tp.topic).inc(len(missing) - len(read))
+            log.error("%s[%d]: %d of offsets %d-%d are no longer in the broker", tp.topic, tp.partition,
+                      len(missing) - len(read), missing.start, missing.stop - 1)
+
+    def forget_partitions(self, revoked: set[TP]) -> None:
+        """A revoked partition's next offset is read from the group again if it comes back."""
+        for tp in revoked:
+            self.expected_offset.pop(tp, None)
+            self.stalled.pop(tp, None)
 
     # -- handlers --------------------------------------------------------------------------------------
 
     async def on_instance(self, event: faust.types.EventT) -> None:
         msg = event.message
-        self.handled_next[msg.partition] = msg.offset + 1
         try:
             instance = self.instance_serde.deserialize(msg.value)
         except SchemaViolation as err:
@@ -280,24 +339,15 @@ class StudyStreams:
         self.studies[progress.study_uid] = progress_json.to_json(progress)
         await self._maybe_emit(progress, _message_time(msg), msg.partition)
 
-    async def _caught_up(self, partition: int) -> bool:
-        """Whether every instance event of ``partition`` that is in the broker has been handled."""
-        tp = TP(self.config.instance_topic, partition)
-        highwater = (await self.app.consumer.highwaters(tp)).get(tp)
-        if highwater is None:
-            return False
-        handled = self.handled_next.get(partition)
-        if handled is None:
-            position = await self.app.consumer.position(tp)
-            handled = position if position is not None else -1
-        self.metrics.consumer_lag.labels(self.config.instance_topic, str(partition)).set(max(0, highwater - handled))
-        return handled >= highwater
-
     async def on_tick(self, event: faust.types.EventT) -> None:
         """Quiet-period completion of the studies of one partition, while that partition has no backlog."""
         msg = event.message
         self.metrics.open_studies.set(len(self.pending))
-        if not await self._caught_up(msg.partition):
+        try:
+            if await self.repair_stall(msg.partition):  # a backlog of instances: not quiet
+                return
+        except OffsetReadError as err:  # the broker did not answer in time: the next tick tries again
+            log.warning("tick on partition %d: %s", msg.partition, err)
             return
         now = _message_time(msg)
         for study_uid, partition in list(self.pending.items()):
@@ -386,7 +436,7 @@ def build_app(config: StreamsConfig, metrics: StreamsMetrics | None = None) -> t
                 async with streams.lock:
                     try:
                         if continuity:
-                            streams.check_continuity(event)
+                            await streams.repair_gap(event, handle)
                         await handle(event)
                     finally:
                         await streams.delivered()
@@ -402,6 +452,10 @@ def build_app(config: StreamsConfig, metrics: StreamsMetrics | None = None) -> t
     for topic, name in ((streams.completed_topic, "completed"), (streams.quarantined_topic, "quarantined"),
                         (streams.dead_letter_topic, "dead-letters")):
         handler(topic, f"observe-{name}", observe)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(_app: faust.App, revoked: set[TP], **_kwargs: Any) -> None:
+        streams.forget_partitions(revoked)
 
     app.timer(config.tick_interval_s, name=f"{config.app_id}.tick")(streams.tick)
 

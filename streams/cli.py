@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--app-id", help="consumer group, transactional id and table prefix (default radlake-streams)")
     run.add_argument("--quiet-period-s", type=float, help="complete a study this long after its last instance")
     run.add_argument("--tick-interval-s", type=float, help="how often the quiet period is checked")
+    run.add_argument("--stall-s", type=float,
+                     help="read back input faust fetched but did not deliver for this long (default 15 s)")
     run.add_argument("--web-port", type=int, help="port of /metrics (default 6066)")
     run.add_argument("--partitions", type=int, help="partitions of the topics the worker creates (default 3)")
     run.add_argument("--processing-guarantee", choices=["exactly_once", "at_least_once"])

@@ -24,6 +24,8 @@ class StreamsConfig:
     partitions: int = 3
     quiet_period: timedelta = timedelta(minutes=5)
     tick_interval_s: float = 1.0
+    # input fetched by faust but not delivered to the stream for this long is read back (offset_continuity)
+    stall_s: float = 15.0
     # exactly_once: table changelogs, outputs and input offsets commit in one Kafka transaction
     processing_guarantee: str = "exactly_once"
     commit_interval_s: float = 1.0

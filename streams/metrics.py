@@ -34,6 +34,12 @@ class StreamsMetrics:
         self.offset_gaps = Counter(
             "radlake_streams_skipped_offsets", "Input offsets that never reached the stream (faust skipped them)",
             ["topic"], registry=r)
+        self.offsets_read_back = Counter(
+            "radlake_streams_offsets_read_back", "Skipped input offsets read back from the broker and handled",
+            ["topic"], registry=r)
+        self.offsets_lost = Counter(
+            "radlake_streams_offsets_lost", "Skipped input offsets the broker no longer had (retention)",
+            ["topic"], registry=r)
         self.open_studies = Gauge(
             "radlake_streams_open_studies", "Studies with instances not yet covered by an emitted version",
             registry=r)
