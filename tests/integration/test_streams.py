@@ -314,7 +314,7 @@ def test_kill_9_mid_stream_loses_nothing_and_emits_each_version_once(
         "--bootstrap", kafka_bootstrap, "--registry-url", registry_url, "--app-id", f"crash-{uuid.uuid4().hex[:8]}",
         "--quiet-period-s", "300", *topics.args(),
     ])
-    studies = [_study(f"crash-{i}", 60, 40, provider=("st-olav", "haukeland")[i % 2]) for i in range(15)]
+    studies = [_study(f"crash-{i}", 60, 40, provider=("st-olav", "haukeland")[i % 2]) for i in range(20)]  # 2,000
     produced = threading.Event()
     halfway = threading.Event()
 
