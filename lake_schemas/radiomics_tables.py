@@ -73,4 +73,23 @@ RADIOMICS_FAILURES = LakeTableSpec(
     ),
 )
 
-RADIOMICS_TABLES: tuple[LakeTableSpec, ...] = (ROIS, RADIOMICS_FEATURES, RADIOMICS_FAILURES)
+RADIOMICS_EVENTS = LakeTableSpec(
+    name="radiomics_events",
+    layer="governance",
+    merge_key=("event_id",),
+    description="outbox of `features computed` events: written after the gold write, published from here, "
+                "marked when Kafka acknowledged them",
+    changes=(
+        SchemaChange(1, (
+            ("event_id", "STRING"),  # deterministic: study, settings hash, code version, ROI statuses
+            ("provider", "STRING"), ("study_uid", "STRING"),
+            ("settings_hash", "STRING"), ("code_version", "STRING"),
+            ("source_computed_at", "TIMESTAMP"),  # newest feature/failure row of the study it covers
+            ("payload", "STRING"),  # the event, as JSON
+            ("created_at", "TIMESTAMP"),
+            ("published_at", "TIMESTAMP"),  # NULL until Kafka acknowledged it
+        ), "initial"),
+    ),
+)
+
+RADIOMICS_TABLES: tuple[LakeTableSpec, ...] = (ROIS, RADIOMICS_FEATURES, RADIOMICS_FAILURES, RADIOMICS_EVENTS)

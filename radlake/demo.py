@@ -198,8 +198,7 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
     job = radiomics_job.RadiomicsJob(settings.resolved_lake_uri, settings.resolved_object_store_uri,
                                      RadiomicsSettings(aggregations=("3D",)), where=f"project = '{PROJECT}'")
     result = radiomics_job.run(spark, job)
-    if result.events:
-        _publisher(settings, None)(list(result.events))
+    radiomics_job.publish_outbox(spark, job, _publisher(settings, None))
     gold = spark.read.format("delta").load(job.path(radiomics_job.RADIOMICS_FEATURES)).where(
         f"project = '{PROJECT}' AND settings_hash = '{job.settings_hash}'")
     return result, [r.asDict() for r in gold.collect()], job.path(radiomics_job.RADIOMICS_FEATURES)

@@ -14,8 +14,15 @@
 4. **write**: features are MERGEd into ``gold/radiomics_features`` on (study, series, roi, settings hash,
    code version, feature), refusals into ``governance/radiomics_failures`` — so a re-run, or a replayed
    task, writes nothing twice;
-5. **announce**: one ``features computed`` event per study whose every ROI now has features or a failure,
-   with a deterministic event id.
+5. **stage** (transactional outbox): one ``features computed`` event per study whose every ROI now has
+   features or a failure, with a deterministic event id, written to ``governance/radiomics_events``.
+   Staging does not rely on what this run computed: every study whose newest feature or failure row is
+   newer than what its outbox rows cover is re-examined, so a run that died between the gold write and
+   the outbox write is made good by the next run (same event id);
+6. **publish** (``publish_outbox``, called by the CLI and the follower, not by ``run``): the outbox rows
+   of these settings not yet published go to Kafka; once Kafka acknowledged them they are marked
+   ``published_at``. A crash between the acknowledgement and the mark publishes them again with the same
+   event id: at least once, with ids that let consumers drop the copy.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from lake_schemas.radiomics_tables import RADIOMICS_FAILURES, RADIOMICS_FEATURES, RADIOMICS_TABLES, ROIS
+from lake_schemas.radiomics_tables import (
+    RADIOMICS_EVENTS, RADIOMICS_FAILURES, RADIOMICS_FEATURES, RADIOMICS_TABLES, ROIS,
+)
 from lake_schemas.tables import BRONZE_INSTANCES, SILVER_SERIES
 from radlake.radiomics.features import CODE_VERSION
 from radlake.radiomics.settings import RadiomicsSettings
@@ -75,7 +84,7 @@ class RunResult:
     failed_rois: int
     feature_rows: int
     table_version: int | None
-    events: tuple = field(default=())
+    events: tuple = field(default=())  # staged in the outbox by this run
     failures: tuple[tuple[str, str, str, str], ...] = ()  # (series, roi, reason, message)
     timings: tuple[tuple[str, float], ...] = ()  # (step, seconds)
 
@@ -141,7 +150,7 @@ def pending_rois(spark, job: RadiomicsJob):
     rois = spark.read.format("delta").load(job.path(ROIS))
     if job.where:
         rois = rois.where(job.where)
-    same = (F.col("settings_hash") == job.settings_hash) & (F.col("code_version") == CODE_VERSION)
+    same = _same_settings(job)
     done = (spark.read.format("delta").load(job.path(RADIOMICS_FEATURES)).where(same)
             .select(*KEY, "mask_sha256").distinct())
     failed = spark.read.format("delta").load(job.path(RADIOMICS_FAILURES)).where(same)
@@ -190,7 +199,7 @@ def roi_statuses(spark, job: RadiomicsJob, studies: list[str]):
     from radlake.radiomics.lake import RoiStatus
 
     study_keys = spark.createDataFrame([(s,) for s in studies], "study_uid STRING")
-    same = (F.col("settings_hash") == job.settings_hash) & (F.col("code_version") == CODE_VERSION)
+    same = _same_settings(job)
     rois = spark.read.format("delta").load(job.path(ROIS)).join(F.broadcast(study_keys), "study_uid")
     counts = (spark.read.format("delta").load(job.path(RADIOMICS_FEATURES)).where(same)
               .join(F.broadcast(study_keys), "study_uid")
@@ -218,7 +227,7 @@ def run(spark, job: RadiomicsJob, *, series=None, source_event_ids: dict[str, st
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    from radlake.radiomics.lake import finished_study_events, run_id_for
+    from radlake.radiomics.lake import run_id_for
 
     started = datetime.now(timezone.utc)
     run_id = run_id_for(job.settings_hash, started)
@@ -231,7 +240,9 @@ def run(spark, job: RadiomicsJob, *, series=None, source_event_ids: dict[str, st
             count = pending.count()
         if count == 0:
             log.info("radiomics: nothing pending for settings %s", job.settings_hash[:12])
-            return RunResult(run_id, 0, 0, 0, 0, None, timings=tuple(timings.items()))
+            with _timed(timings, "stage events"):
+                staged = stage_events(spark, job, run_id=run_id, source_event_ids=source_event_ids)
+            return RunResult(run_id, 0, 0, 0, 0, None, staged, timings=tuple(timings.items()))
         keys = pending.select(*KEY[:2]).distinct()
         series_df = series if series is not None else series_frame(spark, job, keys)
         work = pending.join(series_df, KEY[:2], "left")
@@ -251,28 +262,102 @@ def run(spark, job: RadiomicsJob, *, series=None, source_event_ids: dict[str, st
                     _clear_failures(spark, job, out.where("reason IS NULL").select(*KEY).distinct())
                 if failed:
                     tables.merge(spark, failures, job.path(RADIOMICS_FAILURES), RADIOMICS_FAILURES)
-            studies = sorted({r.study_uid for r in summary})
         finally:
             out.unpersist()
     finally:
         pending.unpersist()
-    with _timed(timings, "events"):
+    with _timed(timings, "stage events"):
         version = DeltaTable.forPath(spark, job.path(RADIOMICS_FEATURES)).history(1).first().version
-        statuses = roi_statuses(spark, job, studies)
-        events = finished_study_events(statuses, studies=studies, settings_hash=job.settings_hash, run_id=run_id,
-                                       table_version=version, source_event_ids=source_event_ids)
+        events = stage_events(spark, job, run_id=run_id, table_version=version, source_event_ids=source_event_ids)
     computed = len({(r.study_uid, r.series_uid, r.roi) for r in summary if r.reason is None})
     log.info("radiomics run %s: %s", run_id, ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return RunResult(run_id, count, computed, len(failed), feature_rows, version, tuple(events),
                      tuple((r.series_uid, r.roi, r.reason, r.message) for r in failed), tuple(timings.items()))
 
 
-def _clear_failures(spark, job: RadiomicsJob, succeeded) -> None:
-    """A failure row goes once its ROI has features for these settings (e.g. after a transient error)."""
+def _same_settings(job: RadiomicsJob):
+    from pyspark.sql import functions as F
+
+    return (F.col("settings_hash") == job.settings_hash) & (F.col("code_version") == CODE_VERSION)
+
+
+def stage_events(spark, job: RadiomicsJob, *, run_id: str, table_version: int | None = None,
+                 source_event_ids: dict[str, str] | None = None) -> tuple:
+    """Write to the outbox the ``features computed`` events not staged yet; return them.
+
+    The studies examined are those whose newest feature or failure row (these settings) is newer than the
+    ``source_computed_at`` of their outbox rows, or that have none: found with two aggregations and a
+    join, so only those studies' ROI statuses are collected."""
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    same = (F.col("settings_hash") == job.settings_hash) & (F.col("code_version") == CODE_VERSION)
+    from radlake.radiomics.lake import finished_study_events
+
+    same = _same_settings(job)
+    newest = (spark.read.format("delta").load(job.path(RADIOMICS_FEATURES)).where(same)
+              .select("study_uid", F.col("computed_at").alias("newest"))
+              .unionByName(spark.read.format("delta").load(job.path(RADIOMICS_FAILURES)).where(same)
+                           .select("study_uid", F.col("failed_at").alias("newest")))
+              .groupBy("study_uid").agg(F.max("newest").alias("newest")))
+    staged = (spark.read.format("delta").load(job.path(RADIOMICS_EVENTS)).where(same)
+              .groupBy("study_uid").agg(F.max("source_computed_at").alias("staged")))
+    marks = {r.study_uid: r.newest for r in newest.join(staged, "study_uid", "left")
+             .where("staged IS NULL OR newest > staged").collect()}
+    if not marks:
+        return ()
+    events = finished_study_events(roi_statuses(spark, job, sorted(marks)), studies=marks,
+                                   settings_hash=job.settings_hash, run_id=run_id, table_version=table_version,
+                                   source_event_ids=source_event_ids)
+    if not events:
+        return ()  # studies with an ROI still pending: examined again next run
+    outbox = DeltaTable.forPath(spark, job.path(RADIOMICS_EVENTS))
+    ids = [e.event_id for e in events]
+    known = {r.event_id for r in outbox.toDF().where(F.col("event_id").isin(ids)).select("event_id").collect()}
+    now = datetime.now(timezone.utc)
+    rows = tables.frame(spark, [{
+        "event_id": e.event_id, "provider": e.provider, "study_uid": e.data.study_uid,
+        "settings_hash": job.settings_hash, "code_version": CODE_VERSION,
+        "source_computed_at": marks[e.data.study_uid], "payload": e.model_dump_json(), "created_at": now,
+    } for e in events], RADIOMICS_EVENTS)
+    # an event already staged (same ROI statuses) only moves its mark forward; its payload and state stay
+    (outbox.alias("t").merge(rows.alias("s"), "t.event_id = s.event_id")
+     .whenMatchedUpdate(set={"source_computed_at": "s.source_computed_at"})
+     .whenNotMatchedInsertAll().execute())
+    return tuple(e for e in events if e.event_id not in known)
+
+
+def publish_outbox(spark, job: RadiomicsJob, publish: Callable[[list], None]) -> tuple:
+    """Publish the outbox's unpublished events of these settings, then mark them; return them.
+
+    ``publish`` must raise unless Kafka acknowledged every event; the rows then stay unpublished and the
+    next call publishes them again."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from lake_schemas.events import FeaturesComputed
+
+    ensure_tables(spark, job)
+    unpublished = (spark.read.format("delta").load(job.path(RADIOMICS_EVENTS))
+                   .where(_same_settings(job) & F.col("published_at").isNull())
+                   .orderBy("created_at", "event_id").select("event_id", "payload").collect())
+    if not unpublished:
+        return ()
+    events = [FeaturesComputed.model_validate_json(r.payload) for r in unpublished]
+    publish(events)
+    ids = spark.createDataFrame([(e.event_id,) for e in events], "event_id STRING")
+    (DeltaTable.forPath(spark, job.path(RADIOMICS_EVENTS)).alias("t")
+     .merge(ids.alias("s"), "t.event_id = s.event_id")
+     .whenMatchedUpdate(condition="t.published_at IS NULL", set={"published_at": F.current_timestamp()})
+     .execute())
+    log.info("radiomics: published %d features computed events", len(events))
+    return tuple(events)
+
+
+def _clear_failures(spark, job: RadiomicsJob, succeeded) -> None:
+    """A failure row goes once its ROI has features for these settings (e.g. after a transient error)."""
+    from delta.tables import DeltaTable
+
+    same = _same_settings(job)
     if spark.read.format("delta").load(job.path(RADIOMICS_FAILURES)).where(same).isEmpty():
         return
     condition = (" AND ".join(f"t.{k} = s.{k}" for k in KEY)

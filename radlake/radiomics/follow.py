@@ -2,9 +2,9 @@
 
 A thin adapter around the batch job: it polls the topic, keeps the newest version of each study in the
 batch, turns the event's claim-checks (in slice order) into series (``series_refs``), runs
-``spark_jobs.radiomics_job.run`` restricted to those studies with those series, publishes the
+``spark_jobs.radiomics_job.run`` restricted to those studies with those series, publishes the outbox's
 ``features computed`` events, and only then commits the consumer offsets. A replayed event finds nothing
-pending (the job is idempotent) and announces nothing again.
+pending (the job is idempotent) and nothing unpublished, so announces nothing again.
 
 ROIs registered after their study completed (e.g. a SEG written later by an inference worker) are picked
 up by the next ``radlake radiomics run``.
@@ -52,7 +52,8 @@ class FollowStats:
 
 
 def handle(spark, job, events: list[StudyCompleted], publish: Callable[[list], None]):
-    """Run the job for the studies of ``events``; publish what it announces. Returns the RunResult."""
+    """Run the job for the studies of ``events``, then publish the outbox (what this run staged and
+    anything an earlier run staged but could not publish). Returns the RunResult and the published events."""
     from spark_jobs import radiomics_job
 
     latest = latest_per_study(events)
@@ -60,9 +61,7 @@ def handle(spark, job, events: list[StudyCompleted], publish: Callable[[list], N
     scoped = replace(job, where=study_filter(latest, job.where))
     result = radiomics_job.run(spark, scoped, series=radiomics_job.series_frame_from_refs(spark, refs),
                                source_event_ids={s: e.event_id for s, e in latest.items()})
-    if result.events:
-        publish(list(result.events))
-    return result
+    return result, radiomics_job.publish_outbox(spark, job, publish)
 
 
 def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, batch_size: int = 50,
@@ -86,11 +85,11 @@ def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, batc
                 stats = replace(stats, rejected=stats.rejected + 1)
         stats = replace(stats, messages=stats.messages + len(messages))
         if batch:
-            result = handle(spark, job, batch, publish)
+            result, published = handle(spark, job, batch, publish)
             stats = replace(stats, studies=stats.studies + len(latest_per_study(batch)),
-                            events=stats.events + len(result.events))
-            log.info("radiomics follow: %d studies, %d ROIs computed, %d failed, %d events", len(batch),
-                     result.computed_rois, result.failed_rois, len(result.events))
+                            events=stats.events + len(published))
+            log.info("radiomics follow: %d studies, %d ROIs computed, %d failed, %d events published", len(batch),
+                     result.computed_rois, result.failed_rois, len(published))
         if messages:
             consumer.commit(asynchronous=False)
             idle_since = time.monotonic()

@@ -35,7 +35,8 @@ def add_parsers(sub) -> None:
             p.add_argument("--masks", type=Path, nargs="*", default=[], help="DICOM SEG/RTSTRUCT files to register")
             p.add_argument("--provider", default=None, help="provider of --masks")
             p.add_argument("--project", default=None, help="project of --masks")
-            p.add_argument("--no-events", action="store_true", help="do not publish features computed events")
+            p.add_argument("--no-events", action="store_true",
+                           help="stage features computed events in the outbox but do not publish them")
         else:
             p.add_argument("--source-topic", default=None, help="study completed topic (default: the contract's)")
             p.add_argument("--group", default="radlake-radiomics-follow", help="consumer group id")
@@ -118,11 +119,10 @@ def run(args) -> int:
         return 1
     print(f"radiomics run: settings {job.settings_hash[:12]}, lake {job.lake_uri}", file=sys.stderr)
     result = radiomics_job.run(spark, job)
-    if result.events and not args.no_events:
-        _publisher(settings, args.topic)(list(result.events))
+    published = () if args.no_events else radiomics_job.publish_outbox(spark, job, _publisher(settings, args.topic))
     print(f"{result.computed_rois} ROIs computed, {result.failed_rois} failed, {result.feature_rows} feature rows, "
-          f"{len(result.events)} studies announced", file=sys.stderr)
-    print(json.dumps(_summary(result)))
+          f"{len(result.events)} studies staged, {len(published)} events published", file=sys.stderr)
+    print(json.dumps({**_summary(result), "published": len(published)}))
     return 0
 
 

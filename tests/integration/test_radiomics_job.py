@@ -100,13 +100,17 @@ def first_two_runs(spark, lake, kafka_bootstrap, registry_url):
     topic = FEATURES_COMPUTED.with_name(f"test.radiomics.features.{uuid.uuid4().hex[:8]}")
     register(registry_client(registry_url), (topic,))
     job = radiomics_job.RadiomicsJob(lake["lake"], str(lake["root"] / "objects"), SETTINGS)
+    def to_topic(events: list) -> None:
+        publish(kafka_bootstrap, registry_url, topic, events)
+
     first = radiomics_job.run(spark, job)
-    publish(kafka_bootstrap, registry_url, topic, list(first.events))
+    radiomics_job.publish_outbox(spark, job, to_topic)
     version = DeltaTable.forPath(spark, job.path(RADIOMICS_FEATURES)).history(1).first().version
     second = radiomics_job.run(spark, job)
-    publish(kafka_bootstrap, registry_url, topic, list(second.events))
+    republished = radiomics_job.publish_outbox(spark, job, to_topic)
     after = DeltaTable.forPath(spark, job.path(RADIOMICS_FEATURES)).history(1).first().version
-    return {"job": job, "first": first, "second": second, "topic": topic, "versions": (version, after)}
+    return {"job": job, "first": first, "second": second, "topic": topic, "versions": (version, after),
+            "republished": republished}
 
 
 def _features(spark, job, case, roi: str, settings_hash: str) -> dict[str, float]:
@@ -122,6 +126,7 @@ def test_second_run_writes_nothing_and_gold_holds_every_feature_once(spark, lake
     first, second = first_two_runs["first"], first_two_runs["second"]
     assert (first.pending_rois, first.computed_rois, first.failed_rois) == (3, 2, 1)
     assert (second.pending_rois, second.computed_rois, second.events) == (0, 0, ())
+    assert first_two_runs["republished"] == ()
     assert first_two_runs["versions"][0] == first_two_runs["versions"][1]  # no commit on the re-run
     job = first_two_runs["job"]
     gold = spark.read.format("delta").load(job.path(RADIOMICS_FEATURES))
@@ -195,6 +200,41 @@ def test_follow_computes_a_completed_study_once(spark, lake, first_two_runs, kaf
     np.testing.assert_allclose([got[n] for n in direct], list(direct.values()), rtol=1e-12, equal_nan=True)
     # Study A has no completed event here: the follower did not touch it.
     assert _features(spark, job, lake["a"], "nodule#1", OTHER_SETTINGS.digest()) == {}
+
+
+def test_no_event_is_lost_between_the_gold_write_and_the_publish(spark, lake, first_two_runs):
+    """The outbox: a publish that fails leaves the events staged, and a run that died between the gold
+    write and the outbox write (simulated by deleting an outbox row) is made good by the next run, with
+    the same event id. Each event is then published once; a further run publishes nothing."""
+    from delta.tables import DeltaTable
+
+    from lake_schemas.radiomics_tables import RADIOMICS_EVENTS
+
+    job = replace(first_two_runs["job"], settings=settings_from_mapping(
+        {"aggregations": ["3D"], "discretisation": {"bin_number": 8}}))
+    staged = radiomics_job.run(spark, job).events
+    assert {e.data.study_uid for e in staged} == {lake["a"].study_uid, lake["b"].study_uid}
+
+    def broker_down(events: list) -> None:
+        raise RuntimeError("Kafka did not acknowledge every event")
+
+    with pytest.raises(RuntimeError):
+        radiomics_job.publish_outbox(spark, job, broker_down)
+    outbox = DeltaTable.forPath(spark, job.path(RADIOMICS_EVENTS))
+    mine = f"settings_hash = '{job.settings_hash}'"
+    assert outbox.toDF().where(f"{mine} AND published_at IS NULL").count() == 2
+    outbox.delete(f"{mine} AND study_uid = '{lake['b'].study_uid}'")  # as if the run died before staging B
+
+    again = radiomics_job.run(spark, job)
+    assert (again.pending_rois, [e.data.study_uid for e in again.events]) == (0, [lake["b"].study_uid])
+    published: list = []
+    radiomics_job.publish_outbox(spark, job, published.extend)
+    assert sorted(e.event_id for e in published) == sorted(e.event_id for e in staged)
+    assert outbox.toDF().where(f"{mine} AND published_at IS NULL").count() == 0
+
+    radiomics_job.run(spark, job)
+    assert radiomics_job.publish_outbox(spark, job, published.extend) == ()
+    assert len(published) == 2
 
 
 def test_series_geometry_from_silver_gives_the_same_features(spark, lake, first_two_runs):
