@@ -1,13 +1,16 @@
 """Kafka -> Delta bronze: one row per event, exactly once.
 
 Structured Streaming reads the topic; each micro-batch is decoded from the Confluent wire format
-(``0x00 | schema id | JSON``), flattened into the table's typed columns and MERGEd into Delta on the
-event id. The checkpoint makes a restart resume from the last committed offsets; the MERGE makes a
-replayed micro-batch or a redelivered event (same event id) a no-op. Together: no loss, no duplicate.
+(``0x00 | schema id | JSON``) and flattened into the table's typed columns by Spark, then inserted into
+Delta on the driver with delta-rs, skipping event ids the table already has (what a MERGE inserting
+unmatched rows does, in one Spark job instead of several). The checkpoint makes a restart resume from the
+last committed offsets; skipping known event ids (and the commit's transaction id) makes a replayed
+micro-batch or a redelivered event (same event id) a no-op. Together: no loss, no duplicate.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -26,6 +29,11 @@ class BronzeJob:
     spec: DeltaTableSpec = BRONZE_INSTANCES
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int = 50_000
+
+    @property
+    def app_id(self) -> str:
+        """The Delta transaction application id of this query's writes (stable per checkpoint)."""
+        return f"bronze:{hashlib.sha256(self.checkpoint_path.encode()).hexdigest()[:12]}"
 
 
 def decode(df, spec: DeltaTableSpec):
@@ -73,29 +81,60 @@ def rejected_path(path: str) -> str:
     return path.rstrip("/") + "_rejected"
 
 
-def merge_batch(spark, batch_df, path: str, spec: DeltaTableSpec) -> None:
-    """MERGE the decodable rows on the event id; append the others, raw, to ``<table>_rejected``."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
+_REJECTED_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "schema_id", "raw_value")
+REJECTED_REASON = "undecodable: not the Confluent JSON wire format or not this topic's schema"
+
+
+def new_rows(rows, existing_ids, key: str):
+    """The rows to insert (pure, on Arrow tables): one per key, the first in Kafka order, none already there."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    indexed = rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
+    ordered = indexed.sort_by([("kafka_partition", "ascending"), ("kafka_offset", "ascending"), ("__row", "ascending")])
+    first = ordered.group_by(key, use_threads=False).aggregate([("__row", "first")]).column("__row_first")
+    kept = rows.take(pc.take(first, pc.sort_indices(first)))  # batch order
+    return kept.filter(pc.invert(pc.is_in(kept[key], value_set=existing_ids)))
+
+
+def merge_batch(spark, batch_df, path: str, spec: DeltaTableSpec, *, batch_id: int | None = None,
+                app_id: str | None = None) -> None:
+    """Insert the decodable rows whose event id is new; append the others, raw, to ``<table>_rejected``.
+
+    The batch comes to the driver as Arrow (one Spark job: Kafka read and decode) and is written with
+    delta-rs: the same result as a Delta MERGE inserting unmatched event ids, without the MERGE's several
+    Spark jobs per micro-batch, which made bronze the slowest step of event -> silver (docs/lake.md). A
+    replayed batch finds its event ids already there; with ``app_id``/``batch_id`` its commits also carry
+    a Delta transaction id, and a batch already committed is skipped.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
     started = time.perf_counter()
-    batch_df = batch_df.persist()
-    rejected = batch_df.where("event_id IS NULL").select(
-        "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "schema_id", "raw_value",
-        F.lit("undecodable: not the Confluent JSON wire format or not this topic's schema").alias("reason"),
-    )
-    if not rejected.isEmpty():
-        rejected.write.format("delta").mode("append").save(rejected_path(path))
-    rows = batch_df.where("event_id IS NOT NULL").drop("raw_value").dropDuplicates(list(spec.merge_key))
-    condition = " AND ".join(f"t.{k} = s.{k}" for k in spec.merge_key)
-    (
-        DeltaTable.forPath(spark, path).alias("t")
-        .merge(rows.alias("s"), condition)
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-    batch_df.unpersist()
-    log.info("bronze %s: MERGE %.1fs", spec.name, time.perf_counter() - started)
+    (key,) = spec.merge_key
+    txn = (CommitProperties(app_transactions=[Transaction(app_id, batch_id)])
+           if app_id is not None and batch_id is not None else None)
+    table = DeltaTable(path)
+    done = table.transaction_version(app_id) if txn is not None else None
+    if done is not None and done >= batch_id:
+        log.info("bronze %s: batch %d already committed", spec.name, batch_id)
+        return
+    data = batch_df.toArrow()
+    decoded = pc.is_valid(data[key])
+    rejected = data.filter(pc.invert(decoded)).select(list(_REJECTED_COLUMNS))
+    if rejected.num_rows:
+        rejected = rejected.append_column("reason", pa.array([REJECTED_REASON] * rejected.num_rows, pa.string()))
+        write_deltalake(rejected_path(path), rejected, mode="append", commit_properties=txn)
+    schema = pa.schema(table.schema().to_arrow())
+    rows = data.filter(decoded).select(schema.names).cast(schema)
+    existing = table.to_pyarrow_dataset().to_table(
+        columns=[key], filter=pc.field(key).isin(pc.unique(rows[key]))).column(key)
+    inserted = new_rows(rows, existing, key)
+    if inserted.num_rows:
+        write_deltalake(table, inserted, mode="append", commit_properties=txn)
+    log.info("bronze %s: %d rows, %d new, %d rejected, %.1fs", spec.name, data.num_rows, inserted.num_rows,
+             rejected.num_rows, time.perf_counter() - started)
 
 
 def start(spark, job: BronzeJob, *, available_now: bool = False, processing_time: str = "5 seconds"):
@@ -112,7 +151,8 @@ def start(spark, job: BronzeJob, *, available_now: bool = False, processing_time
     )
     writer = (
         decode(source, job.spec).writeStream
-        .foreachBatch(lambda df, _batch_id: merge_batch(spark, df, job.table_path, job.spec))
+        .foreachBatch(lambda df, batch_id: merge_batch(spark, df, job.table_path, job.spec, batch_id=batch_id,
+                                                       app_id=job.app_id))
         .option("checkpointLocation", job.checkpoint_path)
         .queryName(f"bronze-{job.spec.name}")
     )
