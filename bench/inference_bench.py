@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import write_section  # noqa: E402
-from inference_workers.lung_phantom import chest_ct  # noqa: E402
+from radlake.synthetic.chest_ct import chest_ct  # noqa: E402
 from inference_workers.network import NoduleNet3D  # noqa: E402
 from inference_workers.pipeline import ModelSpec, pre_process, predict  # noqa: E402
 from inference_workers.training import phantom_volume  # noqa: E402

@@ -137,7 +137,7 @@ def run(args, settings: Settings) -> int:
 def publish_synthetic(args, settings: Settings) -> int:
     from confluent_kafka import Producer
 
-    from inference_workers.lung_phantom import chest_ct
+    from radlake.synthetic.chest_ct import chest_ct
     from inference_workers.synthetic_study import publishable_study
     from radlake.object_store import ObjectStore
 

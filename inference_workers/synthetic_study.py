@@ -1,7 +1,7 @@
 """A generated, already de-identified study in the object store and its ``study completed`` event.
 
 Used by the tests, the benchmark and anyone who wants to feed the workers without the upstream
-pipeline: slices of a :class:`~inference_workers.lung_phantom.ChestCT` are written as CT instances with
+pipeline: slices of a :class:`~radlake.synthetic.chest_ct.ChestCT` are written as CT instances with
 pseudonymous ``2.25.`` UIDs, stored content-addressed, and listed as claim-checks in slice order.
 """
 
@@ -16,7 +16,7 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from lake_schemas.events import InstanceRef, SeriesSummary, StudyCompleted, StudyCompletedData
-from inference_workers.lung_phantom import ChestCT
+from radlake.synthetic.chest_ct import ChestCT
 from radlake.object_store import ObjectStore
 
 _NAMESPACE = uuid.UUID("5d3c0b7e-9a41-4c8e-8f63-2a7d1c9e0b55")

@@ -1,6 +1,6 @@
 """Training and evaluation of the nodule model on generated, labelled chest CT.
 
-Studies come from :mod:`inference_workers.lung_phantom` with disjoint seed ranges for training,
+Studies come from :mod:`radlake.synthetic.chest_ct` with disjoint seed ranges for training,
 validation (threshold choice) and test (``radlake model evaluate``), so the test set is independent.
 Training patches are cut from the same pre-processed grid the worker sees (:func:`pre_process`):
 positives centred within ``POSITIVE_OFFSET`` voxels of a nodule, hard negatives just beyond that,
@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from inference_workers import metrics
-from inference_workers.lung_phantom import ChestCT, chest_ct
+from radlake.synthetic.chest_ct import ChestCT, chest_ct
 from inference_workers.network import NoduleNet3D
 from inference_workers.pipeline import ModelSpec, _patches, post_process, pre_process, predict
 from inference_workers.volume import CTVolume

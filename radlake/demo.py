@@ -1,7 +1,8 @@
 """``radlake demo`` — the main job, end to end on generated data, with a printed summary.
 
-1. generate a multi-provider sample: CT series with nodules (known masks) whose headers are full of
-   fake PHI, plus bad inputs (truncated file, non-DICOM file, an archive with a path-traversal member);
+1. generate a multi-provider sample: chest CTs with one nodule each, malignant or benign, from the
+   generator the nodule model is trained on (``radlake.synthetic.chest_ct``, seeds it never saw; known
+   masks and labels), whose headers are full of fake PHI, plus bad inputs (truncated file, non-DICOM file, an archive with a path-traversal member);
 2. upload each provider's folder through its NiFi edge (``radlake provider add`` + ``radlake upload``:
    STOW-RS requests by study and the archive as it is), where radlake's engine de-identifies every
    instance (PS3.15 Annex E, Vault Transit pseudonyms), stores it in the object store and announces it
@@ -12,7 +13,7 @@
    object store using the lake's geometry (verifying every hash) and compute IBSI radiomic features on the nodule, written to the gold Delta table ``radiomics_features``;
 5. run an inference worker on the `study completed` events with the registered nodule model (a demo-size
    model is trained and registered first if the registry has none): predictions to Kafka and gold;
-6. print what happened at each step.
+6. print what happened at each step, each prediction beside the study's ground truth.
 
 Needs the stack (``radlake stack up``); ``make demo`` runs both.
 """
@@ -38,20 +39,41 @@ from radlake.settings import Settings
 
 log = logging.getLogger("radlake.demo")
 
-PROVIDERS = {"st-olav": ("spherical", "irregular"), "haukeland": ("spherical",)}
+# the known label of each provider's studies: one nodule each, malignant or benign
+PROVIDERS = {"st-olav": (True, False), "haukeland": (True,)}
 PROJECT = "demo-nodules"
+# seeds of the demo's chest CTs: far from the model's training, validation and test seed ranges
+DEMO_SEEDS = 7_000_000
 
 
 @dataclass(frozen=True)
 class GroundTruth:
     provider: str
-    kind: str
+    kind: str  # malignant | benign
     mask: np.ndarray
     volume_sha256: str  # of the int16 pixel volume: de-identification must not change it
+    centre_vox: tuple[float, float, float]  # (z, y, x) of the nodule
+    diameter_mm: float
+
+    def describe(self) -> str:
+        z, y, x = (round(c) for c in self.centre_vox)
+        return f"{self.kind} nodule, {self.diameter_mm:.1f} mm, centre (z,y,x)=({z},{y},{x})"
 
 
 def _volume_hash(volume: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(volume, dtype=np.int16).tobytes()).hexdigest()
+
+
+def _chest_ct_with(malignant: bool, start: int, shape: tuple[int, int, int]):
+    """The first generated chest CT from seed ``start`` on with exactly one nodule of that label: the same
+    generator the nodule model is trained on (``radlake.synthetic.chest_ct``), seeds it never saw."""
+    from radlake.synthetic.chest_ct import chest_ct
+
+    for seed in range(start, start + 500):
+        ct = chest_ct(seed, shape=shape, min_nodules=1, max_nodules=1)
+        if len(ct.nodules) == 1 and ct.nodules[0].malignant == malignant:
+            return seed, ct
+    raise SystemExit(f"radlake demo: no {'malignant' if malignant else 'benign'} case among 500 seeds from {start}")
 
 
 def generate_sample(root: Path, shape: tuple[int, int, int]) -> dict[str, GroundTruth]:
@@ -62,12 +84,12 @@ def generate_sample(root: Path, shape: tuple[int, int, int]) -> dict[str, Ground
     from radlake.synthetic import ct_volume, phi_dicom
 
     truths: dict[str, GroundTruth] = {}
-    for p_index, (provider, kinds) in enumerate(PROVIDERS.items()):
+    seed = DEMO_SEEDS
+    for p_index, (provider, labels) in enumerate(PROVIDERS.items()):
         upload = root / provider
-        for s_index, kind in enumerate(kinds):
-            make = ct_volume.spherical_lesion if kind == "spherical" else ct_volume.irregular_lesion
-            ct = make(shape=shape, radius_mm=9.0, seed=10 * p_index + s_index)
-            paths = ct_volume.write_dicom_series(ct, upload / f"study{s_index}", seed=10 * p_index + s_index)
+        for s_index, malignant in enumerate(labels):
+            seed, ct = _chest_ct_with(malignant, seed + 1, shape)
+            paths = ct_volume.write_dicom_series(ct, upload / f"study{s_index}", seed=seed)
             # Headers full of fake PHI: the same patient name, ids, dates and institution on every slice.
             patient = phi_dicom.Patient()
             # Fixed original UIDs: a re-run uploads the same instances again, which the pipeline must
@@ -87,7 +109,10 @@ def generate_sample(root: Path, shape: tuple[int, int, int]) -> dict[str, Ground
                 ds.AccessionNumber = f"ACC{p_index}{s_index}7731"
                 ds.ReferringPhysicianName = "Hansen^Kari"
                 ds.save_as(path)
-            truths[_volume_hash(ct.image)] = GroundTruth(provider, kind, ct.mask.astype(bool), _volume_hash(ct.image))
+            nodule = ct.nodules[0]
+            truths[_volume_hash(ct.image)] = GroundTruth(
+                provider, "malignant" if nodule.malignant else "benign", ct.labels == 1, _volume_hash(ct.image),
+                nodule.centre_vox, nodule.diameter_mm)
         (upload / "bad").mkdir(parents=True, exist_ok=True)
         good = sorted((upload / "study0").glob("*"))[0].read_bytes()
         (upload / "bad" / "truncated.dcm").write_bytes(good[: len(good) // 3])
@@ -176,12 +201,14 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
         series.setdefault((row.study_uid, row.series_uid), []).append(row)
     store = ObjectStore(settings.resolved_object_store_uri)
     roi_rows = []
+    study_truths: dict[str, GroundTruth] = {}
     for (study, series_uid), instances in sorted(series.items()):
         instances.sort(key=lambda r: r.image_position_patient[2])
         planes = [pydicom.dcmread(BytesIO(store.get(r.object_uri, r.sha256))) for r in instances]
         truth = truths.get(_volume_hash(np.stack([p.pixel_array for p in planes])))
         if truth is None:
             raise SystemExit(f"radlake demo: series {series_uid} pixels changed during de-identification")
+        study_truths[study] = truth
         dz = abs(instances[1].image_position_patient[2] - instances[0].image_position_patient[2])
         geometry = Geometry(shape=truth.mask.shape, spacing=(dz, *instances[0].pixel_spacing),
                             origin=tuple(instances[0].image_position_patient),
@@ -201,7 +228,7 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
     radiomics_job.publish_outbox(spark, job, _publisher(settings, None))
     gold = spark.read.format("delta").load(job.path(radiomics_job.RADIOMICS_FEATURES)).where(
         f"project = '{PROJECT}' AND settings_hash = '{job.settings_hash}'")
-    return result, [r.asDict() for r in gold.collect()], job.path(radiomics_job.RADIOMICS_FEATURES)
+    return result, [r.asDict() for r in gold.collect()], job.path(radiomics_job.RADIOMICS_FEATURES), study_truths
 
 
 def start_streams_worker(settings: Settings, quiet_period_s: float) -> subprocess.Popen:
@@ -271,7 +298,7 @@ def predict(settings: Settings, study_uids: set[str], streams: subprocess.Popen)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="radlake demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--slices", type=int, default=24, help="slices per generated series")
+    parser.add_argument("--slices", type=int, default=40, help="slices per generated chest CT (2.5 mm)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     settings = Settings()
@@ -286,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="radlake-demo-") as tmp:
         root, journals = Path(tmp) / "uploads", Path(tmp) / "journals"
         step("generating a sample upload per provider (CT with nodules, fake PHI, bad files)")
-        truths = generate_sample(root, shape=(args.slices, 96, 96))
+        truths = generate_sample(root, shape=(args.slices, 112, 112))
         step(f"uploading through each provider's NiFi edge (STOW-RS, archives): de-identification "
              f"(PS3.15 Annex E, Vault Transit), object store, claim-check events on {topic_name}")
         reports, sent, edge_seconds = upload_through_edges(root, journals, settings)
@@ -295,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         step("landing the topic in Delta bronze with Spark Structured Streaming")
         spark, bronze_path = land_bronze(settings, topic_name)
         step("radiomics: the lake job computes IBSI features of each registered nodule ROI (Spark)")
-        features_run, feature_rows, gold_path = radiomics(spark, bronze_path, truths, settings)
+        features_run, feature_rows, gold_path, study_truths = radiomics(spark, bronze_path, truths, settings)
         summary = spark.read.format("delta").load(bronze_path).groupBy("provider").agg(
             {"study_uid": "approx_count_distinct", "event_id": "count"}).collect()
         spark.stop()
@@ -329,8 +356,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {row['provider']:<12} {row['roi']:<18} {row['feature']:<14} {row['ibsi_id']}  {row['value']:.3f}")
     print(f"\npredictions ({model_label}) on radlake.prediction.created.v1, landed in gold/predictions:")
     for row in sorted(predictions, key=lambda r: r["study_uid"]):
+        truth = study_truths.get(row["study_uid"])
         print(f"  study {row['study_uid'][:24]}... malignancy={row['malignancy_score']:.3f} "
               f"positive={row['positive']} candidates={row['candidate_count']} latency={row['latency_ms']:.0f} ms")
+        print(f"    truth: {truth.describe() if truth else 'unknown (not from this sample)'}")
     print(f"\ndone in {time.monotonic() - started:.0f}s")
     return 0
 

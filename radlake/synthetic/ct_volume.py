@@ -67,7 +67,9 @@ def irregular_lesion(shape=(64, 128, 128), spacing=(2.0, 0.8, 0.8), radius_mm=15
 
 
 def write_dicom_series(ct: SyntheticCT, folder: Path | str, seed: int = 0) -> list[Path]:
-    """Write the image as a CT series (one file per slice, axial, LPS origin at 0); return the paths."""
+    """Write ``ct.image`` (z, y, x HU) with ``ct.spacing`` as a CT series (one file per slice, axial, LPS
+    origin at 0); return the paths. Any volume with those two attributes will do (e.g. a
+    :class:`radlake.synthetic.chest_ct.ChestCT`)."""
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid

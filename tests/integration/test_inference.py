@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from inference_workers import predictions_table
-from inference_workers.lung_phantom import chest_ct
+from radlake.synthetic.chest_ct import chest_ct
 from inference_workers.model_registry import ModelRegistry, network_to_bytes
 from inference_workers.prediction import Predictor
 from inference_workers.synthetic_study import publishable_study

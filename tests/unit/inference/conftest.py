@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference_workers.lung_phantom import chest_ct
+from radlake.synthetic.chest_ct import chest_ct
 from inference_workers.pipeline import ModelSpec
 
 SMALL_SHAPE = (24, 72, 72)

@@ -66,7 +66,7 @@ def test_propose_candidates_finds_a_blob_and_suppresses_neighbours():
 
 
 def test_predict_batches_across_studies_without_changing_results(phantom, tiny_model, eager_spec):
-    from inference_workers.lung_phantom import chest_ct
+    from radlake.synthetic.chest_ct import chest_ct
 
     net, _, _ = tiny_model
     other = chest_ct(12, shape=phantom.image.shape, min_nodules=1)
