@@ -264,7 +264,7 @@ Throughput: {tp['events']} generated `instance received` events on one 3-partiti
 | path | time | events/s |
 | --- | ---: | ---: |
 | floor: Spark batch read of the topic, same decode, Delta append | {tp['floor_s']:.1f} s | {tp['floor_eps']:.0f} |
-| bronze: Structured Streaming (availableNow), MERGE on event id | {tp['bronze_s']:.1f} s | {tp['bronze_eps']:.0f} |
+| bronze: Structured Streaming (availableNow), new event ids inserted (Arrow to the driver, delta-rs) | {tp['bronze_s']:.1f} s | {tp['bronze_eps']:.0f} |
 
 Bronze reaches **{100 * ratio:.0f} %** of the floor (goal ≥ 70 %).
 
@@ -278,6 +278,8 @@ up by one study first), {lat['events']} events at {lat['rate']:g} events/s in {l
 | `study completed` handed to the producer | first `silver/studies` version with the study `complete`, counts matching | {c['p50_s']:.1f} s | {c['p95_s']:.1f} s | {c['max_s']:.1f} s |
 
 Goal: p95 event -> silver < 30 s. Times are commit timestamps of the Delta versions (`history()` of the table).
+Figures before the 2026-11-23 bronze/silver rewrite, and runs with the pipeline held to half and a quarter
+of a core (a stand-in for a loaded machine): docs/lake.md, Limits.
 """
     print(body)
     if args.write_docs:
