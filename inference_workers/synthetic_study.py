@@ -2,22 +2,18 @@
 
 Used by the tests, the benchmark and anyone who wants to feed the workers without the upstream
 pipeline: slices of a :class:`~radlake.synthetic.chest_ct.ChestCT` are written as CT instances with
-pseudonymous ``2.25.`` UIDs, stored content-addressed, and listed as claim-checks in slice order.
+pseudonymous ``2.25.`` UIDs (by :mod:`radlake.synthetic.dicom_series`, the one CT series writer), stored
+content-addressed, and listed as claim-checks in slice order.
 """
 
 from __future__ import annotations
 
-import io
 import uuid
 
-import numpy as np
-import pydicom
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
-
 from lake_schemas.events import InstanceRef, SeriesSummary, StudyCompleted, StudyCompletedData
-from radlake.synthetic.chest_ct import ChestCT
 from radlake.object_store import ObjectStore
+from radlake.synthetic.chest_ct import ChestCT
+from radlake.synthetic.dicom_series import ct_series
 
 _NAMESPACE = uuid.UUID("5d3c0b7e-9a41-4c8e-8f63-2a7d1c9e0b55")
 
@@ -27,45 +23,11 @@ def pseudonymous_uid(*parts: object) -> str:
 
 
 def ct_slices(ct: ChestCT, study_uid: str, series_uid: str, patient: str, flip_rows: bool = False) -> list[bytes]:
-    """Part-10 CT instances of the phantom, slice 0 most inferior; ``flip_rows`` stores rows anterior-up
-    reversed (column direction -y) to exercise re-orientation."""
-    frame = pseudonymous_uid(series_uid, "frame")
-    dz, dy, dx = ct.spacing
-    rows = ct.image.shape[1]
-    out = []
-    for k, plane in enumerate(ct.image):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = pseudonymous_uid(series_uid, k)
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame
-        ds.PatientID, ds.PatientName = patient, f"{patient}^"
-        ds.PatientBirthDate, ds.PatientSex, ds.AccessionNumber, ds.ReferringPhysicianName = "", "O", "", ""
-        ds.StudyDate, ds.StudyTime, ds.StudyID = "20260101", "120000", "1"
-        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", 1, k + 1
-        ds.Manufacturer = "radlake-synthetic"
-        pixels = plane[::-1] if flip_rows else plane
-        if flip_rows:
-            ds.ImagePositionPatient = [0.0, float((rows - 1) * dy), float(k * dz)]
-            ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, -1.0, 0.0]
-        else:
-            ds.ImagePositionPatient = [0.0, 0.0, float(k * dz)]
-            ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.PixelSpacing = [dy, dx]
-        ds.SliceThickness = dz
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.Rows, ds.Columns = pixels.shape
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
-        ds.PositionReferenceIndicator = ""
-        ds.PixelData = (np.ascontiguousarray(pixels).astype(np.int32) + 1024).astype(np.int16).tobytes()
-        buffer = io.BytesIO()
-        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
-        out.append(buffer.getvalue())
-    return out
+    """Part-10 CT instances of the phantom, slice 0 most inferior (stored HU + 1024, intercept -1024);
+    ``flip_rows`` stores rows anterior-up reversed (column direction -y) to exercise re-orientation."""
+    return ct_series(ct.image, ct.spacing, study_uid=study_uid, series_uid=series_uid,
+                     frame_uid=pseudonymous_uid(series_uid, "frame"), sop_uid=lambda k: pseudonymous_uid(series_uid, k),
+                     patient_id=patient, patient_name=f"{patient}^", rescale_intercept=-1024, flip_rows=flip_rows)
 
 
 def publishable_study(store: ObjectStore, ct: ChestCT, *, name: str, project: str = "nodule-study",

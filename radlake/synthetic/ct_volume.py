@@ -68,42 +68,8 @@ def irregular_lesion(shape=(64, 128, 128), spacing=(2.0, 0.8, 0.8), radius_mm=15
 
 def write_dicom_series(ct: SyntheticCT, folder: Path | str, seed: int = 0) -> list[Path]:
     """Write ``ct.image`` (z, y, x HU) with ``ct.spacing`` as a CT series (one file per slice, axial, LPS
-    origin at 0); return the paths. Any volume with those two attributes will do (e.g. a
-    :class:`radlake.synthetic.chest_ct.ChestCT`)."""
-    import pydicom
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    origin at 0, fresh UIDs); return the paths. Any volume with those two attributes will do (e.g. a
+    :class:`radlake.synthetic.chest_ct.ChestCT`). The writer is :mod:`radlake.synthetic.dicom_series`."""
+    from radlake.synthetic.dicom_series import write_ct_series
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    study, series, frame = generate_uid(), generate_uid(), generate_uid()
-    dz, dy, dx = ct.spacing
-    paths = []
-    for k, plane in enumerate(ct.image):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.PatientID, ds.PatientName = f"SYNTH{seed}", "Synthetic^Phantom"
-        ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20260101", "120000", "1", ""
-        ds.ReferringPhysicianName, ds.PatientBirthDate, ds.PatientSex = "", "", "O"
-        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", 1, k + 1
-        ds.Manufacturer = "radlake-synthetic"
-        ds.ImagePositionPatient = [0.0, 0.0, float(k * dz)]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.PixelSpacing = [dy, dx]
-        ds.SliceThickness = dz
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.Rows, ds.Columns = plane.shape
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "HU"
-        ds.PositionReferenceIndicator = ""
-        ds.PixelData = plane.astype(np.int16).tobytes()
-        path = folder / f"CT_{k:04d}.dcm"
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
-        paths.append(path)
-    return paths
+    return write_ct_series(ct.image, ct.spacing, folder, patient_id=f"SYNTH{seed}", patient_name="Synthetic^Phantom")
