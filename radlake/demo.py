@@ -54,10 +54,27 @@ class GroundTruth:
     volume_sha256: str  # of the int16 pixel volume: de-identification must not change it
     centre_vox: tuple[float, float, float]  # (z, y, x) of the nodule
     diameter_mm: float
+    spacing: tuple[float, float, float]  # (dz, dy, dx) mm
 
     def describe(self) -> str:
         z, y, x = (round(c) for c in self.centre_vox)
         return f"{self.kind} nodule, {self.diameter_mm:.1f} mm, centre (z,y,x)=({z},{y},{x})"
+
+    def distance_mm(self, centre_vox) -> float:
+        """Distance of a source voxel (z, y, x) from the nodule centre: the series is written unflipped,
+        so source voxels are the generator's."""
+        return float(np.linalg.norm((np.asarray(centre_vox, dtype=float) - self.centre_vox) * self.spacing))
+
+
+def describe_findings(candidates: list[dict], truth: GroundTruth | None) -> list[str]:
+    """One line per finding of a prediction, most suspicious first, with its distance from the true nodule."""
+    lines = []
+    for c in sorted(candidates, key=lambda c: -c["probability"] * c["malignancy_probability"]):
+        z, y, x = (round(v) for v in c["centre_voxel"])
+        where = f" ({truth.distance_mm(c['centre_voxel']):.1f} mm from the true centre)" if truth else ""
+        lines.append(f"found: nodule at (z,y,x)=({z},{y},{x}){where}, {c['diameter_mm']:.1f} mm, "
+                     f"P(nodule)={c['probability']:.2f} P(malignant)={c['malignancy_probability']:.2f}")
+    return lines or ["found: nothing"]
 
 
 def _volume_hash(volume: np.ndarray) -> str:
@@ -78,10 +95,10 @@ def _chest_ct_with(malignant: bool, start: int, shape: tuple[int, int, int]):
 
 def generate_sample(root: Path, shape: tuple[int, int, int]) -> dict[str, GroundTruth]:
     """Write each provider's upload folder; return the nodule masks keyed by pixel-volume hash."""
-    import pydicom
     from pydicom.uid import generate_uid
 
-    from radlake.synthetic import ct_volume, phi_dicom
+    from radlake.synthetic import phi_dicom
+    from radlake.synthetic.dicom_series import write_ct_series
 
     truths: dict[str, GroundTruth] = {}
     seed = DEMO_SEEDS
@@ -89,30 +106,25 @@ def generate_sample(root: Path, shape: tuple[int, int, int]) -> dict[str, Ground
         upload = root / provider
         for s_index, malignant in enumerate(labels):
             seed, ct = _chest_ct_with(malignant, seed + 1, shape)
-            paths = ct_volume.write_dicom_series(ct, upload / f"study{s_index}", seed=seed)
-            # Headers full of fake PHI: the same patient name, ids, dates and institution on every slice.
-            patient = phi_dicom.Patient()
             # Fixed original UIDs: a re-run uploads the same instances again, which the pipeline must
             # absorb (same pseudonyms, same event ids: nothing new in the lake, no second prediction).
             study_uid, series_uid, frame_uid = (generate_uid(entropy_srcs=[provider, str(s_index), part])
                                                 for part in ("study", "series", "frame"))
-            for k, path in enumerate(paths):
-                ds = pydicom.dcmread(path)
-                ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
-                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(
-                    entropy_srcs=[provider, str(s_index), "sop", str(k)])
-                ds.PatientName = patient.name
-                ds.PatientID = f"{patient.patient_id}{p_index}{s_index}"
-                ds.PatientBirthDate = patient.birth_date
-                ds.InstitutionName = patient.institution
-                ds.InstitutionAddress = patient.address
-                ds.AccessionNumber = f"ACC{p_index}{s_index}7731"
-                ds.ReferringPhysicianName = "Hansen^Kari"
-                ds.save_as(path)
+            # Headers full of fake PHI: the same patient name, ids, dates and institution on every slice.
+            patient = phi_dicom.Patient()
+            write_ct_series(
+                ct.image, ct.spacing, upload / f"study{s_index}", study_uid=study_uid, series_uid=series_uid,
+                frame_uid=frame_uid,
+                sop_uid=lambda k, provider=provider, s_index=s_index: generate_uid(
+                    entropy_srcs=[provider, str(s_index), "sop", str(k)]),
+                patient_id=f"{patient.patient_id}{p_index}{s_index}", patient_name=patient.name,
+                attributes={"PatientBirthDate": patient.birth_date, "InstitutionName": patient.institution,
+                            "InstitutionAddress": patient.address, "AccessionNumber": f"ACC{p_index}{s_index}7731",
+                            "ReferringPhysicianName": "Hansen^Kari"})
             nodule = ct.nodules[0]
             truths[_volume_hash(ct.image)] = GroundTruth(
                 provider, "malignant" if nodule.malignant else "benign", ct.labels == 1, _volume_hash(ct.image),
-                nodule.centre_vox, nodule.diameter_mm)
+                nodule.centre_vox, nodule.diameter_mm, ct.spacing)
         (upload / "bad").mkdir(parents=True, exist_ok=True)
         good = sorted((upload / "study0").glob("*"))[0].read_bytes()
         (upload / "bad" / "truncated.dcm").write_bytes(good[: len(good) // 3])
@@ -279,7 +291,7 @@ def predict(settings: Settings, study_uids: set[str], streams: subprocess.Popen)
             return []
         rows = DeltaTable(table).to_pyarrow_table(columns=[
             "study_uid", "model_name", "model_version", "malignancy_score", "positive", "candidate_count",
-            "latency_ms"]).to_pylist()
+            "candidates_json", "latency_ms"]).to_pylist()
         return [r for r in rows if r["study_uid"] in study_uids]
 
     deadline = time.monotonic() + 600
@@ -360,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  study {row['study_uid'][:24]}... malignancy={row['malignancy_score']:.3f} "
               f"positive={row['positive']} candidates={row['candidate_count']} latency={row['latency_ms']:.0f} ms")
         print(f"    truth: {truth.describe() if truth else 'unknown (not from this sample)'}")
+        for line in describe_findings(json.loads(row["candidates_json"] or "[]"), truth):
+            print(f"    {line}")
     print(f"\ndone in {time.monotonic() - started:.0f}s")
     return 0
 
