@@ -67,14 +67,25 @@ class GroundTruth:
 
 
 def describe_findings(candidates: list[dict], truth: GroundTruth | None) -> list[str]:
-    """One line per finding of a prediction, most suspicious first, with its distance from the true nodule."""
-    lines = []
+    """One line per finding of a prediction, most suspicious first, with its distance from the true nodule:
+    a finding within max(radius, 5 mm) of the true centre is a hit (the criterion of ``radlake model
+    evaluate``), else a false positive; a last line says when the nodule was missed."""
+    lines, hit = [], False
     for c in sorted(candidates, key=lambda c: -c["probability"] * c["malignancy_probability"]):
         z, y, x = (round(v) for v in c["centre_voxel"])
-        where = f" ({truth.distance_mm(c['centre_voxel']):.1f} mm from the true centre)" if truth else ""
+        where = ""
+        if truth:
+            distance = truth.distance_mm(c["centre_voxel"])
+            near = distance <= max(truth.diameter_mm / 2, 5.0)
+            hit |= near
+            where = f" ({distance:.1f} mm from the true centre{'' if near else ': a false positive'})"
         lines.append(f"found: nodule at (z,y,x)=({z},{y},{x}){where}, {c['diameter_mm']:.1f} mm, "
                      f"P(nodule)={c['probability']:.2f} P(malignant)={c['malignancy_probability']:.2f}")
-    return lines or ["found: nothing"]
+    if not lines:
+        lines.append("found: nothing")
+    if truth and not hit:
+        lines.append("the true nodule was missed")
+    return lines
 
 
 def _volume_hash(volume: np.ndarray) -> str:
@@ -371,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         truth = study_truths.get(row["study_uid"])
         print(f"  study {row['study_uid'][:24]}... malignancy={row['malignancy_score']:.3f} "
               f"positive={row['positive']} candidates={row['candidate_count']} latency={row['latency_ms']:.0f} ms")
-        print(f"    truth: {truth.describe() if truth else 'unknown (not from this sample)'}")
+        print(f"    truth ({truth.provider}): {truth.describe()}" if truth else "    truth: unknown (not from this sample)")
         for line in describe_findings(json.loads(row["candidates_json"] or "[]"), truth):
             print(f"    {line}")
     print(f"\ndone in {time.monotonic() - started:.0f}s")

@@ -77,5 +77,10 @@ def test_findings_are_printed_beside_the_truth(sample):
         [{"centre_voxel": [z, y + 5, x], "diameter_mm": 6.0, "probability": 0.9, "malignancy_probability": 0.2},
          {"centre_voxel": [z, y, x], "diameter_mm": 9.0, "probability": 0.8, "malignancy_probability": 0.7}], truth)
     assert lines[0].startswith(f"found: nodule at (z,y,x)=({round(z)},{round(y)},{round(x)}) (0.0 mm from")
-    assert "(4.0 mm from the true centre)" in lines[1]  # 5 rows x 0.8 mm
-    assert demo.describe_findings([], truth) == ["found: nothing"]
+    assert "(4.0 mm from the true centre)" in lines[1]  # 5 rows x 0.8 mm: within max(radius, 5 mm), a hit
+    assert len(lines) == 2
+    far = demo.describe_findings(
+        [{"centre_voxel": [z, y + 20, x], "diameter_mm": 4.0, "probability": 0.6, "malignancy_probability": 0.4}], truth)
+    assert far[0].endswith("P(nodule)=0.60 P(malignant)=0.40") and "mm from the true centre: a false positive" in far[0]
+    assert far[1:] == ["the true nodule was missed"]
+    assert demo.describe_findings([], truth) == ["found: nothing", "the true nodule was missed"]
