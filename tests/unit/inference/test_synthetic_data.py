@@ -40,14 +40,6 @@ def test_chest_ct_generator_output_is_pinned(args, kwargs, digest):
     assert _digest(ct) == digest
 
 
-def test_lung_phantom_re_exports_the_generator():
-    from inference_workers import lung_phantom
-    from radlake.synthetic import chest_ct as module
-
-    assert lung_phantom.chest_ct is module.chest_ct and lung_phantom.ChestCT is module.ChestCT
-    assert lung_phantom.Nodule is module.Nodule
-
-
 @pytest.mark.parametrize("flip_rows", [False, True])
 def test_ct_slices_decode_to_the_generated_volume(phantom, flip_rows):
     from inference_workers.synthetic_study import ct_slices, pseudonymous_uid
