@@ -31,7 +31,7 @@ from lake_schemas.topics import (
     DLQ_MESSAGE, DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_TOPIC, INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED,
     STUDY_MANIFEST,
 )
-from radlake.synthetic.lake_events import SeriesPlan, conflicting, publish, series_events
+from radlake.synthetic.lake_events import EventPublisher, SeriesPlan, conflicting, publish, series_events
 
 pytestmark = pytest.mark.integration
 
@@ -306,6 +306,39 @@ def test_malformed_messages_go_to_the_dead_letter_topic(shared, kafka_bootstrap,
     assert _metric(worker.metrics(), "radlake_streams_dead_letters_total") >= len(bad)
 
 
+class _Feeder(threading.Thread):
+    """Streams studies in (each one's manifest, then its instances in batches of 25) from a thread; an error
+    in the thread is kept and raised by :meth:`wait_for`, so a failed publish is reported, not a timeout."""
+
+    def __init__(self, bootstrap: str, registry_url: str, topics: Topics, studies, halfway_after: int) -> None:
+        super().__init__(daemon=True)
+        self.publisher = EventPublisher(bootstrap, registry_url)
+        self.topics, self.studies, self.halfway_after = topics, studies, halfway_after
+        self.halfway, self.produced = threading.Event(), threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for i, events in enumerate(self.studies):
+                self.publisher.publish(STUDY_MANIFEST.with_name(self.topics.manifest), [manifest_for(events)])
+                for start in range(0, len(events), 25):
+                    self.publisher.publish(INSTANCE_RECEIVED.with_name(self.topics.instance), events[start:start + 25])
+                    time.sleep(0.05)
+                if i == self.halfway_after:
+                    self.halfway.set()
+            self.produced.set()
+        except Exception as exc:  # noqa: BLE001 - handed to the test thread, which raises it
+            self.error = exc
+
+    def wait_for(self, event: threading.Event, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not event.wait(0.5):
+            if self.error is not None:
+                raise AssertionError(f"publishing failed: {self.error!r}") from self.error
+            assert self.is_alive(), "the feeder stopped without an error"
+            assert time.monotonic() < deadline, f"not published in {timeout_s}s"
+
+
 def test_kill_9_mid_stream_loses_nothing_and_emits_each_version_once(
         kafka_bootstrap, registry_url, registry, tmp_path):
     topics = Topics.unique("crash")
@@ -315,37 +348,22 @@ def test_kill_9_mid_stream_loses_nothing_and_emits_each_version_once(
         "--quiet-period-s", "300", *topics.args(),
     ])
     studies = [_study(f"crash-{i}", 60, 40, provider=("st-olav", "haukeland")[i % 2]) for i in range(20)]  # 2,000
-    produced = threading.Event()
-    halfway = threading.Event()
-
-    def stream_in() -> None:
-        for i, events in enumerate(studies):
-            publish(kafka_bootstrap, registry_url, STUDY_MANIFEST.with_name(topics.manifest), [manifest_for(events)])
-            for start in range(0, len(events), 25):
-                publish(kafka_bootstrap, registry_url, INSTANCE_RECEIVED.with_name(topics.instance),
-                        events[start:start + 25])
-                time.sleep(0.05)
-            if i == len(studies) // 3:
-                halfway.set()
-        produced.set()
-
+    feeder = _Feeder(kafka_bootstrap, registry_url, topics, studies, halfway_after=len(studies) // 3)
     completed = Reader(kafka_bootstrap, topics.completed)
     worker.start()
-    producer_thread = threading.Thread(target=stream_in, daemon=True)
     try:
-        producer_thread.start()
-        assert halfway.wait(120)
+        feeder.start()
+        feeder.wait_for(feeder.halfway, 300)  # a bound, not a timing check: a busy 2-core machine is slow
         completed.until(lambda ms: len(ms) >= 2, settle_s=0)  # the worker is mid-stream: some done, most not
         worker.kill9()
         worker.start()
-        producer_thread.join(180)
-        assert produced.is_set()
+        feeder.wait_for(feeder.produced, 300)
         completed.until(lambda ms: len({m.key() for m in ms}) >= len(studies), timeout_s=150, settle_s=5)
         text = worker.metrics()
     finally:
         worker.stop()
         completed.close()
-    assert worker.starts == 2 and not producer_thread.is_alive()
+    assert worker.starts == 2 and not feeder.is_alive()
     # input faust skipped after the restart (if it did, this run) was read back, none was lost to retention
     print("offsets read back after the restart:", _metric(text, "radlake_streams_offsets_read_back_total"))
     assert _metric(text, "radlake_streams_offsets_lost_total") == 0
