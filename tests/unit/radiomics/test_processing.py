@@ -147,3 +147,32 @@ def test_moran_geary_by_fft_equals_the_pairwise_sums():
     mask = ct.mask.astype(bool)
     pairwise = moran_geary(np.argwhere(mask) * np.asarray(ct.spacing), ct.image[mask])
     assert moran_geary_grid(ct.image, mask, ct.spacing) == pytest.approx(pairwise, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(11))
+def test_mesh_volume_area_by_table_and_hull_of_candidates_equal_the_marching_cubes_mesh(seed):
+    """Random masks (in 10 seeds) hit every kind of cube configuration, the ambiguous ones included, and
+    masks with holes and several parts; the lesion is the benchmark's kind of ROI."""
+    from scipy.spatial import ConvexHull
+    from scipy.spatial.distance import pdist
+
+    from radlake.radiomics.morphology import hull_candidates, mesh, mesh_volume_area, mesh_volume_area_of_mask
+
+    rng = np.random.default_rng(seed)
+    if seed == 10:
+        ct = irregular_lesion(shape=(16, 40, 40), spacing=(3.0, 0.9, 0.9), radius_mm=7.0, seed=4)
+        mask, spacing = ct.mask.astype(bool), ct.spacing
+    else:
+        mask = rng.random(tuple(rng.integers(3, 12, 3))) < rng.uniform(0.2, 0.8)
+        spacing = tuple(rng.uniform(0.4, 3.0, 3))
+    mask = mask[tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask))]  # as morphology crops
+    vertices, faces = mesh(mask, spacing)
+    assert mesh_volume_area_of_mask(mask, spacing) == pytest.approx(mesh_volume_area(vertices, faces), rel=1e-12)
+    # the hull candidates are a subset of the mesh's vertices with the same hull and diameter
+    candidates = hull_candidates(mask, spacing)
+    as_rows = [("", float)] * 3
+    assert np.isin(np.round(candidates, 9).view(as_rows), np.round(vertices, 9).view(as_rows)).all()
+    hull, reference = ConvexHull(candidates), ConvexHull(vertices)
+    assert (hull.volume, hull.area) == pytest.approx((reference.volume, reference.area), rel=1e-12)
+    assert pdist(candidates[hull.vertices]).max() == pytest.approx(pdist(vertices[reference.vertices]).max(), rel=1e-12)
+    assert np.allclose(vertices.max(axis=0) - vertices.min(axis=0), np.asarray(mask.shape) * spacing)
