@@ -1,6 +1,6 @@
 """Radiomics benchmark: radlake vs pyradiomics on the same ROIs, in the same run.
 
-    python bench/radiomics_bench.py [--rois N] [--out results.json] [--markdown]
+    python bench/radiomics_bench.py [--rois N] [--out results.json]
 
 ROIs: generated CT volumes (radlake.synthetic.ct_volume) with spherical and irregular lesions of
 known size, and the IBSI 1 digital phantom. Settings are equivalent on both sides: no resampling,

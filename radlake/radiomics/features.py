@@ -163,7 +163,7 @@ def _compute_features(image, mask, spacing, settings: RadiomicsSettings, device:
 
         def zones(in_slice: bool):
             if in_slice not in zone_cache:
-                zone_cache[in_slice] = find_zones(levels, n_levels, in_slice)
+                zone_cache[in_slice] = find_zones(levels, in_slice)
             return zone_cache[in_slice]
 
         if "glcm" in families:

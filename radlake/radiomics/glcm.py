@@ -6,13 +6,28 @@ from functools import lru_cache
 
 import numpy as np
 
-from radlake.radiomics import aggregation
+from radlake.radiomics import aggregation, kernels
 from radlake.radiomics.backend import Backend
 from radlake.radiomics.neighbourhood import DIRECTIONS_2D, DIRECTIONS_3D, centre, shifted
 
 
 def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int, in_slice: bool):
-    """Symmetric co-occurrence counts: (slices, 4, Ng, Ng) in 2D, (13, Ng, Ng) in 3D, as numpy."""
+    """Symmetric co-occurrence counts: (slices, 4, Ng, Ng) in 2D, (13, Ng, Ng) in 3D, as numpy.
+
+    On the CPU (numpy backend) the compiled kernel :func:`radlake.radiomics.kernels.cooccurrence_counts`
+    counts them; torch (CPU or CUDA) runs :func:`array_matrices`.
+    """
+    if backend.is_torch:
+        return array_matrices(backend, padded, width, n_levels, distance, in_slice)
+    directions = np.array(DIRECTIONS_2D if in_slice else DIRECTIONS_3D, dtype=np.int64)
+    levels = np.ascontiguousarray(centre(padded, width))
+    counts = kernels.cooccurrence_counts(levels, directions, distance, n_levels, in_slice).astype(np.float64)
+    counts = counts + np.swapaxes(counts, -1, -2)
+    return counts if in_slice else counts[0]
+
+
+def array_matrices(backend: Backend, padded, width: int, n_levels: int, distance: int, in_slice: bool):
+    """:func:`matrices` as array code (shifted views of the padded levels), for torch on the CPU or CUDA."""
     directions = DIRECTIONS_2D if in_slice else DIRECTIONS_3D
     a = centre(padded, width)
     n_slices = a.shape[0] if in_slice else 1

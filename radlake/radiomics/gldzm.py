@@ -46,7 +46,7 @@ def edge_distance(mask: np.ndarray, in_slice: bool) -> np.ndarray:
 
 def matrices(levels: np.ndarray, mask: np.ndarray, n_levels: int, in_slice: bool,
              zones: Zones | None = None) -> dict[str, np.ndarray]:
-    zones = zones or find_zones(levels, n_levels, in_slice)
+    zones = zones or find_zones(levels, in_slice)
     distance = edge_distance(mask, in_slice)
     n_zones = zones.level.size
     inside = zones.labels > 0
@@ -66,7 +66,7 @@ def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def compute(levels: np.ndarray, mask: np.ndarray, n_levels: int, dims, zones=None) -> aggregation.Rows:
     """``zones``: optional callable in_slice -> Zones, to share the labelling with GLSZM."""
-    zones = zones or (lambda in_slice: find_zones(levels, n_levels, in_slice))
+    zones = zones or (lambda in_slice: find_zones(levels, in_slice))
     per_slice = volume = None
     if "2D" in dims or "2.5D" in dims:
         per_slice = matrices(levels, mask, n_levels, True, zones(True))

@@ -1,15 +1,17 @@
 """Grey level run length matrix features (IBSI 1, section 4.7; family TP0I, tag prefix ``rlm``).
 
-Runs are found without walking the image: for each direction the ROI levels are scattered into a
-sheared array in which every line along that direction is one contiguous row (rows separated by
-a zero); a run is then a maximal stretch of equal non-zero values of the flattened array.
+On the CPU (numpy backend) runs are counted by the compiled kernel
+:func:`radlake.radiomics.kernels.run_counts`. The torch path (CPU or CUDA) finds them without
+walking the image: for each direction the ROI levels are scattered into a sheared array in which
+every line along that direction is one contiguous row (rows separated by a zero); a run is then a
+maximal stretch of equal non-zero values of the flattened array.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from radlake.radiomics import aggregation, matrix_statistics
+from radlake.radiomics import aggregation, kernels, matrix_statistics
 from radlake.radiomics.backend import Backend
 from radlake.radiomics.neighbourhood import DIRECTIONS_2D, DIRECTIONS_3D, level_dtype
 
@@ -69,6 +71,16 @@ def _runs(backend: Backend, lines):
 
 def matrices(backend: Backend, levels: np.ndarray, n_levels: int, in_slice: bool) -> np.ndarray:
     """Run counts: (slices, 4, Ng, Lmax) in 2D, (13, Ng, Lmax) in 3D, as numpy."""
+    if backend.is_torch:
+        return array_matrices(backend, levels, n_levels, in_slice)
+    directions = np.array(DIRECTIONS_2D if in_slice else DIRECTIONS_3D, dtype=np.int64)
+    counts = kernels.run_counts(np.ascontiguousarray(levels), directions, n_levels, max(levels.shape), in_slice)
+    counts = counts.astype(np.float64)
+    return counts if in_slice else counts[0]
+
+
+def array_matrices(backend: Backend, levels: np.ndarray, n_levels: int, in_slice: bool) -> np.ndarray:
+    """:func:`matrices` as array code (sheared layouts), for torch on the CPU or CUDA."""
     directions = DIRECTIONS_2D if in_slice else DIRECTIONS_3D
     shape = levels.shape
     z, y, x = np.nonzero(levels)

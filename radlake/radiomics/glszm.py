@@ -28,7 +28,7 @@ NAMES = {
 
 
 def matrices(levels: np.ndarray, n_levels: int, in_slice: bool, zones: Zones | None = None) -> np.ndarray:
-    zones = zones or find_zones(levels, n_levels, in_slice)
+    zones = zones or find_zones(levels, in_slice)
     n_sizes = max(int(zones.size.max()) if zones.size.size else 1, 1)
     return zone_matrix(zones.level, zones.size, zones.slice, n_levels, n_sizes,
                        levels.shape[0] if in_slice else None)
@@ -43,7 +43,7 @@ def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def compute(levels: np.ndarray, n_levels: int, dims, zones=None) -> aggregation.Rows:
     """``zones``: optional callable in_slice -> Zones, to share the labelling with GLDZM."""
-    zones = zones or (lambda in_slice: find_zones(levels, n_levels, in_slice))
+    zones = zones or (lambda in_slice: find_zones(levels, in_slice))
     per_slice = volume = None
     if "2D" in dims or "2.5D" in dims:
         per_slice = {"glszm": matrices(levels, n_levels, True, zones(True))}

@@ -7,11 +7,21 @@ import warnings
 import numpy as np
 import pytest
 
-from radlake.radiomics import IBSI_DIGITAL_PHANTOM, SettingsError, compute_features, load_settings
+from radlake.radiomics import (
+    IBSI_DIGITAL_PHANTOM,
+    SettingsError,
+    compute_features,
+    load_settings,
+)
 from radlake.radiomics.discretisation import discretise
 from radlake.radiomics.interpolation import target_grid
 from radlake.radiomics.resegmentation import resegment
-from radlake.radiomics.settings import Discretisation, Interpolation, Resegmentation, settings_from_mapping
+from radlake.radiomics.settings import (
+    Discretisation,
+    Interpolation,
+    Resegmentation,
+    settings_from_mapping,
+)
 from radlake.synthetic.ct_volume import irregular_lesion, spherical_lesion
 
 
@@ -156,7 +166,12 @@ def test_mesh_volume_area_by_table_and_hull_of_candidates_equal_the_marching_cub
     from scipy.spatial import ConvexHull
     from scipy.spatial.distance import pdist
 
-    from radlake.radiomics.morphology import hull_candidates, mesh, mesh_volume_area, mesh_volume_area_of_mask
+    from radlake.radiomics.morphology import (
+        hull_candidates,
+        mesh,
+        mesh_volume_area,
+        mesh_volume_area_of_mask,
+    )
 
     rng = np.random.default_rng(seed)
     if seed == 10:
