@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from radlake.radiomics import aggregation, matrix_statistics
+from radlake.radiomics.neighbourhood import pad
 from radlake.radiomics.zones import Zones, find_zones, zone_matrix
 
 NAMES = {
@@ -40,7 +41,7 @@ def edge_distance(mask: np.ndarray, in_slice: bool) -> np.ndarray:
     metric[1, 1, :] = metric[1, :, 1] = True
     if not in_slice:
         metric[:, 1, 1] = True
-    padded = np.pad(mask, 1)
+    padded = pad(mask, 1)
     return ndimage.distance_transform_cdt(padded, metric=metric)[1:-1, 1:-1, 1:-1]
 
 

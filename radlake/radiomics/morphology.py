@@ -32,6 +32,8 @@ import numpy as np
 from scipy import fft, spatial, special
 from skimage import measure
 
+from radlake.radiomics.neighbourhood import pad
+
 
 def mesh(mask: np.ndarray, spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     """The marching-cubes mesh (the reference for :func:`mesh_volume_area_of_mask` and :func:`hull_candidates`)."""
@@ -79,7 +81,7 @@ def _configuration_tables(spacing: tuple[float, float, float]) -> tuple[np.ndarr
 
 def mesh_volume_area_of_mask(mask: np.ndarray, spacing: tuple[float, float, float]) -> tuple[float, float]:
     """Volume and area of the marching-cubes mesh of ``mask`` (see the module docstring), without the mesh."""
-    padded = np.pad(mask.astype(np.uint8), 1)
+    padded = pad(mask.astype(np.uint8), 1)
     cubes = tuple(n - 1 for n in padded.shape)
     config = np.zeros(cubes, dtype=np.uint8)
     for bit, (z, y, x) in enumerate(_CORNERS):
@@ -107,7 +109,7 @@ def hull_candidates(mask: np.ndarray, spacing: tuple[float, float, float]) -> np
     an opposite pair of neighbouring column ends is dropped too. The hull of what is left is the
     hull of the whole mesh (the unit test compares them), from about a fifth of the points.
     """
-    padded = np.pad(mask, 1)
+    padded = pad(mask, 1)
     candidates = []
     for axis in range(3):
         columns = np.moveaxis(padded, axis, -1)
@@ -116,7 +118,7 @@ def hull_candidates(mask: np.ndarray, spacing: tuple[float, float, float]) -> np
         last = columns.shape[-1] - 1 - np.argmax(columns[..., ::-1], axis=-1) + 0.5
         across = [k for k in range(3) if k != axis]
         for height, sign in ((last, 1.0), (-first, -1.0)):  # the far ends, then the near ends (negated)
-            surface = np.pad(np.where(present, height, -np.inf), 1, constant_values=-np.inf)
+            surface = pad(np.where(present, height, -np.inf), 1, fill=-np.inf)
             centre = surface[1:-1, 1:-1]
             corner = present.copy()
             for (y1, x1), (y2, x2) in _OPPOSITE_NEIGHBOURS:

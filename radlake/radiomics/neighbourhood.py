@@ -28,9 +28,13 @@ def level_dtype(n_levels: int) -> np.dtype:
     return np.dtype(np.int16) if n_levels < np.iinfo(np.int16).max else np.dtype(np.int32)
 
 
-def pad(levels: np.ndarray, width: int) -> np.ndarray:
-    """Zero-pad (level 0 means outside the ROI) so that every offset view stays in bounds."""
-    return np.pad(levels, width, mode="constant", constant_values=0)
+def pad(levels: np.ndarray, width: int, fill=0) -> np.ndarray:
+    """Pad every axis by ``width`` with ``fill`` (0: outside the ROI) so that every offset view stays in
+    bounds. Same result as ``np.pad(..., constant_values=fill)``, without its per-call overhead
+    (tens of microseconds, paid several times per ROI)."""
+    padded = np.full(tuple(n + 2 * width for n in levels.shape), fill, dtype=levels.dtype)
+    padded[tuple(slice(width, width + n) for n in levels.shape)] = levels
+    return padded
 
 
 def shifted(padded, width: int, offset: tuple[int, int, int]):
