@@ -95,11 +95,15 @@ def ensure_tables(spark, job: RadiomicsJob) -> None:
 
 
 def register_rois(spark, lake_uri: str, rows: list[dict]) -> None:
-    """Add ROIs to ``silver/rois`` (or replace the row of an ROI name already registered on its series)."""
+    """Add ROIs to ``silver/rois`` (or replace the row of an ROI name already registered on its series).
+    Of rows with the same key in one call (e.g. a redelivered event in the batch) the last one counts:
+    a MERGE refuses two source rows for one target row."""
     path = tables.table_path(lake_uri, ROIS)
     tables.ensure(spark, path, ROIS)
     now = datetime.now(timezone.utc)
-    frame = tables.frame(spark, [{"registered_at": now, "label": None, "source": "manual", **r} for r in rows], ROIS)
+    latest = {tuple(r[k] for k in ROIS.merge_key): r for r in rows}
+    frame = tables.frame(spark, [{"registered_at": now, "label": None, "source": "manual", **r}
+                                 for r in latest.values()], ROIS)
     tables.merge(spark, frame, path, ROIS)
 
 

@@ -2,8 +2,11 @@
 
     radlake radiomics run --settings FILE [--where SQL] [--masks FILE... --provider P --project P]
                           [--geometry auto|silver|bronze] [--retry-failed] [--no-events] [--topic NAME]
-    radlake radiomics follow --settings FILE [--where SQL] [--source-topic NAME] [--topic NAME]
-                             [--group ID] [--idle-exit S] [--max-messages N]
+    radlake radiomics follow --settings FILE [--where SQL] [--on studies|segmentations] [--source-topic NAME]
+                             [--topic NAME] [--group ID] [--idle-exit S] [--max-messages N]
+
+``follow --on studies`` (the default) reacts to ``study completed`` events; ``--on segmentations`` to
+``prediction created`` events that carry a DICOM SEG (one ROI per segment, named after the model).
 
 ``--masks`` stores DICOM SEG / RTSTRUCT files in the object store and registers one ROI per segment /
 structure in ``silver/rois`` before the run. Results go to stdout as one JSON line; progress to stderr.
@@ -22,7 +25,7 @@ from radlake.radiomics.errors import RadiomicsError
 
 def add_parsers(sub) -> None:
     for name, text in (("run", "compute features for every registered ROI of the lake that lacks them (Spark)"),
-                       ("follow", "compute features when study completed events arrive (Kafka consumer)")):
+                       ("follow", "compute features when studies complete or segmentations are created (Kafka consumer)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--settings", type=Path, required=True, help="radiomics settings YAML")
         p.add_argument("--where", default=None, help="SQL filter on silver/rois (e.g. \"project = 'x'\")")
@@ -38,8 +41,12 @@ def add_parsers(sub) -> None:
             p.add_argument("--no-events", action="store_true",
                            help="stage features computed events in the outbox but do not publish them")
         else:
-            p.add_argument("--source-topic", default=None, help="study completed topic (default: the contract's)")
-            p.add_argument("--group", default="radlake-radiomics-follow", help="consumer group id")
+            p.add_argument("--on", choices=["studies", "segmentations"], default="studies",
+                           help="study completed events, or prediction created events carrying a DICOM SEG")
+            p.add_argument("--source-topic", default=None,
+                           help="the events' topic (default: the contract's study completed / prediction created)")
+            p.add_argument("--group", default=None, help="consumer group id (default: radlake-radiomics-follow, "
+                                                          "with -segmentations for --on segmentations)")
             p.add_argument("--idle-exit", type=float, default=None, help="stop after this many idle seconds")
             p.add_argument("--max-messages", type=int, default=None, help="stop after this many messages")
 
@@ -127,12 +134,15 @@ def run(args) -> int:
 
 
 def follow(args) -> int:
+    from functools import partial
+
     from confluent_kafka import Consumer
 
     from infra.components.kafka import Kafka
     from infra.components.registry import SchemaRegistry
     from lake_schemas.serde import EventSerde, registry_client
-    from lake_schemas.topics import STUDY_COMPLETED
+    from lake_schemas.topics import PREDICTION_CREATED, STUDY_COMPLETED
+    from radlake.object_store import ObjectStore
     from radlake.radiomics import follow as following
     from radlake.settings import Settings
     from spark_jobs.session import spark_session
@@ -143,16 +153,23 @@ def follow(args) -> int:
     except RadiomicsError as err:
         print(f"radlake radiomics follow: {err}", file=sys.stderr)
         return 1
-    source = STUDY_COMPLETED.with_name(args.source_topic) if args.source_topic else STUDY_COMPLETED
+    if args.on == "segmentations":
+        contract = PREDICTION_CREATED
+        handle = partial(following.handle_segmentations, read=ObjectStore(job.object_store_uri).get)
+    else:
+        contract, handle = STUDY_COMPLETED, following.handle_completed
+    source = contract.with_name(args.source_topic) if args.source_topic else contract
     serde = EventSerde(source, registry_client(SchemaRegistry(settings).address))
-    consumer = Consumer({"bootstrap.servers": Kafka(settings).address, "group.id": args.group,
+    group = args.group or ("radlake-radiomics-follow-segmentations" if args.on == "segmentations"
+                            else "radlake-radiomics-follow")
+    consumer = Consumer({"bootstrap.servers": Kafka(settings).address, "group.id": group,
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "isolation.level": "read_committed"})
     consumer.subscribe([source.name])
     spark = spark_session(settings, "radlake-radiomics-follow")
     print(f"radiomics follow: {source.name} -> features, settings {job.settings_hash[:12]}", file=sys.stderr)
     try:
-        stats = following.follow(spark, job, consumer, serde, _publisher(settings, args.topic),
+        stats = following.follow(spark, job, consumer, serde, _publisher(settings, args.topic), handle=handle,
                                  idle_exit_s=args.idle_exit, max_messages=args.max_messages)
     finally:
         consumer.close()

@@ -19,7 +19,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from lake_schemas.radiomics_tables import RADIOMICS_FAILURES, RADIOMICS_FEATURES
+from lake_schemas.radiomics_tables import RADIOMICS_FAILURES, RADIOMICS_FEATURES, ROIS
 from lake_schemas.registration import register
 from lake_schemas.serde import EventSerde, registry_client
 from lake_schemas.tables import BRONZE_INSTANCES
@@ -202,6 +202,74 @@ def test_follow_computes_a_completed_study_once(spark, lake, first_two_runs, kaf
     assert _features(spark, job, lake["a"], "nodule#1", OTHER_SETTINGS.digest()) == {}
 
 
+def test_follow_segmentations_computes_the_segments_of_a_predicted_seg(spark, lake, first_two_runs, kafka_bootstrap,
+                                                                       registry_url):
+    """A ``prediction created`` event with a DICOM SEG registers its segment as an ROI named after the model
+    and gets it computed once; a prediction whose SEG fails its claim-check is rejected, not dropped silently,
+    and one without a SEG registers nothing."""
+    from functools import partial
+
+    from confluent_kafka import Consumer
+
+    from lake_schemas.events import (
+        PredictionCreated,
+        PredictionCreatedData,
+        PredictionInput,
+        PredictionModel,
+        StoredDicom,
+    )
+    from lake_schemas.topics import PREDICTION_CREATED
+    from radlake.radiomics import follow
+
+    case = lake["b"]
+    seg = lake["store"].put(rl.seg_bytes(case, "nodule candidate 1"), prefix="predictions")
+    event = PredictionCreated(provider=case.provider, data=PredictionCreatedData(
+        project=case.project, pseudo_patient_id=case.patient, study_uid=case.study_uid, study_version=1,
+        series_uid=case.series_uid, source_event_id=str(uuid.uuid4()),
+        model=PredictionModel(name="nodule-cnn", version=7, stage="Production", weights_sha256="c" * 64),
+        inputs=tuple(PredictionInput(sop_instance_uid=e.data.sop_instance_uid, sha256=e.data.sha256)
+                     for e in case.events),
+        candidates=(), malignancy_score=0.8, threshold=0.5, positive=True,
+        seg=StoredDicom(uri=seg.uri, sha256=seg.sha256, sop_instance_uid=rl.uid(case.name, "seg")), sr=None,
+        latency_ms=12.0, batch_studies=1, worker_id="test-worker", device="cpu"))
+    tampered = event.model_copy(update={"event_id": str(uuid.uuid4()), "data": event.data.model_copy(
+        update={"seg": event.data.seg.model_copy(update={"sha256": "0" * 64})})})
+    without_seg = event.model_copy(update={"event_id": str(uuid.uuid4()), "data": event.data.model_copy(
+        update={"seg": None, "positive": False})})
+
+    suffix = uuid.uuid4().hex[:8]
+    topic = PREDICTION_CREATED.with_name(f"test.radiomics.predictions.{suffix}")
+    register(registry_client(registry_url), (topic,))
+    publish(kafka_bootstrap, registry_url, topic, [event, tampered, without_seg, event])  # and a redelivery
+    settings = settings_from_mapping({"aggregations": ["3D"], "discretisation": {"bin_number": 24}})
+    job = replace(first_two_runs["job"], settings=settings)
+    handle = partial(follow.handle_segmentations, read=lake["store"].get)
+    serde = EventSerde(topic, registry_client(registry_url))
+    announced: list = []
+    for attempt in range(2):  # the second consumer group replays the topic: nothing is pending any more
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"segs-{suffix}-{attempt}",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        consumer.subscribe([topic.name])
+        try:
+            stats = follow.follow(spark, job, consumer, serde, announced.extend, handle=handle, idle_exit_s=8,
+                                  max_messages=4)
+        finally:
+            consumer.close()
+        assert (stats.messages, stats.rejected) == (4, 1)
+    roi = "nodule-cnn:7/nodule candidate 1#1"
+    assert len(announced) == 1
+    data = announced[0].data
+    assert data.study_uid == case.study_uid and data.source_event_id == event.event_id
+    # the run covers the study: its NIfTI ROI, pending for these settings too, is computed beside the SEG's
+    assert sorted((r.roi, r.status) for r in data.rois) == [("nodule", "computed"), (roi, "computed")]
+    got = _features(spark, job, case, roi, settings.digest())
+    direct = {v.name: v.value for v in compute_features(case.image.astype(float), case.mask, case.spacing, settings)}
+    np.testing.assert_allclose([got[n] for n in direct], list(direct.values()), rtol=1e-12, equal_nan=True)
+    registered = (spark.read.format("delta").load(tables.table_path(lake["lake"], ROIS))
+                  .where(f"roi = '{roi}'").collect())
+    assert [(r.series_uid, r.mask_kind, r.mask_sha256) for r in registered] == [(case.series_uid, "seg", seg.sha256)]
+
+
 def test_no_event_is_lost_between_the_gold_write_and_the_publish(spark, lake, first_two_runs):
     """The outbox: a publish that fails leaves the events staged, and a run that died between the gold
     write and the outbox write (simulated by deleting an outbox row) is made good by the next run, with
@@ -253,7 +321,8 @@ def test_series_geometry_from_silver_gives_the_same_features(spark, lake, first_
     tables.ensure(spark, path, SILVER_SERIES)
     tables.merge(spark, tables.frame(spark, [row], SILVER_SERIES), path, SILVER_SERIES)
     settings = settings_from_mapping({"aggregations": ["3D"], "families": ["morphology", "intensity_statistics"]})
-    job = replace(first_two_runs["job"], settings=settings, geometry="silver", where=f"study_uid = '{case.study_uid}'")
+    job = replace(first_two_runs["job"], settings=settings, geometry="silver",
+                  where=f"study_uid = '{case.study_uid}' AND roi = 'nodule'")  # other tests add ROIs to the study
     result = radiomics_job.run(spark, job)
     assert (result.computed_rois, result.failed_rois) == (1, 0)
     got = _features(spark, job, case, "nodule", settings.digest())
