@@ -13,7 +13,9 @@
    object store using the lake's geometry (verifying every hash) and compute IBSI radiomic features on the nodule, written to the gold Delta table ``radiomics_features``;
 5. run an inference worker on the `study completed` events with the registered nodule model (a demo-size
    model is trained and registered first if the registry has none): predictions to Kafka and gold;
-6. print what happened at each step, each prediction beside the study's ground truth.
+6. the segmentation created trigger: each prediction's DICOM SEG becomes ROIs of the lake and gets its
+   features (``radlake radiomics follow --on segmentations``), beside the true nodule's;
+7. print what happened at each step, each prediction beside the study's ground truth.
 
 Needs the stack (``radlake stack up``); ``make demo`` runs both.
 """
@@ -250,7 +252,8 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
     result = radiomics_job.run(spark, job)
     radiomics_job.publish_outbox(spark, job, _publisher(settings, None))
     gold = spark.read.format("delta").load(job.path(radiomics_job.RADIOMICS_FEATURES)).where(
-        f"project = '{PROJECT}' AND settings_hash = '{job.settings_hash}'")
+        f"project = '{PROJECT}' AND settings_hash = '{job.settings_hash}' "
+        "AND roi IN ('nodule-malignant', 'nodule-benign')")  # the ground truth's, not the predicted segments'
     return result, [r.asDict() for r in gold.collect()], job.path(radiomics_job.RADIOMICS_FEATURES), study_truths
 
 
@@ -319,6 +322,47 @@ def predict(settings: Settings, study_uids: set[str], streams: subprocess.Popen)
     return predicted()
 
 
+def radiomics_of_predictions(settings: Settings, model_label: str) -> tuple[object, list[dict]]:
+    """Consume the predictions announced since the last demo run (its own consumer group) as
+    ``radlake radiomics follow --on segmentations`` does; return the follower's counts and the gold
+    ``morph.vol`` rows of every segment this model predicted on the demo's studies."""
+    from functools import partial
+
+    from confluent_kafka import Consumer
+
+    from infra.components.kafka import Kafka
+    from infra.components.registry import SchemaRegistry
+    from lake_schemas.serde import EventSerde, registry_client
+    from lake_schemas.topics import PREDICTION_CREATED
+    from radlake.object_store import ObjectStore
+    from radlake.radiomics import RadiomicsSettings, follow
+    from radlake.radiomics.lake_cli import _publisher
+    from spark_jobs import radiomics_job
+    from spark_jobs.session import spark_session
+
+    job = radiomics_job.RadiomicsJob(settings.resolved_lake_uri, settings.resolved_object_store_uri,
+                                     RadiomicsSettings(aggregations=("3D",)), where=f"project = '{PROJECT}'")
+    consumer = Consumer({"bootstrap.servers": Kafka(settings).address,
+                         "group.id": "radlake-demo-radiomics-segmentations",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "isolation.level": "read_committed"})
+    consumer.subscribe([PREDICTION_CREATED.name])
+    spark = spark_session(settings, "radlake-demo-radiomics-segmentations")
+    try:
+        stats = follow.follow(
+            spark, job, consumer, EventSerde(PREDICTION_CREATED, registry_client(SchemaRegistry(settings).address)),
+            _publisher(settings, None), handle=partial(follow.handle_segmentations,
+                                                       read=ObjectStore(job.object_store_uri).get), idle_exit_s=5)
+        gold = spark.read.format("delta").load(job.path(radiomics_job.RADIOMICS_FEATURES)).where(
+            f"project = '{PROJECT}' AND settings_hash = '{job.settings_hash}' AND feature = 'morph.vol' "
+            f"AND roi LIKE '{model_label}/%'")
+        rows = [r.asDict() for r in gold.collect()]
+    finally:
+        consumer.close()
+        spark.stop()
+    return stats, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="radlake demo", description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=40, help="slices per generated chest CT (2.5 mm)")
@@ -358,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             streams.terminate()
             streams.wait(60)
+        step("radiomics of the predicted segmentations: each prediction's DICOM SEG registered as ROIs (Spark)")
+        segmentation_stats, segment_volumes = radiomics_of_predictions(settings, model_label)
 
     print("\n== radlake demo summary ==")
     print(f"{'provider':<12} {'accepted':>8} {'quarantined':>11}  reasons")
@@ -385,6 +431,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    truth ({truth.provider}): {truth.describe()}" if truth else "    truth: unknown (not from this sample)")
         for line in describe_findings(json.loads(row["candidates_json"] or "[]"), truth):
             print(f"    {line}")
+    print(f"\nfeatures of the predicted segmentations (segmentation created trigger: "
+          f"{segmentation_stats.messages} predictions read, {segmentation_stats.rejected} rejected, "
+          f"{segmentation_stats.events} studies announced):")
+    true_volumes = {r["study_uid"]: r["value"] for r in feature_rows if r["feature"] == "morph.vol"}
+    for row in sorted((r for r in segment_volumes if r["study_uid"] in study_uids),
+                      key=lambda r: (r["study_uid"], r["roi"])):
+        truth = study_truths.get(row["study_uid"])
+        true_volume = true_volumes.get(row["study_uid"], float("nan"))
+        print(f"  study {row['study_uid'][:24]}... {row['roi']:<34} morph.vol {row['value']:8.1f} mm³ "
+              f"(true {truth.kind if truth else '?'} nodule: {true_volume:.1f} mm³)")
     print(f"\ndone in {time.monotonic() - started:.0f}s")
     return 0
 
