@@ -8,7 +8,13 @@ import numpy as np
 
 from radlake.radiomics import aggregation, kernels
 from radlake.radiomics.backend import Backend
-from radlake.radiomics.neighbourhood import DIRECTIONS_2D, DIRECTIONS_3D, centre, shifted
+from radlake.radiomics.neighbourhood import (
+    DIRECTIONS_2D,
+    DIRECTIONS_3D,
+    centre,
+    direction_rows,
+    shifted,
+)
 
 
 def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int, in_slice: bool):
@@ -19,9 +25,9 @@ def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int,
     """
     if backend.is_torch:
         return array_matrices(backend, padded, width, n_levels, distance, in_slice)
-    directions = np.array(DIRECTIONS_2D if in_slice else DIRECTIONS_3D, dtype=np.int64)
     levels = np.ascontiguousarray(centre(padded, width))
-    counts = kernels.cooccurrence_counts(levels, directions, distance, n_levels, in_slice).astype(np.float64)
+    counts = kernels.cooccurrence_counts(levels, direction_rows(in_slice), distance, n_levels, in_slice)
+    counts = counts.astype(np.float64)
     counts = counts + np.swapaxes(counts, -1, -2)
     return counts if in_slice else counts[0]
 

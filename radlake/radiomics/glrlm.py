@@ -13,7 +13,12 @@ import numpy as np
 
 from radlake.radiomics import aggregation, kernels, matrix_statistics
 from radlake.radiomics.backend import Backend
-from radlake.radiomics.neighbourhood import DIRECTIONS_2D, DIRECTIONS_3D, level_dtype
+from radlake.radiomics.neighbourhood import (
+    DIRECTIONS_2D,
+    DIRECTIONS_3D,
+    direction_rows,
+    level_dtype,
+)
 
 NAMES = {
     "short": "rlm.sre",
@@ -73,9 +78,8 @@ def matrices(backend: Backend, levels: np.ndarray, n_levels: int, in_slice: bool
     """Run counts: (slices, 4, Ng, Lmax) in 2D, (13, Ng, Lmax) in 3D, as numpy."""
     if backend.is_torch:
         return array_matrices(backend, levels, n_levels, in_slice)
-    directions = np.array(DIRECTIONS_2D if in_slice else DIRECTIONS_3D, dtype=np.int64)
-    counts = kernels.run_counts(np.ascontiguousarray(levels), directions, n_levels, max(levels.shape), in_slice)
-    counts = counts.astype(np.float64)
+    counts = kernels.run_counts(np.ascontiguousarray(levels), direction_rows(in_slice), n_levels, max(levels.shape),
+                                in_slice).astype(np.float64)
     return counts if in_slice else counts[0]
 
 

@@ -14,6 +14,16 @@ DIRECTIONS_3D: tuple[tuple[int, int, int], ...] = tuple(
     d for d in itertools.product((-1, 0, 1), repeat=3) if d > (0, 0, 0)
 )
 DIRECTIONS_2D: tuple[tuple[int, int, int], ...] = tuple(d for d in DIRECTIONS_3D if d[0] == 0)
+# the same as int64 rows, as the compiled kernels take them (read-only: shared by every call)
+_DIRECTION_ROWS = {in_slice: np.array(DIRECTIONS_2D if in_slice else DIRECTIONS_3D, dtype=np.int64)
+                   for in_slice in (False, True)}
+for _rows in _DIRECTION_ROWS.values():
+    _rows.flags.writeable = False
+
+
+def direction_rows(in_slice: bool) -> np.ndarray:
+    """:data:`DIRECTIONS_2D` (``in_slice``) or :data:`DIRECTIONS_3D` as an int64 array of ``(dz, dy, dx)`` rows."""
+    return _DIRECTION_ROWS[in_slice]
 
 
 def neighbours(distance: int, in_slice: bool) -> tuple[tuple[int, int, int], ...]:

@@ -10,10 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from radlake.radiomics import kernels
-from radlake.radiomics.neighbourhood import DIRECTIONS_2D, DIRECTIONS_3D
-
-_OFFSETS_3D = np.array(DIRECTIONS_3D, dtype=np.int64)
-_OFFSETS_2D = np.array(DIRECTIONS_2D, dtype=np.int64)
+from radlake.radiomics.neighbourhood import direction_rows
 
 
 @dataclass(frozen=True)
@@ -27,8 +24,7 @@ class Zones:
 def find_zones(levels: np.ndarray, in_slice: bool) -> Zones:
     """Label zones: connected ROI voxels of one level, joined through the 13 (3D) or 4 (in-slice)
     forward neighbour offsets by the compiled union-find of :func:`radlake.radiomics.kernels.zone_labels`."""
-    offsets = _OFFSETS_2D if in_slice else _OFFSETS_3D
-    labels, level, size, first_slice = kernels.zone_labels(np.ascontiguousarray(levels), offsets)
+    labels, level, size, first_slice = kernels.zone_labels(np.ascontiguousarray(levels), direction_rows(in_slice))
     return Zones(labels=labels, level=level, size=size, slice=first_slice)
 
 
