@@ -17,6 +17,11 @@ import numpy as np
 from numba import njit
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _in_box(z, y, x, nz, ny, nx):
+    return 0 <= z < nz and 0 <= y < ny and 0 <= x < nx
+
+
 @njit(cache=True, nogil=True)
 def run_counts(levels, directions, n_levels, max_len, in_slice):
     """Runs of equal levels along each direction: int64 ``(slices or 1, directions, Ng, max_len)``.
@@ -35,11 +40,11 @@ def run_counts(levels, directions, n_levels, max_len, in_slice):
                     if level == 0:
                         continue
                     pz, py, px = z - dz, y - dy, x - dx
-                    if 0 <= pz < nz and 0 <= py < ny and 0 <= px < nx and levels[pz, py, px] == level:
+                    if _in_box(pz, py, px, nz, ny, nx) and levels[pz, py, px] == level:
                         continue  # inside a run counted from its first voxel
                     length = 1
                     qz, qy, qx = z + dz, y + dy, x + dx
-                    while 0 <= qz < nz and 0 <= qy < ny and 0 <= qx < nx and levels[qz, qy, qx] == level:
+                    while _in_box(qz, qy, qx, nz, ny, nx) and levels[qz, qy, qx] == level:
                         length += 1
                         qz += dz
                         qy += dy
@@ -94,7 +99,7 @@ def zone_labels(levels, offsets):
                 root = _root(parent, (z * ny + y) * nx + x)
                 for k in range(offsets.shape[0]):
                     qz, qy, qx = z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]
-                    if 0 <= qz < nz and 0 <= qy < ny and 0 <= qx < nx and levels[qz, qy, qx] == level:
+                    if _in_box(qz, qy, qx, nz, ny, nx) and levels[qz, qy, qx] == level:
                         other = _root(parent, (qz * ny + qy) * nx + qx)
                         if other != root:  # join the two trees under the smaller root
                             parent[max(root, other)] = min(root, other)
