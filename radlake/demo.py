@@ -213,7 +213,7 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
     from radlake.object_store import ObjectStore
     from radlake.radiomics import RadiomicsSettings
     from radlake.radiomics.geometry import Geometry
-    from radlake.radiomics.lake_cli import _publisher
+    from radlake.radiomics.lake_cli import publisher
     from radlake.radiomics.nifti import write_nifti
     from spark_jobs import radiomics_job
 
@@ -250,7 +250,7 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
     job = radiomics_job.RadiomicsJob(settings.resolved_lake_uri, settings.resolved_object_store_uri,
                                      RadiomicsSettings(aggregations=("3D",)), where=f"project = '{PROJECT}'")
     result = radiomics_job.run(spark, job)
-    radiomics_job.publish_outbox(spark, job, _publisher(settings, None))
+    radiomics_job.publish_outbox(spark, job, publisher(settings, None))
     gold = spark.read.format("delta").load(job.path(radiomics_job.RADIOMICS_FEATURES)).where(
         f"project = '{PROJECT}' AND settings_hash = '{job.settings_hash}' "
         "AND roi IN ('nodule-malignant', 'nodule-benign')")  # the ground truth's, not the predicted segments'
@@ -326,33 +326,17 @@ def radiomics_of_predictions(settings: Settings, model_label: str) -> tuple[obje
     """Consume the predictions announced since the last demo run (its own consumer group) as
     ``radlake radiomics follow --on segmentations`` does; return the follower's counts and the gold
     ``morph.vol`` rows of every segment this model predicted on the demo's studies."""
-    from functools import partial
-
-    from confluent_kafka import Consumer
-
-    from infra.components.kafka import Kafka
-    from infra.components.registry import SchemaRegistry
-    from lake_schemas.serde import EventSerde, registry_client
-    from lake_schemas.topics import PREDICTION_CREATED
-    from radlake.object_store import ObjectStore
     from radlake.radiomics import RadiomicsSettings, follow
-    from radlake.radiomics.lake_cli import _publisher
+    from radlake.radiomics.lake_cli import follower, publisher
     from spark_jobs import radiomics_job
     from spark_jobs.session import spark_session
 
     job = radiomics_job.RadiomicsJob(settings.resolved_lake_uri, settings.resolved_object_store_uri,
                                      RadiomicsSettings(aggregations=("3D",)), where=f"project = '{PROJECT}'")
-    consumer = Consumer({"bootstrap.servers": Kafka(settings).address,
-                         "group.id": "radlake-demo-radiomics-segmentations",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "isolation.level": "read_committed"})
-    consumer.subscribe([PREDICTION_CREATED.name])
+    consumer, serde, handle = follower(settings, job, "segmentations", group="radlake-demo-radiomics-segmentations")
     spark = spark_session(settings, "radlake-demo-radiomics-segmentations")
     try:
-        stats = follow.follow(
-            spark, job, consumer, EventSerde(PREDICTION_CREATED, registry_client(SchemaRegistry(settings).address)),
-            _publisher(settings, None), handle=partial(follow.handle_segmentations,
-                                                       read=ObjectStore(job.object_store_uri).get), idle_exit_s=5)
+        stats = follow.follow(spark, job, consumer, serde, publisher(settings, None), handle=handle, idle_exit_s=5)
         gold = spark.read.format("delta").load(job.path(radiomics_job.RADIOMICS_FEATURES)).where(
             f"project = '{PROJECT}' AND settings_hash = '{job.settings_hash}' AND feature = 'morph.vol' "
             f"AND roi LIKE '{model_label}/%'")

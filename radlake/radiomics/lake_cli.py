@@ -25,7 +25,8 @@ from radlake.radiomics.errors import RadiomicsError
 
 def add_parsers(sub) -> None:
     for name, text in (("run", "compute features for every registered ROI of the lake that lacks them (Spark)"),
-                       ("follow", "compute features when studies complete or segmentations are created (Kafka consumer)")):
+                       ("follow", "compute features when studies complete or segmentations are created "
+                                  "(Kafka consumer)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--settings", type=Path, required=True, help="radiomics settings YAML")
         p.add_argument("--where", default=None, help="SQL filter on silver/rois (e.g. \"project = 'x'\")")
@@ -59,7 +60,7 @@ def _job(args, settings):
                         where=args.where, geometry=args.geometry, retry_failed=args.retry_failed, device=args.device)
 
 
-def _publisher(settings, topic_name: str | None):
+def publisher(settings, topic_name: str | None):
     from confluent_kafka import Producer
 
     from infra.components.kafka import Kafka
@@ -126,14 +127,16 @@ def run(args) -> int:
         return 1
     print(f"radiomics run: settings {job.settings_hash[:12]}, lake {job.lake_uri}", file=sys.stderr)
     result = radiomics_job.run(spark, job)
-    published = () if args.no_events else radiomics_job.publish_outbox(spark, job, _publisher(settings, args.topic))
+    published = () if args.no_events else radiomics_job.publish_outbox(spark, job, publisher(settings, args.topic))
     print(f"{result.computed_rois} ROIs computed, {result.failed_rois} failed, {result.feature_rows} feature rows, "
           f"{len(result.events)} studies staged, {len(published)} events published", file=sys.stderr)
     print(json.dumps({**_summary(result), "published": len(published)}))
     return 0
 
 
-def follow(args) -> int:
+def follower(settings, job, on: str, *, group: str | None = None, source_topic: str | None = None):
+    """What ``radlake radiomics follow --on ON`` consumes with: a consumer subscribed to the source topic
+    (manual commits, ``read_committed``), the topic's serde, and the handler of its events."""
     from functools import partial
 
     from confluent_kafka import Consumer
@@ -144,6 +147,24 @@ def follow(args) -> int:
     from lake_schemas.topics import PREDICTION_CREATED, STUDY_COMPLETED
     from radlake.object_store import ObjectStore
     from radlake.radiomics import follow as following
+
+    if on == "segmentations":
+        contract = PREDICTION_CREATED
+        handle = partial(following.handle_segmentations, read=ObjectStore(job.object_store_uri).get)
+    else:
+        contract, handle = STUDY_COMPLETED, following.handle_completed
+    source = contract.with_name(source_topic) if source_topic else contract
+    serde = EventSerde(source, registry_client(SchemaRegistry(settings).address))
+    group = group or ("radlake-radiomics-follow-segmentations" if on == "segmentations" else "radlake-radiomics-follow")
+    consumer = Consumer({"bootstrap.servers": Kafka(settings).address, "group.id": group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "isolation.level": "read_committed"})
+    consumer.subscribe([source.name])
+    return consumer, serde, handle
+
+
+def follow(args) -> int:
+    from radlake.radiomics import follow as following
     from radlake.settings import Settings
     from spark_jobs.session import spark_session
 
@@ -153,23 +174,11 @@ def follow(args) -> int:
     except RadiomicsError as err:
         print(f"radlake radiomics follow: {err}", file=sys.stderr)
         return 1
-    if args.on == "segmentations":
-        contract = PREDICTION_CREATED
-        handle = partial(following.handle_segmentations, read=ObjectStore(job.object_store_uri).get)
-    else:
-        contract, handle = STUDY_COMPLETED, following.handle_completed
-    source = contract.with_name(args.source_topic) if args.source_topic else contract
-    serde = EventSerde(source, registry_client(SchemaRegistry(settings).address))
-    group = args.group or ("radlake-radiomics-follow-segmentations" if args.on == "segmentations"
-                            else "radlake-radiomics-follow")
-    consumer = Consumer({"bootstrap.servers": Kafka(settings).address, "group.id": group,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "isolation.level": "read_committed"})
-    consumer.subscribe([source.name])
+    consumer, serde, handle = follower(settings, job, args.on, group=args.group, source_topic=args.source_topic)
     spark = spark_session(settings, "radlake-radiomics-follow")
-    print(f"radiomics follow: {source.name} -> features, settings {job.settings_hash[:12]}", file=sys.stderr)
+    print(f"radiomics follow: {serde.topic.name} -> features, settings {job.settings_hash[:12]}", file=sys.stderr)
     try:
-        stats = following.follow(spark, job, consumer, serde, _publisher(settings, args.topic), handle=handle,
+        stats = following.follow(spark, job, consumer, serde, publisher(settings, args.topic), handle=handle,
                                  idle_exit_s=args.idle_exit, max_messages=args.max_messages)
     finally:
         consumer.close()
