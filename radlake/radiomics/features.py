@@ -30,6 +30,7 @@ from radlake.radiomics.aggregation import AGGREGATION_IDS
 from radlake.radiomics.backend import backend_for
 from radlake.radiomics.discretisation import discretise
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
+from radlake.radiomics.geometry import roi_box
 from radlake.radiomics.ibsi_tags import FEATURES
 from radlake.radiomics.interpolation import interpolate
 from radlake.radiomics.neighbourhood import level_dtype, pad
@@ -78,12 +79,7 @@ def _check_inputs(image: np.ndarray, mask: np.ndarray, spacing) -> None:
 
 def _crop(image: np.ndarray, masks: list[np.ndarray], margin: tuple[int, int, int]):
     """Crop to the ROI bounding box plus ``margin`` voxels (kept for the local-intensity sphere)."""
-    low, high = [], []
-    for axis in range(3):
-        present = np.flatnonzero(masks[0].any(axis=tuple(a for a in range(3) if a != axis)))
-        low.append(max(int(present[0]) - margin[axis], 0))
-        high.append(min(int(present[-1]) + 1 + margin[axis], image.shape[axis]))
-    box = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+    box = roi_box(masks[0], margin)
     return image[box], [m[box] for m in masks]
 
 

@@ -87,3 +87,17 @@ def select_label(mask: np.ndarray, label: int | None) -> np.ndarray:
     if not roi.any():
         raise InvalidInputError(RadiomicsReason.EMPTY_MASK, "the ROI mask holds no voxel")
     return roi
+
+
+def roi_box(mask: np.ndarray, margin: tuple[int, int, int] = (0, 0, 0)) -> tuple[slice, slice, slice]:
+    """The smallest box holding every voxel of a non-empty (z, y, x) ``mask``, widened by ``margin``
+    voxels per axis within the array. Two projections (whole slices first, then the in-plane
+    footprint of the occupied slab) instead of ``np.nonzero``, which lists every voxel."""
+    occupied = np.flatnonzero(mask.any(axis=(1, 2)))
+    footprint = mask[occupied[0]:occupied[-1] + 1].any(axis=0)
+    ends = [(occupied[0], occupied[-1])]
+    for axis in (1, 0):  # rows (y) hold a voxel where any x does, and vice versa
+        present = np.flatnonzero(footprint.any(axis=axis))
+        ends.append((present[0], present[-1]))
+    return tuple(slice(max(int(low) - m, 0), min(int(high) + 1 + m, n))
+                 for (low, high), m, n in zip(ends, margin, mask.shape))

@@ -124,3 +124,134 @@ def zone_labels(levels, offsets):
         size_of[zone - 1] += 1
     return labels.reshape(nz, ny, nx), level_of[:count].copy(), size_of[:count].copy(), slice_of[:count].copy()
 
+
+
+@njit(cache=True, nogil=True)
+def mesh_sums(mask, area, det, normal_sum, spacing):
+    """Volume and area of the marching-cubes mesh of ``mask`` from the per-configuration tables of
+    :func:`radlake.radiomics.morphology.mesh_volume_area_of_mask`, in one pass over the cubes of
+    the mask padded by one voxel (a cube's corners outside the mask are background)."""
+    nz, ny, nx = mask.shape
+    signed = 0.0
+    total_area = 0.0
+    for cz in range(nz + 1):
+        for cy in range(ny + 1):
+            for cx in range(nx + 1):
+                config = 0
+                for bit in range(8):
+                    z, y, x = cz - 1 + (bit >> 2), cy - 1 + (bit >> 1 & 1), cx - 1 + (bit & 1)
+                    if _in_box(z, y, x, nz, ny, nx) and mask[z, y, x]:
+                        config |= 1 << bit
+                if config == 0 or config == 255:
+                    continue
+                total_area += area[config]
+                signed += det[config] + (cz * spacing[0] * normal_sum[config, 0]
+                                         + cy * spacing[1] * normal_sum[config, 1]
+                                         + cx * spacing[2] * normal_sum[config, 2])
+    return abs(signed) / 6.0, total_area
+
+
+_MISSING = -(1 << 40)  # the height of an absent neighbouring column: below any real one
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _height_at(heights, i, j):
+    if 0 <= i < heights.shape[0] and 0 <= j < heights.shape[1]:
+        return heights[i, j]
+    return _MISSING
+
+
+@njit(cache=True, nogil=True)
+def column_end_corners(mask):
+    """The hull candidates of :func:`radlake.radiomics.morphology.hull_candidates` in doubled index
+    coordinates (int64 ``(k, 3)``, integers: mesh vertices lie half a voxel off the voxel centres)."""
+    nz, ny, nx = mask.shape
+    # per axis, the first and last mask index of every column along it (-1: empty column)
+    first_z, last_z = np.full((ny, nx), -1, np.int64), np.full((ny, nx), -1, np.int64)
+    first_y, last_y = np.full((nz, nx), -1, np.int64), np.full((nz, nx), -1, np.int64)
+    first_x, last_x = np.full((nz, ny), -1, np.int64), np.full((nz, ny), -1, np.int64)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if mask[z, y, x]:
+                    if first_z[y, x] < 0:
+                        first_z[y, x] = z
+                    last_z[y, x] = z
+                    if first_y[z, x] < 0:
+                        first_y[z, x] = y
+                    last_y[z, x] = y
+                    if first_x[z, y] < 0:
+                        first_x[z, y] = x
+                    last_x[z, y] = x
+    out = np.empty((2 * (ny * nx + nz * nx + nz * ny), 3), dtype=np.int64)
+    count = 0
+    for axis in range(3):
+        first, last = (first_z, last_z) if axis == 0 else ((first_y, last_y) if axis == 1 else (first_x, last_x))
+        n1, n2 = first.shape
+        for end in range(2):  # the far ends (+), then the near ends (negated, so that "higher" is outward)
+            heights = np.full((n1, n2), _MISSING, np.int64)
+            for i in range(n1):
+                for j in range(n2):
+                    if first[i, j] >= 0:
+                        heights[i, j] = 2 * last[i, j] + 1 if end == 0 else -(2 * first[i, j] - 1)
+            for i in range(n1):
+                for j in range(n2):
+                    h = heights[i, j]
+                    if h == _MISSING:
+                        continue
+                    # a column end not strictly above the mean of an opposite pair of neighbours lies on
+                    # a segment between other vertices, so it is no corner of the hull
+                    if (2 * h <= _height_at(heights, i + 1, j) + _height_at(heights, i - 1, j)
+                            or 2 * h <= _height_at(heights, i, j + 1) + _height_at(heights, i, j - 1)
+                            or 2 * h <= _height_at(heights, i + 1, j + 1) + _height_at(heights, i - 1, j - 1)
+                            or 2 * h <= _height_at(heights, i + 1, j - 1) + _height_at(heights, i - 1, j + 1)):
+                        continue
+                    along = h if end == 0 else -h
+                    if axis == 0:
+                        out[count, 0], out[count, 1], out[count, 2] = along, 2 * i, 2 * j
+                    elif axis == 1:
+                        out[count, 0], out[count, 1], out[count, 2] = 2 * i, along, 2 * j
+                    else:
+                        out[count, 0], out[count, 1], out[count, 2] = 2 * i, 2 * j, along
+                    count += 1
+    return out[:count]
+
+
+@njit(cache=True, nogil=True)
+def mask_moments(image, morph_mask, int_mask, spacing):
+    """In one pass: the morphological mask's voxel count, centroid and covariance of voxel positions
+    (world units, ``n - 1`` normalised), and the intensity mask's intensity sum, count and
+    intensity-weighted centroid. Positions are taken from the box centre, so that the raw second
+    moments stay small beside the covariance they give."""
+    nz, ny, nx = morph_mask.shape
+    mid_z, mid_y, mid_x = (nz - 1) / 2.0, (ny - 1) / 2.0, (nx - 1) / 2.0
+    n = 0
+    s = np.zeros(3)
+    ss = np.zeros((3, 3))
+    weight = 0.0
+    n_int = 0
+    weighted = np.zeros(3)
+    p = np.empty(3)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                p[0], p[1], p[2] = (z - mid_z) * spacing[0], (y - mid_y) * spacing[1], (x - mid_x) * spacing[2]
+                if morph_mask[z, y, x]:
+                    n += 1
+                    for a in range(3):
+                        s[a] += p[a]
+                        for b in range(a, 3):
+                            ss[a, b] += p[a] * p[b]
+                if int_mask[z, y, x]:
+                    value = image[z, y, x]
+                    weight += value
+                    n_int += 1
+                    for a in range(3):
+                        weighted[a] += value * p[a]
+    centre = s / n
+    covariance = np.zeros((3, 3))
+    if n > 1:
+        for a in range(3):
+            for b in range(a, 3):
+                covariance[a, b] = covariance[b, a] = (ss[a, b] - n * centre[a] * centre[b]) / (n - 1)
+    return n, centre, covariance, weight, n_int, weighted / weight

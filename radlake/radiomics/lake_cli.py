@@ -15,7 +15,6 @@ Exit codes: 0 done, 1 invalid input (settings, masks), 2 usage.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -25,8 +24,8 @@ from radlake.radiomics.errors import RadiomicsError
 
 def add_parsers(sub) -> None:
     for name, text in (("run", "compute features for every registered ROI of the lake that lacks them (Spark)"),
-                       ("follow", "compute features when studies complete or segmentations are created "
-                                  "(Kafka consumer)")):
+                       ("follow", ("compute features when studies complete or segmentations are created "
+                                   "(Kafka consumer)"))):
         p = sub.add_parser(name, help=text)
         p.add_argument("--settings", type=Path, required=True, help="radiomics settings YAML")
         p.add_argument("--where", default=None, help="SQL filter on silver/rois (e.g. \"project = 'x'\")")

@@ -13,9 +13,12 @@ tetrahedron splits into a constant of its configuration plus the cube's origin d
 face's normal (det(o+a, o+b, o+c) = det(a, b, c) + o . (b-a)x(c-a)). Volume and area are then
 sums of table look-ups over the surface cubes (:func:`mesh_volume_area_of_mask`), equal to the
 mesh's to rounding (:func:`mesh` and :func:`mesh_volume_area` are the reference, kept for the
-test that pins this). The convex hull and the maximum diameter need only the vertices that can be
-corners of the hull, which :func:`hull_candidates` finds from the mask (the mesh's few extra
-vertices inside ambiguous cubes are averages of edge midpoints, never corners).
+test that pins this); a compiled pass over the cubes sums them. The convex hull and the maximum
+diameter need only the vertices that can be corners of the hull, which :func:`hull_candidates`
+finds from the mask (the mesh's few extra vertices inside ambiguous cubes are averages of edge
+midpoints, never corners); their hull is built exactly on integer coordinates
+(:mod:`radlake.radiomics.convex_hull`). Centroids and the covariance of the voxel positions come
+from one compiled pass of sums (:func:`radlake.radiomics.kernels.mask_moments`).
 
 Not implemented (IBSI gives no digital-phantom reference values for them): volume and area
 density of the oriented minimum bounding box and of the minimum-volume enclosing ellipsoid.
@@ -32,7 +35,9 @@ import numpy as np
 from scipy import fft, spatial, special
 from skimage import measure
 
-from radlake.radiomics.neighbourhood import pad
+from radlake.radiomics.convex_hull import hull_faces, hull_measures
+from radlake.radiomics.geometry import roi_box
+from radlake.radiomics.kernels import column_end_corners, mask_moments, mesh_sums
 
 
 def mesh(mask: np.ndarray, spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -81,23 +86,9 @@ def _configuration_tables(spacing: tuple[float, float, float]) -> tuple[np.ndarr
 
 def mesh_volume_area_of_mask(mask: np.ndarray, spacing: tuple[float, float, float]) -> tuple[float, float]:
     """Volume and area of the marching-cubes mesh of ``mask`` (see the module docstring), without the mesh."""
-    padded = pad(mask.astype(np.uint8), 1)
-    cubes = tuple(n - 1 for n in padded.shape)
-    config = np.zeros(cubes, dtype=np.uint8)
-    for bit, (z, y, x) in enumerate(_CORNERS):
-        config |= padded[z:z + cubes[0], y:y + cubes[1], x:x + cubes[2]] << bit
-    flat = config.reshape(-1)
-    surface = np.flatnonzero((flat != 0) & (flat != 255))
-    kinds = flat[surface]
     area, det, normal_sum = _configuration_tables(spacing)
-    origins = np.stack(np.unravel_index(surface, cubes), axis=1) * np.asarray(spacing)
-    volume = abs(det[kinds].sum() + np.einsum("ij,ij->", origins, normal_sum[kinds])) / 6.0
-    return float(volume), float(area[kinds].sum())
-
-
-# pairs of opposite in-plane neighbours of a column; a surface point at their midpoint that is not
-# above their mean height lies on a segment between other points and so is no corner of the hull
-_OPPOSITE_NEIGHBOURS = (((1, 0), (-1, 0)), ((0, 1), (0, -1)), ((1, 1), (-1, -1)), ((1, -1), (-1, 1)))
+    volume, total_area = mesh_sums(mask, area, det, normal_sum, np.asarray(spacing, dtype=np.float64))
+    return float(volume), float(total_area)
 
 
 def hull_candidates(mask: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -108,29 +99,10 @@ def hull_candidates(mask: np.ndarray, spacing: tuple[float, float, float]) -> np
     each column of the mask qualify; of those, a column end that is not strictly above the mean of
     an opposite pair of neighbouring column ends is dropped too. The hull of what is left is the
     hull of the whole mesh (the unit test compares them), from about a fifth of the points.
+    The compiled :func:`radlake.radiomics.kernels.column_end_corners` finds them, in doubled index
+    coordinates, which is what the morphology uses.
     """
-    padded = pad(mask, 1)
-    candidates = []
-    for axis in range(3):
-        columns = np.moveaxis(padded, axis, -1)
-        present = columns.any(axis=-1)
-        first = np.argmax(columns, axis=-1) - 0.5
-        last = columns.shape[-1] - 1 - np.argmax(columns[..., ::-1], axis=-1) + 0.5
-        across = [k for k in range(3) if k != axis]
-        for height, sign in ((last, 1.0), (-first, -1.0)):  # the far ends, then the near ends (negated)
-            surface = pad(np.where(present, height, -np.inf), 1, fill=-np.inf)
-            centre = surface[1:-1, 1:-1]
-            corner = present.copy()
-            for (y1, x1), (y2, x2) in _OPPOSITE_NEIGHBOURS:
-                one = surface[1 + y1:surface.shape[0] - 1 + y1, 1 + x1:surface.shape[1] - 1 + x1]
-                other = surface[1 + y2:surface.shape[0] - 1 + y2, 1 + x2:surface.shape[1] - 1 + x2]
-                corner &= centre > (one + other) / 2  # a missing neighbour (-inf) never drops a point
-            at = np.argwhere(corner)
-            points = np.empty((len(at), 3))
-            points[:, across[0]], points[:, across[1]] = at[:, 0], at[:, 1]
-            points[:, axis] = sign * centre[corner]
-            candidates.append(points)
-    return np.concatenate(candidates) * np.asarray(spacing)
+    return (column_end_corners(mask) / 2.0 + 1.0) * np.asarray(spacing)
 
 
 def ellipsoid_area(a: float, b: float, c: float, terms: int = 20) -> float:
@@ -219,19 +191,17 @@ def _compute(image, morph_mask, int_mask, spacing, max_pair_voxels) -> list[tupl
     """Degenerate ROIs (flat, linear) give NaN or inf where a ratio has a zero denominator."""
     spacing = tuple(float(s) for s in spacing)
     # every morphological feature is translation invariant: work on the morphological mask's box
-    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(morph_mask))
+    box = roi_box(morph_mask)
     image, morph_mask, int_mask = image[box], morph_mask[box], int_mask[box]
     volume, area = (np.float64(v) for v in mesh_volume_area_of_mask(morph_mask, spacing))
     voxel_volume = float(np.prod(spacing))
-    positions = np.argwhere(morph_mask) * np.asarray(spacing)
-    same_masks = int_mask is morph_mask or np.array_equal(int_mask, morph_mask)
-    int_positions = positions if same_masks else np.argwhere(int_mask) * np.asarray(spacing)
-    intensities = image[int_mask].astype(np.float64)
+    n_voxels, centre, covariance, intensity_sum, n_int, weighted_centre = mask_moments(
+        image, morph_mask, int_mask, np.asarray(spacing, dtype=np.float64))
 
     sph = (36 * np.pi * volume**2) ** (1 / 3)
     rows: list[tuple[str, float]] = [
         ("morph.vol", volume),
-        ("morph.approx.vol", morph_mask.sum() * voxel_volume),
+        ("morph.approx.vol", n_voxels * voxel_volume),
         ("morph.area", area),
         ("morph.av", area / volume),
         ("morph.comp.1", volume / (np.pi**0.5 * area**1.5)),
@@ -239,16 +209,16 @@ def _compute(image, morph_mask, int_mask, spacing, max_pair_voxels) -> list[tupl
         ("morph.sph.dispr", area / sph),
         ("morph.sphericity", sph / area),
         ("morph.asphericity", (area**3 / (36 * np.pi * volume**2)) ** (1 / 3) - 1),
+        ("morph.com", float(np.linalg.norm(centre - weighted_centre))),
     ]
-    weighted_centre = (int_positions * intensities[:, None]).sum(axis=0) / intensities.sum()
-    rows.append(("morph.com", float(np.linalg.norm(positions.mean(axis=0) - weighted_centre))))
 
-    candidates = hull_candidates(morph_mask, spacing)
-    hull = spatial.ConvexHull(candidates)
-    hull_points = candidates[hull.vertices]
-    rows.append(("morph.diam", float(spatial.distance.pdist(hull_points).max())))
+    # the hull of the candidates in doubled index coordinates is exact; half the spacing scales it
+    candidates = column_end_corners(morph_mask)
+    hull_volume, hull_area, diameter = hull_measures(candidates, hull_faces(candidates),
+                                                     np.asarray(spacing, dtype=np.float64) / 2.0)
+    rows.append(("morph.diam", diameter))
 
-    eigen = np.sort(np.linalg.eigvalsh(np.cov(positions.T, bias=False)))[::-1] if len(positions) > 1 else np.zeros(3)
+    eigen = np.sort(np.linalg.eigvalsh(covariance))[::-1]
     major, minor, least = (np.float64(max(v, 0.0)) for v in eigen)
     rows += [
         ("morph.pca.major", 4 * np.sqrt(major)),
@@ -265,11 +235,11 @@ def _compute(image, morph_mask, int_mask, spacing, max_pair_voxels) -> list[tupl
     rows += [
         ("morph.v.dens.aee", volume / (4 * np.pi / 3 * a * b * c)),
         ("morph.a.dens.aee", area / ellipsoid_area(a, b, c)),
-        ("morph.v.dens.conv.hull", volume / hull.volume),
-        ("morph.a.dens.conv.hull", area / hull.area),
-        ("morph.integ.int", volume * intensities.mean()),
+        ("morph.v.dens.conv.hull", volume / hull_volume),
+        ("morph.a.dens.conv.hull", area / hull_area),
+        ("morph.integ.int", volume * intensity_sum / n_int),
     ]
-    if max_pair_voxels is None or intensities.size <= max_pair_voxels:
+    if max_pair_voxels is None or n_int <= max_pair_voxels:
         moran, geary = moran_geary_grid(image, int_mask, spacing)
         rows += [("morph.moran.i", moran), ("morph.geary.c", geary)]
     return [(tag, float(value)) for tag, value in rows]

@@ -166,6 +166,8 @@ def test_mesh_volume_area_by_table_and_hull_of_candidates_equal_the_marching_cub
     from scipy.spatial import ConvexHull
     from scipy.spatial.distance import pdist
 
+    from radlake.radiomics.convex_hull import hull_faces, hull_measures
+    from radlake.radiomics.kernels import column_end_corners
     from radlake.radiomics.morphology import (
         hull_candidates,
         mesh,
@@ -190,4 +192,9 @@ def test_mesh_volume_area_by_table_and_hull_of_candidates_equal_the_marching_cub
     hull, reference = ConvexHull(candidates), ConvexHull(vertices)
     assert (hull.volume, hull.area) == pytest.approx((reference.volume, reference.area), rel=1e-12)
     assert pdist(candidates[hull.vertices]).max() == pytest.approx(pdist(vertices[reference.vertices]).max(), rel=1e-12)
+    # what the morphology uses: the exact hull of the candidates in doubled index coordinates
+    doubled = column_end_corners(mask)
+    measures = hull_measures(doubled, hull_faces(doubled), np.asarray(spacing) / 2)
+    assert measures == pytest.approx((reference.volume, reference.area, pdist(vertices[reference.vertices]).max()),
+                                     rel=1e-12)
     assert np.allclose(vertices.max(axis=0) - vertices.min(axis=0), np.asarray(mask.shape) * spacing)
