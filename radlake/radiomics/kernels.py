@@ -23,6 +23,24 @@ def _in_box(z, y, x, nz, ny, nx):
 
 
 @njit(cache=True, nogil=True)
+def _padded(levels, width):
+    """``levels`` in a zero border of ``width``, flattened: a step of up to ``width`` voxels off the
+    box lands on 0 (outside the ROI), so the loops below need no bounds checks."""
+    nz, ny, nx = levels.shape
+    out = np.zeros((nz + 2 * width, ny + 2 * width, nx + 2 * width), dtype=levels.dtype)
+    out[width:width + nz, width:width + ny, width:width + nx] = levels
+    return out.reshape(-1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _step(directions, d, scale, ny, nx, width):
+    """Flat offset of direction ``d`` times ``scale`` in a grid padded by ``width``."""
+    row = nx + 2 * width
+    plane = (ny + 2 * width) * row
+    return (directions[d, 0] * plane + directions[d, 1] * row + directions[d, 2]) * scale
+
+
+@njit(cache=True, nogil=True)
 def run_counts(levels, directions, n_levels, max_len, in_slice):
     """Runs of equal levels along each direction: int64 ``(slices or 1, directions, Ng, max_len)``.
 
@@ -30,25 +48,22 @@ def run_counts(levels, directions, n_levels, max_len, in_slice):
     or has another level) by stepping forward while the level holds.
     """
     nz, ny, nx = levels.shape
+    flat = _padded(levels, 1)
     out = np.zeros((nz if in_slice else 1, directions.shape[0], n_levels, max_len), dtype=np.int64)
     for d in range(directions.shape[0]):
-        dz, dy, dx = directions[d, 0], directions[d, 1], directions[d, 2]
+        step = _step(directions, d, 1, ny, nx, 1)
         for z in range(nz):
             for y in range(ny):
-                for x in range(nx):
-                    level = levels[z, y, x]
-                    if level == 0:
-                        continue
-                    pz, py, px = z - dz, y - dy, x - dx
-                    if _in_box(pz, py, px, nz, ny, nx) and levels[pz, py, px] == level:
-                        continue  # inside a run counted from its first voxel
+                start = ((z + 1) * (ny + 2) + y + 1) * (nx + 2) + 1
+                for i in range(start, start + nx):
+                    level = flat[i]
+                    if level == 0 or flat[i - step] == level:
+                        continue  # outside, or inside a run counted from its first voxel
                     length = 1
-                    qz, qy, qx = z + dz, y + dy, x + dx
-                    while _in_box(qz, qy, qx, nz, ny, nx) and levels[qz, qy, qx] == level:
+                    j = i + step
+                    while flat[j] == level:
                         length += 1
-                        qz += dz
-                        qy += dy
-                        qx += dx
+                        j += step
                     out[z if in_slice else 0, d, level - 1, length - 1] += 1
     return out
 
@@ -58,14 +73,16 @@ def cooccurrence_counts(levels, directions, distance, n_levels, in_slice):
     """Co-occurrences at ``distance`` along each direction (one way, not yet symmetric):
     int64 ``(slices or 1, directions, Ng, Ng)``."""
     nz, ny, nx = levels.shape
+    flat = _padded(levels, distance)
     out = np.zeros((nz if in_slice else 1, directions.shape[0], n_levels, n_levels), dtype=np.int64)
     for d in range(directions.shape[0]):
-        dz, dy, dx = directions[d, 0] * distance, directions[d, 1] * distance, directions[d, 2] * distance
-        for z in range(max(0, -dz), min(nz, nz - dz)):
-            for y in range(max(0, -dy), min(ny, ny - dy)):
-                for x in range(max(0, -dx), min(nx, nx - dx)):
-                    a = levels[z, y, x]
-                    b = levels[z + dz, y + dy, x + dx]
+        step = _step(directions, d, distance, ny, nx, distance)
+        for z in range(nz):
+            for y in range(ny):
+                start = ((z + distance) * (ny + 2 * distance) + y + distance) * (nx + 2 * distance) + distance
+                for i in range(start, start + nx):
+                    a = flat[i]
+                    b = flat[i + step]
                     if a > 0 and b > 0:
                         out[z if in_slice else 0, d, a - 1, b - 1] += 1
     return out
@@ -87,43 +104,48 @@ def zone_labels(levels, offsets):
     the neighbourhood), by union-find. Returns ``(labels, level, size, slice)``: labels 1..n in
     first-voxel (C) order, 0 outside, and per zone its level, voxel count and z of its first voxel."""
     nz, ny, nx = levels.shape
-    n = nz * ny * nx
-    flat = levels.reshape(n)
-    parent = np.arange(n)
+    flat = _padded(levels, 1)
+    steps = np.array([_step(offsets, k, 1, ny, nx, 1) for k in range(offsets.shape[0])])
+    parent = np.arange(flat.shape[0])
     for z in range(nz):
         for y in range(ny):
-            for x in range(nx):
-                level = levels[z, y, x]
+            start = ((z + 1) * (ny + 2) + y + 1) * (nx + 2) + 1
+            for i in range(start, start + nx):
+                level = flat[i]
                 if level == 0:
                     continue
-                root = _root(parent, (z * ny + y) * nx + x)
-                for k in range(offsets.shape[0]):
-                    qz, qy, qx = z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]
-                    if _in_box(qz, qy, qx, nz, ny, nx) and levels[qz, qy, qx] == level:
-                        other = _root(parent, (qz * ny + qy) * nx + qx)
+                root = _root(parent, i)
+                for k in range(steps.shape[0]):
+                    j = i + steps[k]
+                    if flat[j] == level:
+                        other = _root(parent, j)
                         if other != root:  # join the two trees under the smaller root
                             parent[max(root, other)] = min(root, other)
                             root = min(root, other)
-    labels = np.zeros(n, dtype=np.int64)
-    zone_of_root = np.zeros(n, dtype=np.int64)
+    labels = np.zeros((nz, ny, nx), dtype=np.int64)
+    zone_of_root = np.zeros(flat.shape[0], dtype=np.int64)
+    n = nz * ny * nx
     level_of = np.zeros(n, dtype=np.int64)
     size_of = np.zeros(n, dtype=np.int64)
     slice_of = np.zeros(n, dtype=np.int64)
     count = 0
-    for i in range(n):
-        if flat[i] == 0:
-            continue
-        root = _root(parent, i)
-        if zone_of_root[root] == 0:
-            count += 1
-            zone_of_root[root] = count
-            level_of[count - 1] = flat[i]
-            slice_of[count - 1] = i // (ny * nx)
-        zone = zone_of_root[root]
-        labels[i] = zone
-        size_of[zone - 1] += 1
-    return labels.reshape(nz, ny, nx), level_of[:count].copy(), size_of[:count].copy(), slice_of[:count].copy()
-
+    for z in range(nz):
+        for y in range(ny):
+            start = ((z + 1) * (ny + 2) + y + 1) * (nx + 2) + 1
+            for x in range(nx):
+                level = flat[start + x]
+                if level == 0:
+                    continue
+                root = _root(parent, start + x)
+                if zone_of_root[root] == 0:
+                    count += 1
+                    zone_of_root[root] = count
+                    level_of[count - 1] = level
+                    slice_of[count - 1] = z
+                zone = zone_of_root[root]
+                labels[z, y, x] = zone
+                size_of[zone - 1] += 1
+    return labels, level_of[:count].copy(), size_of[:count].copy(), slice_of[:count].copy()
 
 
 @njit(cache=True, nogil=True)
@@ -255,3 +277,69 @@ def mask_moments(image, morph_mask, int_mask, spacing):
             for b in range(a, 3):
                 covariance[a, b] = covariance[b, a] = (ss[a, b] - n * centre[a] * centre[b]) / (n - 1)
     return n, centre, covariance, weight, n_int, weighted / weight
+
+
+@njit(cache=True, nogil=True)
+def _neighbour_steps(shape, offsets):
+    """Flat offsets in an array of ``shape`` of the ``(dz, dy, dx)`` rows of ``offsets``."""
+    steps = np.empty(offsets.shape[0], dtype=np.int64)
+    for k in range(offsets.shape[0]):
+        steps[k] = (offsets[k, 0] * shape[1] + offsets[k, 1]) * shape[2] + offsets[k, 2]
+    return steps
+
+
+@njit(cache=True, nogil=True)
+def neighbourhood_differences(padded, width, offsets, n_levels, in_slice):
+    """NGTDM counts and sums: per (slice,) level, the number of ROI voxels with an ROI neighbour
+    and the sum of |level - mean neighbouring level| (neighbours: ``offsets``, within ``width``
+    of the padding). float64 ``(slices or 1, Ng)`` each, summed in C order of the voxels."""
+    pz, py, px = padded.shape
+    nz, ny, nx = pz - 2 * width, py - 2 * width, px - 2 * width
+    flat = padded.reshape(-1)
+    steps = _neighbour_steps(padded.shape, offsets)
+    count = np.zeros((nz if in_slice else 1, n_levels))
+    total = np.zeros((nz if in_slice else 1, n_levels))
+    for z in range(nz):
+        for y in range(ny):
+            start = ((z + width) * py + y + width) * px + width
+            for i in range(start, start + nx):
+                level = flat[i]
+                if level == 0:
+                    continue
+                neighbour_sum = 0
+                neighbour_count = 0
+                for k in range(steps.shape[0]):
+                    other = flat[i + steps[k]]
+                    neighbour_sum += other
+                    neighbour_count += other > 0
+                if neighbour_count == 0:
+                    continue
+                row = z if in_slice else 0
+                count[row, level - 1] += 1.0
+                total[row, level - 1] += abs(float(level) - float(neighbour_sum) / float(neighbour_count))
+    return count, total
+
+
+@njit(cache=True, nogil=True)
+def dependence_counts(padded, width, offsets, n_levels, alpha, in_slice):
+    """NGLDM counts: per (slice,) level, ROI voxels by the number of ROI neighbours (``offsets``)
+    whose level differs by at most ``alpha`` (column k: k dependent neighbours, i.e. dependence
+    k + 1). float64 ``(slices or 1, Ng, len(offsets) + 1)``."""
+    pz, py, px = padded.shape
+    nz, ny, nx = pz - 2 * width, py - 2 * width, px - 2 * width
+    flat = padded.reshape(-1)
+    steps = _neighbour_steps(padded.shape, offsets)
+    out = np.zeros((nz if in_slice else 1, n_levels, steps.shape[0] + 1))
+    for z in range(nz):
+        for y in range(ny):
+            start = ((z + width) * py + y + width) * px + width
+            for i in range(start, start + nx):
+                level = flat[i]
+                if level == 0:
+                    continue
+                dependent = 0
+                for k in range(steps.shape[0]):
+                    other = flat[i + steps[k]]
+                    dependent += other > 0 and abs(other - level) <= alpha
+                out[z if in_slice else 0, level - 1, dependent] += 1.0
+    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radlake.radiomics import aggregation, matrix_statistics
+from radlake.radiomics import aggregation, kernels, matrix_statistics
 from radlake.radiomics.backend import Backend
 from radlake.radiomics.neighbourhood import centre, neighbours, shifted
 
@@ -35,6 +35,20 @@ NAMES = {
 
 def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int, alpha: int,
              in_slice: bool) -> dict[str, np.ndarray]:
+    """Dependence counts by (slice,) grey level and dependence. On the CPU (numpy backend) the
+    compiled kernel :func:`radlake.radiomics.kernels.dependence_counts` makes one pass; torch (CPU
+    or CUDA) runs :func:`array_matrices`."""
+    if backend.is_torch:
+        return array_matrices(backend, padded, width, n_levels, distance, alpha, in_slice)
+    offsets = np.array(neighbours(distance, in_slice), dtype=np.int64)
+    counts = kernels.dependence_counts(np.ascontiguousarray(padded), width, offsets, n_levels, alpha, in_slice)
+    counts = counts if in_slice else counts[0]
+    return {"ngldm": counts, "n_voxels": counts.sum(axis=(-2, -1))}
+
+
+def array_matrices(backend: Backend, padded, width: int, n_levels: int, distance: int, alpha: int,
+                   in_slice: bool) -> dict[str, np.ndarray]:
+    """:func:`matrices` as array code (comparisons of shifted views), for torch on the CPU or CUDA."""
     a = centre(padded, width)
     offsets = neighbours(distance, in_slice)
     dependence = backend.int32(backend.zeros_like(a))

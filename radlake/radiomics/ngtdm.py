@@ -2,19 +2,33 @@
 
 The neighbourhood of a voxel is every ROI voxel within Chebyshev distance delta (in-slice in 2D),
 the centre excluded; voxels whose neighbourhood holds no ROI voxel are left out (N_v,c counts the
-others). Sums and counts over the neighbourhood come from shifted views, not from a voxel loop.
+others). Sums and counts over the neighbourhood come from a compiled pass on the CPU and from
+shifted views (array code) on torch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from radlake.radiomics import aggregation
+from radlake.radiomics import aggregation, kernels
 from radlake.radiomics.backend import Backend
 from radlake.radiomics.neighbourhood import centre, neighbours, shifted
 
 
 def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int, in_slice: bool):
+    """Per (slice,) grey level: ``n``, the voxels with a neighbour, and ``s``, their summed absolute
+    difference to the mean neighbouring level. On the CPU (numpy backend) the compiled kernel
+    :func:`radlake.radiomics.kernels.neighbourhood_differences` makes one pass; torch (CPU or CUDA)
+    runs :func:`array_matrices`."""
+    if backend.is_torch:
+        return array_matrices(backend, padded, width, n_levels, distance, in_slice)
+    offsets = np.array(neighbours(distance, in_slice), dtype=np.int64)
+    n, s = kernels.neighbourhood_differences(np.ascontiguousarray(padded), width, offsets, n_levels, in_slice)
+    return {"n": n if in_slice else n[0], "s": s if in_slice else s[0]}
+
+
+def array_matrices(backend: Backend, padded, width: int, n_levels: int, distance: int, in_slice: bool):
+    """:func:`matrices` as array code (sums of shifted views), for torch on the CPU or CUDA."""
     a = centre(padded, width)
     total = backend.int32(backend.zeros_like(a))
     count = backend.int32(backend.zeros_like(a))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from radlake.radiomics import glcm, glrlm
+from radlake.radiomics import glcm, glrlm, ngldm, ngtdm
 from radlake.radiomics.backend import Backend
 from radlake.radiomics.neighbourhood import pad
 from radlake.radiomics.zones import find_zones
@@ -41,6 +41,30 @@ def test_cooccurrence_counts_equal_the_shifted_views(seed, in_slice, distance):
     padded = pad(levels, distance)
     compiled = glcm.matrices(ARRAYS, padded, distance, n_levels, distance, in_slice)
     np.testing.assert_array_equal(compiled, glcm.array_matrices(ARRAYS, padded, distance, n_levels, distance, in_slice))
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("in_slice", [False, True])
+@pytest.mark.parametrize("distance", [1, 2])
+def test_neighbourhood_differences_equal_the_shifted_views(seed, in_slice, distance):
+    levels, n_levels = _levels(seed)
+    padded = pad(levels, distance)
+    compiled = ngtdm.matrices(ARRAYS, padded, distance, n_levels, distance, in_slice)
+    arrays = ngtdm.array_matrices(ARRAYS, padded, distance, n_levels, distance, in_slice)
+    np.testing.assert_array_equal(compiled["n"], arrays["n"])
+    np.testing.assert_allclose(compiled["s"], arrays["s"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("in_slice", [False, True])
+@pytest.mark.parametrize(("distance", "alpha"), [(1, 0), (1, 1), (2, 0), (2, 2)])
+def test_dependence_counts_equal_the_shifted_views(seed, in_slice, distance, alpha):
+    levels, n_levels = _levels(seed)
+    padded = pad(levels, distance)
+    compiled = ngldm.matrices(ARRAYS, padded, distance, n_levels, distance, alpha, in_slice)
+    arrays = ngldm.array_matrices(ARRAYS, padded, distance, n_levels, distance, alpha, in_slice)
+    np.testing.assert_array_equal(compiled["ngldm"], arrays["ngldm"])
+    np.testing.assert_array_equal(compiled["n_voxels"], arrays["n_voxels"])
 
 
 @pytest.mark.parametrize("seed", range(12))

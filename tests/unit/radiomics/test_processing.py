@@ -198,3 +198,23 @@ def test_mesh_volume_area_by_table_and_hull_of_candidates_equal_the_marching_cub
     assert measures == pytest.approx((reference.volume, reference.area, pdist(vertices[reference.vertices]).max()),
                                      rel=1e-12)
     assert np.allclose(vertices.max(axis=0) - vertices.min(axis=0), np.asarray(mask.shape) * spacing)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_percentiles_by_counting_equal_numpy_bit_for_bit(seed):
+    """Integer intensities (HU, levels) are counted; anything else falls back to numpy's partition."""
+    from radlake.radiomics.intensity_statistics import percentiles
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 500))
+    kind = seed % 4
+    if kind == 0:
+        x = np.round(rng.normal(rng.uniform(-800, 800), rng.uniform(0.2, 300), n))  # HU
+    elif kind == 1:
+        x = rng.integers(1, 6, n).astype(np.float64)  # discretised levels
+    elif kind == 2:
+        x = rng.normal(0, 1, n)  # not integers: numpy's path
+    else:
+        x = np.round(rng.normal(0, 1e6, n))  # integers too spread to count
+    q = [10, 25, 50, 75, 90]
+    np.testing.assert_array_equal(percentiles(x, q), np.percentile(x, q))
