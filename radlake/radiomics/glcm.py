@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
+from numba import njit
 
 from radlake.radiomics import aggregation, kernels
 from radlake.radiomics.backend import Backend
@@ -52,92 +51,104 @@ def array_matrices(backend: Backend, padded, width: int, n_levels: int, distance
     return counts if in_slice else counts[0]
 
 
-@lru_cache(maxsize=16)
-def _weights(n_g: int) -> dict[str, np.ndarray]:
-    """Per-cell weights (Ng*Ng, k) of the features that are linear in p, and the diagonal maps."""
-    i = np.repeat(np.arange(1, n_g + 1, dtype=np.float64), n_g)
-    j = np.tile(np.arange(1, n_g + 1, dtype=np.float64), n_g)
-    d = np.abs(i - j)
-    linear = np.stack([
-        i,  # joint average
-        d**2,  # contrast
-        d,  # dissimilarity
-        1 / (1 + d),
-        1 / (1 + d / n_g),
-        1 / (1 + d**2),
-        1 / (1 + d**2 / n_g**2),
-        i * j,  # autocorrelation
-    ], axis=1)
-    diff_map = (d[:, None] == np.arange(n_g)[None, :]).astype(np.float64)
-    sum_map = ((i + j)[:, None] == np.arange(2, 2 * n_g + 1)[None, :]).astype(np.float64)
-    return {"linear": linear, "diff": diff_map, "sum": sum_map}
+FEATURES = ("cm.joint.max", "cm.joint.avg", "cm.joint.var", "cm.joint.entr", "cm.diff.avg", "cm.diff.var",
+            "cm.diff.entr", "cm.sum.avg", "cm.sum.var", "cm.sum.entr", "cm.energy", "cm.contrast",
+            "cm.dissimilarity", "cm.inv.diff", "cm.inv.diff.norm", "cm.inv.diff.mom", "cm.inv.diff.mom.norm",
+            "cm.inv.var", "cm.corr", "cm.auto.corr", "cm.clust.tend", "cm.clust.shade", "cm.clust.prom",
+            "cm.info.corr.1", "cm.info.corr.2")
 
 
-def _entropy(q: np.ndarray) -> np.ndarray:
-    return -np.where(q > 0, q * np.log2(np.where(q > 0, q, 1.0)), 0.0).sum(axis=-1)
+@njit(cache=True, nogil=True, inline="always")
+def _entropy_term(q):
+    return -q * np.log2(q) if q > 0 else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _features(counts):
+    """:data:`FEATURES` of each symmetric matrix of ``counts`` (float64 ``(B, Ng, Ng)``), ``(B, 25)``.
+
+    Symmetry lets every feature come from p itself (max, entropy, energy), the marginal p_i, the
+    diagonal and cross-diagonal distributions p_{i-j} and p_{i+j}, or a sum with fixed weights;
+    HXY1 = HXY2 = 2 HX for a symmetric matrix. An empty matrix gives NaN (skipped when averaging),
+    its entropies being empty sums (0).
+    """
+    batch, n_g = counts.shape[0], counts.shape[1]
+    out = np.empty((batch, len(FEATURES)))
+    p_i = np.empty(n_g)
+    p_diff = np.empty(n_g)
+    p_sum = np.empty(2 * n_g + 1)  # index i + j (2..2Ng)
+    for b in range(batch):
+        total = counts[b].sum()
+        if total == 0:
+            out[b, :] = np.nan
+            out[b, 3] = out[b, 6] = out[b, 9] = out[b, 24] = 0.0
+            continue
+        p_i[:] = 0.0
+        p_diff[:] = 0.0
+        p_sum[:] = 0.0
+        peak = mu = hxy = energy = auto = 0.0
+        contrast = dissimilarity = inv_diff = inv_diff_norm = inv_diff_mom = inv_diff_mom_norm = 0.0
+        for i in range(n_g):
+            for j in range(n_g):
+                c = counts[b, i, j]
+                if c == 0:
+                    continue
+                p = c / total
+                gi, gj = float(i + 1), float(j + 1)
+                d = abs(gi - gj)
+                peak = max(peak, p)
+                mu += p * gi
+                hxy += _entropy_term(p)
+                energy += p * p
+                auto += p * gi * gj
+                contrast += p * d * d
+                dissimilarity += p * d
+                inv_diff += p / (1 + d)
+                inv_diff_norm += p / (1 + d / n_g)
+                inv_diff_mom += p / (1 + d * d)
+                inv_diff_mom_norm += p / (1 + d * d / (n_g * n_g))
+                p_i[i] += p
+                p_diff[abs(i - j)] += p
+                p_sum[i + j + 2] += p
+        joint_var = hx = 0.0
+        for i in range(n_g):
+            joint_var += p_i[i] * (i + 1 - mu) ** 2
+            hx += _entropy_term(p_i[i])
+        diff_avg = diff_entr = inv_var = 0.0
+        for k in range(n_g):
+            diff_avg += p_diff[k] * k
+            diff_entr += _entropy_term(p_diff[k])
+            if k > 0:
+                inv_var += p_diff[k] / (k * k)
+        diff_var = 0.0
+        for k in range(n_g):
+            diff_var += p_diff[k] * (k - diff_avg) ** 2
+        sum_avg = sum_entr = 0.0
+        for k in range(2, 2 * n_g + 1):
+            sum_avg += p_sum[k] * k
+            sum_entr += _entropy_term(p_sum[k])
+        sum_var = tend = shade = prom = 0.0
+        for k in range(2, 2 * n_g + 1):
+            sum_var += p_sum[k] * (k - sum_avg) ** 2
+            dev = k - 2 * mu
+            tend += p_sum[k] * dev * dev
+            shade += p_sum[k] * dev * dev * dev
+            prom += p_sum[k] * dev * dev * dev * dev
+        values = (peak, mu, joint_var, hxy, diff_avg, diff_var, diff_entr, sum_avg, sum_var, sum_entr, energy,
+                  contrast, dissimilarity, inv_diff, inv_diff_norm, inv_diff_mom, inv_diff_mom_norm, inv_var,
+                  (auto - mu * mu) / joint_var, auto, tend, shade, prom, (hxy - 2 * hx) / hx,
+                  np.sqrt(1 - np.exp(-2 * (2 * hx - hxy))))
+        for k in range(len(FEATURES)):
+            out[b, k] = values[k]
+    return out
 
 
 def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """IBSI GLCM features of a batch of symmetric matrices (..., Ng, Ng).
-
-    Symmetry lets every feature come from p itself (max, entropy, energy), the marginal p_i, the
-    diagonal and cross-diagonal distributions p_{i-j} and p_{i+j}, or a product with fixed weights;
-    HXY1 = HXY2 = 2 HX for a symmetric matrix.
-    """
-    counts = mats["glcm"]
-    n_g = counts.shape[-1]
+    """IBSI GLCM features of a batch of symmetric matrices (..., Ng, Ng) (compiled: :func:`_features`)."""
+    counts = np.asarray(mats["glcm"], dtype=np.float64)
     batch = counts.shape[:-2]
-    flat = counts.reshape(batch + (n_g * n_g,))
-    total = flat.sum(axis=-1)
-    w = _weights(n_g)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = flat / np.where(total > 0, total, np.nan)[..., None]
-        lin = p @ w["linear"]
-        p_diff = p @ w["diff"]
-        p_sum = p @ w["sum"]
-        p_i = p.reshape(batch + (n_g, n_g)).sum(axis=-1)
-        levels = np.arange(1, n_g + 1, dtype=np.float64)
-        kd = np.arange(n_g, dtype=np.float64)
-        ks = np.arange(2, 2 * n_g + 1, dtype=np.float64)
-        mu = lin[..., 0]
-        dev_i = levels - mu[..., None]
-        joint_var = (p_i * dev_i * dev_i).sum(axis=-1)
-        diff_avg = p_diff @ kd
-        sum_avg = p_sum @ ks
-        dev_d = kd - diff_avg[..., None]
-        dev_s = ks - sum_avg[..., None]
-        dev_c = ks - 2 * mu[..., None]
-        dev_c2 = dev_c * dev_c
-        hxy = _entropy(p)
-        hx = _entropy(p_i)
-        inv_var_w = np.concatenate([[0.0], 1.0 / kd[1:] ** 2])
-        return {
-            "cm.joint.max": p.max(axis=-1),
-            "cm.joint.avg": mu,
-            "cm.joint.var": joint_var,
-            "cm.joint.entr": hxy,
-            "cm.diff.avg": diff_avg,
-            "cm.diff.var": (p_diff * dev_d * dev_d).sum(axis=-1),
-            "cm.diff.entr": _entropy(p_diff),
-            "cm.sum.avg": sum_avg,
-            "cm.sum.var": (p_sum * dev_s * dev_s).sum(axis=-1),
-            "cm.sum.entr": _entropy(p_sum),
-            "cm.energy": (p * p).sum(axis=-1),
-            "cm.contrast": lin[..., 1],
-            "cm.dissimilarity": lin[..., 2],
-            "cm.inv.diff": lin[..., 3],
-            "cm.inv.diff.norm": lin[..., 4],
-            "cm.inv.diff.mom": lin[..., 5],
-            "cm.inv.diff.mom.norm": lin[..., 6],
-            "cm.inv.var": p_diff @ inv_var_w,
-            "cm.corr": (lin[..., 7] - mu**2) / joint_var,
-            "cm.auto.corr": lin[..., 7],
-            "cm.clust.tend": (p_sum * dev_c2).sum(axis=-1),
-            "cm.clust.shade": (p_sum * dev_c2 * dev_c).sum(axis=-1),
-            "cm.clust.prom": (p_sum * dev_c2 * dev_c2).sum(axis=-1),
-            "cm.info.corr.1": (hxy - 2 * hx) / hx,
-            "cm.info.corr.2": np.sqrt(1 - np.exp(-2 * (2 * hx - hxy))),
-        }
+    values = _features(np.ascontiguousarray(counts.reshape((-1,) + counts.shape[-2:])))
+    return {tag: values[:, k].reshape(batch) for k, tag in enumerate(FEATURES)}
 
 
 def compute(backend: Backend, padded, width: int, n_levels: int, distance: int, dims) -> aggregation.Rows:
