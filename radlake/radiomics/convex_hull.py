@@ -240,13 +240,19 @@ def hull_measures(points, faces, scale):
         wx, wy, wz = nx * (s1 * s2), ny * (s0 * s2), nz * (s0 * s1)
         area += np.sqrt(wx * wx + wy * wy + wz * wz) / 2.0
     vertices = np.flatnonzero(used)
+    coordinates = np.empty((3, vertices.shape[0]))
+    for axis, factor in enumerate((s0, s1, s2)):
+        for k in range(vertices.shape[0]):
+            coordinates[axis, k] = points[vertices[k], axis] * factor
+    return abs(volume6) * (s0 * s1 * s2) / 6.0, area, _diameter(coordinates[0], coordinates[1], coordinates[2])
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _diameter(x, y, z):
+    """Largest distance between two of the points (x, y, z): the pairs' inner loop vectorises."""
     longest = 0.0
-    for i in range(vertices.shape[0]):
-        p = vertices[i]
-        for j in range(i + 1, vertices.shape[0]):
-            q = vertices[j]
-            dx = (points[p, 0] - points[q, 0]) * s0
-            dy = (points[p, 1] - points[q, 1]) * s1
-            dz = (points[p, 2] - points[q, 2]) * s2
+    for i in range(x.shape[0]):
+        for j in range(i + 1, x.shape[0]):
+            dx, dy, dz = x[i] - x[j], y[i] - y[j], z[i] - z[j]
             longest = max(longest, dx * dx + dy * dy + dz * dz)
-    return abs(volume6) * (s0 * s1 * s2) / 6.0, area, np.sqrt(longest)
+    return np.sqrt(longest)

@@ -44,48 +44,54 @@ def _step(directions, d, scale, ny, nx, width):
 def run_counts(levels, directions, n_levels, max_len, in_slice):
     """Runs of equal levels along each direction: int64 ``(slices or 1, directions, Ng, max_len)``.
 
-    A run is counted from its first voxel (whose predecessor along the direction is outside the box
-    or has another level) by stepping forward while the level holds.
+    Every direction is a forward step in C order, so one sweep over the ROI voxels finds, for each
+    voxel and direction, the length of the run that ends there (one more than its predecessor's
+    when the level holds, else 1) and counts it where the run ends (the next voxel has another
+    level). The directions are the inner loop: independent of each other, and free of branches.
     """
     nz, ny, nx = levels.shape
     flat = _padded(levels, 1)
-    out = np.zeros((nz if in_slice else 1, directions.shape[0], n_levels, max_len), dtype=np.int64)
-    for d in range(directions.shape[0]):
-        step = _step(directions, d, 1, ny, nx, 1)
-        for z in range(nz):
-            for y in range(ny):
-                start = ((z + 1) * (ny + 2) + y + 1) * (nx + 2) + 1
-                for i in range(start, start + nx):
-                    level = flat[i]
-                    if level == 0 or flat[i - step] == level:
-                        continue  # outside, or inside a run counted from its first voxel
-                    length = 1
-                    j = i + step
-                    while flat[j] == level:
-                        length += 1
-                        j += step
-                    out[z if in_slice else 0, d, level - 1, length - 1] += 1
+    n_dir = directions.shape[0]
+    steps = np.array([_step(directions, d, 1, ny, nx, 1) for d in range(n_dir)])
+    length = np.zeros((flat.shape[0], n_dir), dtype=np.int32)
+    out = np.zeros((nz if in_slice else 1, n_dir, n_levels, max_len), dtype=np.int64)
+    for z in range(nz):
+        row = z if in_slice else 0
+        for y in range(ny):
+            start = ((z + 1) * (ny + 2) + y + 1) * (nx + 2) + 1
+            for i in range(start, start + nx):
+                level = flat[i]
+                if level == 0:
+                    continue
+                for d in range(n_dir):
+                    step = steps[d]
+                    run = (level == flat[i - step]) * length[i - step, d] + 1
+                    length[i, d] = run
+                    out[row, d, level - 1, run - 1] += level != flat[i + step]
     return out
 
 
 @njit(cache=True, nogil=True)
 def cooccurrence_counts(levels, directions, distance, n_levels, in_slice):
     """Co-occurrences at ``distance`` along each direction (one way, not yet symmetric):
-    int64 ``(slices or 1, directions, Ng, Ng)``."""
+    int64 ``(slices or 1, directions, Ng, Ng)``. One sweep over the ROI voxels with the directions
+    as the inner loop; a neighbour outside the ROI is counted in a column that is dropped."""
     nz, ny, nx = levels.shape
     flat = _padded(levels, distance)
-    out = np.zeros((nz if in_slice else 1, directions.shape[0], n_levels, n_levels), dtype=np.int64)
-    for d in range(directions.shape[0]):
-        step = _step(directions, d, distance, ny, nx, distance)
-        for z in range(nz):
-            for y in range(ny):
-                start = ((z + distance) * (ny + 2 * distance) + y + distance) * (nx + 2 * distance) + distance
-                for i in range(start, start + nx):
-                    a = flat[i]
-                    b = flat[i + step]
-                    if a > 0 and b > 0:
-                        out[z if in_slice else 0, d, a - 1, b - 1] += 1
-    return out
+    n_dir = directions.shape[0]
+    steps = np.array([_step(directions, d, distance, ny, nx, distance) for d in range(n_dir)])
+    out = np.zeros((nz if in_slice else 1, n_dir, n_levels, n_levels + 1), dtype=np.int64)
+    for z in range(nz):
+        row = z if in_slice else 0
+        for y in range(ny):
+            start = ((z + distance) * (ny + 2 * distance) + y + distance) * (nx + 2 * distance) + distance
+            for i in range(start, start + nx):
+                a = flat[i]
+                if a == 0:
+                    continue
+                for d in range(n_dir):
+                    out[row, d, a - 1, flat[i + steps[d]]] += 1
+    return out[:, :, :, 1:].copy()
 
 
 @njit(cache=True, nogil=True)
@@ -114,9 +120,11 @@ def zone_labels(levels, offsets):
                 level = flat[i]
                 if level == 0:
                     continue
-                root = _root(parent, i)
+                # join i to its earlier neighbours (offsets point forward, so i - step came before):
+                # i is still a tree of its own, every tree met so far has a smaller root
+                root = i
                 for k in range(steps.shape[0]):
-                    j = i + steps[k]
+                    j = i - steps[k]
                     if flat[j] == level:
                         other = _root(parent, j)
                         if other != root:  # join the two trees under the smaller root
