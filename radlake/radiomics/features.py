@@ -8,7 +8,7 @@ on the CPU, or CUDA).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,9 +43,10 @@ FEATURE_CODE_VERSION = "2"
 CODE_VERSION = f"radlake-{radlake_version}+features.{FEATURE_CODE_VERSION}"
 
 
-@dataclass(frozen=True)
-class FeatureValue:
-    """One feature of one ROI. ``name`` is the IBSI tag plus ``[aggregation]`` where one applies."""
+class FeatureValue(NamedTuple):
+    """One feature of one ROI. ``name`` is the IBSI tag plus ``[aggregation]`` where one applies.
+    (A named tuple: immutable, and built about five times faster than a frozen dataclass, which
+    counts at ~200 values per ROI.)"""
 
     name: str
     tag: str

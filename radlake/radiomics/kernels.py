@@ -297,35 +297,68 @@ def _neighbour_steps(shape, offsets):
 
 
 @njit(cache=True, nogil=True)
-def neighbourhood_differences(padded, width, offsets, n_levels, in_slice):
+def neighbourhood_differences(padded, width, distance, n_levels, in_slice):
     """NGTDM counts and sums: per (slice,) level, the number of ROI voxels with an ROI neighbour
-    and the sum of |level - mean neighbouring level| (neighbours: ``offsets``, within ``width``
-    of the padding). float64 ``(slices or 1, Ng)`` each, summed in C order of the voxels."""
+    within Chebyshev ``distance`` (in-slice: same z) and the sum of |level - mean neighbouring
+    level|. float64 ``(slices or 1, Ng)`` each, summed in C order of the voxels.
+
+    The neighbourhood is a box, so its sums are separable: running sums along x, then y, then z
+    (contiguous, no gathers). Level and ROI membership travel together as ``level + 2**32`` per
+    ROI voxel, so one set of sums gives both the neighbour sum and the neighbour count.
+    """
     pz, py, px = padded.shape
     nz, ny, nx = pz - 2 * width, py - 2 * width, px - 2 * width
-    flat = padded.reshape(-1)
-    steps = _neighbour_steps(padded.shape, offsets)
+    packed = np.empty(padded.shape, dtype=np.int64)
+    for z in range(pz):
+        for y in range(py):
+            for x in range(px):
+                level = padded[z, y, x]
+                packed[z, y, x] = level + (np.int64(1) << 32) * (level > 0)
+    # box sums over x, then y (then z), each kept only where the next pass reads it
+    along_x = np.zeros(padded.shape, dtype=np.int64)
+    for z in range(pz):
+        for y in range(py):
+            for x in range(width, width + nx):
+                total = 0
+                for k in range(-distance, distance + 1):
+                    total += packed[z, y, x + k]
+                along_x[z, y, x] = total
+    box = np.zeros(padded.shape, dtype=np.int64)
+    for z in range(pz):
+        for y in range(width, width + ny):
+            for x in range(width, width + nx):
+                total = 0
+                for k in range(-distance, distance + 1):
+                    total += along_x[z, y + k, x]
+                box[z, y, x] = total
+    if not in_slice:
+        along_yx = box
+        box = np.zeros(padded.shape, dtype=np.int64)
+        for z in range(width, width + nz):
+            for y in range(width, width + ny):
+                for x in range(width, width + nx):
+                    total = 0
+                    for k in range(-distance, distance + 1):
+                        total += along_yx[z + k, y, x]
+                    box[z, y, x] = total
     count = np.zeros((nz if in_slice else 1, n_levels))
-    total = np.zeros((nz if in_slice else 1, n_levels))
+    total_difference = np.zeros((nz if in_slice else 1, n_levels))
+    low = (np.int64(1) << 32) - 1
     for z in range(nz):
         for y in range(ny):
-            start = ((z + width) * py + y + width) * px + width
-            for i in range(start, start + nx):
-                level = flat[i]
+            for x in range(nx):
+                level = padded[z + width, y + width, x + width]
                 if level == 0:
                     continue
-                neighbour_sum = 0
-                neighbour_count = 0
-                for k in range(steps.shape[0]):
-                    other = flat[i + steps[k]]
-                    neighbour_sum += other
-                    neighbour_count += other > 0
+                around = box[z + width, y + width, x + width] - packed[z + width, y + width, x + width]
+                neighbour_count = around >> 32
                 if neighbour_count == 0:
                     continue
+                neighbour_sum = around & low
                 row = z if in_slice else 0
                 count[row, level - 1] += 1.0
-                total[row, level - 1] += abs(float(level) - float(neighbour_sum) / float(neighbour_count))
-    return count, total
+                total_difference[row, level - 1] += abs(float(level) - float(neighbour_sum) / float(neighbour_count))
+    return count, total_difference
 
 
 @njit(cache=True, nogil=True)

@@ -22,8 +22,7 @@ def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int,
     runs :func:`array_matrices`."""
     if backend.is_torch:
         return array_matrices(backend, padded, width, n_levels, distance, in_slice)
-    offsets = np.array(neighbours(distance, in_slice), dtype=np.int64)
-    n, s = kernels.neighbourhood_differences(np.ascontiguousarray(padded), width, offsets, n_levels, in_slice)
+    n, s = kernels.neighbourhood_differences(np.ascontiguousarray(padded), width, distance, n_levels, in_slice)
     return {"n": n if in_slice else n[0], "s": s if in_slice else s[0]}
 
 
