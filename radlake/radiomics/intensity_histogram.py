@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from radlake.radiomics.intensity_statistics import dispersion, moments
+from radlake.radiomics.intensity_statistics import summary
 
 
 def compute(levels: np.ndarray, n_levels: int) -> list[tuple[str, float]]:
     x = np.asarray(levels, dtype=np.float64)
-    stats = {**moments(x), **dispersion(x)}
+    stats = summary(x)
     hist = np.bincount(levels.astype(np.int64), minlength=n_levels + 1)[1 : n_levels + 1].astype(np.float64)
     p = hist / hist.sum()
     grey = np.arange(1, n_levels + 1, dtype=np.float64)
     modes = grey[hist == hist.max()]
-    stats["mode"] = modes[np.argmin(np.abs(modes - x.mean()))]
+    stats["mode"] = modes[np.argmin(np.abs(modes - stats["mean"]))]
     nz = p[p > 0]
     stats["entropy"] = -(nz * np.log2(nz)).sum()
     stats["uniformity"] = (p**2).sum()

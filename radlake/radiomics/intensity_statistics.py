@@ -7,22 +7,7 @@ between order statistics (numpy's default), as the IBSI reference implementation
 from __future__ import annotations
 
 import numpy as np
-
-
-def moments(x: np.ndarray) -> dict[str, float]:
-    mu = x.mean()
-    dev = x - mu
-    dev2 = dev * dev
-    m2 = dev2.mean()
-    m3 = (dev2 * dev).mean()
-    m4 = (dev2 * dev2).mean()
-    return {
-        "mean": mu,
-        "var": m2,
-        "skew": m3 / m2**1.5 if m2 > 0 else 0.0,
-        "kurt": m4 / m2**2 - 3.0 if m2 > 0 else 0.0,
-    }
-
+from numba import njit
 
 # beyond this many distinct integer values per value, sorting is cheaper than counting
 _COUNTING_RANGE_PER_VALUE = 4
@@ -49,30 +34,71 @@ def percentiles(x: np.ndarray, q: list[float]) -> np.ndarray:
     return np.where(gamma >= 0.5, b - (b - a) * (1 - gamma), a + (b - a) * gamma)
 
 
-def dispersion(x: np.ndarray) -> dict[str, float]:
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sums(x, median, low, high):
+    """Mean, central moments 2-4, mean absolute deviations from the mean, the median and (over the
+    values within [low, high]) their own mean, sum of squares, min and max: three passes."""
+    n = x.size
+    total = squares = 0.0
+    smallest, largest = np.inf, -np.inf
+    for v in x:
+        total += v
+        squares += v * v
+        smallest = min(smallest, v)
+        largest = max(largest, v)
+    mu = total / n
+    m2 = m3 = m4 = mad = medad = central_total = 0.0
+    central = 0
+    for v in x:
+        d = v - mu
+        d2 = d * d
+        m2 += d2
+        m3 += d2 * d
+        m4 += d2 * d2
+        mad += abs(d)
+        medad += abs(v - median)
+        if low <= v <= high:
+            central_total += v
+            central += 1
+    rmad = np.nan
+    if central > 0:
+        central_mu = central_total / central
+        spread = 0.0
+        for v in x:
+            if low <= v <= high:
+                spread += abs(v - central_mu)
+        rmad = spread / central
+    return mu, m2 / n, m3 / n, m4 / n, mad / n, medad / n, rmad, squares, smallest, largest
+
+
+def summary(x: np.ndarray) -> dict[str, float]:
     """Statistics shared with the intensity histogram family (same formulas, discretised input)."""
     p10, p25, median, p75, p90 = percentiles(x, [10, 25, 50, 75, 90])
-    mu = x.mean()
-    central = x[(x >= p10) & (x <= p90)]
+    mu, m2, m3, m4, mad, medad, rmad, squares, smallest, largest = _sums(np.ascontiguousarray(x), median, p10, p90)
     return {
+        "mean": mu,
+        "var": m2,
+        "skew": m3 / m2**1.5 if m2 > 0 else 0.0,
+        "kurt": m4 / m2**2 - 3.0 if m2 > 0 else 0.0,
         "median": median,
-        "min": x.min(),
+        "min": smallest,
         "p10": p10,
         "p90": p90,
-        "max": x.max(),
+        "max": largest,
         "iqr": p75 - p25,
-        "range": x.max() - x.min(),
-        "mad": np.abs(x - mu).mean(),
-        "rmad": np.abs(central - central.mean()).mean() if central.size else np.nan,
-        "medad": np.abs(x - median).mean(),
-        "cov": np.sqrt(((x - mu) ** 2).mean()) / mu if mu != 0 else np.nan,
+        "range": largest - smallest,
+        "mad": mad,
+        "rmad": rmad,
+        "medad": medad,
+        "cov": np.sqrt(m2) / mu if mu != 0 else np.nan,
         "qcod": (p75 - p25) / (p75 + p25) if (p75 + p25) != 0 else np.nan,
+        "energy": squares,
+        "rms": np.sqrt(squares / x.size),
     }
 
 
 def compute(values: np.ndarray) -> list[tuple[str, float]]:
-    x = np.asarray(values, dtype=np.float64)
-    stats = {**moments(x), **dispersion(x)}
-    stats["energy"] = (x**2).sum()
-    stats["rms"] = np.sqrt((x**2).mean())
-    return [(f"stat.{name}", float(value)) for name, value in stats.items()]
+    stats = summary(np.asarray(values, dtype=np.float64))
+    order = ["mean", "var", "skew", "kurt", "median", "min", "p10", "p90", "max", "iqr", "range", "mad", "rmad",
+             "medad", "cov", "qcod", "energy", "rms"]
+    return [(f"stat.{name}", float(stats[name])) for name in order]

@@ -218,3 +218,24 @@ def test_percentiles_by_counting_equal_numpy_bit_for_bit(seed):
         x = np.round(rng.normal(0, 1e6, n))  # integers too spread to count
     q = [10, 25, 50, 75, 90]
     np.testing.assert_array_equal(percentiles(x, q), np.percentile(x, q))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_intensity_summary_in_three_passes_equals_the_numpy_formulas(seed):
+    from scipy import stats
+
+    from radlake.radiomics.intensity_statistics import summary
+
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.gamma(2.0, 40.0, int(rng.integers(2, 3000))) - 50)
+    got = summary(x)
+    p10, p90, median = np.percentile(x, [10, 90, 50])
+    central = x[(x >= p10) & (x <= p90)]
+    expected = {
+        "mean": x.mean(), "var": x.var(), "skew": stats.skew(x), "kurt": stats.kurtosis(x),
+        "min": x.min(), "max": x.max(), "mad": np.abs(x - x.mean()).mean(),
+        "medad": np.abs(x - median).mean(), "rmad": np.abs(central - central.mean()).mean(),
+        "energy": (x**2).sum(), "rms": np.sqrt((x**2).mean()), "cov": x.std() / x.mean(),
+    }
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=1e-9), name
