@@ -51,7 +51,9 @@ def _sum(matrices: Matrices, axis: int | tuple[int, ...]) -> Matrices:
 def _average(features: dict[str, np.ndarray], label: str) -> Rows:
     """Mean of each feature over its matrices, skipping NaN (empty matrices)."""
     tags = list(features)
-    stacked = np.stack([np.asarray(features[t], dtype=np.float64) for t in tags]).reshape(len(tags), -1)
+    stacked = np.array([np.asarray(features[t], dtype=np.float64).reshape(-1) for t in tags])
+    if stacked.shape[1] == 1:  # one matrix (merged, or 3D): its features as they are
+        return [(tag, label, float(value)) for tag, value in zip(tags, stacked[:, 0])]
     finite = ~np.isnan(stacked)
     counts = finite.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -144,7 +144,10 @@ def zone_labels(levels, offsets):
                 level = flat[start + x]
                 if level == 0:
                     continue
-                root = _root(parent, start + x)
+                # every parent precedes its child (a tree hangs under its smallest index), so in
+                # C order the parent already points at its root
+                i = start + x
+                root = parent[i] = parent[parent[i]]
                 if zone_of_root[root] == 0:
                     count += 1
                     zone_of_root[root] = count
