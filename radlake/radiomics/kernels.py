@@ -163,18 +163,23 @@ def zone_labels(levels, offsets):
 def mesh_sums(mask, area, det, normal_sum, spacing):
     """Volume and area of the marching-cubes mesh of ``mask`` from the per-configuration tables of
     :func:`radlake.radiomics.morphology.mesh_volume_area_of_mask`, in one pass over the cubes of
-    the mask padded by one voxel (a cube's corners outside the mask are background)."""
+    the mask padded by one voxel. Corner k of a cube is bit k = 4z + 2y + x of its configuration;
+    stepping one cube along x keeps the four x = 1 corners as the new x = 0 ones, so each cube
+    reads only its four new corners."""
     nz, ny, nx = mask.shape
+    padded = np.zeros((nz + 2, ny + 2, nx + 2), dtype=np.uint8)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                padded[z + 1, y + 1, x + 1] = mask[z, y, x]
     signed = 0.0
     total_area = 0.0
     for cz in range(nz + 1):
         for cy in range(ny + 1):
+            config = 0
             for cx in range(nx + 1):
-                config = 0
-                for bit in range(8):
-                    z, y, x = cz - 1 + (bit >> 2), cy - 1 + (bit >> 1 & 1), cx - 1 + (bit & 1)
-                    if _in_box(z, y, x, nz, ny, nx) and mask[z, y, x]:
-                        config |= 1 << bit
+                config = (((config & 0xAA) >> 1) | (padded[cz, cy, cx + 1] << 1) | (padded[cz, cy + 1, cx + 1] << 3)
+                          | (padded[cz + 1, cy, cx + 1] << 5) | (padded[cz + 1, cy + 1, cx + 1] << 7))
                 if config == 0 or config == 255:
                     continue
                 total_area += area[config]
@@ -257,37 +262,41 @@ def mask_moments(image, morph_mask, int_mask, spacing):
     intensity-weighted centroid. Positions are taken from the box centre, so that the raw second
     moments stay small beside the covariance they give."""
     nz, ny, nx = morph_mask.shape
-    mid_z, mid_y, mid_x = (nz - 1) / 2.0, (ny - 1) / 2.0, (nx - 1) / 2.0
-    n = 0
-    s = np.zeros(3)
-    ss = np.zeros((3, 3))
-    weight = 0.0
-    n_int = 0
-    weighted = np.zeros(3)
-    p = np.empty(3)
+    n = n_int = 0
+    sz = sy = sx = szz = szy = szx = syy = syx = sxx = 0.0
+    weight = wz = wy = wx = 0.0
     for z in range(nz):
+        pz = (z - (nz - 1) / 2.0) * spacing[0]
         for y in range(ny):
+            py = (y - (ny - 1) / 2.0) * spacing[1]
             for x in range(nx):
-                p[0], p[1], p[2] = (z - mid_z) * spacing[0], (y - mid_y) * spacing[1], (x - mid_x) * spacing[2]
+                px = (x - (nx - 1) / 2.0) * spacing[2]
                 if morph_mask[z, y, x]:
                     n += 1
-                    for a in range(3):
-                        s[a] += p[a]
-                        for b in range(a, 3):
-                            ss[a, b] += p[a] * p[b]
+                    sz += pz
+                    sy += py
+                    sx += px
+                    szz += pz * pz
+                    szy += pz * py
+                    szx += pz * px
+                    syy += py * py
+                    syx += py * px
+                    sxx += px * px
                 if int_mask[z, y, x]:
                     value = image[z, y, x]
-                    weight += value
                     n_int += 1
-                    for a in range(3):
-                        weighted[a] += value * p[a]
-    centre = s / n
+                    weight += value
+                    wz += value * pz
+                    wy += value * py
+                    wx += value * px
+    centre = np.array([sz, sy, sx]) / n
     covariance = np.zeros((3, 3))
     if n > 1:
+        raw = np.array([[szz, szy, szx], [szy, syy, syx], [szx, syx, sxx]])
         for a in range(3):
-            for b in range(a, 3):
-                covariance[a, b] = covariance[b, a] = (ss[a, b] - n * centre[a] * centre[b]) / (n - 1)
-    return n, centre, covariance, weight, n_int, weighted / weight
+            for b in range(3):
+                covariance[a, b] = (raw[a, b] - n * centre[a] * centre[b]) / (n - 1)
+    return n, centre, covariance, weight, n_int, np.array([wz, wy, wx]) / weight
 
 
 @njit(cache=True, nogil=True)
