@@ -36,9 +36,12 @@ def matrices(levels: np.ndarray, n_levels: int, in_slice: bool, zones: Zones | N
 
 def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     zones = mats["glszm"]
-    sizes = np.arange(1, zones.shape[-1] + 1, dtype=np.float64)
+    # the sizes that occur: a zone-size matrix is as wide as the largest zone, and mostly empty
+    occurring = np.flatnonzero(zones.reshape(-1, zones.shape[-1]).any(axis=0))
+    zones = zones[..., occurring]
+    sizes = (occurring + 1).astype(np.float64)
     n_voxels = (zones * sizes).sum(axis=(-2, -1))
-    return matrix_statistics.named(matrix_statistics.statistics(zones, n_voxels), NAMES)
+    return matrix_statistics.named(matrix_statistics.statistics(zones, n_voxels, sizes), NAMES)
 
 
 def compute(levels: np.ndarray, n_levels: int, dims, zones=None) -> aggregation.Rows:

@@ -16,9 +16,9 @@ STATISTICS = ("short", "long", "low_gl", "high_gl", "short_low", "short_high", "
 
 
 @njit(cache=True, nogil=True)
-def _statistics(m, n_voxels):
-    """The :data:`STATISTICS` of each matrix of ``m`` (float64 ``(B, Ng, Nj)``), as ``(B, 17)``, in
-    two passes per matrix that skip its empty cells (zone-size matrices are wide and sparse)."""
+def _statistics(m, n_voxels, columns):
+    """The :data:`STATISTICS` of each matrix of ``m`` (float64 ``(B, Ng, Nj)``, column k standing for
+    the value ``columns[k]``), as ``(B, 17)``, in two passes per matrix that skip its empty cells."""
     batch, n_g, n_j = m.shape
     out = np.empty((batch, len(STATISTICS)))
     rows = np.empty(n_g)
@@ -36,7 +36,7 @@ def _statistics(m, n_voxels):
                 v = m[b, i, j]
                 if v == 0.0:
                     continue
-                gj = float(j + 1)
+                gj = columns[j]
                 gj2 = gj * gj
                 total += v
                 rows[i] += v
@@ -66,7 +66,7 @@ def _statistics(m, n_voxels):
                     continue
                 p = v / total
                 gl_var += p * (i + 1 - mu_i) ** 2
-                j_var += p * (j + 1 - mu_j) ** 2
+                j_var += p * (columns[j] - mu_j) ** 2
                 entropy -= p * np.log2(p)
                 energy += p * p
         glnu = (rows * rows).sum()
@@ -80,12 +80,16 @@ def _statistics(m, n_voxels):
     return out
 
 
-def statistics(matrix: np.ndarray, n_voxels: np.ndarray | float) -> dict[str, np.ndarray]:
+def statistics(matrix: np.ndarray, n_voxels: np.ndarray | float, columns: np.ndarray | None = None
+               ) -> dict[str, np.ndarray]:
+    """``columns``: the value j of each column (default 1..Nj), for matrices kept to the columns
+    that occur (zone sizes: a few hundred distinct ones up to the size of the largest zone)."""
     m = np.asarray(matrix, dtype=np.float64)
     batch = m.shape[:-2]
     flat = np.ascontiguousarray(m.reshape((-1,) + m.shape[-2:]))
     voxels = np.broadcast_to(np.asarray(n_voxels, dtype=np.float64), batch).reshape(-1)
-    values = _statistics(flat, np.ascontiguousarray(voxels))
+    j = np.arange(1.0, m.shape[-1] + 1) if columns is None else np.asarray(columns, dtype=np.float64)
+    values = _statistics(flat, np.ascontiguousarray(voxels), j)
     return {name: values[:, k].reshape(batch) for k, name in enumerate(STATISTICS)}
 
 
