@@ -8,15 +8,16 @@ from __future__ import annotations
 import numpy as np
 
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
+from radlake.radiomics.neighbourhood import level_dtype
 from radlake.radiomics.settings import Discretisation
 
 
 def discretise(
     image: np.ndarray, mask: np.ndarray, settings: Discretisation, range_min: float | None = None
 ) -> tuple[np.ndarray, int]:
-    """Return (levels, Ng). ``range_min`` is the lower re-segmentation bound, used by fixed bin size."""
+    """Return (levels, Ng), levels in the smallest integer type that holds Ng. ``range_min`` is the
+    lower re-segmentation bound, used by fixed bin size."""
     values = image[mask]
-    levels = np.zeros(image.shape, dtype=np.int64)
     if settings.method == "fbn":
         low, high = values.min(), values.max()
         if high > low:
@@ -38,5 +39,6 @@ def discretise(
             )
         binned = rounded.astype(np.int64)
         n_levels = int(binned.max())
+    levels = np.zeros(image.shape, dtype=level_dtype(n_levels))
     levels[mask] = binned
     return levels, n_levels

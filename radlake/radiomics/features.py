@@ -33,7 +33,7 @@ from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
 from radlake.radiomics.geometry import roi_box
 from radlake.radiomics.ibsi_tags import FEATURES
 from radlake.radiomics.interpolation import interpolate
-from radlake.radiomics.neighbourhood import level_dtype, pad
+from radlake.radiomics.neighbourhood import pad
 from radlake.radiomics.resegmentation import resegment
 from radlake.radiomics.settings import RadiomicsSettings
 from radlake.radiomics.zones import find_zones
@@ -114,7 +114,9 @@ def _compute_features(image, mask, spacing, settings: RadiomicsSettings, device:
         )
         if not mask.any():
             raise InvalidInputError(RadiomicsReason.EMPTY_MASK, "the ROI vanished after interpolation")
-    margin = tuple(int(np.ceil(local_intensity.RADIUS_MM / s)) for s in spacing)
+    # only the local intensity peak looks beyond the ROI box (a 1 cm^3 sphere around each voxel)
+    margin = (tuple(int(np.ceil(local_intensity.RADIUS_MM / s)) for s in spacing)
+              if "local_intensity" in settings.families else (0, 0, 0))
     image, (morph_mask,) = _crop(image, [mask], margin)
     image = image.astype(np.float64)
     int_mask = resegment(image, morph_mask, settings.resegmentation)
@@ -150,7 +152,6 @@ def _compute_features(image, mask, spacing, settings: RadiomicsSettings, device:
         img_box, (morph_box, int_box) = _crop(image, [morph_mask, int_mask], (0, 0, 0))
         levels, n_levels = discretise(img_box, int_box, settings.discretisation, range_min)
         distance = settings.texture.distance
-        levels = levels.astype(level_dtype(n_levels))
         padded = backend.asarray(pad(levels, distance))
         if "intensity_histogram" in families:
             rows += [("intensity_histogram", t, "", v)
