@@ -1,25 +1,22 @@
-"""Compiled CPU kernels for the texture counts whose array formulations are memory bound.
+"""Compiled CPU kernels (numba, compiled on first use and cached beside this module) for the passes
+over a ROI box: texture counts and morphology sums.
 
-Run lengths, co-occurrences and zones need one pass over the ROI box per direction; as array code
-(shifted views, sheared layouts, a sparse graph) every pass also allocates and rescans arrays
-several times the size of the box, which is where most of the CPU time of a lesion went. These
-kernels (numba, compiled on first use and cached beside this module) make that single pass and
-write the counts directly. The array builders in :mod:`glcm` and :mod:`glrlm` stay: they are the
-torch/CUDA path, and the unit tests hold both to the same integer counts.
+As array code (shifted views, sheared layouts, a sparse graph) each of these passes allocates and
+rescans arrays several times the size of the box, which is where most of the CPU time of a lesion
+went; a kernel makes the pass once and writes its counts or sums directly. The texture kernels read
+the levels padded with zeros and flattened, so that a neighbour is a fixed offset and needs no
+bounds check. The array builders in :mod:`glcm`, :mod:`glrlm`, :mod:`ngtdm` and :mod:`ngldm` stay:
+they are the torch/CUDA path, and the unit tests hold both to the same counts.
 
 Levels are ``(z, y, x)`` integer arrays, 0 outside the ROI, 1..Ng inside; directions are rows of
-``(dz, dy, dx)`` unit offsets (:data:`radlake.radiomics.neighbourhood.DIRECTIONS_3D` or ``_2D``).
+``(dz, dy, dx)`` unit offsets (:data:`radlake.radiomics.neighbourhood.DIRECTIONS_3D` or ``_2D``),
+each a forward step in C order.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _in_box(z, y, x, nz, ny, nx):
-    return 0 <= z < nz and 0 <= y < ny and 0 <= x < nx
 
 
 @njit(cache=True, nogil=True)
