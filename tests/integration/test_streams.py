@@ -103,6 +103,16 @@ class Worker:
                 self.proc.kill()
                 self.proc.wait()
 
+    def excerpt(self, lines: int = 60) -> str:
+        """What a failing test shows of the worker: each start's warnings, errors, completions and rebalances."""
+        keep = ("WARN", "ERROR", "study ", "Ready", "assigned", "Recovery]: ", "Traceback")
+        parts = []
+        for start in range(1, self.starts + 1):
+            text = (self.logs / f"worker-{start}.log").read_text(errors="replace").splitlines()
+            picked = [line for line in text if any(k in line for k in keep)]
+            parts.append(f"--- worker start {start} ---\n" + "\n".join(picked[-lines:]))
+        return "\n".join(parts)
+
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as response:  # noqa: S310
             return response.read().decode()
@@ -122,12 +132,16 @@ class Reader:
         self.consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
         self.messages: list = []
 
-    def until(self, done, timeout_s: float = 90, settle_s: float = 3.0) -> list:
-        """Poll until ``done(messages)``, then ``settle_s`` longer (a duplicate would show up there)."""
+    def until(self, done, timeout_s: float = 90, settle_s: float = 3.0, worker: Worker | None = None) -> list:
+        """Poll until ``done(messages)``, then ``settle_s`` longer (a duplicate would show up there).
+        A failure shows the keys read and, given the ``worker``, the telling lines of its logs."""
         deadline = time.monotonic() + timeout_s
         while not done(self.messages):
             if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met in {timeout_s}s with {len(self.messages)} messages")
+                keys = sorted({(m.key() or b"").decode() for m in self.messages})
+                raise AssertionError(
+                    f"condition not met in {timeout_s}s with {len(self.messages)} messages (keys {keys})"
+                    + ("" if worker is None else f"\n{worker.excerpt()}"))
             self._poll(1.0)
         settle = time.monotonic() + settle_s
         while time.monotonic() < settle:
@@ -354,11 +368,11 @@ def test_kill_9_mid_stream_loses_nothing_and_emits_each_version_once(
     try:
         feeder.start()
         feeder.wait_for(feeder.halfway, 300)  # a bound, not a timing check: a busy 2-core machine is slow
-        completed.until(lambda ms: len(ms) >= 2, settle_s=0)  # the worker is mid-stream: some done, most not
+        completed.until(lambda ms: len(ms) >= 2, settle_s=0, worker=worker)  # the worker is mid-stream: some done, most not
         worker.kill9()
         worker.start()
         feeder.wait_for(feeder.produced, 300)
-        completed.until(lambda ms: len({m.key() for m in ms}) >= len(studies), timeout_s=150, settle_s=5)
+        completed.until(lambda ms: len({m.key() for m in ms}) >= len(studies), timeout_s=150, settle_s=5, worker=worker)
         text = worker.metrics()
     finally:
         worker.stop()
@@ -434,7 +448,7 @@ def test_state_survives_a_restart(kafka_bootstrap, registry_url, registry, tmp_p
         worker.kill9()
         worker.start()
         publish(kafka_bootstrap, registry_url, instance_topic, with_manifest[3:])
-        completed.until(lambda ms: len({m.key() for m in ms}) >= 2, settle_s=5)
+        completed.until(lambda ms: len({m.key() for m in ms}) >= 2, settle_s=5, worker=worker)
     finally:
         worker.stop()
         completed.close()
@@ -486,7 +500,7 @@ def test_a_version_in_an_aborted_transaction_is_emitted_again_once(kafka_bootstr
         assert committed.messages == []
         first.kill9()
         second.start()
-        committed.until(lambda ms: len(ms) >= 1, settle_s=4)
+        committed.until(lambda ms: len(ms) >= 1, settle_s=4, worker=second)
         poll_uncommitted(2)
     finally:
         second.stop()
