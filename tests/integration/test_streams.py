@@ -71,9 +71,12 @@ class Worker:
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
 
+    def log_of(self, start: int) -> Path:
+        return self.logs / f"worker-{start}.log"
+
     @property
     def log(self) -> Path:
-        return self.logs / f"worker-{self.starts}.log"
+        return self.log_of(self.starts)
 
     def start(self, timeout_s: float = 90) -> None:
         self.starts += 1
@@ -108,7 +111,7 @@ class Worker:
         keep = ("WARN", "ERROR", "study ", "Ready", "assigned", "Recovery]: ", "Traceback")
         parts = []
         for start in range(1, self.starts + 1):
-            text = (self.logs / f"worker-{start}.log").read_text(errors="replace").splitlines()
+            text = self.log_of(start).read_text(errors="replace").splitlines()
             picked = [line for line in text if any(k in line for k in keep)]
             parts.append(f"--- worker start {start} ---\n" + "\n".join(picked[-lines:]))
         return "\n".join(parts)
@@ -368,7 +371,8 @@ def test_kill_9_mid_stream_loses_nothing_and_emits_each_version_once(
     try:
         feeder.start()
         feeder.wait_for(feeder.halfway, 300)  # a bound, not a timing check: a busy 2-core machine is slow
-        completed.until(lambda ms: len(ms) >= 2, settle_s=0, worker=worker)  # the worker is mid-stream: some done, most not
+        # the worker is mid-stream: some done, most not
+        completed.until(lambda ms: len(ms) >= 2, settle_s=0, worker=worker)
         worker.kill9()
         worker.start()
         feeder.wait_for(feeder.produced, 300)
