@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from inference_workers.errors import InferenceError
 from inference_workers.prediction import Predictor, prediction_event_id
@@ -184,13 +183,7 @@ class Worker:
         for msg in messages:
             try:
                 studies.append((self.input_serde.deserialize(msg.value()), arrived))
-            except SchemaViolation as err:
-                dead.append(self._dead_letter_undecodable(msg, err))
-            except SchemaRegistryError as err:
-                # EventSerde lets the registry's own errors through; a 4xx (unknown schema id in the
-                # message header) is a bad message, anything else (registry down) is not the study's fault.
-                if not 400 <= int(err.http_status_code or 0) < 500:
-                    raise
+            except SchemaViolation as err:  # includes a schema id the registry does not hold
                 dead.append(self._dead_letter_undecodable(msg, err))
         wanted = {prediction_event_id(s.data.study_uid, s.data.study_version, self.predictor.model.name,
                                       self.predictor.model.version): s for s, _ in studies}

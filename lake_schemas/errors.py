@@ -11,3 +11,7 @@ class SchemaViolation(LakeSchemaError):
 
 class RegistryError(LakeSchemaError):
     """The schema registry refused or could not be reached."""
+
+
+class SchemaCompileError(LakeSchemaError):
+    """A schema uses a keyword the compiled validator does not implement, so it cannot be enforced."""

@@ -1,26 +1,73 @@
 """Produce and consume radlake events in the Confluent wire format, validated against the registry.
 
-The value of every message is ``0x00 | schema id (4 bytes) | JSON``; the serializer validates the
-event against its schema file before it leaves, the deserializer validates what arrives and returns the
-typed class. Schemas are registered by ``radlake schemas register`` (never auto-registered by a producer,
-so a producer cannot silently change a contract).
+The value of every message is ``0x00 | schema id (4 bytes, big-endian) | JSON``. The serializer validates
+the event against its schema file and frames it with the id that schema has under the topic's subject
+(TopicNameStrategy, looked up once). The deserializer reads the id from the message, fetches that schema
+from the registry the first time it meets the id, compiles it (``_compiled``), and from then on parses and
+validates each message with no registry round trip. Schemas are registered by ``radlake schemas register``
+(never auto-registered by a producer, so a producer cannot silently change a contract).
+
+Every registry call has a connect/read timeout and bounded retries: a registry that stops answering makes
+the call fail with :class:`RegistryError` after at most :data:`REGISTRY_CALL_BUDGET_S`, never hang.
 """
 
 from __future__ import annotations
 
-import json
+import threading
+from dataclasses import dataclass, field
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
+import msgspec
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import BaseModel, ValidationError
 
-from lake_schemas.errors import SchemaViolation
+from lake_schemas._compiled import compile_schema
+from lake_schemas.errors import RegistryError, SchemaViolation
 from lake_schemas.topics import Topic
 
+MAGIC_BYTE = 0
+REGISTRY_TIMEOUT_S = 10.0
+REGISTRY_RETRIES = 2
+_RETRY_WAIT_MS, _RETRY_MAX_WAIT_MS = 250, 2_000
+# Worst case of one call: every attempt times out, with the longest back-off between attempts.
+REGISTRY_CALL_BUDGET_S = (REGISTRY_RETRIES + 1) * REGISTRY_TIMEOUT_S + REGISTRY_RETRIES * _RETRY_MAX_WAIT_MS / 1000
 
-def registry_client(url: str) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": url})
+
+def registry_client(url: str, timeout_s: float = REGISTRY_TIMEOUT_S) -> SchemaRegistryClient:
+    """A registry client whose calls time out after ``timeout_s`` (connect and each read) and retry a bounded
+    number of times (the library's default is no timeout at all)."""
+    return SchemaRegistryClient({
+        "url": url, "timeout": timeout_s, "max.retries": REGISTRY_RETRIES,
+        "retries.wait.ms": _RETRY_WAIT_MS, "retries.max.wait.ms": _RETRY_MAX_WAIT_MS,
+    })
+
+
+@dataclass
+class RegistryCalls:
+    """What this process asked the registry, for health metrics: a count per outcome and the last failure."""
+
+    ok: int = 0
+    failed: int = 0
+    last_error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, error: Exception | None) -> None:
+        with self.lock:
+            if error is None:
+                self.ok += 1
+            else:
+                self.failed += 1
+                self.last_error = f"{type(error).__name__}: {error}"[:500]
+
+
+REGISTRY_CALLS = RegistryCalls()
+
+
+def _unreachable(registry: SchemaRegistryClient, err: Exception) -> RegistryError:
+    rest = registry._rest_client  # noqa: SLF001 - the client keeps its URLs and timeout there
+    return RegistryError(f"the schema registry at {','.join(rest.base_urls)} failed after "
+                         f"{REGISTRY_RETRIES + 1} attempts of at most {rest.timeout} s each "
+                         f"({type(err).__name__}: {err})")
 
 
 class EventSerde:
@@ -28,26 +75,78 @@ class EventSerde:
 
     def __init__(self, topic: Topic, registry: SchemaRegistryClient) -> None:
         self.topic = topic
-        self._serializer = JSONSerializer(
-            topic.schema_str,
-            registry,
-            to_dict=lambda event, _ctx: json.loads(event.model_dump_json()),
-            conf={"auto.register.schemas": False, "use.latest.version": False},
-        )
-        self._deserializer = JSONDeserializer(topic.schema_str, schema_registry_client=registry)
-        self._ctx = SerializationContext(topic.name, MessageField.VALUE)
+        self._registry = registry
+        self._own_schema = compile_schema(topic.schema_str)
+        self._header: bytes | None = None  # magic byte + this topic's schema id, once looked up
+        self._readers: dict[int, msgspec.json.Decoder] = {}
+
+    # -- produce ---------------------------------------------------------------------------------------
+
+    @property
+    def schema_id(self) -> int:
+        """The id of this topic's schema under its subject (looked up in the registry once)."""
+        return int.from_bytes(self._framing()[1:], "big")
+
+    def _framing(self) -> bytes:
+        if self._header is None:
+            try:
+                found = self._registry.lookup_schema(self.topic.subject, Schema(self.topic.schema_str, "JSON"))
+            except SchemaRegistryError as err:
+                REGISTRY_CALLS.record(err)
+                if err.http_status_code and 400 <= err.http_status_code < 500:
+                    raise RegistryError(f"{self.topic.subject}: {self.topic.schema_file} is not registered "
+                                        f"({err.error_message}); run `radlake schemas register`") from err
+                raise _unreachable(self._registry, err) from err
+            except Exception as err:  # noqa: BLE001 - httpx's transport errors and timeouts come unwrapped
+                REGISTRY_CALLS.record(err)
+                raise _unreachable(self._registry, err) from err
+            REGISTRY_CALLS.record(None)
+            self._header = bytes([MAGIC_BYTE]) + int(found.schema_id).to_bytes(4, "big")
+            self._readers[int(found.schema_id)] = self._own_schema  # the registry holds our text under that id
+        return self._header
 
     def serialize(self, event: BaseModel) -> bytes:
         if not isinstance(event, self.topic.event_class):
             raise SchemaViolation(f"{type(event).__name__} cannot go on {self.topic.name}")
+        payload = event.__pydantic_serializer__.to_json(event)
         try:
-            return self._serializer(event, self._ctx)
-        except SerializationError as err:
+            self._own_schema.decode(payload)
+        except msgspec.ValidationError as err:
             raise SchemaViolation(f"event does not match {self.topic.schema_file}: {err}") from err
+        return self._framing() + payload
+
+    # -- consume ---------------------------------------------------------------------------------------
+
+    def _reader(self, schema_id: int) -> msgspec.json.Decoder:
+        """The compiled validator of the schema a message names (fetched from the registry once per id)."""
+        try:
+            registered = self._registry.get_schema(schema_id)
+        except SchemaRegistryError as err:
+            REGISTRY_CALLS.record(err)
+            if err.http_status_code and 400 <= err.http_status_code < 500:
+                raise SchemaViolation(f"message on {self.topic.name} names schema id {schema_id}, which the "
+                                      f"registry does not hold ({err.error_message})") from err
+            raise _unreachable(self._registry, err) from err
+        except Exception as err:  # noqa: BLE001 - httpx's transport errors and timeouts come unwrapped
+            REGISTRY_CALLS.record(err)
+            raise _unreachable(self._registry, err) from err
+        REGISTRY_CALLS.record(None)
+        if registered.schema_type not in (None, "JSON"):
+            raise SchemaViolation(f"message on {self.topic.name} names schema id {schema_id}, a "
+                                  f"{registered.schema_type} schema, not JSON")
+        reader = compile_schema(registered.schema_str)
+        self._readers[schema_id] = reader
+        return reader
 
     def deserialize(self, value: bytes) -> BaseModel:
+        if value is None or len(value) < 5 or value[0] != MAGIC_BYTE:
+            raise SchemaViolation(f"message on {self.topic.name} is not in the Confluent wire format "
+                                  f"(magic byte 0 and a 4-byte schema id)")
+        schema_id = int.from_bytes(value[1:5], "big")
+        reader = self._readers.get(schema_id) or self._reader(schema_id)
+        payload = value[5:]
         try:
-            as_dict = self._deserializer(value, self._ctx)
-            return self.topic.event_class.model_validate(as_dict)
-        except (SerializationError, ValidationError, ValueError) as err:
+            reader.decode(payload)
+            return self.topic.event_class.model_validate_json(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError, ValidationError) as err:
             raise SchemaViolation(f"message on {self.topic.name} does not match its schema: {err}") from err

@@ -37,13 +37,11 @@ from typing import Any, Awaitable, Callable
 import faust
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
-from confluent_kafka.schema_registry import Schema
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 from faust.transport.consumer import TransactionManager
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from lake_schemas.errors import SchemaViolation
+from lake_schemas.errors import RegistryError, SchemaViolation
 from lake_schemas.events import InstanceReceived, StudyManifest
 from lake_schemas.serde import EventSerde, registry_client
 from lake_schemas.topics import (
@@ -60,6 +58,7 @@ from streams.metrics import StreamsMetrics
 from streams.offset_continuity import OffsetReader, OffsetReadError, ReadEvent, missing_offsets
 from streams.records import InstanceRecord
 from streams.series_summary import study_completed
+from streams.watchdog import HandlerWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +101,10 @@ def check_contracts(config: StreamsConfig) -> None:
     pairs = ((INSTANCE_RECEIVED, config.instance_topic), (STUDY_MANIFEST, config.manifest_topic),
              (STUDY_COMPLETED, config.completed_topic), (QUARANTINED, config.quarantined_topic))
     for contract, name in pairs:
-        topic = contract.with_name(name)
         try:
-            registry.lookup_schema(topic.subject, Schema(topic.schema_str, "JSON"))
-        except SchemaRegistryError as err:
-            raise ContractError(
-                f"{topic.subject}: {topic.schema_file} is not registered ({err.error_message}); "
-                f"run `radlake schemas register`"
-            ) from err
-        except Exception as err:  # noqa: BLE001 - the client raises its HTTP library's errors unwrapped
-            raise ContractError(f"the registry at {config.registry_url} cannot be reached: {err}") from err
+            EventSerde(contract.with_name(name), registry).schema_id
+        except RegistryError as err:
+            raise ContractError(str(err)) from err
 
 
 def _message_time(message: Any) -> datetime:
@@ -430,15 +423,26 @@ def build_app(config: StreamsConfig, metrics: StreamsMetrics | None = None) -> t
     if config.processing_guarantee == "exactly_once":  # not app.in_transaction: cached, False before the Worker
         app.transport.TransactionManager = _atomic_transaction_manager(streams.lock, app)
 
+    watchdog = HandlerWatchdog()
+    metrics.handler_busy.set_function(watchdog.busy_seconds)
+
     def handler(topic: faust.topics.Topic, name: str, handle, continuity: bool = False):
         async def agent(stream):
             async for event in stream.events():
                 async with streams.lock:
+                    watchdog.enter(name)
                     try:
                         if continuity:
                             await streams.repair_gap(event, handle)
                         await handle(event)
+                    except RegistryError as err:
+                        # not the event's fault and not skippable: stop loudly, the restart resumes from the
+                        # last commit
+                        log.critical("schema registry unavailable while handling %s: %s", name, err)
+                        await app.crash(err)
+                        raise
                     finally:
+                        watchdog.leave()
                         await streams.delivered()
 
         app.agent(topic, name=f"{config.app_id}.{name}")(agent)
@@ -458,6 +462,10 @@ def build_app(config: StreamsConfig, metrics: StreamsMetrics | None = None) -> t
         streams.forget_partitions(revoked)
 
     app.timer(config.tick_interval_s, name=f"{config.app_id}.tick")(streams.tick)
+
+    @app.task
+    async def start_watchdog() -> None:
+        watchdog.start()
 
     @app.page("/metrics", name="metrics")
     async def metrics_page(web, request):

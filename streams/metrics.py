@@ -5,7 +5,24 @@ Counters count what this worker process handled: after a crash, reprocessed even
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from lake_schemas.serde import REGISTRY_CALLS
+
+
+class _RegistryCalls(Collector):
+    """The process's schema registry calls (kept by lake_schemas.serde), read at scrape time."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        calls = CounterMetricFamily("radlake_registry_calls", "Calls this process made to the schema registry, "
+                                    "by outcome (each call has a timeout and bounded retries)", labels=["outcome"])
+        calls.add_metric(["ok"], REGISTRY_CALLS.ok)
+        calls.add_metric(["failed"], REGISTRY_CALLS.failed)
+        yield calls
 
 
 class StreamsMetrics:
@@ -40,6 +57,10 @@ class StreamsMetrics:
         self.offsets_lost = Counter(
             "radlake_streams_offsets_lost", "Skipped input offsets the broker no longer had (retention)",
             ["topic"], registry=r)
+        self.handler_busy = Gauge(
+            "radlake_streams_handler_busy_seconds", "How long the handler now running has been at it (0: idle)",
+            registry=r)
+        r.register(_RegistryCalls())
         self.open_studies = Gauge(
             "radlake_streams_open_studies", "Studies with instances not yet covered by an emitted version",
             registry=r)

@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, Producer
 from lake_schemas.errors import SchemaViolation
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
 from lake_schemas.registration import register
-from lake_schemas.serde import EventSerde, registry_client
+from lake_schemas.serde import REGISTRY_CALLS, EventSerde, registry_client
 from lake_schemas.topics import INSTANCE_RECEIVED
 
 pytestmark = pytest.mark.integration
@@ -94,3 +94,23 @@ def test_consumer_rejects_a_message_that_violates_the_schema(kafka_bootstrap, re
     msg = _consume_one(kafka_bootstrap, topic.name)
     with pytest.raises(SchemaViolation):
         serde.deserialize(msg.value())
+
+
+def test_consuming_asks_the_registry_once_per_schema_id_not_per_message(kafka_bootstrap, registry_url, unique_topic):
+    topic = INSTANCE_RECEIVED.with_name(unique_topic)
+    registry = registry_client(registry_url)
+    register(registry, (topic,))
+    producer_side, consumer_side = EventSerde(topic, registry), EventSerde(topic, registry_client(registry_url))
+    values = [producer_side.serialize(_event(sop_instance_uid=f"2.25.{n}")) for n in range(200)]
+    calls_before = REGISTRY_CALLS.ok + REGISTRY_CALLS.failed
+    decoded = [consumer_side.deserialize(v) for v in values]
+    assert [e.data.sop_instance_uid for e in decoded] == [f"2.25.{n}" for n in range(200)]
+    assert REGISTRY_CALLS.ok + REGISTRY_CALLS.failed - calls_before == 1
+
+
+def test_a_schema_id_the_registry_does_not_hold_is_a_violation_not_a_hang(registry_url, unique_topic):
+    topic = INSTANCE_RECEIVED.with_name(unique_topic)
+    serde = EventSerde(topic, registry_client(registry_url))
+    unknown = b"\x00" + (2**31 - 7).to_bytes(4, "big") + _event().model_dump_json().encode()
+    with pytest.raises(SchemaViolation, match="does not hold"):
+        serde.deserialize(unknown)

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ValidationError
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
 from lake_schemas.topics import ALL_TOPICS
 
+from contract_examples import contract_examples
+
 VALID_DATA = dict(
     project="p1",
     pseudo_patient_id="PX",
@@ -109,53 +111,7 @@ def test_events_carry_no_phi_fields():
         assert not fields & forbidden
 
 
-def _examples():
-    from lake_schemas.events import (
-        InstanceRef, ManifestSeries, Quarantined, QuarantinedData, SeriesSummary, StudyCompleted,
-        StudyCompletedData, StudyManifest, StudyManifestData,
-    )
-
-    ref = InstanceRef(sop_instance_uid="2.25.3", object_uri="file:///o/3.dcm", sha256="a" * 64,
-                      image_position_patient=(0, 0, 1))
-    yield StudyManifest(provider="s", data=StudyManifestData(
-        project="p", study_uid="2.25.1", upload_id="u1", expected_instances=2,
-        series=(ManifestSeries(series_uid="2.25.2", expected_instances=2),)))
-    yield StudyCompleted(provider="s", event_type="study.updated", data=StudyCompletedData(
-        project="p", pseudo_patient_id="RL1", study_uid="2.25.1", study_version=2, completion_reason="quiet_period",
-        providers=("s",), instance_count=1, event_ids=("e1",),
-        series=(SeriesSummary(series_uid="2.25.2", modality="CT", instance_count=1, instances=(ref,),
-                              first_position=(0, 0, 1), last_position=(0, 0, 1)),)))
-    yield Quarantined(provider="s", data=QuarantinedData(stage="deid", reason="TRUNCATED_FILE", message="truncated",
-                                                         input_sha256="b" * 64))
-    from lake_schemas.events import (
-        PredictionCandidate, PredictionCreated, PredictionCreatedData, PredictionInput, PredictionModel, StoredDicom,
-    )
-
-    yield PredictionCreated(provider="s", data=PredictionCreatedData(
-        project="p", pseudo_patient_id="RL1", study_uid="2.25.1", study_version=1, series_uid="2.25.2",
-        source_event_id="e9", model=PredictionModel(name="nodule-cnn", version=3, stage="Production",
-                                                    weights_sha256="c" * 64),
-        inputs=(PredictionInput(sop_instance_uid="2.25.3", sha256="a" * 64),),
-        candidates=(PredictionCandidate(finding_id=1, centre_mm=(1.0, 2.0, 3.0), centre_voxel=(4.0, 5.0, 6.0),
-                                        diameter_mm=8.5, probability=0.9, malignancy_probability=0.7, segment_number=1,
-                                        gradcam_uri="file:///o/cam.nii.gz", gradcam_sha256="d" * 64),),
-        malignancy_score=0.63, threshold=0.4, positive=True,
-        seg=StoredDicom(uri="file:///o/seg.dcm", sha256="e" * 64, sop_instance_uid="2.25.4"),
-        sr=StoredDicom(uri="file:///o/sr.dcm", sha256="f" * 64, sop_instance_uid="2.25.5"),
-        latency_ms=812.5, batch_studies=4, worker_id="w1", device="cpu"))
-    from lake_schemas.events import FeaturesComputed, FeaturesComputedData, FeaturesComputedRoi
-
-    yield FeaturesComputed(provider="s", data=FeaturesComputedData(
-        project="p", pseudo_patient_id="RL1", study_uid="2.25.1", settings_hash="1" * 64,
-        code_version="radlake-0.1.0+features.2", table="gold/radiomics_features", table_version=7, run_id="r1",
-        source_event_id=None,
-        rois=(FeaturesComputedRoi(series_uid="2.25.2", roi="nodule-1", mask_sha256="2" * 64, status="computed",
-                                  feature_count=483, reason=None),
-              FeaturesComputedRoi(series_uid="2.25.2", roi="nodule-2", mask_sha256="3" * 64, status="failed",
-                                  feature_count=0, reason="geometry_mismatch"))))
-
-
-@pytest.mark.parametrize("event", list(_examples()), ids=lambda e: e.event_type)
+@pytest.mark.parametrize("event", list(contract_examples()), ids=lambda e: e.event_type)
 def test_every_contract_round_trips_through_its_schema(event):
     topic = next(t for t in ALL_TOPICS if isinstance(event, t.event_class))
     as_json = json.loads(event.model_dump_json())
