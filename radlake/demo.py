@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in describe_findings(json.loads(row["candidates_json"] or "[]"), truth):
             print(f"    {line}")
     print(f"\nfeatures of the predicted segmentations (segmentation created trigger: "
-          f"{segmentation_stats.messages} predictions read, {segmentation_stats.rejected} rejected, "
+          f"{segmentation_stats.messages} predictions read, {segmentation_stats.dead_lettered} dead-lettered, "
           f"{segmentation_stats.events} studies announced):")
     true_volumes = {r["study_uid"]: r["value"] for r in feature_rows if r["feature"] == "morph.vol"}
     for row in sorted((r for r in segment_volumes if r["study_uid"] in study_uids),

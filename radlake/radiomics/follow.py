@@ -12,22 +12,240 @@ A thin adapter around the batch job, in one of two modes:
 
 Either way it then publishes the outbox's ``features computed`` events and only then commits the consumer
 offsets. A replayed event finds nothing pending (the job is idempotent; re-registering a SEG replaces its
-own rows) and nothing unpublished, so announces nothing again. An event whose SEG cannot be read or is
-not a usable mask is logged with its reason and counted as rejected (``FollowStats.rejected``).
+own rows) and nothing unpublished, so announces nothing again.
+
+Errors (:func:`classify`) are either *transient* — the message is fine, something it needs is not there
+right now — or *permanent* — the message itself can never be processed:
+
+* transient: the object store unavailable (an :class:`ObjectStoreError` caused by an ``OSError``, or a
+  plain ``OSError``), the schema registry unavailable (:class:`RegistryError`), Kafka not acknowledging
+  (:class:`PublishError`, a non-fatal ``KafkaException``). The whole batch is processed again after an
+  exponential back-off (:class:`Backoff`), with nothing committed, while the consumer keeps polling
+  (its partitions paused) so the group does not rebalance; every failed attempt logs a warning.
+  A missing object counts as transient: a claim-check is published only after its object was written,
+  and objects are never deleted, so "not found" means the store (mount, bucket) is not reachable.
+* permanent: an event that does not match its schema (:class:`SchemaViolation`), a SEG whose bytes do
+  not match the claim-check's SHA-256 (an :class:`ObjectStoreError` with no I/O cause), a SEG that is
+  not readable DICOM, has no segments or references no series (:class:`InvalidInputError`). The
+  message goes, unchanged, to the dead-letter topic with its reason in the headers, and its offset is
+  committed with the batch.
+
+Anything else (a Spark failure, a fatal Kafka error, a bug) propagates: the follower stops with the
+batch uncommitted, so a restart processes it again.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import TypeVar
 
+import pydicom
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+from pydicom.errors import InvalidDicomError
+
+from infra.components.kafka import Kafka
+from lake_schemas.errors import RegistryError, SchemaViolation
 from lake_schemas.events import PredictionCreated, StudyCompleted
-from radlake.radiomics.errors import InvalidInputError, RadiomicsError, RadiomicsReason
+from lake_schemas.topics import (
+    DEAD_LETTER,
+    DLQ_MESSAGE,
+    DLQ_REASON,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    DLQ_STAGE,
+)
+from radlake.object_store import ObjectStoreError
+from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
 from radlake.radiomics.lake import SeriesRef, rois_from_dicom_mask, series_from_summary
+from radlake.settings import Settings
+from spark_jobs import radiomics_job
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+STAGE = b"radiomics"
+MAX_DLQ_MESSAGE = 1000
+
+
+class PublishError(RuntimeError):
+    """Kafka did not acknowledge every message produced (events or dead letters): transient."""
+
+
+# -- transient or permanent ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How the follower treats an error: retried (``transient``) or dead-lettered with ``reason``."""
+
+    transient: bool
+    reason: str
+
+
+def classify(err: BaseException) -> Failure | None:
+    """Transient or permanent (see the module docstring for the rule), or None for an error the follower
+    does not expect, which must propagate (pure)."""
+    if isinstance(err, SchemaViolation):
+        return Failure(False, "SCHEMA_VIOLATION")
+    if isinstance(err, RegistryError):
+        return Failure(True, "REGISTRY_UNAVAILABLE")
+    if isinstance(err, ObjectStoreError):
+        # ObjectStore raises from the OSError of an I/O failure; a hash mismatch has no cause: the bytes
+        # were read and are not the ones the claim-check names, so reading them again cannot help.
+        if isinstance(err.__cause__, OSError):
+            return Failure(True, "OBJECT_STORE_UNAVAILABLE")
+        return Failure(False, "CLAIM_CHECK_MISMATCH")
+    if isinstance(err, InvalidInputError):
+        return Failure(False, err.reason.value.upper())
+    if isinstance(err, PublishError):
+        return Failure(True, "KAFKA_UNAVAILABLE")
+    if isinstance(err, KafkaException):
+        kafka_error = err.args[0] if err.args else None
+        if isinstance(kafka_error, KafkaError) and kafka_error.fatal():
+            return None  # the client instance is unusable: retrying with it cannot succeed
+        return Failure(True, "KAFKA_UNAVAILABLE")
+    if isinstance(err, OSError):
+        return Failure(True, "IO_ERROR")
+    return None
+
+
+def is_transient(err: BaseException) -> bool:
+    failure = classify(err)
+    return failure is not None and failure.transient
+
+
+def is_permanent(err: BaseException) -> bool:
+    failure = classify(err)
+    return failure is not None and not failure.transient
+
+
+# -- retry with back-off -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential back-off between attempts: ``initial_s``, doubling (``factor``), at most ``max_s``."""
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    factor: float = 2.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failed attempt in a row (1-based; pure)."""
+        return min(self.max_s, self.initial_s * self.factor ** (failures - 1))
+
+
+def retry_transient(attempt: Callable[[], T], wait: Callable[[float], None], backoff: Backoff = Backoff(),
+                    on_retry: Callable[[int, float, BaseException], None] = lambda n, delay, err: None,
+                    ) -> tuple[T, int]:
+    """``attempt()`` until it returns; after a transient error, ``on_retry(failures, delay, err)`` then
+    ``wait(delay)`` and try again, without limit (the message must not be lost; an operator sees the
+    warnings). Any other error propagates. Returns (the result, the number of failed attempts)."""
+    failures = 0
+    while True:
+        try:
+            return attempt(), failures
+        except Exception as err:
+            if not is_transient(err):
+                raise
+            failures += 1
+            delay = backoff.delay(failures)
+            on_retry(failures, delay, err)
+            wait(delay)
+
+
+def hold(consumer, seconds: float) -> None:
+    """Wait ``seconds`` while serving the consumer: its partitions paused, ``poll`` called at least every
+    second, so the group sees a live member (``max.poll.interval.ms``) and nothing new is fetched. A
+    rebalance during the wait can hand a partition back unpaused; a message polled from it is put back
+    (``seek``) so it is read again after the batch."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        consumer.pause(consumer.assignment())
+        msg = consumer.poll(min(remaining, 1.0))
+        if msg is None or msg.error() is not None:
+            continue
+        try:
+            consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+        except KafkaException as err:  # the partition moved to another member meanwhile: it reads it
+            log.info("radiomics follow: not rewinding %s[%d]: %s", msg.topic(), msg.partition(), err)
+
+
+def next_offsets(messages: Iterable[Message]) -> list[TopicPartition]:
+    """The offsets to commit once ``messages`` are done: the next one per partition (pure)."""
+    top: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic(), m.partition())
+        top[key] = max(top.get(key, -1), m.offset())
+    return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]
+
+
+# -- dead letters --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message: Message
+    reason: str
+    error: str
+
+
+def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """The headers every radlake component puts on a dead letter (``lake_schemas.topics``; pure)."""
+    msg = letter.message
+    return [
+        (DLQ_REASON, letter.reason.encode()),
+        (DLQ_MESSAGE, letter.error[:MAX_DLQ_MESSAGE].encode()),
+        (DLQ_SOURCE_TOPIC, msg.topic().encode()),
+        (DLQ_SOURCE_PARTITION, str(msg.partition()).encode()),
+        (DLQ_SOURCE_OFFSET, str(msg.offset()).encode()),
+        (DLQ_STAGE, STAGE),
+    ]
+
+
+def dead_letter_sink(producer: Producer, topic: str = DEAD_LETTER,
+                     timeout_s: float = 30.0) -> Callable[[Sequence[DeadLetter]], None]:
+    """Produce dead letters (the original key and value bytes) and wait until Kafka acknowledged each;
+    raise :class:`PublishError` otherwise, so the batch is retried rather than committed."""
+
+    def send(letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        refused: list[KafkaError] = []
+
+        def delivered(err, _msg) -> None:
+            if err is not None:
+                refused.append(err)
+
+        try:
+            for letter in letters:
+                producer.produce(topic, key=letter.message.key(), value=letter.message.value(),
+                                 headers=dead_letter_headers(letter), on_delivery=delivered)
+            unacknowledged = producer.flush(timeout_s)
+        except (BufferError, KafkaException) as err:
+            raise PublishError(f"dead-lettering on {topic} failed: {err}") from err
+        if unacknowledged or refused:
+            raise PublishError(f"Kafka did not acknowledge every dead letter on {topic}: "
+                               f"{unacknowledged} pending, refused: {refused[:3]}")
+
+    return send
+
+
+def stack_dead_letters(settings: Settings | None = None) -> Callable[[Sequence[DeadLetter]], None]:
+    """A dead-letter sink on the radlake stack's Kafka (the default of :func:`follow`)."""
+    settings = settings or Settings()
+    return dead_letter_sink(Producer({"bootstrap.servers": Kafka(settings).address, "enable.idempotence": True,
+                                      "acks": "all"}))
+
+
+# -- the two modes -------------------------------------------------------------------------------------
 
 
 def latest_per_study(events: Iterable[StudyCompleted]) -> dict[str, StudyCompleted]:
@@ -53,47 +271,50 @@ def study_filter(studies: Iterable[str], where: str | None) -> str:
 @dataclass(frozen=True)
 class FollowStats:
     messages: int = 0
-    rejected: int = 0
+    dead_lettered: int = 0
+    retried: int = 0  # messages whose batch failed transiently at least once (then processed)
+    retries: int = 0  # failed attempts (each followed by a back-off)
     studies: int = 0
     events: int = 0
+
+
+# A permanently refused event of a batch, with why: (event, failure, error).
+Rejection = tuple[object, Failure, BaseException]
 
 
 def handle_completed(spark, job, events: list[StudyCompleted], publish: Callable[[list], None]):
     """Run the job for the studies of ``events``, then publish the outbox (what this run staged and
     anything an earlier run staged but could not publish). Returns the RunResult, the published events
-    and the number of events rejected (none: a study completed event is usable once it decodes)."""
-    from spark_jobs import radiomics_job
-
+    and the rejected events (none: a study completed event is usable once it decodes)."""
     latest = latest_per_study(events)
     refs = [ref for event in latest.values() for ref in series_refs(event)]
     scoped = replace(job, where=study_filter(latest, job.where))
     result = radiomics_job.run(spark, scoped, series=radiomics_job.series_frame_from_refs(spark, refs),
                                source_event_ids={s: e.event_id for s, e in latest.items()})
-    return result, radiomics_job.publish_outbox(spark, job, publish), 0
+    return result, radiomics_job.publish_outbox(spark, job, publish), []
 
 
 def segmentation_rois(event: PredictionCreated, read: Callable[[str, str], bytes]) -> list[dict]:
-    """``silver/rois`` rows for the segments of the SEG a prediction carries ([] when it has none).
+    """``silver/rois`` rows for the segments of the SEG a prediction carries ([] when it carries none).
 
     ``read(uri, sha256)`` returns the verified bytes. ROI names carry the model, so two models' segments
-    on one series never replace each other's rows. Raises :class:`RadiomicsError` (or the store's error)
-    when the SEG cannot be read or references no series.
+    on one series never replace each other's rows. Raises :class:`InvalidInputError` when the SEG is not
+    readable DICOM, has no segments or references no series, and the store's error when it cannot be read
+    (transient) or fails its claim-check (permanent).
     """
-    import io
-
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     seg = event.data.seg
     if seg is None:
         return []
+    data = read(seg.uri, seg.sha256)  # outside the try below: an I/O error of the store is not the SEG's
     try:
-        ds = pydicom.dcmread(io.BytesIO(read(seg.uri, seg.sha256)), stop_before_pixels=True)
-    except InvalidDicomError as err:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError) as err:  # parsing bytes in memory: the content is bad
         raise InvalidInputError(RadiomicsReason.UNREADABLE_INPUT, f"{seg.uri} is not DICOM: {err}") from err
     model = f"{event.data.model.name}:{event.data.model.version}"
     rows = rois_from_dicom_mask(ds, mask_uri=seg.uri, mask_sha256=seg.sha256, provider=event.provider,
                                 project=event.data.project, source=f"prediction:{model}:{event.event_id}")
+    if not rows:
+        raise InvalidInputError(RadiomicsReason.UNREADABLE_INPUT, f"{seg.uri} has no segments")
     return [{**row, "roi": f"{model}/{row['roi']}"} for row in rows]
 
 
@@ -101,18 +322,19 @@ def handle_segmentations(spark, job, events: list[PredictionCreated], publish: C
                          read: Callable[[str, str], bytes]):
     """Register the segments of each prediction's SEG as ROIs, run the job for those studies, publish the
     outbox. Returns the RunResult (None when no event carried a usable SEG), the published events and
-    the number of events rejected."""
-    from radlake.object_store import ObjectStoreError
-    from spark_jobs import radiomics_job
-
-    rows, source_event_ids, rejected = [], {}, 0
+    the rejected events (:data:`Rejection`: permanent errors). A transient error propagates, so the
+    caller retries the batch."""
+    rows, source_event_ids, rejected = [], {}, []
     for event in events:
         try:
             found = segmentation_rois(event, read)
-        except (RadiomicsError, ObjectStoreError) as err:
-            log.error("radiomics follow: prediction %s of study %s: segmentation not usable: %s",
-                      event.event_id, event.data.study_uid, err)
-            rejected += 1
+        except (InvalidInputError, ObjectStoreError, OSError) as err:
+            failure = classify(err)
+            if failure is None or failure.transient:
+                raise
+            log.error("radiomics follow: prediction %s of study %s: segmentation not usable (%s): %s",
+                      event.event_id, event.data.study_uid, failure.reason, err)
+            rejected.append((event, failure, err))
             continue
         if found:
             rows += found
@@ -125,38 +347,107 @@ def handle_segmentations(spark, job, events: list[PredictionCreated], publish: C
     return result, radiomics_job.publish_outbox(spark, job, publish), rejected
 
 
+# -- the consume loop ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    result: object  # the job's RunResult, or None
+    published: tuple
+    studies: int
+    dead_letters: tuple[DeadLetter, ...]
+
+
+def process_batch(spark, job, messages: Sequence[Message], serde, publish: Callable[[list], None], handle,
+                  dead_letter: Callable[[Sequence[DeadLetter]], None]) -> BatchOutcome:
+    """One attempt at a batch: decode, handle, dead-letter what is permanently unusable. Raises on a
+    transient error, before anything is dead-lettered, so a retry starts from scratch (the job, the
+    outbox and ROI registration are idempotent)."""
+    decoded, letters = [], []
+    for msg in messages:
+        try:
+            decoded.append((msg, serde.deserialize(msg.value())))
+        except SchemaViolation as err:
+            letters.append(DeadLetter(msg, classify(err).reason, str(err)))
+    result, published, studies = None, (), 0
+    if decoded:
+        events = [event for _, event in decoded]
+        result, published, rejected = handle(spark, job, events, publish)
+        source = {id(event): msg for msg, event in decoded}
+        letters += [DeadLetter(source[id(event)], failure.reason, str(err)) for event, failure, err in rejected]
+        studies = len({event.data.study_uid for event in events})
+    dead_letter(letters)
+    for letter in letters:
+        m = letter.message
+        log.warning("radiomics follow: dead-lettered %s[%d]@%d: %s: %s", m.topic(), m.partition(), m.offset(),
+                    letter.reason, letter.error[:200])
+    return BatchOutcome(result, tuple(published), studies, tuple(letters))
+
+
+def offset_ranges(messages: Iterable[Message]) -> str:
+    """``topic[partition]@first..last`` per partition of ``messages``, for the logs (pure)."""
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    for m in messages:
+        key = (m.topic(), m.partition())
+        lo, hi = ranges.get(key, (m.offset(), m.offset()))
+        ranges[key] = (min(lo, m.offset()), max(hi, m.offset()))
+    return ", ".join(f"{t}[{p}]@{lo}..{hi}" for (t, p), (lo, hi) in sorted(ranges.items()))
+
+
+def run_batch(messages: Sequence[Message], attempt: Callable[[], BatchOutcome], consumer,
+              backoff: Backoff) -> tuple[BatchOutcome, int]:
+    """``attempt`` the batch until it succeeds, holding the consumer (partitions paused, polled) during each
+    back-off, then resume and commit the batch's offsets. Returns (the outcome, failed attempts)."""
+    where = offset_ranges(messages)
+
+    def retrying(failures: int, delay: float, err: BaseException) -> None:
+        log.warning("radiomics follow: attempt %d on %s failed, transient (%s): %s; retrying in %.1f s, "
+                    "nothing committed", failures, where, classify(err).reason, err, delay)
+
+    outcome, failures = retry_transient(attempt, lambda delay: hold(consumer, delay), backoff, retrying)
+    if failures:
+        consumer.resume(consumer.assignment())
+    # Only now, with the batch done and its dead letters acknowledged: nothing at or after a failing
+    # message is committed before it succeeded.
+    try:
+        consumer.commit(offsets=next_offsets(messages), asynchronous=False)
+    except KafkaException as err:  # e.g. a rebalance took the partition: its new owner reads the batch again
+        log.warning("radiomics follow: committing %s failed, it may be processed again: %s", where, err)
+    return outcome, failures
+
+
 def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, handle=handle_completed,
+           dead_letter: Callable[[Sequence[DeadLetter]], None] | None = None, backoff: Backoff = Backoff(),
            batch_size: int = 50, idle_exit_s: float | None = None, max_messages: int | None = None) -> FollowStats:
     """Consume until idle for ``idle_exit_s`` (None: forever) or ``max_messages`` were read. ``handle``:
     :func:`handle_completed` for ``study completed`` events, or :func:`handle_segmentations` (its ``read``
-    bound) for ``prediction created`` events."""
-    from lake_schemas.errors import SchemaViolation
-
+    bound) for ``prediction created`` events. ``dead_letter``: where permanently unusable messages go
+    (default: the stack's dead-letter topic). A batch that fails transiently is retried (``backoff``)
+    until it succeeds; its offsets are committed only then."""
+    dead_letter = dead_letter or stack_dead_letters()
     stats = FollowStats()
     idle_since = time.monotonic()
     while True:
-        batch, messages = [], []
+        messages = []
         for msg in consumer.consume(num_messages=batch_size, timeout=1.0):
             if msg.error():  # e.g. the topic does not exist yet: nothing to commit for it
                 log.warning("radiomics follow: consumer error %s", msg.error())
                 continue
             messages.append(msg)
-            try:
-                batch.append(serde.deserialize(msg.value()))
-            except SchemaViolation as err:
-                log.error("radiomics follow: skipping %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), err)
-                stats = replace(stats, rejected=stats.rejected + 1)
-        stats = replace(stats, messages=stats.messages + len(messages))
-        if batch:
-            result, published, unusable = handle(spark, job, batch, publish)
-            studies = {event.data.study_uid for event in batch}
-            stats = replace(stats, studies=stats.studies + len(studies), events=stats.events + len(published),
-                            rejected=stats.rejected + unusable)
-            log.info("radiomics follow: %d studies, %d ROIs computed, %d failed, %d events published",
-                     len(studies), result.computed_rois if result else 0, result.failed_rois if result else 0,
-                     len(published))
         if messages:
-            consumer.commit(asynchronous=False)
+            outcome, failures = run_batch(
+                messages, partial(process_batch, spark, job, messages, serde, publish, handle, dead_letter),
+                consumer, backoff)
+            result = outcome.result
+            stats = replace(stats, messages=stats.messages + len(messages),
+                            studies=stats.studies + outcome.studies, events=stats.events + len(outcome.published),
+                            dead_lettered=stats.dead_lettered + len(outcome.dead_letters),
+                            retried=stats.retried + (len(messages) if failures else 0),
+                            retries=stats.retries + failures)
+            log.info("radiomics follow: %d messages, %d studies, %d ROIs computed, %d failed, %d events published, "
+                     "%d dead-lettered, %d retried (%d failed attempts)", len(messages), outcome.studies,
+                     result.computed_rois if result else 0, result.failed_rois if result else 0,
+                     len(outcome.published), len(outcome.dead_letters), len(messages) if failures else 0, failures)
             idle_since = time.monotonic()
         elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
             return stats

@@ -7,6 +7,8 @@
 
 ``follow --on studies`` (the default) reacts to ``study completed`` events; ``--on segmentations`` to
 ``prediction created`` events that carry a DICOM SEG (one ROI per segment, named after the model).
+A batch that fails transiently (object store, registry, Kafka) is retried with back-off, uncommitted; an
+event that can never be processed goes to ``radlake.dead-letter.v1`` (``radlake/radiomics/follow.py``).
 
 ``--masks`` stores DICOM SEG / RTSTRUCT files in the object store and registers one ROI per segment /
 structure in ``silver/rois`` before the run. Results go to stdout as one JSON line; progress to stderr.
@@ -60,22 +62,31 @@ def _job(args, settings):
 
 
 def publisher(settings, topic_name: str | None):
-    from confluent_kafka import Producer
+    """Publish ``features computed`` events; raises :class:`~radlake.radiomics.follow.PublishError` (which
+    the follower retries) unless Kafka acknowledged every one."""
+    # Local imports here and below: `radlake radiomics compute` loads this module to build its parser, and
+    # should not pay for Kafka, Spark job and DICOM modules it does not use.
+    from confluent_kafka import KafkaException, Producer
 
     from infra.components.kafka import Kafka
     from infra.components.registry import SchemaRegistry
     from lake_schemas.serde import EventSerde, registry_client
     from lake_schemas.topics import FEATURES_COMPUTED
+    from radlake.radiomics.follow import PublishError
 
     topic = FEATURES_COMPUTED.with_name(topic_name) if topic_name else FEATURES_COMPUTED
     serde = EventSerde(topic, registry_client(SchemaRegistry(settings).address))
     producer = Producer({"bootstrap.servers": Kafka(settings).address, "enable.idempotence": True, "acks": "all"})
 
     def publish(events: list) -> None:
-        for event in events:
-            producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event))
-        if producer.flush(60) != 0:
-            raise RuntimeError(f"Kafka did not acknowledge every event on {topic.name}")
+        try:
+            for event in events:
+                producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event))
+            unacknowledged = producer.flush(60)
+        except (BufferError, KafkaException) as err:
+            raise PublishError(f"publishing on {topic.name} failed: {err}") from err
+        if unacknowledged != 0:
+            raise PublishError(f"Kafka did not acknowledge every event on {topic.name}")
 
     return publish
 
@@ -135,7 +146,9 @@ def run(args) -> int:
 
 def follower(settings, job, on: str, *, group: str | None = None, source_topic: str | None = None):
     """What ``radlake radiomics follow --on ON`` consumes with: a consumer subscribed to the source topic
-    (manual commits, ``read_committed``), the topic's serde, and the handler of its events."""
+    (manual commits, ``read_committed``), the topic's serde, and the handler of its events. The follower
+    polls while it backs off from a transient error, so the default ``max.poll.interval.ms`` only bounds
+    one attempt at a batch (the Spark job of up to 50 events)."""
     from functools import partial
 
     from confluent_kafka import Consumer
@@ -178,9 +191,10 @@ def follow(args) -> int:
     print(f"radiomics follow: {serde.topic.name} -> features, settings {job.settings_hash[:12]}", file=sys.stderr)
     try:
         stats = following.follow(spark, job, consumer, serde, publisher(settings, args.topic), handle=handle,
-                                 idle_exit_s=args.idle_exit, max_messages=args.max_messages)
+                                 dead_letter=following.stack_dead_letters(settings), idle_exit_s=args.idle_exit,
+                                 max_messages=args.max_messages)
     finally:
         consumer.close()
-    print(json.dumps({"messages": stats.messages, "rejected": stats.rejected, "studies": stats.studies,
-                      "events": stats.events}))
+    print(json.dumps({"messages": stats.messages, "dead_lettered": stats.dead_lettered, "retried": stats.retried,
+                      "retries": stats.retries, "studies": stats.studies, "events": stats.events}))
     return 0

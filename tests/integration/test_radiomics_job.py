@@ -4,28 +4,49 @@ Two studies, each a generated CT series stored in an object store under tmp_path
 from Kafka; study A has its lesion as a DICOM SEG and a NIfTI mask on another grid (a geometry mismatch
 that must be reported, not resampled), study B a NIfTI mask. The job runs twice: the gold table holds each
 feature once, equal to ``compute_features`` run directly, and one ``features computed`` event per study
-validates against its schema. ``follow`` then reacts to a ``study completed`` event with other settings.
+validates against its schema. ``follow`` then reacts to a ``study completed`` event with other settings,
+to ``prediction created`` events carrying a SEG, waits out an object-store outage (its root moved away)
+with nothing committed past the failing event, and dead-letters the events that can never be processed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
+import threading
+import time
 import uuid
 from dataclasses import replace
+from functools import partial
 
 import jsonschema
 import numpy as np
 import pydicom
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 
+from lake_schemas.events import PredictionCreated, PredictionCreatedData, PredictionInput, PredictionModel, StoredDicom
 from lake_schemas.radiomics_tables import RADIOMICS_FAILURES, RADIOMICS_FEATURES, ROIS
 from lake_schemas.registration import register
 from lake_schemas.serde import EventSerde, registry_client
 from lake_schemas.tables import BRONZE_INSTANCES
-from lake_schemas.topics import FEATURES_COMPUTED, INSTANCE_RECEIVED, STUDY_COMPLETED
+from lake_schemas.topics import (
+    DEAD_LETTER,
+    DLQ_MESSAGE,
+    DLQ_REASON,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    DLQ_STAGE,
+    FEATURES_COMPUTED,
+    INSTANCE_RECEIVED,
+    PREDICTION_CREATED,
+    STUDY_COMPLETED,
+)
 from radlake.object_store import ObjectStore
-from radlake.radiomics import compute_features
+from radlake.radiomics import compute_features, follow
 from radlake.radiomics.lake import rois_from_dicom_mask
 from radlake.radiomics.settings import settings_from_mapping
 from radlake.synthetic import radiomics_lake as rl
@@ -40,10 +61,6 @@ OTHER_SETTINGS = settings_from_mapping({"aggregations": ["3D"], "discretisation"
 
 def _consume(bootstrap: str, registry_url: str, topic, expected: int, timeout_s: float = 60) -> list[dict]:
     """Every message on ``topic``, decoded and checked against its schema file."""
-    import time
-
-    from confluent_kafka import Consumer
-
     serde = EventSerde(topic, registry_client(registry_url))
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:8]}",
                          "auto.offset.reset": "earliest"})
@@ -168,11 +185,38 @@ def test_one_features_computed_event_per_study_validates_against_its_schema(lake
     assert by_study[lake["b"].study_uid]["provider"] == "haukeland"
 
 
+def _dead_letters(bootstrap: str):
+    """A dead-letter sink on the test broker's dead-letter topic."""
+    return follow.dead_letter_sink(Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True}))
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The committed offset of ``group`` per partition of ``topic`` that has one."""
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = reader.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+    finally:
+        reader.close()
+    return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+
+
+def _prediction(case, seg=None, *, model: str = "nodule-cnn", version: int = 7, sha256: str | None = None,
+                event_id: str | None = None) -> PredictionCreated:
+    """A ``prediction created`` event on ``case``'s series, carrying the stored ``seg`` (or none)."""
+    stored = None if seg is None else StoredDicom(uri=seg.uri, sha256=sha256 or seg.sha256,
+                                                  sop_instance_uid=rl.uid(case.name, "seg"))
+    return PredictionCreated(event_id=event_id or str(uuid.uuid4()), provider=case.provider, data=PredictionCreatedData(
+        project=case.project, pseudo_patient_id=case.patient, study_uid=case.study_uid, study_version=1,
+        series_uid=case.series_uid, source_event_id=str(uuid.uuid4()),
+        model=PredictionModel(name=model, version=version, stage="Production", weights_sha256="c" * 64),
+        inputs=tuple(PredictionInput(sop_instance_uid=e.data.sop_instance_uid, sha256=e.data.sha256)
+                     for e in case.events),
+        candidates=(), malignancy_score=0.8, threshold=0.5, positive=seg is not None, seg=stored, sr=None,
+        latency_ms=12.0, batch_studies=1, worker_id="test-worker", device="cpu"))
+
+
 def test_follow_computes_a_completed_study_once(spark, lake, first_two_runs, kafka_bootstrap, registry_url):
-    from confluent_kafka import Consumer
-
-    from radlake.radiomics import follow
-
     suffix = uuid.uuid4().hex[:8]
     completed = STUDY_COMPLETED.with_name(f"test.radiomics.completed.{suffix}")
     register(registry_client(registry_url), (completed,))
@@ -186,10 +230,11 @@ def test_follow_computes_a_completed_study_once(spark, lake, first_two_runs, kaf
                              "auto.offset.reset": "earliest", "enable.auto.commit": False})
         consumer.subscribe([completed.name])
         try:
-            stats = follow.follow(spark, job, consumer, serde, announced.extend, idle_exit_s=8, max_messages=2)
+            stats = follow.follow(spark, job, consumer, serde, announced.extend,
+                                  dead_letter=_dead_letters(kafka_bootstrap), idle_exit_s=8, max_messages=2)
         finally:
             consumer.close()
-        assert stats.messages == 2
+        assert (stats.messages, stats.dead_lettered, stats.retries) == (2, 0, 0)
     assert len(announced) == 1
     data = announced[0].data
     assert data.study_uid == lake["b"].study_uid and data.source_event_id == event.event_id
@@ -205,33 +250,11 @@ def test_follow_computes_a_completed_study_once(spark, lake, first_two_runs, kaf
 def test_follow_segmentations_computes_the_segments_of_a_predicted_seg(spark, lake, first_two_runs, kafka_bootstrap,
                                                                        registry_url):
     """A ``prediction created`` event with a DICOM SEG registers its segment as an ROI named after the model
-    and gets it computed once; a prediction whose SEG fails its claim-check is rejected, not dropped silently,
-    and one without a SEG registers nothing."""
-    from functools import partial
-
-    from confluent_kafka import Consumer
-
-    from lake_schemas.events import (
-        PredictionCreated,
-        PredictionCreatedData,
-        PredictionInput,
-        PredictionModel,
-        StoredDicom,
-    )
-    from lake_schemas.topics import PREDICTION_CREATED
-    from radlake.radiomics import follow
-
+    and gets it computed once; a prediction whose SEG fails its claim-check is dead-lettered, not dropped
+    silently, and one without a SEG registers nothing."""
     case = lake["b"]
     seg = lake["store"].put(rl.seg_bytes(case, "nodule candidate 1"), prefix="predictions")
-    event = PredictionCreated(provider=case.provider, data=PredictionCreatedData(
-        project=case.project, pseudo_patient_id=case.patient, study_uid=case.study_uid, study_version=1,
-        series_uid=case.series_uid, source_event_id=str(uuid.uuid4()),
-        model=PredictionModel(name="nodule-cnn", version=7, stage="Production", weights_sha256="c" * 64),
-        inputs=tuple(PredictionInput(sop_instance_uid=e.data.sop_instance_uid, sha256=e.data.sha256)
-                     for e in case.events),
-        candidates=(), malignancy_score=0.8, threshold=0.5, positive=True,
-        seg=StoredDicom(uri=seg.uri, sha256=seg.sha256, sop_instance_uid=rl.uid(case.name, "seg")), sr=None,
-        latency_ms=12.0, batch_studies=1, worker_id="test-worker", device="cpu"))
+    event = _prediction(case, seg)
     tampered = event.model_copy(update={"event_id": str(uuid.uuid4()), "data": event.data.model_copy(
         update={"seg": event.data.seg.model_copy(update={"sha256": "0" * 64})})})
     without_seg = event.model_copy(update={"event_id": str(uuid.uuid4()), "data": event.data.model_copy(
@@ -251,11 +274,11 @@ def test_follow_segmentations_computes_the_segments_of_a_predicted_seg(spark, la
                              "auto.offset.reset": "earliest", "enable.auto.commit": False})
         consumer.subscribe([topic.name])
         try:
-            stats = follow.follow(spark, job, consumer, serde, announced.extend, handle=handle, idle_exit_s=8,
-                                  max_messages=4)
+            stats = follow.follow(spark, job, consumer, serde, announced.extend, handle=handle,
+                                  dead_letter=_dead_letters(kafka_bootstrap), idle_exit_s=8, max_messages=4)
         finally:
             consumer.close()
-        assert (stats.messages, stats.rejected) == (4, 1)
+        assert (stats.messages, stats.dead_lettered, stats.retries) == (4, 1, 0)
     roi = "nodule-cnn:7/nodule candidate 1#1"
     assert len(announced) == 1
     data = announced[0].data
@@ -268,6 +291,135 @@ def test_follow_segmentations_computes_the_segments_of_a_predicted_seg(spark, la
     registered = (spark.read.format("delta").load(tables.table_path(lake["lake"], ROIS))
                   .where(f"roi = '{roi}'").collect())
     assert [(r.series_uid, r.mask_kind, r.mask_sha256) for r in registered] == [(case.series_uid, "seg", seg.sha256)]
+
+
+class _Retrying(logging.Handler):
+    """Sets ``seen`` when the follower logs that an attempt failed transiently."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "failed, transient" in record.getMessage():
+            self.seen.set()
+
+
+def test_follow_waits_out_an_object_store_outage_with_nothing_committed_past_it(spark, lake, first_two_runs,
+                                                                               kafka_bootstrap, registry_url):
+    """The object store's root directory is moved away (reads fail for root too, unlike chmod 000) while the
+    follower reads a prediction's SEG: it retries with back-off, the group's committed offset stays at that
+    event (the event before it, alone in its batch, is committed), and once the directory is back the
+    segment is registered, computed and announced, and the event committed."""
+    case = lake["b"]
+    seg = lake["store"].put(rl.seg_bytes(case, "outage candidate"), prefix="predictions")
+    event, without_seg = _prediction(case, seg, model="outage-cnn", version=1), _prediction(case)
+    suffix = uuid.uuid4().hex[:8]
+    topic = PREDICTION_CREATED.with_name(f"test.radiomics.outage.{suffix}")
+    register(registry_client(registry_url), (topic,))
+    publish(kafka_bootstrap, registry_url, topic, [without_seg, event])  # one key: one partition, this order
+    settings = settings_from_mapping({"aggregations": ["3D"], "families": ["morphology"]})
+    job = replace(first_two_runs["job"], settings=settings)
+    group = f"outage-{suffix}"
+    objects, away = lake["root"] / "objects", lake["root"] / f"objects-away-{suffix}"
+    retrying, during_outage = _Retrying(), []
+
+    def restore_once_retrying() -> None:
+        try:
+            if retrying.seen.wait(120):
+                time.sleep(2)  # a few more failed attempts
+                during_outage.append(_committed(kafka_bootstrap, group, topic.name))
+        finally:
+            away.rename(objects)
+
+    logging.getLogger(follow.__name__).addHandler(retrying)
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.subscribe([topic.name])
+    announced: list = []
+    objects.rename(away)
+    restorer = threading.Thread(target=restore_once_retrying)
+    restorer.start()
+    try:
+        stats = follow.follow(spark, job, consumer, EventSerde(topic, registry_client(registry_url)),
+                              announced.extend, handle=partial(follow.handle_segmentations, read=lake["store"].get),
+                              dead_letter=_dead_letters(kafka_bootstrap),
+                              backoff=follow.Backoff(initial_s=0.2, max_s=1.0), batch_size=1, idle_exit_s=8,
+                              max_messages=2)
+    finally:
+        retrying.seen.set()  # should the follower have failed otherwise, the directory still comes back
+        restorer.join()
+        consumer.close()
+        logging.getLogger(follow.__name__).removeHandler(retrying)
+    assert objects.is_dir()
+    assert (stats.messages, stats.dead_lettered, stats.retried) == (2, 0, 1) and stats.retries >= 2
+    [partition] = _committed(kafka_bootstrap, group, topic.name)
+    assert during_outage == [{partition: 1}]  # past the event without a SEG, not past the failing one
+    assert _committed(kafka_bootstrap, group, topic.name) == {partition: 2}
+    roi = "outage-cnn:1/outage candidate#1"
+    [announcement] = [e for e in announced if roi in {r.roi for r in e.data.rois}]
+    assert announcement.data.source_event_id == event.event_id
+    assert {r.roi: r.status for r in announcement.data.rois}[roi] == "computed"
+    got = _features(spark, job, case, roi, settings.digest())
+    direct = {v.name: v.value for v in compute_features(case.image.astype(float), case.mask, case.spacing, settings)}
+    np.testing.assert_allclose([got[n] for n in direct], list(direct.values()), rtol=1e-12, equal_nan=True)
+
+
+def test_follow_dead_letters_what_can_never_be_processed(spark, lake, first_two_runs, kafka_bootstrap,
+                                                         registry_url):
+    """A message not in the wire format, a SEG failing its claim-check and one that is not DICOM land on
+    the dead-letter topic, bytes unchanged, with their reason and source in the headers; then committed."""
+    case = lake["b"]
+    suffix = uuid.uuid4().hex[:8]
+    topic = PREDICTION_CREATED.with_name(f"test.radiomics.dead.{suffix}")
+    register(registry_client(registry_url), (topic,))
+    seg = lake["store"].put(rl.seg_bytes(case, "dead candidate"), prefix="predictions")
+    junk = lake["store"].put(b"not a DICOM file", prefix="predictions")
+    assert junk.sha256 == hashlib.sha256(b"not a DICOM file").hexdigest()
+    key = case.study_uid.encode()
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(topic.name, key=key, value=b"not the wire format")  # same key: one partition, in order
+    assert producer.flush(30) == 0
+    publish(kafka_bootstrap, registry_url, topic, [_prediction(case, seg, sha256="0" * 64), _prediction(case, junk)])
+    group = f"dead-{suffix}"
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.subscribe([topic.name])
+    try:
+        stats = follow.follow(spark, first_two_runs["job"], consumer, EventSerde(topic, registry_client(registry_url)),
+                              lambda events: None, handle=partial(follow.handle_segmentations, read=lake["store"].get),
+                              dead_letter=_dead_letters(kafka_bootstrap), idle_exit_s=8, max_messages=3)
+    finally:
+        consumer.close()
+    assert (stats.messages, stats.dead_lettered, stats.retries) == (3, 3, 0)
+    [partition] = _committed(kafka_bootstrap, group, topic.name)
+    assert _committed(kafka_bootstrap, group, topic.name) == {partition: 3}
+
+    reader = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"dlq-{suffix}",
+                       "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    reader.subscribe([DEAD_LETTER])
+    mine, deadline = [], time.monotonic() + 60
+    try:
+        while len(mine) < 3 and time.monotonic() < deadline:
+            msg = reader.poll(1.0)
+            if msg is not None and not msg.error() and dict(msg.headers() or ())[DLQ_SOURCE_TOPIC] == topic.name.encode():
+                mine.append(msg)
+    finally:
+        reader.close()
+    letters = {int(dict(m.headers())[DLQ_SOURCE_OFFSET]): m for m in mine}
+    assert sorted(letters) == [0, 1, 2]
+    assert {o: dict(m.headers())[DLQ_REASON] for o, m in letters.items()} == {
+        0: b"SCHEMA_VIOLATION", 1: b"CLAIM_CHECK_MISMATCH", 2: b"UNREADABLE_INPUT"}
+    assert letters[0].value() == b"not the wire format"
+    for offset, msg in letters.items():
+        headers = dict(msg.headers())
+        assert msg.key() == key
+        assert (headers[DLQ_STAGE], headers[DLQ_SOURCE_PARTITION]) == (b"radiomics", str(partition).encode())
+        assert 0 < len(headers[DLQ_MESSAGE]) <= 1000
+    # the events' bytes are unchanged: they still decode to the events that were published
+    serde = EventSerde(topic, registry_client(registry_url))
+    assert serde.deserialize(letters[1].value()).data.seg.sha256 == "0" * 64
+    assert serde.deserialize(letters[2].value()).data.seg.uri == junk.uri
 
 
 def test_no_event_is_lost_between_the_gold_write_and_the_publish(spark, lake, first_two_runs):
