@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schemas": ("lake_schemas.cli", "list, validate and register the event schemas"),
     "deid": ("radlake.deid.cli", "de-identify DICOM files, folders and archives (PS3.15 Annex E)"),
     "radiomics": ("radlake.radiomics.cli", "compute IBSI radiomic features"),
-    "streams": ("streams.cli", "study completion, dedupe and conflicts on Kafka (faust worker, /metrics)"),
+    "streams": ("streams.cli", "study completion, dedupe and conflicts on Kafka (transactional worker, /metrics)"),
     "provider": ("nifi.provider_cli", "add, list and remove a provider's NiFi edge flow (STOW-RS, archives, drop folder)"),
     "upload": ("radlake.ingest.upload_cli", "send a provider's DICOM folders and archives to its edge, resumably"),
     "ingest": ("radlake.ingest.report_cli", "reconcile uploads, object store and events: radlake ingest report"),

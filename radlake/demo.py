@@ -9,7 +9,7 @@
    on Kafka as a typed, registry-validated ``instance received`` event (claim-check: URI + SHA-256, no
    pixels); refused inputs get a ``quarantined`` event;
 3. land the topic in the Delta bronze table ``instances`` with Spark (exactly once, MERGE on event id);
-4. complete studies with the faust streams worker (quiet period); rebuild each series' volume from the
+4. complete studies with the streams worker (quiet period); rebuild each series' volume from the
    object store using the lake's geometry (verifying every hash) and compute IBSI radiomic features on the nodule, written to the gold Delta table ``radiomics_features``;
 5. run an inference worker on the `study completed` events with the registered nodule model (a demo-size
    model is trained and registered first if the registry has none): predictions to Kafka and gold;
@@ -258,7 +258,7 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
 
 
 def start_streams_worker(settings: Settings, quiet_period_s: float) -> subprocess.Popen:
-    """The faust study-completion worker, in the background: no manifest here, so studies complete
+    """The study-completion worker, in the background: no manifest here, so studies complete
     after a quiet period without new instances."""
     import socket
 
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         step(f"uploading through each provider's NiFi edge (STOW-RS, archives): de-identification "
              f"(PS3.15 Annex E, Vault Transit), object store, claim-check events on {topic_name}")
         reports, sent, edge_seconds = upload_through_edges(root, journals, settings)
-        step("streams: faust worker deciding study completion (quiet period 5 s)")
+        step("streams: worker deciding study completion (quiet period 5 s)")
         streams = start_streams_worker(settings, quiet_period_s=5.0)
         step("landing the topic in Delta bronze with Spark Structured Streaming")
         spark, bronze_path = land_bronze(settings, topic_name)

@@ -1,10 +1,9 @@
-"""The streams app's configuration: one frozen object, built by the CLI from :class:`Settings` and flags."""
+"""The streams worker's configuration: one frozen object, built by the CLI from :class:`Settings` and flags."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from lake_schemas.topics import DEAD_LETTER, INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST
 
@@ -13,7 +12,6 @@ from lake_schemas.topics import DEAD_LETTER, INSTANCE_RECEIVED, QUARANTINED, STU
 class StreamsConfig:
     bootstrap: str
     registry_url: str
-    data_dir: Path
     app_id: str = "radlake-streams"
     instance_topic: str = INSTANCE_RECEIVED.name
     manifest_topic: str = STUDY_MANIFEST.name
@@ -23,17 +21,22 @@ class StreamsConfig:
     # partitions of every topic the app creates (existing topics must all have the same count)
     partitions: int = 3
     quiet_period: timedelta = timedelta(minutes=5)
-    tick_interval_s: float = 1.0
-    # input fetched by faust but not delivered to the stream for this long is read back (offset_continuity)
-    stall_s: float = 15.0
-    # exactly_once: table changelogs, outputs and input offsets commit in one Kafka transaction
-    processing_guarantee: str = "exactly_once"
-    commit_interval_s: float = 1.0
-    # a killed worker's partitions move after this long
+    # how often open studies are checked for the quiet period
+    tick_interval_s: float = 0.25
+    # outputs, state and input offsets of all batches since the last commit go in one transaction: outputs
+    # become visible to read_committed readers at most this long after they are decided
+    commit_interval_s: float = 0.5
+    # messages handled per consume call
+    batch_size: int = 2000
+    # a killed worker's partitions move to another worker after this long (a restart with the same
+    # instance id takes them back at once)
     session_timeout_s: float = 10.0
+    # several workers of one app id need distinct instance ids (transactional id and static group member)
+    instance_id: str = "0"
     web_port: int = 6066
     web_host: str = "127.0.0.1"
 
     @property
-    def ticks_topic(self) -> str:
-        return f"{self.app_id}-ticks"
+    def state_topic(self) -> str:
+        """Compacted topic of the worker's state (streams.state)."""
+        return f"{self.app_id}-state"

@@ -6,6 +6,7 @@ Counters count what this worker process handled: after a crash, reprocessed even
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -28,6 +29,8 @@ class _RegistryCalls(Collector):
 class StreamsMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry or CollectorRegistry()
+        self._handled: dict[tuple[str, str, str], Any] = {}
+        self._lag: dict[str, Any] = {}
         self.events = Counter(
             "radlake_streams_events", "Events handled, by input topic kind, provider and outcome",
             ["kind", "provider", "outcome"], registry=r)
@@ -64,3 +67,17 @@ class StreamsMetrics:
         self.open_studies = Gauge(
             "radlake_streams_open_studies", "Studies with instances not yet covered by an emitted version",
             registry=r)
+
+    def handled(self, kind: str, provider: str, outcome: str) -> Any:
+        """The ``events`` counter child of one label set (looked up once: ``labels()`` costs more than ``inc()``)."""
+        key = (kind, provider, outcome)
+        child = self._handled.get(key)
+        if child is None:
+            child = self._handled[key] = self.events.labels(*key)
+        return child
+
+    def lag(self, provider: str) -> Any:
+        child = self._lag.get(provider)
+        if child is None:
+            child = self._lag[provider] = self.event_lag.labels(provider)
+        return child

@@ -9,7 +9,7 @@ from streams.cli import config_from, main
 
 
 def _args(**given) -> argparse.Namespace:
-    names = ("app_id", "quiet_period_s", "tick_interval_s", "web_port", "partitions", "processing_guarantee",
+    names = ("app_id", "instance_id", "quiet_period_s", "tick_interval_s", "web_port", "partitions", "batch_size",
              "session_timeout_s", "commit_interval_s", "instance_topic", "manifest_topic", "completed_topic",
              "quarantined_topic", "dead_letter_topic")
     return argparse.Namespace(**{"bootstrap": "", "registry_url": ""} | {n: None for n in names} | given)
@@ -22,8 +22,7 @@ def test_defaults_come_from_the_contracts_and_settings(monkeypatch, tmp_path):
     assert config.bootstrap == "127.0.0.1:29092"
     assert config.instance_topic == "radlake.instance.received.v1"
     assert config.dead_letter_topic == "radlake.dead-letter.v1"
-    assert config.processing_guarantee == "exactly_once"
-    assert config.data_dir == tmp_path / "streams" / "radlake-streams"
+    assert config.state_topic == "radlake-streams-state"
 
 
 def test_flags_override(monkeypatch, tmp_path):
@@ -31,8 +30,7 @@ def test_flags_override(monkeypatch, tmp_path):
     config = config_from(_args(bootstrap="k:1", app_id="x", quiet_period_s=2.5, instance_topic="t.in"))
     assert (config.bootstrap, config.app_id, config.instance_topic) == ("k:1", "x", "t.in")
     assert config.quiet_period == timedelta(seconds=2.5)
-    assert config.ticks_topic == "x-ticks"
-    assert config.data_dir == tmp_path / "streams" / "x"
+    assert config.state_topic == "x-state"
 
 
 def test_usage_errors_exit_2():

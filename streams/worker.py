@@ -1,0 +1,416 @@
+"""The study completion worker: a confluent-kafka consumer and transactional producer around the pure steps.
+
+Inputs (keyed by study UID, co-partitioned): ``instance received`` and ``study manifest``. Outputs: ``study
+completed``/``updated``, ``quarantined`` (conflicts) and the dead-letter topic, each sent to the partition of
+the input that caused it. State (:mod:`streams.state`) is in memory and in a compacted state topic.
+
+Exactly once: the worker consumes a batch, runs the pure steps (``streams.completion``, ``streams.dedupe``,
+``streams.series_summary``) over it, and produces the outputs and the changed state records inside one Kafka
+transaction that also carries the input offsets (``send_offsets_to_transaction``). Either all of a batch's
+effects are committed or none: a crash aborts the open transaction (the restarted worker's
+``init_transactions`` with the same transactional id fences and aborts it), the restarted worker restores
+the committed state and resumes from the committed offsets, and re-derives the same outputs with the same
+deterministic event ids. A transaction that fails to commit is aborted, the in-memory state rolled back and
+the consumer rewound to the committed offsets.
+
+The quiet period is checked on a timer between batches, and only for partitions with no backlog (a study
+whose remaining instances are still queued must not look quiet).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from confluent_kafka import (
+    OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client import start_http_server
+
+from lake_schemas.errors import RegistryError, SchemaViolation
+from lake_schemas.events import InstanceReceived, StudyManifest
+from lake_schemas.serde import EventSerde, registry_client
+from lake_schemas.topics import (
+    DLQ_MESSAGE, DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC, DLQ_STAGE,
+    INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST,
+)
+from streams.completion import StudyProgress, accept_instance, apply_manifest, completion, mark_emitted
+from streams.config import StreamsConfig
+from streams.dedupe import Verdict, classify, conflict_event
+from streams.errors import ContractError, StreamsError, TopicLayoutError
+from streams.metrics import StreamsMetrics
+from streams.records import InstanceRecord
+from streams.series_summary import study_completed
+from streams.state import StudyStore
+from streams.watchdog import HandlerWatchdog
+
+log = logging.getLogger(__name__)
+
+READY = "radlake streams: ready"
+_TIMEOUT_S = 60.0  # bound of every blocking broker call (transactions, restore)
+
+
+def ensure_topics(config: StreamsConfig) -> None:
+    """Create the worker's topics that are missing; all must have ``config.partitions`` partitions."""
+    admin = AdminClient({"bootstrap.servers": config.bootstrap})
+    try:
+        existing = admin.list_topics(timeout=30).topics
+    except KafkaException as err:
+        raise TopicLayoutError(f"cannot list topics on {config.bootstrap}: {err}") from err
+    names = [config.instance_topic, config.manifest_topic, config.completed_topic, config.quarantined_topic,
+             config.dead_letter_topic, config.state_topic]
+    wrong = {n: len(existing[n].partitions) for n in names
+             if n in existing and len(existing[n].partitions) != config.partitions}
+    if wrong:
+        raise TopicLayoutError(
+            f"the streams topics must all have {config.partitions} partitions (co-partitioned by study UID); "
+            f"these do not: {wrong}"
+        )
+    state_config = {"cleanup.policy": "compact"}
+    missing = [NewTopic(n, config.partitions, 1, config=state_config if n == config.state_topic else {})
+               for n in names if n not in existing]
+    if not missing:
+        return
+    for name, future in admin.create_topics(missing).items():
+        try:
+            future.result()
+        except KafkaException as err:
+            if "TOPIC_ALREADY_EXISTS" not in str(err):
+                raise TopicLayoutError(f"cannot create topic {name}: {err}") from err
+
+
+def check_contracts(config: StreamsConfig) -> None:
+    """Every topic the worker decodes or encodes has its lake_schemas schema registered under its subject."""
+    registry = registry_client(config.registry_url)
+    pairs = ((INSTANCE_RECEIVED, config.instance_topic), (STUDY_MANIFEST, config.manifest_topic),
+             (STUDY_COMPLETED, config.completed_topic), (QUARANTINED, config.quarantined_topic))
+    for contract, name in pairs:
+        try:
+            EventSerde(contract.with_name(name), registry).schema_id
+        except RegistryError as err:
+            raise ContractError(str(err)) from err
+
+
+def _message_time(msg: Message) -> datetime:
+    return datetime.fromtimestamp(msg.timestamp()[1] / 1000, tz=timezone.utc)
+
+
+class StudyCompletionWorker:
+    """One worker process: run :meth:`run` until :meth:`stop`."""
+
+    def __init__(self, config: StreamsConfig, metrics: StreamsMetrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or StreamsMetrics()
+        registry = registry_client(config.registry_url)
+        self.instance_serde = EventSerde(INSTANCE_RECEIVED.with_name(config.instance_topic), registry)
+        self.manifest_serde = EventSerde(STUDY_MANIFEST.with_name(config.manifest_topic), registry)
+        self.completed_serde = EventSerde(STUDY_COMPLETED.with_name(config.completed_topic), registry)
+        self.quarantined_serde = EventSerde(QUARANTINED.with_name(config.quarantined_topic), registry)
+        for serde in (self.instance_serde, self.manifest_serde, self.completed_serde, self.quarantined_serde):
+            serde.schema_id  # resolve once now, not on the first event  # noqa: B018
+        self.store = StudyStore()
+        self.watchdog = HandlerWatchdog()
+        self.metrics.handler_busy.set_function(self.watchdog.busy_seconds)
+        self.metrics.open_studies.set_function(self.store.open_count)
+        self.started_at = datetime.now(timezone.utc)
+        self._stop = threading.Event()
+        self._transaction_since: float | None = None  # monotonic time the open transaction began
+        self.producer = Producer({
+            "bootstrap.servers": config.bootstrap,
+            "transactional.id": f"{config.app_id}-{config.instance_id}",
+            "linger.ms": 5,
+            "queue.buffering.max.messages": 1_000_000,
+            "transaction.timeout.ms": 60_000,
+        })
+        self.consumer = Consumer({
+            "bootstrap.servers": config.bootstrap,
+            "group.id": config.app_id,
+            # a restarted worker with the same instance id takes its partitions back at once (no rebalance)
+            "group.instance.id": f"{config.app_id}-{config.instance_id}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": int(config.session_timeout_s * 1000),
+            # range: partition i of the instance and the manifest topic go to the same worker
+            "partition.assignment.strategy": "range",
+        })
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        # The state is many long-lived objects: with the default thresholds the collector would rescan them
+        # every few thousand allocations. Restored state is frozen (_on_assign); young objects are
+        # collected less often.
+        gc.set_threshold(50_000, 20, 100)
+        server, _ = start_http_server(self.config.web_port, self.config.web_host, registry=self.metrics.registry)
+        self.watchdog.start()
+        try:
+            self.producer.init_transactions(_TIMEOUT_S)
+            self.consumer.subscribe([self.config.instance_topic, self.config.manifest_topic],
+                                    on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+            log.info(READY)
+            next_tick = time.monotonic()
+            while not self._stop.is_set():
+                messages = self.consumer.consume(self.config.batch_size, timeout=self._wait_s(next_tick))
+                if messages:
+                    self._handle_batch(messages)
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + self.config.tick_interval_s
+                    self._quiet_check()
+                if self._commit_due():
+                    self._commit()
+            if self._transaction_since is not None:
+                self._commit()
+        finally:
+            self.watchdog.stop()
+            self.consumer.close()
+            self.producer.flush(_TIMEOUT_S)
+            server.shutdown()
+
+    def _wait_s(self, next_tick: float) -> float:
+        until = next_tick
+        if self._transaction_since is not None:
+            until = min(until, self._transaction_since + self.config.commit_interval_s)
+        return max(0.0, min(1.0, until - time.monotonic()))
+
+    def _commit_due(self) -> bool:
+        since = self._transaction_since
+        return since is not None and time.monotonic() - since >= self.config.commit_interval_s
+
+    def _begin(self) -> None:
+        if self._transaction_since is None:
+            self.producer.begin_transaction()
+            self._transaction_since = time.monotonic()
+
+    def _handle_batch(self, messages: list[Message]) -> None:
+        self._begin()
+        for msg in messages:
+            error = msg.error()
+            if error is not None:
+                if error.fatal():
+                    raise StreamsError(f"consumer failed: {error}")
+                log.warning("consumer: %s", error)
+                continue
+            self.watchdog.enter(msg.topic())
+            try:
+                if msg.topic() == self.config.instance_topic:
+                    self._on_instance(msg)
+                else:
+                    self._on_manifest(msg)
+            finally:
+                self.watchdog.leave()
+        self._produce_state()
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int,
+                 headers: list[tuple[str, bytes]] | None = None) -> None:
+        self._begin()
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, partition=partition, headers=headers)
+                return
+            except BufferError:  # the local queue is full: let librdkafka deliver some first
+                self.producer.poll(0.1)
+
+    def _produce_state(self) -> None:
+        for partition, key, value in self.store.take_records():
+            self._produce(self.config.state_topic, key, value, partition)
+        self.producer.poll(0)
+
+    def _commit(self) -> None:
+        self._produce_state()
+        positions = [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
+        try:
+            self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(),
+                                                      _TIMEOUT_S)
+            self.producer.commit_transaction(_TIMEOUT_S)
+        except KafkaException as err:
+            if not err.args[0].txn_requires_abort():
+                raise  # fatal (e.g. fenced by a newer instance with the same id): the process must stop
+            log.error("transaction aborted (%s): state rolled back, input rewound to the committed offsets", err)
+            self.producer.abort_transaction(_TIMEOUT_S)
+            self.store.rollback()
+            self._rewind()
+        else:
+            self.store.committed()
+        self._transaction_since = None
+
+    def _rewind(self) -> None:
+        assignment = self.consumer.assignment()
+        for tp in self.consumer.committed(assignment, timeout=_TIMEOUT_S):
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    # -- assignment -----------------------------------------------------------------------------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        wanted = {tp.partition for tp in partitions} - set(self.store.partitions)
+        if wanted:
+            started = time.monotonic()
+            counts = self._restore(wanted)
+            gc.freeze()
+            log.info("restored state of partitions %s (%s records) in %.1f s", sorted(wanted), counts,
+                     time.monotonic() - started)
+        log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._transaction_since is not None:  # the open transaction covers these partitions: finish it
+            self._commit()
+        for partition in {tp.partition for tp in partitions}:
+            self.store.drop(partition)
+        log.info("revoked %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._transaction_since is not None:  # another worker owns them now: nothing of ours may commit
+            self.producer.abort_transaction(_TIMEOUT_S)
+            self.store.rollback()
+            self._transaction_since = None
+        for partition in {tp.partition for tp in partitions}:
+            self.store.drop(partition)
+        log.warning("lost %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
+
+    def _restore(self, partitions: set[int]) -> dict[int, int]:
+        """Load the committed state of ``partitions`` from the state topic (read_committed, to its end)."""
+        reader = Consumer({"bootstrap.servers": self.config.bootstrap, "group.id": f"{self.config.app_id}-restore",
+                           "enable.auto.commit": False, "isolation.level": "read_committed",
+                           "enable.partition.eof": True})
+        records: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in partitions}
+        remaining = set(partitions)
+        deadline = time.monotonic() + 10 * _TIMEOUT_S
+        try:
+            reader.assign([TopicPartition(self.config.state_topic, p, OFFSET_BEGINNING) for p in partitions])
+            while remaining:
+                if time.monotonic() > deadline:
+                    raise StreamsError(f"restoring state partitions {sorted(remaining)} did not reach their end")
+                for msg in reader.consume(10_000, 0.1):
+                    error = msg.error()
+                    if error is None:
+                        records[msg.partition()].append((msg.key(), msg.value()))
+                    elif error.code() == KafkaError._PARTITION_EOF:
+                        remaining.discard(msg.partition())
+                    elif error.fatal() or not error.retriable():
+                        raise StreamsError(f"restoring state: {error}")
+        finally:
+            reader.close()
+        for partition, items in records.items():
+            self.store.load(partition, items)
+        return {p: len(items) for p, items in records.items()}
+
+    # -- handlers -------------------------------------------------------------------------------------
+
+    def _dead_letter(self, msg: Message, reason: str, err: Exception) -> None:
+        headers = [
+            (DLQ_REASON, reason.encode()),
+            (DLQ_MESSAGE, str(err)[:1000].encode()),
+            (DLQ_SOURCE_TOPIC, msg.topic().encode()),
+            (DLQ_SOURCE_PARTITION, str(msg.partition()).encode()),
+            (DLQ_SOURCE_OFFSET, str(msg.offset()).encode()),
+            (DLQ_STAGE, b"streams"),
+        ]
+        self._produce(self.config.dead_letter_topic, msg.key(), msg.value(), msg.partition(), headers)
+        self.metrics.dead_letters.labels(msg.topic(), reason).inc()
+        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
+
+    def _on_instance(self, msg: Message) -> None:
+        partition = msg.partition()
+        try:
+            instance = self.instance_serde.deserialize(msg.value())
+        except SchemaViolation as err:
+            self._dead_letter(msg, "SCHEMA_VIOLATION", err)
+            self.metrics.events.labels("instance", "", "dead_letter").inc()
+            return
+        assert isinstance(instance, InstanceReceived)
+        provider, data = instance.provider, instance.data
+        now = _message_time(msg)
+        self.metrics.lag(provider).observe(
+            max(0.0, (datetime.now(timezone.utc) - instance.occurred_at).total_seconds()))
+        record = InstanceRecord.from_event(instance)
+        known = self.store.instance(partition, data.study_uid, data.sop_instance_uid)
+        # an accepted event's id is in its instance record; `seen` holds the ids of the others (conflicts)
+        event_seen = (known is not None and known.event_id == instance.event_id) or self.store.seen(
+            partition, instance.event_id)
+        verdict = classify(record, event_seen=event_seen, known=known)
+        self.metrics.handled("instance", provider, verdict.value).inc()
+        if verdict in (Verdict.DUPLICATE_EVENT, Verdict.DUPLICATE_CONTENT):
+            self.metrics.duplicates.labels(provider, "event_id" if verdict is Verdict.DUPLICATE_EVENT
+                                           else "sop_uid_sha256").inc()
+            return
+        if verdict is Verdict.CONFLICT:
+            assert known is not None
+            self.store.mark_seen(partition, instance.event_id)
+            self._produce(self.config.quarantined_topic, data.study_uid.encode(),
+                          self.quarantined_serde.serialize(conflict_event(instance, known)), partition)
+            self.metrics.conflicts.labels(provider).inc()
+            return
+        self.store.put_instance(partition, data.study_uid, record)
+        progress = accept_instance(self.store.progress(partition, data.study_uid), record, study_uid=data.study_uid,
+                                   project=data.project, pseudo_patient_id=data.pseudo_patient_id, arrived_at=now)
+        self.store.put_progress(partition, progress)
+        self._maybe_emit(partition, progress, now)
+
+    def _on_manifest(self, msg: Message) -> None:
+        partition = msg.partition()
+        try:
+            manifest = self.manifest_serde.deserialize(msg.value())
+        except SchemaViolation as err:
+            self._dead_letter(msg, "SCHEMA_VIOLATION", err)
+            self.metrics.events.labels("manifest", "", "dead_letter").inc()
+            return
+        assert isinstance(manifest, StudyManifest)
+        if self.store.seen(partition, manifest.event_id):
+            self.metrics.events.labels("manifest", manifest.provider, Verdict.DUPLICATE_EVENT.value).inc()
+            self.metrics.duplicates.labels(manifest.provider, "event_id").inc()
+            return
+        self.store.mark_seen(partition, manifest.event_id)
+        self.metrics.handled("manifest", manifest.provider, Verdict.ACCEPT.value).inc()
+        progress = apply_manifest(self.store.progress(partition, manifest.data.study_uid), manifest)
+        self.store.put_progress(partition, progress)
+        self._maybe_emit(partition, progress, _message_time(msg))
+
+    def _maybe_emit(self, partition: int, progress: StudyProgress, now: datetime,
+                    decide_on: StudyProgress | None = None) -> None:
+        done = completion(decide_on or progress, now, self.config.quiet_period)
+        if done is None:
+            return
+        records = [self.store.instance(partition, progress.study_uid, sop) for sop in progress.sop_uids]
+        event = study_completed(progress, records, done, now)  # type: ignore[arg-type]
+        self._produce(self.config.completed_topic, progress.study_uid.encode(),
+                      self.completed_serde.serialize(event), partition)
+        self.store.put_progress(partition, mark_emitted(progress, done))
+        self.metrics.studies.labels(event.provider, done.event_type, done.reason).inc()
+        log.info("study %s v%d %s (%s, %d instances)", progress.study_uid, done.version, done.event_type,
+                 done.reason, len(progress.sop_uids))
+
+    def _backlog(self, partition: int) -> int:
+        """Input messages of ``partition`` not consumed yet (from the consumer's cached end offsets)."""
+        total = 0
+        for topic in (self.config.instance_topic, self.config.manifest_topic):
+            tp = TopicPartition(topic, partition)
+            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            [position] = self.consumer.position([tp])
+            lag = max(0, high - position.offset) if high >= 0 and position.offset >= 0 else 0
+            if topic == self.config.instance_topic:
+                self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+            total += lag
+        return total
+
+    def _quiet_check(self) -> None:
+        """Quiet-period completion of the open studies of every assigned partition without a backlog."""
+        now = datetime.now(timezone.utc)
+        for partition in list(self.store.partitions):
+            if self._backlog(partition):
+                continue
+            for progress in list(self.store.open_studies(partition)):
+                if progress.last_arrival is None:
+                    continue
+                # state restored after a restart: the quiet period counts from the restart at the earliest
+                decide_on = replace(progress, last_arrival=max(progress.last_arrival, self.started_at))
+                self._maybe_emit(partition, progress, now, decide_on=decide_on)
+        self._produce_state()
