@@ -8,13 +8,16 @@ validates each message with no registry round trip. Schemas are registered by ``
 (never auto-registered by a producer, so a producer cannot silently change a contract).
 
 Every registry call has a connect/read timeout and bounded retries: a registry that stops answering makes
-the call fail with :class:`RegistryError` after at most :data:`REGISTRY_CALL_BUDGET_S`, never hang.
+the call fail with :class:`RegistryError` after at most ``REGISTRY_RETRIES + 1`` timeouts and the back-off
+between them (about 34 s with the defaults), never hang.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import msgspec
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -22,15 +25,15 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import BaseModel, ValidationError
 
 from lake_schemas._compiled import compile_schema
-from lake_schemas.errors import RegistryError, SchemaViolation
+from lake_schemas.errors import LakeSchemaError, RegistryError, SchemaCompileError, SchemaViolation
 from lake_schemas.topics import Topic
+
+T = TypeVar("T")
 
 MAGIC_BYTE = 0
 REGISTRY_TIMEOUT_S = 10.0
 REGISTRY_RETRIES = 2
 _RETRY_WAIT_MS, _RETRY_MAX_WAIT_MS = 250, 2_000
-# Worst case of one call: every attempt times out, with the longest back-off between attempts.
-REGISTRY_CALL_BUDGET_S = (REGISTRY_RETRIES + 1) * REGISTRY_TIMEOUT_S + REGISTRY_RETRIES * _RETRY_MAX_WAIT_MS / 1000
 
 
 def registry_client(url: str, timeout_s: float = REGISTRY_TIMEOUT_S) -> SchemaRegistryClient:
@@ -63,6 +66,24 @@ class RegistryCalls:
 REGISTRY_CALLS = RegistryCalls()
 
 
+def _ask(registry: SchemaRegistryClient, call: Callable[[], T],
+         refused: Callable[[SchemaRegistryError], LakeSchemaError]) -> T:
+    """One registry call: a 4xx answer becomes ``refused(err)``; anything else that fails (5xx after the
+    retries, a timeout, a refused connection) becomes :class:`RegistryError`. Counted in REGISTRY_CALLS."""
+    try:
+        result = call()
+    except SchemaRegistryError as err:
+        REGISTRY_CALLS.record(err)
+        if err.http_status_code and 400 <= err.http_status_code < 500:
+            raise refused(err) from err
+        raise _unreachable(registry, err) from err
+    except Exception as err:  # noqa: BLE001 - httpx's transport errors and timeouts come unwrapped
+        REGISTRY_CALLS.record(err)
+        raise _unreachable(registry, err) from err
+    REGISTRY_CALLS.record(None)
+    return result
+
+
 def _unreachable(registry: SchemaRegistryClient, err: Exception) -> RegistryError:
     rest = registry._rest_client  # noqa: SLF001 - the client keeps its URLs and timeout there
     return RegistryError(f"the schema registry at {','.join(rest.base_urls)} failed after "
@@ -89,18 +110,11 @@ class EventSerde:
 
     def _framing(self) -> bytes:
         if self._header is None:
-            try:
-                found = self._registry.lookup_schema(self.topic.subject, Schema(self.topic.schema_str, "JSON"))
-            except SchemaRegistryError as err:
-                REGISTRY_CALLS.record(err)
-                if err.http_status_code and 400 <= err.http_status_code < 500:
-                    raise RegistryError(f"{self.topic.subject}: {self.topic.schema_file} is not registered "
-                                        f"({err.error_message}); run `radlake schemas register`") from err
-                raise _unreachable(self._registry, err) from err
-            except Exception as err:  # noqa: BLE001 - httpx's transport errors and timeouts come unwrapped
-                REGISTRY_CALLS.record(err)
-                raise _unreachable(self._registry, err) from err
-            REGISTRY_CALLS.record(None)
+            topic = self.topic
+            found = _ask(self._registry, lambda: self._registry.lookup_schema(topic.subject,
+                                                                              Schema(topic.schema_str, "JSON")),
+                         lambda err: RegistryError(f"{topic.subject}: {topic.schema_file} is not registered "
+                                                   f"({err.error_message}); run `radlake schemas register`"))
             self._header = bytes([MAGIC_BYTE]) + int(found.schema_id).to_bytes(4, "big")
             self._readers[int(found.schema_id)] = self._own_schema  # the registry holds our text under that id
         return self._header
@@ -119,22 +133,16 @@ class EventSerde:
 
     def _reader(self, schema_id: int) -> msgspec.json.Decoder:
         """The compiled validator of the schema a message names (fetched from the registry once per id)."""
-        try:
-            registered = self._registry.get_schema(schema_id)
-        except SchemaRegistryError as err:
-            REGISTRY_CALLS.record(err)
-            if err.http_status_code and 400 <= err.http_status_code < 500:
-                raise SchemaViolation(f"message on {self.topic.name} names schema id {schema_id}, which the "
-                                      f"registry does not hold ({err.error_message})") from err
-            raise _unreachable(self._registry, err) from err
-        except Exception as err:  # noqa: BLE001 - httpx's transport errors and timeouts come unwrapped
-            REGISTRY_CALLS.record(err)
-            raise _unreachable(self._registry, err) from err
-        REGISTRY_CALLS.record(None)
+        where = f"message on {self.topic.name} names schema id {schema_id}"
+        registered = _ask(self._registry, lambda: self._registry.get_schema(schema_id),
+                          lambda err: SchemaViolation(f"{where}, which the registry does not hold "
+                                                      f"({err.error_message})"))
         if registered.schema_type not in (None, "JSON"):
-            raise SchemaViolation(f"message on {self.topic.name} names schema id {schema_id}, a "
-                                  f"{registered.schema_type} schema, not JSON")
-        reader = compile_schema(registered.schema_str)
+            raise SchemaViolation(f"{where}, a {registered.schema_type} schema, not JSON")
+        try:
+            reader = compile_schema(registered.schema_str)
+        except SchemaCompileError as err:
+            raise SchemaViolation(f"{where}, which cannot be enforced here: {err}") from err
         self._readers[schema_id] = reader
         return reader
 

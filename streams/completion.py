@@ -10,7 +10,7 @@ Everything here is pure: :class:`StudyProgress` is immutable, each step returns 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -52,15 +52,26 @@ class Completion:
 def accept_instance(progress: StudyProgress | None, record: InstanceRecord, *, study_uid: str, project: str,
                     pseudo_patient_id: str, arrived_at: datetime) -> StudyProgress:
     """The progress with one more accepted (not duplicate, not conflicting) instance."""
+    return accept_instances(progress, (record,), study_uid=study_uid, project=project,
+                            pseudo_patient_id=pseudo_patient_id, arrived_at=arrived_at)
+
+
+def accept_instances(progress: StudyProgress | None, records: Sequence[InstanceRecord], *, study_uid: str,
+                     project: str, pseudo_patient_id: str, arrived_at: datetime) -> StudyProgress:
+    """The progress with accepted instances added in order (``arrived_at``: when the last of them arrived).
+    Adding a batch at once gives the same progress as adding its instances one by one."""
     base = progress or StudyProgress(study_uid=study_uid)
     counts = dict(base.series_counts)
-    counts[record.series_uid] = counts.get(record.series_uid, 0) + 1
+    for record in records:
+        counts[record.series_uid] = counts.get(record.series_uid, 0) + 1
+    providers = {record.provider for record in records}
     return replace(
         base,
         project=base.project or project,
         pseudo_patient_id=base.pseudo_patient_id or pseudo_patient_id,
-        providers=tuple(sorted({*base.providers, record.provider})),
-        sop_uids=(*base.sop_uids, record.sop_instance_uid),
+        providers=base.providers if providers <= set(base.providers) else tuple(sorted({*base.providers,
+                                                                                         *providers})),
+        sop_uids=(*base.sop_uids, *(record.sop_instance_uid for record in records)),
         series_counts=counts,
         last_arrival=arrived_at if base.last_arrival is None else max(base.last_arrival, arrived_at),
     )
