@@ -97,6 +97,53 @@ def new_rows(rows, existing_ids, key: str):
     return kept.filter(pc.invert(pc.is_in(kept[key], value_set=existing_ids)))
 
 
+def _txn_done(table, txn: tuple[str, int] | None) -> bool:
+    """Whether the (loaded) table holds the commit of transaction ``txn``, or a later one of the same app."""
+    if txn is None or table is None:
+        return False
+    app_id, version = txn
+    done = table.transaction_version(app_id)
+    return done is not None and done >= version
+
+
+def write_batch(data, path: str, spec: DeltaTableSpec, *, txn: tuple[str, int] | None = None,
+                table=None) -> tuple[int, int]:
+    """Write one decoded batch (Arrow) to the bronze table at ``path`` and to ``<path>_rejected``, on the
+    driver; returns (rows inserted, rows rejected). ``table``: ``DeltaTable(path)`` if already loaded.
+
+    Each of the two tables is checked for the batch's transaction id before its own commit, so a replay
+    writes to neither table again, whichever commit a crash interrupted. The rejected rows are committed
+    first: the main table holding the batch's transaction then proves both commits are done, which lets
+    ``merge_batch`` skip a replayed batch before fetching it. The main table's check alone is not enough for
+    the rejected rows: a batch with no new event id (only redeliveries and undecodable messages) makes no
+    main commit at all, so before 2026-12-07 every replay of such a batch appended its rejected rows again.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+    (key,) = spec.merge_key
+    commit = CommitProperties(app_transactions=[Transaction(*txn)]) if txn is not None else None
+    decoded = pc.is_valid(data[key])
+    rejected = data.filter(pc.invert(decoded)).select(list(_REJECTED_COLUMNS))
+    if rejected.num_rows:
+        rejected_at = rejected_path(path)
+        if not _txn_done(DeltaTable(rejected_at) if DeltaTable.is_deltatable(rejected_at) else None, txn):
+            rejected = rejected.append_column("reason", pa.array([REJECTED_REASON] * rejected.num_rows, pa.string()))
+            write_deltalake(rejected_at, rejected, mode="append", commit_properties=commit)
+    table = table if table is not None else DeltaTable(path)
+    if _txn_done(table, txn):
+        return 0, rejected.num_rows
+    schema = pa.schema(table.schema().to_arrow())
+    rows = data.filter(decoded).select(schema.names).cast(schema)
+    existing = table.to_pyarrow_dataset().to_table(
+        columns=[key], filter=pc.field(key).isin(pc.unique(rows[key]))).column(key)
+    inserted = new_rows(rows, existing, key)
+    if inserted.num_rows:
+        write_deltalake(table, inserted, mode="append", commit_properties=commit)
+    return inserted.num_rows, rejected.num_rows
+
+
 def merge_batch(spark, batch_df, path: str, spec: DeltaTableSpec, *, batch_id: int | None = None,
                 app_id: str | None = None) -> None:
     """Insert the decodable rows whose event id is new; append the others, raw, to ``<table>_rejected``.
@@ -104,43 +151,26 @@ def merge_batch(spark, batch_df, path: str, spec: DeltaTableSpec, *, batch_id: i
     The batch comes to the driver as Arrow (one Spark job: Kafka read and decode) and is written with
     delta-rs: the same result as a Delta MERGE inserting unmatched event ids, without the MERGE's several
     Spark jobs per micro-batch, which made bronze the slowest step of event -> silver (docs/lake.md). A
-    replayed batch finds its event ids already there; with ``app_id``/``batch_id`` its commits also carry
-    a Delta transaction id, and a batch already committed is skipped.
+    replayed batch finds its event ids already there; with ``app_id``/``batch_id`` both tables' commits
+    also carry a Delta transaction id, and a table that already has the batch's commit is not written again.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+    from deltalake import DeltaTable
 
     started = time.perf_counter()
-    (key,) = spec.merge_key
-    txn = (CommitProperties(app_transactions=[Transaction(app_id, batch_id)])
-           if app_id is not None and batch_id is not None else None)
+    txn = (app_id, batch_id) if app_id is not None and batch_id is not None else None
     table = DeltaTable(path)
-    done = table.transaction_version(app_id) if txn is not None else None
-    if done is not None and done >= batch_id:
+    if _txn_done(table, txn):  # the rejected rows, if any, were committed before (write_batch)
         log.info("bronze %s: batch %d already committed", spec.name, batch_id)
         return
     data = batch_df.toArrow()
-    decoded = pc.is_valid(data[key])
-    rejected = data.filter(pc.invert(decoded)).select(list(_REJECTED_COLUMNS))
-    if rejected.num_rows:
-        rejected = rejected.append_column("reason", pa.array([REJECTED_REASON] * rejected.num_rows, pa.string()))
-        write_deltalake(rejected_path(path), rejected, mode="append", commit_properties=txn)
-    schema = pa.schema(table.schema().to_arrow())
-    rows = data.filter(decoded).select(schema.names).cast(schema)
-    existing = table.to_pyarrow_dataset().to_table(
-        columns=[key], filter=pc.field(key).isin(pc.unique(rows[key]))).column(key)
-    inserted = new_rows(rows, existing, key)
-    if inserted.num_rows:
-        write_deltalake(table, inserted, mode="append", commit_properties=txn)
-    log.info("bronze %s: %d rows, %d new, %d rejected, %.1fs", spec.name, data.num_rows, inserted.num_rows,
-             rejected.num_rows, time.perf_counter() - started)
+    inserted, rejected = write_batch(data, path, spec, txn=txn, table=table)
+    log.info("bronze %s: %d rows, %d new, %d rejected, %.1fs", spec.name, data.num_rows, inserted, rejected,
+             time.perf_counter() - started)
 
 
-def start(spark, job: BronzeJob, *, available_now: bool = False, processing_time: str = "5 seconds"):
-    """Start the streaming query; with available_now it processes what is on the topic and stops."""
-    ensure_table(spark, job.table_path, job.spec)
-    source = (
+def source(spark, job: BronzeJob):
+    """The job's decoded stream (Kafka source and ``decode``); also what bench/lake_bench.py's floor reads."""
+    raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", job.bootstrap)
         .option("subscribe", job.topic)
@@ -149,8 +179,14 @@ def start(spark, job: BronzeJob, *, available_now: bool = False, processing_time
         .option("failOnDataLoss", "true")
         .load()
     )
+    return decode(raw, job.spec)
+
+
+def start(spark, job: BronzeJob, *, available_now: bool = False, processing_time: str = "5 seconds"):
+    """Start the streaming query; with available_now it processes what is on the topic and stops."""
+    ensure_table(spark, job.table_path, job.spec)
     writer = (
-        decode(source, job.spec).writeStream
+        source(spark, job).writeStream
         .foreachBatch(lambda df, batch_id: merge_batch(spark, df, job.table_path, job.spec, batch_id=batch_id,
                                                        app_id=job.app_id))
         .option("checkpointLocation", job.checkpoint_path)
