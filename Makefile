@@ -40,5 +40,11 @@ down: install
 status: install
 	$(VENV)/bin/radlake stack status
 
+## Every benchmark at full size, one after another; a table of ratios vs goals at the end (docs/benchmarks.md).
 bench: install
 	$(PY) bench/run_all.py
+
+## The same at small sizes (about 10 minutes on 2 cores).
+.PHONY: bench-quick
+bench-quick: install
+	$(PY) bench/run_all.py --quick

@@ -1,6 +1,7 @@
 """Inference throughput: the bare model vs the whole worker (event in -> prediction event out), same run.
 
-    python bench/inference_bench.py [--studies 16] [--tall 3] [--scaling 12] [--write]
+    python bench/inference_bench.py [--studies 16] [--tall 3] [--scaling 12] [--quick] [--write-docs]
+        [--summary FILE]
 
 Needs the stack (Kafka + registry). Measures, on the machine it runs on:
 
@@ -15,7 +16,9 @@ Needs the stack (Kafka + registry). Measures, on the machine it runs on:
    consumer group.
 
 The weights are the registry's Production ``nodule-cnn`` when there is one, else an untrained network of
-the same shape (throughput does not depend on the weights). ``--write`` updates docs/benchmarks.md.
+the same shape (throughput does not depend on the weights). Everything runs on the CPU. ``--write-docs``
+replaces the ``inference`` section of docs/benchmarks.md; ``--summary`` appends the whole worker's
+throughput over the bare model path's, and two workers' over one's, as JSON lines.
 """
 
 from __future__ import annotations
@@ -23,31 +26,48 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import shlex
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import torch
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
+# Run as ``python bench/inference_bench.py``: the repository root is not on the path then.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import write_section  # noqa: E402
-from radlake.synthetic.chest_ct import chest_ct  # noqa: E402
-from inference_workers.network import NoduleNet3D  # noqa: E402
+from inference_workers.errors import ModelRegistryError  # noqa: E402
+from inference_workers.model_cli import registry_for  # noqa: E402
+from inference_workers.model_registry import ModelRegistry, RegisteredModel, network_to_bytes  # noqa: E402
+from inference_workers.network import NoduleNet3D, fused_for_inference  # noqa: E402
 from inference_workers.pipeline import ModelSpec, pre_process, predict  # noqa: E402
+from inference_workers.prediction import Predictor  # noqa: E402
+from inference_workers.synthetic_study import publishable_study  # noqa: E402
 from inference_workers.training import phantom_volume  # noqa: E402
+from inference_workers.worker import Worker, WorkerConfig  # noqa: E402
+from infra.components.kafka import Kafka  # noqa: E402
+from infra.components.registry import SchemaRegistry  # noqa: E402
+from lake_schemas.registration import register  # noqa: E402
+from lake_schemas.serde import EventSerde, registry_client  # noqa: E402
+from lake_schemas.topics import PREDICTION_CREATED, PREDICTION_DEAD_LETTER, STUDY_COMPLETED  # noqa: E402
+from radlake.object_store import ObjectStore  # noqa: E402
 from radlake.settings import Settings  # noqa: E402
+from radlake.synthetic.chest_ct import chest_ct  # noqa: E402
 
 SEED = 7_000_000
+QUICK = {"studies": 3, "tall": 1, "scaling": 3}
 
 
 def _model(settings: Settings):
-    from inference_workers.errors import ModelRegistryError
-    from inference_workers.model_cli import registry_for
-
     registry = registry_for(settings)
     try:
         registered = registry.get("nodule-cnn", stage="Production")
@@ -84,12 +104,6 @@ def bare(net, spec, studies: int) -> dict:
 
 
 def _topics(bootstrap: str, registry_url: str, tag: str):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    from lake_schemas.registration import register
-    from lake_schemas.serde import EventSerde, registry_client
-    from lake_schemas.topics import PREDICTION_CREATED, PREDICTION_DEAD_LETTER, STUDY_COMPLETED
-
     names = [f"bench.{tag}.in", f"bench.{tag}.out", f"bench.{tag}.dlq"]
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for f in admin.create_topics([NewTopic(n, 3, 1) for n in names]).values():
@@ -102,10 +116,6 @@ def _topics(bootstrap: str, registry_url: str, tag: str):
 
 
 def _publish_studies(store, bootstrap, topic, serde, count: int, tag: str, shape=None, spacing=None) -> list:
-    from confluent_kafka import Producer
-
-    from inference_workers.synthetic_study import publishable_study
-
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     events = []
     for k in range(count):
@@ -119,8 +129,6 @@ def _publish_studies(store, bootstrap, topic, serde, count: int, tag: str, shape
 
 
 def _predictions(bootstrap, topic, serde, expected: int, timeout_s: float = 600) -> list:
-    from confluent_kafka import Consumer
-
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-reader-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
     consumer.subscribe([topic])
@@ -142,13 +150,6 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
 def whole_worker(settings, net, spec, registered, studies: int, tag: str, shape=None, spacing=None,
                  dtype=torch.float32) -> dict:
     """In-process worker over ``studies`` events; volumes/s from first arrival to last commit."""
-    from infra.components.kafka import Kafka
-    from infra.components.registry import SchemaRegistry
-    from inference_workers.model_registry import RegisteredModel
-    from inference_workers.prediction import Predictor
-    from inference_workers.worker import Worker, WorkerConfig
-    from radlake.object_store import ObjectStore
-
     bootstrap, registry_url = Kafka(settings).address, SchemaRegistry(settings).address
     (t_in, t_out, t_dlq), (s_in, s_out, s_dlq) = _topics(bootstrap, registry_url, tag)
     store = ObjectStore(settings.resolved_object_store_uri)
@@ -173,12 +174,16 @@ def whole_worker(settings, net, spec, registered, studies: int, tag: str, shape=
             "studies_per_batch": stats.studies_per_batch, "slices": events[0].data.instance_count}
 
 
-def _wait_for_members(bootstrap: str, group: str, members: int, timeout_s: float = 120.0) -> None:
-    from confluent_kafka.admin import AdminClient
-
+def _wait_for_members(bootstrap: str, group: str, procs: list[subprocess.Popen], logs: list[Path],
+                      timeout_s: float = 120.0) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
+    members = len(procs)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        for proc, log in zip(procs, logs):
+            if proc.poll() is not None:  # a worker that cannot start would otherwise cost the whole timeout
+                raise SystemExit(f"bench: a worker exited ({proc.returncode}) before joining {group}:\n"
+                                 f"{log.read_text(errors='replace')[-2000:]}")
         description = admin.describe_consumer_groups([group])[group].result(10)
         assigned = [m for m in description.members if m.assignment and m.assignment.topic_partitions]
         if len(assigned) == members and str(description.state).endswith("STABLE"):
@@ -187,25 +192,33 @@ def _wait_for_members(bootstrap: str, group: str, members: int, timeout_s: float
     raise SystemExit(f"bench: {members} workers did not join {group} within {timeout_s}s")
 
 
+def scratch_lake(root: Path, net: NoduleNet3D, spec: ModelSpec) -> dict:
+    """A lake and object store under ``root`` whose registry holds ``net`` as the Production ``nodule-cnn``: the
+    CLI workers load their model from a registry, and the stack's may have none (no demo run yet); registering
+    an untrained network there would hand it to the demo and every other worker."""
+    lake_uri, objects = str(root / "lake"), str(root / "objects")
+    ModelRegistry(f"{lake_uri}/registry/models", ObjectStore(objects)).register(
+        "nodule-cnn", network_to_bytes(net), spec, {"note": "untrained, for the benchmark"}, {}, stage="Production")
+    return {"RADLAKE_LAKE_URI": lake_uri, "RADLAKE_OBJECT_STORE_URI": objects}
+
+
 def scaling(settings, studies: int, tag: str, lake_env: dict) -> dict:
     """Worker processes from the CLI: 1 process x 2 threads vs 2 processes x 1 thread, same studies count."""
-    from infra.components.kafka import Kafka
-    from infra.components.registry import SchemaRegistry
-    from radlake.object_store import ObjectStore
-
     bootstrap, registry_url = Kafka(settings).address, SchemaRegistry(settings).address
-    store = ObjectStore(settings.resolved_object_store_uri)
+    store = ObjectStore(lake_env["RADLAKE_OBJECT_STORE_URI"])  # where the workers fetch the studies from
+    logs_dir = Path(tempfile.mkdtemp(prefix="inference-bench-workers-"))
     results = {}
     for workers, threads in ((1, 2), (2, 1)):
         run_tag = f"{tag}-{workers}w"
         (t_in, t_out, t_dlq), (s_in, s_out, _) = _topics(bootstrap, registry_url, run_tag)
+        logs = [logs_dir / f"{run_tag}-w{k}.log" for k in range(workers)]
         procs = [subprocess.Popen(
             [sys.executable, "-m", "inference_workers.cli", "run", "--input-topic", t_in, "--output-topic", t_out,
              "--dead-letter-topic", t_dlq, "--group", f"bench-{run_tag}", "--worker-id", f"w{k}", "--threads",
              str(threads), "--max-idle-s", "10", "--no-land"],
-            env={**os.environ, **lake_env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            env={**os.environ, **lake_env}, stdout=subprocess.PIPE, stderr=logs[k].open("wb"), text=True)
             for k in range(workers)]
-        _wait_for_members(bootstrap, f"bench-{run_tag}", workers)  # all workers hold partitions, then publish
+        _wait_for_members(bootstrap, f"bench-{run_tag}", procs, logs)  # all workers hold partitions, then publish
         _publish_studies(store, bootstrap, t_in, s_in, studies, run_tag)
         outputs = [json.loads(p.communicate(timeout=900)[0].strip().splitlines()[-1]) for p in procs]
         received = _predictions(bootstrap, t_out, s_out, sum(o["predictions"] for o in outputs))
@@ -216,22 +229,41 @@ def scaling(settings, studies: int, tag: str, lake_env: dict) -> dict:
     return results
 
 
+def summary_rows(r: dict) -> list[dict]:
+    b = r["bare"]
+    rows = [
+        {"benchmark": "inference", "measure": f"whole worker / bare model path, volumes/s ({name})",
+         "ratio": round(r[key]["volumes_per_s"] / b[f"volumes_per_s_{name}"], 4), "goal": ""}
+        for name, key in (("fp32", "worker_fp32"), ("bf16", "worker_bf16"))
+    ]
+    if "scaling" in r:
+        s1, s2 = r["scaling"]["1x2"], r["scaling"]["2x1"]
+        rows.append({"benchmark": "inference", "measure": "2 worker processes x 1 thread / 1 x 2 threads, volumes/s",
+                     "ratio": round(s2["volumes_per_s"] / s1["volumes_per_s"], 4), "goal": ""})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=16)
     parser.add_argument("--tall", type=int, default=3, help="300-slice studies for the latency figure (0: skip)")
     parser.add_argument("--scaling", type=int, default=12, help="studies per scaling run (0: skip)")
-    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK['studies']} studies, {QUICK['tall']} tall, {QUICK['scaling']} per scaling run")
+    # --write is the flag's earlier name
+    parser.add_argument("--write-docs", "--write", dest="write_docs", action="store_true",
+                        help="replace the 'inference' section of docs/benchmarks.md")
+    parser.add_argument("--summary", type=Path, help="append the headline ratios to this file (JSON lines)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.studies, args.tall, args.scaling = QUICK["studies"], QUICK["tall"], QUICK["scaling"]
     settings = Settings()
     tag = uuid.uuid4().hex[:6]
-    net, spec, label, registered = _model(settings)
-    print(f"model: {label}; device: cpu (no GPU on this machine); torch threads {torch.get_num_threads()}",
-          file=sys.stderr)
-    from inference_workers.network import fused_for_inference
-
-    net = fused_for_inference(net)  # what the worker runs
-    result = {"model": label, "load_before": os.getloadavg()[0], "bare": bare(net, spec, min(args.studies, 8))}
+    load_before = os.getloadavg()
+    raw_net, spec, label, registered = _model(settings)
+    print(f"model: {label}; device: cpu; torch threads {torch.get_num_threads()}", file=sys.stderr)
+    net = fused_for_inference(raw_net)  # what the worker runs
+    result = {"model": label, "load_before": load_before, "bare": bare(net, spec, min(args.studies, 8))}
     print(json.dumps(result["bare"]), file=sys.stderr)
     result["worker_fp32"] = whole_worker(settings, net, spec, registered, args.studies, f"{tag}-w32")
     print(json.dumps(result["worker_fp32"]), file=sys.stderr)
@@ -246,30 +278,37 @@ def main(argv: list[str] | None = None) -> int:
                                       shape=(300, 112, 112), spacing=(1.0, 0.8, 0.8))
         print(json.dumps(result["tall"]), file=sys.stderr)
     if args.scaling:
-        lake_env = {"RADLAKE_LAKE_URI": settings.resolved_lake_uri,
-                    "RADLAKE_OBJECT_STORE_URI": settings.resolved_object_store_uri}
-        result["scaling"] = scaling(settings, args.scaling, tag, lake_env)
+        with tempfile.TemporaryDirectory(prefix="inference-bench-lake-") as scratch:
+            lake_env = ({"RADLAKE_LAKE_URI": settings.resolved_lake_uri,
+                         "RADLAKE_OBJECT_STORE_URI": settings.resolved_object_store_uri} if registered
+                        else scratch_lake(Path(scratch), raw_net, spec))
+            result["scaling"] = scaling(settings, args.scaling, tag, lake_env)
         print(json.dumps(result["scaling"]), file=sys.stderr)
-    result["load_after"] = os.getloadavg()[0]
+    result["load_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
-    if args.write:
-        write_section("inference", "Inference workers: bare model vs whole worker (issue 8)",
-                      "python bench/inference_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                      _body(result))
+    if args.summary:
+        with args.summary.open("a") as out:
+            for row in summary_rows(result):
+                out.write(json.dumps(row) + "\n")
+    if args.write_docs:
+        command = shlex.join(["python", "bench/inference_bench.py", *(argv if argv is not None else sys.argv[1:])])
+        write_section("inference", "Inference workers: bare model vs whole worker (issue 8)", command, _body(result))
     return 0
 
 
 def _body(r: dict) -> str:
     b, w, h = r["bare"], r["worker_fp32"], r["worker_bf16"]
     lines = [
-        "**No GPU was lent to this session: every figure is CPU-only** (torch "
-        f"{torch.__version__}, {torch.get_num_threads()} threads). The GPU path (CUDA device, resampling and "
-        "windowing on the device) is implemented but was not measured. Model: "
-        f"{r['model']} (3D CNN, 24³ patches at 1.25 mm, stride-6 sliding window, "
-        f"{b['windows_per_volume']:.0f} lung windows per volume of 40×112×112 voxels at 2.5×0.8×0.8 mm; "
-        "BatchNorm folded into the convolutions, fixed-size batches of 64). The machine was shared with other "
-        f"sessions: 1-minute load average {r['load_before']:.1f} at the start and {r['load_after']:.1f} at the end "
-        "on 2 cores, so absolute figures are pessimistic and noisy; the ratios within one run are the point.",
+        f"Load average {r['load_before'][0]:.2f}/{r['load_before'][1]:.2f}/{r['load_before'][2]:.2f} at the start, "
+        f"{r['load_after'][0]:.2f}/{r['load_after'][1]:.2f}/{r['load_after'][2]:.2f} at the end (1/5/15 min, "
+        f"{os.cpu_count()} cores); absolute figures on a shared machine are noisy, the ratios within one run are "
+        f"the point. torch {torch.__version__}, {torch.get_num_threads()} threads, confluent-kafka "
+        f"{version('confluent-kafka')}, Python {platform.python_version()}.",
+        "",
+        "**Every figure is CPU-only**: the GPU path (CUDA device, resampling and windowing on the device) is "
+        f"not measured by this bench. Model: {r['model']} (3D CNN, 24³ patches at 1.25 mm, stride-6 sliding "
+        f"window, {b['windows_per_volume']:.0f} lung windows per volume of 40×112×112 voxels at 2.5×0.8×0.8 mm; "
+        "BatchNorm folded into the convolutions, fixed-size batches of 64).",
         "",
         "| path | fp32 | bf16 |",
         "|---|---|---|",

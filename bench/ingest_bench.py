@@ -1,9 +1,10 @@
 """Provider ingestion side by side: the whole edge path vs ``radlake deid`` alone, same data, same run.
 
-    RADLAKE_...=... .venv/bin/python bench/ingest_bench.py --instances 200 [--size 512] [--write]
+    .venv/bin/python bench/ingest_bench.py [--instances 200] [--size 512] [--per-request 50] [--quick]
+        [--write-docs] [--summary FILE] [--json FILE]
 
-Needs the stack (``radlake stack up vault kafka registry nifi``). Generates a CT set (typical CT header
-PHI), then:
+Needs the stack (``radlake stack up vault kafka registry nifi``). Generates a CT set (``--size`` x ``--size``
+int16 pixels, typical CT header PHI), then:
 
 1. ``radlake deid`` (in process, Vault Transit pseudonyms, ``--workers 1`` and ``--workers 2``): files in,
    de-identified files out;
@@ -14,7 +15,8 @@ PHI), then:
 
 Reports instances/s and MB/s of both, the ratio, and where the edge's time goes (de-identification +
 store and publish, as measured inside the processor; the rest is HTTP, NiFi queues and the client).
-``--write`` puts the section into docs/benchmarks.md.
+``--write-docs`` replaces the ``ingest`` section of docs/benchmarks.md; ``--summary`` appends the edge's
+throughput over each ``radlake deid`` run as JSON lines.
 """
 
 from __future__ import annotations
@@ -23,20 +25,57 @@ import argparse
 import contextlib
 import io
 import json
+import os
+import platform
+import shlex
 import sys
 import tempfile
 import time
 import uuid
+from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
+from confluent_kafka.admin import AdminClient, NewTopic
+
+# Run as ``python bench/ingest_bench.py``: the repository root is not on the path then.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.deid_bench import generate  # noqa: E402
+from bench.report import write_section  # noqa: E402
+from infra.components.kafka import Kafka  # noqa: E402
+from infra.components.registry import SchemaRegistry  # noqa: E402
+from lake_schemas.registration import register  # noqa: E402
+from lake_schemas.serde import registry_client  # noqa: E402
+from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST  # noqa: E402
+from nifi import provider_cli  # noqa: E402
+from radlake.deid.cli import main as deid_main  # noqa: E402
+from radlake.ingest.client import Uploader, plan, wait_until_listening  # noqa: E402
+from radlake.ingest.report_cli import read_topic  # noqa: E402
+from radlake.settings import Settings  # noqa: E402
+from radlake.synthetic import phi_dicom  # noqa: E402
+
+PER_SERIES = 100  # instances per generated series (one patient each), as in the de-identification bench
+QUICK = {"instances": 150, "size": 512, "per_request": 50}
+
+
+def generate(folder: Path, count: int, size: int) -> list[Path]:
+    """``count`` CT instances of ``size`` x ``size`` with the identifying attributes a CT header usually has."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for start in range(0, count, PER_SERIES):
+        series = start // PER_SERIES + 1
+        patient = phi_dicom.Patient(patient_id=f"MRN{48213377 + series}")
+        base = phi_dicom.phantom(size, series * 1000 + 1)
+        for i in range(min(PER_SERIES, count - start)):
+            ds = phi_dicom.ct_instance(i, patient=patient, study=series, series=1, size=size,
+                                       pixels=np.roll(base, i, axis=0), only=phi_dicom.TYPICAL_CT_PHI)
+            path = folder / f"s{series:03d}_{i:04d}.dcm"
+            path.write_bytes(phi_dicom.to_bytes(ds))
+            paths.append(path)
+    return paths
 
 
 def deid_leg(folder: Path, out: Path, project: str, workers: int) -> float:
-    from radlake.deid.cli import main as deid_main
-
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         status = deid_main([str(folder), "--out", str(out), "--project", project, "--provider", "bench",
@@ -46,20 +85,7 @@ def deid_leg(folder: Path, out: Path, project: str, workers: int) -> float:
     return time.perf_counter() - started
 
 
-def edge_leg(folder: Path, journal_path: Path, project: str, per_request: int) -> dict:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    from infra.components.kafka import Kafka
-    from infra.components.registry import SchemaRegistry
-    from lake_schemas.registration import register
-    from lake_schemas.serde import registry_client
-    from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
-    from nifi import provider_cli
-    from radlake.ingest.client import Uploader, plan, wait_until_listening
-    from radlake.ingest.report_cli import read_topic
-    from radlake.settings import Settings
-
-    settings = Settings()
+def edge_leg(settings: Settings, folder: Path, journal_path: Path, project: str, per_request: int) -> dict:
     run = uuid.uuid4().hex[:6]
     provider = f"bench-{run}"
     names = {"instance_topic": f"bench.ingest.instances.{run}", "quarantine_topic": f"bench.ingest.quarantined.{run}",
@@ -97,27 +123,20 @@ def edge_leg(folder: Path, journal_path: Path, project: str, per_request: int) -
         provider_cli.remove(settings, provider)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instances", type=int, default=200)
-    parser.add_argument("--size", type=int, default=512, help="rows = columns of the generated CT")
-    parser.add_argument("--per-request", type=int, default=50, help="instances per STOW-RS request")
-    parser.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-    project = f"bench-ingest-{uuid.uuid4().hex[:6]}"
-    with tempfile.TemporaryDirectory(prefix="radlake-ingest-bench-") as tmp:
-        folder = Path(tmp) / "in"
-        print(f"generating {args.instances} CT instances ({args.size}x{args.size})", file=sys.stderr)
-        paths = generate(folder, args.instances, "typical")
-        megabytes = sum(p.stat().st_size for p in paths) / 1e6
-        results = {}
-        for workers in (1, 2):
-            print(f"radlake deid --workers {workers}", file=sys.stderr)
-            results[f"deid_w{workers}"] = deid_leg(folder, Path(tmp) / f"out{workers}", project, workers)
-        print("edge path: provider add, radlake upload, until the last event is on the topic", file=sys.stderr)
-        edge = edge_leg(folder, Path(tmp) / "journal.jsonl", project, args.per_request)
-    n = args.instances
+def summary_rows(results: dict) -> list[dict]:
+    """The edge's throughput over ``radlake deid``'s on the same files (same instance count, so a time ratio)."""
+    edge_s = results["edge"]["seconds"]
+    return [
+        {"benchmark": "ingest", "measure": "edge (upload -> NiFi -> event on topic) / radlake deid --workers 1, "
+                                           "instances/s", "ratio": round(results["deid_w1"] / edge_s, 4), "goal": ""},
+        {"benchmark": "ingest", "measure": "edge (upload -> NiFi -> event on topic) / radlake deid --workers 2, "
+                                           "instances/s", "ratio": round(results["deid_w2"] / edge_s, 4), "goal": ""},
+    ]
+
+
+def body(args: argparse.Namespace, settings: Settings, results: dict, megabytes: float,
+         load: tuple[tuple[float, ...], tuple[float, ...]]) -> str:
+    n, edge = args.instances, results["edge"]
     rows = [
         ("`radlake deid --workers 1`", results["deid_w1"]),
         ("`radlake deid --workers 2`", results["deid_w2"]),
@@ -137,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{edge['seconds'] - edge['seconds_acknowledged']:.1f} s; the rest (manifests, client reading files) "
         f"{max(edge['seconds'] - edge['request_s'], 0.0):.1f} s."
     )
-    body = (
+    (start, end) = load
+    versions = (f"NiFi {settings.nifi_version}, Kafka {settings.kafka_version}, pydicom {version('pydicom')}, "
+                f"confluent-kafka {version('confluent-kafka')}, Python {platform.python_version()}")
+    return (
+        f"Load average {start[0]:.2f}/{start[1]:.2f}/{start[2]:.2f} at the start, {end[0]:.2f}/{end[1]:.2f}/"
+        f"{end[2]:.2f} at the end (1/5/15 min, {os.cpu_count()} cores). {versions}.\n\n"
         f"{n} generated CT instances ({args.size}x{args.size}, typical CT header PHI), {megabytes:.0f} MB, "
         f"pseudonyms from the stack's Vault Transit in both paths; {args.per_request} instances per STOW-RS request; "
         f"{edge['accepted']} accepted at the edge.\n\n" + "\n".join(table) + "\n\n" + breakdown + "\n\n"
@@ -146,15 +170,51 @@ def main(argv: list[str] | None = None) -> int:
         "de-identification while `radlake deid --workers 2` uses two; the per-core comparison is the "
         "`--workers 1` column."
     )
-    print(body)
-    if args.json:
-        args.json.write_text(json.dumps({"instances": n, "megabytes": megabytes, **results, "edge": edge}, indent=2))
-    if args.write:
-        from bench.report import write_section
 
-        write_section("ingest", "Provider ingestion: edge path vs radlake deid (issue 5)",
-                      f"python bench/ingest_bench.py --instances {n} --size {args.size} --per-request "
-                      f"{args.per_request} --write", body)
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--size", type=int, default=512, help="rows = columns of the generated CT")
+    parser.add_argument("--per-request", type=int, default=50, help="instances per STOW-RS request")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK['instances']} instances of {QUICK['size']}x{QUICK['size']}, "
+                             f"{QUICK['per_request']} per request")
+    # --write is the flag's earlier name
+    parser.add_argument("--write-docs", "--write", dest="write_docs", action="store_true",
+                        help="replace the 'ingest' section of docs/benchmarks.md")
+    parser.add_argument("--summary", type=Path, help="append the headline ratios to this file (JSON lines)")
+    parser.add_argument("--json", type=Path, help="write the full results here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.instances, args.size, args.per_request = QUICK["instances"], QUICK["size"], QUICK["per_request"]
+    settings = Settings()
+    project = f"bench-ingest-{uuid.uuid4().hex[:6]}"
+    load_start = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="radlake-ingest-bench-") as tmp:
+        folder = Path(tmp) / "in"
+        print(f"generating {args.instances} CT instances ({args.size}x{args.size})", file=sys.stderr)
+        paths = generate(folder, args.instances, args.size)
+        megabytes = sum(p.stat().st_size for p in paths) / 1e6
+        results: dict = {}
+        for workers in (1, 2):
+            print(f"radlake deid --workers {workers}", file=sys.stderr)
+            results[f"deid_w{workers}"] = deid_leg(folder, Path(tmp) / f"out{workers}", project, workers)
+        print("edge path: provider add, radlake upload, until the last event is on the topic", file=sys.stderr)
+        results["edge"] = edge_leg(settings, folder, Path(tmp) / "journal.jsonl", project, args.per_request)
+    load_end = os.getloadavg()
+    text = body(args, settings, results, megabytes, (load_start, load_end))
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({"instances": args.instances, "size": args.size, "megabytes": megabytes,
+                                         **results}, indent=2))
+    if args.summary:
+        with args.summary.open("a") as out:
+            for row in summary_rows(results):
+                out.write(json.dumps(row) + "\n")
+    if args.write_docs:
+        command = shlex.join(["python", "bench/ingest_bench.py", *(sys.argv[1:] if argv is None else argv)])
+        write_section("ingest", "Provider ingestion: edge path vs radlake deid (issue 5)", command, text)
     return 0
 
 

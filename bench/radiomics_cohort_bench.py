@@ -1,6 +1,7 @@
 """Cohort throughput of ``radlake radiomics run`` (Spark, local[2]) vs a plain Python loop (the floor).
 
-    python bench/radiomics_cohort_bench.py [--rois 24] [--slices 48] [--size 128] [--markdown]
+    python bench/radiomics_cohort_bench.py [--rois 96] [--slices 48] [--size 128] [--quick] [--write-docs]
+        [--summary FILE]
 
 Builds a cohort of generated CT series (one lesion each, spheres and irregular blobs, half with a DICOM
 SEG mask, half NIfTI) in an object store under a temporary directory, writes their bronze ``instances``
@@ -14,27 +15,42 @@ same process and run:
   ``applyInPandas`` per series, MERGE into gold, failure table, statuses for the events — twice, with two
   settings of equal cost (the first run in a fresh session also pays for starting Python workers).
 
-Needs Java (the Spark part of the stack); no Kafka. ``--markdown`` writes the section into docs/benchmarks.md.
+Needs Java (the Spark part of the stack); no Kafka. ``--write-docs`` replaces the ``radiomics-cohort``
+section of docs/benchmarks.md; ``--summary`` appends the Spark runs' ROIs/minute over the floor's.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
+import shlex
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
+import pyspark
+
+# Run as ``python bench/radiomics_cohort_bench.py``: the repository root is not on the path then.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import write_section  # noqa: E402
+from lake_schemas.tables import BRONZE_INSTANCES  # noqa: E402
+from radlake.object_store import ObjectStore  # noqa: E402
+from radlake.radiomics import lake  # noqa: E402
+from radlake.radiomics.settings import settings_from_mapping  # noqa: E402
+from radlake.settings import Settings  # noqa: E402
+from radlake.synthetic import radiomics_lake as rl  # noqa: E402
+from spark_jobs import bronze, radiomics_job, tables  # noqa: E402
+from spark_jobs.session import spark_session  # noqa: E402
+
+QUICK = {"rois": 12, "slices": 48, "size": 128}  # full-size series; the Spark runs' fixed costs dominate either way
 
 
 def build_cohort(root: Path, n: int, slices: int, size: int):
-    from radlake.object_store import ObjectStore
-    from radlake.synthetic import radiomics_lake as rl
-
     store = ObjectStore(str(root / "objects"))
     cases, rois = [], []
     for k in range(n):
@@ -50,9 +66,6 @@ def build_cohort(root: Path, n: int, slices: int, size: int):
 
 
 def write_bronze(spark, lake_uri: str, cases) -> None:
-    from lake_schemas.tables import BRONZE_INSTANCES
-    from spark_jobs import bronze, tables
-
     path = tables.table_path(lake_uri, BRONZE_INSTANCES)
     bronze.ensure_table(spark, path, BRONZE_INSTANCES)
     rows = []
@@ -64,8 +77,6 @@ def write_bronze(spark, lake_uri: str, cases) -> None:
 
 
 def floor_loop(store, cases, rois, settings) -> tuple[float, int]:
-    from radlake.radiomics import lake
-
     by_series = {}
     for row in rois:
         by_series.setdefault((row["study_uid"], row["series_uid"]), []).append(
@@ -79,19 +90,71 @@ def floor_loop(store, cases, rois, settings) -> tuple[float, int]:
     return time.perf_counter() - started, computed
 
 
+def summary_rows(floor_per_min: float, spark_runs: list[tuple[str, float, float]], master: str) -> list[dict]:
+    """Each Spark run's ROIs/minute over the floor's (``spark_runs``: label, seconds, ROIs/minute)."""
+    return [{"benchmark": "radiomics_cohort", "measure": f"radlake radiomics run on {master}, {label} / plain-loop "
+             "floor, ROIs/minute", "ratio": round(per_min / floor_per_min, 4), "goal": ""}
+            for label, _seconds, per_min in spark_runs]
+
+
+def body(args: argparse.Namespace, settings: Settings, n_cases: int, floor: tuple[float, int], spark_runs,
+         rerun: tuple[float, int], load: tuple[tuple[float, ...], tuple[float, ...]]) -> str:
+    floor_s, floor_ok = floor
+    start, end = load
+    per_min = lambda seconds, n: 60.0 * n / seconds  # noqa: E731
+    versions = (f"Spark {pyspark.__version__} on `{settings.spark_master}`, delta-spark {version('delta_spark')}, "
+                f"numpy {version('numpy')}, numba {version('numba')}, Python {platform.python_version()}")
+    first = spark_runs[0][2]
+    lines = [
+        f"Load average {start[0]:.2f}/{start[1]:.2f}/{start[2]:.2f} at the start, {end[0]:.2f}/{end[1]:.2f}/"
+        f"{end[2]:.2f} at the end (1/5/15 min, {os.cpu_count()} cores); the floor and the Spark runs ran in the "
+        f"same process, one after the other. {versions}.",
+        "",
+        f"**Cohort**: {n_cases} generated CT series of {args.slices}×{args.size}×{args.size} voxels "
+        f"(2×0.8×0.8 mm, {args.slices} DICOM instances each, {args.slices * args.size * args.size * 2 / 2**20:.1f} "
+        f"MiB of pixels per series), one lesion each (spheres and irregular blobs of radius 8–16 mm; half the masks "
+        f"DICOM SEG, half NIfTI), in a local object store; bronze `instances` and `silver/rois` rows written "
+        f"directly (ingestion is not measured). Settings: the full IBSI 1 set (every family and aggregation, "
+        f"{first.feature_rows // max(1, first.computed_rois)} features per ROI).",
+        "",
+        "| path | wall time (s) | ROIs | ROIs/minute | vs floor |",
+        "|---|---|---|---|---|",
+        f"| floor: plain Python loop, one process (fetch + verify + rebuild + compute, no writes) | {floor_s:.1f} | "
+        f"{floor_ok} | **{per_min(floor_s, floor_ok):.0f}** | 100% |",
+    ]
+    for label, seconds, result in spark_runs:
+        steps = ", ".join(f"{k} {v:.1f}" for k, v in result.timings)
+        rate = per_min(seconds, result.computed_rois)
+        lines.append(f"| `radlake radiomics run` on {settings.spark_master}, {label} (steps, s: {steps}) | {seconds:.1f} | "
+                     f"{result.computed_rois} | **{rate:.0f}** | {rate / per_min(floor_s, floor_ok):.0%} |")
+    lines += [
+        f"| re-run with nothing pending (anti-join only) | {rerun[0]:.1f} | {rerun[1]} | – | |",
+        "",
+        "The Spark job pays fixed costs once per run — the pending anti-join over three Delta tables, the "
+        "shuffle into per-series groups, Arrow transfer to the Python workers, the MERGEs and the statuses for "
+        "the events — and the first run in a session also starts the Python workers, each importing the "
+        f"radiomics stack. On {os.cpu_count()} cores {settings.spark_master} can at best halve the floor's compute time; the floor "
+        "writes nothing, the job MERGEs every row into Delta.",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rois", type=int, default=24)
+    parser.add_argument("--rois", type=int, default=96)
     parser.add_argument("--slices", type=int, default=48)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--markdown", action="store_true", help="write the section into docs/benchmarks.md")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK['rois']} ROIs of {QUICK['slices']}x{QUICK['size']}x{QUICK['size']} voxels")
+    # --markdown is the flag's earlier name
+    parser.add_argument("--write-docs", "--markdown", dest="write_docs", action="store_true",
+                        help="replace the 'radiomics-cohort' section of docs/benchmarks.md")
+    parser.add_argument("--summary", type=Path, help="append the headline ratios to this file (JSON lines)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rois, args.slices, args.size = QUICK["rois"], QUICK["slices"], QUICK["size"]
 
-    from radlake.radiomics.settings import settings_from_mapping
-    from radlake.settings import Settings
-    from spark_jobs import radiomics_job
-    from spark_jobs.session import spark_session
-
+    lake_settings = Settings()
     load_before = os.getloadavg()
     settings_a = settings_from_mapping({})  # the full IBSI 1 set, every aggregation
     settings_b = settings_from_mapping({"discretisation": {"bin_number": 31}})  # same work, another hash
@@ -101,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         store, cases, rois = build_cohort(root, args.rois, args.slices, args.size)
         print(f"cohort: {len(cases)} series x {args.slices} slices of {args.size}x{args.size}, {len(rois)} ROIs "
               f"({time.perf_counter() - t:.0f}s)", file=sys.stderr)
-        floor_s, floor_ok = floor_loop(store, cases, rois, settings_a)
-        print(f"floor: {floor_s:.1f}s for {floor_ok} ROIs", file=sys.stderr)
+        floor = floor_loop(store, cases, rois, settings_a)
+        print(f"floor: {floor[0]:.1f}s for {floor[1]} ROIs", file=sys.stderr)
 
-        spark = spark_session(Settings(), "radlake-radiomics-cohort-bench")
+        spark = spark_session(lake_settings, "radlake-radiomics-cohort-bench")
         lake_uri = str(root / "lake")
         write_bronze(spark, lake_uri, cases)
         radiomics_job.register_rois(spark, lake_uri, rois)
@@ -123,43 +186,18 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()
     load_after = os.getloadavg()
 
-    per_min = lambda seconds, n: 60.0 * n / seconds  # noqa: E731
-    lines = [
-        f"**Cohort**: {len(cases)} generated CT series of {args.slices}×{args.size}×{args.size} voxels "
-        f"(2×0.8×0.8 mm, {args.slices} DICOM instances each, {args.slices * args.size * args.size * 2 / 2**20:.1f} "
-        f"MiB of pixels per series), one lesion each (spheres and irregular blobs of radius 8–16 mm; half the masks "
-        f"DICOM SEG, half NIfTI), in a local object store. Settings: the full IBSI 1 set (every family and "
-        f"aggregation, {spark_runs[0][2].feature_rows // max(1, spark_runs[0][2].computed_rois)} features per ROI).",
-        "",
-        f"**Machine load**: load average {load_before[0]:.1f}/{load_before[1]:.1f}/{load_before[2]:.1f} before, "
-        f"{load_after[0]:.1f}/{load_after[1]:.1f}/{load_after[2]:.1f} after (1/5/15 min) on 2 cores shared with "
-        "other engineers' stacks and tests: absolute figures are inflated and noisy; the floor and the Spark runs "
-        "were measured in the same process, one after the other.",
-        "",
-        "| path | wall time (s) | ROIs | ROIs/minute |",
-        "|---|---|---|---|",
-        f"| floor: plain Python loop, one process (fetch + verify + rebuild + compute, no writes) | {floor_s:.1f} | "
-        f"{floor_ok} | **{per_min(floor_s, floor_ok):.0f}** |",
-    ]
-    for label, seconds, result in spark_runs:
-        steps = ", ".join(f"{k} {v:.1f}" for k, v in result.timings)
-        lines.append(f"| `radlake radiomics run` on local[2], {label} (steps, s: {steps}) | "
-                     f"{seconds:.1f} | {result.computed_rois} | **{per_min(seconds, result.computed_rois):.0f}** |")
-    lines += [
-        f"| re-run with nothing pending (anti-join only) | {rerun_s:.1f} | {rerun.computed_rois} | – |",
-        "",
-        "The Spark job pays fixed costs once per run — the pending anti-join over three Delta tables, the "
-        "shuffle into per-series groups, Arrow transfer to the Python workers, the MERGEs and the status query "
-        "for the events — and the first run in a session also starts the Python workers, each importing the "
-        "radiomics stack. On 2 shared cores local[2] can at best halve the floor's compute time; the floor "
-        "writes nothing, the job MERGEs every row into Delta.",
-    ]
-    body = "\n".join(lines)
-    print(body)
-    if args.markdown:
-        write_section("radiomics-cohort", "Radiomics: cohort throughput of the Spark job (issue 7)",
-                      f"python bench/radiomics_cohort_bench.py --rois {args.rois} --slices {args.slices} "
-                      f"--size {args.size} --markdown", body)
+    text = body(args, lake_settings, len(cases), floor, spark_runs, (rerun_s, rerun.computed_rois),
+                (load_before, load_after))
+    print(text)
+    if args.summary:
+        floor_per_min = 60.0 * floor[1] / floor[0]
+        with args.summary.open("a") as out:
+            for row in summary_rows(floor_per_min, [(label, s, 60.0 * r.computed_rois / s)
+                                                    for label, s, r in spark_runs], lake_settings.spark_master):
+                out.write(json.dumps(row) + "\n")
+    if args.write_docs:
+        command = shlex.join(["python", "bench/radiomics_cohort_bench.py", *(sys.argv[1:] if argv is None else argv)])
+        write_section("radiomics-cohort", "Radiomics: cohort throughput of the Spark job (issue 7)", command, text)
     return 0
 
 

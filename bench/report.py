@@ -40,3 +40,21 @@ def write_section(name: str, title: str, command: str, body: str, path: Path = B
     text = pattern.sub(lambda _m: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def adopt_legacy_section(name: str, heading: str, path: Path = BENCHMARKS_MD) -> bool:
+    """Put BEGIN/END markers around a hand-written section that starts with ``heading`` (up to the next
+    ``## `` heading or marked section), so that the next ``write_section(name, ...)`` replaces it instead of
+    adding a second one. True when a section was adopted."""
+    if not path.exists():
+        return False
+    text = path.read_text()
+    if f"<!-- BEGIN {name} -->" in text:
+        return False
+    match = re.search(rf"^{re.escape(heading)}.*?(?=^## |^<!-- BEGIN |\Z)", text, re.S | re.M)
+    if not match:
+        return False
+    block = match.group(0).rstrip("\n")
+    path.write_text(text[:match.start()] + f"<!-- BEGIN {name} -->\n{block}\n<!-- END {name} -->\n\n"
+                    + text[match.end():])
+    return True
