@@ -59,8 +59,24 @@ ALL_TOPICS: tuple[Topic, ...] = (
 # unchanged, with why and where from in these headers. No schema: what lands here did not match one.
 DEAD_LETTER = "radlake.dead-letter.v1"
 DLQ_REASON = "radlake.dlq.reason"  # a reason code, e.g. SCHEMA_VIOLATION
-DLQ_MESSAGE = "radlake.dlq.message"  # the validation error, at most 1,000 characters
+DLQ_MESSAGE = "radlake.dlq.message"  # the error, at most DLQ_MESSAGE_MAX characters
 DLQ_SOURCE_TOPIC = "radlake.dlq.source.topic"
 DLQ_SOURCE_PARTITION = "radlake.dlq.source.partition"
 DLQ_SOURCE_OFFSET = "radlake.dlq.source.offset"
 DLQ_STAGE = "radlake.dlq.stage"  # which part of radlake dead-lettered it, e.g. streams
+DLQ_MESSAGE_MAX = 1000
+
+
+def dead_letter_headers(reason: str, error: str, topic: str, partition: int, offset: int,
+                        stage: str) -> list[tuple[str, bytes]]:
+    """The headers of a dead letter: why (a reason code and the error, cut to DLQ_MESSAGE_MAX characters),
+    where from, and which part of radlake sent it."""
+    return [
+        (DLQ_REASON, reason.encode()),
+        (DLQ_MESSAGE, error[:DLQ_MESSAGE_MAX].encode()),
+        (DLQ_SOURCE_TOPIC, topic.encode()),
+        (DLQ_SOURCE_PARTITION, str(partition).encode()),
+        (DLQ_SOURCE_OFFSET, str(offset).encode()),
+        (DLQ_STAGE, stage.encode()),
+    ]
+

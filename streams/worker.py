@@ -36,8 +36,7 @@ from lake_schemas.errors import RegistryError, SchemaViolation
 from lake_schemas.events import InstanceReceived, InstanceReceivedData, StudyManifest
 from lake_schemas.serde import EventSerde, registry_client
 from lake_schemas.topics import (
-    DLQ_MESSAGE, DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC, DLQ_STAGE,
-    INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST,
+    INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST, dead_letter_headers,
 )
 from streams.completion import StudyProgress, accept_instances, apply_manifest, completion, mark_emitted
 from streams.config import StreamsConfig
@@ -311,14 +310,7 @@ class StudyCompletionWorker:
     # -- handlers -------------------------------------------------------------------------------------
 
     def _dead_letter(self, msg: Message, reason: str, err: Exception) -> None:
-        headers = [
-            (DLQ_REASON, reason.encode()),
-            (DLQ_MESSAGE, str(err)[:1000].encode()),
-            (DLQ_SOURCE_TOPIC, msg.topic().encode()),
-            (DLQ_SOURCE_PARTITION, str(msg.partition()).encode()),
-            (DLQ_SOURCE_OFFSET, str(msg.offset()).encode()),
-            (DLQ_STAGE, b"streams"),
-        ]
+        headers = dead_letter_headers(reason, str(err), msg.topic(), msg.partition(), msg.offset(), "streams")
         self._produce(self.config.dead_letter_topic, msg.key(), msg.value(), msg.partition(), headers)
         self.metrics.dead_letters.labels(msg.topic(), reason).inc()
         log.warning("dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)

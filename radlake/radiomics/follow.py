@@ -51,15 +51,7 @@ from pydicom.errors import InvalidDicomError
 from infra.components.kafka import Kafka
 from lake_schemas.errors import RegistryError, SchemaViolation
 from lake_schemas.events import PredictionCreated, StudyCompleted
-from lake_schemas.topics import (
-    DEAD_LETTER,
-    DLQ_MESSAGE,
-    DLQ_REASON,
-    DLQ_SOURCE_OFFSET,
-    DLQ_SOURCE_PARTITION,
-    DLQ_SOURCE_TOPIC,
-    DLQ_STAGE,
-)
+from lake_schemas.topics import DEAD_LETTER, dead_letter_headers as contract_headers
 from radlake.object_store import ObjectStoreError
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
 from radlake.radiomics.lake import SeriesRef, rois_from_dicom_mask, series_from_summary
@@ -70,8 +62,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-STAGE = b"radiomics"
-MAX_DLQ_MESSAGE = 1000
+STAGE = "radiomics"
 
 
 class PublishError(RuntimeError):
@@ -200,14 +191,7 @@ class DeadLetter:
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     """The headers every radlake component puts on a dead letter (``lake_schemas.topics``; pure)."""
     msg = letter.message
-    return [
-        (DLQ_REASON, letter.reason.encode()),
-        (DLQ_MESSAGE, letter.error[:MAX_DLQ_MESSAGE].encode()),
-        (DLQ_SOURCE_TOPIC, msg.topic().encode()),
-        (DLQ_SOURCE_PARTITION, str(msg.partition()).encode()),
-        (DLQ_SOURCE_OFFSET, str(msg.offset()).encode()),
-        (DLQ_STAGE, STAGE),
-    ]
+    return contract_headers(letter.reason, letter.error, msg.topic(), msg.partition(), msg.offset(), STAGE)
 
 
 def dead_letter_sink(producer: Producer, topic: str = DEAD_LETTER,
