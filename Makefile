@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test unit down status bench clean-state
+.PHONY: install demo test unit down status bench bench-quick clean-state
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "radlake needs Python >= 3.11 (python3 is %d.%d)" % sys.version_info[:2])'
@@ -48,3 +48,9 @@ bench: install
 .PHONY: bench-quick
 bench-quick: install
 	$(PY) bench/run_all.py --quick
+
+## Stop the stack and delete its state (Kafka logs, lake, object store, Vault data, logs) under .radlake/.
+clean-state: install
+	$(VENV)/bin/radlake stack down
+	rm -rf .radlake
+
