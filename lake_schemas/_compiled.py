@@ -31,6 +31,11 @@ _BY_TYPE = {
 }
 _FORMATS: dict[str, Any] = {"uuid": uuid.UUID, "date-time": datetime.datetime, "date": datetime.date}
 
+# Every Struct type made here lives as long as the process, also those of a compilation that failed half way:
+# a msgspec Struct type freed by the cyclic garbage collector has crashed processes (msgspec #151, #717), and
+# a forked child (the de-identification pool) collects whatever garbage it inherits.
+_STRUCT_TYPES: list[type] = []
+
 
 def _meta(**constraints: Any) -> msgspec.Meta | None:
     given = {k: v for k, v in constraints.items() if v is not None}
@@ -106,14 +111,17 @@ class _Compiler:
         if not properties:
             return dict[str, Any]
         self.structs += 1
-        return msgspec.defstruct(f"{self.title}_{self.structs}", fields, kw_only=True,
-                                 forbid_unknown_fields=extra is False)
+        struct = msgspec.defstruct(f"{self.title}_{self.structs}", fields, kw_only=True,
+                                   forbid_unknown_fields=extra is False)
+        _STRUCT_TYPES.append(struct)
+        return struct
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=None)
 def compile_schema(schema_str: str) -> msgspec.json.Decoder:
     """A decoder that raises ``msgspec.ValidationError`` (with the field's path) for a document the schema
-    refuses, and ``msgspec.DecodeError`` for bytes that are not JSON. Cached by schema text."""
+    refuses, and ``msgspec.DecodeError`` for bytes that are not JSON. Cached by schema text, for good (a
+    process meets a handful of schemas; see _STRUCT_TYPES)."""
     try:
         schema = json.loads(schema_str)
     except ValueError as err:
