@@ -280,7 +280,7 @@ def _summary_rows(r: dict) -> list[dict]:
          "ratio": r["typed"] / r["raw"], "goal": ">= 0.50"},
         {"benchmark": "streams", "measure": "worker (exactly-once, one core) / typed consume",
          "ratio": r["worker"] / r["typed"], "goal": ">= 0.50"},
-        {"benchmark": "streams", "measure": f"p95 last instance -> completed / (quiet period + 1 s)",
+        {"benchmark": "streams", "measure": "p95 last instance -> completed / (quiet period + 1 s)",
          "ratio": quiet_p95 / (r["quiet_s"] + 1), "goal": "<= 1.00"},
     ]
 
