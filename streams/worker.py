@@ -122,6 +122,9 @@ class StudyCompletionWorker:
         # instances of the batch accepted but not yet added to their study's progress, added once per study
         # per batch (see _settle): (partition, study UID) -> the events' data and arrival times
         self._arrived: dict[tuple[int, str], list[tuple[InstanceRecord, InstanceReceivedData, datetime]]] = {}
+        # (topic, partition) -> the group's committed offset at assignment: where the backlog starts until the
+        # consumer has a position of its own there
+        self._assigned_at: dict[tuple[str, int], int] = {}
         self.producer = Producer({
             "bootstrap.servers": config.bootstrap,
             "transactional.id": f"{config.app_id}-{config.instance_id}",
@@ -262,6 +265,8 @@ class StudyCompletionWorker:
             gc.freeze()
             log.info("restored state of partitions %s (%s records) in %.1f s", sorted(wanted), counts,
                      time.monotonic() - started)
+        for tp in self.consumer.committed(partitions, timeout=_TIMEOUT_S):
+            self._assigned_at[(tp.topic, tp.partition)] = max(tp.offset, 0)  # none committed: from the start
         log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -398,13 +403,15 @@ class StudyCompletionWorker:
                  done.reason, len(progress.sop_uids))
 
     def _backlog(self, partition: int) -> int:
-        """Input messages of ``partition`` not consumed yet (from the consumer's cached end offsets)."""
+        """Input messages of ``partition`` not consumed yet (from the consumer's cached end offsets; before the
+        first message since the assignment, counted from the committed offset)."""
         total = 0
         for topic in (self.config.instance_topic, self.config.manifest_topic):
             tp = TopicPartition(topic, partition)
             _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
             [position] = self.consumer.position([tp])
-            lag = max(0, high - position.offset) if high >= 0 and position.offset >= 0 else 0
+            start = position.offset if position.offset >= 0 else self._assigned_at.get((topic, partition), 0)
+            lag = max(0, high - start) if high >= 0 else 0
             if topic == self.config.instance_topic:
                 self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
             total += lag
