@@ -31,6 +31,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import start_http_server
+from pydantic import BaseModel
 
 from lake_schemas.errors import RegistryError, SchemaViolation
 from lake_schemas.events import InstanceReceived, InstanceReceivedData, StudyManifest
@@ -320,13 +321,19 @@ class StudyCompletionWorker:
         self.metrics.dead_letters.labels(msg.topic(), reason).inc()
         log.warning("dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
 
-    def _on_instance(self, msg: Message) -> None:
-        partition = msg.partition()
+    def _decode(self, msg: Message, serde: EventSerde, kind: str) -> BaseModel | None:
+        """The typed event of ``msg``, or None once a message that does not match its schema is dead-lettered."""
         try:
-            instance = self.instance_serde.deserialize(msg.value())
+            return serde.deserialize(msg.value())
         except SchemaViolation as err:
             self._dead_letter(msg, "SCHEMA_VIOLATION", err)
-            self.metrics.events.labels("instance", "", "dead_letter").inc()
+            self.metrics.handled(kind, "", "dead_letter").inc()
+            return None
+
+    def _on_instance(self, msg: Message) -> None:
+        partition = msg.partition()
+        instance = self._decode(msg, self.instance_serde, "instance")
+        if instance is None:
             return
         assert isinstance(instance, InstanceReceived)
         provider, data = instance.provider, instance.data
@@ -370,15 +377,12 @@ class StudyCompletionWorker:
 
     def _on_manifest(self, msg: Message) -> None:
         partition = msg.partition()
-        try:
-            manifest = self.manifest_serde.deserialize(msg.value())
-        except SchemaViolation as err:
-            self._dead_letter(msg, "SCHEMA_VIOLATION", err)
-            self.metrics.events.labels("manifest", "", "dead_letter").inc()
+        manifest = self._decode(msg, self.manifest_serde, "manifest")
+        if manifest is None:
             return
         assert isinstance(manifest, StudyManifest)
         if self.store.seen(partition, manifest.event_id):
-            self.metrics.events.labels("manifest", manifest.provider, Verdict.DUPLICATE_EVENT.value).inc()
+            self.metrics.handled("manifest", manifest.provider, Verdict.DUPLICATE_EVENT.value).inc()
             self.metrics.duplicates.labels(manifest.provider, "event_id").inc()
             return
         self.store.mark_seen(partition, manifest.event_id)
