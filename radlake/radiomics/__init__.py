@@ -4,6 +4,8 @@ Entry point: :func:`compute_features` (one ROI -> list of :class:`FeatureValue`)
 after the IBSI 1 reference manual: ``morphology``, ``local_intensity``, ``intensity_statistics``,
 ``intensity_histogram``, ``intensity_volume_histogram``, ``glcm``, ``glrlm``, ``glszm``, ``gldzm``,
 ``ngtdm``, ``ngldm``; ``interpolation``, ``resegmentation``, ``discretisation``, ``aggregation``.
+Each family module exposes a :class:`~radlake.radiomics.family.FeatureFamily` (``FAMILY``);
+:mod:`~radlake.radiomics.registry` lists them.
 """
 
 from radlake.radiomics.errors import InvalidInputError, RadiomicsError, RadiomicsReason, SettingsError

@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-
 AGGREGATION_IDS = {
     "": "DHQ4",
     "2D:avg": "BTW3",

@@ -1,42 +1,32 @@
 """``compute_features``: one ROI in, IBSI 1 feature values out; the unit of work of every caller.
 
 Processing follows IBSI 1 chapter 2: (optional) interpolation, re-segmentation of the intensity
-mask, discretisation, then the feature families. The whole ROI is processed at once with
-vectorised array code; ``device`` picks the backend of the texture-matrix builders (numpy, torch
-on the CPU, or CUDA).
+mask, discretisation, then the feature families: those of :mod:`radlake.radiomics.registry`, each a
+:class:`~radlake.radiomics.family.FeatureFamily` run on the same :class:`~radlake.radiomics.family.FamilyInputs`.
+The whole ROI is processed at once with vectorised array code; ``device`` picks the backend of the
+texture-matrix builders (numpy, torch on the CPU, or CUDA).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 
 from radlake import __version__ as radlake_version
-from radlake.radiomics import (
-    glcm,
-    gldzm,
-    glrlm,
-    glszm,
-    intensity_histogram,
-    intensity_statistics,
-    intensity_volume_histogram,
-    local_intensity,
-    morphology,
-    ngldm,
-    ngtdm,
-)
 from radlake.radiomics.aggregation import AGGREGATION_IDS
-from radlake.radiomics.backend import backend_for
+from radlake.radiomics.backend import Backend, backend_for
 from radlake.radiomics.discretisation import discretise
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
+from radlake.radiomics.family import DiscretisedRoi, FamilyInputs
 from radlake.radiomics.geometry import roi_box
 from radlake.radiomics.ibsi_tags import FEATURES
 from radlake.radiomics.interpolation import interpolate
 from radlake.radiomics.neighbourhood import pad
+from radlake.radiomics.registry import FEATURE_FAMILIES, MAX_MARGIN_MM
 from radlake.radiomics.resegmentation import resegment
 from radlake.radiomics.settings import RadiomicsSettings
-from radlake.radiomics.zones import find_zones
 
 FEATURE_CODE_VERSION = "2"
 """Bumped whenever a change alters any feature value; part of :data:`CODE_VERSION`."""
@@ -78,10 +68,17 @@ def _check_inputs(image: np.ndarray, mask: np.ndarray, spacing) -> None:
         )
 
 
-def _crop(image: np.ndarray, masks: list[np.ndarray], margin: tuple[int, int, int]):
-    """Crop to the ROI bounding box plus ``margin`` voxels (kept for the local-intensity sphere)."""
-    box = roi_box(masks[0], margin)
-    return image[box], [m[box] for m in masks]
+def _discretised(image: np.ndarray, morph_mask: np.ndarray, int_mask: np.ndarray, settings: RadiomicsSettings,
+                 backend: Backend) -> DiscretisedRoi:
+    """Discretise the ROI once for every family on grey levels. Texture matrices only need the ROI
+    bounding box (plus the padding); the morphological mask contains the intensity mask, and its box
+    also holds the GLDZM distance map."""
+    box = roi_box(morph_mask)
+    morph_box, int_box = morph_mask[box], int_mask[box]
+    levels, n_levels = discretise(image[box], int_box, settings.discretisation, settings.resegmentation.range[0])
+    distance = settings.texture.distance
+    return DiscretisedRoi(levels=levels, n_levels=n_levels, morph_mask=morph_box, int_mask=int_box,
+                          padded=backend.asarray(pad(levels, distance)), width=distance)
 
 
 def compute_features(
@@ -109,85 +106,42 @@ def _compute_features(image, mask, spacing, settings: RadiomicsSettings, device:
     backend = backend_for(device)
 
     if settings.interpolation is not None:
-        image, mask, spacing = interpolate(
-            image, mask, spacing, settings.interpolation, margin_mm=local_intensity.RADIUS_MM
-        )
+        # the margin of every family, selected or not: the resampled values do not depend on the selection
+        image, mask, spacing = interpolate(image, mask, spacing, settings.interpolation, margin_mm=MAX_MARGIN_MM)
         if not mask.any():
             raise InvalidInputError(RadiomicsReason.EMPTY_MASK, "the ROI vanished after interpolation")
-    # only the local intensity peak looks beyond the ROI box (a 1 cm^3 sphere around each voxel)
-    margin = (tuple(int(np.ceil(local_intensity.RADIUS_MM / s)) for s in spacing)
-              if "local_intensity" in settings.families else (0, 0, 0))
-    image, (morph_mask,) = _crop(image, [mask], margin)
-    image = image.astype(np.float64)
+    # IBSI order, the families on grey levels after the others (discretisation is the last processing step;
+    # so the intensity-volume histogram comes before the intensity histogram)
+    families = sorted((f for f in FEATURE_FAMILIES if f.name in settings.families),
+                      key=lambda family: family.needs_discretisation)
+    # crop to the ROI bounding box, widened by as far as a family reads beyond the ROI
+    margin_mm = max((family.margin_mm for family in families), default=0.0)
+    box = roi_box(mask, tuple(int(np.ceil(margin_mm / s)) for s in spacing))
+    image, morph_mask = image[box].astype(np.float64), mask[box]
     int_mask = resegment(image, morph_mask, settings.resegmentation)
     if not int_mask.any():
         raise InvalidInputError(
             RadiomicsReason.EMPTY_AFTER_RESEGMENTATION, "no ROI voxel is left after re-segmentation"
         )
-    values = image[int_mask]
-    families = set(settings.families)
+    inputs = FamilyInputs(image=image, morph_mask=morph_mask, int_mask=int_mask, values=image[int_mask],
+                          spacing=spacing, backend=backend)
     dims = set(settings.aggregations)
     rows: list[tuple[str, str, str, float]] = []  # family, tag, aggregation, value
-
-    if "morphology" in families:
-        rows += [("morphology", t, "", v) for t, v in morphology.compute(
-            image, morph_mask, int_mask, spacing, settings.moran_geary_max_voxels)]
-    if "local_intensity" in families:
-        rows += [("local_intensity", t, "", v) for t, v in local_intensity.compute(image, int_mask, spacing)]
-    if "intensity_statistics" in families:
-        rows += [("intensity_statistics", t, "", v) for t, v in intensity_statistics.compute(values)]
-
-    range_min = settings.resegmentation.range[0]
-    if "intensity_volume_histogram" in families:
-        ivh_values, grid = intensity_volume_histogram.ivh_values_and_grid(
-            values, settings.ivh_discretisation, settings.resegmentation.range
-        )
-        rows += [("intensity_volume_histogram", t, "", v)
-                 for t, v in intensity_volume_histogram.compute(ivh_values, grid)]
-
-    texture = families & {"intensity_histogram", "glcm", "glrlm", "glszm", "gldzm", "ngtdm", "ngldm"}
-    if texture:
-        # texture matrices only need the ROI bounding box (plus the padding added below)
-        # the morphological mask contains the intensity mask; its box also holds the GLDZM distance map
-        img_box, (morph_box, int_box) = _crop(image, [morph_mask, int_mask], (0, 0, 0))
-        levels, n_levels = discretise(img_box, int_box, settings.discretisation, range_min)
-        distance = settings.texture.distance
-        padded = backend.asarray(pad(levels, distance))
-        if "intensity_histogram" in families:
-            rows += [("intensity_histogram", t, "", v)
-                     for t, v in intensity_histogram.compute(levels[int_box], n_levels)]
-        family_rows = []
-        zone_cache: dict[bool, object] = {}
-
-        def zones(in_slice: bool):
-            if in_slice not in zone_cache:
-                zone_cache[in_slice] = find_zones(levels, in_slice)
-            return zone_cache[in_slice]
-
-        if "glcm" in families:
-            family_rows += [("glcm", *r) for r in glcm.compute(backend, padded, distance, n_levels, distance, dims)]
-        if "glrlm" in families:
-            family_rows += [("glrlm", *r) for r in glrlm.compute(backend, levels, n_levels, dims)]
-        if "glszm" in families:
-            family_rows += [("glszm", *r) for r in glszm.compute(levels, n_levels, dims, zones)]
-        if "gldzm" in families:
-            family_rows += [("gldzm", *r) for r in gldzm.compute(levels, morph_box, n_levels, dims, zones)]
-        if "ngtdm" in families:
-            family_rows += [("ngtdm", *r) for r in ngtdm.compute(backend, padded, distance, n_levels, distance, dims)]
-        if "ngldm" in families:
-            family_rows += [("ngldm", *r) for r in ngldm.compute(
-                backend, padded, distance, n_levels, distance, settings.texture.ngldm_alpha, dims)]
-        rows += [(f, t, a, v) for f, t, a, v in family_rows if a.split(":")[0] in dims]
+    for family in families:
+        if family.needs_discretisation and inputs.discretised_roi is None:
+            inputs = replace(inputs, discretised_roi=_discretised(image, morph_mask, int_mask, settings, backend))
+        rows += [(family.name, tag, agg, value) for tag, agg, value in family.compute(inputs, settings)
+                 if not agg or agg.split(":")[0] in dims]
 
     digest = settings.digest()
     out = []
-    for family, tag, agg, value in rows:
+    for family_name, tag, agg, value in rows:
         ibsi_id = FEATURES[tag][0]
         out.append(FeatureValue(
             name=f"{tag}[{agg}]" if agg else tag,
             tag=tag,
             ibsi_id=ibsi_id,
-            family=family,
+            family=family_name,
             aggregation=agg,
             aggregation_id=AGGREGATION_IDS[agg],
             value=float(value),

@@ -7,6 +7,7 @@ from numba import njit
 
 from radlake.radiomics import aggregation, kernels
 from radlake.radiomics.backend import Backend
+from radlake.radiomics.family import Family, FamilyInputs
 from radlake.radiomics.neighbourhood import (
     DIRECTIONS_2D,
     DIRECTIONS_3D,
@@ -14,6 +15,7 @@ from radlake.radiomics.neighbourhood import (
     direction_rows,
     shifted,
 )
+from radlake.radiomics.settings import RadiomicsSettings
 
 
 def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int, in_slice: bool):
@@ -151,10 +153,14 @@ def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {tag: values[:, k].reshape(batch) for k, tag in enumerate(FEATURES)}
 
 
-def compute(backend: Backend, padded, width: int, n_levels: int, distance: int, dims) -> aggregation.Rows:
+def compute(inputs: FamilyInputs, settings: RadiomicsSettings) -> aggregation.Rows:
+    roi, backend, distance, dims = inputs.discretised, inputs.backend, settings.texture.distance, settings.aggregations
     per_slice = volume = None
     if "2D" in dims or "2.5D" in dims:
-        per_slice = {"glcm": matrices(backend, padded, width, n_levels, distance, in_slice=True)}
+        per_slice = {"glcm": matrices(backend, roi.padded, roi.width, roi.n_levels, distance, in_slice=True)}
     if "3D" in dims:
-        volume = {"glcm": matrices(backend, padded, width, n_levels, distance, in_slice=False)}
+        volume = {"glcm": matrices(backend, roi.padded, roi.width, roi.n_levels, distance, in_slice=False)}
     return aggregation.directional(features, per_slice, volume)
+
+
+FAMILY = Family("glcm", prefix="cm", compute=compute, needs_discretisation=True)

@@ -13,7 +13,9 @@ import numpy as np
 from scipy import ndimage
 
 from radlake.radiomics import aggregation, matrix_statistics
+from radlake.radiomics.family import Family, FamilyInputs
 from radlake.radiomics.neighbourhood import pad
+from radlake.radiomics.settings import RadiomicsSettings
 from radlake.radiomics.zones import Zones, find_zones, zone_matrix
 
 NAMES = {
@@ -65,12 +67,15 @@ def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return matrix_statistics.named(matrix_statistics.statistics(mats["gldzm"], mats["n_voxels"]), NAMES)
 
 
-def compute(levels: np.ndarray, mask: np.ndarray, n_levels: int, dims, zones=None) -> aggregation.Rows:
-    """``zones``: optional callable in_slice -> Zones, to share the labelling with GLSZM."""
-    zones = zones or (lambda in_slice: find_zones(levels, in_slice))
+def compute(inputs: FamilyInputs, settings: RadiomicsSettings) -> aggregation.Rows:
+    """The zones come from :meth:`DiscretisedRoi.zones`, labelled once for GLSZM and GLDZM."""
+    roi, dims = inputs.discretised, settings.aggregations
     per_slice = volume = None
     if "2D" in dims or "2.5D" in dims:
-        per_slice = matrices(levels, mask, n_levels, True, zones(True))
+        per_slice = matrices(roi.levels, roi.morph_mask, roi.n_levels, True, roi.zones(True))
     if "3D" in dims:
-        volume = matrices(levels, mask, n_levels, False, zones(False))
+        volume = matrices(roi.levels, roi.morph_mask, roi.n_levels, False, roi.zones(False))
     return aggregation.slice_wise(features, per_slice, volume)
+
+
+FAMILY = Family("gldzm", prefix="dzm", compute=compute, needs_discretisation=True)

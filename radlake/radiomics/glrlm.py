@@ -13,12 +13,14 @@ import numpy as np
 
 from radlake.radiomics import aggregation, kernels, matrix_statistics
 from radlake.radiomics.backend import Backend
+from radlake.radiomics.family import Family, FamilyInputs
 from radlake.radiomics.neighbourhood import (
     DIRECTIONS_2D,
     DIRECTIONS_3D,
     direction_rows,
     level_dtype,
 )
+from radlake.radiomics.settings import RadiomicsSettings
 
 NAMES = {
     "short": "rlm.sre",
@@ -112,10 +114,14 @@ def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return matrix_statistics.named(matrix_statistics.statistics(runs, n_voxels), NAMES)
 
 
-def compute(backend: Backend, levels: np.ndarray, n_levels: int, dims) -> aggregation.Rows:
+def compute(inputs: FamilyInputs, settings: RadiomicsSettings) -> aggregation.Rows:
+    roi, backend, dims = inputs.discretised, inputs.backend, settings.aggregations
     per_slice = volume = None
     if "2D" in dims or "2.5D" in dims:
-        per_slice = {"glrlm": matrices(backend, levels, n_levels, in_slice=True)}
+        per_slice = {"glrlm": matrices(backend, roi.levels, roi.n_levels, in_slice=True)}
     if "3D" in dims:
-        volume = {"glrlm": matrices(backend, levels, n_levels, in_slice=False)}
+        volume = {"glrlm": matrices(backend, roi.levels, roi.n_levels, in_slice=False)}
     return aggregation.directional(features, per_slice, volume)
+
+
+FAMILY = Family("glrlm", prefix="rlm", compute=compute, needs_discretisation=True)

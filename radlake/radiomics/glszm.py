@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from radlake.radiomics import aggregation, matrix_statistics
+from radlake.radiomics.family import Family, FamilyInputs
+from radlake.radiomics.settings import RadiomicsSettings
 from radlake.radiomics.zones import Zones, find_zones, zone_matrix
 
 NAMES = {
@@ -44,12 +46,15 @@ def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return matrix_statistics.named(matrix_statistics.statistics(zones, n_voxels, sizes), NAMES)
 
 
-def compute(levels: np.ndarray, n_levels: int, dims, zones=None) -> aggregation.Rows:
-    """``zones``: optional callable in_slice -> Zones, to share the labelling with GLDZM."""
-    zones = zones or (lambda in_slice: find_zones(levels, in_slice))
+def compute(inputs: FamilyInputs, settings: RadiomicsSettings) -> aggregation.Rows:
+    """The zones come from :meth:`DiscretisedRoi.zones`, labelled once for GLSZM and GLDZM."""
+    roi, dims = inputs.discretised, settings.aggregations
     per_slice = volume = None
     if "2D" in dims or "2.5D" in dims:
-        per_slice = {"glszm": matrices(levels, n_levels, True, zones(True))}
+        per_slice = {"glszm": matrices(roi.levels, roi.n_levels, True, roi.zones(True))}
     if "3D" in dims:
-        volume = {"glszm": matrices(levels, n_levels, False, zones(False))}
+        volume = {"glszm": matrices(roi.levels, roi.n_levels, False, roi.zones(False))}
     return aggregation.slice_wise(features, per_slice, volume)
+
+
+FAMILY = Family("glszm", prefix="szm", compute=compute, needs_discretisation=True)

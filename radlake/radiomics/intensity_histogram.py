@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from radlake.radiomics.aggregation import Rows
+from radlake.radiomics.family import Family, FamilyInputs
 from radlake.radiomics.intensity_statistics import summary
+from radlake.radiomics.settings import RadiomicsSettings
 
 
-def compute(levels: np.ndarray, n_levels: int) -> list[tuple[str, float]]:
+def compute(inputs: FamilyInputs, settings: RadiomicsSettings) -> Rows:
+    roi = inputs.discretised
+    levels, n_levels = roi.levels[roi.int_mask], roi.n_levels
     x = np.asarray(levels, dtype=np.float64)
     stats = summary(x)
     hist = np.bincount(levels.astype(np.int64), minlength=n_levels + 1)[1 : n_levels + 1].astype(np.float64)
@@ -29,4 +34,7 @@ def compute(levels: np.ndarray, n_levels: int) -> list[tuple[str, float]]:
     order = ["mean", "var", "skew", "kurt", "median", "min", "p10", "p90", "max", "mode", "iqr", "range",
              "mad", "rmad", "medad", "cov", "qcod", "entropy", "uniformity", "max.grad", "max.grad.gl",
              "min.grad", "min.grad.gl"]
-    return [(f"ih.{name}", float(stats[name])) for name in order]
+    return [(f"ih.{name}", "", float(stats[name])) for name in order]
+
+
+FAMILY = Family("intensity_histogram", prefix="ih", compute=compute, needs_discretisation=True)

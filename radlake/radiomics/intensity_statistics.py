@@ -9,6 +9,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from radlake.radiomics.aggregation import Rows
+from radlake.radiomics.family import Family, FamilyInputs
+from radlake.radiomics.settings import RadiomicsSettings
+
 # beyond this many distinct integer values per value, sorting is cheaper than counting
 _COUNTING_RANGE_PER_VALUE = 4
 
@@ -97,8 +101,11 @@ def summary(x: np.ndarray) -> dict[str, float]:
     }
 
 
-def compute(values: np.ndarray) -> list[tuple[str, float]]:
-    stats = summary(np.asarray(values, dtype=np.float64))
+def compute(inputs: FamilyInputs, settings: RadiomicsSettings) -> Rows:
+    stats = summary(np.asarray(inputs.values, dtype=np.float64))
     order = ["mean", "var", "skew", "kurt", "median", "min", "p10", "p90", "max", "iqr", "range", "mad", "rmad",
              "medad", "cov", "qcod", "energy", "rms"]
-    return [(f"stat.{name}", float(stats[name])) for name in order]
+    return [(f"stat.{name}", "", float(stats[name])) for name in order]
+
+
+FAMILY = Family("intensity_statistics", prefix="stat", compute=compute)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from radlake.radiomics.settings import Discretisation
+from radlake.radiomics.aggregation import Rows
+from radlake.radiomics.family import Family, FamilyInputs
+from radlake.radiomics.settings import Discretisation, RadiomicsSettings
 
 
 def ivh_values_and_grid(values: np.ndarray, settings: Discretisation,
@@ -37,8 +39,9 @@ def ivh_values_and_grid(values: np.ndarray, settings: Discretisation,
     return np.minimum(levels, n), np.arange(1, n + 1, dtype=np.float64)
 
 
-def compute(values: np.ndarray, grid: np.ndarray) -> list[tuple[str, float]]:
-    """``values``: (discretised) intensities in the ROI; ``grid``: the sorted levels of G."""
+def compute(inputs: FamilyInputs, settings: RadiomicsSettings) -> Rows:
+    """IVH features of the ROI intensities, discretised by ``settings.ivh_discretisation`` on its grid G."""
+    values, grid = ivh_values_and_grid(inputs.values, settings.ivh_discretisation, settings.resegmentation.range)
     x = np.asarray(values, dtype=np.float64)
     grid = np.asarray(grid, dtype=np.float64)
     sorted_x = np.sort(x)
@@ -59,11 +62,14 @@ def compute(values: np.ndarray, grid: np.ndarray) -> list[tuple[str, float]]:
     i10, i90 = intensity_at(0.10), intensity_at(0.90)
     auc = float(np.trapezoid(nu, gamma)) if grid.size > 1 else 0.0
     return [
-        ("ivh.v10", v10),
-        ("ivh.v90", v90),
-        ("ivh.i10", i10),
-        ("ivh.i90", i90),
-        ("ivh.v10minusv90", v10 - v90),
-        ("ivh.i10minusi90", i10 - i90),
-        ("ivh.auc", auc),
+        ("ivh.v10", "", v10),
+        ("ivh.v90", "", v90),
+        ("ivh.i10", "", i10),
+        ("ivh.i90", "", i90),
+        ("ivh.v10minusv90", "", v10 - v90),
+        ("ivh.i10minusi90", "", i10 - i90),
+        ("ivh.auc", "", auc),
     ]
+
+
+FAMILY = Family("intensity_volume_histogram", prefix="ivh", compute=compute)

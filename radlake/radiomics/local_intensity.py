@@ -10,6 +10,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from radlake.radiomics.aggregation import Rows
+from radlake.radiomics.family import Family, FamilyInputs
+from radlake.radiomics.settings import RadiomicsSettings
+
 RADIUS_MM = (3.0 / (4.0 * np.pi)) ** (1.0 / 3.0) * 10.0
 
 
@@ -31,8 +35,13 @@ def peak_means(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float,
     return total / np.round(count)
 
 
-def compute(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float]) -> list[tuple[str, float]]:
-    means = peak_means(image, mask, spacing)
+def compute(inputs: FamilyInputs, settings: RadiomicsSettings) -> Rows:
+    image, mask = inputs.image, inputs.int_mask
+    means = peak_means(image, mask, inputs.spacing)
     roi_values = image[mask]
     local = means[mask & (image == roi_values.max())].max()
-    return [("loc.peak.local", float(local)), ("loc.peak.global", float(means[mask].max()))]
+    return [("loc.peak.local", "", float(local)), ("loc.peak.global", "", float(means[mask].max()))]
+
+
+# the only family that reads beyond the ROI: the sphere around each voxel
+FAMILY = Family("local_intensity", prefix="loc", compute=compute, margin_mm=RADIUS_MM)

@@ -35,9 +35,12 @@ import numpy as np
 from scipy import fft, spatial, special
 from skimage import measure
 
+from radlake.radiomics.aggregation import Rows
 from radlake.radiomics.convex_hull import hull_faces, hull_measures
+from radlake.radiomics.family import Family, FamilyInputs
 from radlake.radiomics.geometry import roi_box
 from radlake.radiomics.kernels import column_end_corners, mask_moments, mesh_sums
+from radlake.radiomics.settings import RadiomicsSettings
 
 
 def mesh(mask: np.ndarray, spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -176,18 +179,13 @@ def moran_geary_grid(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, 
     return n / w_sum * cross / ss, (n - 1) * geary / (2 * w_sum * ss)
 
 
-def compute(
-    image: np.ndarray,
-    morph_mask: np.ndarray,
-    int_mask: np.ndarray,
-    spacing: tuple[float, float, float],
-    max_pair_voxels: int,
-) -> list[tuple[str, float]]:
+def compute(inputs: FamilyInputs, settings: RadiomicsSettings) -> Rows:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return _compute(image, morph_mask, int_mask, spacing, max_pair_voxels)
+        return _compute(inputs.image, inputs.morph_mask, inputs.int_mask, inputs.spacing,
+                        settings.moran_geary_max_voxels)
 
 
-def _compute(image, morph_mask, int_mask, spacing, max_pair_voxels) -> list[tuple[str, float]]:
+def _compute(image, morph_mask, int_mask, spacing, max_pair_voxels) -> Rows:
     """Degenerate ROIs (flat, linear) give NaN or inf where a ratio has a zero denominator."""
     spacing = tuple(float(s) for s in spacing)
     # every morphological feature is translation invariant: work on the morphological mask's box
@@ -242,4 +240,7 @@ def _compute(image, morph_mask, int_mask, spacing, max_pair_voxels) -> list[tupl
     if max_pair_voxels is None or n_int <= max_pair_voxels:
         moran, geary = moran_geary_grid(image, int_mask, spacing)
         rows += [("morph.moran.i", moran), ("morph.geary.c", geary)]
-    return [(tag, float(value)) for tag, value in rows]
+    return [(tag, "", float(value)) for tag, value in rows]
+
+
+FAMILY = Family("morphology", prefix="morph", compute=compute)

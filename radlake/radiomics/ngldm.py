@@ -10,7 +10,9 @@ import numpy as np
 
 from radlake.radiomics import aggregation, kernels, matrix_statistics
 from radlake.radiomics.backend import Backend
+from radlake.radiomics.family import Family, FamilyInputs
 from radlake.radiomics.neighbourhood import centre, neighbours, shifted
+from radlake.radiomics.settings import RadiomicsSettings
 
 NAMES = {
     "short": "ngl.lde",
@@ -75,10 +77,15 @@ def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return matrix_statistics.named(matrix_statistics.statistics(mats["ngldm"], mats["n_voxels"]), NAMES)
 
 
-def compute(backend: Backend, padded, width: int, n_levels: int, distance: int, alpha: int, dims):
+def compute(inputs: FamilyInputs, settings: RadiomicsSettings) -> aggregation.Rows:
+    roi, backend, dims = inputs.discretised, inputs.backend, settings.aggregations
+    distance, alpha = settings.texture.distance, settings.texture.ngldm_alpha
     per_slice = volume = None
     if "2D" in dims or "2.5D" in dims:
-        per_slice = matrices(backend, padded, width, n_levels, distance, alpha, in_slice=True)
+        per_slice = matrices(backend, roi.padded, roi.width, roi.n_levels, distance, alpha, in_slice=True)
     if "3D" in dims:
-        volume = matrices(backend, padded, width, n_levels, distance, alpha, in_slice=False)
+        volume = matrices(backend, roi.padded, roi.width, roi.n_levels, distance, alpha, in_slice=False)
     return aggregation.slice_wise(features, per_slice, volume)
+
+
+FAMILY = Family("ngldm", prefix="ngl", compute=compute, needs_discretisation=True)

@@ -12,7 +12,9 @@ import numpy as np
 
 from radlake.radiomics import aggregation, kernels
 from radlake.radiomics.backend import Backend
+from radlake.radiomics.family import Family, FamilyInputs
 from radlake.radiomics.neighbourhood import centre, neighbours, shifted
+from radlake.radiomics.settings import RadiomicsSettings
 
 
 def matrices(backend: Backend, padded, width: int, n_levels: int, distance: int, in_slice: bool):
@@ -81,10 +83,14 @@ def features(mats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         }
 
 
-def compute(backend: Backend, padded, width: int, n_levels: int, distance: int, dims) -> aggregation.Rows:
+def compute(inputs: FamilyInputs, settings: RadiomicsSettings) -> aggregation.Rows:
+    roi, backend, distance, dims = inputs.discretised, inputs.backend, settings.texture.distance, settings.aggregations
     per_slice = volume = None
     if "2D" in dims or "2.5D" in dims:
-        per_slice = matrices(backend, padded, width, n_levels, distance, in_slice=True)
+        per_slice = matrices(backend, roi.padded, roi.width, roi.n_levels, distance, in_slice=True)
     if "3D" in dims:
-        volume = matrices(backend, padded, width, n_levels, distance, in_slice=False)
+        volume = matrices(backend, roi.padded, roi.width, roi.n_levels, distance, in_slice=False)
     return aggregation.slice_wise(features, per_slice, volume)
+
+
+FAMILY = Family("ngtdm", prefix="ngt", compute=compute, needs_discretisation=True)
