@@ -1,30 +1,32 @@
-"""The byte-level path: Table E.1-1 applied to the encoded Part-10 stream, without building pydicom datasets.
+"""The byte path: Table E.1-1 applied to the encoded Part-10 stream, without building pydicom datasets.
 
-For the common input — Explicit VR Little Endian, well-formed, ASCII text — the engine does not parse
-the file into a pydicom :class:`~pydicom.dataset.Dataset` and encode a new one. It walks the encoded
-data elements once (:func:`parse`), validates what :func:`radlake.dicom_io.read_part10` and the
+For the common input — Explicit VR Little Endian, well-formed, ASCII text — the pipeline does not parse
+the file into a pydicom :class:`~pydicom.dataset.Dataset` and encode a new one. This path walks the
+encoded data elements once (:func:`parse`), validates what :func:`radlake.dicom_io.read_part10` and the
 burned-in guard validate, collects the input's identifying values from the elements the profile acts on
 (:func:`identifiers`), and writes the output by copying every kept element's bytes as they are (the
 pixel data among them) and encoding only the elements the profile replaces (:func:`rewrite`).
+:func:`prepare` and :func:`finish` are its side of :class:`radlake.deid.path_interface.DeidPath`.
 
-The decisions are the ones of the dataset path (:mod:`radlake.deid.actions`,
-:mod:`radlake.deid.verification`): the same actions, the same tokens, the same replacement values and
-padding, new file meta, sequences and items written with defined lengths, elements in tag order. A
+The decisions are the ones of the dataset path (:mod:`radlake.deid.dataset_path`,
+:mod:`radlake.deid.verification`), most of them made by the same code
+(:mod:`radlake.deid.instance_context`): the same actions, the same tokens, the same replacement values
+and padding, new file meta, sequences and items written with defined lengths, elements in tag order. A
 kept element keeps its original encoding instead of pydicom's re-encoding of it, so an output may differ
 from the dataset path's in the padding of kept values; pydicom reads both the same.
 
 Anything this path does not handle exactly raises :class:`Unsupported` before a byte is written, and
-the engine takes the dataset path for that instance: other transfer syntaxes, non-ASCII text, ``UN``
-elements whose VR pydicom would look up, odd or truncated lengths, elements out of order, elements
-after the pixel data, DICOMDIR, and every case that ends in quarantine (missing UIDs, short pixel data,
-burned-in annotation), so that the reason is found by the same code as before.
+the dataset path takes that instance: other transfer syntaxes, non-ASCII text, ``UN`` elements whose
+VR pydicom would look up, odd or truncated lengths, elements out of order, elements after the pixel
+data, DICOMDIR, and every case that ends in quarantine (missing UIDs, short pixel data, burned-in
+annotation), so that the reason is found by the dataset path's code.
 """
 
 from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,36 +35,34 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
-from radlake.deid.actions import (
-    DUMMY_BY_VR,
-    DUMMY_TEXT,
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
-    method_elements,
-    shift_date,
-)
 from radlake.deid.burned_in import HIGH_RISK_MODALITIES, HIGH_RISK_SOP_CLASSES
 from radlake.deid.confidentiality_profile import Action, Option, Profile, Rules
-from radlake.deid.pseudonyms import (
-    date_offset_from_digest,
-    date_offset_message,
-    patient_message,
-    pseudonym_from_digest,
-    uid_from_digest,
-    uid_message,
+from radlake.deid.instance_context import (
+    CLEANED_TEXT_VRS,
+    DUMMY_BY_VR,
+    DUMMY_TEXT,
+    InstanceContext,
+    build_hmac_messages,
+    choose_provider,
+    file_meta_elements,
+    method_elements,
+    pseudonym_and_offset,
+    retains_safe_private,
+    safe_private,
 )
+from radlake.deid.instance_result import InstanceResult
+from radlake.deid.path_interface import DEID_ERRORS, Prepared, Unsupported
 from radlake.deid.verification import (
-    _REMOVING,
-    _TEXT_VRS,
+    REMOVING_ACTIONS,
+    TEXT_VRS,
     Identifiers,
-    Tokens,
     descriptor_tags,
     kept_text_parts,
-    redact,
+    scan_bytes,
     tokens_from_parts,
     value_tokens,
 )
-from radlake.dicom_io import MEDIA_STORAGE_DIRECTORY
+from radlake.dicom_io import MEDIA_STORAGE_DIRECTORY, uid_values
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 PIXEL_DATA = 0x7FE00010
@@ -84,7 +84,6 @@ _SPLIT_STRIP_EACH = frozenset({"LO", "SH", "UC"})  # pydicom convert_text
 _SINGLE = frozenset({"LT", "ST", "UT"})  # pydicom convert_single_string
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _PAD_NUL = frozenset({"UI", "OB", "UN"})
-_TEXT_CLEANED = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "PN", "AE", "UR"})
 _DUMMY_PACKED = {"US": "<H", "SS": "<h", "UL": "<I", "SL": "<i", "UV": "<Q", "SV": "<q", "FL": "<f", "FD": "<d"}
 _VALID_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 
@@ -94,10 +93,6 @@ _TAG_LENGTH = struct.Struct("<HHI")
 _US = struct.Struct("<H")
 _UL = struct.Struct("<I")
 _PREAMBLE = b"\x00" * 128 + b"DICM"
-
-
-class Unsupported(Exception):
-    """This input is not one the byte-level path handles exactly; the dataset path takes it."""
 
 
 @dataclass(slots=True)
@@ -119,6 +114,35 @@ class Parsed:
     media_storage_sop_instance_uid: str | None
     elements: tuple[Element, ...]
     top: Mapping[int, Element]
+
+
+# ------------------------------------------------------------------------------------- path interface
+
+
+def prepare(data: bytes, rules: Rules, provider_override: str | None) -> Prepared[Parsed]:
+    """The instance parsed, with its provider, identifiers and MAC messages; :class:`Unsupported` otherwise."""
+    try:
+        parsed = parse(data)
+        provider = choose_provider(provider_override, lambda tag: _single(parsed.data, parsed.top.get(tag)))
+        found = identifiers(parsed, rules)
+        return Prepared(parsed, provider, found, hmac_messages(parsed, provider, found))
+    except DEID_ERRORS as err:
+        raise Unsupported(f"{type(err).__name__}: {err}") from err
+
+
+def finish(prepared: Prepared[Parsed], rules: Rules, digests: Mapping[bytes, bytes]) -> InstanceResult:
+    """The rewrite and the blocking scan; :class:`Unsupported` when the dataset path must take over."""
+    parsed = prepared.instance
+    try:
+        out = rewrite(parsed, rules, digests, prepared.provider, prepared.identifiers)
+    except DEID_ERRORS as err:
+        raise Unsupported(f"{type(err).__name__}: {err}") from err
+    uid = original_sop_instance_uid(parsed)
+    leaks = sorted({hit.token for hit in scan_bytes(out.header, prepared.identifiers.tokens)})
+    if leaks:
+        return InstanceResult.leaked(prepared.provider, uid, leaks)
+    return InstanceResult.released(prepared.provider, uid, out.parts,
+                                   f"{out.study_uid}/{out.series_uid}/{out.sop_uid}.dcm")
 
 
 # ---------------------------------------------------------------------------------------------- parse
@@ -298,17 +322,6 @@ def _validate(data: bytes, elements: tuple[Element, ...], top: Mapping[int, Elem
         raise Unsupported("code extensions")
 
 
-def provider_of(parsed: Parsed, override: str | None) -> str:
-    """As :func:`radlake.deid.actions.provider_of`, from the encoded elements."""
-    if override:
-        return override
-    for tag in (0x00100021, 0x00080080):  # Issuer of Patient ID, Institution Name
-        value = _single(parsed.data, parsed.top.get(tag)).strip()
-        if value:
-            return value
-    return "unknown"
-
-
 def original_sop_instance_uid(parsed: Parsed) -> str:
     return _single(parsed.data, parsed.top.get(0x00080018))
 
@@ -398,30 +411,20 @@ def _collect(data: bytes, elements: tuple[Element, ...], siblings: Mapping[int, 
                 _collect(data, item, None, rules, strong, weak, set() if removed else kept,
                          None if removed else uids, descriptors)
             continue
-        if action in _REMOVING or (action is Action.CLEAN and (vr == "DA" or vr == "DT")):
+        if action in REMOVING_ACTIONS or (action is Action.CLEAN and (vr == "DA" or vr == "DT")):
             value = _value(data, element) if vr in _STRING_VRS or vr in _BINARY_VRS else None
             (weak if tag in descriptors else strong).update(value_tokens(vr, value))
             if uids is not None and vr == "UI" and action in (Action.UID, Action.DUMMY):
-                uids.extend(_uids(value))
-        elif (action is None or action is Action.KEEP) and vr in _TEXT_VRS:
+                uids.extend(uid_values(value))
+        elif (action is None or action is Action.KEEP) and vr in TEXT_VRS:
             kept.update(kept_text_parts(data[element.value_start : element.end].decode("utf-8", "replace")))
 
 
-def _uids(value: object) -> Iterator[str]:
-    for item in value if isinstance(value, list) else (value,):
-        text = str(item or "").strip().rstrip("\x00")
-        if text:
-            yield text
-
-
-def hmac_messages(parsed: Parsed, rules: Rules, provider: str, found: Identifiers) -> list[bytes]:
-    """As :func:`radlake.deid.actions.hmac_messages`."""
-    pid = patient_id(parsed)
-    messages = [patient_message(provider, pid), date_offset_message(provider, pid)]
-    messages += [uid_message(uid) for uid in found.uids]
-    if parsed.media_storage_sop_instance_uid is not None:
-        messages += [uid_message(uid) for uid in _uids(_split_ui(parsed.media_storage_sop_instance_uid))]
-    return messages
+def hmac_messages(parsed: Parsed, provider: str, found: Identifiers) -> list[bytes]:
+    """As :func:`radlake.deid.dataset_path.hmac_messages`, from the encoded elements."""
+    media_uid = parsed.media_storage_sop_instance_uid
+    media_uids = uid_values(_split_ui(media_uid)) if media_uid is not None else ()
+    return build_hmac_messages(provider, patient_id(parsed), found.uids, media_uids)
 
 
 def _split_ui(text: str) -> str | list[str]:
@@ -430,16 +433,6 @@ def _split_ui(text: str) -> str | list[str]:
 
 
 # -------------------------------------------------------------------------------------------- rewrite
-
-
-@dataclass(frozen=True)
-class _Context:
-    data: bytes
-    rules: Rules
-    digests: Mapping[bytes, bytes]
-    pseudonym: str
-    offset_days: int
-    tokens: Tokens
 
 
 @dataclass(frozen=True)
@@ -453,16 +446,12 @@ class Rewritten:
 
 def rewrite(parsed: Parsed, rules: Rules, digests: Mapping[bytes, bytes], provider: str,
             found: Identifiers) -> Rewritten:
-    """The de-identified Part-10 bytes, as :func:`radlake.deid.actions.deidentify` and the encoder make them."""
-    pid = patient_id(parsed)
-    ctx = _Context(
-        parsed.data, rules, digests, pseudonym_from_digest(digests[patient_message(provider, pid)]),
-        date_offset_from_digest(digests[date_offset_message(provider, pid)], rules.profile.max_date_shift_days),
-        found.tokens,
-    )
+    """The de-identified Part-10 bytes, as :func:`radlake.deid.dataset_path.deidentify` and the encoder make them."""
+    ctx = InstanceContext(rules, digests, *pseudonym_and_offset(rules, digests, provider, patient_id(parsed)),
+                          found.tokens)
     uids: dict[int, str] = {}
-    chunks = _transform(parsed.elements, parsed.top, ctx, uids)
-    for tag, chunk in _method_chunks(rules):
+    chunks = _transform(parsed.data, parsed.elements, parsed.top, ctx, uids)
+    for tag, chunk in _encoded_method_elements(rules.profile.name, rules.profile.options):
         chunks[tag] = chunk
     pixel = chunks.pop(PIXEL_DATA, None)
     if pixel is None or max(chunks) > PIXEL_DATA:
@@ -480,10 +469,9 @@ def rewrite(parsed: Parsed, rules: Rules, digests: Mapping[bytes, bytes], provid
     return Rewritten((header, pixel), header, study, series, sop_instance)
 
 
-def _transform(elements: tuple[Element, ...], siblings: Mapping[int, Element] | None, ctx: _Context,
-               uids: dict[int, str] | None) -> dict[int, bytes | memoryview]:
+def _transform(data: bytes, elements: tuple[Element, ...], siblings: Mapping[int, Element] | None,
+               ctx: InstanceContext, uids: dict[int, str] | None) -> dict[int, bytes | memoryview]:
     """Encoded output elements by tag; ``uids`` receives the top level's output UID values."""
-    data = ctx.data
     rules = ctx.rules
     view = memoryview(data)
     out: dict[int, bytes | memoryview] = {}
@@ -503,38 +491,38 @@ def _transform(elements: tuple[Element, ...], siblings: Mapping[int, Element] | 
             if uids is not None and vr == "UI":
                 uids[tag] = _text(data, element).rstrip("\x00 ")
             continue
-        encoded = _apply(element, action, ctx, uids)
+        encoded = _apply(data, element, action, ctx, uids)
         if encoded is not None:
             out[tag] = encoded
-    if private and rules.private is Action.CLEAN and rules.safe_private:
-        out.update(_safe_private(private, siblings or {e.tag: e for e in elements}, ctx))
+    if private and retains_safe_private(rules):
+        out.update(_safe_private(data, private, siblings or {e.tag: e for e in elements}, rules))
     return out
 
 
-def _apply(element: Element, action: Action | None, ctx: _Context, uids: dict[int, str] | None) -> bytes | None:
+def _apply(data: bytes, element: Element, action: Action | None, ctx: InstanceContext,
+           uids: dict[int, str] | None) -> bytes | None:
     tag, vr = element.tag, element.vr
     if vr == "SQ":
         if action is Action.ZERO:
             return _encode(tag, vr, b"")
         items = []
         for item in element.items or ():
-            encoded = b"".join(chunk for _, chunk in sorted(_transform(item, None, ctx, None).items()))
+            encoded = b"".join(chunk for _, chunk in sorted(_transform(data, item, None, ctx, None).items()))
             items.append(_TAG_LENGTH.pack(0xFFFE, 0xE000, len(encoded)) + encoded)
         return _encode(tag, vr, b"".join(items))
-    data = ctx.data
     if action is Action.ZERO:
         return _encode(tag, vr, b"")
     if action is Action.UID or (action is Action.DUMMY and vr == "UI"):
         if vr != "UI":
             raise Unsupported(f"U on VR {vr}")
-        mapped = [uid_from_digest(ctx.digests[uid_message(uid)]) for uid in _uids(_value(data, element))]
+        mapped = ctx.new_uids(uid_values(_value(data, element)))
         if uids is not None and len(mapped) == 1:
             uids[tag] = mapped[0]
         elif uids is not None:
             uids.pop(tag, None)
         return _encode_strings(tag, vr, mapped)
     if action is Action.PSEUDONYM:
-        if vr not in _TEXT_CLEANED or vr == "AE":
+        if vr not in CLEANED_TEXT_VRS or vr == "AE":
             raise Unsupported(f"P on VR {vr}")
         return _encode_strings(tag, vr, [ctx.pseudonym])
     if action is Action.DUMMY:
@@ -550,13 +538,10 @@ def _apply(element: Element, action: Action | None, ctx: _Context, uids: dict[in
     if action is Action.CLEAN:
         if vr == "DA" or vr == "DT":
             value = _value(data, element)
-            values = value if isinstance(value, list) else [value]
-            shifted = [s for s in (shift_date(str(v or ""), ctx.offset_days) for v in values) if s]
-            return _encode_strings(tag, vr, shifted)
-        if vr in _TEXT_CLEANED:
+            return _encode_strings(tag, vr, ctx.shifted_dates(value if isinstance(value, list) else [value]))
+        if vr in CLEANED_TEXT_VRS:
             value = _value(data, element)
-            values = value if isinstance(value, list) else [value]
-            return _encode_strings(tag, vr, [redact(str(v or ""), ctx.tokens) for v in values])
+            return _encode_strings(tag, vr, ctx.cleaned_texts(value if isinstance(value, list) else [value]))
     # C on other VRs and K/None (private elements on the allow-list) keep the element
     if uids is not None and vr == "UI":
         uids[tag] = _text(data, element).rstrip("\x00 ")
@@ -581,38 +566,28 @@ def _encode(tag: int, vr: str, value: bytes) -> bytes:
     return _HEADER_2.pack(tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value
 
 
-def _safe_private(private: list[Element], siblings: Mapping[int, Element], ctx: _Context) -> dict[int, bytes]:
-    """As :func:`radlake.deid.actions._safe_private`: allow-listed private elements with their creators."""
-    data = ctx.data
-    kept: dict[int, bytes] = {}
-    for element in private:
-        group, number = element.tag >> 16, element.tag & 0xFFFF
-        block = number >> 8
-        if number < 0x1000 or block < 0x10:
-            continue
-        creator = siblings.get(group << 16 | block)
-        if creator is None:
-            continue
+def _safe_private(data: bytes, private: list[Element], siblings: Mapping[int, Element],
+                  rules: Rules) -> dict[int, bytes]:
+    """Allow-listed private elements with their creators, as the dataset path keeps them."""
+
+    def creator_name(creator: Element, element: Element) -> str:
         if creator.vr not in ("LO", "UN") or element.vr in ("SQ", "UN"):
             raise Unsupported("allow-listed private element or creator of this VR")
-        name = _single(data, creator).strip()
-        if (group, name, number & 0xFF) in ctx.rules.safe_private:
-            kept[creator.tag] = bytes(data[creator.start : creator.end])
-            kept[element.tag] = bytes(data[element.start : element.end])
+        return _single(data, creator).strip()
+
+    kept: dict[int, bytes] = {}
+    for _, creator, element in safe_private(rules, ((e.tag, e) for e in private), siblings.get, creator_name):
+        kept[creator.tag] = bytes(data[creator.start : creator.end])
+        kept[element.tag] = bytes(data[element.start : element.end])
     return kept
-
-
-def _method_chunks(rules: Rules) -> list[tuple[int, bytes]]:
-    """The encoded PatientIdentityRemoved, DeidentificationMethod(+CodeSequence), temporal flag."""
-    return _encoded_method_elements(rules.profile.name, rules.profile.options)
 
 
 @lru_cache(maxsize=16)
 def _encoded_method_elements(name: str, options: frozenset[Option]) -> list[tuple[int, bytes]]:
-    """Encoded once per profile by pydicom's writer, exactly as the dataset path writes them."""
+    """PatientIdentityRemoved, DeidentificationMethod(+CodeSequence) and the temporal flag, encoded once
+    per profile by pydicom's writer, exactly as the dataset path writes them."""
     ds = Dataset()
-    for element in method_elements(Rules({}, Action.REMOVE, Action.REMOVE, Action.REMOVE, frozenset(),
-                                         Profile(name=name, options=options))):
+    for element in method_elements(Profile(name=name, options=options)):
         ds.add(element)
     fp = DicomBytesIO()
     fp.is_little_endian, fp.is_implicit_VR = True, False
@@ -623,13 +598,8 @@ def _encoded_method_elements(name: str, options: frozenset[Option]) -> list[tupl
 
 
 def _file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
-    elements = [
-        _encode(0x00020001, "OB", b"\x00\x01"),
-        _encode_strings(0x00020002, "UI", [sop_class]),
-        _encode_strings(0x00020003, "UI", [sop_instance]),
-        _encode_strings(0x00020010, "UI", [transfer_syntax]),
-        _encode_strings(0x00020012, "UI", [IMPLEMENTATION_CLASS_UID]),
-        _encode_strings(0x00020013, "SH", [IMPLEMENTATION_VERSION_NAME]),
-    ]
-    body = b"".join(elements)
+    body = b"".join(
+        _encode(tag, vr, value) if isinstance(value, bytes) else _encode_strings(tag, vr, [str(value)])
+        for tag, vr, value in file_meta_elements(sop_class, sop_instance, transfer_syntax)
+    )
     return _encode(0x00020000, "UL", _UL.pack(len(body))) + body

@@ -1,6 +1,12 @@
-"""Applying Table E.1-1 actions to a dataset: a pure function from (dataset, rules, MACs) to a new dataset.
+"""The dataset path: an instance read into a pydicom dataset, Table E.1-1 applied, encoded by pydicom.
 
-Two steps, so that the keyed-HMAC service can be called once for many instances:
+It takes every instance: those the byte path (:mod:`radlake.deid.byte_path`) leaves to it, and all
+of them when the byte path is off. :func:`prepare` reads and validates the input
+(:func:`radlake.dicom_io.read_part10`, the burned-in guard), :func:`finish` de-identifies, encodes and
+runs the blocking verification scan (:mod:`radlake.deid.verification`).
+
+De-identification itself is a pure function from (dataset, rules, MACs) to a new dataset, in two
+steps so that the keyed-HMAC service can be called once for many instances:
 
 1. :func:`hmac_messages` lists every message whose MAC the instance needs (patient pseudonym, date
    offset, every UID under action ``U``), from one walk over the input
@@ -13,65 +19,49 @@ The table applies at every nesting level: sequences are recursed into unless the
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from collections.abc import Mapping
+import io
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import pydicom
 from pydicom import config
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
-from radlake.deid.confidentiality_profile import (
-    BASIC_PROFILE_CODE,
-    OPTION_CODES,
-    STANDARD_EDITION,
-    TABLE_VERSION,
-    Action,
-    Option,
-    Rules,
+from radlake import dicom_io
+from radlake.deid.burned_in import check_burned_in
+from radlake.deid.confidentiality_profile import Action, Rules
+from radlake.deid.instance_context import (
+    CLEANED_TEXT_VRS,
+    DUMMY_BY_VR,
+    DUMMY_TEXT,
+    MEDIA_STORAGE_SOP_INSTANCE_UID,
+    InstanceContext,
+    build_hmac_messages,
+    choose_provider,
+    file_meta_elements,
+    method_elements,
+    pseudonym_and_offset,
+    retains_safe_private,
+    safe_private,
 )
-from radlake.deid.pseudonyms import (
-    date_offset_from_digest,
-    date_offset_message,
-    patient_message,
-    pseudonym_from_digest,
-    uid_from_digest,
-    uid_message,
+from radlake.deid.instance_result import InstanceResult, Status
+from radlake.deid.path_interface import DEID_ERRORS, Prepared
+from radlake.deid.verification import (
+    TEXT_VRS,
+    Identifiers,
+    Tokens,
+    collect_identifiers,
+    header_bytes,
+    scan_bytes,
+    scan_dataset,
 )
-from radlake.deid.verification import Identifiers, Tokens, collect_identifiers, redact
 from radlake.dicom_io import element_vr, uid_values
-
-IMPLEMENTATION_CLASS_UID = "2.25.160473389270128463755431358720893471771"
-IMPLEMENTATION_VERSION_NAME = "RADLAKE_DEID_1"
-MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
-
-TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "PN", "AE", "UR", "CS"})
-DUMMY_TEXT = "ANONYMIZED"
-DUMMY_BY_VR: Mapping[str, object] = {
-    "DA": "19000101",
-    "TM": "000000",
-    "DT": "19000101000000",
-    "AS": "000Y",
-    "IS": "0",
-    "DS": "0",
-    "US": 0,
-    "SS": 0,
-    "UL": 0,
-    "SL": 0,
-    "UV": 0,
-    "SV": 0,
-    "FL": 0.0,
-    "FD": 0.0,
-    "AT": 0,
-    "OB": b"\x00\x00",
-    "OW": b"\x00\x00",
-    "UN": b"\x00\x00",
-}
-_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})")
 
 
 @dataclass(frozen=True)
@@ -82,36 +72,85 @@ class Deidentified:
     pseudonym: str
 
 
-def provider_of(ds: Dataset, override: str | None) -> str:
-    """The provider that issued the patient ID: given explicitly, else Issuer of Patient ID, else institution."""
-    if override:
-        return override
-    for keyword in ("IssuerOfPatientID", "InstitutionName"):
-        value = str(ds.get(keyword, "") or "").strip()
-        if value:
-            return value
-    return "unknown"
+def prepare(data: bytes, rules: Rules, provider_override: str | None) -> Prepared[Dataset] | InstanceResult:
+    """The instance read, with its provider, identifiers and MAC messages; else why it is not released."""
+    fallback_provider = provider_override or "unknown"
+    read = dicom_io.read_part10(data)
+    if not read.ok:
+        uid = str(read.dataset.get("SOPInstanceUID", "")) if read.dataset is not None else dicom_io.sop_instance_uid(data)
+        return InstanceResult(Status.QUARANTINED, fallback_provider, read.reason, read.message, uid or None)
+    ds = read.dataset
+    assert ds is not None
+    if dicom_io.is_dicomdir(ds):
+        return InstanceResult(Status.SKIPPED, fallback_provider, "DICOMDIR", "directory index, not an instance")
+    provider = choose_provider(provider_override, lambda tag: str(ds.get(keyword_for_tag(tag), "") or ""))
+    uid = str(ds.SOPInstanceUID)
+    ok, reason = check_burned_in(ds)
+    if not ok:
+        return InstanceResult(Status.QUARANTINED, provider, reason, "burned-in annotation guard", uid)
+    try:
+        identifiers = collect_identifiers(ds, rules)
+        messages = hmac_messages(ds, rules, provider, identifiers)
+    except DEID_ERRORS as err:
+        return InstanceResult.failed(provider, uid, err)
+    return Prepared(ds, provider, identifiers, messages)
+
+
+def finish(prepared: Prepared[Dataset], rules: Rules, digests: Mapping[bytes, bytes]) -> InstanceResult:
+    """De-identify, encode and verify; failures quarantine the instance."""
+    ds = prepared.instance
+    uid = str(ds.SOPInstanceUID)
+    try:
+        result = deidentify(ds, rules, digests, prepared.provider, prepared.identifiers)
+        encoded = encode(result.dataset)
+    except DEID_ERRORS as err:
+        return InstanceResult.failed(prepared.provider, uid, err)
+    leaks = verify(result, encoded)
+    if leaks:
+        return InstanceResult.leaked(prepared.provider, uid, leaks)
+    return InstanceResult.released(prepared.provider, uid, (encoded,), output_path(result.dataset))
+
+
+def output_path(ds: Dataset) -> str:
+    """One folder per pseudonymous study and series."""
+    return f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
+
+
+def encode(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def verify(result: Deidentified, encoded: bytes) -> list[str]:
+    """The blocking scan: tokens of the input found in the output (raw bytes and trailing elements)."""
+    ds = result.dataset
+    pixel = ds.get(0x7FE00010)
+    length = len(pixel.value) if pixel is not None and isinstance(pixel.value, bytes) else None
+    hits = scan_bytes(header_bytes(encoded, length), result.tokens)
+    trailing = Dataset()
+    for elem in ds:
+        if int(elem.tag) > 0x7FE00010:
+            trailing.add(elem)
+    if len(trailing):
+        hits += scan_dataset(trailing, result.tokens)
+    return sorted({hit.token for hit in hits})
+
+
+def _patient_id(ds: Dataset) -> str:
+    return str(ds.get("PatientID", "") or "")
 
 
 def hmac_messages(ds: Dataset, rules: Rules, provider: str, identifiers: Identifiers | None = None) -> list[bytes]:
     """The messages whose keyed MACs :func:`deidentify` needs for this instance."""
     found = identifiers if identifiers is not None else collect_identifiers(ds, rules)
-    patient_id = str(ds.get("PatientID", "") or "")
-    messages = [patient_message(provider, patient_id), date_offset_message(provider, patient_id)]
-    messages += [uid_message(uid) for uid in found.uids]
     meta = getattr(ds, "file_meta", None)
+    media_uids: Iterable[str] = ()
     if meta is not None and MEDIA_STORAGE_SOP_INSTANCE_UID in meta:
-        messages += [uid_message(uid) for uid in uid_values(meta[MEDIA_STORAGE_SOP_INSTANCE_UID].value)]
-    return messages
-
-
-@dataclass(frozen=True)
-class _Context:
-    rules: Rules
-    digests: Mapping[bytes, bytes]
-    pseudonym: str
-    offset_days: int
-    tokens: Tokens
+        media_uids = uid_values(meta[MEDIA_STORAGE_SOP_INSTANCE_UID].value)
+    return build_hmac_messages(provider, _patient_id(ds), found.uids, media_uids)
 
 
 def deidentify(ds: Dataset, rules: Rules, digests: Mapping[bytes, bytes], provider: str,
@@ -120,21 +159,17 @@ def deidentify(ds: Dataset, rules: Rules, digests: Mapping[bytes, bytes], provid
 
     ``identifiers`` is what :func:`hmac_messages` worked from (computed again when not given).
     """
-    patient_id = str(ds.get("PatientID", "") or "")
-    pseudonym = pseudonym_from_digest(digests[patient_message(provider, patient_id)])
-    offset = date_offset_from_digest(
-        digests[date_offset_message(provider, patient_id)], rules.profile.max_date_shift_days
-    )
+    pseudonym, offset = pseudonym_and_offset(rules, digests, provider, _patient_id(ds))
     tokens = (identifiers if identifiers is not None else collect_identifiers(ds, rules)).tokens
-    ctx = _Context(rules, digests, pseudonym, offset, tokens)
+    ctx = InstanceContext(rules, digests, pseudonym, offset, tokens)
     out = _transform(ds, ctx)
-    for elem in method_elements(rules):
+    for elem in method_elements(rules.profile):
         out.add(elem)
     out.file_meta = _file_meta(ds, out)
     return Deidentified(out, tokens, provider, pseudonym)
 
 
-def _transform(ds: Dataset, ctx: _Context) -> Dataset:
+def _transform(ds: Dataset, ctx: InstanceContext) -> Dataset:
     """Elements the table keeps are carried over raw (no value conversion); the others are rebuilt."""
     out = Dataset()
     private: list[BaseTag] = []
@@ -159,7 +194,7 @@ def _transform(ds: Dataset, ctx: _Context) -> Dataset:
     return out
 
 
-def _apply(elem: DataElement, action: Action | None, ctx: _Context) -> DataElement | None:
+def _apply(elem: DataElement, action: Action | None, ctx: InstanceContext) -> DataElement | None:
     vr = elem.VR
     if action is Action.REMOVE:
         return None
@@ -172,16 +207,16 @@ def _apply(elem: DataElement, action: Action | None, ctx: _Context) -> DataEleme
     if action is Action.ZERO:
         return _new(elem.tag, vr, None if vr not in TEXT_VRS | {"DA", "TM", "DT", "UI", "AS"} else "")
     if action is Action.UID or (action is Action.DUMMY and vr == "UI"):
-        return _new(elem.tag, vr, _map_uids(elem.value, ctx))
+        return _new(elem.tag, vr, _one_or_list(ctx.new_uids(uid_values(elem.value))))
     if action is Action.PSEUDONYM:
         return _new(elem.tag, vr, ctx.pseudonym)
     if action is Action.DUMMY:
         return _new(elem.tag, vr, DUMMY_BY_VR.get(vr, DUMMY_TEXT))
     # Action.CLEAN
     if vr in ("DA", "DT"):
-        return _new(elem.tag, vr, _shift_dates(elem.value, ctx.offset_days, vr))
-    if vr in TEXT_VRS and vr != "CS":
-        return _new(elem.tag, vr, _clean_text(elem.value, ctx.tokens))
+        return _new(elem.tag, vr, _shift_dates(elem.value, ctx, vr))
+    if vr in CLEANED_TEXT_VRS:
+        return _new(elem.tag, vr, _clean_text(elem.value, ctx))
     return elem
 
 
@@ -190,97 +225,45 @@ def _new(tag: BaseTag, vr: str, value: object) -> DataElement:
     return DataElement(tag, vr, value, validation_mode=config.IGNORE)
 
 
-def _map_uids(value: object, ctx: _Context) -> str | list[str]:
-    mapped = [uid_from_digest(ctx.digests[uid_message(uid)]) for uid in uid_values(value)]
-    return mapped[0] if len(mapped) == 1 else mapped
+def _one_or_list(values: list[str]) -> str | list[str]:
+    return values[0] if len(values) == 1 else values
 
 
-def shift_date(value: str, days: int) -> str:
-    """``YYYYMMDD`` (or a DT starting with one) moved back ``days``; anything else becomes empty."""
-    text = value.strip()
-    match = _DATE.match(text)
-    if match is None:
-        return ""
-    try:
-        date = dt.date(int(match[1]), int(match[2]), int(match[3])) - dt.timedelta(days=days)
-    except (ValueError, OverflowError):
-        return ""
-    return date.strftime("%Y%m%d") + text[8:]
-
-
-def _shift_dates(value: object, days: int, vr: str) -> str | list[str]:
-    values = value if isinstance(value, MultiValue | list | tuple) else [value]
-    shifted = [shift_date(str(v or ""), days) for v in values]
-    shifted = [s for s in shifted if s]
+def _shift_dates(value: object, ctx: InstanceContext, vr: str) -> str | list[str]:
+    shifted = ctx.shifted_dates(value if isinstance(value, MultiValue | list | tuple) else [value])
     if vr == "DA" or len(shifted) != 1:
         return shifted[0] if len(shifted) == 1 else (shifted or "")
     return shifted[0]
 
 
-def _clean_text(value: object, tokens: Tokens) -> str | list[str]:
+def _clean_text(value: object, ctx: InstanceContext) -> str | list[str]:
     if isinstance(value, MultiValue | list | tuple):
-        return [redact(str(v or ""), tokens) for v in value]
-    return redact(str(value or ""), tokens)
+        return ctx.cleaned_texts(value)
+    return ctx.cleaned_texts([value])[0]
 
 
-def _safe_private(ds: Dataset, private: list[BaseTag], ctx: _Context) -> list[DataElement]:
+def _safe_private(ds: Dataset, private: list[BaseTag], ctx: InstanceContext) -> list[DataElement]:
     """Private elements on the profile's allow-list (Retain Safe Private), with their creators."""
-    rules = ctx.rules
-    if rules.private is not Action.CLEAN or not rules.safe_private:
+    if not retains_safe_private(ctx.rules):
         return []
     kept: dict[int, DataElement] = {}
-    for tag in private:
-        elem = ds[tag]
-        group, element = elem.tag.group, elem.tag.element
-        block = element >> 8
-        if element < 0x1000 or block < 0x10:
-            continue
-        creator_tag = (group << 16) | block
-        creator = ds.get(creator_tag)
-        if creator is None:
-            continue
-        if (group, str(creator.value).strip(), element & 0xFF) in rules.safe_private:
-            new = _apply(elem, Action.KEEP, ctx)
-            if new is not None:
-                kept[creator_tag] = creator
-                kept[int(elem.tag)] = new
+    pairs = ((tag, ds[tag]) for tag in private)
+    for creator_tag, creator, elem in safe_private(ctx.rules, pairs, ds.get, _creator_name):
+        new = _apply(elem, Action.KEEP, ctx)
+        if new is not None:
+            kept[creator_tag] = creator
+            kept[int(elem.tag)] = new
     return [kept[tag] for tag in sorted(kept)]
 
 
-def method_elements(rules: Rules) -> list[DataElement]:
-    """PatientIdentityRemoved, DeidentificationMethod(+CodeSequence), LongitudinalTemporalInformationModified."""
-    options = rules.profile.options
-    method = [f"radlake {rules.profile.name}"[:64], f"PS3.15 {STANDARD_EDITION} Table E.1-1 ({TABLE_VERSION})"[:64]]
-    codes = [BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in sorted(options, key=lambda o: OPTION_CODES[o][0])]
-    items = []
-    for value, meaning in codes:
-        item = Dataset()
-        item.CodeValue = value
-        item.CodingSchemeDesignator = "DCM"
-        item.CodeMeaning = meaning
-        items.append(item)
-    if Option.RETAIN_LONGITUDINAL_FULL_DATES in options:
-        temporal = "UNMODIFIED"
-    elif Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in options:
-        temporal = "MODIFIED"
-    else:
-        temporal = "REMOVED"
-    return [
-        DataElement(0x00120062, "CS", "YES"),  # Patient Identity Removed
-        DataElement(0x00120063, "LO", method),  # De-identification Method
-        DataElement(0x00120064, "SQ", Sequence(items)),  # De-identification Method Code Sequence
-        DataElement(0x00280303, "CS", temporal),  # Longitudinal Temporal Information Modified
-    ]
+def _creator_name(creator: DataElement, _element: DataElement) -> str:
+    return str(creator.value).strip()
 
 
 def _file_meta(source: Dataset, out: Dataset) -> FileMetaDataset:
     """Fresh file meta: nothing from the source's meta but its transfer syntax."""
     meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = out.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
-    meta.TransferSyntaxUID = source.file_meta.TransferSyntaxUID
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    elements = file_meta_elements(out.SOPClassUID, out.SOPInstanceUID, source.file_meta.TransferSyntaxUID)
+    for tag, vr, value in elements:
+        meta.add_new(tag, vr, value)
     return meta
-

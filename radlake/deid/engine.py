@@ -1,234 +1,35 @@
-"""The de-identification engine: instances in, de-identified Part-10 bytes or a quarantine reason out.
+"""The de-identification engine's batch run: files, folders and archives in; output tree, quarantine and report out.
 
-Library entry points (used by the command and, later, by the NiFi edge flow):
-
-- :func:`deidentify_instances` — many Part-10 byte strings → one :class:`InstanceResult` each, with one
-  batched call to the pseudonymiser for all of them. No file system.
-- :func:`run` — files, folders and archives → output tree, quarantine and report, on N processes.
-
-Per instance: read and validate (:mod:`radlake.dicom_io`), burned-in guard, Table E.1-1 actions
-(:mod:`radlake.deid.actions`), encode, blocking verification scan (:mod:`radlake.deid.verification`).
-Duplicates are settled after all workers finish: identical bytes for the same SOP Instance UID are
-released once, differing bytes for one SOP Instance UID are all quarantined as a conflict.
+:func:`run` (used by ``radlake deid`` and the benchmarks) expands its inputs (:func:`expand`: folders
+recursively, archives extracted under limits), de-identifies them in batches of
+:data:`radlake.deid.pipeline.BATCH` on N processes, each batch with the per-instance pipeline
+(:func:`radlake.deid.pipeline.deidentify_instances`), and writes each released instance atomically.
+Duplicates are settled after all workers finish (:func:`settle_duplicates`): identical bytes for the
+same SOP Instance UID are released once, differing bytes for one SOP Instance UID are all quarantined
+as a conflict. The run ends with the quarantine records and ``report.json`` (:func:`build_report`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
+import json
 import os
 import shutil
 import sys
 import time
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
-from functools import cached_property
-from enum import StrEnum
 from pathlib import Path
 
-import pydicom
-from pydicom.dataset import Dataset
-
-from radlake import dicom_io
-from radlake.deid import archives, rewriter
-from radlake.deid.actions import Deidentified, deidentify, hmac_messages, provider_of
-from radlake.deid.burned_in import check_burned_in
+from radlake.deid import archives
 from radlake.deid.confidentiality_profile import STANDARD_EDITION, TABLE_VERSION, Profile, Rules, compile_rules
-from radlake.deid.errors import PseudonymError, QuarantineReason
+from radlake.deid.errors import QuarantineReason
+from radlake.deid.instance_result import Status
+from radlake.deid.pipeline import BATCH, deidentify_instances
 from radlake.deid.pseudonyms import Pseudonymiser, PseudonymiserSpec
 from radlake.deid.quarantine import QuarantineRecord, append_records, keep_original
-from radlake.deid.verification import Identifiers, collect_identifiers, header_bytes, scan_bytes, scan_dataset
-
-BATCH = 32
-DEID_ERRORS = dicom_io.PARSE_ERRORS + (ArithmeticError, LookupError)
-
-
-class Status(StrEnum):
-    DEIDENTIFIED = "deidentified"
-    QUARANTINED = "quarantined"
-    DUPLICATE = "duplicate"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True)
-class InstanceResult:
-    """What became of one input instance; ``encoded`` holds the de-identified Part-10 bytes.
-
-    The bytes are kept in pieces (``encoded_parts``: the header, then the pixel data as a view of the
-    input) and joined only when ``encoded`` is read; writing a file does not need to join them.
-    """
-
-    status: Status
-    provider: str
-    reason: str | None = None
-    message: str = ""
-    original_sop_uid: str | None = None
-    encoded_parts: tuple[bytes | memoryview, ...] | None = None
-    relative_path: str | None = None
-    verified: bool | None = None  # None: never reached the verification scan
-    leaks: tuple[str, ...] = ()
-
-    @cached_property
-    def encoded(self) -> bytes | None:
-        parts = self.encoded_parts
-        if parts is None:
-            return None
-        return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    dataset: Dataset
-    provider: str
-    identifiers: Identifiers
-    messages: list[bytes]
-
-
-@dataclass(frozen=True)
-class _PreparedBytes:
-    """An instance the byte-level path (:mod:`radlake.deid.rewriter`) takes."""
-
-    parsed: rewriter.Parsed
-    provider: str
-    identifiers: Identifiers
-    messages: list[bytes]
-
-
-# What the byte-level path raises on input it does not handle exactly: the dataset path takes it then.
-_BYTE_LEVEL_GIVES_UP = (rewriter.Unsupported, *DEID_ERRORS)
-
-
-def _prepare(data: bytes, rules: Rules, provider_override: str | None,
-             byte_level: bool = True) -> _Prepared | _PreparedBytes | InstanceResult:
-    if byte_level:
-        try:
-            parsed = rewriter.parse(data)
-            provider = rewriter.provider_of(parsed, provider_override)
-            found = rewriter.identifiers(parsed, rules)
-            return _PreparedBytes(parsed, provider, found, rewriter.hmac_messages(parsed, rules, provider, found))
-        except _BYTE_LEVEL_GIVES_UP:
-            pass
-    fallback_provider = provider_override or "unknown"
-    read = dicom_io.read_part10(data)
-    if not read.ok:
-        uid = str(read.dataset.get("SOPInstanceUID", "")) if read.dataset is not None else dicom_io.sop_instance_uid(data)
-        return InstanceResult(Status.QUARANTINED, fallback_provider, read.reason, read.message, uid or None)
-    ds = read.dataset
-    assert ds is not None
-    if dicom_io.is_dicomdir(ds):
-        return InstanceResult(Status.SKIPPED, fallback_provider, "DICOMDIR", "directory index, not an instance")
-    provider = provider_of(ds, provider_override)
-    uid = str(ds.SOPInstanceUID)
-    ok, reason = check_burned_in(ds)
-    if not ok:
-        return InstanceResult(Status.QUARANTINED, provider, reason, "burned-in annotation guard", uid)
-    try:
-        identifiers = collect_identifiers(ds, rules)
-        messages = hmac_messages(ds, rules, provider, identifiers)
-    except DEID_ERRORS as err:
-        return InstanceResult(Status.QUARANTINED, provider, QuarantineReason.DEID_FAILED, f"{type(err).__name__}: {err}", uid)
-    return _Prepared(ds, provider, identifiers, messages)
-
-
-def output_path(ds: Dataset) -> str:
-    """One folder per pseudonymous study and series."""
-    return f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
-
-
-def encode(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue()
-
-
-def verify(result: Deidentified, encoded: bytes) -> list[str]:
-    """The blocking scan: tokens of the input found in the output (raw bytes and trailing elements)."""
-    ds = result.dataset
-    pixel = ds.get(0x7FE00010)
-    length = len(pixel.value) if pixel is not None and isinstance(pixel.value, bytes) else None
-    hits = scan_bytes(header_bytes(encoded, length), result.tokens)
-    trailing = Dataset()
-    for elem in ds:
-        if int(elem.tag) > 0x7FE00010:
-            trailing.add(elem)
-    if len(trailing):
-        hits += scan_dataset(trailing, result.tokens)
-    return sorted({hit.token for hit in hits})
-
-
-def _finish(prepared: _Prepared, rules: Rules, digests: dict[bytes, bytes]) -> InstanceResult:
-    ds = prepared.dataset
-    uid = str(ds.SOPInstanceUID)
-    try:
-        result = deidentify(ds, rules, digests, prepared.provider, prepared.identifiers)
-        encoded = encode(result.dataset)
-    except DEID_ERRORS as err:
-        return InstanceResult(Status.QUARANTINED, prepared.provider, QuarantineReason.DEID_FAILED,
-                              f"{type(err).__name__}: {err}", uid)
-    leaks = verify(result, encoded)
-    if leaks:
-        return InstanceResult(Status.QUARANTINED, prepared.provider, QuarantineReason.VERIFICATION_FAILED,
-                              f"{len(leaks)} input PHI value(s) found in the output", uid, verified=False,
-                              leaks=tuple(leaks))
-    return InstanceResult(Status.DEIDENTIFIED, prepared.provider, None, "", uid, (encoded,),
-                          output_path(result.dataset), verified=True)
-
-
-def _finish_bytes(prepared: _PreparedBytes, rules: Rules, digests: dict[bytes, bytes]) -> InstanceResult | None:
-    """The byte-level rewrite and the same blocking scan; ``None`` when the dataset path must take over."""
-    try:
-        out = rewriter.rewrite(prepared.parsed, rules, digests, prepared.provider, prepared.identifiers)
-    except _BYTE_LEVEL_GIVES_UP:
-        return None
-    uid = rewriter.original_sop_instance_uid(prepared.parsed)
-    leaks = sorted({hit.token for hit in scan_bytes(out.header, prepared.identifiers.tokens)})
-    if leaks:
-        return InstanceResult(Status.QUARANTINED, prepared.provider, QuarantineReason.VERIFICATION_FAILED,
-                              f"{len(leaks)} input PHI value(s) found in the output", uid, verified=False,
-                              leaks=tuple(leaks))
-    return InstanceResult(Status.DEIDENTIFIED, prepared.provider, None, "", uid, out.parts,
-                          f"{out.study_uid}/{out.series_uid}/{out.sop_uid}.dcm", verified=True)
-
-
-def _digests(prepared: Iterable[object], pseudonymiser: Pseudonymiser, known: dict[bytes, bytes]) -> dict[bytes, bytes]:
-    messages = sorted({m for p in prepared if isinstance(p, _Prepared | _PreparedBytes) for m in p.messages} - known.keys())
-    if not messages:
-        return known
-    return {**known, **dict(zip(messages, pseudonymiser.hmac_many(messages), strict=True))}
-
-
-def deidentify_instances(
-    datas: Sequence[bytes], rules: Rules, pseudonymiser: Pseudonymiser, provider: str | None = None,
-    *, byte_level: bool = True,
-) -> list[InstanceResult]:
-    """De-identify many instances with one batched pseudonymiser call. Raises only :class:`PseudonymError`.
-
-    Instances the byte-level path (:mod:`radlake.deid.rewriter`) does not take go the dataset path;
-    those it gives up on while rewriting (rare) too, with a second pseudonymiser call for what that
-    path needs in addition. ``byte_level=False`` sends every instance the dataset path (comparisons).
-    """
-    prepared = [_prepare(data, rules, provider, byte_level) for data in datas]
-    digests = _digests(prepared, pseudonymiser, {})
-    results: list[InstanceResult | None] = [
-        p if isinstance(p, InstanceResult)
-        else _finish_bytes(p, rules, digests) if isinstance(p, _PreparedBytes)
-        else _finish(p, rules, digests)
-        for p in prepared
-    ]
-    retry = {i: _prepare(datas[i], rules, provider, byte_level=False) for i, r in enumerate(results) if r is None}
-    if retry:
-        digests = _digests(retry.values(), pseudonymiser, digests)
-        for i, p in retry.items():
-            results[i] = p if isinstance(p, InstanceResult) else _finish(p, rules, digests)  # type: ignore[arg-type]
-    return results  # type: ignore[return-value]
-
-
-# ---------------------------------------------------------------------------------------------- files
 
 
 @dataclass(frozen=True)
@@ -512,8 +313,6 @@ def build_report(outcomes: Sequence[Outcome], job: Job, pseudonymiser: Pseudonym
 
 
 def _json(report: dict[str, object]) -> str:
-    import json
-
     return json.dumps(report, indent=2, sort_keys=False) + "\n"
 
 
@@ -527,14 +326,11 @@ def default_progress(done: int, total: int) -> None:
 
 
 __all__ = [
-    "InstanceResult",
     "Job",
     "Outcome",
-    "PseudonymError",
     "RunResult",
     "Source",
-    "Status",
-    "deidentify_instances",
+    "default_progress",
     "run",
     "settle_duplicates",
 ]

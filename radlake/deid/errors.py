@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from lake_schemas.errors import RadlakeError
 
-class DeidError(Exception):
+
+class DeidError(RadlakeError):
     """Base class of the errors raised by :mod:`radlake.deid`."""
 
 

@@ -1,5 +1,8 @@
 """Pseudonyms: keyed HMACs (Vault Transit, one key per project) and the pure functions built on them.
 
+The Vault Transit client is the platform's (``platform_layer.vault.VaultTransitHmac``); this module holds
+the :class:`Pseudonymiser` protocol it implements, the message formats and the local HMAC for tests.
+
 Everything identifying that must stay linkable — patient IDs, every UID, the per-patient date
 offset — goes through one keyed HMAC-SHA256. The key never leaves Vault: radlake only sends the
 message and gets the MAC back, in batches, and keeps a bounded local LRU cache of the answers.
@@ -12,7 +15,6 @@ same text never share a MAC.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
@@ -100,118 +102,12 @@ class LocalHmac:
         return {"kind": "local-hmac-sha256"}
 
 
-_VAULT_HMAC = re.compile(r"^vault:v(\d+):(.+)$")
-
-
-class VaultTransitHmac:
-    """Vault/OpenBao Transit ``hmac`` with ``batch_input``, and a bounded LRU cache in front."""
-
-    def __init__(
-        self,
-        client: object,
-        key_name: str,
-        *,
-        mount: str = "transit",
-        key_version: int | None = None,
-        batch_size: int = 512,
-        cache_size: int = 200_000,
-    ) -> None:
-        self._client = client
-        self._key = key_name
-        self._mount = mount
-        self._key_version = key_version
-        self._batch = batch_size
-        self._cache = LruCache(cache_size)
-        self.requests = 0
-        self.key_versions_seen: set[int] = set()
-
-    def ensure_key(self) -> None:
-        """Create the project's Transit key when it does not exist yet (idempotent)."""
-        import hvac.exceptions
-        import requests
-
-        try:
-            self._client.secrets.transit.create_key(name=self._key, mount_point=self._mount)  # type: ignore[attr-defined]
-        except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as err:
-            raise PseudonymError(f"Vault Transit key {self._key!r} on mount {self._mount!r}: {err}") from err
-
-    def hmac_many(self, messages: Sequence[bytes]) -> list[bytes]:
-        results: list[bytes | None] = [self._cache.get(m) for m in messages]
-        missing = sorted({m for m, r in zip(messages, results, strict=True) if r is None})
-        for start in range(0, len(missing), self._batch):
-            chunk = missing[start : start + self._batch]
-            for message, digest in zip(chunk, self._request(chunk), strict=True):
-                self._cache.put(message, digest)
-        return [r if r is not None else self._cache_get_required(m) for m, r in zip(messages, results, strict=True)]
-
-    def _cache_get_required(self, message: bytes) -> bytes:
-        digest = self._cache.get(message)
-        if digest is None:  # cache smaller than one batch
-            digest = self._request([message])[0]
-        return digest
-
-    def _request(self, chunk: Sequence[bytes]) -> list[bytes]:
-        import hvac.exceptions
-        import requests
-
-        body: dict[str, object] = {
-            "batch_input": [{"input": base64.b64encode(m).decode("ascii")} for m in chunk],
-        }
-        if self._key_version is not None:
-            body["key_version"] = self._key_version
-        url = f"/v1/{self._mount}/hmac/{self._key}/sha2-256"
-        try:
-            response = self._client.adapter.post(url, json=body)  # type: ignore[attr-defined]
-        except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as err:
-            raise PseudonymError(f"Vault Transit hmac with key {self._key!r} failed: {err}") from err
-        self.requests += 1
-        data = response.get("data", {}) if isinstance(response, dict) else {}
-        batch = data.get("batch_results", [])
-        if len(batch) != len(chunk):
-            raise PseudonymError(f"Vault Transit returned {len(batch)} results for {len(chunk)} inputs")
-        digests = []
-        for item in batch:
-            match = _VAULT_HMAC.match(item.get("hmac", ""))
-            if item.get("error") or match is None:
-                raise PseudonymError(f"Vault Transit hmac error: {item.get('error') or 'malformed answer'}")
-            self.key_versions_seen.add(int(match.group(1)))
-            digests.append(base64.b64decode(match.group(2)))
-        return digests
-
-    def describe(self) -> dict[str, object]:
-        return {
-            "kind": "vault-transit-hmac-sha256",
-            "mount": self._mount,
-            "key": self._key,
-            "key_versions": sorted(self.key_versions_seen),
-            "requests": self.requests,
-        }
-
-
 def transit_key_name(project: str) -> str:
     """The Transit key of a project: ``radlake-deid-<project>`` with unsafe characters replaced."""
     safe = re.sub(r"[^A-Za-z0-9_-]", "-", project.strip())
     if not safe:
         raise PseudonymError("project name is empty")
     return f"radlake-deid-{safe}"
-
-
-@dataclass(frozen=True)
-class VaultTransitSpec:
-    """Everything a worker process needs to open its own Vault Transit pseudonymiser."""
-
-    addr: str
-    key_name: str
-    token: str = field(repr=False)
-    mount: str = "transit"
-    key_version: int | None = None
-
-    def open(self) -> VaultTransitHmac:
-        import hvac
-
-        return VaultTransitHmac(
-            hvac.Client(url=self.addr, token=self.token), self.key_name, mount=self.mount, key_version=self.key_version
-        )
 
 
 @dataclass(frozen=True)
@@ -222,4 +118,8 @@ class LocalHmacSpec:
         return LocalHmac(self.key)
 
 
-PseudonymiserSpec = VaultTransitSpec | LocalHmacSpec
+class PseudonymiserSpec(Protocol):
+    """What a worker process needs to open its own pseudonymiser (picklable: it crosses process boundaries).
+    :class:`LocalHmacSpec` here; the platform's ``VaultTransitSpec`` in production."""
+
+    def open(self) -> Pseudonymiser: ...

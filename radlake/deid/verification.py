@@ -42,8 +42,9 @@ _ALNUM = re.compile(r"[^\W_]")  # one character for which str.isalnum() is true
 _UID_CHARS = frozenset("0123456789.")
 _BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 _NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "IS", "DS", "AS", "TM", "CS"})
-_TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
-_REMOVING = frozenset({Action.REMOVE, Action.ZERO, Action.DUMMY, Action.UID, Action.PSEUDONYM})
+TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
+# the actions that remove or replace a value: the input's value is a token
+REMOVING_ACTIONS = frozenset({Action.REMOVE, Action.ZERO, Action.DUMMY, Action.UID, Action.PSEUDONYM})
 
 
 @dataclass(frozen=True)
@@ -161,12 +162,12 @@ def _collect(ds: Dataset, rules: Rules, strong: set[str], weak: set[str], kept: 
             for item in ds[tag].value or ():
                 _collect(item, rules, strong, weak, set() if removed else kept, None if removed else uids)
             continue
-        if action in _REMOVING or (action is Action.CLEAN and vr in ("DA", "DT")):
+        if action in REMOVING_ACTIONS or (action is Action.CLEAN and vr in ("DA", "DT")):
             elem = ds[tag]
             (weak if int(tag) in descriptors else strong).update(element_tokens(elem))
             if uids is not None and vr == "UI" and action in (Action.UID, Action.DUMMY):
                 uids.extend(uid_values(elem.value))
-        elif (action is None or action is Action.KEEP) and vr in _TEXT_VRS:
+        elif (action is None or action is Action.KEEP) and vr in TEXT_VRS:
             kept.update(_kept_texts(raw))
 
 

@@ -9,8 +9,9 @@ import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 
 from radlake import dicom_io
-from radlake.deid.engine import Status, deidentify_instances
 from radlake.deid.errors import QuarantineReason
+from radlake.deid.instance_result import Status
+from radlake.deid.pipeline import deidentify_instances
 from radlake.deid.pseudonyms import LocalHmac
 from radlake.synthetic import phi_dicom
 

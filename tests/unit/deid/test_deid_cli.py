@@ -7,8 +7,10 @@ import json
 import pydicom
 import pytest
 
-from radlake.deid import cli
-from radlake.settings import get_settings
+from apps import deid as cli
+from platform_layer.settings import get_settings
+from radlake.deid.engine import Outcome, settle_duplicates
+from radlake.deid.instance_result import Status
 from radlake.synthetic import phi_dicom
 
 
@@ -109,7 +111,6 @@ def test_output_inside_the_source_folder_is_not_read_back(upload, tmp_path):
 
 
 def test_duplicates_are_hashed_when_settled(tmp_path):
-    from radlake.deid.engine import Outcome, Status, settle_duplicates
 
     for name, data in (("a", b"same"), ("b", b"same"), ("c", b"other"), ("d", b"only")):
         (tmp_path / name).write_bytes(data)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from datetime import date
 
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.uid import ImplicitVRLittleEndian
 
-from radlake.deid.actions import deidentify, hmac_messages, shift_date
 from radlake.deid.confidentiality_profile import Action, Option, Profile, Rules, SafePrivate, compile_rules
-from radlake.deid.engine import Status, deidentify_instances
+from radlake.deid.dataset_path import deidentify, hmac_messages
+from radlake.deid.instance_context import shift_date
+from radlake.deid.instance_result import Status
+from radlake.deid.pipeline import deidentify_instances
 from radlake.deid.pseudonyms import LocalHmac
 from radlake.deid.verification import collect_tokens, redact, scan_bytes
 from radlake.synthetic import phi_dicom
@@ -134,7 +138,6 @@ def test_dates_move_back_by_one_offset_per_patient(series, series_bytes, default
     assert out.PatientBirthDate == ""  # Z, no option keeps it
 
     def days(a: str, b: str) -> int:
-        from datetime import date
         return (date(int(a[:4]), int(a[4:6]), int(a[6:])) - date(int(b[:4]), int(b[4:6]), int(b[6:]))).days
 
     assert days(source.StudyDate, source.SeriesDate) == days(out.StudyDate, out.SeriesDate)
@@ -214,7 +217,6 @@ def test_redact_and_scan_boundaries():
 
 
 def test_implicit_vr_input_private_tags_as_un(series, default_rules):
-    from pydicom.uid import ImplicitVRLittleEndian
 
     datas = [phi_dicom.to_bytes(phi_dicom.with_transfer_syntax(ds, ImplicitVRLittleEndian)) for ds in series[0]]
     results = _run(datas, default_rules)

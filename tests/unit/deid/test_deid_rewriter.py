@@ -9,9 +9,10 @@ import pydicom
 import pytest
 from pydicom.uid import ImplicitVRLittleEndian
 
-from radlake.deid import rewriter
+from radlake.deid import byte_path as rewriter
 from radlake.deid.confidentiality_profile import Option, Profile, SafePrivate, compile_rules
-from radlake.deid.engine import Status, deidentify_instances
+from radlake.deid.instance_result import Status
+from radlake.deid.pipeline import deidentify_instances
 from radlake.deid.pseudonyms import LocalHmac
 from radlake.deid.verification import Tokens, _matches, _usable, collect_identifiers, scan_text
 from radlake.synthetic import phi_dicom
