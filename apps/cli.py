@@ -11,18 +11,18 @@ import sys
 
 # command -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "stack": ("infra.cli", "start, stop and inspect the local stack (Kafka, registry, NiFi, Vault, Spark)"),
-    "schemas": ("lake_schemas.cli", "list, validate and register the event schemas"),
-    "deid": ("radlake.deid.cli", "de-identify DICOM files, folders and archives (PS3.15 Annex E)"),
-    "radiomics": ("radlake.radiomics.cli", "compute IBSI radiomic features"),
-    "streams": ("streams.cli", "study completion, dedupe and conflicts on Kafka (transactional worker, /metrics)"),
-    "provider": ("nifi.provider_cli", "add, list and remove a provider's NiFi edge flow (STOW-RS, archives, drop folder)"),
-    "upload": ("radlake.ingest.upload_cli", "send a provider's DICOM folders and archives to its edge, resumably"),
-    "ingest": ("radlake.ingest.report_cli", "reconcile uploads, object store and events: radlake ingest report"),
-    "demo": ("radlake.demo", "run the main job end to end and print a summary"),
-    "lake": ("spark_jobs.cli", "run the lake's streaming jobs; list, optimize and vacuum its Delta tables"),
-    "model": ("inference_workers.model_cli", "train, register, promote and evaluate the nodule model"),
-    "infer": ("inference_workers.cli", "inference workers: study completed -> prediction created (SEG, SR)"),
+    "stack": ("apps.stack", "start, stop and inspect the local stack (Kafka, registry, NiFi, Vault, Spark)"),
+    "schemas": ("apps.schemas", "list, validate and register the event schemas"),
+    "deid": ("apps.deid", "de-identify DICOM files, folders and archives (PS3.15 Annex E)"),
+    "radiomics": ("apps.radiomics", "compute IBSI radiomic features"),
+    "streams": ("apps.streams", "study completion, dedupe and conflicts on Kafka (transactional worker, /metrics)"),
+    "provider": ("apps.provider", "add, list and remove a provider's NiFi edge flow (STOW-RS, archives, drop folder)"),
+    "upload": ("apps.upload", "send a provider's DICOM folders and archives to its edge, resumably"),
+    "ingest": ("apps.ingest", "reconcile uploads, object store and events: radlake ingest report"),
+    "demo": ("apps.demo", "run the main job end to end and print a summary"),
+    "lake": ("apps.lake", "run the lake's streaming jobs; list, optimize and vacuum its Delta tables"),
+    "model": ("apps.model", "train, register, promote and evaluate the nodule model"),
+    "infer": ("apps.infer", "inference workers: study completed -> prediction created (SEG, SR)"),
 }
 
 

@@ -14,13 +14,16 @@ import sys
 from concurrent.futures import BrokenExecutor
 from pathlib import Path
 
+from apps._common import EXIT_OK, UsageError, command
+from platform_layer.errors import VaultUnavailable
+from platform_layer.settings import Settings
+from platform_layer.vault import transit_spec
 from radlake.deid.confidentiality_profile import Profile, load_profile
 from radlake.deid.engine import Job, default_progress, run
-from radlake.deid.errors import ProfileError, PseudonymError
-from radlake.deid.pseudonyms import LocalHmacSpec, PseudonymiserSpec, VaultTransitSpec, transit_key_name
-from radlake.settings import Settings, get_settings
+from radlake.deid.errors import DeidError, ProfileError, PseudonymError
+from radlake.deid.pseudonyms import LocalHmacSpec, PseudonymiserSpec
 
-EXIT_OK, EXIT_USAGE, EXIT_INFRA = 0, 2, 3
+EXIT_INFRA = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,67 +42,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def vault_spec(settings: Settings, project: str) -> VaultTransitSpec:
-    """Vault address and token from settings, else from the local stack's Vault (``radlake stack up vault``)."""
-    key = transit_key_name(project)
-    if settings.vault_addr:
-        token = settings.vault_token.get_secret_value() if settings.vault_token else ""
-        return VaultTransitSpec(settings.vault_addr, key, token, mount=settings.vault_transit_mount)
-    try:
-        from infra.components import vault as vault_component
-    except ImportError as err:
-        raise PseudonymError("no Vault configured: set RADLAKE_VAULT_ADDR or run `radlake stack up vault`") from err
-    import hvac.exceptions
-    import requests
-
-    from infra.errors import StackError
-
-    try:
-        client = vault_component.client(settings)
-    except (StackError, hvac.exceptions.VaultError, requests.exceptions.RequestException, OSError, KeyError,
-            ValueError) as err:
-        raise PseudonymError(f"the stack's Vault is not usable ({err}); run `radlake stack up vault`") from err
-    return VaultTransitSpec(str(client.url), key, str(client.token), mount=settings.vault_transit_mount)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers < 1:
-        print("radlake deid: --workers must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("--workers must be at least 1")
     missing = [str(p) for p in args.sources if not p.exists() and not p.is_symlink()]
     if missing:
-        print(f"radlake deid: no such file or folder: {', '.join(missing)}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
     try:
         profile = load_profile(args.profile) if args.profile else Profile()
     except ProfileError as err:
-        print(f"radlake deid: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(str(err)) from err
+    spec: PseudonymiserSpec
     try:
-        spec: PseudonymiserSpec
         if args.local_key_file:
             spec = LocalHmacSpec(args.local_key_file.read_bytes())
         else:
-            spec = vault_spec(get_settings(), args.project)
+            spec = transit_spec(settings, args.project)
         job = Job(args.out, profile, args.provider, spec)
-        result = run(args.sources, job, workers=args.workers,
-                     progress=None if args.no_progress else default_progress)
-    except PseudonymError as err:
-        print(f"radlake deid: Vault Transit is unreachable or failing: {err}", file=sys.stderr)
-        return EXIT_INFRA
+        result = run(args.sources, job, workers=args.workers, progress=None if args.no_progress else default_progress)
+    except (PseudonymError, VaultUnavailable) as err:
+        raise PseudonymError(f"Vault Transit is unreachable or failing: {err}") from err
     except (OSError, BrokenExecutor) as err:
-        print(f"radlake deid: {type(err).__name__}: {err}", file=sys.stderr)
-        return EXIT_INFRA
+        raise DeidInfrastructureError(f"{type(err).__name__}: {err}") from err
     report = result.report
     print(json.dumps({k: report[k] for k in ("inputs", "by_status", "by_reason", "verification")}, indent=2))
     print(f"report: {args.out / 'report.json'}", file=sys.stderr)
     return EXIT_OK
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+class DeidInfrastructureError(DeidError):
+    """The run could not complete for a reason outside its inputs (disk, a worker process)."""
+
+
+main = command("radlake deid", _parser, _run, exit_codes={PseudonymError: EXIT_INFRA, DeidInfrastructureError: EXIT_INFRA})

@@ -15,37 +15,76 @@
    model is trained and registered first if the registry has none): predictions to Kafka and gold;
 6. the segmentation created trigger: each prediction's DICOM SEG becomes ROIs of the lake and gets its
    features (``radlake radiomics follow --on segmentations``), beside the true nodule's;
-7. print what happened at each step, each prediction beside the study's ground truth.
+7. complete the lake: bronze ``study_completed``, silver ``series`` and ``studies`` behind the quality gates
+   (the tables the cohort notebook reads);
+8. print what happened at each step, each prediction beside the study's ground truth.
 
-Needs the stack (``radlake stack up``); ``make demo`` runs both.
+The demo calls the libraries of the commands it mirrors; only the streams worker runs as its own process
+(as it does in production). Spark's and the libraries' logs go to ``<state dir>/logs``. Needs the stack
+(``radlake stack up``); ``make demo`` runs both.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import io
 import json
 import logging
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from deltalake import DeltaTable
+from pydicom.uid import generate_uid
 
-from radlake.settings import Settings
+from apps._common import command
+from inference_workers import predictions_table
+from inference_workers.errors import InferenceError
+from inference_workers.model_registry import stack_registry
+from inference_workers.service import ServeOptions, serve
+from inference_workers.training import TrainConfig, train_and_register
+from lake_schemas.errors import RadlakeError
+from lake_schemas.tables import GATE_REPORTS, QUARANTINE, SILVER_SERIES, SILVER_STUDIES
+from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
+from nifi import providers
+from nifi.edge.client import (
+    Uploader,
+    plan,
+    study_report,
+    upload_id_for,
+    wait_until_listening,
+)
+from platform_layer.endpoints import kafka_bootstrap
+from platform_layer.object_store import ObjectStore
+from platform_layer.settings import Settings
+from platform_layer.spark import spark_session
+from radlake.imaging.volume import Geometry
+from radlake.radiomics import RadiomicsSettings
+from radlake.radiomics.nifti import write_nifti
+from radlake.synthetic import phi_dicom
+from radlake.synthetic.chest_ct import chest_ct
+from radlake.synthetic.dicom_series import write_ct_series
+from spark_jobs import bronze, radiomics_follow, radiomics_job, tables
+from spark_jobs.pipeline import start_pipeline
 
-log = logging.getLogger("radlake.demo")
+log = logging.getLogger(__name__)
 
 # the known label of each provider's studies: one nodule each, malignant or benign
 PROVIDERS = {"st-olav": (True, False), "haukeland": (True,)}
 PROJECT = "demo-nodules"
 # seeds of the demo's chest CTs: far from the model's training, validation and test seed ranges
 DEMO_SEEDS = 7_000_000
+
+
+class DemoError(RadlakeError):
+    """A step of the main job could not complete; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -97,22 +136,15 @@ def _volume_hash(volume: np.ndarray) -> str:
 def _chest_ct_with(malignant: bool, start: int, shape: tuple[int, int, int]):
     """The first generated chest CT from seed ``start`` on with exactly one nodule of that label: the same
     generator the nodule model is trained on (``radlake.synthetic.chest_ct``), seeds it never saw."""
-    from radlake.synthetic.chest_ct import chest_ct
-
     for seed in range(start, start + 500):
         ct = chest_ct(seed, shape=shape, min_nodules=1, max_nodules=1)
         if len(ct.nodules) == 1 and ct.nodules[0].malignant == malignant:
             return seed, ct
-    raise SystemExit(f"radlake demo: no {'malignant' if malignant else 'benign'} case among 500 seeds from {start}")
+    raise DemoError(f"no {'malignant' if malignant else 'benign'} case among 500 seeds from {start}")
 
 
 def generate_sample(root: Path, shape: tuple[int, int, int]) -> dict[str, GroundTruth]:
     """Write each provider's upload folder; return the nodule masks keyed by pixel-volume hash."""
-    from pydicom.uid import generate_uid
-
-    from radlake.synthetic import phi_dicom
-    from radlake.synthetic.dicom_series import write_ct_series
-
     truths: dict[str, GroundTruth] = {}
     seed = DEMO_SEEDS
     for p_index, (provider, labels) in enumerate(PROVIDERS.items()):
@@ -147,27 +179,24 @@ def generate_sample(root: Path, shape: tuple[int, int, int]) -> dict[str, Ground
 
 
 def upload_through_edges(root: Path, journal_dir: Path, settings: Settings) -> tuple[dict[str, dict], int, float]:
-    """Each provider's upload goes through its NiFi edge (``radlake provider add`` + ``radlake upload``): STOW-RS
+    """Each provider's upload goes through its NiFi edge (as ``radlake provider add`` + ``radlake upload``): STOW-RS
     and archives in, de-identification at the edge, object store + registry-validated events out.
 
     Returns a report per provider (shaped like ``radlake deid``'s: counts by status and reason), the number of
     instance events published and the seconds the uploads took."""
-    from nifi import provider_cli
-    from radlake.ingest.client import Uploader, plan, study_report, upload_id_for, wait_until_listening
-
     reports: dict[str, dict] = {}
     sent = 0
     started = time.monotonic()
     for provider in PROVIDERS:
         try:
-            edge = provider_cli.find_edge(settings, provider)
-        except provider_cli.ProviderError:
-            edge = provider_cli.add(settings, provider, PROJECT)
+            edge = providers.find_edge(settings, provider)
+        except providers.ProviderError:
+            edge = providers.add(settings, provider, PROJECT)
         if edge.project != PROJECT:
-            raise SystemExit(f"radlake demo: provider {provider} has an edge for project {edge.project}; "
-                             f"`radlake provider remove {provider}` first")
+            raise DemoError(f"provider {provider} has an edge for project {edge.project}; "
+                            f"`radlake provider remove {provider}` first")
         wait_until_listening(edge.url)
-        uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider), journal_dir / f"{provider}.jsonl",
+        uploader = Uploader(edge.url, providers.endpoint_token(settings, provider), journal_dir / f"{provider}.jsonl",
                             on_progress=lambda line: None)
         try:
             records = uploader.upload(plan([root / provider]), upload_id_for([root / provider], provider))
@@ -187,13 +216,9 @@ def upload_through_edges(root: Path, journal_dir: Path, settings: Settings) -> t
 
 
 def land_bronze(settings: Settings, topic_name: str):
-    from infra.components.kafka import Kafka
-    from spark_jobs import bronze
-    from spark_jobs.session import spark_session
-
     spark = spark_session(settings, "radlake-demo")
     lake = settings.resolved_lake_uri
-    job = bronze.BronzeJob(Kafka(settings).address, topic_name, f"{lake}/bronze/instances",
+    job = bronze.BronzeJob(kafka_bootstrap(settings), topic_name, f"{lake}/bronze/instances",
                            f"{settings.state_dir}/checkpoints/bronze-instances")
     bronze.start(spark, job, available_now=True).awaitTermination()
     return spark, job.table_path
@@ -205,18 +230,6 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
     The series is rebuilt from the object store by claim-check (hashes verified) only to recognise which
     generated nodule it carries: de-identification must have left its pixels bit-identical.
     """
-    import tempfile
-    from io import BytesIO
-
-    import pydicom
-
-    from radlake.object_store import ObjectStore
-    from radlake.radiomics import RadiomicsSettings
-    from radlake.radiomics.geometry import Geometry
-    from radlake.radiomics.lake_cli import publisher
-    from radlake.radiomics.nifti import write_nifti
-    from spark_jobs import radiomics_job
-
     rows = spark.read.format("delta").load(bronze_path).where(f"project = '{PROJECT}'").select(
         "provider", "project", "pseudo_patient_id", "study_uid", "series_uid", "object_uri", "sha256",
         "image_position_patient", "pixel_spacing",
@@ -232,7 +245,7 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
         planes = [pydicom.dcmread(BytesIO(store.get(r.object_uri, r.sha256))) for r in instances]
         truth = truths.get(_volume_hash(np.stack([p.pixel_array for p in planes])))
         if truth is None:
-            raise SystemExit(f"radlake demo: series {series_uid} pixels changed during de-identification")
+            raise DemoError(f"series {series_uid} pixels changed during de-identification")
         study_truths[study] = truth
         dz = abs(instances[1].image_position_patient[2] - instances[0].image_position_patient[2])
         geometry = Geometry(shape=truth.mask.shape, spacing=(dz, *instances[0].pixel_spacing),
@@ -250,7 +263,7 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
     job = radiomics_job.RadiomicsJob(settings.resolved_lake_uri, settings.resolved_object_store_uri,
                                      RadiomicsSettings(aggregations=("3D",)), where=f"project = '{PROJECT}'")
     result = radiomics_job.run(spark, job)
-    radiomics_job.publish_outbox(spark, job, publisher(settings, None))
+    radiomics_job.publish_outbox(spark, job, radiomics_follow.features_publisher(settings))
     gold = spark.read.format("delta").load(job.path(radiomics_job.RADIOMICS_FEATURES)).where(
         f"project = '{PROJECT}' AND settings_hash = '{job.settings_hash}' "
         "AND roi IN ('nodule-malignant', 'nodule-benign')")  # the ground truth's, not the predicted segments'
@@ -260,14 +273,12 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
 def start_streams_worker(settings: Settings, quiet_period_s: float) -> subprocess.Popen:
     """The study-completion worker, in the background: no manifest here, so studies complete
     after a quiet period without new instances."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         web_port = sock.getsockname()[1]
     log_file = settings.logs_dir / "demo-streams.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "radlake.cli", "streams", "run", "--app-id", "radlake-demo-streams",
+    argv = [sys.executable, "-m", "apps.cli", "streams", "run", "--app-id", "radlake-demo-streams",
             "--quiet-period-s", str(quiet_period_s), "--tick-interval-s", "1", "--web-port", str(web_port)]
     with open(log_file, "ab") as log:
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
@@ -275,30 +286,18 @@ def start_streams_worker(settings: Settings, quiet_period_s: float) -> subproces
 
 def ensure_model(settings: Settings) -> str:
     """The Production nodule model from the registry; trains and registers a demo-size one if there is none."""
-    from inference_workers.errors import InferenceError
-    from inference_workers.model_cli import main as model_main
-    from inference_workers.model_cli import registry_for
-
+    registry = stack_registry(settings)
     try:
-        return registry_for(settings).get("nodule-cnn", stage="Production").label
+        return registry.get("nodule-cnn", stage="Production").label
     except InferenceError:
         pass
-    argv = ["train", "--name", "nodule-cnn", "--stage", "Production", "--train-studies", "32",
-            "--validation-studies", "8", "--epochs", "3", "--width", "8"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        if model_main(argv) != 0:
-            raise SystemExit("radlake demo: training the demo model failed")
-    return registry_for(settings).get("nodule-cnn", stage="Production").label
+    config = TrainConfig(train_studies=32, validation_studies=8, epochs=3, width=8)
+    return train_and_register(registry, "nodule-cnn", config, stage="Production").label
 
 
 def predict(settings: Settings, study_uids: set[str], streams: subprocess.Popen) -> list[dict]:
     """Run an inference worker until the demo's studies have predictions (or it idles out)."""
-    from deltalake import DeltaTable
-
-    from inference_workers.cli import main as infer_main
-    from inference_workers.cli import predictions_table_uri
-
-    table = predictions_table_uri(settings)
+    table = predictions_table.stack_table_uri(settings)
 
     def predicted() -> list[dict]:
         if not DeltaTable.is_deltatable(table):
@@ -311,14 +310,11 @@ def predict(settings: Settings, study_uids: set[str], streams: subprocess.Popen)
     deadline = time.monotonic() + 600
     while len({r["study_uid"] for r in predicted()}) < len(study_uids) and time.monotonic() < deadline:
         if streams.poll() is not None:
-            raise SystemExit(f"radlake demo: the streams worker exited ({streams.returncode}); "
-                             f"see {settings.logs_dir / 'demo-streams.log'}")
+            raise DemoError(f"the streams worker exited ({streams.returncode}); "
+                            f"see {settings.logs_dir / 'demo-streams.log'}")
         missing = len(study_uids) - len({r["study_uid"] for r in predicted()})
-        with contextlib.redirect_stdout(io.StringIO()):  # its one-line JSON summary; predictions are read back
-            status = infer_main(["run", "--worker-id", "radlake-demo-worker", "--group", "radlake-demo-inference",
-                                 "--max-predictions", str(missing), "--max-idle-s", "30"])
-        if status != 0:
-            raise SystemExit("radlake demo: the inference worker failed")
+        serve(settings, ServeOptions(worker_id="radlake-demo-worker", group="radlake-demo-inference",
+                                     max_predictions=missing, max_idle_s=30))
     return predicted()
 
 
@@ -326,36 +322,68 @@ def radiomics_of_predictions(settings: Settings, model_label: str) -> tuple[obje
     """Consume the predictions announced since the last demo run (its own consumer group) as
     ``radlake radiomics follow --on segmentations`` does; return the follower's counts and the gold
     ``morph.vol`` rows of every segment this model predicted on the demo's studies."""
-    from radlake.radiomics import RadiomicsSettings, follow
-    from radlake.radiomics.lake_cli import follower, publisher
-    from spark_jobs import radiomics_job
-    from spark_jobs.session import spark_session
-
     job = radiomics_job.RadiomicsJob(settings.resolved_lake_uri, settings.resolved_object_store_uri,
                                      RadiomicsSettings(aggregations=("3D",)), where=f"project = '{PROJECT}'")
-    consumer, serde, handle = follower(settings, job, "segmentations", group="radlake-demo-radiomics-segmentations")
+    consumer, serde, handle = radiomics_follow.follower(settings, job, "segmentations",
+                                                        group="radlake-demo-radiomics-segmentations")
     spark = spark_session(settings, "radlake-demo-radiomics-segmentations")
     try:
-        stats = follow.follow(spark, job, consumer, serde, publisher(settings, None), handle=handle, idle_exit_s=5)
+        stats = radiomics_follow.follow(spark, job, consumer, serde, radiomics_follow.features_publisher(settings),
+                                        handle=handle, dead_letter=radiomics_follow.stack_dead_letters(settings),
+                                        idle_exit_s=5)
         gold = spark.read.format("delta").load(job.path(radiomics_job.RADIOMICS_FEATURES)).where(
             f"project = '{PROJECT}' AND settings_hash = '{job.settings_hash}' AND feature = 'morph.vol' "
             f"AND roi LIKE '{model_label}/%'")
         rows = [r.asDict() for r in gold.collect()]
     finally:
         consumer.close()
-        spark.stop()
     return stats, rows
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass(frozen=True)
+class LakeSummary:
+    series: list[dict]  # silver/series rows of the demo's project
+    studies: list[dict]  # silver/studies rows of the demo's project
+    gate_runs: int
+    gate_rows_evaluated: int
+    gate_rows_quarantined: int
+    gates_passed: bool
+    quarantined: int  # governance/quarantine rows of the demo's project
+
+
+def complete_lake(spark, settings: Settings) -> LakeSummary:
+    """Bronze for both topics, then silver behind the quality gates, over what is on the topics now (the
+    streaming queries with an available-now trigger, on the checkpoints ``radlake lake run`` uses)."""
+    lake = settings.resolved_lake_uri
+    start_pipeline(spark, bootstrap=kafka_bootstrap(settings), lake_uri=lake,
+                   instances_topic=INSTANCE_RECEIVED.name, completed_topic=STUDY_COMPLETED.name,
+                   checkpoints=f"{settings.state_dir}/checkpoints", available_now=True)
+
+    def rows(spec, columns: list[str]) -> list[dict]:
+        path = tables.table_path(lake, spec)
+        if not DeltaTable.is_deltatable(path):
+            return []
+        return DeltaTable(path).to_pyarrow_table(columns=columns).to_pylist()
+
+    series = [r for r in rows(SILVER_SERIES, ["project", "provider", "study_uid", "series_uid", "instance_count",
+                                              "reconstructable", "dims", "spacing"]) if r["project"] == PROJECT]
+    studies = [r for r in rows(SILVER_STUDIES, ["project", "provider", "study_uid", "status", "series_count",
+                                                "instance_count", "counts_match"]) if r["project"] == PROJECT]
+    reports = rows(GATE_REPORTS, ["rows_evaluated", "rows_quarantined", "success"])
+    quarantined = [r for r in rows(QUARANTINE, ["project"]) if r["project"] == PROJECT]
+    return LakeSummary(series, studies, len(reports), sum(r["rows_evaluated"] or 0 for r in reports),
+                       sum(r["rows_quarantined"] or 0 for r in reports), all(r["success"] for r in reports),
+                       len(quarantined))
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radlake demo", description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=40, help="slices per generated chest CT (2.5 mm)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    settings = Settings()
-    started = time.monotonic()
-    from lake_schemas.topics import INSTANCE_RECEIVED
+    return parser
 
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    started = time.monotonic()
     topic_name = INSTANCE_RECEIVED.name
 
     def step(text: str) -> None:
@@ -376,7 +404,6 @@ def main(argv: list[str] | None = None) -> int:
         features_run, feature_rows, gold_path, study_truths = radiomics(spark, bronze_path, truths, settings)
         summary = spark.read.format("delta").load(bronze_path).groupBy("provider").agg(
             {"study_uid": "approx_count_distinct", "event_id": "count"}).collect()
-        spark.stop()
         step("model: the registered Production nodule model (a demo-size one is trained if none exists)")
         model_label = ensure_model(settings)
         step(f"inference: worker consumes study completed events, publishes predictions ({model_label})")
@@ -388,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
             streams.wait(60)
         step("radiomics of the predicted segmentations: each prediction's DICOM SEG registered as ROIs (Spark)")
         segmentation_stats, segment_volumes = radiomics_of_predictions(settings, model_label)
+        step("lake: bronze study completed, silver series and studies behind the quality gates (Spark)")
+        lake = complete_lake(spark, settings)
+        spark.stop()
 
     print("\n== radlake demo summary ==")
     print(f"{'provider':<12} {'accepted':>8} {'quarantined':>11}  reasons")
@@ -425,9 +455,16 @@ def main(argv: list[str] | None = None) -> int:
         true_volume = true_volumes.get(row["study_uid"], float("nan"))
         print(f"  study {row['study_uid'][:24]}... {row['roi']:<34} morph.vol {row['value']:8.1f} mm³ "
               f"(true {truth.kind if truth else '?'} nodule: {true_volume:.1f} mm³)")
-    print(f"\ndone in {time.monotonic() - started:.0f}s")
+    print(f"\nsilver (what the cohort notebook reads): {len(lake.studies)} studies, {len(lake.series)} series")
+    for row in sorted(lake.studies, key=lambda r: (r["provider"], r["study_uid"])):
+        print(f"  {row['provider']:<12} study {row['study_uid'][:24]}... {row['status']:<9} "
+              f"series={row['series_count']} instances={row['instance_count']} "
+              f"counts match the completion event: {row['counts_match']}")
+    print(f"quality gates: {lake.gate_runs} runs, {lake.gate_rows_evaluated} rows checked, "
+          f"{lake.gate_rows_quarantined} quarantined ({'all passed' if lake.gates_passed else 'some failed'}); "
+          f"quarantine holds {lake.quarantined} rows of {PROJECT}")
+    print(f"\ndone in {time.monotonic() - started:.0f}s; logs under {settings.logs_dir}")
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = command("radlake demo", _parser, _run)

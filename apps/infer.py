@@ -16,27 +16,31 @@ import json
 import logging
 import os
 import socket
-import sys
 
+import torch
+from deltalake import DeltaTable
+
+from apps._common import command
+from inference_workers import predictions_table
 from inference_workers.errors import InferenceError
-from lake_schemas.topics import PREDICTION_CREATED, PREDICTION_DEAD_LETTER, STUDY_COMPLETED
-from radlake.settings import Settings
+from inference_workers.service import ServeOptions, serdes, serve
+from inference_workers.synthetic_study import publishable_study
+from lake_schemas.topics import (
+    PREDICTION_CREATED,
+    PREDICTION_DEAD_LETTER,
+    STUDY_COMPLETED,
+)
+from platform_layer import kafka
+from platform_layer.endpoints import kafka_bootstrap
+from platform_layer.object_store import ObjectStore
+from platform_layer.settings import Settings
+from radlake.synthetic.chest_ct import chest_ct
 
 
-def predictions_table_uri(settings: Settings) -> str:
-    return f"{settings.resolved_lake_uri}/gold/predictions"
-
-
-def _topics(args):
-    return (STUDY_COMPLETED.with_name(args.input_topic), PREDICTION_CREATED.with_name(args.output_topic),
-            PREDICTION_DEAD_LETTER.with_name(args.dead_letter_topic))
-
-
-def _addresses(settings: Settings) -> tuple[str, str]:
-    from infra.components.kafka import Kafka
-    from infra.components.registry import SchemaRegistry
-
-    return Kafka(settings).address, SchemaRegistry(settings).address
+def _topic_serdes(args, settings: Settings):
+    """Serdes of the input, output and dead-letter topics named by the arguments."""
+    return serdes(settings, ServeOptions(worker_id="", input_topic=args.input_topic, output_topic=args.output_topic,
+                                         dead_letter_topic=args.dead_letter_topic))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,51 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serdes(registry_url: str, args):
-    from lake_schemas.serde import EventSerde, registry_client
-
-    registry = registry_client(registry_url)
-    return tuple(EventSerde(topic, registry) for topic in _topics(args))
-
-
 def run(args, settings: Settings) -> int:
-    import torch
-
-    from inference_workers import predictions_table
-    from inference_workers.model_cli import registry_for
-    from inference_workers.prediction import Predictor, select_device
-    from inference_workers.worker import Worker, WorkerConfig
-    from radlake.object_store import ObjectStore
-
     if args.threads:
         torch.set_num_threads(args.threads)
-    bootstrap, registry_url = _addresses(settings)
-    in_serde, out_serde, dlq_serde = _serdes(registry_url, args)
-    registry = registry_for(settings)
-    model = registry.get(args.model, version=args.version, stage=None if args.version else args.stage)
-    device = select_device(args.device)
-    net = registry.load(model, device)
-    predictor = Predictor(model, net, ObjectStore(settings.resolved_object_store_uri), device, args.worker_id,
-                          dtype=torch.bfloat16 if args.bf16 else torch.float32)
-    table = args.table or predictions_table_uri(settings)
-    lander = None
-    if not args.no_land:
-        lander = predictions_table.PredictionLander(bootstrap, args.output_topic, out_serde, table,
-                                                    group_id=f"{args.group}-lander")
-    cfg = WorkerConfig(bootstrap=bootstrap, worker_id=args.worker_id, group_id=args.group,
-                       input_topic=args.input_topic, output_topic=args.output_topic,
-                       dead_letter_topic=args.dead_letter_topic, max_batch=args.max_batch,
-                       batch_wait_s=args.batch_wait_s, crash_at=args.crash_at)
-    print(f"radlake infer: worker {args.worker_id} ({model.label}, {device}) on {args.input_topic}", file=sys.stderr)
-    worker = Worker(cfg, predictor, in_serde, out_serde, dlq_serde,
-                    known=lambda ids: predictions_table.known(table, ids),
-                    after_commit=(lambda: lander.drain(quiet_s=0.2)) if lander else None)
-    try:
-        stats = worker.run(max_idle_s=args.max_idle_s, max_predictions=args.max_predictions)
-    finally:
-        if lander is not None:
-            lander.drain(quiet_s=0.5)
-            lander.close()
+    options = ServeOptions(
+        worker_id=args.worker_id, group=args.group, model=args.model, stage=args.stage, version=args.version,
+        input_topic=args.input_topic, output_topic=args.output_topic, dead_letter_topic=args.dead_letter_topic,
+        table=args.table, max_batch=args.max_batch, batch_wait_s=args.batch_wait_s, device=args.device,
+        bf16=args.bf16, land=not args.no_land, max_idle_s=args.max_idle_s, max_predictions=args.max_predictions,
+        crash_at=args.crash_at)
+    stats = serve(settings, options)
     print(json.dumps({"worker_id": args.worker_id, "batches": stats.batches, "predictions": stats.predictions,
                       "dead_letters": stats.dead_letters, "duplicates_dropped": stats.duplicates_dropped,
                       "aborted": stats.aborted, "studies_per_batch": stats.studies_per_batch}))
@@ -135,16 +104,10 @@ def run(args, settings: Settings) -> int:
 
 
 def publish_synthetic(args, settings: Settings) -> int:
-    from confluent_kafka import Producer
-
-    from radlake.synthetic.chest_ct import chest_ct
-    from inference_workers.synthetic_study import publishable_study
-    from radlake.object_store import ObjectStore
-
-    bootstrap, registry_url = _addresses(settings)
-    in_serde = _serdes(registry_url, args)[0]
+    bootstrap = kafka_bootstrap(settings)
+    in_serde = _topic_serdes(args, settings)[0]
     store = ObjectStore(settings.resolved_object_store_uri)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = kafka.producer(bootstrap, client_id="radlake-infer-publish-synthetic")
     for k in range(args.studies):
         ct = chest_ct(args.seed + k)
         event = publishable_study(store, ct, name=f"synthetic-{args.seed + k}", project=args.project)
@@ -155,42 +118,34 @@ def publish_synthetic(args, settings: Settings) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.action == "run" else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("highdicom").setLevel(logging.WARNING)  # one INFO line per copied DICOM module
-    settings = Settings()
+def _land(args, settings: Settings) -> int:
+    bootstrap = kafka_bootstrap(settings)
+    lander = predictions_table.PredictionLander(bootstrap, args.output_topic, _topic_serdes(args, settings)[1],
+                                                args.table or predictions_table.stack_table_uri(settings),
+                                                group_id=args.group)
     try:
-        if args.action == "run":
-            return run(args, settings)
-        if args.action == "publish-synthetic":
-            return publish_synthetic(args, settings)
-        if args.action == "land":
-            from inference_workers.predictions_table import PredictionLander
-
-            bootstrap, registry_url = _addresses(settings)
-            lander = PredictionLander(bootstrap, args.output_topic, _serdes(registry_url, args)[1],
-                                      args.table or predictions_table_uri(settings), group_id=args.group)
-            try:
-                print(json.dumps({"landed": lander.drain(quiet_s=2.0, max_s=120.0)}))
-            finally:
-                lander.close()
-            return 0
-        if args.action == "show":
-            from deltalake import DeltaTable
-
-            table = DeltaTable(args.table or predictions_table_uri(settings)).to_pyarrow_table(
-                columns=["study_uid", "model_name", "model_version", "malignancy_score", "positive",
-                         "candidate_count", "latency_ms", "worker_id"])
-            for r in table.to_pylist()[: args.limit]:
-                print(json.dumps(r))
-            return 0
-    except InferenceError as err:
-        print(f"radlake infer: {err}", file=sys.stderr)
-        return 1
-    return 2
+        print(json.dumps({"landed": lander.drain(quiet_s=2.0, max_s=120.0)}))
+    finally:
+        lander.close()
+    return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _show(args, settings: Settings) -> int:
+    table = DeltaTable(args.table or predictions_table.stack_table_uri(settings)).to_pyarrow_table(
+        columns=["study_uid", "model_name", "model_version", "malignancy_score", "positive",
+                 "candidate_count", "latency_ms", "worker_id"])
+    for r in table.to_pylist()[: args.limit]:
+        print(json.dumps(r))
+    return 0
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    # highdicom logs one INFO line per DICOM module it copies into a SEG or SR
+    logging.getLogger("highdicom").setLevel(logging.WARNING)
+    actions = {"run": run, "publish-synthetic": publish_synthetic, "land": _land, "show": _show}
+    return actions[args.action](args, settings)
+
+
+# a worker's progress (batches, commits) is what ``run`` shows; the other actions print results only
+main = command("radlake infer", _parser, _dispatch,
+               console_level=lambda args: logging.INFO if args.action == "run" else logging.WARNING)

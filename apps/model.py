@@ -13,37 +13,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import math
 import sys
 from dataclasses import asdict
 
-from inference_workers.errors import InferenceError
-from radlake.settings import Settings
+import torch
+
+from apps._common import command
+from inference_workers.model_registry import json_safe, stack_registry
+from inference_workers.training import TrainConfig, evaluate, train_and_register
+from platform_layer.settings import Settings
 
 DEFAULT_NAME = "nodule-cnn"
 
 
-def registry_for(settings: Settings):
-    from inference_workers.model_registry import ModelRegistry
-    from radlake.object_store import ObjectStore
-
-    return ModelRegistry(f"{settings.resolved_lake_uri}/registry/models", ObjectStore(settings.resolved_object_store_uri))
-
-
-def _clean(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def _describe(model) -> dict:
     return {"name": model.name, "version": model.version, "stage": model.stage, "weights_uri": model.weights_uri,
-            "weights_sha256": model.weights_sha256, "spec": asdict(model.spec), "metrics": _clean(model.metrics)}
+            "weights_sha256": model.weights_sha256, "spec": asdict(model.spec), "metrics": json_safe(model.metrics)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,53 +59,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    settings = Settings()
-    registry = registry_for(settings)
-    say = lambda msg: print(f"radlake model: {msg}", file=sys.stderr)  # noqa: E731
-    try:
-        if args.action == "train":
-            import torch
+def _say(message: str) -> None:
+    print(f"radlake model: {message}", file=sys.stderr)
 
-            from inference_workers.model_registry import network_to_bytes
-            from inference_workers.training import TrainConfig, train
 
-            if args.threads:
-                torch.set_num_threads(args.threads)
-            cfg = TrainConfig(train_studies=args.train_studies, validation_studies=args.validation_studies,
-                              epochs=args.epochs, width=args.width, seed=args.seed)
-            net, spec, metrics = train(cfg, progress=say)
-            model = registry.register(args.name, network_to_bytes(net), spec, asdict(cfg), _clean(metrics),
-                                      stage=args.stage)
-            say(f"registered {model.label} as {model.stage}")
-            print(json.dumps(_describe(model), indent=2))
-        elif args.action == "list":
-            print(json.dumps([_describe(m) for m in registry.list(args.name)], indent=2))
-        elif args.action == "promote":
-            print(json.dumps(_describe(registry.set_stage(args.name, args.version, args.stage)), indent=2))
-        elif args.action == "evaluate":
-            from inference_workers.training import evaluate
-
-            model = registry.get(args.name, version=args.version, stage=None if args.version else args.stage)
-            net = registry.load(model)
-            cfg = model.training
-            say(f"evaluating {model.label} on {args.studies} independent generated studies")
-            result = _clean(evaluate(net, model.spec, args.studies, shape=tuple(cfg.get("shape", (40, 112, 112))),
-                                     spacing=tuple(cfg.get("spacing", (2.5, 0.8, 0.8))), n_boot=args.bootstrap))
-            if args.record:
-                registry.record_metrics(model.name, model.version, result)
-            low, high = result["test_auc_ci95"]
-            say(f"AUC {result['test_auc']:.3f} (95% CI {low:.3f}-{high:.3f}); at threshold "
-                f"{result['test_threshold']:.3f}: sensitivity {result['test_sensitivity']:.3f}, specificity "
-                f"{result['test_specificity']:.3f}, PPV {result['test_ppv']:.3f}, NPV {result['test_npv']:.3f}")
-            print(json.dumps({"model": model.label, **result}, indent=2))
-    except InferenceError as err:
-        print(f"radlake model: {err}", file=sys.stderr)
-        return 1
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    registry = stack_registry(settings)
+    if args.action == "train":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        cfg = TrainConfig(train_studies=args.train_studies, validation_studies=args.validation_studies,
+                          epochs=args.epochs, width=args.width, seed=args.seed)
+        model = train_and_register(registry, args.name, cfg, stage=args.stage, progress=_say)
+        _say(f"registered {model.label} as {model.stage}")
+        print(json.dumps(_describe(model), indent=2))
+    elif args.action == "list":
+        print(json.dumps([_describe(m) for m in registry.list(args.name)], indent=2))
+    elif args.action == "promote":
+        print(json.dumps(_describe(registry.set_stage(args.name, args.version, args.stage)), indent=2))
+    elif args.action == "evaluate":
+        model = registry.get(args.name, version=args.version, stage=None if args.version else args.stage)
+        net = registry.load(model)
+        cfg = model.training
+        _say(f"evaluating {model.label} on {args.studies} independent generated studies")
+        result = json_safe(evaluate(net, model.spec, args.studies, shape=tuple(cfg.get("shape", (40, 112, 112))),
+                                 spacing=tuple(cfg.get("spacing", (2.5, 0.8, 0.8))), n_boot=args.bootstrap))
+        if args.record:
+            registry.record_metrics(model.name, model.version, result)
+        low, high = result["test_auc_ci95"]
+        _say(f"AUC {result['test_auc']:.3f} (95% CI {low:.3f}-{high:.3f}); at threshold "
+            f"{result['test_threshold']:.3f}: sensitivity {result['test_sensitivity']:.3f}, specificity "
+            f"{result['test_specificity']:.3f}, PPV {result['test_ppv']:.3f}, NPV {result['test_npv']:.3f}")
+        print(json.dumps({"model": model.label, **result}, indent=2))
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = command("radlake model", _parser, _run)

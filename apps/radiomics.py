@@ -1,12 +1,21 @@
-"""``radlake radiomics``: compute IBSI 1 features of one image/mask pair.
+"""``radlake radiomics``: IBSI 1 features of one image/mask pair, or over the lake.
 
     radlake radiomics compute --image PATH --mask PATH [--settings FILE] [--label N]
                               [--device cpu|cuda] --out FEATURES.csv [--format csv|json]
-    radlake radiomics run --settings FILE [--where SQL] [--masks FILE...]   (see lake_cli.py)
-    radlake radiomics follow --settings FILE                                 (see lake_cli.py)
+    radlake radiomics run --settings FILE [--where SQL] [--masks FILE... --provider P --project P]
+                          [--geometry auto|silver|bronze] [--retry-failed] [--no-events] [--topic NAME]
+    radlake radiomics follow --settings FILE [--where SQL] [--on studies|segmentations] [--source-topic NAME]
+                             [--topic NAME] [--group ID] [--idle-exit S] [--max-messages N]
 
-CSV columns: feature, ibsi_id, value (plus aggregation_id, settings_hash, code_version). JSON:
-an object with the settings hash, code version and a list of features. Progress goes to stderr.
+``compute`` writes CSV (feature, ibsi_id, value, aggregation_id, settings_hash, code_version) or JSON (the
+settings hash, code version and a list of features). ``run`` computes features for every registered ROI
+of the lake that lacks them (Spark); ``--masks`` first stores DICOM SEG / RTSTRUCT files in the object
+store and registers one ROI per segment / structure in ``silver/rois``. ``follow --on studies`` (the
+default) reacts to ``study completed`` events; ``--on segmentations`` to ``prediction created`` events that
+carry a DICOM SEG. A batch that fails transiently (object store, registry, Kafka) is retried with
+back-off, uncommitted; an event that can never be processed goes to ``radlake.dead-letter.v1``
+(``spark_jobs/radiomics_follow.py``). Results go to stdout; progress to stderr.
+Exit codes: 0 done, 1 invalid input (settings, masks) or a failure, 2 usage.
 """
 
 from __future__ import annotations
@@ -17,10 +26,14 @@ import json
 import sys
 from pathlib import Path
 
-from radlake.radiomics.errors import RadiomicsError
+from apps._common import UsageError, command
+from platform_layer.settings import Settings
+from platform_layer.spark import spark_session
 from radlake.radiomics.features import CODE_VERSION, FeatureValue, compute_features
 from radlake.radiomics.inputs import load_image, load_mask
 from radlake.radiomics.settings import load_settings
+from spark_jobs import radiomics_follow, radiomics_job
+from spark_jobs.radiomics_job import RadiomicsJob
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,9 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     compute.add_argument("--device", default="cpu", choices=["cpu", "cuda", "torch-cpu"])
     compute.add_argument("--out", required=True, type=Path, help="output file")
     compute.add_argument("--format", choices=["csv", "json"], default=None, help="default: from --out suffix")
-    from radlake.radiomics import lake_cli
-
-    lake_cli.add_parsers(sub)  # run, follow: the Spark job over the lake and its event-triggered path
+    _add_lake_parsers(sub)
     return parser
 
 
@@ -61,33 +72,102 @@ def write_json(path: Path, values: list[FeatureValue]) -> None:
     path.write_text(json.dumps(document, indent=1, allow_nan=True), encoding="utf-8")
 
 
-def _compute(args: argparse.Namespace) -> int:
+def _compute(args: argparse.Namespace, _settings: Settings) -> int:
     fmt = args.format or ("json" if args.out.suffix.lower() == ".json" else "csv")
-    try:
-        settings = load_settings(args.settings)
-        print(f"reading image {args.image}", file=sys.stderr)
-        image = load_image(args.image)
-        print(f"reading mask {args.mask}", file=sys.stderr)
-        roi = load_mask(args.mask, image, args.label)
-        dz, dy, dx = image.geometry.spacing
-        print(f"computing features: {int(roi.sum())} voxels, spacing {dz:g}x{dy:g}x{dx:g} mm, "
-              f"device {args.device}", file=sys.stderr)
-        values = compute_features(image.array, roi, image.geometry.spacing, settings, device=args.device)
-    except RadiomicsError as err:
-        print(f"radlake radiomics: {err}", file=sys.stderr)
-        return 1
+    settings = load_settings(args.settings)
+    print(f"reading image {args.image}", file=sys.stderr)
+    image = load_image(args.image)
+    print(f"reading mask {args.mask}", file=sys.stderr)
+    roi = load_mask(args.mask, image, args.label)
+    dz, dy, dx = image.geometry.spacing
+    print(f"computing features: {int(roi.sum())} voxels, spacing {dz:g}x{dy:g}x{dx:g} mm, "
+          f"device {args.device}", file=sys.stderr)
+    values = compute_features(image.array, roi, image.geometry.spacing, settings, device=args.device)
     (write_json if fmt == "json" else write_csv)(args.out, values)
     print(f"wrote {len(values)} features to {args.out}", file=sys.stderr)
     print(str(args.out))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.command == "compute":
-        return _compute(args)
-    if args.command in ("run", "follow"):
-        from radlake.radiomics import lake_cli
+def _add_lake_parsers(sub) -> None:
+    for name, text in (("run", "compute features for every registered ROI of the lake that lacks them (Spark)"),
+                       ("follow", ("compute features when studies complete or segmentations are created "
+                                   "(Kafka consumer)"))):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--settings", type=Path, required=True, help="radiomics settings YAML")
+        p.add_argument("--where", default=None, help="SQL filter on silver/rois (e.g. \"project = 'x'\")")
+        p.add_argument("--geometry", choices=["auto", "silver", "bronze"], default="auto",
+                       help="where series geometry comes from (auto: silver/series when it exists)")
+        p.add_argument("--retry-failed", action="store_true", help="retry ROIs that failed permanently")
+        p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+        p.add_argument("--topic", default=None, help="features computed topic (default: the contract's)")
+        if name == "run":
+            p.add_argument("--masks", type=Path, nargs="*", default=[], help="DICOM SEG/RTSTRUCT files to register")
+            p.add_argument("--provider", default=None, help="provider of --masks")
+            p.add_argument("--project", default=None, help="project of --masks")
+            p.add_argument("--no-events", action="store_true",
+                           help="stage features computed events in the outbox but do not publish them")
+        else:
+            p.add_argument("--on", choices=["studies", "segmentations"], default="studies",
+                           help="study completed events, or prediction created events carrying a DICOM SEG")
+            p.add_argument("--source-topic", default=None,
+                           help="the events' topic (default: the contract's study completed / prediction created)")
+            p.add_argument("--group", default=None, help="consumer group id (default: radlake-radiomics-follow, "
+                                                          "with -segmentations for --on segmentations)")
+            p.add_argument("--idle-exit", type=float, default=None, help="stop after this many idle seconds")
+            p.add_argument("--max-messages", type=int, default=None, help="stop after this many messages")
 
-        return getattr(lake_cli, args.command)(args)
-    return 2
+
+def _job(args: argparse.Namespace, settings: Settings) -> RadiomicsJob:
+    return RadiomicsJob(settings.resolved_lake_uri, settings.resolved_object_store_uri, load_settings(args.settings),
+                        where=args.where, geometry=args.geometry, retry_failed=args.retry_failed, device=args.device)
+
+
+def _summary(result) -> dict:
+    return {"run_id": result.run_id, "pending_rois": result.pending_rois, "computed_rois": result.computed_rois,
+            "failed_rois": result.failed_rois, "feature_rows": result.feature_rows,
+            "table_version": result.table_version, "events": len(result.events),
+            "failures": [dict(zip(("series_uid", "roi", "reason", "message"), f)) for f in result.failures]}
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.masks and not (args.provider and args.project):
+        raise UsageError("--masks needs --provider and --project")
+    job = _job(args, settings)
+    spark = spark_session(settings, "radlake-radiomics")
+    if args.masks:
+        count = radiomics_job.register_mask_files(spark, settings, args.masks, args.provider, args.project)
+        print(f"registered {count} ROIs from {len(args.masks)} mask files", file=sys.stderr)
+    print(f"radiomics run: settings {job.settings_hash[:12]}, lake {job.lake_uri}", file=sys.stderr)
+    result = radiomics_job.run(spark, job)
+    published = () if args.no_events else radiomics_job.publish_outbox(
+        spark, job, radiomics_follow.features_publisher(settings, args.topic))
+    print(f"{result.computed_rois} ROIs computed, {result.failed_rois} failed, {result.feature_rows} feature rows, "
+          f"{len(result.events)} studies staged, {len(published)} events published", file=sys.stderr)
+    print(json.dumps({**_summary(result), "published": len(published)}))
+    return 0
+
+
+def _follow(args: argparse.Namespace, settings: Settings) -> int:
+    job = _job(args, settings)
+    consumer, serde, handle = radiomics_follow.follower(settings, job, args.on, group=args.group,
+                                                        source_topic=args.source_topic)
+    spark = spark_session(settings, "radlake-radiomics-follow")
+    print(f"radiomics follow: {serde.topic.name} -> features, settings {job.settings_hash[:12]}", file=sys.stderr)
+    try:
+        stats = radiomics_follow.follow(
+            spark, job, consumer, serde, radiomics_follow.features_publisher(settings, args.topic), handle=handle,
+            dead_letter=radiomics_follow.stack_dead_letters(settings), idle_exit_s=args.idle_exit,
+            max_messages=args.max_messages)
+    finally:
+        consumer.close()
+    print(json.dumps({"messages": stats.messages, "dead_lettered": stats.dead_lettered, "retried": stats.retried,
+                      "retries": stats.retries, "studies": stats.studies, "events": stats.events}))
+    return 0
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    return {"compute": _compute, "run": _run, "follow": _follow}[args.command](args, settings)
+
+
+main = command("radlake radiomics", _parser, _dispatch)

@@ -7,10 +7,10 @@ import logging
 import sys
 import time
 
+from apps._common import command
 from infra import stack
 from infra.component import ComponentStatus
-from infra.errors import StackError
-from radlake.settings import Settings
+from platform_layer.settings import Settings
 
 
 def format_table(statuses: list[ComponentStatus]) -> str:
@@ -31,30 +31,30 @@ def format_table(statuses: list[ComponentStatus]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows])
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radlake stack", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
     for action, help_ in (("up", "install, start and health-check"), ("down", "stop"), ("status", "show")):
         p = sub.add_parser(action, help=help_)
         p.add_argument("components", nargs="*", metavar="COMPONENT", help=f"any of: {', '.join(stack.COMPONENTS)}")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings = Settings()
-    try:
-        if args.action == "up":
-            started = time.monotonic()
-            stack.up(settings, args.components or None)
-            print(f"stack up in {time.monotonic() - started:.1f}s", file=sys.stderr)
-            print(format_table(stack.status(settings, args.components or None)))
-        elif args.action == "down":
-            stack.down(settings, args.components or None)
-            print("stack down", file=sys.stderr)
-        else:
-            statuses = stack.status(settings, args.components or None)
-            print(format_table(statuses))
-            return 0 if all(s.healthy for s in statuses) else 3
-    except StackError as err:
-        print(f"radlake stack {args.action}: {err}", file=sys.stderr)
-        return 1
+    return parser
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "up":
+        started = time.monotonic()
+        stack.up(settings, args.components or None)
+        print(f"stack up in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        print(format_table(stack.status(settings, args.components or None)))
+    elif args.action == "down":
+        stack.down(settings, args.components or None)
+        print("stack down", file=sys.stderr)
+    else:
+        statuses = stack.status(settings, args.components or None)
+        print(format_table(statuses))
+        return 0 if all(s.healthy for s in statuses) else 3
     return 0
+
+
+# the stack's own progress (each component's install, start, health) is what this command is for
+main = command("radlake stack", _parser, _run, console_level=lambda _args: logging.INFO)

@@ -8,29 +8,26 @@ import signal
 import sys
 from datetime import timedelta
 
-from infra.components.kafka import Kafka
-from infra.components.registry import SchemaRegistry
-from lake_schemas.errors import RegistryError
-from radlake.settings import Settings
+from apps._common import command
+from platform_layer.endpoints import kafka_bootstrap, registry_url
+from platform_layer.settings import Settings
 from streams.config import StreamsConfig
-from streams.errors import StreamsError
 from streams.worker import StudyCompletionWorker, check_contracts, ensure_topics
 
 
-def config_from(args: argparse.Namespace) -> StreamsConfig:
-    settings = Settings()
+def config_from(args: argparse.Namespace, settings: Settings) -> StreamsConfig:
     overrides = {k: v for k, v in vars(args).items()
                  if k in StreamsConfig.__dataclass_fields__ and v not in (None, "")}
     if args.quiet_period_s is not None:
         overrides["quiet_period"] = timedelta(seconds=args.quiet_period_s)
     return StreamsConfig(**{
-        "bootstrap": args.bootstrap or Kafka(settings).address,
-        "registry_url": args.registry_url or SchemaRegistry(settings).address,
+        "bootstrap": args.bootstrap or kafka_bootstrap(settings),
+        "registry_url": args.registry_url or registry_url(settings),
         **{k: v for k, v in overrides.items() if k not in ("bootstrap", "registry_url")},
     })
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radlake streams", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
     run = sub.add_parser("run", help="run the worker until interrupted")
@@ -49,27 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("instance", "manifest", "completed", "quarantined", "dead-letter"):
         run.add_argument(f"--{name}-topic", help="topic name (default: the lake_schemas contract's)")
     run.add_argument("--log-level", default="info")
-    args = parser.parse_args(argv)
+    return parser
 
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for chatty in ("httpx", "httpx2"):  # one line per registry request (the registry client's HTTP library)
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    try:
-        config = config_from(args)
-        check_contracts(config)
-        ensure_topics(config)
-        worker = StudyCompletionWorker(config)
-    except (StreamsError, RegistryError) as err:
-        print(f"radlake streams: {err}", file=sys.stderr)
-        return 1
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    config = config_from(args, settings)
+    check_contracts(config)
+    ensure_topics(config)
+    worker = StudyCompletionWorker(config)
     print(f"radlake streams: {config.app_id} on {config.bootstrap}, metrics on "
           f"http://{config.web_host}:{config.web_port}/metrics", file=sys.stderr)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
-    try:
-        worker.run()
-    except (StreamsError, RegistryError) as err:
-        print(f"radlake streams: {err}", file=sys.stderr)
-        return 1
+    worker.run()
     return 0
+
+
+main = command("radlake streams", _parser, _run,
+               console_level=lambda args: logging.getLevelName(args.log_level.upper()))

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from radlake.ingest.client import Uploader, plan, study_report, upload_id_for
-from radlake.ingest.errors import IngestError
-from radlake.settings import get_settings
+from apps._common import UsageError, command
+from nifi.edge.client import Uploader, plan, study_report, upload_id_for
+from nifi.edge.errors import IngestError
+from nifi.providers import endpoint_token, find_edge
+from platform_layer.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,25 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+class UploadFailed(IngestError):
+    """The upload stopped before every unit was acknowledged; running it again resumes."""
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
-        print(f"radlake upload: no such file or folder: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    settings = get_settings()
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
     journal_path = args.journal or settings.state_dir / "uploads" / f"{args.provider}.jsonl"
-    try:
-        from nifi.provider_cli import ProviderError, endpoint_token, find_edge
-
-        url = args.url or find_edge(settings, args.provider).url
-        token = args.token_file.read_text().strip() if args.token_file else endpoint_token(settings, args.provider)
-    except (ProviderError, OSError) as err:
-        print(f"radlake upload: {err}", file=sys.stderr)
-        return 1
+    url = args.url or find_edge(settings, args.provider).url
+    token = args.token_file.read_text().strip() if args.token_file else endpoint_token(settings, args.provider)
     the_plan = plan(args.paths, max_instances=args.max_instances)
     upload_id = args.upload_id or upload_id_for(args.paths, args.provider)
     print(f"upload {upload_id}: {len(the_plan.studies)} studies, {the_plan.instances} inputs, "
@@ -59,8 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         records = uploader.upload(the_plan, upload_id)
     except IngestError as err:
-        print(f"radlake upload: {err} (run again to resume)", file=sys.stderr)
-        return 1
+        raise UploadFailed(f"{err} (run again to resume)") from err
     finally:
         uploader.close()
     rows = study_report(records)
@@ -74,5 +66,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = command("radlake upload", _parser, _run)

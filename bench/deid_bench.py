@@ -75,13 +75,21 @@ from dicognito.anonymizer import Anonymizer
 # Run as a script (python bench/deid_bench.py), the repository root is not on sys.path by itself.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.leak_scanner import KINDS, MIN_LENGTH, Planted, planted_values, readable, scan_file  # noqa: E402
+from bench.leak_scanner import (  # noqa: E402
+    KINDS,
+    MIN_LENGTH,
+    Planted,
+    planted_values,
+    readable,
+    scan_file,
+)
 from bench.report import BENCHMARKS_MD, write_section  # noqa: E402
-from radlake.deid.cli import vault_spec  # noqa: E402
+from platform_layer.settings import get_settings  # noqa: E402
+from platform_layer.vault import transit_spec  # noqa: E402
 from radlake.deid.confidentiality_profile import Profile  # noqa: E402
-from radlake.deid.engine import Job, Status, run  # noqa: E402
+from radlake.deid.engine import Job, run  # noqa: E402
+from radlake.deid.instance_result import Status  # noqa: E402
 from radlake.deid.pseudonyms import LocalHmacSpec, PseudonymiserSpec  # noqa: E402
-from radlake.settings import get_settings  # noqa: E402
 from radlake.synthetic import phi_dicom  # noqa: E402
 
 SECTION = "deid"
@@ -497,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_counts = sorted({1, max(1, args.workers)})
     spec: PseudonymiserSpec
     if args.vault:
-        spec = vault_spec(get_settings(), args.project)
+        spec = transit_spec(get_settings(), args.project)
     else:
         spec = LocalHmacSpec(b"bench-project-key")
     for tool in selected:

@@ -38,29 +38,38 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 # Run as ``python bench/inference_bench.py``: the repository root is not on the path then.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import write_section  # noqa: E402
 from inference_workers.errors import ModelRegistryError  # noqa: E402
-from inference_workers.model_cli import registry_for  # noqa: E402
-from inference_workers.model_registry import ModelRegistry, RegisteredModel, network_to_bytes  # noqa: E402
+from inference_workers.model_registry import (  # noqa: E402
+    ModelRegistry,
+    RegisteredModel,
+    network_to_bytes,
+    stack_registry,  # noqa: E402
+)
 from inference_workers.network import NoduleNet3D, fused_for_inference  # noqa: E402
 from inference_workers.pipeline import ModelSpec, pre_process, predict  # noqa: E402
 from inference_workers.prediction import Predictor  # noqa: E402
 from inference_workers.synthetic_study import publishable_study  # noqa: E402
 from inference_workers.training import phantom_volume  # noqa: E402
 from inference_workers.worker import Worker, WorkerConfig  # noqa: E402
-from infra.components.kafka import Kafka  # noqa: E402
-from infra.components.registry import SchemaRegistry  # noqa: E402
-from lake_schemas.registration import register  # noqa: E402
-from lake_schemas.serde import EventSerde, registry_client  # noqa: E402
-from lake_schemas.topics import PREDICTION_CREATED, PREDICTION_DEAD_LETTER, STUDY_COMPLETED  # noqa: E402
-from radlake.object_store import ObjectStore  # noqa: E402
-from radlake.settings import Settings  # noqa: E402
+from lake_schemas.topics import (  # noqa: E402
+    PREDICTION_CREATED,
+    PREDICTION_DEAD_LETTER,
+    STUDY_COMPLETED,
+)
+from platform_layer import (
+    endpoints,
+    kafka,  # noqa: E402
+)
+from platform_layer.kafka import TopicSpec  # noqa: E402
+from platform_layer.object_store import ObjectStore  # noqa: E402
+from platform_layer.registration import register  # noqa: E402
+from platform_layer.serde import EventSerde, registry_client  # noqa: E402
+from platform_layer.settings import Settings  # noqa: E402
 from radlake.synthetic.chest_ct import chest_ct  # noqa: E402
 
 SEED = 7_000_000
@@ -68,7 +77,7 @@ QUICK = {"studies": 3, "tall": 1, "scaling": 3}
 
 
 def _model(settings: Settings):
-    registry = registry_for(settings)
+    registry = stack_registry(settings)
     try:
         registered = registry.get("nodule-cnn", stage="Production")
         return registry.load(registered), registered.spec, registered.label, registered
@@ -105,9 +114,7 @@ def bare(net, spec, studies: int) -> dict:
 
 def _topics(bootstrap: str, registry_url: str, tag: str):
     names = [f"bench.{tag}.in", f"bench.{tag}.out", f"bench.{tag}.dlq"]
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(n, 3, 1) for n in names]).values():
-        f.result(30)
+    kafka.ensure_topics(bootstrap, [TopicSpec(n, 3) for n in names])
     contracts = (STUDY_COMPLETED.with_name(names[0]), PREDICTION_CREATED.with_name(names[1]),
                  PREDICTION_DEAD_LETTER.with_name(names[2]))
     registry = registry_client(registry_url)
@@ -116,7 +123,7 @@ def _topics(bootstrap: str, registry_url: str, tag: str):
 
 
 def _publish_studies(store, bootstrap, topic, serde, count: int, tag: str, shape=None, spacing=None) -> list:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer = kafka.producer(bootstrap, client_id="bench-inference")
     events = []
     for k in range(count):
         kwargs = {} if shape is None else {"shape": shape, "spacing": spacing}
@@ -129,8 +136,7 @@ def _publish_studies(store, bootstrap, topic, serde, count: int, tag: str, shape
 
 
 def _predictions(bootstrap, topic, serde, expected: int, timeout_s: float = 600) -> list:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-reader-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    consumer = kafka.consumer(bootstrap, group_id=f"bench-reader-{uuid.uuid4().hex}")
     consumer.subscribe([topic])
     out, deadline = [], time.monotonic() + timeout_s
     try:
@@ -150,7 +156,7 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
 def whole_worker(settings, net, spec, registered, studies: int, tag: str, shape=None, spacing=None,
                  dtype=torch.float32) -> dict:
     """In-process worker over ``studies`` events; volumes/s from first arrival to last commit."""
-    bootstrap, registry_url = Kafka(settings).address, SchemaRegistry(settings).address
+    bootstrap, registry_url = endpoints.kafka_bootstrap(settings), endpoints.registry_url(settings)
     (t_in, t_out, t_dlq), (s_in, s_out, s_dlq) = _topics(bootstrap, registry_url, tag)
     store = ObjectStore(settings.resolved_object_store_uri)
     model = registered or RegisteredModel("nodule-cnn", 1, "None", "file:///untrained", "0" * 64, spec, {}, {})
@@ -176,7 +182,7 @@ def whole_worker(settings, net, spec, registered, studies: int, tag: str, shape=
 
 def _wait_for_members(bootstrap: str, group: str, procs: list[subprocess.Popen], logs: list[Path],
                       timeout_s: float = 120.0) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = kafka.admin(bootstrap)
     members = len(procs)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -204,7 +210,7 @@ def scratch_lake(root: Path, net: NoduleNet3D, spec: ModelSpec) -> dict:
 
 def scaling(settings, studies: int, tag: str, lake_env: dict) -> dict:
     """Worker processes from the CLI: 1 process x 2 threads vs 2 processes x 1 thread, same studies count."""
-    bootstrap, registry_url = Kafka(settings).address, SchemaRegistry(settings).address
+    bootstrap, registry_url = endpoints.kafka_bootstrap(settings), endpoints.registry_url(settings)
     store = ObjectStore(lake_env["RADLAKE_OBJECT_STORE_URI"])  # where the workers fetch the studies from
     logs_dir = Path(tempfile.mkdtemp(prefix="inference-bench-workers-"))
     results = {}
@@ -213,7 +219,7 @@ def scaling(settings, studies: int, tag: str, lake_env: dict) -> dict:
         (t_in, t_out, t_dlq), (s_in, s_out, _) = _topics(bootstrap, registry_url, run_tag)
         logs = [logs_dir / f"{run_tag}-w{k}.log" for k in range(workers)]
         procs = [subprocess.Popen(
-            [sys.executable, "-m", "inference_workers.cli", "run", "--input-topic", t_in, "--output-topic", t_out,
+            [sys.executable, "-m", "apps.cli", "infer", "run", "--input-topic", t_in, "--output-topic", t_out,
              "--dead-letter-topic", t_dlq, "--group", f"bench-{run_tag}", "--worker-id", f"w{k}", "--threads",
              str(threads), "--max-idle-s", "10", "--no-land"],
             env={**os.environ, **lake_env}, stdout=subprocess.PIPE, stderr=logs[k].open("wb"), text=True)

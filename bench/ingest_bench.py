@@ -36,22 +36,22 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka.admin import AdminClient, NewTopic
 
 # Run as ``python bench/ingest_bench.py``: the repository root is not on the path then.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from apps.deid import main as deid_main  # noqa: E402
 from bench.report import write_section  # noqa: E402
-from infra.components.kafka import Kafka  # noqa: E402
-from infra.components.registry import SchemaRegistry  # noqa: E402
-from lake_schemas.registration import register  # noqa: E402
-from lake_schemas.serde import registry_client  # noqa: E402
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST  # noqa: E402
-from nifi import provider_cli  # noqa: E402
-from radlake.deid.cli import main as deid_main  # noqa: E402
-from radlake.ingest.client import Uploader, plan, wait_until_listening  # noqa: E402
-from radlake.ingest.report_cli import read_topic  # noqa: E402
-from radlake.settings import Settings  # noqa: E402
+from nifi import providers  # noqa: E402
+from nifi.edge.client import Uploader, plan, wait_until_listening  # noqa: E402
+from nifi.edge.reconcile import read_provider_events  # noqa: E402
+from platform_layer import kafka  # noqa: E402
+from platform_layer.endpoints import kafka_bootstrap, registry_url
+from platform_layer.kafka import TopicSpec  # noqa: E402
+from platform_layer.registration import register  # noqa: E402
+from platform_layer.serde import registry_client  # noqa: E402
+from platform_layer.settings import Settings  # noqa: E402
 from radlake.synthetic import phi_dicom  # noqa: E402
 
 PER_SERIES = 100  # instances per generated series (one patient each), as in the de-identification bench
@@ -92,16 +92,14 @@ def edge_leg(settings: Settings, folder: Path, journal_path: Path, project: str,
              "manifest_topic": f"bench.ingest.manifests.{run}"}
     contracts = (INSTANCE_RECEIVED.with_name(names["instance_topic"]), QUARANTINED.with_name(names["quarantine_topic"]),
                  STUDY_MANIFEST.with_name(names["manifest_topic"]))
-    bootstrap, registry = Kafka(settings).address, SchemaRegistry(settings).address
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(t.name, 3, 1) for t in contracts]).values():
-        future.result(timeout=30)
+    bootstrap, registry = kafka_bootstrap(settings), registry_url(settings)
+    kafka.ensure_topics(bootstrap, [TopicSpec(t.name, 3) for t in contracts])
     register(registry_client(registry), contracts)
-    edge = provider_cli.add(settings, provider, project, topics=names)
+    edge = providers.add(settings, provider, project, topics=names)
     try:
         wait_until_listening(edge.url)
         the_plan = plan([folder], max_instances=per_request)
-        uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider), journal_path,
+        uploader = Uploader(edge.url, providers.endpoint_token(settings, provider), journal_path,
                             on_progress=lambda line: print(f"  {line}", file=sys.stderr))
         started = time.perf_counter()
         try:
@@ -110,7 +108,7 @@ def edge_leg(settings: Settings, folder: Path, journal_path: Path, project: str,
             uploader.close()
         acknowledged = time.perf_counter()
         accepted = sum(1 for r in records for o in r["outcomes"] if o["status"] == "accepted")
-        while len(read_topic(bootstrap, registry, contracts[0], provider)) < accepted:
+        while len(read_provider_events(bootstrap, registry, contracts[0], provider)) < accepted:
             time.sleep(0.2)
         on_topic = time.perf_counter()
         timings = [r.get("timings", {}) for r in records]
@@ -120,7 +118,7 @@ def edge_leg(settings: Settings, folder: Path, journal_path: Path, project: str,
                 "publish_s": sum(t.get("publish_s", 0.0) for t in timings),
                 "request_s": sum(t.get("request_s", 0.0) for t in timings)}
     finally:
-        provider_cli.remove(settings, provider)
+        providers.remove(settings, provider)
 
 
 def summary_rows(results: dict) -> list[dict]:

@@ -48,27 +48,27 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyspark
-from confluent_kafka import Producer
 from deltalake import DeltaTable, write_deltalake
 
 # Run as ``python bench/lake_bench.py`` (what ``make bench`` does): the repository root is not on the path
 # then, and ``bench`` is not an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.lake_feed import create_topics, publish  # noqa: E402
 from bench.report import write_section  # noqa: E402
-from infra.components.kafka import Kafka  # noqa: E402
-from infra.components.registry import SchemaRegistry  # noqa: E402
-from lake_schemas.registration import register  # noqa: E402
-from lake_schemas.serde import EventSerde, registry_client  # noqa: E402
 from lake_schemas.tables import BRONZE_INSTANCES, SILVER_SERIES, SILVER_STUDIES  # noqa: E402
 from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED  # noqa: E402
-from radlake.settings import Settings  # noqa: E402
-from radlake.synthetic.lake_events import (  # noqa: E402
-    SeriesPlan, create_topics, publish, series_events, study_completed,
+from platform_layer import (
+    endpoints,
+    kafka,  # noqa: E402
 )
+from platform_layer.registration import register  # noqa: E402
+from platform_layer.serde import EventSerde, registry_client  # noqa: E402
+from platform_layer.settings import Settings  # noqa: E402
+from platform_layer.spark import spark_session  # noqa: E402
+from radlake.synthetic.lake_events import SeriesPlan, series_events, study_completed  # noqa: E402
 from spark_jobs import bronze, tables  # noqa: E402
 from spark_jobs.pipeline import start_pipeline  # noqa: E402
-from spark_jobs.session import spark_session  # noqa: E402
 
 log = logging.getLogger("bench.lake")
 LATENCY_GOAL_S = 30.0
@@ -299,7 +299,7 @@ def latency(spark, bootstrap: str, registry_url: str, rate: float, seconds: floa
     events = _events(int(rate * seconds), "lat")
     registry = registry_client(registry_url)
     serde, completed_serde = EventSerde(instances, registry), EventSerde(completed, registry)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = kafka.producer(bootstrap, client_id="bench-lake")
     series_path = tables.table_path(root, SILVER_SERIES)
     studies_path = tables.table_path(root, SILVER_STUDIES)
     # Warm-up: the queries' first micro-batches compile and load classes (tens of seconds on a loaded
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_start = os.getloadavg()[0]
     settings = Settings()
-    bootstrap, registry_url = Kafka(settings).address, SchemaRegistry(settings).address
+    bootstrap, registry_url = endpoints.kafka_bootstrap(settings), endpoints.registry_url(settings)
     spark = spark_session(settings, "radlake-lake-bench")
     try:
         with tempfile.TemporaryDirectory(prefix="radlake-lake-bench-") as tmp:

@@ -109,7 +109,7 @@ def run_radlake(roi: dict, full: bool = False) -> tuple[float, dict[str, float]]
 # pyradiomics (and the SimpleITK it brings) is imported where it is used: it is an optional peer that
 # ``--setup`` installs, and the bench installs it before its first use.
 def _pyradiomics_extractor():
-    from radiomics import featureextractor
+    from radiomics import featureextractor  # noqa: PLC0415 - the peer is installed by --setup, after start
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)
     extractor = featureextractor.RadiomicsFeatureExtractor(
@@ -123,7 +123,7 @@ def _pyradiomics_extractor():
 
 
 def run_pyradiomics(roi: dict) -> tuple[float, dict[str, float]]:
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # noqa: PLC0415 - pyradiomics' dependency, installed with it by --setup
 
     image = sitk.GetImageFromArray(roi["image"].astype(np.float64))
     mask = sitk.GetImageFromArray(roi["mask"].astype(np.uint8))

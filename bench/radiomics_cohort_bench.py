@@ -9,7 +9,7 @@ rows and ``silver/rois`` rows directly (the bench measures the radiomics job, no
 same process and run:
 
 * **floor**: one Python loop over the series calling the job's own unit of work
-  (``radlake.radiomics.lake.process_series``: fetch every instance and mask by claim-check with SHA-256
+  (``spark_jobs.radiomics_series.process_series``: fetch every instance and mask by claim-check with SHA-256
   verification, rebuild the volume, ``compute_features`` per ROI) — nothing written;
 * **Spark**: ``spark_jobs.radiomics_job.run`` end to end — pending anti-join, series from bronze,
   ``applyInPandas`` per series, MERGE into gold, failure table, statuses for the events — twice, with two
@@ -39,13 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import write_section  # noqa: E402
 from lake_schemas.tables import BRONZE_INSTANCES  # noqa: E402
-from radlake.object_store import ObjectStore  # noqa: E402
-from radlake.radiomics import lake  # noqa: E402
+from platform_layer.object_store import ObjectStore  # noqa: E402
+from platform_layer.settings import Settings  # noqa: E402
+from platform_layer.spark import spark_session  # noqa: E402
 from radlake.radiomics.settings import settings_from_mapping  # noqa: E402
-from radlake.settings import Settings  # noqa: E402
 from radlake.synthetic import radiomics_lake as rl  # noqa: E402
 from spark_jobs import bronze, radiomics_job, tables  # noqa: E402
-from spark_jobs.session import spark_session  # noqa: E402
+from spark_jobs import radiomics_series as lake  # noqa: E402
 
 QUICK = {"rois": 12, "slices": 48, "size": 128}  # full-size series; the Spark runs' fixed costs dominate either way
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import write_section  # noqa: E402
 from infra import process, stack  # noqa: E402
-from radlake.settings import Settings  # noqa: E402
+from platform_layer.settings import Settings  # noqa: E402
 
 IDLE_TARGET_GIB = 6.0  # the whole stack's idle memory must leave most of a 24 GiB machine to the work
 

@@ -41,16 +41,26 @@ from pathlib import Path
 
 import confluent_kafka
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import write_section
-from infra.components.kafka import Kafka
-from infra.components.registry import SchemaRegistry
-from lake_schemas.events import InstanceReceived, ManifestSeries, StudyManifest, StudyManifestData
-from lake_schemas.registration import register
-from lake_schemas.serde import EventSerde, registry_client
-from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST
-from radlake.settings import Settings
+from lake_schemas.events import (
+    InstanceReceived,
+    ManifestSeries,
+    StudyManifest,
+    StudyManifestData,
+)
+from lake_schemas.topics import (
+    INSTANCE_RECEIVED,
+    QUARANTINED,
+    STUDY_COMPLETED,
+    STUDY_MANIFEST,
+)
+from platform_layer import kafka  # noqa: E402
+from platform_layer.endpoints import kafka_bootstrap, registry_url
+from platform_layer.kafka import TopicSpec  # noqa: E402
+from platform_layer.registration import register
+from platform_layer.serde import EventSerde, registry_client
+from platform_layer.settings import Settings
 from radlake.synthetic.lake_events import SeriesPlan, series_events
 from streams.config import StreamsConfig
 from streams.worker import READY, ensure_topics
@@ -178,7 +188,7 @@ def _log_time(log: Path, marker: str) -> float | None:
 def start_worker(args: list[str], log: Path) -> subprocess.Popen:
     with log.open("wb") as out:
         proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "radlake.cli", "streams", "run", *args], stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "apps.cli", "streams", "run", *args], stdout=out, stderr=subprocess.STDOUT,
             preexec_fn=lambda: os.sched_setaffinity(0, {0}))  # one core, not the floors' core
     while READY not in log.read_text(errors="replace"):
         if proc.poll() is not None:
@@ -213,9 +223,7 @@ def run(bootstrap: str, registry_url: str, args: argparse.Namespace) -> dict:
     register(registry, (INSTANCE_RECEIVED.with_name(topics.floor), INSTANCE_RECEIVED.with_name(topics.instance),
                         STUDY_MANIFEST.with_name(topics.manifest), STUDY_COMPLETED.with_name(topics.completed),
                         QUARANTINED.with_name(topics.quarantined)))
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(topics.floor, PARTITIONS, 1)]).values():
-        future.result()
+    kafka.ensure_topics(bootstrap, [TopicSpec(topics.floor, PARTITIONS)])
     config = StreamsConfig(bootstrap=bootstrap, registry_url=registry_url, app_id=f"bench-{tag}",
                            instance_topic=topics.instance, manifest_topic=topics.manifest,
                            completed_topic=topics.completed, quarantined_topic=topics.quarantined,
@@ -302,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings()
     load_before = os.getloadavg()
-    r = run(Kafka(settings).address, SchemaRegistry(settings).address, args)
+    r = run(kafka_bootstrap(settings), registry_url(settings), args)
     load_after = os.getloadavg()
 
     rows = [

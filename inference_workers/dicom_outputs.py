@@ -13,6 +13,8 @@ import io
 import uuid
 from dataclasses import dataclass
 
+import highdicom as hd
+import nibabel as nib
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
@@ -36,7 +38,6 @@ class ModelIdentity:
     weights_sha256: str
 
     def algorithm(self):
-        import highdicom as hd
 
         return hd.AlgorithmIdentificationSequence(name=self.name, family=codes.DCM.ArtificialIntelligence,
                                                   version=str(self.version), parameters={"weights_sha256": self.weights_sha256})
@@ -45,7 +46,6 @@ class ModelIdentity:
 def segmentation(prediction: StudyPrediction, sources: tuple[Dataset, ...], model: ModelIdentity,
                  event_id: str) -> Dataset | None:
     """A binary DICOM SEG with one segment per finding (``None`` without findings)."""
-    import highdicom as hd
 
     if not prediction.findings:
         return None
@@ -83,7 +83,6 @@ def segmentation(prediction: StudyPrediction, sources: tuple[Dataset, ...], mode
 
 
 def _finding_group(k: int, finding: Finding, seg: Dataset, series_uid: str, model: ModelIdentity, event_id: str):
-    import highdicom as hd
 
     measurements = [
         hd.sr.Measurement(name=codes.SCT.Diameter, value=round(finding.diameter_mm, 2), unit=codes.UCUM.Millimeter),
@@ -108,7 +107,6 @@ def _finding_group(k: int, finding: Finding, seg: Dataset, series_uid: str, mode
 def measurement_report(prediction: StudyPrediction, sources: tuple[Dataset, ...], seg: Dataset | None,
                        model: ModelIdentity, event_id: str) -> Dataset:
     """Comprehensive 3D SR holding a TID 1500 Measurement Report of the findings."""
-    import highdicom as hd
 
     series_uid = str(sources[0].SeriesInstanceUID)
     algorithm = hd.sr.AlgorithmIdentification(model.name, str(model.version))
@@ -170,7 +168,6 @@ def to_bytes(ds: Dataset) -> bytes:
 
 def gradcam_nifti(finding: Finding) -> bytes:
     """The finding's Grad-CAM map as gzipped NIfTI-1 in RAS world coordinates (mtime 0: same map, same bytes)."""
-    import nibabel as nib
 
     data = np.ascontiguousarray(finding.cam.transpose(2, 1, 0), dtype=np.float32)  # (x, y, z)
     zyx = finding.cam_affine

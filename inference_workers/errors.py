@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from lake_schemas.errors import RadlakeError
+
 
 class InferenceReason(str, Enum):
     UNREADABLE_VOLUME = "UNREADABLE_VOLUME"  # an instance is missing or does not parse as DICOM pixels
@@ -14,7 +16,7 @@ class InferenceReason(str, Enum):
     OUTPUT_FAILED = "OUTPUT_FAILED"  # SEG/SR/Grad-CAM could not be written
 
 
-class InferenceError(Exception):
+class InferenceError(RadlakeError):
     """Base of the inference workers' errors."""
 
 

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 import pyarrow as pa
 import torch
+from deltalake import DeltaTable, write_deltalake
 
 from inference_workers.errors import ModelRegistryError
 from inference_workers.network import NoduleNet3D
 from inference_workers.pipeline import ModelSpec
-from radlake.object_store import ObjectStore, ObjectStoreError
+from platform_layer.object_store import ObjectStore, ObjectStoreError
+from platform_layer.settings import Settings
 
 STAGES = ("None", "Staging", "Production", "Archived")
 
@@ -69,7 +72,6 @@ class ModelRegistry:
         self.store = store
 
     def _rows(self) -> list[dict]:
-        from deltalake import DeltaTable
 
         if not DeltaTable.is_deltatable(self.table_uri):
             return []
@@ -98,7 +100,6 @@ class ModelRegistry:
 
     def register(self, name: str, weights: bytes, spec: ModelSpec, training: dict, metrics: dict,
                  stage: str = "None") -> RegisteredModel:
-        from deltalake import write_deltalake
 
         if stage not in STAGES:
             raise ModelRegistryError(f"unknown stage {stage!r}; one of {STAGES}")
@@ -117,7 +118,6 @@ class ModelRegistry:
         return self.get(name, version=version)
 
     def set_stage(self, name: str, version: int, stage: str) -> RegisteredModel:
-        from deltalake import DeltaTable
 
         if stage not in STAGES:
             raise ModelRegistryError(f"unknown stage {stage!r}; one of {STAGES}")
@@ -130,7 +130,6 @@ class ModelRegistry:
         return self.get(name, version=version)
 
     def record_metrics(self, name: str, version: int, metrics: dict) -> RegisteredModel:
-        from deltalake import DeltaTable
 
         merged = {**self.get(name, version=version).metrics, **metrics}
         DeltaTable(self.table_uri).update(new_values={"metrics_json": json.dumps(merged, sort_keys=True)},
@@ -156,3 +155,19 @@ def network_to_bytes(net: NoduleNet3D) -> bytes:
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buffer)
     return buffer.getvalue()
+
+
+def stack_registry(settings: Settings) -> ModelRegistry:
+    """The installation's model registry: the Delta table ``<lake>/registry/models``, weights in the object store."""
+    return ModelRegistry(f"{settings.resolved_lake_uri}/registry/models", ObjectStore(settings.resolved_object_store_uri))
+
+
+def json_safe(value):
+    """Metrics as the registry stores them: NaN (an undefined metric) becomes null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

@@ -8,9 +8,12 @@ the last stage's activations (P/4 per side), weighted by the gradient of the mal
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -40,9 +43,6 @@ class NoduleNet3D(nn.Module):
 def fused_for_inference(model: NoduleNet3D) -> NoduleNet3D:
     """A copy with every BatchNorm folded into its convolution (same outputs in eval mode, fewer passes
     over the activations); the input model is left as it is."""
-    import copy
-
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     fused = copy.deepcopy(model).eval()
     for module in fused.modules():

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from inference_workers.errors import InferenceReason, StudyRejected
 from inference_workers.network import NoduleNet3D, grad_cam
-from inference_workers.volume import CTVolume
+from radlake.imaging.volume import Volume
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Geometry:
     canonical_shape: tuple[int, int, int]
     iso_shape: tuple[int, int, int]
     iso_spacing: tuple[float, float, float]  # effective spacing of the isotropic grid (mm)
-    source: CTVolume = field(repr=False, compare=False)
+    source: Volume = field(repr=False, compare=False)
 
     def iso_to_source(self, iso_zyx: np.ndarray) -> np.ndarray:
         iso = np.asarray(iso_zyx, dtype=float)
@@ -79,7 +79,7 @@ class Geometry:
         return canonical * scale
 
     def iso_to_patient(self, iso_zyx: np.ndarray) -> np.ndarray:
-        return self.source.index_to_patient(self.iso_to_source(iso_zyx))
+        return self.source.geometry.index_to_patient(self.iso_to_source(iso_zyx))
 
     def iso_affine(self) -> np.ndarray:
         """4x4 matrix from iso index (z, y, x, 1) to patient LPS mm."""
@@ -137,8 +137,8 @@ class StudyPrediction:
     malignancy_score: float  # study level: max over findings of probability * malignancy, 0 without findings
 
 
-def _canonical_axes(volume: CTVolume) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
-    directions = [np.asarray(volume.slice_dir), np.asarray(volume.col_dir), np.asarray(volume.row_dir)]
+def _canonical_axes(volume: Volume) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
+    directions = volume.geometry.axes_zyx()
     permutation, flips = [0, 0, 0], [False, False, False]
     seen = set()
     for axis, d in enumerate(directions):
@@ -163,15 +163,15 @@ def _lung_mask(windowed: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return ndimage.binary_dilation(inside, iterations=2)
 
 
-def pre_process(volume: CTVolume, spec: ModelSpec, device: torch.device | str = "cpu", key: str = "") -> PreparedStudy:
+def pre_process(volume: Volume, spec: ModelSpec, device: torch.device | str = "cpu", key: str = "") -> PreparedStudy:
     """Orient, resample, window and cut one study into sliding-window patches (no input is modified)."""
     permutation, flips = _canonical_axes(volume)
-    image = torch.as_tensor(np.ascontiguousarray(volume.hu), dtype=torch.float32, device=device)
+    image = torch.as_tensor(np.ascontiguousarray(volume.array), dtype=torch.float32, device=device)
     image = image.permute(*permutation)
     flip_dims = [k for k in range(3) if flips[k]]
     if flip_dims:
         image = torch.flip(image, flip_dims)
-    canonical_spacing = [volume.spacing[a] for a in permutation]
+    canonical_spacing = [volume.geometry.spacing[a] for a in permutation]
     canonical_shape = tuple(int(n) for n in image.shape)
     iso_shape = tuple(max(2, round((n - 1) * s / spec.spacing_mm) + 1) for n, s in zip(canonical_shape, canonical_spacing))
     iso = F.interpolate(image[None, None], size=iso_shape, mode="trilinear", align_corners=True)[0, 0]
@@ -187,7 +187,7 @@ def pre_process(volume: CTVolume, spec: ModelSpec, device: torch.device | str = 
     centres = centres[lungs[centres[:, 0], centres[:, 1], centres[:, 2]]]
     patches = _patches(padded, centres, spec.patch)
     iso_spacing = tuple((c - 1) * s / (i - 1) for c, s, i in zip(canonical_shape, canonical_spacing, iso_shape))
-    geometry = Geometry(permutation, flips, tuple(volume.hu.shape), canonical_shape, iso_shape, iso_spacing, volume)
+    geometry = Geometry(permutation, flips, tuple(volume.array.shape), canonical_shape, iso_shape, iso_spacing, volume)
     return PreparedStudy(key, padded, centres, patches, geometry)
 
 

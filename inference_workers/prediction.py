@@ -17,13 +17,26 @@ from inference_workers import dicom_outputs
 from inference_workers.errors import InferenceError, InferenceReason, StudyRejected
 from inference_workers.model_registry import RegisteredModel
 from inference_workers.network import NoduleNet3D, fused_for_inference
-from inference_workers.pipeline import PreparedStudy, StudyPrediction, post_process, pre_process, predict
+from inference_workers.pipeline import (
+    PreparedStudy,
+    StudyPrediction,
+    post_process,
+    pre_process,
+    predict,
+)
 from inference_workers.volume import load_series, select_series
 from lake_schemas.events import (
-    PredictionCandidate, PredictionCreated, PredictionCreatedData, PredictionInput, PredictionModel, Quarantined,
-    QuarantinedData, StoredDicom, StudyCompleted,
+    PredictionCandidate,
+    PredictionCreated,
+    PredictionCreatedData,
+    PredictionInput,
+    PredictionModel,
+    Quarantined,
+    QuarantinedData,
+    StoredDicom,
+    StudyCompleted,
 )
-from radlake.object_store import ObjectStore, ObjectStoreError
+from platform_layer.object_store import ObjectStore, ObjectStoreError
 
 log = logging.getLogger(__name__)
 

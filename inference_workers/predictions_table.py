@@ -15,11 +15,15 @@ import time
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError
 
 from lake_schemas.errors import SchemaViolation
 from lake_schemas.events import PredictionCreated
-from lake_schemas.serde import EventSerde
+from platform_layer import kafka
+from platform_layer.serde import EventSerde
+from platform_layer.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +77,6 @@ def row(event: PredictionCreated, partition: int = -1, offset: int = -1) -> dict
 
 def merge(table_uri: str, rows: list[dict], attempts: int = 5) -> int:
     """Insert rows whose event_id is not in the table yet (one row per id); returns how many were inserted."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import CommitFailedError
 
     unique = list({r["event_id"]: r for r in rows}.values())
     if not unique:
@@ -93,7 +95,6 @@ def merge(table_uri: str, rows: list[dict], attempts: int = 5) -> int:
 
 
 def known(table_uri: str, event_ids: list[str]) -> set[str]:
-    from deltalake import DeltaTable
 
     if not event_ids or not DeltaTable.is_deltatable(table_uri):
         return set()
@@ -112,10 +113,7 @@ class PredictionLander:
         self.table_uri = table_uri
         self.serde = serde
         self.topic = topic
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False,
-            "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-        })
+        self.consumer = kafka.consumer(bootstrap, group_id=group_id)
         self._assigned: list[TopicPartition] | None = None
         self._start: dict[int, int] = {}
 
@@ -171,7 +169,11 @@ class PredictionLander:
 
 def ensure_table(table_uri: str) -> None:
     """Create the empty table if it is not there (so readers and ``known`` see a table from the start)."""
-    from deltalake import DeltaTable, write_deltalake
 
     if not DeltaTable.is_deltatable(table_uri):
         write_deltalake(table_uri, SCHEMA.empty_table(), mode="ignore")
+
+
+def stack_table_uri(settings: Settings) -> str:
+    """The installation's predictions table: ``<lake>/gold/predictions``."""
+    return f"{settings.resolved_lake_uri}/gold/predictions"

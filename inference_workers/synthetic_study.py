@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import uuid
 
-from lake_schemas.events import InstanceRef, SeriesSummary, StudyCompleted, StudyCompletedData
-from radlake.object_store import ObjectStore
+from lake_schemas.events import (
+    InstanceRef,
+    SeriesSummary,
+    StudyCompleted,
+    StudyCompletedData,
+)
+from platform_layer.object_store import ObjectStore
 from radlake.synthetic.chest_ct import ChestCT
 from radlake.synthetic.dicom_series import ct_series
 

@@ -19,10 +19,22 @@ import torch
 from torch.nn import functional as F
 
 from inference_workers import metrics
-from radlake.synthetic.chest_ct import ChestCT, chest_ct
+from inference_workers.model_registry import (
+    ModelRegistry,
+    RegisteredModel,
+    json_safe,
+    network_to_bytes,
+)
 from inference_workers.network import NoduleNet3D
-from inference_workers.pipeline import ModelSpec, _patches, post_process, pre_process, predict
-from inference_workers.volume import CTVolume
+from inference_workers.pipeline import (
+    ModelSpec,
+    _patches,
+    post_process,
+    pre_process,
+    predict,
+)
+from radlake.imaging.volume import Volume
+from radlake.synthetic.chest_ct import ChestCT, chest_ct
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +60,9 @@ class TrainConfig:
     spacing: tuple[float, float, float] = (2.5, 0.8, 0.8)
 
 
-def phantom_volume(ct: ChestCT) -> CTVolume:
+def phantom_volume(ct: ChestCT) -> Volume:
     """The generated array as a series volume (axial, LPS-aligned, origin at 0)."""
-    return CTVolume(ct.image.astype(np.float32), ct.spacing, (0.0, 0.0, 0.0),
+    return Volume.from_axes(ct.image.astype(np.float32), ct.spacing, (0.0, 0.0, 0.0),
                     (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
 
@@ -195,3 +207,10 @@ def evaluate(net: NoduleNet3D, spec: ModelSpec, studies: int, seed_base: int = T
         "test_nodule_sensitivity": found / nodules if nodules else float("nan"),
         "test_false_positives_per_study": false_positives / studies,
     }
+
+
+def train_and_register(registry: ModelRegistry, name: str, cfg: TrainConfig, *, stage: str,
+                       progress=None) -> RegisteredModel:
+    """Train on generated studies and register the network as a new version of ``name`` at ``stage``."""
+    net, spec, metrics = train(cfg, progress=progress)
+    return registry.register(name, network_to_bytes(net), spec, asdict(cfg), json_safe(metrics), stage=stage)

@@ -27,14 +27,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    KafkaError,
+    KafkaException,
+    Message,
+)
 
 from inference_workers.errors import InferenceError
 from inference_workers.prediction import Predictor, prediction_event_id
 from lake_schemas.errors import SchemaViolation
 from lake_schemas.events import Quarantined, QuarantinedData, StudyCompleted
-from lake_schemas.serde import EventSerde
-from lake_schemas.topics import PREDICTION_CREATED, PREDICTION_DEAD_LETTER, STUDY_COMPLETED
+from lake_schemas.topics import (
+    PREDICTION_CREATED,
+    PREDICTION_DEAD_LETTER,
+    STUDY_COMPLETED,
+)
+from platform_layer import kafka
+from platform_layer.serde import EventSerde
 
 log = logging.getLogger(__name__)
 
@@ -72,27 +81,6 @@ class WorkerStats:
     last_commit: float | None = None  # time.monotonic() of the last committed transaction
 
 
-def _offsets(messages: list[Message]) -> list[TopicPartition]:
-    """Next offset to read per partition after this batch."""
-    top: dict[tuple[str, int], int] = {}
-    for m in messages:
-        key = (m.topic(), m.partition())
-        top[key] = max(top.get(key, -1), m.offset())
-    return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]
-
-
-def _rewind(consumer: Consumer, messages: list[Message]) -> None:
-    first: dict[tuple[str, int], int] = {}
-    for m in messages:
-        key = (m.topic(), m.partition())
-        first[key] = min(first.get(key, m.offset()), m.offset())
-    for (t, p), o in first.items():
-        try:
-            consumer.seek(TopicPartition(t, p, o))
-        except KafkaException as err:  # the partition moved to another worker in a rebalance
-            log.info("not rewinding %s[%d]: %s", t, p, err)
-
-
 class Worker:
     def __init__(self, cfg: WorkerConfig, predictor: Predictor, input_serde: EventSerde, output_serde: EventSerde,
                  dead_letter_serde: EventSerde, known: Callable[[list[str]], set[str]] | None = None,
@@ -106,27 +94,13 @@ class Worker:
         self.after_commit = after_commit
         self.committed_ids: set[str] = set()
         self.stats = WorkerStats()
-        self.consumer = Consumer({
-            "bootstrap.servers": cfg.bootstrap,
-            "group.id": cfg.group_id,
-            # Static membership: a restarted worker (same id) takes its partitions back at once instead of
-            # waiting for the dead member's session to time out.
-            "group.instance.id": cfg.worker_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
+        self.consumer = kafka.consumer(cfg.bootstrap, group_id=cfg.group_id, static_member_id=cfg.worker_id, extra={
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": 45_000,
             "max.poll.interval.ms": 600_000,
         })
-        self.producer = Producer({
-            "bootstrap.servers": cfg.bootstrap,
-            "transactional.id": cfg.transactional_id,
-            "enable.idempotence": True,
-            "acks": "all",
-            "transaction.timeout.ms": cfg.transaction_timeout_ms,
-            "linger.ms": 5,
-        })
+        self.producer = kafka.transactional_producer(cfg.bootstrap, transactional_id=cfg.transactional_id,
+                                                     timeout_ms=cfg.transaction_timeout_ms)
 
     def _crash(self, point: str) -> None:
         if self.cfg.crash_at == point:
@@ -212,7 +186,7 @@ class Worker:
                                       value=self.dead_letter_serde.serialize(letter))
             self.producer.flush(30)
             self._crash("before_commit")
-            self.producer.send_offsets_to_transaction(_offsets(messages), self.consumer.consumer_group_metadata(), 30)
+            self.producer.send_offsets_to_transaction(kafka.next_offsets(messages), self.consumer.consumer_group_metadata(), 30)
             self.producer.commit_transaction(30)
         except KafkaException as err:
             kafka_error = err.args[0] if err.args else None
@@ -224,7 +198,7 @@ class Worker:
             except KafkaException as abort_err:
                 raise InferenceError(f"worker {self.cfg.worker_id}: aborting failed: {abort_err}") from abort_err
             self.stats.aborted += 1
-            _rewind(self.consumer, messages)
+            kafka.rewind(self.consumer, messages)
             return
         made = [o.event_id for o in outcomes if o.prediction is not None]
         self.committed_ids.update(made)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from infra import process
-from radlake.settings import Settings
+from platform_layer.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +137,6 @@ class Component(ABC):
         """SIGKILL the process (for fault-injection tests); the next start recovers from its state."""
         pid = self.pid()
         if pid is not None:
-            import os
-            import signal
-
             os.killpg(pid, signal.SIGKILL)
             process.wait_until(lambda: not process.pid_alive(pid), timeout_s=10, what=f"kill {self.name}")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from infra.errors import DownloadFailed
-from infra.java import find_java_home
+from platform_layer.java import find_java_home
 
 log = logging.getLogger(__name__)
 

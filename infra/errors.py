@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+from lake_schemas.errors import RadlakeError
 
-class StackError(Exception):
+
+class StackError(RadlakeError):
     """Base of every error raised while installing, starting or stopping a component."""
-
-
-class PrerequisiteMissing(StackError):
-    """Something the stack needs is not on this machine (Java 21, Maven, a binary)."""
 
 
 class PortTaken(StackError):

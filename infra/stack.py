@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from infra.component import Component, ComponentStatus
 from infra.errors import StackError
-from radlake.settings import Settings
+from platform_layer.settings import Settings
 
 log = logging.getLogger(__name__)
 

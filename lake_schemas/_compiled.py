@@ -57,7 +57,7 @@ class _Compiler:
             values = (schema["const"],) if "const" in schema else tuple(schema["enum"])
             if unknown - {"type"}:
                 raise SchemaCompileError(f"{self.title} {path}: {sorted(unknown)} beside const/enum")
-            return Literal[values]  # type: ignore[valid-type]
+            return Literal[values]
         types = schema.get("type")
         if types is None:
             if unknown:
@@ -70,7 +70,7 @@ class _Compiler:
                 f"{self.title} {path}: cannot compile {sorted(unknown - allowed) or types} (not in the subset the "
                 f"contracts use)")
         members = [self._one(t, schema, path) for t in types]
-        return members[0] if len(members) == 1 else Union[tuple(members)]  # type: ignore[return-value]
+        return members[0] if len(members) == 1 else Union[tuple(members)]
 
     def _one(self, kind: str, schema: dict[str, Any], path: str) -> Any:
         if kind == "null":

@@ -1,7 +1,12 @@
 """Exceptions of the contracts package."""
 
 
-class LakeSchemaError(Exception):
+class RadlakeError(Exception):
+    """Root of every exception radlake raises. It lives in the contracts package because that is the one
+    package every other part may import."""
+
+
+class LakeSchemaError(RadlakeError):
     """Base of lake_schemas errors."""
 
 

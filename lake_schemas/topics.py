@@ -10,7 +10,12 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from lake_schemas.events import (
-    FeaturesComputed, InstanceReceived, PredictionCreated, Quarantined, StudyCompleted, StudyManifest,
+    FeaturesComputed,
+    InstanceReceived,
+    PredictionCreated,
+    Quarantined,
+    StudyCompleted,
+    StudyManifest,
 )
 
 SCHEMA_DIR = Path(__file__).parent / "events"

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import nipyapi
 
+from lake_schemas.errors import RadlakeError
+
 FLOWS_DIR = Path(__file__).parent / "flows"
 
 
-class DeployError(Exception):
+class DeployError(RadlakeError):
     """A flow definition could not be deployed or removed; the message names the step."""
 
 
@@ -63,7 +65,7 @@ def sensitive_parameters(definition: Mapping) -> set[str]:
     return {p["name"] for p in context.get("parameters", []) if p.get("sensitive")}
 
 
-def _connect(nifi_url: str) -> None:
+def connect(nifi_url: str) -> None:
     nipyapi.utils.set_endpoint(f"{nifi_url.rstrip('/')}/nifi-api", ssl=False, login=False)
 
 
@@ -95,7 +97,7 @@ def deploy(
     contents.pop("parameterContextName", None)
     importable = dict(definition, flowContents=contents, parameterContexts={})
 
-    _connect(nifi_url)
+    connect(nifi_url)
     root_id = nipyapi.canvas.get_root_pg_id()
     try:
         context = nipyapi.parameters.create_parameter_context(
@@ -116,7 +118,7 @@ def deploy(
 
 def start_deployment(nifi_url: str, deployment: Deployment, *, valid_timeout_s: float = 180.0) -> None:
     """Enable the group's controller services, wait for valid processors, start every component."""
-    _connect(nifi_url)
+    connect(nifi_url)
     pg_id = deployment.process_group_id
     nipyapi.canvas.schedule_all_controllers(pg_id, True, strict=True)
     deadline = time.monotonic() + valid_timeout_s
@@ -134,7 +136,7 @@ def start_deployment(nifi_url: str, deployment: Deployment, *, valid_timeout_s: 
 
 def undeploy(nifi_url: str, deployment: Deployment) -> None:
     """Stop the group, drop its queued FlowFiles, remove it and its parameter context."""
-    _connect(nifi_url)
+    connect(nifi_url)
     try:
         group = nipyapi.canvas.get_process_group(deployment.process_group_id, "id")
         if group is not None:

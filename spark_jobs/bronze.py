@@ -15,6 +15,12 @@ import logging
 import time
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
+from delta.tables import DeltaTable as SparkDeltaTable
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from pyspark.sql import functions as F
+
 from lake_schemas.tables import BRONZE_INSTANCES, DeltaTableSpec, event_ddl
 
 log = logging.getLogger(__name__)
@@ -38,7 +44,6 @@ class BronzeJob:
 
 def decode(df, spec: DeltaTableSpec):
     """Kafka rows -> the table's columns. Rows that are not in the wire format decode to NULL event ids."""
-    from pyspark.sql import functions as F
 
     payload = F.expr("CAST(substring(value, 6, length(value) - 5) AS STRING)")
     schema_id = F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("int")
@@ -64,10 +69,9 @@ def decode(df, spec: DeltaTableSpec):
 
 
 def ensure_table(spark, path: str, spec: DeltaTableSpec) -> None:
-    from delta.tables import DeltaTable
 
     (
-        DeltaTable.createIfNotExists(spark)
+        SparkDeltaTable.createIfNotExists(spark)
         .location(path)
         .addColumns(spark.createDataFrame([], spec.ddl).schema)
         .partitionedBy(*spec.partition_by)
@@ -87,8 +91,6 @@ REJECTED_REASON = "undecodable: not the Confluent JSON wire format or not this t
 
 def new_rows(rows, existing_ids, key: str):
     """The rows to insert (pure, on Arrow tables): one per key, the first in Kafka order, none already there."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     indexed = rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
     ordered = indexed.sort_by([("kafka_partition", "ascending"), ("kafka_offset", "ascending"), ("__row", "ascending")])
@@ -118,9 +120,6 @@ def write_batch(data, path: str, spec: DeltaTableSpec, *, txn: tuple[str, int] |
     the rejected rows: a batch with no new event id (only redeliveries and undecodable messages) makes no
     main commit at all, so before 2026-12-07 every replay of such a batch appended its rejected rows again.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
     (key,) = spec.merge_key
     commit = CommitProperties(app_transactions=[Transaction(*txn)]) if txn is not None else None
@@ -154,7 +153,6 @@ def merge_batch(spark, batch_df, path: str, spec: DeltaTableSpec, *, batch_id: i
     replayed batch finds its event ids already there; with ``app_id``/``batch_id`` both tables' commits
     also carry a Delta transaction id, and a table that already has the batch's commit is not written again.
     """
-    from deltalake import DeltaTable
 
     started = time.perf_counter()
     txn = (app_id, batch_id) if app_id is not None and batch_id is not None else None

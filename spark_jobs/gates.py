@@ -24,13 +24,14 @@ from importlib.metadata import version
 from pathlib import Path
 
 import lake_schemas
+from lake_schemas.errors import RadlakeError
 
 EXPECTATIONS_DIR = Path(lake_schemas.__file__).parent / "expectations"
 
 log = logging.getLogger(__name__)
 
 
-class GateError(Exception):
+class GateError(RadlakeError):
     """A suite cannot be loaded or is not a radlake gate suite."""
 
 
@@ -92,8 +93,9 @@ def engine_name() -> str:
 
 @lru_cache(maxsize=1)
 def _context():
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    # great-expectations takes seconds to import: only the processes that run a gate pay for it
+    import great_expectations as gx  # noqa: PLC0415
+    from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: PLC0415
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -111,7 +113,7 @@ def _check_name(expectation: str, kwargs: Mapping) -> str:
 
 def validate(frame, suite: Suite) -> GateResult:
     """Run the suite on a pandas DataFrame; every expectation's rejected rows by index column."""
-    import great_expectations as gx
+    import great_expectations as gx  # noqa: PLC0415 - see _context
 
     index = suite.index_column
     if frame.empty:

@@ -1,7 +1,7 @@
 """The lake from a notebook: a configured SparkSession, table paths, and Spark-free readers.
 
 ```python
-from radlake import notebook
+from spark_jobs import notebook
 spark = notebook.spark()
 studies = notebook.table(spark, "silver/studies")                 # a DataFrame
 old = notebook.table(spark, "silver/studies", version=3)          # time travel
@@ -16,7 +16,11 @@ ships it (``duckdb-ext-delta`` 1.4.4) is built for DuckDB 1.4.4 and refuses to l
 
 from __future__ import annotations
 
-from radlake.settings import Settings, get_settings
+import duckdb as duckdb_module
+from deltalake import DeltaTable
+
+from platform_layer.settings import Settings, get_settings
+from platform_layer.spark import spark_session
 
 
 def lake_path(table: str, settings: Settings | None = None) -> str:
@@ -26,7 +30,6 @@ def lake_path(table: str, settings: Settings | None = None) -> str:
 
 def spark(app_name: str = "radlake-notebook", settings: Settings | None = None):
     """A SparkSession for the lake (Delta, the Kafka source, local mode unless configured otherwise)."""
-    from spark_jobs.session import spark_session
 
     return spark_session(settings or get_settings(), app_name)
 
@@ -44,15 +47,12 @@ def table(session, name: str, *, version: int | None = None, timestamp: str | No
 
 def exists(name: str, settings: Settings | None = None) -> bool:
     """Whether the lake has this table yet (gold tables appear once their job has run)."""
-    from deltalake import DeltaTable
 
     return DeltaTable.is_deltatable(lake_path(name, settings))
 
 
 def duckdb(*names: str, connection=None, settings: Settings | None = None, versions: dict[str, int] | None = None):
     """A DuckDB connection with each table registered as a view named after its last path part."""
-    import duckdb as duckdb_module
-    from deltalake import DeltaTable
 
     con = connection or duckdb_module.connect()
     for name in names:

@@ -45,18 +45,36 @@ from functools import partial
 from typing import TypeVar
 
 import pydicom
-from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from pydicom.errors import InvalidDicomError
 
-from infra.components.kafka import Kafka
 from lake_schemas.errors import RegistryError, SchemaViolation
 from lake_schemas.events import PredictionCreated, StudyCompleted
-from lake_schemas.topics import DEAD_LETTER, dead_letter_headers as contract_headers
-from radlake.object_store import ObjectStoreError
+from lake_schemas.topics import (
+    DEAD_LETTER,
+    FEATURES_COMPUTED,
+    PREDICTION_CREATED,
+    STUDY_COMPLETED,
+)
+from lake_schemas.topics import dead_letter_headers as contract_headers
+from platform_layer import kafka
+from platform_layer.endpoints import kafka_bootstrap, registry_url
+from platform_layer.object_store import ObjectStore, ObjectStoreError
+from platform_layer.serde import EventSerde, registry_client
+from platform_layer.settings import Settings
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
-from radlake.radiomics.lake import SeriesRef, rois_from_dicom_mask, series_from_summary
-from radlake.settings import Settings
 from spark_jobs import radiomics_job
+from spark_jobs.radiomics_series import (
+    SeriesRef,
+    rois_from_dicom_mask,
+    series_from_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -169,15 +187,6 @@ def hold(consumer, seconds: float) -> None:
             log.info("radiomics follow: not rewinding %s[%d]: %s", msg.topic(), msg.partition(), err)
 
 
-def next_offsets(messages: Iterable[Message]) -> list[TopicPartition]:
-    """The offsets to commit once ``messages`` are done: the next one per partition (pure)."""
-    top: dict[tuple[str, int], int] = {}
-    for m in messages:
-        key = (m.topic(), m.partition())
-        top[key] = max(top.get(key, -1), m.offset())
-    return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]
-
-
 # -- dead letters --------------------------------------------------------------------------------------
 
 
@@ -222,11 +231,47 @@ def dead_letter_sink(producer: Producer, topic: str = DEAD_LETTER,
     return send
 
 
-def stack_dead_letters(settings: Settings | None = None) -> Callable[[Sequence[DeadLetter]], None]:
-    """A dead-letter sink on the radlake stack's Kafka (the default of :func:`follow`)."""
-    settings = settings or Settings()
-    return dead_letter_sink(Producer({"bootstrap.servers": Kafka(settings).address, "enable.idempotence": True,
-                                      "acks": "all"}))
+def stack_dead_letters(settings: Settings) -> Callable[[Sequence[DeadLetter]], None]:
+    """A dead-letter sink on the stack's Kafka."""
+    return dead_letter_sink(kafka.producer(kafka_bootstrap(settings), client_id="radlake-radiomics-dead-letters"))
+
+
+def features_publisher(settings: Settings, topic_name: str | None = None) -> Callable[[list], None]:
+    """Publish ``features computed`` events; raises :class:`PublishError` (which the follower retries) unless
+    Kafka acknowledged every one."""
+    topic = FEATURES_COMPUTED.with_name(topic_name) if topic_name else FEATURES_COMPUTED
+    serde = EventSerde(topic, registry_client(registry_url(settings)))
+    producer = kafka.producer(kafka_bootstrap(settings), client_id="radlake-radiomics")
+
+    def publish(events: list) -> None:
+        try:
+            for event in events:
+                producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event))
+            unacknowledged = producer.flush(60)
+        except (BufferError, KafkaException) as err:
+            raise PublishError(f"publishing on {topic.name} failed: {err}") from err
+        if unacknowledged != 0:
+            raise PublishError(f"Kafka did not acknowledge every event on {topic.name}")
+
+    return publish
+
+
+def follower(settings: Settings, job, on: str, *, group: str | None = None, source_topic: str | None = None):
+    """What ``radlake radiomics follow --on ON`` consumes with: a consumer subscribed to the source topic
+    (manual commits, ``read_committed``), the topic's serde, and the handler of its events. The follower
+    polls while it backs off from a transient error, so the default ``max.poll.interval.ms`` only bounds
+    one attempt at a batch (the Spark job of up to 50 events)."""
+    if on == "segmentations":
+        contract = PREDICTION_CREATED
+        handle = partial(handle_segmentations, read=ObjectStore(job.object_store_uri).get)
+    else:
+        contract, handle = STUDY_COMPLETED, handle_completed
+    source = contract.with_name(source_topic) if source_topic else contract
+    serde = EventSerde(source, registry_client(registry_url(settings)))
+    group = group or ("radlake-radiomics-follow-segmentations" if on == "segmentations" else "radlake-radiomics-follow")
+    consumer = kafka.consumer(kafka_bootstrap(settings), group_id=group)
+    consumer.subscribe([source.name])
+    return consumer, serde, handle
 
 
 # -- the two modes -------------------------------------------------------------------------------------
@@ -394,21 +439,20 @@ def run_batch(messages: Sequence[Message], attempt: Callable[[], BatchOutcome], 
     # Only now, with the batch done and its dead letters acknowledged: nothing at or after a failing
     # message is committed before it succeeded.
     try:
-        consumer.commit(offsets=next_offsets(messages), asynchronous=False)
+        consumer.commit(offsets=kafka.next_offsets(messages), asynchronous=False)
     except KafkaException as err:  # e.g. a rebalance took the partition: its new owner reads the batch again
         log.warning("radiomics follow: committing %s failed, it may be processed again: %s", where, err)
     return outcome, failures
 
 
 def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, handle=handle_completed,
-           dead_letter: Callable[[Sequence[DeadLetter]], None] | None = None, backoff: Backoff = Backoff(),
+           dead_letter: Callable[[Sequence[DeadLetter]], None], backoff: Backoff = Backoff(),
            batch_size: int = 50, idle_exit_s: float | None = None, max_messages: int | None = None) -> FollowStats:
     """Consume until idle for ``idle_exit_s`` (None: forever) or ``max_messages`` were read. ``handle``:
     :func:`handle_completed` for ``study completed`` events, or :func:`handle_segmentations` (its ``read``
     bound) for ``prediction created`` events. ``dead_letter``: where permanently unusable messages go
-    (default: the stack's dead-letter topic). A batch that fails transiently is retried (``backoff``)
+    (:func:`stack_dead_letters`). A batch that fails transiently is retried (``backoff``)
     until it succeeds; its offsets are committed only then."""
-    dead_letter = dead_letter or stack_dead_letters()
     stats = FollowStats()
     idle_since = time.monotonic()
     while True:

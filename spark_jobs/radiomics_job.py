@@ -6,11 +6,11 @@
    transient failures — series not yet complete, object store unavailable — are retried);
 2. **series**: each pending ROI's image series — claim-checks in slice order and the volume geometry —
    from ``silver/series`` when that table exists, else derived from bronze ``instances`` with the silver
-   job's geometry rules (``spark_jobs.image_plane``); the event consumer passes the series of its
+   job's geometry rules (``radlake.imaging.series_geometry``); the event consumer passes the series of its
    ``study completed`` event instead;
 3. **compute**: grouped by series (``applyInPandas``), each task fetches the series' instances and its
    ROIs' masks by claim-check (SHA-256 verified), rebuilds the volume once and calls
-   ``compute_features`` once per ROI (``radlake.radiomics.lake.process_series``);
+   ``compute_features`` once per ROI (``spark_jobs.radiomics_series.process_series``);
 4. **write**: features are MERGEd into ``gold/radiomics_features`` on (study, series, roi, settings hash,
    code version, feature), refusals into ``governance/radiomics_failures`` — so a re-run, or a replayed
    task, writes nothing twice;
@@ -33,14 +33,36 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
+import pandas as pd
+import pydicom
+from delta.tables import DeltaTable as SparkDeltaTable
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType
+
+from lake_schemas.events import FeaturesComputed
 from lake_schemas.radiomics_tables import (
-    RADIOMICS_EVENTS, RADIOMICS_FAILURES, RADIOMICS_FEATURES, RADIOMICS_TABLES, ROIS,
+    RADIOMICS_EVENTS,
+    RADIOMICS_FAILURES,
+    RADIOMICS_FEATURES,
+    RADIOMICS_TABLES,
+    ROIS,
 )
 from lake_schemas.tables import BRONZE_INSTANCES, SILVER_SERIES
+from platform_layer.object_store import ObjectStore
+from platform_layer.settings import Settings
 from radlake.radiomics.features import CODE_VERSION
-from radlake.radiomics.settings import RadiomicsSettings
+from radlake.radiomics.settings import RadiomicsSettings, settings_from_mapping
+from spark_jobs import radiomics_series as lake
 from spark_jobs import tables
+from spark_jobs.radiomics_series import (
+    RoiStatus,
+    finished_study_events,
+    rois_from_dicom_mask,
+    run_id_for,
+    series_to_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +132,13 @@ def register_rois(spark, lake_uri: str, rows: list[dict]) -> None:
 # -- series ------------------------------------------------------------------------------------------------
 
 def _exists(spark, path: str) -> bool:
-    from delta.tables import DeltaTable
 
-    return DeltaTable.isDeltaTable(spark, path)
+    return SparkDeltaTable.isDeltaTable(spark, path)
 
 
 def series_frame(spark, job: RadiomicsJob, keys):
     """(study_uid, series_uid, series_json) for the series in ``keys``, from silver or bronze."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType
 
-    from radlake.radiomics import lake
 
     use_silver = job.geometry == "silver" or (job.geometry == "auto" and _exists(spark, job.path(SILVER_SERIES)))
     if use_silver:
@@ -149,7 +167,6 @@ def series_frame(spark, job: RadiomicsJob, keys):
 # -- pending ROIs and the grouped task ---------------------------------------------------------------------
 
 def pending_rois(spark, job: RadiomicsJob):
-    from pyspark.sql import functions as F
 
     rois = spark.read.format("delta").load(job.path(ROIS))
     if job.where:
@@ -171,11 +188,7 @@ def series_task(settings_mapping: dict, object_store_uri: str, run_id: str, devi
     """The function ``applyInPandas`` runs on the ROIs of one series (settings travel as plain data)."""
 
     def task(pdf):
-        import pandas as pd
 
-        from radlake.object_store import ObjectStore
-        from radlake.radiomics import lake
-        from radlake.radiomics.settings import settings_from_mapping
 
         settings = settings_from_mapping(settings_mapping)
         head = pdf.iloc[0]
@@ -198,9 +211,7 @@ def series_task(settings_mapping: dict, object_store_uri: str, run_id: str, devi
 
 def roi_statuses(spark, job: RadiomicsJob, studies: list[str]):
     """Every registered ROI of ``studies`` with its feature count and failure reason (for the events)."""
-    from pyspark.sql import functions as F
 
-    from radlake.radiomics.lake import RoiStatus
 
     study_keys = spark.createDataFrame([(s,) for s in studies], "study_uid STRING")
     same = _same_settings(job)
@@ -228,10 +239,7 @@ def _timed(timings: dict[str, float], name: str):
 def run(spark, job: RadiomicsJob, *, series=None, source_event_ids: dict[str, str] | None = None) -> RunResult:
     """Compute what is pending; ``series`` (a DataFrame of study_uid, series_uid, series_json) overrides
     the lake's series, e.g. with the claim-checks of a ``study completed`` event."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
 
-    from radlake.radiomics.lake import run_id_for
 
     started = datetime.now(timezone.utc)
     run_id = run_id_for(job.settings_hash, started)
@@ -271,7 +279,7 @@ def run(spark, job: RadiomicsJob, *, series=None, source_event_ids: dict[str, st
     finally:
         pending.unpersist()
     with _timed(timings, "stage events"):
-        version = DeltaTable.forPath(spark, job.path(RADIOMICS_FEATURES)).history(1).first().version
+        version = SparkDeltaTable.forPath(spark, job.path(RADIOMICS_FEATURES)).history(1).first().version
         events = stage_events(spark, job, run_id=run_id, table_version=version, source_event_ids=source_event_ids)
     computed = len({(r.study_uid, r.series_uid, r.roi) for r in summary if r.reason is None})
     log.info("radiomics run %s: %s", run_id, ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
@@ -280,7 +288,6 @@ def run(spark, job: RadiomicsJob, *, series=None, source_event_ids: dict[str, st
 
 
 def _same_settings(job: RadiomicsJob):
-    from pyspark.sql import functions as F
 
     return (F.col("settings_hash") == job.settings_hash) & (F.col("code_version") == CODE_VERSION)
 
@@ -292,10 +299,7 @@ def stage_events(spark, job: RadiomicsJob, *, run_id: str, table_version: int | 
     The studies examined are those whose newest feature or failure row (these settings) is newer than the
     ``source_computed_at`` of their outbox rows, or that have none: found with two aggregations and a
     join, so only those studies' ROI statuses are collected."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
 
-    from radlake.radiomics.lake import finished_study_events
 
     same = _same_settings(job)
     newest = (spark.read.format("delta").load(job.path(RADIOMICS_FEATURES)).where(same)
@@ -314,7 +318,7 @@ def stage_events(spark, job: RadiomicsJob, *, run_id: str, table_version: int | 
                                    source_event_ids=source_event_ids)
     if not events:
         return ()  # studies with an ROI still pending: examined again next run
-    outbox = DeltaTable.forPath(spark, job.path(RADIOMICS_EVENTS))
+    outbox = SparkDeltaTable.forPath(spark, job.path(RADIOMICS_EVENTS))
     ids = [e.event_id for e in events]
     known = {r.event_id for r in outbox.toDF().where(F.col("event_id").isin(ids)).select("event_id").collect()}
     now = datetime.now(timezone.utc)
@@ -335,10 +339,7 @@ def publish_outbox(spark, job: RadiomicsJob, publish: Callable[[list], None]) ->
 
     ``publish`` must raise unless Kafka acknowledged every event; the rows then stay unpublished and the
     next call publishes them again."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
 
-    from lake_schemas.events import FeaturesComputed
 
     ensure_tables(spark, job)
     unpublished = (spark.read.format("delta").load(job.path(RADIOMICS_EVENTS))
@@ -349,7 +350,7 @@ def publish_outbox(spark, job: RadiomicsJob, publish: Callable[[list], None]) ->
     events = [FeaturesComputed.model_validate_json(r.payload) for r in unpublished]
     publish(events)
     ids = spark.createDataFrame([(e.event_id,) for e in events], "event_id STRING")
-    (DeltaTable.forPath(spark, job.path(RADIOMICS_EVENTS)).alias("t")
+    (SparkDeltaTable.forPath(spark, job.path(RADIOMICS_EVENTS)).alias("t")
      .merge(ids.alias("s"), "t.event_id = s.event_id")
      .whenMatchedUpdate(condition="t.published_at IS NULL", set={"published_at": F.current_timestamp()})
      .execute())
@@ -359,20 +360,32 @@ def publish_outbox(spark, job: RadiomicsJob, publish: Callable[[list], None]) ->
 
 def _clear_failures(spark, job: RadiomicsJob, succeeded) -> None:
     """A failure row goes once its ROI has features for these settings (e.g. after a transient error)."""
-    from delta.tables import DeltaTable
 
     same = _same_settings(job)
     if spark.read.format("delta").load(job.path(RADIOMICS_FAILURES)).where(same).isEmpty():
         return
     condition = (" AND ".join(f"t.{k} = s.{k}" for k in KEY)
                  + f" AND t.settings_hash = '{job.settings_hash}' AND t.code_version = '{CODE_VERSION}'")
-    (DeltaTable.forPath(spark, job.path(RADIOMICS_FAILURES)).alias("t").merge(succeeded.alias("s"), condition)
+    (SparkDeltaTable.forPath(spark, job.path(RADIOMICS_FAILURES)).alias("t").merge(succeeded.alias("s"), condition)
      .whenMatchedDelete().execute())
 
 
 def series_frame_from_refs(spark, refs):
-    """A ``series`` override from :class:`radlake.radiomics.lake.SeriesRef` values."""
-    from radlake.radiomics.lake import series_to_json
+    """A ``series`` override from :class:`spark_jobs.radiomics_series.SeriesRef` values."""
 
     return spark.createDataFrame([(r.study_uid, r.series_uid, series_to_json(r)) for r in refs],
                                  "study_uid STRING, series_uid STRING, series_json STRING")
+
+
+def register_mask_files(spark, settings: Settings, paths: list[Path], provider: str, project: str) -> int:
+    """Store DICOM SEG / RTSTRUCT files in the object store and register one ROI per segment / structure."""
+    store = ObjectStore(settings.resolved_object_store_uri)
+    rows = []
+    for path in paths:
+        data = path.read_bytes()
+        stored = store.put(data, prefix="masks")
+        rows += rois_from_dicom_mask(pydicom.dcmread(path, stop_before_pixels=True), mask_uri=stored.uri,
+                                     mask_sha256=stored.sha256, provider=provider, project=project,
+                                     source=f"import:{path.name}")
+    register_rois(spark, settings.resolved_lake_uri, rows)
+    return len(rows)

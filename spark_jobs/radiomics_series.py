@@ -23,10 +23,22 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
 
+from lake_schemas.events import (
+    FeaturesComputed,
+    FeaturesComputedData,
+    FeaturesComputedRoi,
+    InstanceRef,
+    SeriesSummary,
+)
+from platform_layer.object_store import ObjectStoreError
+from radlake.imaging.series_geometry import Slice, summary_slices, volume_geometry
+from radlake.imaging.volume import GeometryError, PixelDataError, Volume, assemble, modality_values
 from radlake.radiomics.errors import InvalidInputError, RadiomicsError, RadiomicsReason
 from radlake.radiomics.features import CODE_VERSION, FeatureValue, compute_features
-from radlake.radiomics.geometry import Geometry, Volume
+from radlake.radiomics.inputs import load_mask
 from radlake.radiomics.settings import RadiomicsSettings
 
 FEATURES_TABLE = "gold/radiomics_features"
@@ -56,19 +68,12 @@ class RoiRef:
 
 
 @dataclass(frozen=True)
-class ClaimCheck:
-    sop_instance_uid: str
-    object_uri: str
-    sha256: str
-
-
-@dataclass(frozen=True)
 class SeriesRef:
     """An image series ready to rebuild: claim-checks in slice order and the grid they form."""
 
     study_uid: str
     series_uid: str
-    instances: tuple[ClaimCheck, ...]
+    instances: tuple[InstanceRef, ...]  # claim-checks (SOP Instance UID, object URI, SHA-256)
     origin: tuple[float, float, float] | None
     orientation: tuple[float, ...] | None  # row direction, column direction (DICOM IOP)
     spacing: tuple[float, float, float] | None  # (dz, dy, dx) mm
@@ -93,6 +98,11 @@ def _tuple(value) -> tuple | None:
     return None if value is None else tuple(float(v) for v in value)
 
 
+def _claim_check(sop_instance_uid: str, object_uri: str, sha256: str) -> InstanceRef:
+    # not re-validated: lake rows and claim-check JSON hold what a validated event carried
+    return InstanceRef.model_construct(sop_instance_uid=sop_instance_uid, object_uri=object_uri, sha256=sha256)
+
+
 def series_from_silver(study_uid: str, series_uid: str, row: dict) -> SeriesRef:
     """From a ``silver/series`` row (its spacing is column, row, slice; ours is dz, dy, dx)."""
     spacing = row.get("spacing")
@@ -104,50 +114,40 @@ def series_from_silver(study_uid: str, series_uid: str, row: dict) -> SeriesRef:
         spacing_zyx = (float(spacing[2]), float(spacing[1]), float(spacing[0]))
     return SeriesRef(
         study_uid, series_uid,
-        tuple(ClaimCheck(i["sop_instance_uid"], i["object_uri"], i["sha256"]) for i in row["instances"]),
+        tuple(_claim_check(i["sop_instance_uid"], i["object_uri"], i["sha256"]) for i in row["instances"]),
         _tuple(row.get("origin")), _tuple(row.get("orientation")), spacing_zyx, issues,
     )
 
 
 def series_from_slices(study_uid: str, series_uid: str, slices: Sequence[dict]) -> SeriesRef:
-    """From the bronze rows (or event claim-checks) of one series, with the silver job's geometry rules."""
-    from spark_jobs.image_plane import Slice, volume_geometry
+    """From the bronze rows (or ``model_dump()`` of instance events) of one series."""
+    return _series(study_uid, series_uid, [Slice.of(s) for s in slices])
 
-    geometry = volume_geometry([
-        Slice(s["sop_instance_uid"], s["object_uri"], s["sha256"], s.get("instance_number"),
-              _tuple(s.get("image_position_patient")), _tuple(s.get("image_orientation_patient")),
-              _tuple(s.get("pixel_spacing")), s.get("rows"), s.get("columns"), s.get("slice_thickness"))
-        for s in _unique_instances(slices)
-    ])
-    spacing = None
-    if geometry.spacing is not None and geometry.spacing[2] is not None:
-        spacing = (geometry.spacing[2], geometry.spacing[1], geometry.spacing[0])
+
+def series_from_summary(study_uid: str, summary: SeriesSummary) -> SeriesRef:
+    """From a ``study completed`` event's series summary."""
+    return _series(study_uid, summary.series_uid, summary_slices(summary))
+
+
+def _series(study_uid: str, series_uid: str, slices: Sequence[Slice]) -> SeriesRef:
+    """The series with the silver job's geometry rules (``radlake.imaging.series_geometry``)."""
+    geometry = volume_geometry(_unique_instances(slices))
+    spacing = geometry.spacing_zyx
     return SeriesRef(
         study_uid, series_uid,
-        tuple(ClaimCheck(o.slice.sop_instance_uid, o.slice.object_uri, o.slice.sha256) for o in geometry.ordered),
+        tuple(_claim_check(o.slice.sop_instance_uid, o.slice.object_uri, o.slice.sha256) for o in geometry.ordered),
         geometry.origin, geometry.orientation, spacing,
         geometry.issues if spacing is not None or geometry.issues else ("missing_spacing",),
     )
 
 
-def _unique_instances(slices: Sequence[dict]) -> list[dict]:
+def _unique_instances(slices: Sequence[Slice]) -> list[Slice]:
     """One slice per SOP Instance UID (bronze keeps redeliveries); a UID with two hashes is kept twice
     so that ``volume_geometry`` reports the duplicated position."""
-    seen: dict[tuple[str, str], dict] = {}
-    for s in sorted(slices, key=lambda s: (s["sop_instance_uid"], s["sha256"])):
-        seen.setdefault((s["sop_instance_uid"], s["sha256"]), s)
+    seen: dict[tuple[str, str], Slice] = {}
+    for s in sorted(slices, key=lambda s: (s.sop_instance_uid, s.sha256)):
+        seen.setdefault((s.sop_instance_uid, s.sha256), s)
     return list(seen.values())
-
-
-def series_from_summary(study_uid: str, summary) -> SeriesRef:
-    """From a ``study completed`` event's series summary (``lake_schemas.events.SeriesSummary``)."""
-    return series_from_slices(study_uid, summary.series_uid, [
-        {"sop_instance_uid": i.sop_instance_uid, "object_uri": i.object_uri, "sha256": i.sha256,
-         "instance_number": i.instance_number, "image_position_patient": i.image_position_patient,
-         "image_orientation_patient": summary.image_orientation_patient, "pixel_spacing": summary.pixel_spacing,
-         "rows": summary.rows, "columns": summary.columns, "slice_thickness": summary.slice_thickness}
-        for i in summary.instances
-    ])
 
 
 def series_to_json(series: SeriesRef) -> str:
@@ -161,7 +161,7 @@ def series_to_json(series: SeriesRef) -> str:
 
 def series_from_json(text: str) -> SeriesRef:
     d = json.loads(text)
-    return SeriesRef(d["study_uid"], d["series_uid"], tuple(ClaimCheck(*c) for c in d["instances"]),
+    return SeriesRef(d["study_uid"], d["series_uid"], tuple(_claim_check(*c) for c in d["instances"]),
                      _tuple(d["origin"]), _tuple(d["orientation"]), _tuple(d["spacing"]), tuple(d["issues"]))
 
 
@@ -178,29 +178,19 @@ def assemble_volume(series: SeriesRef, datasets: Sequence) -> Volume:
                                     f"object {claim.object_uri} holds SOP instance {ds.SOPInstanceUID}, "
                                     f"not {claim.sop_instance_uid}")
     try:
-        planes = [ds.pixel_array.astype(np.float64) * float(ds.get("RescaleSlope", 1))
-                  + float(ds.get("RescaleIntercept", 0)) for ds in datasets]
-    except (AttributeError, ValueError, TypeError) as err:
+        planes = [modality_values(ds) for ds in datasets]
+    except PixelDataError as err:
         raise InvalidInputError(RadiomicsReason.UNREADABLE_INPUT, f"pixel data cannot be decoded: {err}") from err
-    if len({p.shape for p in planes}) != 1 or planes[0].ndim != 2:
-        raise InvalidInputError(RadiomicsReason.GEOMETRY_MISMATCH, "instances of the series differ in rows/columns")
-    array = np.stack(planes)
-    row = np.asarray(series.orientation[:3], dtype=np.float64)
-    col = np.asarray(series.orientation[3:], dtype=np.float64)
-    normal = np.cross(row, col)
-    normal = normal / np.linalg.norm(normal)
-    geometry = Geometry(
-        shape=tuple(int(s) for s in array.shape),
-        spacing=tuple(float(s) for s in series.spacing),
-        origin=tuple(float(v) for v in series.origin),
-        direction=tuple(tuple(float(v) for v in r) for r in np.stack([row, col, normal], axis=1)),
-    )
-    return Volume(array=array, geometry=geometry, sop_instance_uids=tuple(c.sop_instance_uid for c in series.instances))
+    try:
+        return assemble(planes, spacing=series.spacing, origin=series.origin, orientation=series.orientation,
+                        sop_instance_uids=[c.sop_instance_uid for c in series.instances])
+    except GeometryError as err:
+        raise InvalidInputError(RadiomicsReason.GEOMETRY_MISMATCH,
+                                "instances of the series differ in rows/columns") from err
 
 
 def mask_from_bytes(kind: str, data: bytes, image: Volume, label: int | None) -> np.ndarray:
     """Boolean ROI on ``image``'s grid from a stored SEG, RTSTRUCT or NIfTI (geometry checked, never resampled)."""
-    from radlake.radiomics.inputs import load_mask
 
     if kind == "nifti":
         name = "mask.nii.gz" if data[:2] == b"\x1f\x8b" else "mask.nii"
@@ -220,8 +210,6 @@ Fetch = Callable[[str, str], bytes]  # (uri, expected sha256) -> bytes; raises o
 
 
 def fetch_series(series: SeriesRef, fetch: Fetch) -> Volume:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
 
     datasets = []
     for claim in series.instances:
@@ -237,7 +225,6 @@ def fetch_series(series: SeriesRef, fetch: Fetch) -> Volume:
 def process_series(series: SeriesRef | None, rois: Sequence[RoiRef], settings: RadiomicsSettings,
                    fetch: Fetch, device: str = "cpu") -> list[RoiOutcome]:
     """Features of every ROI of one series; the volume is fetched once. Expected failures become outcomes."""
-    from radlake.object_store import ObjectStoreError
 
     if series is None:
         return [RoiOutcome(r, reason=SERIES_NOT_FOUND, message="no image series with these UIDs in the lake")
@@ -313,7 +300,6 @@ def finished_study_events(statuses: Sequence[RoiStatus], *, studies: Iterable[st
                           run_id: str, table_version: int | None, source_event_ids: dict[str, str] | None = None,
                           code_version: str = CODE_VERSION) -> list:
     """One ``features computed`` event per study of ``studies`` whose every ROI has features or a failure."""
-    from lake_schemas.events import FeaturesComputed, FeaturesComputedData, FeaturesComputedRoi
 
     by_study: dict[str, list[RoiStatus]] = {}
     for s in statuses:

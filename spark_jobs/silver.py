@@ -10,7 +10,7 @@ own the silver tables. Each micro-batch:
 2. **series**: every series the batch touches is rebuilt from all of its bronze rows that passed the
    gate: deduplicated by SOP Instance UID + SHA-256 (a redelivery is counted, a same-UID/different-hash
    arrival after the first is quarantined as ``SOP_UID_HASH_CONFLICT``), ordered along the slice normal,
-   with spacing, gaps, duplicated positions and the volume geometry (``spark_jobs.image_plane``);
+   with spacing, gaps, duplicated positions and the volume geometry (``radlake.imaging.series_geometry``);
 3. the gate run is recorded in ``governance/gate_reports`` (after the series, so it does not delay them);
 4. **studies**: every study the batch touches (by an instance or a ``study completed`` event) is rebuilt
    from its silver series and its latest completion event.
@@ -34,11 +34,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+
 from lake_schemas.tables import (
-    BRONZE_INSTANCES, BRONZE_STUDY_COMPLETED, GATE_REPORTS, QUARANTINE, SILVER_SERIES, SILVER_STUDIES,
+    BRONZE_INSTANCES,
+    BRONZE_STUDY_COMPLETED,
+    GATE_REPORTS,
+    QUARANTINE,
+    SILVER_SERIES,
+    SILVER_STUDIES,
 )
-from spark_jobs import gates, tables
-from spark_jobs.image_plane import Slice, volume_geometry
+from radlake.imaging.series_geometry import Slice, volume_geometry
+from spark_jobs import bronze, gates, tables
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +88,6 @@ def resolve_instances(arrivals: Iterable[Arrival]) -> Resolution:
     return Resolution(tuple(first.values()), tuple(redelivered), tuple(conflicts))
 
 
-def _tuple(value) -> tuple | None:
-    return None if value is None else tuple(value)
-
-
 def series_row(rows: Sequence[dict], now: datetime) -> tuple[dict, list[dict]]:
     """A silver ``series`` row and the conflict quarantine rows from the bronze rows of one series."""
     by_event = {r["event_id"]: r for r in rows}
@@ -92,12 +97,7 @@ def series_row(rows: Sequence[dict], now: datetime) -> tuple[dict, list[dict]]:
         for r in rows
     )
     kept = [by_event[a.event_id] for a in resolution.kept]
-    geometry = volume_geometry([
-        Slice(r["sop_instance_uid"], r["object_uri"], r["sha256"], r["instance_number"],
-              _tuple(r["image_position_patient"]), _tuple(r["image_orientation_patient"]),
-              _tuple(r["pixel_spacing"]), r["rows"], r["columns"], r["slice_thickness"])
-        for r in kept
-    ])
+    geometry = volume_geometry([Slice.of(r) for r in kept])
     head = kept[0]
     row = {
         **{k: head[k] for k in ("provider", "project", "pseudo_patient_id", "study_uid", "series_uid", "modality",
@@ -243,7 +243,6 @@ _BRONZE_COLUMNS = (
 
 def gate_frame(instances, *passthrough: str):
     """The columns the gate suite reads, derived columns included (and ``passthrough``), as a pandas DataFrame."""
-    from pyspark.sql import functions as F
 
     o = [F.col("image_orientation_patient")[i] for i in range(6)]
     row_norm = F.sqrt(o[0] * o[0] + o[1] * o[1] + o[2] * o[2])
@@ -262,7 +261,6 @@ def gate_frame(instances, *passthrough: str):
 
 def _quarantine_gate_rejects(spark, instances, result: gates.GateResult, run_id: str, batch_id: int, now: datetime,
                              job: SilverJob):
-    from pyspark.sql import functions as F
 
     failed = [(event_id, o.check, o.expectation, o.kwargs_json if o.error is None else json.dumps(
                {"kwargs": json.loads(o.kwargs_json), "error": o.error}), o.reason)
@@ -287,7 +285,6 @@ def _scan(path: str, columns: Sequence[str], predicate) -> list[dict]:
     A micro-batch touches a few series and studies; reading their rows this way costs milliseconds, where a
     Spark read (snapshot, plan, job) cost seconds on a loaded 2-core machine.
     """
-    from deltalake import DeltaTable
 
     return DeltaTable(path).to_pyarrow_dataset().to_table(columns=list(columns), filter=predicate).to_pylist()
 
@@ -295,7 +292,6 @@ def _scan(path: str, columns: Sequence[str], predicate) -> list[dict]:
 def _rebuild_series(spark, keys: set[tuple[str, str]], rejected: set[str], job: SilverJob,
                     now: datetime) -> list[dict]:
     """Rebuild the touched series from their bronze rows that passed the gate, replace them; returns the rows."""
-    import pyarrow.compute as pc
 
     series_uids = sorted({series for _study, series in keys})
     in_series = pc.field("series_uid").isin(series_uids)
@@ -327,7 +323,6 @@ _COMPLETION_COLUMNS = ("study_uid", "event_id", "event_type", "provider", "provi
 
 def _rebuild_studies(study_uids: set[str], job: SilverJob, now: datetime) -> None:
     """Rebuild the touched studies from their silver series and their latest completion event, replace them."""
-    import pyarrow.compute as pc
 
     in_studies = pc.field("study_uid").isin(sorted(study_uids))
     series: dict[str, list[dict]] = {}
@@ -348,7 +343,6 @@ def process_batch(spark, batch, batch_id: int, job: SilverJob, suite: gates.Suit
     follow the series commit. A batch replayed after a crash anywhere in between writes the same rows
     again (series and studies are replaced by key) or nothing (appends with transaction ids).
     """
-    from pyspark.sql import functions as F
 
     started = datetime.now(timezone.utc)
     timings: dict[str, float] = {}
@@ -397,7 +391,6 @@ def _timed(timings: dict[str, float], name: str):
 
 
 def ensure_tables(spark, job: SilverJob) -> None:
-    from spark_jobs import bronze
 
     for spec in (BRONZE_INSTANCES, BRONZE_STUDY_COMPLETED):
         bronze.ensure_table(spark, job.path(spec), spec)
@@ -407,7 +400,6 @@ def ensure_tables(spark, job: SilverJob) -> None:
 
 def source(spark, job: SilverJob):
     """Both bronze streams as one: (source, study_uid, instance struct or NULL)."""
-    from pyspark.sql import functions as F
 
     instances = spark.readStream.format("delta").load(job.path(BRONZE_INSTANCES))
     completed = spark.readStream.format("delta").load(job.path(BRONZE_STUDY_COMPLETED))

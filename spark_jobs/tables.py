@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
+from delta.tables import DeltaTable as SparkDeltaTable
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from lake_schemas.errors import RadlakeError
 from lake_schemas.tables import SCHEMA_VERSION_PROPERTY, DeltaTableSpec, LakeTableSpec
 
 
-class LakeTableError(Exception):
+class LakeTableError(RadlakeError):
     """A Delta table does not match its spec in a way additive evolution cannot fix."""
 
 
@@ -45,11 +50,10 @@ def table_path(lake_uri: str, spec: LakeTableSpec | DeltaTableSpec) -> str:
 
 def ensure(spark, path: str, spec: LakeTableSpec) -> Evolution | None:
     """Create the table at the spec's version, or evolve an older one; returns the evolution applied."""
-    from delta.tables import DeltaTable
 
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not SparkDeltaTable.isDeltaTable(spark, path):
         builder = (
-            DeltaTable.createIfNotExists(spark).location(path)
+            SparkDeltaTable.createIfNotExists(spark).location(path)
             .addColumns(spark.createDataFrame([], spec.ddl).schema)
             .property(SCHEMA_VERSION_PROPERTY, str(spec.version))
             .property("radlake.table", spec.relative_path)
@@ -58,7 +62,7 @@ def ensure(spark, path: str, spec: LakeTableSpec) -> Evolution | None:
             builder = builder.partitionedBy(*spec.partition_by)
         builder.execute()
         return None
-    detail = DeltaTable.forPath(spark, path).detail().first()
+    detail = SparkDeltaTable.forPath(spark, path).detail().first()
     existing_version = int(detail.properties.get(SCHEMA_VERSION_PROPERTY, "1"))
     plan = evolution_plan(spec, existing_version, spark.read.format("delta").load(path).columns)
     if plan.add_columns:
@@ -72,10 +76,9 @@ def ensure(spark, path: str, spec: LakeTableSpec) -> Evolution | None:
 
 def merge(spark, rows, path: str, spec: LakeTableSpec, *, update: bool = True) -> None:
     """Upsert ``rows`` on the spec's merge key (insert-only with ``update=False``)."""
-    from delta.tables import DeltaTable
 
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in spec.merge_key)
-    builder = DeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), condition)
+    builder = SparkDeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), condition)
     if update:
         builder = builder.whenMatchedUpdateAll()
     builder.whenNotMatchedInsertAll().execute()
@@ -101,8 +104,6 @@ def append_once(rows, path: str, *, txn: tuple[str, int]) -> None:
 
 def arrow_rows(path: str, rows: list[dict], spec: LakeTableSpec):
     """An Arrow table with the Delta table's own schema from plain dicts (missing keys are NULL)."""
-    import pyarrow as pa
-    from deltalake import DeltaTable
 
     schema = pa.schema(DeltaTable(path).schema().to_arrow())
     return pa.Table.from_pylist([{n: r.get(n) for n, _ in spec.columns} for r in rows], schema=schema)
@@ -131,7 +132,6 @@ def replace_rows(path: str, rows: list[dict], spec: LakeTableSpec) -> None:
     Not delta-rs's own MERGE: it writes Parquet strings as Arrow ``string_view``, which pyarrow datasets
     (and DuckDB through them) then fail to filter ("no kernel matching input types (string, string_view)").
     """
-    from deltalake import write_deltalake
 
     if rows:
         write_deltalake(path, arrow_rows(path, rows, spec), mode="overwrite",
@@ -143,7 +143,6 @@ def append_rows_once(path: str, rows: list[dict], spec: LakeTableSpec, *, txn: t
 
     Returns False when that transaction (or a later one of the same application) is already committed.
     """
-    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
     app_id, version = txn
     table = DeltaTable(path)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from lake_schemas.topics import DEAD_LETTER, INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST
+from lake_schemas.topics import (
+    DEAD_LETTER,
+    INSTANCE_RECEIVED,
+    QUARANTINED,
+    STUDY_COMPLETED,
+    STUDY_MANIFEST,
+)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Exceptions of the streams package."""
 
+from lake_schemas.errors import RadlakeError
 
-class StreamsError(Exception):
+
+class StreamsError(RadlakeError):
     """Base of streams errors."""
 
 

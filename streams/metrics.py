@@ -12,11 +12,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from lake_schemas.serde import REGISTRY_CALLS
+from platform_layer.serde import REGISTRY_CALLS
 
 
 class _RegistryCalls(Collector):
-    """The process's schema registry calls (kept by lake_schemas.serde), read at scrape time."""
+    """The process's schema registry calls (kept by platform_layer.serde), read at scrape time."""
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         calls = CounterMetricFamily("radlake_registry_calls", "Calls this process made to the schema registry, "

@@ -1,8 +1,8 @@
 """Series summaries of a study version: slices ordered along the slice normal, geometry summarised.
 
-Slice order follows PS3.3 C.7.6.2.1.1: the normal of a slice is the cross product of the row and column
-direction cosines of Image Orientation (Patient), and a slice's place along it is the dot product of its
-Image Position (Patient) with the normal. Instances without geometry follow, by Instance Number.
+Slice order is :func:`radlake.imaging.series_geometry.order_along` on the normal of the series' most
+common Image Orientation (Patient) (PS3.3 C.7.6.2.1.1): a slice's place is its Image Position (Patient)
+projected on the normal. Instances without a position follow, by Instance Number.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from lake_schemas.events import InstanceRef, SeriesSummary, StudyCompleted, StudyCompletedData
+from lake_schemas.events import (
+    InstanceRef,
+    SeriesSummary,
+    StudyCompleted,
+    StudyCompletedData,
+)
+from radlake.imaging.series_geometry import order_along, slice_normal
 from streams.completion import Completion, StudyProgress
 from streams.records import InstanceRecord
 
 T = TypeVar("T")
-
-
-def slice_normal(orientation: Sequence[float]) -> tuple[float, float, float]:
-    rx, ry, rz, cx, cy, cz = orientation
-    return (ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx)
 
 
 def _most_common(values: Iterable[T | None]) -> T | None:
@@ -33,16 +34,11 @@ def _most_common(values: Iterable[T | None]) -> T | None:
 def slice_order(records: Sequence[InstanceRecord]) -> list[InstanceRecord]:
     """Records sorted by position along the series' slice normal, then those without a position."""
     orientation = _most_common(r.image_orientation_patient for r in records)
-
-    def key(r: InstanceRecord) -> tuple:
-        number = r.instance_number if r.instance_number is not None else 0
-        if orientation is not None and r.image_position_patient is not None:
-            normal = slice_normal(r.image_orientation_patient or orientation)
-            along = sum(p * n for p, n in zip(r.image_position_patient, normal))
-            return (0, along, number, r.sop_instance_uid)
-        return (1, 0.0, number, r.sop_instance_uid)
-
-    return sorted(records, key=key)
+    try:
+        normal = slice_normal(orientation) if orientation is not None else None
+    except ValueError:  # row and column directions parallel: no normal to order along
+        normal = None
+    return [o.slice for o in order_along(records, normal)]
 
 
 def summarize_series(records: Sequence[InstanceRecord]) -> SeriesSummary:

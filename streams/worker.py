@@ -27,19 +27,36 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from confluent_kafka import (
-    OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition,
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import start_http_server
 from pydantic import BaseModel
 
 from lake_schemas.errors import RegistryError, SchemaViolation
 from lake_schemas.events import InstanceReceived, InstanceReceivedData, StudyManifest
-from lake_schemas.serde import EventSerde, registry_client
 from lake_schemas.topics import (
-    INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST, dead_letter_headers,
+    INSTANCE_RECEIVED,
+    QUARANTINED,
+    STUDY_COMPLETED,
+    STUDY_MANIFEST,
+    dead_letter_headers,
 )
-from streams.completion import StudyProgress, accept_instances, apply_manifest, completion, mark_emitted
+from platform_layer import kafka
+from platform_layer.errors import TopicError
+from platform_layer.kafka import TopicSpec
+from platform_layer.serde import EventSerde, registry_client
+from streams.completion import (
+    StudyProgress,
+    accept_instances,
+    apply_manifest,
+    completion,
+    mark_emitted,
+)
 from streams.config import StreamsConfig
 from streams.dedupe import Verdict, classify, conflict_event
 from streams.errors import ContractError, StreamsError, TopicLayoutError
@@ -56,32 +73,16 @@ _TIMEOUT_S = 60.0  # bound of every blocking broker call (transactions, restore)
 
 
 def ensure_topics(config: StreamsConfig) -> None:
-    """Create the worker's topics that are missing; all must have ``config.partitions`` partitions."""
-    admin = AdminClient({"bootstrap.servers": config.bootstrap})
-    try:
-        existing = admin.list_topics(timeout=30).topics
-    except KafkaException as err:
-        raise TopicLayoutError(f"cannot list topics on {config.bootstrap}: {err}") from err
+    """Create the worker's topics that are missing; all must have ``config.partitions`` partitions
+    (co-partitioned by study UID), and the state topic is compacted."""
     names = [config.instance_topic, config.manifest_topic, config.completed_topic, config.quarantined_topic,
-             config.dead_letter_topic, config.state_topic]
-    wrong = {n: len(existing[n].partitions) for n in names
-             if n in existing and len(existing[n].partitions) != config.partitions}
-    if wrong:
-        raise TopicLayoutError(
-            f"the streams topics must all have {config.partitions} partitions (co-partitioned by study UID); "
-            f"these do not: {wrong}"
-        )
-    state_config = {"cleanup.policy": "compact"}
-    missing = [NewTopic(n, config.partitions, 1, config=state_config if n == config.state_topic else {})
-               for n in names if n not in existing]
-    if not missing:
-        return
-    for name, future in admin.create_topics(missing).items():
-        try:
-            future.result()
-        except KafkaException as err:
-            if "TOPIC_ALREADY_EXISTS" not in str(err):
-                raise TopicLayoutError(f"cannot create topic {name}: {err}") from err
+             config.dead_letter_topic]
+    specs = [TopicSpec(n, config.partitions) for n in names]
+    specs.append(TopicSpec(config.state_topic, config.partitions, {"cleanup.policy": "compact"}))
+    try:
+        kafka.ensure_topics(config.bootstrap, specs)
+    except TopicError as err:
+        raise TopicLayoutError(f"the streams topics must all have {config.partitions} partitions: {err}") from err
 
 
 def check_contracts(config: StreamsConfig) -> None:
@@ -126,21 +127,10 @@ class StudyCompletionWorker:
         # (topic, partition) -> the group's committed offset at assignment: where the backlog starts until the
         # consumer has a position of its own there
         self._assigned_at: dict[tuple[str, int], int] = {}
-        self.producer = Producer({
-            "bootstrap.servers": config.bootstrap,
-            "transactional.id": f"{config.app_id}-{config.instance_id}",
-            "linger.ms": 5,
-            "queue.buffering.max.messages": 1_000_000,
-            "transaction.timeout.ms": 60_000,
-        })
-        self.consumer = Consumer({
-            "bootstrap.servers": config.bootstrap,
-            "group.id": config.app_id,
-            # a restarted worker with the same instance id takes its partitions back at once (no rebalance)
-            "group.instance.id": f"{config.app_id}-{config.instance_id}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "auto.offset.reset": "earliest",
+        member_id = f"{config.app_id}-{config.instance_id}"
+        self.producer = kafka.transactional_producer(config.bootstrap, transactional_id=member_id,
+                                                     extra={"queue.buffering.max.messages": 1_000_000})
+        self.consumer = kafka.consumer(config.bootstrap, group_id=config.app_id, static_member_id=member_id, extra={
             "session.timeout.ms": int(config.session_timeout_s * 1000),
             # range: partition i of the instance and the manifest topic go to the same worker
             "partition.assignment.strategy": "range",
@@ -288,9 +278,8 @@ class StudyCompletionWorker:
 
     def _restore(self, partitions: set[int]) -> dict[int, int]:
         """Load the committed state of ``partitions`` from the state topic (read_committed, to its end)."""
-        reader = Consumer({"bootstrap.servers": self.config.bootstrap, "group.id": f"{self.config.app_id}-restore",
-                           "enable.auto.commit": False, "isolation.level": "read_committed",
-                           "enable.partition.eof": True})
+        reader = kafka.consumer(self.config.bootstrap, group_id=f"{self.config.app_id}-restore",
+                                extra={"enable.partition.eof": True})
         records: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in partitions}
         remaining = set(partitions)
         deadline = time.monotonic() + 10 * _TIMEOUT_S

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from infra import stack
-from radlake.settings import Settings
+from platform_layer.settings import Settings
+from platform_layer.spark import spark_session
+from platform_layer.vault import admin_client
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +44,9 @@ def _component(name: str, settings: Settings, started_here: dict[str, bool]):
 @pytest.fixture(scope="session")
 def vault(settings, _stack_session):
     """The stack's OpenBao; yields an authenticated hvac client."""
-    from infra.components.vault import client
 
     _component("vault", settings, _stack_session)
-    return client(settings)
+    return admin_client(settings)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +67,6 @@ def nifi_url(settings, _stack_session, kafka_bootstrap) -> str:
 @pytest.fixture(scope="session")
 def spark(settings, _stack_session):
     """A SparkSession for the lake (local mode, Delta + Kafka source)."""
-    from spark_jobs.session import spark_session
 
     _component("spark", settings, _stack_session)
     session = spark_session(settings, "radlake-tests")

@@ -10,13 +10,13 @@ import base64
 import subprocess
 import uuid
 
-from confluent_kafka.admin import AdminClient
-
 from infra.component import Component
 from infra.downloads import resolve_with_maven
 from infra.errors import StackError
-from infra.java import find_java_home
 from infra.process import port_open
+from platform_layer import kafka
+from platform_layer.endpoints import kafka_bootstrap
+from platform_layer.java import find_java_home
 
 LOG4J2 = """Configuration:
   status: warn
@@ -50,7 +50,7 @@ class Kafka(Component):
 
     @property
     def address(self) -> str:
-        return self.settings.kafka_bootstrap or f"127.0.0.1:{self.settings.kafka_port}"
+        return kafka_bootstrap(self.settings)
 
     @property
     def ports(self) -> list[int]:
@@ -127,7 +127,7 @@ class Kafka(Component):
         if not self.external and not port_open(self.settings.kafka_port):
             return False
         try:
-            admin = AdminClient({"bootstrap.servers": self.address, "socket.timeout.ms": 2000, "log_level": 0})
+            admin = kafka.admin(self.address, extra={"socket.timeout.ms": 2000, "log_level": 0})
             metadata = admin.list_topics(timeout=2)
         except Exception:  # noqa: BLE001 - any client error means "not answering yet"
             return False

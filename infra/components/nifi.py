@@ -21,15 +21,19 @@ from pathlib import Path
 
 import httpx
 
-import nifi as nifi_package
 from infra import process
 from infra.component import Component
-from infra.downloads import package_with_maven
+from infra.downloads import fetch_maven_file, package_with_maven
 from infra.errors import StackError
-from infra.java import find_java_home
+from platform_layer.endpoints import nifi_url
+from platform_layer.java import find_java_home
 
 # Python processors kept in the repository (nifi/python/extensions), found by NiFi at start.
-PYTHON_EXTENSIONS = Path(nifi_package.__file__).resolve().parent / "python" / "extensions"
+PYTHON_EXTENSIONS = Path(__file__).resolve().parents[2] / "nifi" / "python" / "extensions"
+
+# HandleHttpRequest (the provider edges) needs StandardHttpContextMap, whose NAR the assembled NiFi lacks:
+# it goes into the autoload directory, which NiFi loads at start.
+AUTOLOADED_NARS = ("nifi-http-context-map-nar",)
 
 # NARs Maven Central does not serve for NiFi 2.x, rebuilt from their published jars by
 # infra/maven/<id>.pom.xml (nifi-nar-maven-plugin), with upstream coordinates.
@@ -89,7 +93,7 @@ class NiFi(Component):
 
     @property
     def address(self) -> str:
-        return self.settings.nifi_url.rstrip("/") or f"http://127.0.0.1:{self.settings.nifi_port}"
+        return nifi_url(self.settings)
 
     @property
     def api_url(self) -> str:
@@ -274,6 +278,12 @@ class NiFi(Component):
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         for sub in ("extensions", "work", "state/local"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
+        for artifact in AUTOLOADED_NARS:
+            nar = fetch_maven_file(self.settings.cache_dir, "org.apache.nifi", artifact, self.settings.nifi_version, "nar")
+            target = self.home / "extensions" / nar.name
+            if not target.exists():
+                shutil.copy2(nar, target.with_name(f".{nar.name}.part"))
+                target.with_name(f".{nar.name}.part").rename(target)
         properties_file = self.conf_dir / "nifi.properties"
         # The file holds the sensitive-properties key: create it private before writing.
         properties_file.touch(mode=0o600, exist_ok=True)

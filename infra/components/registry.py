@@ -13,9 +13,8 @@ import httpx
 
 from infra.component import Component
 from infra.downloads import fetch_maven_file
-from infra.java import find_java_home
-
-CCOMPAT_PATH = "/apis/ccompat/v7"
+from platform_layer.endpoints import registry_url
+from platform_layer.java import find_java_home
 
 
 class SchemaRegistry(Component):
@@ -29,7 +28,7 @@ class SchemaRegistry(Component):
     @property
     def address(self) -> str:
         """Base URL of the Confluent-compatible API (what confluent-kafka's SchemaRegistryClient takes)."""
-        return self.settings.schema_registry_url or f"http://127.0.0.1:{self.settings.schema_registry_port}{CCOMPAT_PATH}"
+        return registry_url(self.settings)
 
     @property
     def ports(self) -> list[int]:

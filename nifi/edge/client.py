@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -27,12 +28,12 @@ from pathlib import Path
 import httpx
 import pydicom
 
+from nifi.edge import journal
+from nifi.edge.errors import UploadError
+from nifi.edge.handler import RADLAKE_REPORT
+from nifi.edge.stow_rs import build_multipart_related
 from radlake import dicom_io
 from radlake.deid import archives
-from radlake.ingest import journal
-from radlake.ingest.errors import UploadError
-from radlake.ingest.handler import RADLAKE_REPORT
-from radlake.ingest.stow_rs import build_multipart_related
 
 UNSORTED = "(not readable as DICOM)"
 
@@ -180,7 +181,6 @@ class Uploader:
         raise UploadError(f"{path}: no answer after {self._attempts} attempts ({last})")
 
     def send_manifests(self, the_plan: Plan, upload_id: str) -> None:
-        import json
 
         done = journal.load(self.journal_path).manifests
         for study in sorted(the_plan.studies):

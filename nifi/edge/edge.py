@@ -30,17 +30,22 @@ import pydicom
 from pydantic import BaseModel, ValidationError
 
 from lake_schemas.events import (
-    ManifestSeries, Quarantined, QuarantinedData, StudyManifest, StudyManifestData,
+    ManifestSeries,
+    Quarantined,
+    QuarantinedData,
+    StudyManifest,
+    StudyManifestData,
 )
+from platform_layer.object_store import ObjectStore
 from radlake import dicom_io
 from radlake.deid import archives
 from radlake.deid.confidentiality_profile import Rules
-from radlake.deid.engine import BATCH, Status, deidentify_instances
 from radlake.deid.errors import QuarantineReason
+from radlake.deid.instance_result import Status
+from radlake.deid.pipeline import BATCH, deidentify_instances
 from radlake.deid.pseudonyms import Pseudonymiser, uid_from_digest, uid_message
 from radlake.deid.quarantine import QuarantineRecord, append_records, keep_original
 from radlake.instance_events import InstanceEventError, store_and_describe
-from radlake.object_store import ObjectStore
 
 ACCEPTED, DUPLICATE, QUARANTINED, SKIPPED = "accepted", "duplicate", "quarantined", "skipped"
 

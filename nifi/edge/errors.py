@@ -1,10 +1,12 @@
-"""Errors of :mod:`radlake.ingest`. Expected bad input is not an error: it becomes a quarantine outcome."""
+"""Errors of :mod:`nifi.edge`. Expected bad input is not an error: it becomes a quarantine outcome."""
 
 from __future__ import annotations
 
+from lake_schemas.errors import RadlakeError
 
-class IngestError(Exception):
-    """Base class of the errors raised by :mod:`radlake.ingest`."""
+
+class IngestError(RadlakeError):
+    """Base class of the errors raised by :mod:`nifi.edge`."""
 
 
 class StowError(IngestError):

@@ -25,18 +25,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from nifi.edge import stow_rs
+from nifi.edge.edge import (
+    ACCEPTED,
+    DUPLICATE,
+    QUARANTINED,
+    EdgeConfig,
+    EdgeResult,
+    ingest_archive,
+    ingest_instances,
+    manifest_event,
+    parse_manifest_request,
+)
+from nifi.edge.errors import EdgeUnavailable, StowError
+from nifi.edge.tokens import MISSING, check_bearer
+from platform_layer.object_store import ObjectStore, ObjectStoreError
 from radlake.deid import archives
 from radlake.deid.confidentiality_profile import Rules
 from radlake.deid.errors import PseudonymError
 from radlake.deid.pseudonyms import Pseudonymiser
-from radlake.ingest import stow_rs
-from radlake.ingest.edge import (
-    ACCEPTED, DUPLICATE, QUARANTINED, EdgeConfig, EdgeResult, ingest_archive, ingest_instances, manifest_event,
-    parse_manifest_request,
-)
-from radlake.ingest.errors import EdgeUnavailable, StowError
-from radlake.ingest.tokens import MISSING, check_bearer
-from radlake.object_store import ObjectStore, ObjectStoreError
 
 RADLAKE_REPORT = "application/vnd.radlake.ingest+json"
 JSON = "application/json"

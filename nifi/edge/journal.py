@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from radlake.ingest.errors import JournalError
+from nifi.edge.errors import JournalError
 
 
 def unit_id(kind: str, input_sha256s: Iterable[str]) -> str:

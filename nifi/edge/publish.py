@@ -1,18 +1,19 @@
 """Publish radlake events to Kafka in the Confluent wire format, validated against the registry, and wait
 for every acknowledgement (``acks=all``, idempotent producer). A thin adapter: the edge's NiFi processor
-and ``radlake upload``'s tests use it; what to publish is decided in :mod:`radlake.ingest.edge`."""
+and ``radlake upload``'s tests use it; what to publish is decided in :mod:`nifi.edge.edge`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 from pydantic import BaseModel
 
 from lake_schemas.errors import SchemaViolation
-from lake_schemas.serde import EventSerde, registry_client
 from lake_schemas.topics import Topic
-from radlake.ingest.errors import EdgeUnavailable
+from nifi.edge.errors import EdgeUnavailable
+from platform_layer import kafka
+from platform_layer.serde import EventSerde, registry_client
 
 
 class EventPublisher:
@@ -23,10 +24,8 @@ class EventPublisher:
         registry = registry_client(registry_url)
         self._serdes: Mapping[type, EventSerde] = {t.event_class: EventSerde(t, registry) for t in topics}
         self._timeout_s = delivery_timeout_ms / 1000
-        self._producer = Producer({
-            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-            "delivery.timeout.ms": delivery_timeout_ms, "client.id": client_id, "linger.ms": 5,
-        })
+        self._producer = kafka.producer(bootstrap, client_id=client_id,
+                                        extra={"delivery.timeout.ms": delivery_timeout_ms})
 
     def publish(self, events: Sequence[BaseModel]) -> None:
         """Send all, keyed by their study (or input hash); raises :class:`EdgeUnavailable` unless all are acknowledged."""

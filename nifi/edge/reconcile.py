@@ -1,5 +1,5 @@
 """``radlake ingest report``: reconcile what the provider was told (its upload journal), what is in the object
-store and what is on the topics. Pure: the caller reads the topics and checks the store.
+store and what is on the topics. :func:`reconcile` is pure; :func:`read_provider_events` reads a topic.
 
 Findings (each a list of plain dicts, no PHI — pseudonymous UIDs and hashes only):
 
@@ -21,6 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lake_schemas.events import InstanceReceived, Quarantined, StudyManifest
+from lake_schemas.topics import Topic
+from platform_layer import kafka
+from platform_layer.serde import EventSerde, registry_client
 
 
 @dataclass(frozen=True)
@@ -81,3 +84,10 @@ def reconcile(outcomes: Sequence[dict], manifests: Sequence[dict], instance_even
                   for s, n in sorted(expected.items()) if len(released.get(s, ())) < n]
     return Reconciliation(len(accepted), len(quarantined), len(by_id), len(seen_quarantine), missing_objects,
                           missing_events, missing_quarantine, duplicates, conflicts, unexpected, incomplete)
+
+
+def read_provider_events(bootstrap: str, registry_url: str, topic: Topic, provider: str,
+                         timeout_s: float = 60.0) -> list:
+    """Every event of ``provider`` on ``topic``, from the beginning to the end offsets seen at the start."""
+    serde = EventSerde(topic, registry_client(registry_url))
+    return [e for e in kafka.read_to_end(bootstrap, serde, timeout_s=timeout_s) if e.provider == provider]

@@ -1,4 +1,4 @@
-"""Build a running edge (:class:`radlake.ingest.handler.EdgeRuntime`) from plain parameters: the adapter
+"""Build a running edge (:class:`nifi.edge.handler.EdgeRuntime`) from plain parameters: the adapter
 between the NiFi processor's properties and radlake's engine, Vault, object store and Kafka."""
 
 from __future__ import annotations
@@ -9,13 +9,19 @@ from pathlib import Path
 import hvac
 
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
-from radlake.deid.confidentiality_profile import STANDARD_EDITION, TABLE_VERSION, Profile, compile_rules
-from radlake.deid.pseudonyms import VaultTransitHmac, transit_key_name
-from radlake.ingest.edge import EdgeConfig
-from radlake.ingest.handler import EdgeRuntime
-from radlake.ingest.publish import EventPublisher
-from radlake.ingest.tokens import read_token
-from radlake.object_store import ObjectStore
+from nifi.edge.edge import EdgeConfig
+from nifi.edge.handler import EdgeRuntime
+from nifi.edge.publish import EventPublisher
+from nifi.edge.tokens import read_token
+from platform_layer.object_store import ObjectStore
+from platform_layer.vault import VaultTransitHmac
+from radlake.deid.confidentiality_profile import (
+    STANDARD_EDITION,
+    TABLE_VERSION,
+    Profile,
+    compile_rules,
+)
+from radlake.deid.pseudonyms import transit_key_name
 
 DEID_PROFILE_VERSION = f"ps3.15-{STANDARD_EDITION}/{TABLE_VERSION}"
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from radlake.ingest.errors import StowError
+from nifi.edge.errors import StowError
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"

@@ -15,8 +15,8 @@ import hvac
 import hvac.exceptions
 import requests
 
+from nifi.edge.errors import TokenError
 from radlake.deid.pseudonyms import transit_key_name
-from radlake.ingest.errors import TokenError
 
 MISSING, INVALID = "MISSING_CREDENTIALS", "INVALID_CREDENTIALS"
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import highdicom as hd
 import numpy as np
 
+from radlake.imaging.volume import Volume
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
-from radlake.radiomics.geometry import Volume
 
 
 def read_seg(path: Path | str, image: Volume, label: int | None) -> np.ndarray:
     """Return a boolean (z, y, x) mask of segment ``label`` (``None``: all segments)."""
-    import highdicom as hd
 
     try:
         seg = hd.seg.segread(str(path))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from lake_schemas.errors import RadlakeError
+
 
 class RadiomicsReason(str, Enum):
     """Why a feature computation was refused."""
@@ -19,7 +21,7 @@ class RadiomicsReason(str, Enum):
     DEVICE_UNAVAILABLE = "device_unavailable"
 
 
-class RadiomicsError(Exception):
+class RadiomicsError(RadlakeError):
     """Base class of the package's errors; ``reason`` says which rule the input broke."""
 
     def __init__(self, reason: RadiomicsReason, message: str) -> None:

@@ -1,53 +1,15 @@
-"""Voxel grids in patient coordinates (DICOM LPS, mm) and the mask-vs-image geometry check.
+"""The mask-vs-image geometry check, label selection and the ROI's bounding box.
 
-Arrays are (z, y, x). ``direction`` columns are the LPS unit vectors of the x, y and z index axes;
-``origin`` is the LPS position of voxel (0, 0, 0). A mask on another grid is reported, never
+The voxel grid is :class:`radlake.imaging.volume.Geometry`. A mask on another grid is reported, never
 resampled.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from radlake.imaging.volume import Geometry
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
-
-
-@dataclass(frozen=True)
-class Geometry:
-    shape: tuple[int, int, int]  # (z, y, x)
-    spacing: tuple[float, float, float]  # (dz, dy, dx) mm
-    origin: tuple[float, float, float]  # LPS mm of voxel (0, 0, 0)
-    direction: tuple[tuple[float, float, float], ...]  # 3x3, columns: x, y, z index axes in LPS
-
-    def affine(self) -> np.ndarray:
-        """4x4 matrix mapping (x, y, z) voxel indices to LPS millimetres."""
-        d = np.asarray(self.direction, dtype=np.float64)
-        dz, dy, dx = self.spacing
-        out = np.eye(4)
-        out[:3, :3] = d * np.array([dx, dy, dz])[None, :]
-        out[:3, 3] = self.origin
-        return out
-
-    def differences(self, other: Geometry, tolerance_mm: float = 1e-3) -> list[str]:
-        problems = []
-        if self.shape != other.shape:
-            problems.append(f"shape {other.shape} != {self.shape}")
-        if not np.allclose(self.spacing, other.spacing, atol=tolerance_mm):
-            problems.append(f"spacing {other.spacing} != {self.spacing}")
-        if not np.allclose(self.origin, other.origin, atol=max(tolerance_mm, 1e-2)):
-            problems.append(f"origin {other.origin} != {self.origin}")
-        if not np.allclose(self.direction, other.direction, atol=1e-4):
-            problems.append("orientation differs")
-        return problems
-
-
-@dataclass(frozen=True)
-class Volume:
-    array: np.ndarray  # (z, y, x)
-    geometry: Geometry
-    sop_instance_uids: tuple[str, ...] = ()  # per z slice, for DICOM series
 
 
 def world_bounds(geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:

@@ -12,10 +12,11 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from radlake.imaging.volume import Volume
 from radlake.radiomics.dicom_seg import read_seg
 from radlake.radiomics.dicom_series import read_series
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
-from radlake.radiomics.geometry import Volume, require_same_grid, select_label
+from radlake.radiomics.geometry import require_same_grid, select_label
 from radlake.radiomics.nifti import read_nifti
 from radlake.radiomics.rtstruct import read_rtstruct
 

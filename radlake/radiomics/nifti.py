@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
+from radlake.imaging.volume import Geometry, Volume
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
-from radlake.radiomics.geometry import Geometry, Volume
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 
 
 def read_nifti(path: Path | str) -> Volume:
-    import nibabel as nib
 
     try:
         img = nib.load(str(path))
@@ -39,7 +39,6 @@ def read_nifti(path: Path | str) -> Volume:
 
 
 def write_nifti(path: Path | str, array: np.ndarray, geometry: Geometry) -> None:
-    import nibabel as nib
 
     affine = geometry.affine()
     affine[:3, :] = _RAS_TO_LPS @ affine[:3, :]

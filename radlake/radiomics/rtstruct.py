@@ -16,8 +16,8 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from skimage import draw
 
+from radlake.imaging.volume import Volume
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason
-from radlake.radiomics.geometry import Volume
 
 
 def roi_names(ds: pydicom.Dataset) -> dict[int, str]:

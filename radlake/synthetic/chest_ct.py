@@ -83,7 +83,7 @@ def _vessels(shape, spacing, lungs, rng, count: int) -> np.ndarray:
             hi = np.minimum(np.ceil((np.maximum(a, b) + radius) / sp).astype(int) + 1, shape)
             if np.any(hi <= lo):
                 continue
-            z, y, x = np.meshgrid(*[np.arange(l, h) * s for l, h, s in zip(lo, hi, sp)], indexing="ij")
+            z, y, x = np.meshgrid(*[np.arange(low, high) * s for low, high, s in zip(lo, hi, sp)], indexing="ij")
             seg = b - a
             t = np.clip(((z - a[0]) * seg[0] + (y - a[1]) * seg[1] + (x - a[2]) * seg[2]) / float(seg @ seg), 0, 1)
             d2 = (z - a[0] - t * seg[0]) ** 2 + (y - a[1] - t * seg[1]) ** 2 + (x - a[2] - t * seg[2]) ** 2

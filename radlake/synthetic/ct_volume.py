@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from radlake.synthetic.dicom_series import write_ct_series
+
 
 @dataclass(frozen=True)
 class SyntheticCT:
@@ -70,6 +72,5 @@ def write_dicom_series(ct: SyntheticCT, folder: Path | str, seed: int = 0) -> li
     """Write ``ct.image`` (z, y, x HU) with ``ct.spacing`` as a CT series (one file per slice, axial, LPS
     origin at 0, fresh UIDs); return the paths. Any volume with those two attributes will do (e.g. a
     :class:`radlake.synthetic.chest_ct.ChestCT`). The writer is :mod:`radlake.synthetic.dicom_series`."""
-    from radlake.synthetic.dicom_series import write_ct_series
 
     return write_ct_series(ct.image, ct.spacing, folder, patient_id=f"SYNTH{seed}", patient_name="Synthetic^Phantom")

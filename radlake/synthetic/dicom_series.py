@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 
 def ct_series(image: np.ndarray, spacing: Sequence[float], *, study_uid: str | None = None,
@@ -31,9 +34,6 @@ def ct_series(image: np.ndarray, spacing: Sequence[float], *, study_uid: str | N
     int16 ``HU - rescale_intercept`` with RescaleSlope 1. ``attributes`` (keyword -> value) are set on every
     instance last, e.g. the fake PHI of a sample upload.
     """
-    import pydicom
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
     study_uid = study_uid or generate_uid()
     series_uid = series_uid or generate_uid()

@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lake_schemas.events import (
-    InstanceRef, InstanceReceived, InstanceReceivedData, SeriesSummary, StudyCompleted, StudyCompletedData,
+    InstanceReceived,
+    InstanceReceivedData,
+    InstanceRef,
+    SeriesSummary,
+    StudyCompleted,
+    StudyCompletedData,
 )
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -105,46 +110,3 @@ def study_completed(events: Sequence[InstanceReceived], *, version: int = 1,
             instance_count=len(events), series=summaries, event_ids=tuple(e.event_id for e in events),
         ),
     )
-
-
-class EventPublisher:
-    """One idempotent producer and a serde per topic, for feeding many batches (a producer per batch costs a
-    connection and registry look-ups each time, which a busy 2-core machine feels)."""
-
-    def __init__(self, bootstrap: str, registry_url: str) -> None:
-        from confluent_kafka import Producer
-
-        from lake_schemas.serde import registry_client
-
-        self._registry = registry_client(registry_url)
-        self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
-        self._serdes: dict[str, object] = {}
-
-    def publish(self, topic, events: Sequence) -> int:
-        """Produce events on ``topic`` (a ``lake_schemas.topics.Topic``) in the registry's wire format and
-        wait for the broker's acknowledgements."""
-        from lake_schemas.serde import EventSerde
-
-        if topic.name not in self._serdes:
-            self._serdes[topic.name] = EventSerde(topic, self._registry)
-        serde = self._serdes[topic.name]
-        for event in events:
-            self._producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event))
-            self._producer.poll(0)
-        if self._producer.flush(60) != 0:
-            raise RuntimeError(f"Kafka did not acknowledge every event on {topic.name}")
-        return len(events)
-
-
-def publish(bootstrap: str, registry_url: str, topic, events: Sequence) -> int:
-    """Produce events on ``topic`` (a ``lake_schemas.topics.Topic``) in the registry's wire format."""
-    return EventPublisher(bootstrap, registry_url).publish(topic, events)
-
-
-def create_topics(bootstrap: str, topics: Sequence) -> None:
-    """Create topics with their partitions (a Structured Streaming source fails on a missing topic)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # held until the futures resolve
-    for future in admin.create_topics([NewTopic(t.name, t.partitions, 1) for t in topics]).values():
-        future.result(30)

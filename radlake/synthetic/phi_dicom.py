@@ -14,12 +14,12 @@ invalid VR values) and hostile archives are built by the functions after that.
 from __future__ import annotations
 
 import datetime as dt
-from copy import deepcopy
 import io
 import tarfile
 import warnings
 import zipfile
 from collections.abc import Sequence as Seq
+from copy import deepcopy
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -1,7 +1,7 @@
 """A generated radiomics cohort for the lake: CT series in an object store, their events, and ROI masks.
 
 Each case is a synthetic CT (``ct_volume``) with one lesion, written as a DICOM series with pseudonymous
-``2.25`` UIDs, stored in an :class:`ObjectStore` (claim-checks: URI + SHA-256) and described by
+``2.25`` UIDs, stored in an :class:`~radlake.claim_check.ObjectSink` (claim-checks: URI + SHA-256) and described by
 ``instance received`` events; its lesion mask is stored as a DICOM SEG (highdicom) or a NIfTI label map
 and described as a ``silver/rois`` row. Used by the radiomics job's integration test and its benchmark.
 """
@@ -13,10 +13,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import highdicom as hd
 import numpy as np
+import pydicom
+from pydicom.sr.codedict import codes
 
 from lake_schemas.events import InstanceReceived
-from radlake.object_store import ObjectStore
+from radlake.claim_check import ObjectSink
+from radlake.imaging.volume import Geometry
+from radlake.instance_events import store_and_describe
+from radlake.radiomics.nifti import write_nifti
 from radlake.synthetic import ct_volume
 from radlake.synthetic.lake_events import uid
 
@@ -42,12 +48,10 @@ class Case:
         return self.events[0].data.series_uid
 
 
-def make_case(store: ObjectStore, name: str, *, provider: str = "st-olav", project: str = "radiomics-test",
+def make_case(store: ObjectSink, name: str, *, provider: str = "st-olav", project: str = "radiomics-test",
               kind: str = "sphere", shape=(12, 40, 40), spacing=(2.0, 0.75, 0.75), radius_mm: float = 5.0,
               seed: int = 0) -> Case:
-    import pydicom
 
-    from radlake.instance_events import store_and_describe
 
     make = ct_volume.spherical_lesion if kind == "sphere" else ct_volume.irregular_lesion
     ct = make(shape=shape, spacing=spacing, radius_mm=radius_mm, seed=seed)
@@ -71,8 +75,6 @@ def make_case(store: ObjectStore, name: str, *, provider: str = "st-olav", proje
 
 def seg_bytes(case: Case, label: str = "nodule") -> bytes:
     """A binary DICOM SEG of the case's lesion (one segment) on its source series."""
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
 
     description = hd.seg.SegmentDescription(
         segment_number=1, segment_label=label,
@@ -94,8 +96,6 @@ def seg_bytes(case: Case, label: str = "nodule") -> bytes:
 
 def nifti_bytes(case: Case, *, spacing: tuple[float, float, float] | None = None) -> bytes:
     """The lesion as a NIfTI label map on the case's grid (another ``spacing`` puts it on another grid)."""
-    from radlake.radiomics.geometry import Geometry
-    from radlake.radiomics.nifti import write_nifti
 
     geometry = Geometry(shape=case.mask.shape, spacing=spacing or case.spacing,
                         origin=tuple(float(v) for v in case.datasets[0].ImagePositionPatient),
@@ -106,7 +106,7 @@ def nifti_bytes(case: Case, *, spacing: tuple[float, float, float] | None = None
         return path.read_bytes()
 
 
-def roi_row(case: Case, roi: str, kind: str, data: bytes, store: ObjectStore, label: int | None = None) -> dict:
+def roi_row(case: Case, roi: str, kind: str, data: bytes, store: ObjectSink, label: int | None = None) -> dict:
     stored = store.put(data, prefix=f"masks/{case.study_uid}", suffix=".nii.gz" if kind == "nifti" else ".dcm")
     return {"provider": case.provider, "project": case.project, "pseudo_patient_id": case.patient,
             "study_uid": case.study_uid, "series_uid": case.series_uid, "roi": roi, "mask_kind": kind,

@@ -12,10 +12,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from lake_schemas.registration import register
-from lake_schemas.serde import registry_client
+from deltalake import DeltaTable
+
+from bench.lake_feed import publish
 from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
-from radlake.synthetic.lake_events import SeriesPlan, conflicting, publish, series_events, study_completed
+from platform_layer.registration import register
+from platform_layer.serde import registry_client
+from radlake.synthetic.lake_events import SeriesPlan, conflicting, series_events, study_completed
 from spark_jobs import tables
 from spark_jobs.pipeline import start_pipeline
 
@@ -56,7 +59,6 @@ def run_pipeline(spark, bootstrap: str, root: str, instances_topic: str, complet
 def small_lake(spark, bootstrap: str, registry_url: str, tmp_root: Path) -> SmallLake:
     if "lake" in _BUILT:
         return _BUILT["lake"]
-    from deltalake import DeltaTable
 
     suffix = uuid.uuid4().hex[:8]
     instances = INSTANCE_RECEIVED.with_name(f"test.lake.instances.{suffix}")

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from deltalake import DeltaTable
 
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
-from lake_schemas.registration import register
-from lake_schemas.serde import EventSerde, registry_client
 from lake_schemas.topics import INSTANCE_RECEIVED
+from platform_layer.registration import register
+from platform_layer.serde import EventSerde, registry_client
 from spark_jobs import bronze
 
 pytestmark = pytest.mark.integration
@@ -75,6 +76,5 @@ def test_bronze_has_one_typed_row_per_event_even_with_redeliveries(spark, kafka_
     rejected = spark.read.format("delta").load(bronze.rejected_path(job.table_path))
     assert [r.raw_value for r in rejected.collect()] == [bytearray(b"not an event")]
 
-    from deltalake import DeltaTable
 
     assert DeltaTable(job.table_path).metadata().partition_columns == ["provider"]

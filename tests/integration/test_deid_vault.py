@@ -7,12 +7,14 @@ import uuid
 
 import pytest
 
+from apps import deid as cli
 from infra import stack
-from radlake.deid import cli
+from platform_layer.settings import get_settings
+from platform_layer.vault import VaultTransitHmac, VaultTransitSpec
 from radlake.deid.confidentiality_profile import Profile, compile_rules
-from radlake.deid.engine import Status, deidentify_instances
-from radlake.deid.pseudonyms import VaultTransitHmac, VaultTransitSpec, transit_key_name
-from radlake.settings import get_settings
+from radlake.deid.instance_result import Status
+from radlake.deid.pipeline import deidentify_instances
+from radlake.deid.pseudonyms import transit_key_name
 from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration

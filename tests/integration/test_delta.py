@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from deltalake import DeltaTable
 
 pytestmark = pytest.mark.integration
 
 
 def test_delta_written_by_spark_is_read_by_deltalake_and_time_travel(spark, tmp_path):
-    from deltalake import DeltaTable
 
     path = str(tmp_path / "studies")
     spark.createDataFrame([("2.25.1", "CT", 120), ("2.25.2", "CT", 98)], "study_uid string, modality string, instances int") \

@@ -18,22 +18,26 @@ import time
 import uuid
 from dataclasses import replace
 
+import highdicom as hd
 import jsonschema
+import nibabel as nib
 import pytest
 import torch
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from deltalake import DeltaTable
 
 from inference_workers import predictions_table
-from radlake.synthetic.chest_ct import chest_ct
 from inference_workers.model_registry import ModelRegistry, network_to_bytes
 from inference_workers.prediction import Predictor
 from inference_workers.synthetic_study import publishable_study
+from inference_workers.training import TrainConfig, train
 from inference_workers.worker import Worker, WorkerConfig
-from lake_schemas.registration import register
-from lake_schemas.serde import EventSerde, registry_client
 from lake_schemas.topics import PREDICTION_CREATED, PREDICTION_DEAD_LETTER, STUDY_COMPLETED
-from radlake.object_store import ObjectStore
+from platform_layer.object_store import ObjectStore
+from platform_layer.registration import register
+from platform_layer.serde import EventSerde, registry_client
+from radlake.synthetic.chest_ct import chest_ct
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +48,6 @@ MODEL = "nodule-test"
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     """(lake dir, object store): a registered tiny model in Production."""
-    from inference_workers.training import TrainConfig, train
 
     root = tmp_path_factory.mktemp("infer-lake")
     store = ObjectStore(str(root / "objects"))
@@ -114,14 +117,11 @@ def _worker(lake, topics, bootstrap, worker_id="w1"):
 
 
 def _delta_rows(table):
-    from deltalake import DeltaTable
 
     return DeltaTable(table).to_pyarrow_table().to_pylist()
 
 
 def test_study_flows_to_one_prediction_with_seg_and_sr_and_a_replay_adds_none(lake, topics, kafka_bootstrap):
-    import highdicom as hd
-    import nibabel as nib
 
     _, store, _ = lake
     in_serde, out_serde, _ = topics["serdes"]
@@ -216,7 +216,7 @@ def test_poison_studies_go_to_the_dead_letter_topic_without_blocking_the_partiti
 def _cli(lake, topics, *extra):
     root, _, _ = lake
     env = {**os.environ, "RADLAKE_LAKE_URI": str(root / "lake"), "RADLAKE_OBJECT_STORE_URI": str(root / "objects")}
-    argv = [sys.executable, "-m", "inference_workers.cli", "run", "--input-topic", topics["in"],
+    argv = [sys.executable, "-m", "apps.cli", "infer", "run", "--input-topic", topics["in"],
             "--output-topic", topics["out"], "--dead-letter-topic", topics["dlq"], "--group", topics["group"],
             "--model", MODEL, "--max-batch", "4", "--table", str(root / f"predictions-{topics['group']}"), *extra]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)

@@ -13,15 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
+from dicomweb_client.api import DICOMwebClient
 
-from lake_schemas.registration import register
-from lake_schemas.serde import registry_client
+from apps.ingest import main as report_main
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
-from nifi import provider_cli
-from radlake.ingest.client import Uploader, plan, upload_id_for, wait_until_listening
-from radlake.ingest.report_cli import main as report_main
-from radlake.ingest.report_cli import read_topic
-from radlake.object_store import ObjectStore
+from nifi import providers
+from nifi.edge.client import Uploader, plan, upload_id_for, wait_until_listening
+from nifi.edge.reconcile import read_provider_events
+from platform_layer.object_store import ObjectStore
+from platform_layer.registration import register
+from platform_layer.serde import registry_client
 from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
@@ -51,11 +52,11 @@ def edges(settings, vault, nifi_url, registry_url, topics):
     deployed = {}
     try:
         for provider in PROVIDERS:
-            deployed[provider] = provider_cli.add(settings, provider, PROJECT, topics=names)
+            deployed[provider] = providers.add(settings, provider, PROJECT, topics=names)
         yield deployed
     finally:
         for provider in deployed:
-            provider_cli.remove(settings, provider)
+            providers.remove(settings, provider)
 
 
 def _provider_data(root: Path, seed: int) -> Path:
@@ -96,7 +97,7 @@ def test_three_providers_upload_concurrently(settings, edges, topics, tmp_path, 
             data = _provider_data(tmp_path / provider, seed)
             edge = edges[provider]
             wait_until_listening(edge.url)
-            uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider),
+            uploader = Uploader(edge.url, providers.endpoint_token(settings, provider),
                                 tmp_path / f"{provider}.jsonl", on_progress=lambda line: None)
             try:
                 results[provider] = uploader.upload(plan([data]), upload_id_for([data], provider))
@@ -124,9 +125,9 @@ def test_three_providers_upload_concurrently(settings, edges, topics, tmp_path, 
         assert reasons == EXPECTED["quarantined"], provider
 
         # events read back through the registry (deserialize validates against the registered schema)
-        instances = read_topic(kafka_bootstrap, registry_url, contracts[0], provider)
-        quarantined = read_topic(kafka_bootstrap, registry_url, contracts[1], provider)
-        manifests = read_topic(kafka_bootstrap, registry_url, contracts[2], provider)
+        instances = read_provider_events(kafka_bootstrap, registry_url, contracts[0], provider)
+        quarantined = read_provider_events(kafka_bootstrap, registry_url, contracts[1], provider)
+        manifests = read_provider_events(kafka_bootstrap, registry_url, contracts[2], provider)
         accepted = [o for o in outcomes if o["status"] == "accepted"]
         assert {e.event_id for e in instances} == {o["event_id"] for o in accepted}
         assert len({e.data.sop_instance_uid for e in instances}) == len(accepted)
@@ -154,7 +155,7 @@ def test_resumed_upload_sends_nothing_again(settings, edges, tmp_path):
     edge = edges[provider]
     wait_until_listening(edge.url)
     sent: list[str] = []
-    uploader = Uploader(edge.url, provider_cli.endpoint_token(settings, provider), tmp_path / "j.jsonl",
+    uploader = Uploader(edge.url, providers.endpoint_token(settings, provider), tmp_path / "j.jsonl",
                         on_progress=sent.append)
     try:
         the_plan = plan([data])
@@ -172,7 +173,7 @@ def test_credentials_per_provider(settings, edges):
     wait_until_listening(a.url)
     body = json.dumps({"upload_id": "u", "study_uid": "1.2.3", "series": [{"series_uid": "1.2.3.4",
                                                                           "expected_instances": 1}]})
-    b_token = provider_cli.endpoint_token(settings, PROVIDERS[1])
+    b_token = providers.endpoint_token(settings, PROVIDERS[1])
     assert httpx.post(f"{a.url}/manifests", content=body).status_code == 401
     assert httpx.post(f"{a.url}/manifests", content=body,
                       headers={"Authorization": f"Bearer {b_token}"}).status_code == 403
@@ -181,14 +182,13 @@ def test_credentials_per_provider(settings, edges):
 
 
 def test_stow_rs_from_dicomweb_client(settings, edges):
-    from dicomweb_client.api import DICOMwebClient
 
     provider = PROVIDERS[1]
     edge = edges[provider]
     wait_until_listening(edge.url)
     datasets, _ = phi_dicom.ct_series(3, study=99, size=32)
     client = DICOMwebClient(url=f"{edge.url}/dicomweb",
-                            headers={"Authorization": f"Bearer {provider_cli.endpoint_token(settings, provider)}"})
+                            headers={"Authorization": f"Bearer {providers.endpoint_token(settings, provider)}"})
     response = client.store_instances(datasets)
     referenced = response.ReferencedSOPSequence
     assert sorted(item.ReferencedSOPInstanceUID for item in referenced) == sorted(ds.SOPInstanceUID for ds in datasets)
@@ -203,11 +203,11 @@ def test_drop_folder(settings, edges, topics, kafka_bootstrap, registry_url):
     drop = settings.state_dir / "edge" / provider / "drop"
     (drop / ".incoming.dcm").write_bytes(phi_dicom.to_bytes(datasets[0]))
     (drop / ".incoming.dcm").rename(drop / "one.dcm")
-    before = {e.event_id for e in read_topic(kafka_bootstrap, registry_url, contracts[0], provider)}
+    before = {e.event_id for e in read_provider_events(kafka_bootstrap, registry_url, contracts[0], provider)}
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if not (drop / "one.dcm").exists():
-            new = [e for e in read_topic(kafka_bootstrap, registry_url, contracts[0], provider)
+            new = [e for e in read_provider_events(kafka_bootstrap, registry_url, contracts[0], provider)
                    if e.event_id not in before]
             if new:
                 break

@@ -14,15 +14,15 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from infra import stack
-from lake_schemas.registration import register
-from lake_schemas.serde import registry_client
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
-from nifi import provider_cli
-from radlake.ingest import journal
-from radlake.ingest.client import Uploader, plan, wait_until_listening
-from radlake.ingest.errors import UploadError
-from radlake.ingest.report_cli import read_topic
-from radlake.object_store import ObjectStore
+from nifi import providers
+from nifi.edge import journal
+from nifi.edge.client import Uploader, plan, wait_until_listening
+from nifi.edge.errors import UploadError
+from nifi.edge.reconcile import read_provider_events
+from platform_layer.object_store import ObjectStore
+from platform_layer.registration import register
+from platform_layer.serde import registry_client
 from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
@@ -52,10 +52,10 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
     the_plan = plan([data], max_instances=20)
     journal_path = tmp_path / "journal.jsonl"
 
-    edge = provider_cli.add(settings, provider, f"kill-{run}", topics=names)
+    edge = providers.add(settings, provider, f"kill-{run}", topics=names)
     try:
         wait_until_listening(edge.url, 120)
-        token = provider_cli.endpoint_token(settings, provider)
+        token = providers.endpoint_token(settings, provider)
         failure: list[BaseException] = []
 
         def first_attempt() -> None:
@@ -98,7 +98,7 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
 
         outcomes = [o for r in records for o in r["outcomes"]]
         assert sum(1 for o in outcomes if o["status"] == "accepted") == STUDIES * SLICES
-        events = read_topic(kafka_bootstrap, registry_url, contracts[0], provider)
+        events = read_provider_events(kafka_bootstrap, registry_url, contracts[0], provider)
         ids_per_sop: dict[str, set[str]] = defaultdict(set)
         for event in events:
             ids_per_sop[event.data.sop_instance_uid].add(event.event_id)
@@ -108,4 +108,4 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
         store = ObjectStore(settings.resolved_object_store_uri)
         assert all(store.exists(e.data.object_uri) for e in events)
     finally:
-        provider_cli.remove(settings, provider)
+        providers.remove(settings, provider)

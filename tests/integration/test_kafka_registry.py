@@ -10,9 +10,9 @@ from confluent_kafka import Consumer, Producer
 
 from lake_schemas.errors import SchemaViolation
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
-from lake_schemas.registration import register
-from lake_schemas.serde import REGISTRY_CALLS, EventSerde, registry_client
 from lake_schemas.topics import INSTANCE_RECEIVED
+from platform_layer.registration import register
+from platform_layer.serde import REGISTRY_CALLS, EventSerde, registry_client
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
 
-from lake_schemas.registration import register
-from lake_schemas.serde import registry_client
+from bench.lake_feed import create_topics, publish
 from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
-from radlake.synthetic.lake_events import SeriesPlan, create_topics, publish, series_events
+from platform_layer.registration import register
+from platform_layer.serde import registry_client
+from radlake.synthetic.lake_events import SeriesPlan, series_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,7 +46,6 @@ def _alive(pid: int) -> bool:
 
 
 def _rows(path: str) -> int:
-    from deltalake import DeltaTable
 
     return DeltaTable(path).to_pyarrow_dataset().count_rows() if DeltaTable.is_deltatable(path) else 0
 
@@ -58,7 +59,7 @@ def test_kill_9_of_the_driver_loses_and_duplicates_nothing(kafka_bootstrap, regi
 
     events = [e for i in range(20) for e in series_events(SeriesPlan(f"site-{i % 2}", f"s{i}", f"x{i}", 100))]
     lake, checkpoints = tmp_path / "lake", tmp_path / "checkpoints"
-    argv = [sys.executable, "-m", "radlake.cli", "lake", "--lake", str(lake), "run", "--instances-topic",
+    argv = [sys.executable, "-m", "apps.cli", "lake", "--lake", str(lake), "run", "--instances-topic",
             instances.name, "--completed-topic", completed.name, "--checkpoints", str(checkpoints)]
 
     def produce() -> None:  # ~2,000 events in chunks, so the kill lands while they stream in
@@ -71,8 +72,6 @@ def test_kill_9_of_the_driver_loses_and_duplicates_nothing(kafka_bootstrap, regi
                               stderr=subprocess.DEVNULL)
     try:
         bronze = str(lake / "bronze" / "instances")
-        from deltalake import DeltaTable
-
         while not DeltaTable.is_deltatable(bronze) and driver.poll() is None:  # the driver is up
             time.sleep(0.5)
         producer.start()
@@ -101,7 +100,6 @@ def test_kill_9_of_the_driver_loses_and_duplicates_nothing(kafka_bootstrap, regi
     restarted = subprocess.run([*argv, "--available-now"], capture_output=True, text=True, timeout=400)
     assert restarted.returncode == 0, restarted.stderr[-3000:]
 
-    from deltalake import DeltaTable
 
     bronze_rows = DeltaTable(bronze).to_pyarrow_table(columns=["event_id", "sop_instance_uid"]).to_pylist()
     assert len(bronze_rows) == len(events)

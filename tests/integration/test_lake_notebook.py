@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nbformat
+import pyarrow as pa
 import pytest
-
+from deltalake import write_deltalake
 from lake_build import small_lake
+from nbclient import NotebookClient
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +24,6 @@ def lake(spark, kafka_bootstrap, registry_url, tmp_path_factory):
 
 def _gold_features(lake) -> None:
     """The long-format gold table `radlake demo` writes, for two series of the small lake."""
-    import pyarrow as pa
-    from deltalake import write_deltalake
 
     rows = []
     for key, volume in (("a1", 1200.0), ("c1", 800.0)):
@@ -36,8 +37,6 @@ def _gold_features(lake) -> None:
 
 
 def test_cohort_notebook_runs_and_answers_from_the_lake(lake, monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
 
     _gold_features(lake)
     monkeypatch.setenv("RADLAKE_LAKE_URI", lake.root)

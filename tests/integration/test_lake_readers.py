@@ -7,12 +7,13 @@ import json
 import re
 
 import pytest
-
+from deltalake import DeltaTable
 from lake_build import small_lake
+
+from apps import lake as cli
 from lake_schemas.tables import SCHEMA_VERSION_PROPERTY, SILVER_STUDIES, LakeTableSpec, SchemaChange
-from radlake import notebook
-from radlake.settings import Settings
-from spark_jobs import cli, tables
+from platform_layer.settings import Settings
+from spark_jobs import notebook, tables
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,6 @@ def lake(spark, kafka_bootstrap, registry_url, tmp_path_factory):
 
 
 def test_spark_delta_rs_and_duckdb_read_the_same_silver_rows(spark, lake):
-    from deltalake import DeltaTable
 
     columns = ["study_uid", "provider", "status", "instance_count", "study_version"]
     by_spark = sorted(tuple(r) for r in spark.read.format("delta").load(lake.path(SILVER_STUDIES))
@@ -84,7 +84,6 @@ def test_an_older_table_is_evolved_additively(spark, tmp_path):
     tables.merge(spark, tables.frame(spark, [{"id": "b", "n": 2, "score": 0.5}], v2), path, v2)
     rows = sorted(tuple(r) for r in spark.read.format("delta").load(path).collect())
     assert rows == [("a", 1, None), ("b", 2, 0.5)]
-    from deltalake import DeltaTable
 
     assert DeltaTable(path).metadata().configuration[SCHEMA_VERSION_PROPERTY] == "2"
     assert tables.ensure(spark, path, v2) is None  # already there: nothing to do

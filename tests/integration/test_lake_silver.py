@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
+from deltalake import DeltaTable
 from lake_build import small_lake
+
 from lake_schemas.tables import GATE_REPORTS, QUARANTINE, SILVER_SERIES, SILVER_STUDIES
 
 pytestmark = pytest.mark.integration
@@ -102,7 +103,6 @@ def test_studies_follow_completion_events_and_versions(spark, lake):
 
 
 def test_silver_tables_carry_their_schema_version(spark, lake):
-    from deltalake import DeltaTable
 
     for spec in (SILVER_SERIES, SILVER_STUDIES, QUARANTINE, GATE_REPORTS):
         table = DeltaTable(lake.path(spec))

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from dataclasses import replace
+from datetime import datetime, timezone
 from functools import partial
 
 import jsonschema
@@ -26,12 +27,12 @@ import numpy as np
 import pydicom
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from delta.tables import DeltaTable
 
+from bench.lake_feed import publish
 from lake_schemas.events import PredictionCreated, PredictionCreatedData, PredictionInput, PredictionModel, StoredDicom
-from lake_schemas.radiomics_tables import RADIOMICS_FAILURES, RADIOMICS_FEATURES, ROIS
-from lake_schemas.registration import register
-from lake_schemas.serde import EventSerde, registry_client
-from lake_schemas.tables import BRONZE_INSTANCES
+from lake_schemas.radiomics_tables import RADIOMICS_EVENTS, RADIOMICS_FAILURES, RADIOMICS_FEATURES, ROIS
+from lake_schemas.tables import BRONZE_INSTANCES, SILVER_SERIES
 from lake_schemas.topics import (
     DEAD_LETTER,
     DLQ_MESSAGE,
@@ -45,13 +46,16 @@ from lake_schemas.topics import (
     PREDICTION_CREATED,
     STUDY_COMPLETED,
 )
-from radlake.object_store import ObjectStore
-from radlake.radiomics import compute_features, follow
-from radlake.radiomics.lake import rois_from_dicom_mask
+from platform_layer.object_store import ObjectStore
+from platform_layer.registration import register
+from platform_layer.serde import EventSerde, registry_client
+from radlake.radiomics import compute_features
 from radlake.radiomics.settings import settings_from_mapping
 from radlake.synthetic import radiomics_lake as rl
-from radlake.synthetic.lake_events import publish, study_completed
-from spark_jobs import bronze, radiomics_job, tables
+from radlake.synthetic.lake_events import study_completed
+from spark_jobs import bronze, radiomics_job, silver, tables
+from spark_jobs import radiomics_follow as follow
+from spark_jobs.radiomics_series import rois_from_dicom_mask
 
 pytestmark = pytest.mark.integration
 
@@ -112,7 +116,6 @@ def lake(spark, kafka_bootstrap, registry_url, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_two_runs(spark, lake, kafka_bootstrap, registry_url):
-    from delta.tables import DeltaTable
 
     topic = FEATURES_COMPUTED.with_name(f"test.radiomics.features.{uuid.uuid4().hex[:8]}")
     register(registry_client(registry_url), (topic,))
@@ -426,9 +429,7 @@ def test_no_event_is_lost_between_the_gold_write_and_the_publish(spark, lake, fi
     """The outbox: a publish that fails leaves the events staged, and a run that died between the gold
     write and the outbox write (simulated by deleting an outbox row) is made good by the next run, with
     the same event id. Each event is then published once; a further run publishes nothing."""
-    from delta.tables import DeltaTable
 
-    from lake_schemas.radiomics_tables import RADIOMICS_EVENTS
 
     job = replace(first_two_runs["job"], settings=settings_from_mapping(
         {"aggregations": ["3D"], "discretisation": {"bin_number": 8}}))
@@ -459,10 +460,7 @@ def test_no_event_is_lost_between_the_gold_write_and_the_publish(spark, lake, fi
 
 def test_series_geometry_from_silver_gives_the_same_features(spark, lake, first_two_runs):
     """With ``silver/series`` present (built here by the silver job's own row rule), the job reads it."""
-    from datetime import datetime, timezone
 
-    from lake_schemas.tables import SILVER_SERIES
-    from spark_jobs import silver
 
     case = lake["b"]
     bronze_rows = [r.asDict() for r in spark.read.format("delta").load(tables.table_path(lake["lake"], BRONZE_INSTANCES))

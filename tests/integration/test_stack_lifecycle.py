@@ -5,11 +5,14 @@ Runs on its own state dir and ports so it never disturbs the session's shared st
 
 from __future__ import annotations
 
-import pytest
+import socket
 
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from apps.stack import main as stack_cli
 from infra import process, stack
-from infra.cli import main as stack_cli
-from radlake.settings import Settings
+from platform_layer.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +60,6 @@ def test_status_command_prints_a_table_and_reports_health(isolated, capsys, monk
 
 
 def test_a_taken_port_gives_a_one_line_error_naming_it(isolated, capsys, monkeypatch):
-    import socket
 
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 28200))
@@ -70,7 +72,6 @@ def test_a_taken_port_gives_a_one_line_error_naming_it(isolated, capsys, monkeyp
 
 
 def test_kafka_recovers_after_kill_9(isolated):
-    from confluent_kafka import Producer
 
     stack.up(isolated, ["kafka"])
     component = stack.component("kafka", isolated)
@@ -79,7 +80,6 @@ def test_kafka_recovers_after_kill_9(isolated):
     assert producer.flush(30) == 0
     component.kill()
     component.start()
-    from confluent_kafka import Consumer
 
     consumer = Consumer({"bootstrap.servers": component.address, "group.id": "g", "auto.offset.reset": "earliest"})
     consumer.subscribe(["durable"])

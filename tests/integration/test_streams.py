@@ -24,14 +24,22 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from apps.streams import main
+from bench.lake_feed import EventPublisher, publish
 from lake_schemas.events import ManifestSeries, StudyManifest, StudyManifestData
-from lake_schemas.registration import register
-from lake_schemas.serde import EventSerde, registry_client
 from lake_schemas.topics import (
-    DLQ_MESSAGE, DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_TOPIC, INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED,
+    DLQ_MESSAGE,
+    DLQ_REASON,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_TOPIC,
+    INSTANCE_RECEIVED,
+    QUARANTINED,
+    STUDY_COMPLETED,
     STUDY_MANIFEST,
 )
-from radlake.synthetic.lake_events import EventPublisher, SeriesPlan, conflicting, publish, series_events
+from platform_layer.registration import register
+from platform_layer.serde import EventSerde, registry_client
+from radlake.synthetic.lake_events import SeriesPlan, conflicting, series_events
 from streams.worker import READY
 
 pytestmark = pytest.mark.integration
@@ -83,7 +91,7 @@ class Worker:
         self.starts += 1
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "radlake.cli", "streams", "run", "--web-port", str(self.port), *self.args],
+                [sys.executable, "-m", "apps.cli", "streams", "run", "--web-port", str(self.port), *self.args],
                 stdout=out, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout_s
@@ -484,7 +492,6 @@ def test_a_version_in_an_aborted_transaction_is_emitted_again_once(kafka_bootstr
 
 
 def test_the_worker_refuses_to_start_without_registered_contracts(kafka_bootstrap, registry_url, capsys):
-    from streams.cli import main
 
     topics = Topics.unique("unregistered")
     code = main(["run", "--bootstrap", kafka_bootstrap, "--registry-url", registry_url, *topics.args()])

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from infra import stack
-from infra.components.vault import client
+from platform_layer.vault import admin_client
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def test_transit_hmac_is_stable_across_a_vault_restart(settings, vault):
     component = stack.component("vault", settings)
     component.kill()  # SIGKILL: the restart must recover from storage alone
     component.start()  # unseals with the key kept in the state dir
-    assert _hmac(client(settings), key, b"PATIENT-0001") == before
+    assert _hmac(admin_client(settings), key, b"PATIENT-0001") == before
 
 
 def test_kv_v2_is_enabled(vault):

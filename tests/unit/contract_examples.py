@@ -7,9 +7,25 @@ from collections.abc import Iterator
 from pydantic import BaseModel
 
 from lake_schemas.events import (
-    FeaturesComputed, FeaturesComputedData, FeaturesComputedRoi, InstanceReceived, InstanceReceivedData, InstanceRef,
-    ManifestSeries, PredictionCandidate, PredictionCreated, PredictionCreatedData, PredictionInput, PredictionModel,
-    Quarantined, QuarantinedData, SeriesSummary, StoredDicom, StudyCompleted, StudyCompletedData, StudyManifest,
+    FeaturesComputed,
+    FeaturesComputedData,
+    FeaturesComputedRoi,
+    InstanceReceived,
+    InstanceReceivedData,
+    InstanceRef,
+    ManifestSeries,
+    PredictionCandidate,
+    PredictionCreated,
+    PredictionCreatedData,
+    PredictionInput,
+    PredictionModel,
+    Quarantined,
+    QuarantinedData,
+    SeriesSummary,
+    StoredDicom,
+    StudyCompleted,
+    StudyCompletedData,
+    StudyManifest,
     StudyManifestData,
 )
 

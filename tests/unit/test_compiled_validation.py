@@ -19,13 +19,12 @@ from typing import Any
 import jsonschema
 import msgspec
 import pytest
+from contract_examples import contract_examples
 
 from lake_schemas._compiled import compile_schema
 from lake_schemas.errors import RegistryError, SchemaCompileError, SchemaViolation
-from lake_schemas.serde import REGISTRY_RETRIES, EventSerde, registry_client
 from lake_schemas.topics import ALL_TOPICS, INSTANCE_RECEIVED
-
-from contract_examples import contract_examples
+from platform_layer.serde import REGISTRY_RETRIES, EventSerde, registry_client
 
 REPLACEMENTS: tuple[Any, ...] = (
     None, True, False, 0, -1, 7, 2.5, -0.5, "", "x", "2.25.1", "2.25.x", "1.2.840", "A" * 65, "a" * 64,

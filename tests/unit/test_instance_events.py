@@ -11,8 +11,8 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from lake_schemas.topics import INSTANCE_RECEIVED
+from platform_layer.object_store import ObjectStore
 from radlake.instance_events import store_and_describe
-from radlake.object_store import ObjectStore
 
 
 def _deidentified_bytes(sop: str = "2.25.3", pixels: int = 7) -> bytes:

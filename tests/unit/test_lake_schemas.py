@@ -7,12 +7,11 @@ import typing
 
 import jsonschema
 import pytest
+from contract_examples import contract_examples
 from pydantic import BaseModel, ValidationError
 
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
 from lake_schemas.topics import ALL_TOPICS
-
-from contract_examples import contract_examples
 
 VALID_DATA = dict(
     project="p1",

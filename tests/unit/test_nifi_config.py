@@ -6,7 +6,7 @@ import stat
 
 from infra.components.nifi import NiFi
 from nifi.deploy import definition_parameters, flow_path, load_definition
-from radlake.settings import Settings
+from platform_layer.settings import Settings
 
 
 def test_smoke_flow_definition_declares_its_parameters_and_processors():

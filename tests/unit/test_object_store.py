@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from radlake.object_store import ObjectStore, ObjectStoreError
+from platform_layer.object_store import ObjectStore, ObjectStoreError
 
 
 def test_put_is_content_addressed_and_idempotent(tmp_path):

@@ -1,7 +1,7 @@
 """IngestDicom: a NiFi 2 Python processor, the de-identifying heart of a provider's edge flow.
 
 Each FlowFile is one request (HandleHttpRequest, body spooled to disk by PutFile: STOW-RS, archive,
-manifest) or one drop-folder file (ListFile). The processor hands it to ``radlake.ingest.handler.handle`` — radlake's own de-identification
+manifest) or one drop-folder file (ListFile). The processor hands it to ``nifi.edge.handler.handle`` — radlake's own de-identification
 engine, object store and registry-validated Kafka publishing — and emits the HTTP answer as content with
 ``radlake.http.status`` and ``mime.type``, for HandleHttpResponse. ``failure`` carries the 503 answers
 (Vault, store or Kafka unavailable); for HTTP requests it goes to HandleHttpResponse too, for drop files
@@ -20,7 +20,11 @@ import sys
 from pathlib import Path
 
 from nifiapi.flowfiletransform import FlowFileTransform, FlowFileTransformResult
-from nifiapi.properties import ExpressionLanguageScope, PropertyDescriptor, StandardValidators
+from nifiapi.properties import (
+    ExpressionLanguageScope,
+    PropertyDescriptor,
+    StandardValidators,
+)
 
 
 def _radlake_home() -> Path:
@@ -86,7 +90,7 @@ class IngestDicom(FlowFileTransform):
                 self.KV_MOUNT, self.TRANSIT_MOUNT]
 
     def onScheduled(self, context):
-        from radlake.ingest.runtime import EdgeParameters, open_runtime
+        from nifi.edge.runtime import EdgeParameters, open_runtime
 
         def value(prop):
             return context.getProperty(prop).evaluateAttributeExpressions().getValue()
@@ -109,7 +113,7 @@ class IngestDicom(FlowFileTransform):
     def transform(self, context, flowfile):
         import shutil
 
-        from radlake.ingest.handler import handle, unavailable
+        from nifi.edge.handler import handle, unavailable
 
         attributes = flowfile.getAttributes()
         edge_dir = Path(context.getProperty(self.EDGE_DIR).evaluateAttributeExpressions().getValue())

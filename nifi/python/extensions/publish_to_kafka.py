@@ -6,7 +6,11 @@ Python processor instead. NiFi installs the declared dependency into the process
 """
 
 from nifiapi.flowfiletransform import FlowFileTransform, FlowFileTransformResult
-from nifiapi.properties import ExpressionLanguageScope, PropertyDescriptor, StandardValidators
+from nifiapi.properties import (
+    ExpressionLanguageScope,
+    PropertyDescriptor,
+    StandardValidators,
+)
 
 
 class PublishToKafka(FlowFileTransform):

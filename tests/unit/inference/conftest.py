@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from radlake.synthetic.chest_ct import chest_ct
 from inference_workers.pipeline import ModelSpec
+from inference_workers.training import TrainConfig, train
+from radlake.synthetic.chest_ct import chest_ct
 
 SMALL_SHAPE = (24, 72, 72)
 
@@ -20,7 +23,6 @@ def phantom():
 @pytest.fixture(scope="session")
 def tiny_model():
     """(network, spec): a 4-channel model trained for one epoch on 8 studies (seconds; not accurate)."""
-    from inference_workers.training import TrainConfig, train
 
     torch.manual_seed(0)
     cfg = TrainConfig(train_studies=8, validation_studies=4, epochs=1, width=4, shape=SMALL_SHAPE)
@@ -31,6 +33,5 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def eager_spec(tiny_model) -> ModelSpec:
     """The tiny model's spec with every window positive, so candidates, SEG and SR always exist."""
-    from dataclasses import replace
 
     return replace(tiny_model[1], presence_threshold=0.0, max_candidates=3)

@@ -7,7 +7,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from radlake import demo
+from apps import demo
+from inference_workers.training import TEST_SEEDS
 from radlake.synthetic.chest_ct import chest_ct
 from radlake.synthetic.phi_dicom import Patient
 
@@ -43,7 +44,6 @@ def test_each_study_is_a_chest_ct_with_one_nodule_of_the_planned_label(sample):
 
 
 def test_seeds_are_outside_the_models_seed_ranges_and_labels_come_from_the_generator(sample):
-    from inference_workers.training import TEST_SEEDS
 
     _, truths = sample
     for truth in truths.values():

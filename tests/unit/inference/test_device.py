@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from inference_workers.errors import InferenceError
+from inference_workers.prediction import select_device
+
 
 def test_device_falls_back_to_cpu_with_a_warning_without_cuda():
-    import torch
+    import torch  # noqa: PLC0415 - the optional gpu extra
 
-    from inference_workers.errors import InferenceError
-    from inference_workers.prediction import select_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

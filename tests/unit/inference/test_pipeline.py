@@ -9,28 +9,32 @@ import pytest
 import torch
 
 from inference_workers.errors import StudyRejected
-from inference_workers.pipeline import ModelSpec, post_process, pre_process, predict, propose_candidates
+from inference_workers.pipeline import ModelSpec, RawPrediction, post_process, pre_process, predict, propose_candidates
 from inference_workers.training import phantom_volume
+from radlake.imaging.volume import Volume
+from radlake.synthetic.chest_ct import chest_ct
 
 
 def _flipped_rows(volume):
     """The same anatomy stored with rows reversed (column direction -y): what an anterior-up scanner sends."""
-    rows = volume.hu.shape[1]
-    origin = (volume.origin[0], volume.origin[1] + (rows - 1) * volume.spacing[1], volume.origin[2])
-    return replace(volume, hu=volume.hu[:, ::-1].copy(), origin=origin, col_dir=(0.0, -1.0, 0.0))
+    g = volume.geometry
+    rows = volume.array.shape[1]
+    origin = (g.origin[0], g.origin[1] + (rows - 1) * g.spacing[1], g.origin[2])
+    slice_dir, _, row_dir = g.axes_zyx()
+    return Volume.from_axes(volume.array[:, ::-1].copy(), g.spacing, origin, row_dir, (0.0, -1.0, 0.0), slice_dir)
 
 
 def test_pre_process_resamples_to_isotropic_windowed_patches(phantom):
     spec = ModelSpec()
     volume = phantom_volume(phantom)
-    before = volume.hu.copy()
+    before = volume.array.copy()
     prepared = pre_process(volume, spec)
     g = prepared.geometry
     assert g.iso_shape == (round(23 * 2.5 / 1.25) + 1, round(71 * 0.8 / 1.25) + 1, round(71 * 0.8 / 1.25) + 1)
     assert all(abs(s - 1.25) < 0.02 for s in g.iso_spacing)
     assert prepared.patches.shape[1:] == (1, 24, 24, 24) and len(prepared.patches) == len(prepared.centres) > 0
     assert 0.0 <= float(prepared.patches.min()) and float(prepared.patches.max()) <= 1.0
-    np.testing.assert_array_equal(volume.hu, before)  # the input is not modified
+    np.testing.assert_array_equal(volume.array, before)  # the input is not modified
 
 
 def test_orientation_is_canonical_whatever_the_row_direction(phantom):
@@ -48,7 +52,9 @@ def test_orientation_is_canonical_whatever_the_row_direction(phantom):
 
 def test_oblique_orientation_is_rejected(phantom):
     c = np.cos(np.radians(30))
-    oblique = replace(phantom_volume(phantom), row_dir=(c, 0.5, 0.0), col_dir=(-0.5, c, 0.0))
+    axial = phantom_volume(phantom)
+    g = axial.geometry
+    oblique = Volume.from_axes(axial.array, g.spacing, g.origin, (c, 0.5, 0.0), (-0.5, c, 0.0), g.axes_zyx()[0])
     with pytest.raises(StudyRejected, match="INCONSISTENT_GEOMETRY"):
         pre_process(oblique, ModelSpec())
 
@@ -66,7 +72,6 @@ def test_propose_candidates_finds_a_blob_and_suppresses_neighbours():
 
 
 def test_predict_batches_across_studies_without_changing_results(phantom, tiny_model, eager_spec):
-    from radlake.synthetic.chest_ct import chest_ct
 
     net, _, _ = tiny_model
     other = chest_ct(12, shape=phantom.image.shape, min_nodules=1)
@@ -83,7 +88,6 @@ def test_predict_batches_across_studies_without_changing_results(phantom, tiny_m
 
 def test_post_process_maps_findings_back_to_the_source_series(phantom):
     """Windows on the generated nodules -> findings at the nodules, in the (row-flipped) source grid."""
-    from inference_workers.pipeline import RawPrediction
 
     spec = ModelSpec()
     volume = _flipped_rows(phantom_volume(phantom))
@@ -100,12 +104,12 @@ def test_post_process_maps_findings_back_to_the_source_series(phantom):
     raw = RawPrediction("k", np.array([0.9, 0.8]), candidates, np.array([0.9, 0.8]), np.array([0.25, 0.5]),
                         np.zeros((2, 24, 24, 24), dtype=np.float32))
     result = post_process(prepared, raw, spec)
-    assert result.labels.shape == volume.hu.shape
+    assert result.labels.shape == volume.array.shape
     assert result.malignancy_score == pytest.approx(max(0.9 * 0.25, 0.8 * 0.5))
     for k, (finding, nodule, centre) in enumerate(zip(result.findings, phantom.nodules, centres_source), start=1):
         error_mm = (np.array(finding.centre_voxel) - centre) * np.array(phantom.spacing)
         assert np.linalg.norm(error_mm) < 2.0
-        np.testing.assert_allclose(volume.index_to_patient(np.array(finding.centre_voxel)), finding.centre_mm)
+        np.testing.assert_allclose(volume.geometry.index_to_patient(np.array(finding.centre_voxel)), finding.centre_mm)
         mine, theirs = result.labels == k, truth == k
         dice = 2 * (mine & theirs).sum() / (mine.sum() + theirs.sum())
         assert dice > 0.6

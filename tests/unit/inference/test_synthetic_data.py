@@ -14,8 +14,11 @@ import numpy as np
 import pydicom
 import pytest
 
-from inference_workers.volume import stack_slices
+from inference_workers.synthetic_study import ct_slices, pseudonymous_uid
+from radlake.imaging.volume import volume_from_datasets
+from radlake.synthetic import ct_volume
 from radlake.synthetic.chest_ct import chest_ct
+from radlake.synthetic.dicom_series import write_ct_series
 
 PINNED = [
     # the first training study at the training shape (40, 112, 112), two malignant nodules
@@ -42,34 +45,31 @@ def test_chest_ct_generator_output_is_pinned(args, kwargs, digest):
 
 @pytest.mark.parametrize("flip_rows", [False, True])
 def test_ct_slices_decode_to_the_generated_volume(phantom, flip_rows):
-    from inference_workers.synthetic_study import ct_slices, pseudonymous_uid
 
     blobs = ct_slices(phantom, "2.25.1", "2.25.2", "RL-test", flip_rows=flip_rows)
     datasets = [pydicom.dcmread(BytesIO(b)) for b in blobs]
     assert {ds.SeriesInstanceUID for ds in datasets} == {"2.25.2"}
     assert [ds.SOPInstanceUID for ds in datasets] == [pseudonymous_uid("2.25.2", k) for k in range(len(blobs))]
     assert {ds.FrameOfReferenceUID for ds in datasets} == {pseudonymous_uid("2.25.2", "frame")}
-    planes = [ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept) for ds in datasets]
-    volume, _ = stack_slices(datasets, planes)
+    volume, _ = volume_from_datasets(datasets, dtype=np.float32)
     nz, ny, _ = phantom.image.shape
+    slice_dir, col_dir, _ = volume.geometry.axes_zyx().tolist()
     if flip_rows:
         # rows stored along -y make the slice normal -z: the stack runs superior to inferior, rows reversed
-        assert volume.col_dir == (0.0, -1.0, 0.0) and volume.slice_dir == (0.0, 0.0, -1.0)
-        np.testing.assert_array_equal(volume.hu[::-1, ::-1], phantom.image)
+        assert col_dir == [0.0, -1.0, 0.0] and slice_dir == [0.0, 0.0, -1.0]
+        np.testing.assert_array_equal(volume.array[::-1, ::-1], phantom.image)
     else:
-        np.testing.assert_array_equal(volume.hu, phantom.image)
-    assert volume.spacing == pytest.approx(phantom.spacing)
+        np.testing.assert_array_equal(volume.array, phantom.image)
+    assert volume.geometry.spacing == pytest.approx(phantom.spacing)
     # the same anatomy in patient space whichever way the rows are stored: generated voxel (z, y, x) sits at
     # LPS (x dx, y dy, z dz)
     voxel = np.array([3, 10, 20])
     index = np.array([nz - 1 - voxel[0], ny - 1 - voxel[1], voxel[2]]) if flip_rows else voxel
     dz, dy, dx = phantom.spacing
-    assert volume.index_to_patient(index) == pytest.approx([voxel[2] * dx, voxel[1] * dy, voxel[0] * dz])
+    assert volume.geometry.index_to_patient(index) == pytest.approx([voxel[2] * dx, voxel[1] * dy, voxel[0] * dz])
 
 
 def test_write_dicom_series_and_attributes(tmp_path, phantom):
-    from radlake.synthetic import ct_volume
-    from radlake.synthetic.dicom_series import write_ct_series
 
     paths = ct_volume.write_dicom_series(phantom, tmp_path / "a", seed=5)
     assert [p.name for p in paths] == [f"CT_{k:04d}.dcm" for k in range(phantom.image.shape[0])]

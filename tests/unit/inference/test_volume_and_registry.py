@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
+from dataclasses import replace
 
+import highdicom as hd
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
 
 from inference_workers.errors import InferenceReason, ModelRegistryError, StudyRejected
-from inference_workers.model_registry import ModelRegistry, network_to_bytes
+from inference_workers.model_registry import ModelRegistry, RegisteredModel, network_to_bytes
+from inference_workers.prediction import Predictor
 from inference_workers.synthetic_study import publishable_study
 from inference_workers.volume import load_series, select_series
-from radlake.object_store import ObjectStore
+from platform_layer.object_store import ObjectStore
 
 
 @pytest.fixture
@@ -24,8 +29,9 @@ def store(tmp_path):
 def test_a_series_loads_back_as_the_generated_hu(store, phantom):
     event = publishable_study(store, phantom, name="load")
     volume, datasets = load_series(store, select_series(event.data))
-    np.testing.assert_array_equal(volume.hu, phantom.image.astype(np.float32))
-    assert volume.spacing == pytest.approx(phantom.spacing)
+    np.testing.assert_array_equal(volume.array, phantom.image.astype(np.float32))
+    assert volume.array.dtype == np.float32
+    assert volume.geometry.spacing == pytest.approx(phantom.spacing)
     assert [str(d.SOPInstanceUID) for d in datasets] == [r.sop_instance_uid for r in event.data.series[0].instances]
 
 
@@ -79,13 +85,8 @@ def test_registry_versions_stages_and_verified_loading(tmp_path, store, tiny_mod
 
 
 def test_predictor_writes_seg_sr_and_gradcam_that_reference_the_source(store, phantom, tiny_model, eager_spec):
-    import time
 
-    import highdicom as hd
-    import nibabel as nib
 
-    from inference_workers.model_registry import RegisteredModel
-    from inference_workers.prediction import Predictor
 
     net, _, _ = tiny_model
     event = publishable_study(store, phantom, name="outputs", flip_rows=True)
@@ -120,13 +121,8 @@ def test_predictor_writes_seg_sr_and_gradcam_that_reference_the_source(store, ph
 
 
 def test_a_study_without_findings_still_gets_an_sr_and_no_seg(store, phantom, tiny_model):
-    import time
-    from dataclasses import replace
 
-    import highdicom as hd
 
-    from inference_workers.model_registry import RegisteredModel
-    from inference_workers.prediction import Predictor
 
     net, spec, _ = tiny_model
     strict = replace(spec, presence_threshold=1.01)

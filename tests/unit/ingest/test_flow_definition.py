@@ -7,7 +7,7 @@ import json
 
 from nifi.deploy import flow_path, sensitive_parameters
 from nifi.flows.build_provider_edge import definition
-from nifi.provider_cli import NAME, choose_port
+from nifi.providers import NAME, choose_port
 
 RELATIONSHIPS = {
     "HandleHttpRequest": {"success"}, "PutFile": {"success", "failure"}, "IngestDicom": {"success", "failure", "original"},

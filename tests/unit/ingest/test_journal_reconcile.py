@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from lake_schemas.events import InstanceReceived, InstanceReceivedData, Quarantined, QuarantinedData
-from radlake.ingest import journal
-from radlake.ingest.client import plan, study_report
-from radlake.ingest.reconcile import reconcile
+from nifi.edge import journal
+from nifi.edge.client import plan, study_report
+from nifi.edge.reconcile import reconcile
 from radlake.synthetic import phi_dicom
 
 SHA = "a" * 64

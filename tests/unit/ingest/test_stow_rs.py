@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from radlake.ingest.errors import StowError
-from radlake.ingest.stow_rs import (
-    CANNOT_UNDERSTAND, PROCESSING_FAILURE, as_part10, Failed, Stored, build_multipart_related, check_stow_content_type,
-    parse_media_type, parse_multipart_related, store_response,
+from nifi.edge.errors import StowError
+from nifi.edge.stow_rs import (
+    CANNOT_UNDERSTAND,
+    PROCESSING_FAILURE,
+    Failed,
+    Stored,
+    as_part10,
+    build_multipart_related,
+    check_stow_content_type,
+    parse_media_type,
+    parse_multipart_related,
+    store_response,
 )
 
 

@@ -9,6 +9,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from lake_schemas.tables import BRONZE_INSTANCES
+from spark_jobs import bronze
 from spark_jobs.bronze import rejected_path, write_batch
 
 APP = "bronze:test"
@@ -71,7 +72,7 @@ def test_a_crash_between_the_rejected_and_the_main_commit_is_replayed_without_a_
             raise RuntimeError("driver killed")
         return real_write(target, *args, **kwargs)
 
-    monkeypatch.setattr(deltalake, "write_deltalake", crash_on_main_table)
+    monkeypatch.setattr(bronze, "write_deltalake", crash_on_main_table)
     with pytest.raises(RuntimeError, match="driver killed"):
         write_batch(batch, path, BRONZE_INSTANCES, txn=(APP, 0))
     monkeypatch.undo()

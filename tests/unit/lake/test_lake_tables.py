@@ -5,9 +5,18 @@ from __future__ import annotations
 import pytest
 
 from lake_schemas.tables import (
-    BRONZE_STUDY_COMPLETED, LAKE_TABLES, SILVER_SERIES, LakeTableSpec, SchemaChange,
+    BRONZE_STUDY_COMPLETED,
+    LAKE_TABLES,
+    SILVER_SERIES,
+    LakeTableSpec,
+    SchemaChange,
 )
-from spark_jobs.cli import MIN_RETENTION_HOURS, RetentionError, find_tables, retention_hours
+from spark_jobs.maintenance import (
+    MIN_RETENTION_HOURS,
+    RetentionError,
+    find_tables,
+    retention_hours,
+)
 from spark_jobs.tables import LakeTableError, evolution_plan, table_path
 
 V1 = SchemaChange(1, (("id", "STRING"), ("n", "BIGINT")), "initial")

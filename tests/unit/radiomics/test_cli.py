@@ -3,7 +3,7 @@ from __future__ import annotations
 import csv
 import json
 
-from radlake.radiomics.cli import main
+from apps.radiomics import main
 
 from .conftest import IBSI_DIR
 
@@ -44,7 +44,7 @@ def test_invalid_input_gives_exit_code_and_message(tmp_path, capsys):
 
 
 def test_cuda_without_device_is_a_clear_error(tmp_path, capsys):
-    import torch
+    import torch  # noqa: PLC0415 - the optional gpu extra
 
     if torch.cuda.is_available():
         return

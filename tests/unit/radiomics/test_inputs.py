@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
@@ -9,8 +10,8 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, RTStructureSetStorage, generate_uid
 
+from radlake.imaging.volume import Geometry
 from radlake.radiomics import IBSI_DIGITAL_PHANTOM, InvalidInputError, RadiomicsReason, compute_features
-from radlake.radiomics.geometry import Geometry
 from radlake.radiomics.inputs import load_image, load_mask
 from radlake.radiomics.nifti import write_nifti
 from radlake.synthetic.ct_volume import spherical_lesion, write_dicom_series
@@ -115,7 +116,6 @@ def test_dicom_series_matches_array(small_ct, dicom_folder):
 
 
 def test_dicom_seg_round_trip(small_ct, dicom_folder, tmp_path):
-    import highdicom as hd
 
     sources = sorted((pydicom.dcmread(p) for p in dicom_folder.iterdir()), key=lambda d: d.InstanceNumber)
     description = hd.seg.SegmentDescription(

@@ -6,6 +6,9 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy import ndimage, stats
+from scipy.spatial import ConvexHull
+from scipy.spatial.distance import pdist
 
 from radlake.radiomics import (
     IBSI_DIGITAL_PHANTOM,
@@ -13,8 +16,19 @@ from radlake.radiomics import (
     compute_features,
     load_settings,
 )
+from radlake.radiomics.convex_hull import hull_faces, hull_measures
 from radlake.radiomics.discretisation import discretise
-from radlake.radiomics.interpolation import target_grid
+from radlake.radiomics.intensity_statistics import percentiles, summary
+from radlake.radiomics.interpolation import interpolate, target_grid
+from radlake.radiomics.kernels import column_end_corners
+from radlake.radiomics.morphology import (
+    hull_candidates,
+    mesh,
+    mesh_volume_area,
+    mesh_volume_area_of_mask,
+    moran_geary,
+    moran_geary_grid,
+)
 from radlake.radiomics.resegmentation import resegment
 from radlake.radiomics.settings import (
     Discretisation,
@@ -133,9 +147,7 @@ def test_degenerate_rois_compute_without_errors(name, constant):
 
 @pytest.mark.parametrize(("method", "rtol"), [("linear", 1e-12), ("cubic", 1e-5)])
 def test_interpolation_near_the_roi_matches_whole_image_interpolation(method, rtol):
-    from scipy import ndimage
 
-    from radlake.radiomics.interpolation import interpolate
 
     ct = irregular_lesion(shape=(20, 48, 48), spacing=(3.0, 0.9, 0.9), radius_mm=8.0)
     settings = Interpolation(spacing=(2.0, 2.0, 2.0), method=method)
@@ -151,7 +163,6 @@ def test_interpolation_near_the_roi_matches_whole_image_interpolation(method, rt
 
 
 def test_moran_geary_by_fft_equals_the_pairwise_sums():
-    from radlake.radiomics.morphology import moran_geary, moran_geary_grid
 
     ct = irregular_lesion(shape=(16, 40, 40), spacing=(3.0, 0.9, 0.9), radius_mm=7.0, seed=4)
     mask = ct.mask.astype(bool)
@@ -163,17 +174,7 @@ def test_moran_geary_by_fft_equals_the_pairwise_sums():
 def test_mesh_volume_area_by_table_and_hull_of_candidates_equal_the_marching_cubes_mesh(seed):
     """Random masks (in 10 seeds) hit every kind of cube configuration, the ambiguous ones included, and
     masks with holes and several parts; the lesion is the benchmark's kind of ROI."""
-    from scipy.spatial import ConvexHull
-    from scipy.spatial.distance import pdist
 
-    from radlake.radiomics.convex_hull import hull_faces, hull_measures
-    from radlake.radiomics.kernels import column_end_corners
-    from radlake.radiomics.morphology import (
-        hull_candidates,
-        mesh,
-        mesh_volume_area,
-        mesh_volume_area_of_mask,
-    )
 
     rng = np.random.default_rng(seed)
     if seed == 10:
@@ -203,7 +204,6 @@ def test_mesh_volume_area_by_table_and_hull_of_candidates_equal_the_marching_cub
 @pytest.mark.parametrize("seed", range(40))
 def test_percentiles_by_counting_equal_numpy_bit_for_bit(seed):
     """Integer intensities (HU, levels) are counted; anything else falls back to numpy's partition."""
-    from radlake.radiomics.intensity_statistics import percentiles
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 500))
@@ -222,9 +222,7 @@ def test_percentiles_by_counting_equal_numpy_bit_for_bit(seed):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_intensity_summary_in_three_passes_equals_the_numpy_formulas(seed):
-    from scipy import stats
 
-    from radlake.radiomics.intensity_statistics import summary
 
     rng = np.random.default_rng(seed)
     x = np.round(rng.gamma(2.0, 40.0, int(rng.integers(2, 3000))) - 50)

@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 
+from apps.radiomics import main
 from lake_schemas.events import (
     PredictionCreated,
     PredictionCreatedData,
@@ -14,12 +15,11 @@ from lake_schemas.events import (
     PredictionModel,
     StoredDicom,
 )
-from radlake.object_store import ObjectStore, ObjectStoreError
-from radlake.radiomics import follow
-from radlake.radiomics.cli import main
+from platform_layer.object_store import ObjectStore, ObjectStoreError
 from radlake.radiomics.errors import InvalidInputError
 from radlake.synthetic import radiomics_lake as rl
 from radlake.synthetic.lake_events import SeriesPlan, series_events, study_completed
+from spark_jobs import radiomics_follow as follow
 
 
 def test_the_newest_version_of_each_study_wins():

@@ -22,10 +22,12 @@ from lake_schemas.topics import (
     DLQ_SOURCE_TOPIC,
     DLQ_STAGE,
 )
-from radlake.object_store import ObjectStore, ObjectStoreError
-from radlake.radiomics import follow
+from platform_layer import kafka
+from platform_layer.object_store import ObjectStore, ObjectStoreError
 from radlake.radiomics.errors import InvalidInputError, RadiomicsReason, SettingsError
 from radlake.synthetic import radiomics_lake as rl
+from spark_jobs import radiomics_follow as follow
+
 from .test_follow import _prediction
 
 
@@ -303,7 +305,7 @@ def test_dead_letter_headers_name_the_reason_and_the_source():
 
 def test_offsets_to_commit_and_ranges_for_the_logs():
     batch = [FakeMessage(3, b"a"), FakeMessage(9, b"a", partition_=1), FakeMessage(4, b"a"), FakeMessage(2, b"a")]
-    assert [(tp.topic, tp.partition, tp.offset) for tp in follow.next_offsets(batch)] == [
+    assert [(tp.topic, tp.partition, tp.offset) for tp in kafka.next_offsets(batch)] == [
         ("radlake.prediction.created.v1", 0, 5), ("radlake.prediction.created.v1", 1, 10)]
     assert follow.offset_ranges(batch) == \
         "radlake.prediction.created.v1[0]@2..4, radlake.prediction.created.v1[1]@9..9"

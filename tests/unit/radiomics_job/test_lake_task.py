@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime, timezone
 
 import jsonschema
@@ -10,16 +11,17 @@ import numpy as np
 import pydicom
 import pytest
 
+from lake_schemas.events import InstanceRef
 from lake_schemas.radiomics_tables import RADIOMICS_FAILURES, RADIOMICS_FEATURES, ROIS
 from lake_schemas.topics import FEATURES_COMPUTED
-from radlake.object_store import ObjectStore
+from platform_layer.object_store import ObjectStore
 from radlake.radiomics import compute_features
-from radlake.radiomics import lake
 from radlake.radiomics.dicom_series import read_series
 from radlake.radiomics.errors import InvalidInputError
 from radlake.radiomics.settings import settings_from_mapping
 from radlake.synthetic import radiomics_lake as rl
 from radlake.synthetic.lake_events import study_completed
+from spark_jobs import radiomics_series as lake
 
 SETTINGS = settings_from_mapping({"aggregations": ["3D"], "families": ["morphology", "intensity_statistics", "glcm"]})
 NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
@@ -47,6 +49,7 @@ def test_series_from_bronze_rows_is_ordered_along_the_normal_with_zyx_spacing(ca
     series = _series(case)  # given in reverse order
     assert [c.sop_instance_uid for c in series.instances] == [e.data.sop_instance_uid for e in case.events]
     assert series.spacing == (2.0, 0.75, 0.75) and series.origin == (0.0, 0.0, 0.0) and series.issues == ()
+    assert all(isinstance(c, InstanceRef) for c in series.instances)  # claim-checks as the events carry them
     assert lake.series_from_json(lake.series_to_json(series)) == series
 
 
@@ -143,7 +146,6 @@ def test_events_only_for_finished_studies_and_valid_against_the_schema():
     events = lake.finished_study_events(statuses, studies=["2.25.1", "2.25.7", "2.25.9"], settings_hash="c" * 64,
                                         run_id="r", table_version=3)
     assert [e.data.study_uid for e in events] == ["2.25.1"]
-    import json
 
     jsonschema.validate(json.loads(events[0].model_dump_json()), FEATURES_COMPUTED.schema,
                         format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)

@@ -4,8 +4,15 @@ from dataclasses import replace
 from datetime import timedelta
 
 from streams.completion import (
-    Completion, StudyProgress, accept_instance, apply_manifest, completion, from_json, manifest_satisfied,
-    mark_emitted, to_json,
+    Completion,
+    StudyProgress,
+    accept_instance,
+    apply_manifest,
+    completion,
+    from_json,
+    manifest_satisfied,
+    mark_emitted,
+    to_json,
 )
 from streams.records import InstanceRecord
 

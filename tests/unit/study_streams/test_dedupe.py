@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
+
 import jsonschema
 
+from lake_schemas.events import InstanceReceived, InstanceReceivedData
 from lake_schemas.topics import QUARANTINED
 from radlake.synthetic.lake_events import conflicting
 from streams.dedupe import Verdict, classify, conflict_event
@@ -32,3 +35,14 @@ def test_conflict_becomes_a_quarantined_event_with_a_stable_id(two_series):
 def test_record_json_round_trip(two_series):
     record = InstanceRecord.from_event(two_series[0])
     assert from_json(to_json(record)) == record
+
+
+def test_record_fields_are_typed_as_the_instance_received_event(two_series):
+    for f in dataclasses.fields(InstanceRecord):
+        model = InstanceReceivedData.model_fields.get(f.name) or InstanceReceived.model_fields[f.name]
+        assert f.type == model.annotation
+    event = two_series[0]
+    record = InstanceRecord.from_event(event)
+    for f in dataclasses.fields(InstanceRecord):
+        source = event.data if f.name in InstanceReceivedData.model_fields else event
+        assert getattr(record, f.name) == getattr(source, f.name)

@@ -6,10 +6,11 @@ from datetime import timedelta
 import jsonschema
 
 from lake_schemas.topics import STUDY_COMPLETED
+from radlake.imaging.series_geometry import slice_normal
 from radlake.synthetic.lake_events import SeriesPlan, series_events
 from streams.completion import Completion, accept_instance
 from streams.records import InstanceRecord
-from streams.series_summary import completed_event_id, slice_normal, slice_order, study_completed, summarize_series
+from streams.series_summary import completed_event_id, slice_order, study_completed, summarize_series
 
 from .conftest import T0
 

@@ -1,0 +1,35 @@
+"""Where each service of the stack answers, from :class:`Settings` alone.
+
+A non-empty address in the settings points at an existing service (which the stack then neither
+starts nor stops); otherwise the local stack's loopback port is used. ``infra`` launches the services
+on these addresses and every component finds them here.
+"""
+
+from __future__ import annotations
+
+from platform_layer.settings import Settings
+
+# Apicurio Registry serves the Confluent-compatible API under this path.
+REGISTRY_CCOMPAT_PATH = "/apis/ccompat/v7"
+
+
+def kafka_bootstrap(settings: Settings) -> str:
+    return settings.kafka_bootstrap or f"127.0.0.1:{settings.kafka_port}"
+
+
+def registry_url(settings: Settings) -> str:
+    """Base URL of the Confluent-compatible registry API (what the registry client takes)."""
+    return settings.schema_registry_url or f"http://127.0.0.1:{settings.schema_registry_port}{REGISTRY_CCOMPAT_PATH}"
+
+
+def vault_addr(settings: Settings) -> str:
+    return settings.vault_addr or f"http://127.0.0.1:{settings.vault_port}"
+
+
+def nifi_url(settings: Settings) -> str:
+    return settings.nifi_url.rstrip("/") or f"http://127.0.0.1:{settings.nifi_port}"
+
+
+def vault_init_file(settings: Settings):
+    """The local Vault's unseal key and root token, written once by the stack (mode 0600)."""
+    return settings.state_dir / "vault" / "init.json"

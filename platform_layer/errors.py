@@ -1,0 +1,21 @@
+"""Exceptions of the platform layer."""
+
+from __future__ import annotations
+
+from lake_schemas.errors import RadlakeError
+
+
+class PlatformError(RadlakeError):
+    """Base of the platform layer's errors."""
+
+
+class PrerequisiteMissing(PlatformError):
+    """Something radlake needs is not on this machine (Java 21, a binary); the message names it."""
+
+
+class TopicError(PlatformError):
+    """A topic could not be listed or created, or exists with another layout than the one asked for."""
+
+
+class VaultUnavailable(PlatformError):
+    """Vault could not be reached, or refused the credentials radlake has for it."""
