@@ -1,0 +1,1 @@
+"""The ``radlake`` command (``apps.cli``) and one module per subcommand. Nothing imports this package."""

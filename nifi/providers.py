@@ -25,7 +25,8 @@ from nifi.edge.errors import TokenError
 from nifi.edge.tokens import delete_token, edge_vault_token, ensure_token, read_token
 from platform_layer.endpoints import kafka_bootstrap, nifi_url, registry_url
 from platform_layer.settings import Settings
-from platform_layer.vault import VaultTransitHmac, admin_client
+from platform_layer.transit import VaultTransitHmac
+from platform_layer.vault import admin_client
 from radlake.deid.errors import PseudonymError
 from radlake.deid.pseudonyms import transit_key_name
 

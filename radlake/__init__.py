@@ -1,7 +1,7 @@
-"""radlake domain package: DICOM I/O, de-identification, pseudonyms, object storage, radiomics, settings.
+"""The domain: DICOM I/O, de-identification and pseudonyms, radiomics, imaging, synthetic data.
 
-Code shared by several parts of the system (``infra``, ``nifi``, ``streams``, ``spark_jobs``,
-``inference_workers``) lives here; each of those parts imports its contracts from ``lake_schemas``.
+Pure logic that every component may use; it imports no infrastructure client (Kafka, Vault, HTTP,
+object stores, Spark, Delta): those are the platform layer's (``platform_layer``).
 """
 
 __version__ = "0.1.0"

@@ -1,2 +1,2 @@
-"""Study completion streams: pure decision functions (``completion``, ``dedupe``, ``series_summary``)
-and the faust adapter around them (``app``), started by ``radlake streams run``."""
+"""Study completion: pure decision functions (``completion``, ``dedupe``, ``series_summary``) and the
+transactional Kafka worker around them (``worker``), started by ``radlake streams run``."""

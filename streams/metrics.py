@@ -51,15 +51,6 @@ class StreamsMetrics:
         self.consumer_lag = Gauge(
             "radlake_streams_consumer_lag_messages", "Instance events not yet handled, per partition",
             ["topic", "partition"], registry=r)
-        self.offset_gaps = Counter(
-            "radlake_streams_skipped_offsets", "Input offsets that never reached the stream (faust skipped them)",
-            ["topic"], registry=r)
-        self.offsets_read_back = Counter(
-            "radlake_streams_offsets_read_back", "Skipped input offsets read back from the broker and handled",
-            ["topic"], registry=r)
-        self.offsets_lost = Counter(
-            "radlake_streams_offsets_lost", "Skipped input offsets the broker no longer had (retention)",
-            ["topic"], registry=r)
         self.handler_busy = Gauge(
             "radlake_streams_handler_busy_seconds", "How long the handler now running has been at it (0: idle)",
             registry=r)

@@ -14,7 +14,7 @@ from nifi.edge.handler import EdgeRuntime
 from nifi.edge.publish import EventPublisher
 from nifi.edge.tokens import read_token
 from platform_layer.object_store import ObjectStore
-from platform_layer.vault import VaultTransitHmac
+from platform_layer.transit import VaultTransitHmac
 from radlake.deid.confidentiality_profile import (
     STANDARD_EDITION,
     TABLE_VERSION,

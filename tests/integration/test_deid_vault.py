@@ -10,7 +10,7 @@ import pytest
 from apps import deid as cli
 from infra import stack
 from platform_layer.settings import get_settings
-from platform_layer.vault import VaultTransitHmac, VaultTransitSpec
+from platform_layer.transit import VaultTransitHmac, VaultTransitSpec
 from radlake.deid.confidentiality_profile import Profile, compile_rules
 from radlake.deid.instance_result import Status
 from radlake.deid.pipeline import deidentify_instances
