@@ -5,7 +5,8 @@ the file into a pydicom :class:`~pydicom.dataset.Dataset` and encode a new one. 
 encoded data elements once (:func:`parse`), validates what :func:`radlake.dicom_io.read_part10` and the
 burned-in guard validate, collects the input's identifying values from the elements the profile acts on
 (:func:`identifiers`), and writes the output by copying every kept element's bytes as they are (the
-pixel data among them) and encoding only the elements the profile replaces (:func:`rewrite`).
+pixel data among them) and encoding only the elements the profile replaces (:func:`rewrite`), noting
+where in the output it wrote the dates it shifted (for the verification scan's rule on them).
 :func:`prepare` and :func:`finish` are its side of :class:`radlake.deid.path_interface.DeidPath`.
 
 The decisions are the ones of the dataset path (:mod:`radlake.deid.dataset_path`,
@@ -26,9 +27,9 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
@@ -56,10 +57,12 @@ from radlake.deid.verification import (
     REMOVING_ACTIONS,
     TEXT_VRS,
     Identifiers,
+    ShiftedSpan,
     descriptor_tags,
+    excluding_shifted_dates,
+    identifiers_from_parts,
     kept_text_parts,
     scan_bytes,
-    tokens_from_parts,
     value_tokens,
 )
 from radlake.dicom_io import MEDIA_STORAGE_DIRECTORY, uid_values
@@ -138,7 +141,11 @@ def finish(prepared: Prepared[Parsed], rules: Rules, digests: Mapping[bytes, byt
     except DEID_ERRORS as err:
         raise Unsupported(f"{type(err).__name__}: {err}") from err
     uid = original_sop_instance_uid(parsed)
-    leaks = sorted({hit.token for hit in scan_bytes(out.header, prepared.identifiers.tokens)})
+    found = prepared.identifiers
+    hits = scan_bytes(out.header, found.tokens)
+    if hits:  # rare: only then is it worth placing the dates this path shifted
+        hits = excluding_shifted_dates(out.header, hits, found.dates, out.shifted())
+    leaks = sorted({hit.token for hit in hits})
     if leaks:
         return InstanceResult.leaked(prepared.provider, uid, leaks)
     return InstanceResult.released(prepared.provider, uid, out.parts,
@@ -381,13 +388,14 @@ def identifiers(parsed: Parsed, rules: Rules) -> Identifiers:
     strong: set[str] = set()
     weak: set[str] = set()
     kept: set[str] = set()
+    dates: set[str] = set()
     uids: list[str] = []
-    _collect(parsed.data, parsed.elements, parsed.top, rules, strong, weak, kept, uids, descriptor_tags())
-    return Identifiers(tokens_from_parts(strong, weak, kept), tuple(uids))
+    _collect(parsed.data, parsed.elements, parsed.top, rules, strong, weak, kept, dates, uids, descriptor_tags())
+    return identifiers_from_parts(strong, weak, kept, dates, uids)
 
 
 def _collect(data: bytes, elements: tuple[Element, ...], siblings: Mapping[int, Element] | None, rules: Rules,
-             strong: set[str], weak: set[str], kept: set[str], uids: list[str] | None,
+             strong: set[str], weak: set[str], kept: set[str], dates: set[str], uids: list[str] | None,
              descriptors: frozenset[int]) -> None:
     if siblings is None:
         siblings = {e.tag: e for e in elements}
@@ -398,9 +406,13 @@ def _collect(data: bytes, elements: tuple[Element, ...], siblings: Mapping[int, 
         if tag >> 16 & 1:
             if vr == "SQ":
                 for item in element.items or ():
-                    _collect(data, item, None, rules, weak, weak, kept, None, descriptors)
+                    _collect(data, item, None, rules, weak, weak, kept, dates, None, descriptors)
             elif tag & 0xFFFF >= 0x1000:
-                weak.update(value_tokens(vr, _value(data, element)))
+                tokens: Iterable[str] = value_tokens(vr, _value(data, element))
+                if vr == "DA" or vr == "DT":
+                    tokens = tuple(tokens)
+                    dates.update(tokens)
+                weak.update(tokens)
             continue
         if tag == PIXEL_DATA:
             continue
@@ -408,12 +420,16 @@ def _collect(data: bytes, elements: tuple[Element, ...], siblings: Mapping[int, 
         if vr == "SQ":
             removed = action is Action.REMOVE or action is Action.ZERO
             for item in element.items or ():
-                _collect(data, item, None, rules, strong, weak, set() if removed else kept,
+                _collect(data, item, None, rules, strong, weak, set() if removed else kept, dates,
                          None if removed else uids, descriptors)
             continue
         if action in REMOVING_ACTIONS or (action is Action.CLEAN and (vr == "DA" or vr == "DT")):
             value = _value(data, element) if vr in _STRING_VRS or vr in _BINARY_VRS else None
-            (weak if tag in descriptors else strong).update(value_tokens(vr, value))
+            tokens = value_tokens(vr, value)
+            if vr == "DA" or vr == "DT":  # as verification.date_tokens, inline on the hot path
+                tokens = tuple(tokens)
+                dates.update(tokens)
+            (weak if tag in descriptors else strong).update(tokens)
             if uids is not None and vr == "UI" and action in (Action.UID, Action.DUMMY):
                 uids.extend(uid_values(value))
         elif (action is None or action is Action.KEEP) and vr in TEXT_VRS:
@@ -442,6 +458,12 @@ class Rewritten:
     study_uid: str
     series_uid: str
     sop_uid: str
+    shifted: Callable[[], list[ShiftedSpan]]  # where in ``header`` the dates this path shifted are
+
+
+# The dates shifted in one dataset or item, by the tag of the output element holding them; each span is
+# relative to that element's encoded bytes.
+Shifted = dict[int, list[ShiftedSpan]]
 
 
 def rewrite(parsed: Parsed, rules: Rules, digests: Mapping[bytes, bytes], provider: str,
@@ -450,13 +472,16 @@ def rewrite(parsed: Parsed, rules: Rules, digests: Mapping[bytes, bytes], provid
     ctx = InstanceContext(rules, digests, *pseudonym_and_offset(rules, digests, provider, patient_id(parsed)),
                           found.tokens)
     uids: dict[int, str] = {}
-    chunks = _transform(parsed.data, parsed.elements, parsed.top, ctx, uids)
+    shifted: Shifted = {}
+    chunks = _transform(parsed.data, parsed.elements, parsed.top, ctx, uids, shifted)
     for tag, chunk in _encoded_method_elements(rules.profile.name, rules.profile.options):
         chunks[tag] = chunk
+        shifted.pop(tag, None)
     pixel = chunks.pop(PIXEL_DATA, None)
     if pixel is None or max(chunks) > PIXEL_DATA:
         raise Unsupported("pixel data not kept, or elements after it in the output")
-    body = [chunks[tag] for tag in sorted(chunks)]
+    tags = sorted(chunks)
+    body = [chunks[tag] for tag in tags]
     try:
         sop_class, sop_instance = uids[0x00080016], uids[0x00080018]
         study, series = uids[0x0020000D], uids[0x0020000E]
@@ -466,12 +491,26 @@ def rewrite(parsed: Parsed, rules: Rules, digests: Mapping[bytes, bytes], provid
     if any("\\" in uid for uid in (sop_class, sop_instance, study, series)):
         raise Unsupported("multi-valued UID in the output")
     header = b"".join([_PREAMBLE, meta, *body])
-    return Rewritten((header, pixel), header, study, series, sop_instance)
+    placed = partial(_placed, tags, chunks, shifted, len(_PREAMBLE) + len(meta))  # placed when the scan asks
+    return Rewritten((header, pixel), header, study, series, sop_instance, placed)
+
+
+def _placed(tags: list[int], chunks: Mapping[int, bytes | memoryview], shifted: Shifted,
+            base: int) -> list[ShiftedSpan]:
+    """The spans of ``shifted`` where the ``chunks`` of ``tags`` are written one after the other from ``base``."""
+    spans = []
+    pos = base
+    for tag in tags:
+        for start, end, original in shifted.get(tag, ()):
+            spans.append((pos + start, pos + end, original))
+        pos += len(chunks[tag])
+    return spans
 
 
 def _transform(data: bytes, elements: tuple[Element, ...], siblings: Mapping[int, Element] | None,
-               ctx: InstanceContext, uids: dict[int, str] | None) -> dict[int, bytes | memoryview]:
-    """Encoded output elements by tag; ``uids`` receives the top level's output UID values."""
+               ctx: InstanceContext, uids: dict[int, str] | None, shifted: Shifted) -> dict[int, bytes | memoryview]:
+    """Encoded output elements by tag; ``uids`` receives the top level's output UID values, ``shifted`` the
+    dates this level's elements shifted."""
     rules = ctx.rules
     view = memoryview(data)
     out: dict[int, bytes | memoryview] = {}
@@ -491,7 +530,7 @@ def _transform(data: bytes, elements: tuple[Element, ...], siblings: Mapping[int
             if uids is not None and vr == "UI":
                 uids[tag] = _text(data, element).rstrip("\x00 ")
             continue
-        encoded = _apply(data, element, action, ctx, uids)
+        encoded = _apply(data, element, action, ctx, uids, shifted)
         if encoded is not None:
             out[tag] = encoded
     if private and retains_safe_private(rules):
@@ -500,15 +539,25 @@ def _transform(data: bytes, elements: tuple[Element, ...], siblings: Mapping[int
 
 
 def _apply(data: bytes, element: Element, action: Action | None, ctx: InstanceContext,
-           uids: dict[int, str] | None) -> bytes | None:
+           uids: dict[int, str] | None, shifted: Shifted) -> bytes | None:
     tag, vr = element.tag, element.vr
     if vr == "SQ":
         if action is Action.ZERO:
             return _encode(tag, vr, b"")
         items = []
+        spans: list[ShiftedSpan] = []
+        pos = 12  # the sequence's header: SQ has a 4-byte length
         for item in element.items or ():
-            encoded = b"".join(chunk for _, chunk in sorted(_transform(data, item, None, ctx, None).items()))
+            inner: Shifted = {}
+            chunks = _transform(data, item, None, ctx, None, inner)
+            tags = sorted(chunks)
+            encoded = b"".join([chunks[t] for t in tags])
+            if inner:
+                spans += _placed(tags, chunks, inner, pos + 8)
             items.append(_TAG_LENGTH.pack(0xFFFE, 0xE000, len(encoded)) + encoded)
+            pos += 8 + len(encoded)
+        if spans:
+            shifted[tag] = spans
         return _encode(tag, vr, b"".join(items))
     if action is Action.ZERO:
         return _encode(tag, vr, b"")
@@ -538,7 +587,14 @@ def _apply(data: bytes, element: Element, action: Action | None, ctx: InstanceCo
     if action is Action.CLEAN:
         if vr == "DA" or vr == "DT":
             value = _value(data, element)
-            return _encode_strings(tag, vr, ctx.shifted_dates(value if isinstance(value, list) else [value]))
+            pairs = ctx.shifted_dates(value if isinstance(value, list) else [value])
+            if pairs:
+                spans, pos = [], 8  # DA and DT have a 2-byte length: the value follows 8 bytes of header
+                for original, moved in pairs:
+                    spans.append((pos, pos + len(moved), original))
+                    pos += len(moved) + 1  # and a backslash
+                shifted[tag] = spans
+            return _encode_strings(tag, vr, [moved for _, moved in pairs])
         if vr in CLEANED_TEXT_VRS:
             value = _value(data, element)
             return _encode_strings(tag, vr, ctx.cleaned_texts(value if isinstance(value, list) else [value]))

@@ -11,7 +11,9 @@ steps so that the keyed-HMAC service can be called once for many instances:
 1. :func:`hmac_messages` lists every message whose MAC the instance needs (patient pseudonym, date
    offset, every UID under action ``U``), from one walk over the input
    (:func:`radlake.deid.verification.collect_identifiers`) that also finds its PHI tokens.
-2. :func:`deidentify` takes those MACs and builds a new dataset; the input is never modified.
+2. :func:`deidentify` takes those MACs and builds a new dataset; the input is never modified. It notes
+   the tag path of every element whose dates it shifted, for the verification scan's rule on them
+   (:func:`verify`).
 
 The table applies at every nesting level: sequences are recursed into unless their action is ``X``
 (removed) or ``Z`` (emptied).
@@ -21,8 +23,8 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import pydicom
 from pydicom import config
@@ -58,10 +60,14 @@ from radlake.deid.verification import (
     Tokens,
     collect_identifiers,
     header_bytes,
+    holds_date,
     scan_bytes,
     scan_dataset,
 )
 from radlake.dicom_io import element_vr, uid_values
+
+# (input date, shifted value) per value, by the tag path of the output element (as ``dataset_strings`` writes it)
+ShiftedElements = Mapping[str, tuple[tuple[str, str], ...]]
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ class Deidentified:
     tokens: Tokens  # the input's PHI values, for the verification scan
     provider: str
     pseudonym: str
+    dates: frozenset[str] = frozenset()  # which of the tokens are input dates
+    shifted: ShiftedElements = field(default_factory=dict)  # the elements whose dates were shifted
 
 
 def prepare(data: bytes, rules: Rules, provider_override: str | None) -> Prepared[Dataset] | InstanceResult:
@@ -125,18 +133,53 @@ def encode(ds: Dataset) -> bytes:
 
 
 def verify(result: Deidentified, encoded: bytes) -> list[str]:
-    """The blocking scan: tokens of the input found in the output (raw bytes and trailing elements)."""
+    """The blocking scan: tokens of the input found in the output (raw bytes and trailing elements).
+
+    An input date found is looked for again in the output without the elements whose dates were shifted,
+    and in each shifted value against its own input date (:mod:`radlake.deid.verification`).
+    """
     ds = result.dataset
     pixel = ds.get(0x7FE00010)
     length = len(pixel.value) if pixel is not None and isinstance(pixel.value, bytes) else None
-    hits = scan_bytes(header_bytes(encoded, length), result.tokens)
+    leaks = _scan(ds, encoded, length, result.tokens)
+    dates = leaks & result.dates
+    if dates and result.shifted:
+        leaks -= dates
+        without = _without(ds, result.shifted.keys())
+        leaks.update(_scan(without, encode(without), length, Tokens(frozenset(dates))))
+        leaks.update(original for pairs in result.shifted.values() for original, value in pairs
+                     if original in dates and holds_date(value, original))
+    return sorted(leaks)
+
+
+def _scan(ds: Dataset, encoded: bytes, pixel_data_length: int | None, tokens: Tokens) -> set[str]:
+    """``tokens`` found in ``encoded`` (``ds`` encoded) outside the pixel data value, and in the elements after it."""
+    hits = scan_bytes(header_bytes(encoded, pixel_data_length), tokens)
     trailing = Dataset()
     for elem in ds:
         if int(elem.tag) > 0x7FE00010:
             trailing.add(elem)
     if len(trailing):
-        hits += scan_dataset(trailing, result.tokens)
-    return sorted({hit.token for hit in hits})
+        hits += scan_dataset(trailing, tokens)
+    return {hit.token for hit in hits}
+
+
+def _without(ds: Dataset, paths: Collection[str], path: str = "") -> Dataset:
+    """``ds`` without the elements at the tag ``paths``; the other elements shared, sequences rebuilt."""
+    out = Dataset()
+    for tag in ds.keys():
+        where = f"{path}{tag}"
+        if where in paths:
+            continue
+        raw = ds.get_item(tag)
+        if element_vr(ds, tag, raw) == "SQ":
+            items = [_without(item, paths, f"{where}[{i}].") for i, item in enumerate(ds[tag].value or ())]
+            out.add(_new(tag, "SQ", Sequence(items)))
+        else:
+            out[tag] = raw
+    if not path and getattr(ds, "file_meta", None) is not None:
+        out.file_meta = ds.file_meta
+    return out
 
 
 def _patient_id(ds: Dataset) -> str:
@@ -160,17 +203,22 @@ def deidentify(ds: Dataset, rules: Rules, digests: Mapping[bytes, bytes], provid
     ``identifiers`` is what :func:`hmac_messages` worked from (computed again when not given).
     """
     pseudonym, offset = pseudonym_and_offset(rules, digests, provider, _patient_id(ds))
-    tokens = (identifiers if identifiers is not None else collect_identifiers(ds, rules)).tokens
-    ctx = InstanceContext(rules, digests, pseudonym, offset, tokens)
-    out = _transform(ds, ctx)
+    found = identifiers if identifiers is not None else collect_identifiers(ds, rules)
+    ctx = InstanceContext(rules, digests, pseudonym, offset, found.tokens)
+    shifted: dict[str, tuple[tuple[str, str], ...]] = {}
+    out = _transform(ds, ctx, shifted)
     for elem in method_elements(rules.profile):
         out.add(elem)
+        shifted.pop(str(elem.tag), None)
     out.file_meta = _file_meta(ds, out)
-    return Deidentified(out, tokens, provider, pseudonym)
+    return Deidentified(out, found.tokens, provider, pseudonym, found.dates, shifted)
 
 
-def _transform(ds: Dataset, ctx: InstanceContext) -> Dataset:
-    """Elements the table keeps are carried over raw (no value conversion); the others are rebuilt."""
+def _transform(ds: Dataset, ctx: InstanceContext, shifted: dict[str, tuple[tuple[str, str], ...]],
+               path: str = "") -> Dataset:
+    """Elements the table keeps are carried over raw (no value conversion); the others are rebuilt.
+
+    ``shifted`` receives the elements whose dates were shifted, by tag path (``path`` is this dataset's)."""
     out = Dataset()
     private: list[BaseTag] = []
     for tag in ds.keys():
@@ -186,22 +234,24 @@ def _transform(ds: Dataset, ctx: InstanceContext) -> Dataset:
         if (action is None or action is Action.KEEP) and element_vr(ds, tag, raw) != "SQ":
             out[tag] = raw
             continue
-        new = _apply(ds[tag], action, ctx)
+        new = _apply(ds[tag], action, ctx, shifted, path)
         if new is not None:
             out.add(new)
-    for elem in _safe_private(ds, private, ctx):
+    for elem in _safe_private(ds, private, ctx, shifted, path):
         out.add(elem)
     return out
 
 
-def _apply(elem: DataElement, action: Action | None, ctx: InstanceContext) -> DataElement | None:
+def _apply(elem: DataElement, action: Action | None, ctx: InstanceContext,
+           shifted: dict[str, tuple[tuple[str, str], ...]], path: str) -> DataElement | None:
     vr = elem.VR
     if action is Action.REMOVE:
         return None
     if vr == "SQ":
         if action is Action.ZERO:
             return _new(elem.tag, "SQ", Sequence())
-        return _new(elem.tag, "SQ", Sequence([_transform(item, ctx) for item in elem.value or ()]))
+        return _new(elem.tag, "SQ", Sequence([_transform(item, ctx, shifted, f"{path}{elem.tag}[{i}].")
+                                              for i, item in enumerate(elem.value or ())]))
     if action is None or action is Action.KEEP:
         return elem
     if action is Action.ZERO:
@@ -214,7 +264,10 @@ def _apply(elem: DataElement, action: Action | None, ctx: InstanceContext) -> Da
         return _new(elem.tag, vr, DUMMY_BY_VR.get(vr, DUMMY_TEXT))
     # Action.CLEAN
     if vr in ("DA", "DT"):
-        return _new(elem.tag, vr, _shift_dates(elem.value, ctx, vr))
+        pairs = ctx.shifted_dates(elem.value if isinstance(elem.value, MultiValue | list | tuple) else [elem.value])
+        if pairs:
+            shifted[f"{path}{elem.tag}"] = tuple(pairs)
+        return _new(elem.tag, vr, _shift_dates([moved for _, moved in pairs], vr))
     if vr in CLEANED_TEXT_VRS:
         return _new(elem.tag, vr, _clean_text(elem.value, ctx))
     return elem
@@ -229,8 +282,7 @@ def _one_or_list(values: list[str]) -> str | list[str]:
     return values[0] if len(values) == 1 else values
 
 
-def _shift_dates(value: object, ctx: InstanceContext, vr: str) -> str | list[str]:
-    shifted = ctx.shifted_dates(value if isinstance(value, MultiValue | list | tuple) else [value])
+def _shift_dates(shifted: list[str], vr: str) -> str | list[str]:
     if vr == "DA" or len(shifted) != 1:
         return shifted[0] if len(shifted) == 1 else (shifted or "")
     return shifted[0]
@@ -242,14 +294,15 @@ def _clean_text(value: object, ctx: InstanceContext) -> str | list[str]:
     return ctx.cleaned_texts([value])[0]
 
 
-def _safe_private(ds: Dataset, private: list[BaseTag], ctx: InstanceContext) -> list[DataElement]:
+def _safe_private(ds: Dataset, private: list[BaseTag], ctx: InstanceContext,
+                  shifted: dict[str, tuple[tuple[str, str], ...]], path: str) -> list[DataElement]:
     """Private elements on the profile's allow-list (Retain Safe Private), with their creators."""
     if not retains_safe_private(ctx.rules):
         return []
     kept: dict[int, DataElement] = {}
     pairs = ((tag, ds[tag]) for tag in private)
     for creator_tag, creator, elem in safe_private(ctx.rules, pairs, ds.get, _creator_name):
-        new = _apply(elem, Action.KEEP, ctx)
+        new = _apply(elem, Action.KEEP, ctx, shifted, path)
         if new is not None:
             kept[creator_tag] = creator
             kept[int(elem.tag)] = new

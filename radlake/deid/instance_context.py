@@ -123,9 +123,17 @@ class InstanceContext:
         """The ``2.25.`` UIDs that replace ``uids``."""
         return [uid_from_digest(self.digests[uid_message(uid)]) for uid in uids]
 
-    def shifted_dates(self, values: Iterable[object]) -> list[str]:
-        """DA or DT values moved back by the patient's offset; values that are not dates are dropped."""
-        return [s for s in (shift_date(str(v or ""), self.offset_days) for v in values) if s]
+    def shifted_dates(self, values: Iterable[object]) -> list[tuple[str, str]]:
+        """(input date, shifted value) for DA or DT values moved back by the patient's offset; values that
+        are not dates are dropped. The input date is the value's token (its first 8 characters), the one
+        the verification checks the shifted value against."""
+        shifted = []
+        for value in values:
+            text = str(value or "")
+            moved = shift_date(text, self.offset_days)
+            if moved:
+                shifted.append((text.strip()[:8], moved))
+        return shifted
 
     def cleaned_texts(self, values: Iterable[object]) -> list[str]:
         """Free-text values with the input's PHI tokens and date- or number-like runs removed."""

@@ -15,12 +15,21 @@ on either side (``1.2.3`` is not found inside ``1.2.34``). Times (TM) are not to
 nobody, and with Modified Dates they are kept. Values from private elements and from free-text
 descriptors are dropped as tokens when they equal a value the profile keeps (e.g. ``SIEMENS`` in a
 private tag and in Manufacturer).
+
+Dates the engine shifted are checked against their own input date only. Input dates a few days apart
+are common, so a date moved back by the patient's offset can equal *another* date of the same input
+(StudyDate 20231107 moved back one day is the input's SeriesDate 20231106). Each path records where it
+wrote a shifted value (the byte path: its bytes in the output, :data:`ShiftedSpan`; the dataset path:
+the element's tag path) and the input date it came from; an input date (a token from a DA or DT
+value, :attr:`Identifiers.dates`) found only in values shifted from other dates is not a leak. Found in
+the value shifted from it (an offset of 0), or anywhere else — free text, private elements, an element
+the engine did not shift, at any nesting level — it is one, as every other token is.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -113,10 +122,12 @@ def value_tokens(vr: str, value: object) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class Identifiers:
-    """What one walk over an input finds: its PHI tokens, and the UIDs the profile replaces (in order)."""
+    """What one walk over an input finds: its PHI tokens, the UIDs the profile replaces (in order), and
+    which of the tokens are input dates (from DA or DT values)."""
 
     tokens: Tokens
     uids: tuple[str, ...]
+    dates: frozenset[str] = frozenset()
 
 
 def collect_identifiers(ds: Dataset, rules: Rules) -> Identifiers:
@@ -124,9 +135,10 @@ def collect_identifiers(ds: Dataset, rules: Rules) -> Identifiers:
     strong: set[str] = set()
     weak: set[str] = set()
     kept: set[str] = set()
+    dates: set[str] = set()
     uids: list[str] = []
-    _collect(ds, rules, strong, weak, kept, uids)
-    return Identifiers(tokens_from_parts(strong, weak, kept), tuple(uids))
+    _collect(ds, rules, strong, weak, kept, dates, uids)
+    return identifiers_from_parts(strong, weak, kept, dates, uids)
 
 
 def tokens_from_parts(strong: set[str], weak: set[str], kept: set[str]) -> Tokens:
@@ -135,12 +147,29 @@ def tokens_from_parts(strong: set[str], weak: set[str], kept: set[str]) -> Token
     return Tokens(frozenset({t.lower() for t in strong} | ({t.lower() for t in weak} - kept_lower)))
 
 
+def identifiers_from_parts(strong: set[str], weak: set[str], kept: set[str], dates: set[str],
+                           uids: list[str]) -> Identifiers:
+    """The tokens of :func:`tokens_from_parts`; ``dates`` (the tokens of DA/DT values: digits) as far as
+    they are tokens."""
+    tokens = tokens_from_parts(strong, weak, kept)
+    return Identifiers(tokens, tuple(uids), tokens.values.intersection(dates))
+
+
+def date_tokens(vr: str, tokens: Iterator[str], dates: set[str]) -> Iterable[str]:
+    """``tokens`` of a value of VR ``vr``; those of a DA or DT value are also added to ``dates``."""
+    if vr != "DA" and vr != "DT":
+        return tokens
+    found = tuple(tokens)
+    dates.update(found)
+    return found
+
+
 def collect_tokens(ds: Dataset, rules: Rules) -> Tokens:
     """The PHI values of ``ds`` under ``rules`` (see the module doc for what counts)."""
     return collect_identifiers(ds, rules).tokens
 
 
-def _collect(ds: Dataset, rules: Rules, strong: set[str], weak: set[str], kept: set[str],
+def _collect(ds: Dataset, rules: Rules, strong: set[str], weak: set[str], kept: set[str], dates: set[str],
              uids: list[str] | None) -> None:
     """One walk; ``uids`` is None inside what the profile drops (private or removed sequences)."""
     descriptors = descriptor_tags()
@@ -150,9 +179,9 @@ def _collect(ds: Dataset, rules: Rules, strong: set[str], weak: set[str], kept: 
         if tag.is_private:
             if vr == "SQ":
                 for item in ds[tag].value or ():
-                    _collect(item, rules, weak, weak, kept, None)
+                    _collect(item, rules, weak, weak, kept, dates, None)
             elif tag.element >= 0x1000:
-                weak.update(element_tokens(ds[tag]))
+                weak.update(date_tokens(vr, element_tokens(ds[tag]), dates))
             continue
         if tag == 0x7FE00010:
             continue
@@ -160,11 +189,11 @@ def _collect(ds: Dataset, rules: Rules, strong: set[str], weak: set[str], kept: 
         if vr == "SQ":
             removed = action is Action.REMOVE or action is Action.ZERO
             for item in ds[tag].value or ():
-                _collect(item, rules, strong, weak, set() if removed else kept, None if removed else uids)
+                _collect(item, rules, strong, weak, set() if removed else kept, dates, None if removed else uids)
             continue
         if action in REMOVING_ACTIONS or (action is Action.CLEAN and vr in ("DA", "DT")):
             elem = ds[tag]
-            (weak if int(tag) in descriptors else strong).update(element_tokens(elem))
+            (weak if int(tag) in descriptors else strong).update(date_tokens(vr, element_tokens(elem), dates))
             if uids is not None and vr == "UI" and action in (Action.UID, Action.DUMMY):
                 uids.extend(uid_values(elem.value))
         elif (action is None or action is Action.KEEP) and vr in TEXT_VRS:
@@ -305,6 +334,32 @@ def scan_bytes(data: bytes, tokens: Tokens) -> list[Hit]:
     hay = data.decode("latin-1")
     byte_tokens = Tokens(frozenset(t.encode("utf-8").decode("latin-1") for t in tokens.values))
     return scan_text(hay, byte_tokens, "raw bytes")
+
+
+# (start, end, input date): ``data[start:end]`` is a value the engine wrote by shifting that input date
+# (the date's token: the input value's first 8 characters).
+ShiftedSpan = tuple[int, int, str]
+
+
+def excluding_shifted_dates(data: bytes, hits: list[Hit], dates: Collection[str],
+                            shifted: Sequence[ShiftedSpan]) -> list[Hit]:
+    """``hits`` of :func:`scan_bytes` in ``data`` less the input dates (those of ``hits`` in ``dates``)
+    whose every match lies in a value shifted from another date (see the module doc)."""
+    if not shifted:
+        return hits
+    hay = data.decode("latin-1")  # dates are digits: no need to lower-case
+    return [hit for hit in hits if hit.token not in dates or not _only_shifted_from_others(hay, hit.token, shifted)]
+
+
+def _only_shifted_from_others(hay: str, date: str, shifted: Sequence[ShiftedSpan]) -> bool:
+    """Whether every match of the input date ``date`` in ``hay`` lies in a value shifted from another date."""
+    return all(any(first <= start and end <= last and original != date for first, last, original in shifted)
+               for start, end in _matches(hay, date))
+
+
+def holds_date(value: str, date: str) -> bool:
+    """Whether a value the engine shifted holds the input date ``date`` (its own: it must not)."""
+    return next(_matches(value.lower(), date), None) is not None
 
 
 def dataset_strings(ds: Dataset, path: str = "") -> Iterator[tuple[str, str]]:

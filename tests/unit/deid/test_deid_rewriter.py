@@ -57,6 +57,7 @@ def test_same_outcome_and_bytes_as_the_dataset_path(series_bytes, typical_bytes,
         expected = collect_identifiers(pydicom.dcmread(io.BytesIO(data)), rules)
         found = rewriter.identifiers(parsed, rules)
         assert found.tokens == expected.tokens
+        assert found.dates == expected.dates
         assert sorted(found.uids) == sorted(expected.uids)
     fast, slow = _both(datas, rules)
     for a, b in zip(fast, slow, strict=True):

@@ -9,12 +9,12 @@ import pydicom
 import pytest
 
 from lake_schemas.events import InstanceReceived, Quarantined
+from nifi.edge import edge
+from nifi.edge.handler import RADLAKE_REPORT, EdgeRuntime, handle
+from nifi.edge.stow_rs import build_multipart_related
+from platform_layer.object_store import ObjectStore
 from radlake.deid.confidentiality_profile import Profile, compile_rules
-from radlake.deid.pseudonyms import LocalHmac
-from radlake.ingest import edge
-from radlake.ingest.handler import RADLAKE_REPORT, EdgeRuntime, handle
-from radlake.ingest.stow_rs import build_multipart_related
-from radlake.object_store import ObjectStore
+from radlake.deid.pseudonyms import LocalHmac, date_offset_from_digest, date_offset_message
 from radlake.synthetic import phi_dicom
 
 
@@ -81,6 +81,24 @@ def test_resent_request_gives_the_same_event_ids(runtime, series):
     first = json.loads(_post(runtime, "/dicomweb/studies", body, content_type).body)
     second = json.loads(_post(runtime, "/dicomweb/studies", body, content_type).body)
     assert [o["event_id"] for o in first["outcomes"]] == [o["event_id"] for o in second["outcomes"]]
+    assert [o["status"] for o in first["outcomes"]] == [o["status"] for o in second["outcomes"]]
+
+
+def _patient_with_offset(runtime, want: int) -> str:
+    """A patient ID whose dates the edge's key moves back by ``want`` days."""
+    provider, max_days = runtime.config.provider, runtime.rules.profile.max_date_shift_days
+    return next(f"MRN{n}" for n in range(10**6) if date_offset_from_digest(
+        runtime.pseudonymiser.hmac_many([date_offset_message(provider, f"MRN{n}")])[0], max_days) == want)
+
+
+@pytest.mark.parametrize("offset", [1, 2, 3])
+def test_date_shifted_onto_another_input_date_is_not_a_leak(runtime, offset):
+    # the generated dates lie one day apart: shifted by 1 or 2 days, one date becomes another input date
+    pid = _patient_with_offset(runtime, offset)
+    datasets, _ = phi_dicom.ct_series(3, patient=phi_dicom.Patient(patient_id=pid), size=32)
+    body, content_type = build_multipart_related([phi_dicom.to_bytes(d) for d in datasets], "bnd")
+    response = _post(runtime, "/dicomweb/studies", body, content_type)
+    assert response.status == 200 and json.loads(response.body)["counts"] == {"accepted": 3}
 
 
 def test_conflict_and_truncated_twin(runtime, series):
