@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from lake_schemas.errors import RadlakeError
 from platform_layer.settings import Settings
+from platform_layer.state import lock_down
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -88,6 +89,7 @@ def command(prog: str, parser: Callable[[], argparse.ArgumentParser], handler: H
         except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
             return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
         settings = Settings()
+        lock_down(settings)
         configure_logging(settings, console_level=console_level(args))
         try:
             return int(handler(args, settings) or EXIT_OK)

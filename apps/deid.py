@@ -21,7 +21,7 @@ from platform_layer.vault import transit_spec
 from radlake.deid.confidentiality_profile import Profile, load_profile
 from radlake.deid.engine import Job, default_progress, run
 from radlake.deid.errors import DeidError, ProfileError, PseudonymError
-from radlake.deid.pseudonyms import LocalHmacSpec, PseudonymiserSpec
+from radlake.deid.pseudonyms import LocalHmacSpec, PseudonymiserSpec, transit_key_name
 
 EXIT_INFRA = 3
 
@@ -50,7 +50,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     try:
         profile = load_profile(args.profile) if args.profile else Profile()
-    except ProfileError as err:
+        if not args.local_key_file:
+            transit_key_name(args.project)  # the name selects the project's key: refuse one that is not valid
+    except (ProfileError, PseudonymError) as err:
         raise UsageError(str(err)) from err
     spec: PseudonymiserSpec
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from infra import process
 from platform_layer.settings import Settings
+from platform_layer.state import lock_down
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Component(ABC):
         return process.read_pid(self.pid_file)
 
     def start(self) -> ComponentStatus:
+        lock_down(self.settings)
         if self.external:
             process.wait_until(self.responding, timeout_s=30, what=f"{self.name} at {self.address}")
             return self.status()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from infra.errors import ComponentUnhealthy, PortTaken
+from platform_layer.state import PRIVATE_UMASK
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -79,6 +80,7 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            umask=PRIVATE_UMASK,  # the component's files are its owner's only
         )
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid

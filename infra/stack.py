@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from infra.component import Component, ComponentStatus
 from infra.errors import StackError
 from platform_layer.settings import Settings
+from platform_layer.state import lock_down
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def _selected(names: Iterable[str] | None) -> list[str]:
 
 def up(settings: Settings, names: Iterable[str] | None = None) -> dict[str, ComponentStatus]:
     """Install and start the named components (all by default) in dependency order; idempotent."""
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    lock_down(settings)
     statuses: dict[str, ComponentStatus] = {}
     for name in _selected(names):
         started = time.monotonic()

@@ -22,7 +22,7 @@ import nipyapi
 from lake_schemas.errors import RadlakeError
 from nifi.deploy import DeployError, Deployment, connect, deploy, flow_path, undeploy
 from nifi.edge.errors import TokenError
-from nifi.edge.tokens import delete_token, edge_vault_token, ensure_token, read_token
+from nifi.edge.tokens import delete_token, edge_vault_token, ensure_token, read_token, revoke_edge_tokens
 from platform_layer.endpoints import kafka_bootstrap, nifi_url, registry_url
 from platform_layer.settings import Settings
 from platform_layer.transit import VaultTransitHmac
@@ -131,7 +131,10 @@ def _root_vault(settings: Settings):
 
 def add(settings: Settings, provider: str, project: str, *, port: int | None = None, drop_dir: str | None = None,
         topics: dict[str, str] | None = None, wait_s: float = 240.0) -> Edge:
-
+    try:
+        key_name = transit_key_name(project)
+    except PseudonymError as err:
+        raise ProviderError(str(err)) from err
     api = nifi_url(settings)
     existing = list_edges(settings)
     if any(e.provider == provider for e in existing):
@@ -139,7 +142,7 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
     wait_for_context_map(api)
     vault = _root_vault(settings)
     try:
-        VaultTransitHmac(vault, transit_key_name(project), mount=settings.vault_transit_mount).ensure_key()
+        VaultTransitHmac(vault, key_name, mount=settings.vault_transit_mount).ensure_key()
         ensure_token(vault, provider, settings.vault_kv_mount)
         edge_token = edge_vault_token(vault, provider, project, kv_mount=settings.vault_kv_mount,
                                       transit_mount=settings.vault_transit_mount)
@@ -166,18 +169,21 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
 
 
 def remove(settings: Settings, provider: str, *, keep_token: bool = False) -> None:
-
+    """Undeploy the provider's edge and revoke its Vault tokens; ``keep_token`` keeps the provider's endpoint
+    token (for an edge deployed again later)."""
     edge = find_edge(settings, provider)
     try:
         undeploy(nifi_url(settings), Deployment(edge.process_group_id, edge.parameter_context_id, f"{PREFIX}{provider}"))
-        if not keep_token:
-            delete_token(_root_vault(settings), provider, settings.vault_kv_mount)
+        vault = _root_vault(settings)
+        if keep_token:
+            revoke_edge_tokens(vault, provider, settings.vault_kv_mount)
+        else:
+            delete_token(vault, provider, settings.vault_kv_mount)
     except (DeployError, TokenError) as err:
         raise ProviderError(str(err)) from err
 
 
 def endpoint_token(settings: Settings, provider: str) -> str:
-
     try:
         return read_token(_root_vault(settings), provider, settings.vault_kv_mount)
     except TokenError as err:

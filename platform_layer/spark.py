@@ -20,6 +20,7 @@ from pyspark.sql import SparkSession
 
 from platform_layer.java import find_java_home
 from platform_layer.settings import Settings
+from platform_layer.state import lock_down
 
 
 @lru_cache(maxsize=1)
@@ -86,5 +87,6 @@ def spark_session(settings: Settings, app_name: str = "radlake", extra_conf: dic
         builder = builder.config("spark.databricks.delta.snapshotPartitions", "2")
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
+    lock_down(settings)
     with _jvm_output_into(settings.logs_dir / "spark.log"):
         return builder.getOrCreate()

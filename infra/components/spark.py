@@ -17,6 +17,7 @@ import pyspark
 from infra.component import Component, ComponentStatus
 from infra.errors import StackError
 from platform_layer.spark import connector_packages
+from platform_layer.state import lock_down
 
 _PROBE = """
 import json, sys, tempfile
@@ -54,6 +55,7 @@ class Spark(Component):
         return self.probe_file.exists()
 
     def start(self) -> ComponentStatus:
+        lock_down(self.settings)
         if self.probe_file.exists():
             return self.status()
         self.home.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,11 @@ def kv_path(provider: str) -> str:
     return f"radlake/providers/{provider}"
 
 
+def edge_tokens_path(provider: str) -> str:
+    """Where the accessors of the edge's Vault tokens are kept (outside what the edge itself may read)."""
+    return f"radlake/edge-tokens/{provider}"
+
+
 def policy_name(provider: str) -> str:
     return f"radlake-edge-{provider}"
 
@@ -68,7 +73,34 @@ def ensure_token(client: hvac.Client, provider: str, mount: str = "secret") -> s
     return token
 
 
+def _edge_accessors(client: hvac.Client, provider: str, mount: str) -> list[str]:
+    try:
+        answer = client.secrets.kv.v2.read_secret_version(path=edge_tokens_path(provider), mount_point=mount,
+                                                          raise_on_deleted_version=True)
+    except hvac.exceptions.InvalidPath:
+        return []
+    return list(answer["data"]["data"].get("accessors", []))
+
+
+def revoke_edge_tokens(client: hvac.Client, provider: str, mount: str = "secret") -> int:
+    """Revoke every Vault token issued to the provider's edge; returns how many were still valid."""
+    revoked = 0
+    try:
+        for accessor in _edge_accessors(client, provider, mount):
+            try:
+                client.auth.token.revoke_accessor(accessor)
+                revoked += 1
+            except hvac.exceptions.InvalidRequest:  # expired or revoked already
+                continue
+        client.secrets.kv.v2.delete_metadata_and_all_versions(path=edge_tokens_path(provider), mount_point=mount)
+    except _VAULT_ERRORS as err:
+        raise TokenError(f"cannot revoke the edge tokens of provider {provider!r}: {err}") from err
+    return revoked
+
+
 def delete_token(client: hvac.Client, provider: str, mount: str = "secret") -> None:
+    """Remove the provider from Vault: its edge tokens revoked, its endpoint token and edge policy deleted."""
+    revoke_edge_tokens(client, provider, mount)
     try:
         client.secrets.kv.v2.delete_metadata_and_all_versions(path=kv_path(provider), mount_point=mount)
         client.sys.delete_policy(policy_name(provider))
@@ -78,7 +110,8 @@ def delete_token(client: hvac.Client, provider: str, mount: str = "secret") -> N
 
 def edge_vault_token(client: hvac.Client, provider: str, project: str, *, kv_mount: str = "secret",
                      transit_mount: str = "transit") -> str:
-    """A renewable Vault token for the provider's edge: read its own endpoint token, HMAC with the project key."""
+    """A renewable Vault token for the provider's edge: read its own endpoint token, HMAC with the project key.
+    Its accessor is kept, so that :func:`delete_token` (``radlake provider remove``) revokes it."""
     key = transit_key_name(project)
     policy = (
         f'path "{kv_mount}/data/{kv_path(provider)}" {{ capabilities = ["read"] }}\n'
@@ -90,6 +123,9 @@ def edge_vault_token(client: hvac.Client, provider: str, project: str, *, kv_mou
         client.sys.create_or_update_policy(policy_name(provider), policy)
         answer = client.auth.token.create(policies=[policy_name(provider)], period="768h", renewable=True,
                                           display_name=f"radlake-edge-{provider}", no_parent=True)
+        accessors = [*_edge_accessors(client, provider, kv_mount), answer["auth"]["accessor"]]
+        client.secrets.kv.v2.create_or_update_secret(path=edge_tokens_path(provider),
+                                                     secret={"accessors": accessors}, mount_point=kv_mount)
         return str(answer["auth"]["client_token"])
     except _VAULT_ERRORS as err:
         raise TokenError(f"cannot create the edge's Vault token for {provider!r}: {err}") from err

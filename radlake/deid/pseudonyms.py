@@ -102,12 +102,18 @@ class LocalHmac:
         return {"kind": "local-hmac-sha256"}
 
 
+PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+"""A project name: lower-case letters, digits and hyphens, 2 to 63 characters, starting with a letter. Names
+are used as they are (no character is replaced), so two projects can never share a pseudonymisation key."""
+
+
 def transit_key_name(project: str) -> str:
-    """The Transit key of a project: ``radlake-deid-<project>`` with unsafe characters replaced."""
-    safe = re.sub(r"[^A-Za-z0-9_-]", "-", project.strip())
-    if not safe:
-        raise PseudonymError("project name is empty")
-    return f"radlake-deid-{safe}"
+    """The Transit key of a project: ``radlake-deid-<project>``; a name outside :data:`PROJECT_NAME` is refused."""
+    if not PROJECT_NAME.fullmatch(project):
+        raise PseudonymError(
+            f"project name {project!r} is not valid: use 2-63 lower-case letters, digits and hyphens, starting "
+            "with a letter (names are never rewritten, so that two projects cannot share a key)")
+    return f"radlake-deid-{project}"
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
-"""Vault Transit HMACs through hvac against the stack's OpenBao, stable across a restart."""
+"""Vault against the stack's OpenBao: Transit HMACs stable across a restart, edge tokens revoked with their provider."""
 
 from __future__ import annotations
 
 import base64
 import uuid
 
+import hvac
 import pytest
 
 from infra import stack
+from nifi.edge.tokens import delete_token, edge_vault_token, ensure_token, kv_path
 from platform_layer.vault import admin_client
 
 pytestmark = pytest.mark.integration
@@ -42,3 +44,16 @@ def test_kv_v2_is_enabled(vault):
 def test_unseal_key_and_root_token_are_private(settings, vault):
     init_file = stack.component("vault", settings).init_file
     assert init_file.stat().st_mode & 0o077 == 0
+
+
+def test_removing_a_provider_revokes_its_edge_tokens_at_once(vault, settings):
+    provider = f"revoke-{uuid.uuid4().hex[:8]}"
+    ensure_token(vault, provider, settings.vault_kv_mount)
+    tokens = [edge_vault_token(vault, provider, "revoke-test", kv_mount=settings.vault_kv_mount,
+                               transit_mount=settings.vault_transit_mount) for _ in range(2)]  # added twice
+    edges = [hvac.Client(url=vault.url, token=token) for token in tokens]
+    assert all(edge.secrets.kv.v2.read_secret_version(path=kv_path(provider), mount_point=settings.vault_kv_mount,
+                                                      raise_on_deleted_version=True) for edge in edges)
+    delete_token(vault, provider, settings.vault_kv_mount)
+    for edge in edges:
+        assert not edge.is_authenticated()

@@ -86,6 +86,11 @@ def test_usage_errors(tmp_path, capsys):
     assert cli.main([str(tmp_path), "--out", str(tmp_path / "o"), "--project", "p", "--profile", str(bad)]) == 2
 
 
+def test_a_project_name_that_could_share_a_key_is_a_usage_error(tmp_path, capsys):
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "o"), "--project", "lung.2024"]) == 2
+    assert "not valid" in capsys.readouterr().err
+
+
 def test_unreachable_vault_is_an_infrastructure_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RADLAKE_VAULT_ADDR", "http://127.0.0.1:9")
     monkeypatch.setenv("RADLAKE_VAULT_TOKEN", "nothing")
@@ -93,7 +98,7 @@ def test_unreachable_vault_is_an_infrastructure_error(tmp_path, monkeypatch, cap
     try:
         src = tmp_path / "src"
         src.mkdir()
-        assert cli.main([str(src), "--out", str(tmp_path / "o"), "--project", "p", "--no-progress"]) == 3
+        assert cli.main([str(src), "--out", str(tmp_path / "o"), "--project", "lung-2026", "--no-progress"]) == 3
         assert "Vault" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from pydicom.uid import UID
 
+from radlake.deid.errors import PseudonymError
 from radlake.deid.pseudonyms import (
     LocalHmac,
     LruCache,
@@ -56,5 +58,12 @@ def test_lru_cache_is_bounded_and_keeps_recent():
     assert cache.get(b"a") == b"1"
 
 
-def test_transit_key_name():
-    assert transit_key_name("lung screening/2026") == "radlake-deid-lung-screening-2026"
+def test_transit_key_name_is_the_project_name_as_it_is():
+    assert transit_key_name("lung-screening-2026") == "radlake-deid-lung-screening-2026"
+
+
+@pytest.mark.parametrize("name", ["lung screening/2026", "lung.2024", "lung 2024", "lung/2024", "Lung-2024",
+                                  "2024-lung", "l", "", " lung", "lung_2024", "a" * 64])
+def test_project_names_that_could_share_a_key_are_refused(name):
+    with pytest.raises(PseudonymError, match="not valid"):
+        transit_key_name(name)
