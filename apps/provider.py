@@ -1,4 +1,4 @@
-"""``radlake provider add NAME --project P | list | remove NAME | token NAME``: a NiFi edge flow per provider.
+"""``radlake provider add NAME --project P | list | remove NAME | token NAME [--rotate]``: a NiFi edge per provider.
 
 ``add`` deploys the provider's edge (``nifi/providers.py`` says what that sets up). Exit status: 0 ok,
 1 failure (the message names the step), 2 usage.
@@ -11,7 +11,7 @@ import json
 import sys
 
 from apps._common import UsageError, command
-from nifi.providers import NAME, add, endpoint_token, list_edges, remove
+from nifi.providers import NAME, add, endpoint_token, list_edges, remove, rotate_endpoint_token
 from platform_layer.settings import Settings
 
 
@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p_rm.add_argument("--keep-token", action="store_true")
     p_tok = sub.add_parser("token", help="print the provider's endpoint token (give it to the provider)")
     p_tok.add_argument("name")
+    p_tok.add_argument("--rotate", action="store_true",
+                       help="replace it with a new one first: the edge refuses the old one from its next request")
     return parser
 
 
@@ -53,7 +55,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         remove(settings, name, keep_token=args.keep_token)
         print(f"removed the edge of {name}", file=sys.stderr)
     elif args.action == "token":
-        print(endpoint_token(settings, name))
+        print(rotate_endpoint_token(settings, name) if args.rotate else endpoint_token(settings, name))
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from apps._common import UsageError, command
 from nifi.edge.client import Uploader, plan, study_report, upload_id_for
+from nifi.edge.edge import UPLOAD_ID
 from nifi.edge.errors import IngestError
 from nifi.providers import endpoint_token, find_edge
 from platform_layer.settings import Settings
@@ -27,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="edge URL (default: the provider's deployed edge)")
     parser.add_argument("--token-file", type=Path, help="file holding the endpoint token (default: from Vault)")
     parser.add_argument("--journal", type=Path, help="upload journal (default: <state>/uploads/PROVIDER.jsonl)")
-    parser.add_argument("--upload-id", help="default: derived from the paths and the provider")
+    parser.add_argument("--upload-id", help="16-64 lower-case hex digits (default: a digest of the paths and the provider)")
     parser.add_argument("--max-instances", type=int, default=100, help="instances per STOW-RS request")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
@@ -38,6 +39,8 @@ class UploadFailed(IngestError):
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.upload_id is not None and not UPLOAD_ID.fullmatch(args.upload_id):
+        raise UsageError("--upload-id must be 16 to 64 lower-case hex digits (it travels in events: no free text)")
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")

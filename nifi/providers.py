@@ -22,7 +22,14 @@ import nipyapi
 from lake_schemas.errors import RadlakeError
 from nifi.deploy import DeployError, Deployment, connect, deploy, flow_path, undeploy
 from nifi.edge.errors import TokenError
-from nifi.edge.tokens import delete_token, edge_vault_token, ensure_token, read_token, revoke_edge_tokens
+from nifi.edge.tokens import (
+    delete_token,
+    edge_vault_token,
+    ensure_token,
+    read_token,
+    revoke_edge_tokens,
+    rotate_token,
+)
 from platform_layer.endpoints import kafka_bootstrap, nifi_url, registry_url
 from platform_layer.settings import Settings
 from platform_layer.transit import VaultTransitHmac
@@ -186,5 +193,13 @@ def remove(settings: Settings, provider: str, *, keep_token: bool = False) -> No
 def endpoint_token(settings: Settings, provider: str) -> str:
     try:
         return read_token(_root_vault(settings), provider, settings.vault_kv_mount)
+    except TokenError as err:
+        raise ProviderError(str(err)) from err
+
+
+def rotate_endpoint_token(settings: Settings, provider: str) -> str:
+    """A new endpoint token for the provider; its edge refuses the old one from the next request on."""
+    try:
+        return rotate_token(_root_vault(settings), provider, settings.vault_kv_mount)
     except TokenError as err:
         raise ProviderError(str(err)) from err

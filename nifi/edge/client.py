@@ -264,7 +264,8 @@ def study_report(records: Sequence[dict]) -> list[dict]:
 
 
 def upload_id_for(paths: Sequence[Path], provider: str) -> str:
-    """The same inputs from the same provider give the same upload id (so a resumed upload keeps it)."""
-    joined = "\n".join(sorted(str(p.resolve()) for p in paths))
-    return f"{provider}-{hashlib.sha256(joined.encode()).hexdigest()[:16]}"
+    """The same inputs from the same provider give the same upload id (so a resumed upload keeps it): a digest
+    (:data:`nifi.edge.edge.UPLOAD_ID`), since it travels in events and file names must not."""
+    joined = "\n".join([provider, *sorted(str(p.resolve()) for p in paths)])
+    return hashlib.sha256(joined.encode()).hexdigest()[:32]
 

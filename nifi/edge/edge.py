@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -327,6 +328,10 @@ class ManifestRequest:
     series: tuple[tuple[str, int], ...]
 
 
+# The upload id travels in ``study manifest`` events: a digest, never a name a person typed.
+UPLOAD_ID = re.compile(r"^[0-9a-f]{16,64}$")
+
+
 def parse_manifest_request(body: bytes) -> tuple[bool, str | None, ManifestRequest | None]:
     """``(ok, reason, request)`` for ``{"upload_id", "study_uid", "series": [{"series_uid", "expected_instances"}]}``."""
     try:
@@ -337,6 +342,8 @@ def parse_manifest_request(body: bytes) -> tuple[bool, str | None, ManifestReque
         return False, f"not a study manifest: {type(err).__name__}: {err}", None
     if not request.series or any(n < 1 for _, n in series) or not request.upload_id or not request.study_uid:
         return False, "a manifest needs an upload id, a study UID and at least one series with >= 1 instance", None
+    if not UPLOAD_ID.fullmatch(request.upload_id):
+        return False, "an upload id is 16 to 64 lower-case hex digits (it goes on the bus: no free text)", None
     return True, None, request
 
 

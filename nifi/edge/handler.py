@@ -21,7 +21,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from nifi.edge.edge import (
     manifest_event,
     parse_manifest_request,
 )
-from nifi.edge.errors import EdgeUnavailable, StowError
+from nifi.edge.errors import EdgeUnavailable, StowError, TokenError
 from nifi.edge.tokens import MISSING, check_bearer
 from platform_layer.object_store import ObjectStore, ObjectStoreError
 from radlake.deid import archives
@@ -66,7 +66,7 @@ class EdgeRuntime:
     pseudonymiser: Pseudonymiser
     store: ObjectStore
     publisher: object  # EventPublisher (anything with publish(events))
-    token: str
+    endpoint_token: Callable[[], str]  # the provider's current token (EdgeCredentials.endpoint_token)
     work_dir: Path
 
 
@@ -123,7 +123,11 @@ def handle(runtime: EdgeRuntime, method: str, path: str, headers: Mapping[str, s
     so they never cross the Python bridge). ``authenticated`` is for drop-folder files (trusted by the
     folder's permissions)."""
     if not authenticated:
-        ok, reason = check_bearer(_header(headers, "Authorization"), runtime.token)
+        try:
+            expected = runtime.endpoint_token()
+        except TokenError as err:
+            return unavailable(str(err))
+        ok, reason = check_bearer(_header(headers, "Authorization"), expected)
         if not ok:
             status = 401 if reason == MISSING else 403
             return _json(status, {"error": reason, "provider": runtime.config.provider},

@@ -12,7 +12,7 @@ from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi.edge.edge import EdgeConfig
 from nifi.edge.handler import EdgeRuntime
 from nifi.edge.publish import EventPublisher
-from nifi.edge.tokens import read_token
+from nifi.edge.tokens import EdgeCredentials
 from platform_layer.object_store import ObjectStore
 from platform_layer.transit import VaultTransitHmac
 from radlake.deid.confidentiality_profile import (
@@ -46,7 +46,8 @@ class EdgeParameters:
 def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     """Raises ``TokenError`` when the provider's token cannot be read (the processor then stays stopped)."""
     client = hvac.Client(url=p.vault_addr, token=p.vault_token)
-    token = read_token(client, p.provider, p.kv_mount)
+    credentials = EdgeCredentials(client, p.provider, p.kv_mount)
+    credentials.endpoint_token()  # fails now (the processor stays stopped) rather than on the first request
     pseudonymiser = VaultTransitHmac(client, transit_key_name(p.project), mount=p.transit_mount)
     publisher = EventPublisher(
         p.kafka_bootstrap, p.registry_url,
@@ -57,4 +58,4 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     edge_dir = Path(p.edge_dir)
     config = EdgeConfig(p.provider, p.project, DEID_PROFILE_VERSION, edge_dir)
     return EdgeRuntime(config, compile_rules(Profile()), pseudonymiser, ObjectStore(p.object_store_uri), publisher,
-                       token, edge_dir / "work")
+                       credentials.endpoint_token, edge_dir / "work")

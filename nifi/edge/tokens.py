@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 
 import hvac
 import hvac.exceptions
@@ -56,6 +58,43 @@ def read_token(client: hvac.Client, provider: str, mount: str = "secret") -> str
         return str(answer["data"]["data"]["token"])
     except _VAULT_ERRORS as err:
         raise TokenError(f"cannot read the endpoint token of provider {provider!r} from Vault: {err}") from err
+
+
+def rotate_token(client: hvac.Client, provider: str, mount: str = "secret") -> str:
+    """A new endpoint token for the provider (256 random bits); the edge refuses the old one from its next
+    request on (:class:`EdgeCredentials` reads the token on every request)."""
+    read_token(client, provider, mount)  # the provider must exist
+    token = secrets.token_urlsafe(32)
+    try:
+        client.secrets.kv.v2.create_or_update_secret(path=kv_path(provider), secret={"token": token},
+                                                     mount_point=mount)
+    except _VAULT_ERRORS as err:
+        raise TokenError(f"cannot store the new endpoint token of provider {provider!r} in Vault: {err}") from err
+    return token
+
+
+class EdgeCredentials:
+    """What the edge knows of its provider's endpoint token: read from Vault on every request (a rotated
+    token refuses the old one at once; Vault unreachable answers 503, the sender retries), and the edge's
+    own periodic Vault token renewed every ``renew_every_s`` while the edge lives."""
+
+    def __init__(self, client: hvac.Client, provider: str, mount: str = "secret", *,
+                 renew_every_s: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._provider = provider
+        self._mount = mount
+        self._renew_every_s = renew_every_s
+        self._clock = clock
+        self._renewed_at = clock()
+
+    def endpoint_token(self) -> str:
+        if self._clock() - self._renewed_at >= self._renew_every_s:
+            try:
+                self._client.auth.token.renew_self()
+            except _VAULT_ERRORS as err:
+                raise TokenError(f"cannot renew the edge's Vault token: {err}") from err
+            self._renewed_at = self._clock()
+        return read_token(self._client, self._provider, self._mount)
 
 
 def ensure_token(client: hvac.Client, provider: str, mount: str = "secret") -> str:

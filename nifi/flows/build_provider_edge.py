@@ -124,7 +124,8 @@ def definition() -> dict:
         }, x=0, y=440, auto_terminated=("success",), services=("HTTP Context Map",),
             comments="success: the answer reached the sender. failure (sender gone): logged; it retries and gets the same ids."),
         processor(undelivered, "org.apache.nifi.processors.standard.LogAttribute", STANDARD, {
-            "Log Level": "warn", "Log Payload": "false", "attributes-to-ignore-regex": "http\\.headers\\..*",
+            # radlake's own counts only: request URIs and file names can hold original identifiers
+            "Log Level": "warn", "Log Payload": "false", "attributes-to-log-regex": "radlake\\..*",
             "Log prefix": "undelivered answer: ",
         }, x=400, y=440, auto_terminated=("success",)),
         processor(watch, "org.apache.nifi.processors.standard.ListFile", STANDARD, {
@@ -136,7 +137,7 @@ def definition() -> dict:
                   retried=("failure",), retries=5, sensitive=("Vault Token",), penalty="30 sec",
                   comments="failure = infrastructure down: retried 5 times with back-off, then queued on its loop."),
         processor(drop_log, "org.apache.nifi.processors.standard.LogAttribute", STANDARD, {
-            "Log Level": "info", "Log Payload": "false", "attributes-to-log-regex": "(filename|radlake\\..*)",
+            "Log Level": "info", "Log Payload": "false", "attributes-to-log-regex": "radlake\\..*",
             "Log prefix": "drop-folder result: ",
         }, x=800, y=440, auto_terminated=("success",)),
     ]

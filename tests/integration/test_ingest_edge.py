@@ -171,7 +171,7 @@ def test_resumed_upload_sends_nothing_again(settings, edges, tmp_path):
 def test_credentials_per_provider(settings, edges):
     a, b = edges[PROVIDERS[0]], edges[PROVIDERS[1]]
     wait_until_listening(a.url)
-    body = json.dumps({"upload_id": "u", "study_uid": "1.2.3", "series": [{"series_uid": "1.2.3.4",
+    body = json.dumps({"upload_id": "0123456789abcdef", "study_uid": "1.2.3", "series": [{"series_uid": "1.2.3.4",
                                                                           "expected_instances": 1}]})
     b_token = providers.endpoint_token(settings, PROVIDERS[1])
     assert httpx.post(f"{a.url}/manifests", content=body).status_code == 401

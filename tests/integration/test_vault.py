@@ -9,7 +9,7 @@ import hvac
 import pytest
 
 from infra import stack
-from nifi.edge.tokens import delete_token, edge_vault_token, ensure_token, kv_path
+from nifi.edge.tokens import EdgeCredentials, delete_token, edge_vault_token, ensure_token, kv_path, rotate_token
 from platform_layer.vault import admin_client
 
 pytestmark = pytest.mark.integration
@@ -57,3 +57,17 @@ def test_removing_a_provider_revokes_its_edge_tokens_at_once(vault, settings):
     delete_token(vault, provider, settings.vault_kv_mount)
     for edge in edges:
         assert not edge.is_authenticated()
+
+
+def test_a_rotated_endpoint_token_is_what_the_edge_checks_from_its_next_request(vault, settings):
+    provider = f"rotate-{uuid.uuid4().hex[:8]}"
+    old = ensure_token(vault, provider, settings.vault_kv_mount)
+    edge = hvac.Client(url=vault.url, token=edge_vault_token(vault, provider, "rotate-test",
+                                                            kv_mount=settings.vault_kv_mount,
+                                                            transit_mount=settings.vault_transit_mount))
+    credentials = EdgeCredentials(edge, provider, settings.vault_kv_mount, renew_every_s=0)  # renews every call
+    assert credentials.endpoint_token() == old
+    new = rotate_token(vault, provider, settings.vault_kv_mount)
+    assert new != old and credentials.endpoint_token() == new
+    assert edge.auth.token.lookup_self()["data"]["ttl"] > 0
+    delete_token(vault, provider, settings.vault_kv_mount)

@@ -10,6 +10,7 @@ import pytest
 
 from lake_schemas.events import InstanceReceived, Quarantined
 from nifi.edge import edge
+from nifi.edge.errors import TokenError
 from nifi.edge.handler import RADLAKE_REPORT, EdgeRuntime, handle
 from nifi.edge.stow_rs import build_multipart_related
 from platform_layer.object_store import ObjectStore
@@ -38,7 +39,7 @@ def series() -> list[bytes]:
 def runtime(tmp_path) -> EdgeRuntime:
     config = edge.EdgeConfig("hospital-a", "unit-project", "test-profile", tmp_path / "edge")
     return EdgeRuntime(config, compile_rules(Profile()), LocalHmac(b"k" * 32), ObjectStore(str(tmp_path / "objects")),
-                       Collected(), "secret-token", tmp_path / "edge" / "work")
+                       Collected(), lambda: "secret-token", tmp_path / "edge" / "work")
 
 
 def _post(runtime, path, body, content_type, token="secret-token", accept=RADLAKE_REPORT):
@@ -144,13 +145,32 @@ def test_manifest_uses_the_instances_pseudonyms(runtime, series):
     pseudo_study = report["outcomes"][0]["study_uid"]
     original = report["outcomes"][0]["original_study_uid"]
     series_uid = str(pydicom.dcmread(BytesIO(series[0])).SeriesInstanceUID)
-    manifest = {"upload_id": "u1", "study_uid": original,
+    manifest = {"upload_id": "00112233445566778899aabbccddeeff", "study_uid": original,
                 "series": [{"series_uid": series_uid, "expected_instances": 3}]}
     answer = json.loads(_post(runtime, "/manifests", json.dumps(manifest).encode(), "application/json").body)
     assert answer["study_uid"] == pseudo_study
     assert answer["expected_instances"] == 3
 
 
-@pytest.mark.parametrize("body", [b"{", b'{"upload_id": "u", "study_uid": "1.2", "series": []}', b"[]"])
+@pytest.mark.parametrize("body", [
+    b"{", b'{"upload_id": "0123456789abcdef", "study_uid": "1.2", "series": []}', b"[]",
+    b'{"upload_id": "ola nordmann 1950", "study_uid": "1.2", "series": [{"series_uid": "1.3", "expected_instances": 1}]}',
+])
 def test_bad_manifest_is_400(runtime, body):
     assert _post(runtime, "/manifests", body, "application/json").status == 400
+
+
+def test_a_rotated_token_refuses_the_old_one_at_once_and_vault_trouble_is_a_503(runtime, series):
+    body, content_type = build_multipart_related([series[0]], "bnd")
+    current = {"token": "secret-token"}
+    runtime.endpoint_token = lambda: current["token"]
+    assert _post(runtime, "/dicomweb/studies", body, content_type).status == 200
+    current["token"] = "rotated-token"
+    assert _post(runtime, "/dicomweb/studies", body, content_type).status == 403
+    assert _post(runtime, "/dicomweb/studies", body, content_type, token="rotated-token").status == 200
+
+    def vault_down() -> str:
+        raise TokenError("cannot read the endpoint token of provider 'hospital-a' from Vault: connection refused")
+
+    runtime.endpoint_token = vault_down
+    assert _post(runtime, "/dicomweb/studies", body, content_type, token="rotated-token").status == 503

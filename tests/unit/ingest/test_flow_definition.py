@@ -46,3 +46,11 @@ def test_provider_names_and_ports():
     assert NAME.match("st-olav") and not NAME.match("St Olav") and not NAME.match("../x")
     port = choose_port(range(24590, 24600), used={24590})
     assert 24591 <= port < 24600
+
+
+def test_log_lines_carry_radlake_counts_only_never_file_names_uris_or_payloads():
+    for processor in definition()["flowContents"]["processors"]:
+        if processor["type"].endswith(".LogAttribute"):
+            properties = processor["properties"]
+            assert properties["Log Payload"] == "false", processor["name"]
+            assert properties["attributes-to-log-regex"] == "radlake\\..*", processor["name"]
