@@ -12,12 +12,13 @@ import json
 import os
 import sys
 from concurrent.futures import BrokenExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 from apps._common import EXIT_OK, UsageError, command
 from platform_layer.errors import VaultUnavailable
 from platform_layer.settings import Settings
-from platform_layer.vault import transit_spec
+from platform_layer.vault import transit_session
 from radlake.deid.confidentiality_profile import Profile, load_profile
 from radlake.deid.engine import Job, default_progress, run
 from radlake.deid.errors import DeidError, ProfileError, PseudonymError
@@ -56,12 +57,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(str(err)) from err
     spec: PseudonymiserSpec
     try:
-        if args.local_key_file:
-            spec = LocalHmacSpec(args.local_key_file.read_bytes())
-        else:
-            spec = transit_spec(settings, args.project)
-        job = Job(args.out, profile, args.provider, spec)
-        result = run(args.sources, job, workers=args.workers, progress=None if args.no_progress else default_progress)
+        with ExitStack() as run_scope:
+            if args.local_key_file:
+                spec = LocalHmacSpec(args.local_key_file.read_bytes())
+            else:
+                spec = run_scope.enter_context(transit_session(settings, args.project))
+            job = Job(args.out, profile, args.provider, spec)
+            result = run(args.sources, job, workers=args.workers,
+                         progress=None if args.no_progress else default_progress)
     except (PseudonymError, VaultUnavailable) as err:
         raise PseudonymError(f"Vault Transit is unreachable or failing: {err}") from err
     except (OSError, BrokenExecutor) as err:

@@ -85,7 +85,7 @@ from bench.leak_scanner import (  # noqa: E402
 )
 from bench.report import BENCHMARKS_MD, write_section  # noqa: E402
 from platform_layer.settings import get_settings  # noqa: E402
-from platform_layer.vault import transit_spec  # noqa: E402
+from platform_layer.vault import transit_session  # noqa: E402
 from radlake.deid.confidentiality_profile import Profile  # noqa: E402
 from radlake.deid.engine import Job, run  # noqa: E402
 from radlake.deid.instance_result import Status  # noqa: E402
@@ -504,94 +504,98 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown tools {unknown}; choose from {','.join(ALL_TOOLS)}")
     worker_counts = sorted({1, max(1, args.workers)})
     spec: PseudonymiserSpec
+    run_scope = contextlib.ExitStack()  # the Vault run's token is revoked when the bench ends
     if args.vault:
-        spec = transit_spec(get_settings(), args.project)
+        spec = run_scope.enter_context(transit_session(get_settings(), args.project))
     else:
         spec = LocalHmacSpec(b"bench-project-key")
-    for tool in selected:
-        if tool in PEERS:
-            _peer(tool)  # built once, before any timing; pool workers inherit it
-
-    work = args.keep or Path(tempfile.mkdtemp(prefix="deid-bench-"))
-    headers = ["typical", "full"] if args.header == "both" else [args.header]
-    results: Results = {}
-    planted_per_file: dict[str, float] = {}
     try:
-        for header in headers:
-            t0 = time.perf_counter()
-            folder = work / header / "in"
-            shutil.rmtree(folder, ignore_errors=True)
-            planted = present_in_inputs(folder, generate(folder, counts[header], header))
-            inputs = sorted(folder.iterdir())
-            planted_per_file[header] = round(sum(map(len, planted.values())) / len(planted), 1)
-            print(f"{header}: generated {len(inputs)} files in {time.perf_counter() - t0:.1f}s "
-                  f"({sum(p.stat().st_size for p in inputs) / len(inputs) / 1024:.0f} KiB each, "
-                  f"{planted_per_file[header]} planted values each)", file=sys.stderr)
-            for path in inputs:  # warm the page cache for everyone
-                path.read_bytes()
-            runners: dict[str, Callable[[Path, int], dict[str, Path]]] = {
-                "radlake": lambda out, w: radlake(inputs, out, w, spec, BASIC),
-                "radlake-default": lambda out, w: radlake(inputs, out, w, spec, Profile()),
-                **{tool: (lambda out, w, tool=tool: per_file(tool, inputs, out, w)) for tool in PER_FILE},
-            }
-            best: dict[tuple[str, int], Timing] = {}
-            outputs: dict[tuple[str, int], dict[str, Path]] = {}
-            for round_ in range(args.repeat):
-                for tool in selected:  # interleaved, so a busy spell hits every tool alike
-                    for w in worker_counts:
-                        out = work / header / f"out-{tool}-{w}"
-                        shutil.rmtree(out, ignore_errors=True)
-                        out.mkdir(parents=True)
-                        timing, outputs[tool, w] = timed(lambda: runners[tool](out, w))
-                        old = best.get((tool, w))
-                        best[tool, w] = Timing(min(timing.seconds, old.seconds) if old else timing.seconds,
-                                               min(timing.cpu_seconds, old.cpu_seconds) if old else timing.cpu_seconds)
-                        print(f"  round {round_ + 1} {tool:16s} {w} proc: {timing.seconds:7.2f}s "
-                              f"{len(inputs) / timing.seconds:8.1f} files/s", file=sys.stderr)
-            rows: dict[str, dict[str, object]] = {}
-            names = [p.name for p in inputs]
-            for tool in selected:
-                # Leaks on the last round's 1-process outputs; the other runs are checked for failures.
-                leaks = leak_report(planted, outputs[tool, 1])
-                row: dict[str, object] = {}
-                for w in worker_counts:
-                    row[f"files_per_s_{w}"] = round(len(inputs) / best[tool, w].seconds, 1)
-                    row[f"cpu_ms_per_file_{w}"] = round(best[tool, w].cpu_seconds / len(inputs) * 1000, 2)
-                    row[f"failures_{w}"] = leaks["failures"] if w == 1 else failures_only(names, outputs[tool, w])
-                row["leaks"] = leaks
-                rows[tool] = row
-            add_ratios(rows, worker_counts)
-            results[header] = rows
-    finally:
-        if args.keep is None:
-            shutil.rmtree(work, ignore_errors=True)
+        for tool in selected:
+            if tool in PEERS:
+                _peer(tool)  # built once, before any timing; pool workers inherit it
 
-    summary = {
-        "command": command,
-        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "load_average": {"start": [round(x, 2) for x in load_start],
-                         "end": [round(x, 2) for x in os.getloadavg()]},
-        "versions": _versions(),
-        "files": {h: counts[h] for h in headers},
-        "repeat": args.repeat,
-        "workers": worker_counts,
-        "pseudonyms": "vault-transit" if args.vault else "local-hmac",
-        "planted_per_file": planted_per_file,
-        "results": results,
-    }
-    text = json.dumps(summary, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    body = markdown(summary, worker_counts)
-    print(body)
-    if args.summary:
-        with args.summary.open("a") as fh:
-            for line in summary_lines(results, worker_counts):
-                fh.write(json.dumps(line) + "\n")
-    if args.write_docs:
-        adopt_legacy_section(BENCHMARKS_MD)
-        write_section(SECTION, TITLE, command, body)
-    return 0
+        work = args.keep or Path(tempfile.mkdtemp(prefix="deid-bench-"))
+        headers = ["typical", "full"] if args.header == "both" else [args.header]
+        results: Results = {}
+        planted_per_file: dict[str, float] = {}
+        try:
+            for header in headers:
+                t0 = time.perf_counter()
+                folder = work / header / "in"
+                shutil.rmtree(folder, ignore_errors=True)
+                planted = present_in_inputs(folder, generate(folder, counts[header], header))
+                inputs = sorted(folder.iterdir())
+                planted_per_file[header] = round(sum(map(len, planted.values())) / len(planted), 1)
+                print(f"{header}: generated {len(inputs)} files in {time.perf_counter() - t0:.1f}s "
+                      f"({sum(p.stat().st_size for p in inputs) / len(inputs) / 1024:.0f} KiB each, "
+                      f"{planted_per_file[header]} planted values each)", file=sys.stderr)
+                for path in inputs:  # warm the page cache for everyone
+                    path.read_bytes()
+                runners: dict[str, Callable[[Path, int], dict[str, Path]]] = {
+                    "radlake": lambda out, w: radlake(inputs, out, w, spec, BASIC),
+                    "radlake-default": lambda out, w: radlake(inputs, out, w, spec, Profile()),
+                    **{tool: (lambda out, w, tool=tool: per_file(tool, inputs, out, w)) for tool in PER_FILE},
+                }
+                best: dict[tuple[str, int], Timing] = {}
+                outputs: dict[tuple[str, int], dict[str, Path]] = {}
+                for round_ in range(args.repeat):
+                    for tool in selected:  # interleaved, so a busy spell hits every tool alike
+                        for w in worker_counts:
+                            out = work / header / f"out-{tool}-{w}"
+                            shutil.rmtree(out, ignore_errors=True)
+                            out.mkdir(parents=True)
+                            timing, outputs[tool, w] = timed(lambda: runners[tool](out, w))
+                            old = best.get((tool, w))
+                            best[tool, w] = Timing(min(timing.seconds, old.seconds) if old else timing.seconds,
+                                                   min(timing.cpu_seconds, old.cpu_seconds) if old else timing.cpu_seconds)
+                            print(f"  round {round_ + 1} {tool:16s} {w} proc: {timing.seconds:7.2f}s "
+                                  f"{len(inputs) / timing.seconds:8.1f} files/s", file=sys.stderr)
+                rows: dict[str, dict[str, object]] = {}
+                names = [p.name for p in inputs]
+                for tool in selected:
+                    # Leaks on the last round's 1-process outputs; the other runs are checked for failures.
+                    leaks = leak_report(planted, outputs[tool, 1])
+                    row: dict[str, object] = {}
+                    for w in worker_counts:
+                        row[f"files_per_s_{w}"] = round(len(inputs) / best[tool, w].seconds, 1)
+                        row[f"cpu_ms_per_file_{w}"] = round(best[tool, w].cpu_seconds / len(inputs) * 1000, 2)
+                        row[f"failures_{w}"] = leaks["failures"] if w == 1 else failures_only(names, outputs[tool, w])
+                    row["leaks"] = leaks
+                    rows[tool] = row
+                add_ratios(rows, worker_counts)
+                results[header] = rows
+        finally:
+            if args.keep is None:
+                shutil.rmtree(work, ignore_errors=True)
+
+        summary = {
+            "command": command,
+            "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "load_average": {"start": [round(x, 2) for x in load_start],
+                             "end": [round(x, 2) for x in os.getloadavg()]},
+            "versions": _versions(),
+            "files": {h: counts[h] for h in headers},
+            "repeat": args.repeat,
+            "workers": worker_counts,
+            "pseudonyms": "vault-transit" if args.vault else "local-hmac",
+            "planted_per_file": planted_per_file,
+            "results": results,
+        }
+        text = json.dumps(summary, indent=2)
+        if args.json:
+            args.json.write_text(text + "\n")
+        body = markdown(summary, worker_counts)
+        print(body)
+        if args.summary:
+            with args.summary.open("a") as fh:
+                for line in summary_lines(results, worker_counts):
+                    fh.write(json.dumps(line) + "\n")
+        if args.write_docs:
+            adopt_legacy_section(BENCHMARKS_MD)
+            write_section(SECTION, TITLE, command, body)
+        return 0
+    finally:
+        run_scope.close()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ when it initialised Vault (see :func:`platform_layer.endpoints.vault_init_file`)
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import hvac
 import hvac.exceptions
@@ -17,6 +20,8 @@ from platform_layer.errors import VaultUnavailable
 from platform_layer.settings import Settings
 from platform_layer.transit import VaultTransitSpec
 from radlake.deid.pseudonyms import transit_key_name
+
+log = logging.getLogger(__name__)
 
 
 def stack_init(settings: Settings) -> dict:
@@ -47,8 +52,31 @@ def admin_client(settings: Settings) -> hvac.Client:
     return vault
 
 
-def transit_spec(settings: Settings, project: str) -> VaultTransitSpec:
-    """The project's Transit pseudonymiser with the installation's Vault token (see :func:`admin_client`)."""
-    client = admin_client(settings)
-    return VaultTransitSpec(str(client.url), transit_key_name(project), str(client.token),
-                            mount=settings.vault_transit_mount)
+def _transit_policy(mount: str, key: str) -> str:
+    return (f'path "{mount}/hmac/{key}" {{ capabilities = ["update"] }}\n'
+            f'path "{mount}/hmac/{key}/*" {{ capabilities = ["update"] }}\n'
+            f'path "{mount}/keys/{key}" {{ capabilities = ["create", "update", "read"] }}\n')
+
+
+@contextmanager
+def transit_session(settings: Settings, project: str, *, ttl: str = "24h") -> Iterator[VaultTransitSpec]:
+    """The project's Transit pseudonymiser for one run, with a token of its own: it may HMAC with (and
+    create) that project's key and nothing else, expires after ``ttl``, and is revoked when the run ends.
+    The installation's administrative token never leaves this process (worker processes get the run's)."""
+    admin = admin_client(settings)
+    key, mount = transit_key_name(project), settings.vault_transit_mount
+    policy = f"radlake-deid-run-{project}"
+    try:
+        admin.sys.create_or_update_policy(policy, _transit_policy(mount, key))
+        answer = admin.auth.token.create(policies=[policy], ttl=ttl, renewable=False,
+                                         display_name=f"radlake-deid-{project}")
+    except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as err:
+        raise VaultUnavailable(f"cannot issue a Transit token for project {project!r}: {err}") from err
+    token = str(answer["auth"]["client_token"])
+    try:
+        yield VaultTransitSpec(vault_addr(settings), key, token, mount=mount)
+    finally:
+        try:
+            admin.auth.token.revoke(token)
+        except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as err:
+            log.warning("the run's Transit token was not revoked (it expires after %s): %s", ttl, err)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import uuid
 
+import hvac
 import pytest
 
 from apps import deid as cli
 from infra import stack
 from platform_layer.settings import get_settings
 from platform_layer.transit import VaultTransitHmac, VaultTransitSpec
+from platform_layer.vault import transit_session
 from radlake.deid.confidentiality_profile import Profile, compile_rules
+from radlake.deid.errors import PseudonymError
 from radlake.deid.instance_result import Status
 from radlake.deid.pipeline import deidentify_instances
 from radlake.deid.pseudonyms import transit_key_name
@@ -97,3 +100,19 @@ def test_command_uses_vault(vault, settings, project, datas, tmp_path, monkeypat
     assert report["by_status"] == {"deidentified": 3}
     assert report["pseudonymiser"]["kind"] == "vault-transit-hmac-sha256"
     assert report["pseudonymiser"]["key"] == transit_key_name(project)
+
+
+def test_a_run_gets_a_token_for_its_project_key_only_revoked_when_it_ends(vault, settings, project):
+    other = f"other-{uuid.uuid4().hex[:8]}"
+    VaultTransitHmac(vault, transit_key_name(other), mount=settings.vault_transit_mount).ensure_key()
+    with transit_session(settings, project) as spec:
+        assert spec.token != vault.token
+        transit = spec.open()
+        transit.ensure_key()
+        assert len(transit.hmac_many([b"uid\x1f1.2.3"])[0]) == 32
+        foreign = VaultTransitSpec(spec.addr, transit_key_name(other), spec.token, mount=spec.mount).open()
+        with pytest.raises(PseudonymError):
+            foreign.hmac_many([b"uid\x1f1.2.3"])
+        run_client = hvac.Client(url=spec.addr, token=spec.token)
+        assert run_client.is_authenticated()
+    assert not run_client.is_authenticated()
