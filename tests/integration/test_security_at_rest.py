@@ -1,5 +1,5 @@
-"""What stays on the platform host: the state dir is its owner's only, and Vault audits every request
-with the request values hashed."""
+"""What stays on the platform host: the state dir is its owner's only, Vault audits every request with the
+request values hashed, and no Vault secret shows in a process's arguments or a component's environment."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import base64
 import json
 import stat
 import uuid
+from pathlib import Path
 
 import pytest
 
+from infra import stack
 from platform_layer.state import open_entries
 from platform_layer.transit import VaultTransitHmac
+from platform_layer.vault import stack_init
 from radlake.deid.pseudonyms import patient_message, transit_key_name
 
 pytestmark = pytest.mark.integration
@@ -39,3 +42,21 @@ def test_vault_audits_every_transit_call_with_the_values_hashed(settings, vault)
     inputs = [item["input"] for e in requests for item in e["request"]["data"]["batch_input"]]
     assert inputs and all(value.startswith("hmac-sha256:") for value in inputs)
     assert stat.S_IMODE(audit_log.stat().st_mode) == 0o600
+
+
+def test_no_secret_is_in_any_process_arguments_or_in_the_components_environment(settings, vault, kafka_bootstrap,
+                                                                               registry_url):
+    secrets = [stack_init(settings)["root_token"], *stack_init(settings)["keys"]]
+    pids = [p for p in (stack.component(name, settings).pid() for name in stack.COMPONENTS) if p]
+    assert pids
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            arguments = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        assert not any(secret in arguments for secret in secrets), f"a Vault secret in the arguments of {proc.name}"
+    for pid in pids:
+        environment = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+        assert not any(secret in environment for secret in secrets), f"a Vault secret in the environment of {pid}"
