@@ -3,7 +3,9 @@
 A command module builds its ``argparse`` parser and a handler ``(args, settings) -> int`` and exposes
 ``main = command(...)``. Logs go to ``<state dir>/logs/commands.log`` (timestamped, one record per line);
 the terminal gets the command's progress and results, and warnings. Any :class:`RadlakeError` (the root
-of every radlake exception) ends the command with its message on one line and exit code 1.
+of every radlake exception) ends the command with its message on one line and exit code 1 (2 for a
+:class:`UsageError`, or the code the command gives that error). The state dir is locked down first
+(``platform_layer.state``).
 """
 
 from __future__ import annotations
