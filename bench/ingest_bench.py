@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -103,7 +104,7 @@ def edge_leg(settings: Settings, folder: Path, journal_path: Path, project: str,
                             on_progress=lambda line: print(f"  {line}", file=sys.stderr))
         started = time.perf_counter()
         try:
-            records = uploader.upload(the_plan, f"bench-{run}")
+            records = uploader.upload(the_plan, hashlib.sha256(f"bench-{run}".encode()).hexdigest()[:32])
         finally:
             uploader.close()
         acknowledged = time.perf_counter()

@@ -159,9 +159,9 @@ def test_resumed_upload_sends_nothing_again(settings, edges, tmp_path):
                         on_progress=sent.append)
     try:
         the_plan = plan([data])
-        first = uploader.upload(the_plan, "resume-test")
+        first = uploader.upload(the_plan, "5e5e5e5e5e5e5e5e")
         sent.clear()
-        second = uploader.upload(the_plan, "resume-test")
+        second = uploader.upload(the_plan, "5e5e5e5e5e5e5e5e")
     finally:
         uploader.close()
     assert sent == []  # every unit was in the journal

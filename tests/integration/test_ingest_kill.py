@@ -61,7 +61,7 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
         def first_attempt() -> None:
             uploader = Uploader(edge.url, token, journal_path, attempts=2, backoff_s=0.2, on_progress=lambda _: None)
             try:
-                uploader.upload(the_plan, "kill-test")
+                uploader.upload(the_plan, "c0ffee00c0ffee00")
             except UploadError as err:
                 failure.append(err)
             finally:
@@ -91,7 +91,7 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
         resumed: list[str] = []
         uploader = Uploader(edge.url, token, journal_path, on_progress=resumed.append)
         try:
-            records = uploader.upload(the_plan, "kill-test")
+            records = uploader.upload(the_plan, "c0ffee00c0ffee00")
         finally:
             uploader.close()
         assert len(resumed) == len(the_plan.units) - acked_before  # acknowledged units were not sent again
