@@ -68,6 +68,7 @@ class EdgeRuntime:
     publisher: object  # EventPublisher (anything with publish(events))
     endpoint_token: Callable[[], str]  # the provider's current token (EdgeCredentials.endpoint_token)
     work_dir: Path
+    housekeeping: Callable[[], None] = lambda: None  # Housekeeping: sweeps the edge's folders now and then
 
 
 def unavailable(message: str) -> Response:
@@ -122,6 +123,7 @@ def handle(runtime: EdgeRuntime, method: str, path: str, headers: Mapping[str, s
     """Answer one request; ``body`` is the bytes or the file holding them (NiFi spools request bodies to disk
     so they never cross the Python bridge). ``authenticated`` is for drop-folder files (trusted by the
     folder's permissions)."""
+    runtime.housekeeping()
     if not authenticated:
         try:
             expected = runtime.endpoint_token()

@@ -4,6 +4,7 @@ between the NiFi processor's properties and radlake's engine, Vault, object stor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import hvac
@@ -11,6 +12,7 @@ import hvac
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi.edge.edge import EdgeConfig
 from nifi.edge.handler import EdgeRuntime
+from nifi.edge.housekeeping import Housekeeping
 from nifi.edge.publish import EventPublisher
 from nifi.edge.tokens import EdgeCredentials
 from platform_layer.object_store import ObjectStore
@@ -41,6 +43,7 @@ class EdgeParameters:
     manifest_topic: str = STUDY_MANIFEST.name
     kv_mount: str = "secret"
     transit_mount: str = "transit"
+    quarantine_retention_days: int = 30
 
 
 def open_runtime(p: EdgeParameters) -> EdgeRuntime:
@@ -57,5 +60,7 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     )
     edge_dir = Path(p.edge_dir)
     config = EdgeConfig(p.provider, p.project, DEID_PROFILE_VERSION, edge_dir)
+    housekeeping = Housekeeping(edge_dir, timedelta(days=p.quarantine_retention_days))
+    housekeeping()  # at start: what a crash left behind goes now
     return EdgeRuntime(config, compile_rules(Profile()), pseudonymiser, ObjectStore(p.object_store_uri), publisher,
-                       credentials.endpoint_token, edge_dir / "work")
+                       credentials.endpoint_token, edge_dir / "work", housekeeping)

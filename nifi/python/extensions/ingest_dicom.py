@@ -79,6 +79,9 @@ class IngestDicom(FlowFileTransform):
     MANIFEST_TOPIC = _property("Manifest Topic", "Topic of study manifest events.", default="radlake.study.manifest.v1")
     KV_MOUNT = _property("KV Mount", "Vault KV v2 mount holding provider tokens.", default="secret")
     TRANSIT_MOUNT = _property("Transit Mount", "Vault Transit mount.", default="transit")
+    QUARANTINE_RETENTION_DAYS = _property(
+        "Quarantine Retention Days", "Days a quarantined original (which may hold PHI) and its record are kept.",
+        default="30")
 
     def __init__(self, **kwargs):
         super().__init__()
@@ -87,7 +90,7 @@ class IngestDicom(FlowFileTransform):
     def getPropertyDescriptors(self):
         return [self.PROVIDER, self.PROJECT, self.KAFKA, self.REGISTRY, self.VAULT_ADDR, self.VAULT_TOKEN,
                 self.OBJECT_STORE, self.EDGE_DIR, self.INSTANCE_TOPIC, self.QUARANTINE_TOPIC, self.MANIFEST_TOPIC,
-                self.KV_MOUNT, self.TRANSIT_MOUNT]
+                self.KV_MOUNT, self.TRANSIT_MOUNT, self.QUARANTINE_RETENTION_DAYS]
 
     def onScheduled(self, context):
         from nifi.edge.runtime import EdgeParameters, open_runtime
@@ -102,6 +105,7 @@ class IngestDicom(FlowFileTransform):
             instance_topic=value(self.INSTANCE_TOPIC), quarantine_topic=value(self.QUARANTINE_TOPIC),
             manifest_topic=value(self.MANIFEST_TOPIC), kv_mount=value(self.KV_MOUNT),
             transit_mount=value(self.TRANSIT_MOUNT),
+            quarantine_retention_days=int(value(self.QUARANTINE_RETENTION_DAYS)),
         ))
         self.logger.info(f"edge of provider {value(self.PROVIDER)} ready (radlake from {_HOME})")
 
