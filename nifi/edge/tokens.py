@@ -64,12 +64,16 @@ def rotate_token(client: hvac.Client, provider: str, mount: str = "secret") -> s
     """A new endpoint token for the provider (256 random bits); the edge refuses the old one from its next
     request on (:class:`EdgeCredentials` reads the token on every request)."""
     read_token(client, provider, mount)  # the provider must exist
+    return _store_new_token(client, provider, mount)
+
+
+def _store_new_token(client: hvac.Client, provider: str, mount: str) -> str:
     token = secrets.token_urlsafe(32)
     try:
         client.secrets.kv.v2.create_or_update_secret(path=kv_path(provider), secret={"token": token},
                                                      mount_point=mount)
     except _VAULT_ERRORS as err:
-        raise TokenError(f"cannot store the new endpoint token of provider {provider!r} in Vault: {err}") from err
+        raise TokenError(f"cannot store the endpoint token of provider {provider!r} in Vault: {err}") from err
     return token
 
 
@@ -102,14 +106,7 @@ def ensure_token(client: hvac.Client, provider: str, mount: str = "secret") -> s
     try:
         return read_token(client, provider, mount)
     except TokenError:
-        pass
-    token = secrets.token_urlsafe(32)
-    try:
-        client.secrets.kv.v2.create_or_update_secret(path=kv_path(provider), secret={"token": token},
-                                                     mount_point=mount)
-    except _VAULT_ERRORS as err:
-        raise TokenError(f"cannot store the endpoint token of provider {provider!r} in Vault: {err}") from err
-    return token
+        return _store_new_token(client, provider, mount)
 
 
 def _edge_accessors(client: hvac.Client, provider: str, mount: str) -> list[str]:
