@@ -11,6 +11,7 @@ sensitive-properties key live under the state dir.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -124,6 +125,13 @@ class NiFi(Component):
         return self.home / "conf"
 
     @property
+    def python_environments(self) -> Path:
+        """Where NiFi installs each Python processor's environment: installed software, not state, so it lives
+        in the cache (one per interpreter that builds them, since a virtualenv points at its base Python)."""
+        key = hashlib.sha256(sys.executable.encode()).hexdigest()[:12]
+        return self.settings.cache_dir / "nifi-python" / f"{self.settings.nifi_version}-{key}"
+
+    @property
     def sensitive_key_file(self) -> Path:
         return self.home / "sensitive-props.key"
 
@@ -193,7 +201,7 @@ class NiFi(Component):
             "nifi.python.command": sys.executable,
             "nifi.python.framework.source.directory": str(dist / "python" / "framework"),
             "nifi.python.extensions.source.directory.default": str(PYTHON_EXTENSIONS),
-            "nifi.python.working.directory": str(home / "work" / "python"),
+            "nifi.python.working.directory": str(self.python_environments),
             "nifi.python.max.processes": "4",
             "nifi.python.max.processes.per.extension.type": "1",
             "nifi.state.management.configuration.file": str(self.conf_dir / "state-management.xml"),
@@ -282,7 +290,7 @@ class NiFi(Component):
             nar = fetch_maven_file(self.settings.cache_dir, "org.apache.nifi", artifact, self.settings.nifi_version, "nar")
             target = self.home / "extensions" / nar.name
             if not target.exists():
-                shutil.copy2(nar, target.with_name(f".{nar.name}.part"))
+                shutil.copyfile(nar, target.with_name(f".{nar.name}.part"))  # this dir's mode, not the cache's
                 target.with_name(f".{nar.name}.part").rename(target)
         properties_file = self.conf_dir / "nifi.properties"
         # The file holds the sensitive-properties key: create it private before writing.
