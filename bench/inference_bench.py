@@ -70,6 +70,7 @@ from platform_layer.object_store import ObjectStore  # noqa: E402
 from platform_layer.registration import register  # noqa: E402
 from platform_layer.serde import EventSerde, registry_client  # noqa: E402
 from platform_layer.settings import Settings  # noqa: E402
+from platform_layer.state import lock_down  # noqa: E402
 from radlake.synthetic.chest_ct import chest_ct  # noqa: E402
 
 SEED = 7_000_000
@@ -264,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.studies, args.tall, args.scaling = QUICK["studies"], QUICK["tall"], QUICK["scaling"]
     settings = Settings()
+    lock_down(settings)  # what the bench writes under the state dir is private, as the commands' is
     tag = uuid.uuid4().hex[:6]
     load_before = os.getloadavg()
     raw_net, spec, label, registered = _model(settings)

@@ -53,6 +53,7 @@ from platform_layer.kafka import TopicSpec  # noqa: E402
 from platform_layer.registration import register  # noqa: E402
 from platform_layer.serde import registry_client  # noqa: E402
 from platform_layer.settings import Settings  # noqa: E402
+from platform_layer.state import lock_down  # noqa: E402
 from radlake.synthetic import phi_dicom  # noqa: E402
 
 PER_SERIES = 100  # instances per generated series (one patient each), as in the de-identification bench
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.instances, args.size, args.per_request = QUICK["instances"], QUICK["size"], QUICK["per_request"]
     settings = Settings()
+    lock_down(settings)  # what the bench writes under the state dir is private, as the commands' is
     project = f"bench-ingest-{uuid.uuid4().hex[:6]}"
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="radlake-ingest-bench-") as tmp:

@@ -66,6 +66,7 @@ from platform_layer.registration import register  # noqa: E402
 from platform_layer.serde import EventSerde, registry_client  # noqa: E402
 from platform_layer.settings import Settings  # noqa: E402
 from platform_layer.spark import spark_session  # noqa: E402
+from platform_layer.state import lock_down  # noqa: E402
 from radlake.synthetic.lake_events import SeriesPlan, series_events, study_completed  # noqa: E402
 from spark_jobs import bronze, tables  # noqa: E402
 from spark_jobs.pipeline import start_pipeline  # noqa: E402
@@ -455,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_start = os.getloadavg()[0]
     settings = Settings()
+    lock_down(settings)  # what the bench writes under the state dir is private, as the commands' is
     bootstrap, registry_url = endpoints.kafka_bootstrap(settings), endpoints.registry_url(settings)
     spark = spark_session(settings, "radlake-lake-bench")
     try:

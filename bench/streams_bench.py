@@ -61,6 +61,7 @@ from platform_layer.kafka import TopicSpec  # noqa: E402
 from platform_layer.registration import register
 from platform_layer.serde import EventSerde, registry_client
 from platform_layer.settings import Settings
+from platform_layer.state import lock_down
 from radlake.synthetic.lake_events import SeriesPlan, series_events
 from streams.config import StreamsConfig
 from streams.worker import READY, ensure_topics
@@ -309,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         args.studies, args.slices, args.latency_studies = 40, 500, 10
 
     settings = Settings()
+    lock_down(settings)  # what the bench writes under the state dir is private, as the commands' is
     load_before = os.getloadavg()
     r = run(kafka_bootstrap(settings), registry_url(settings), args)
     load_after = os.getloadavg()

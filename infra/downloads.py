@@ -39,12 +39,19 @@ def _sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
+def maven_cache_path(
+    cache_dir: Path, group: str, artifact: str, version: str, ext: str = "jar", classifier: str = ""
+) -> Path:
+    """Where :func:`fetch_maven_file` keeps an artifact (whether or not it is there yet)."""
+    return cache_dir / "maven" / maven_url(group, artifact, version, ext, classifier).removeprefix(MAVEN_CENTRAL + "/")
+
+
 def fetch_maven_file(
     cache_dir: Path, group: str, artifact: str, version: str, ext: str = "jar", classifier: str = ""
 ) -> Path:
     """Download one artifact into cache_dir/maven/... once; verify its SHA-1; return the local path."""
     url = maven_url(group, artifact, version, ext, classifier)
-    target = cache_dir / "maven" / url.removeprefix(MAVEN_CENTRAL + "/")
+    target = maven_cache_path(cache_dir, group, artifact, version, ext, classifier)
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ import httpx
 
 from infra import process
 from infra.component import Component
-from infra.downloads import fetch_maven_file, package_with_maven
+from infra.downloads import fetch_maven_file, maven_cache_path, package_with_maven
 from infra.errors import StackError
 from platform_layer.endpoints import nifi_url
 from platform_layer.java import find_java_home
@@ -137,6 +137,8 @@ class NiFi(Component):
 
     # --- install -----------------------------------------------------------------------------
     def install(self) -> None:
+        for artifact in AUTOLOADED_NARS:
+            fetch_maven_file(self.settings.cache_dir, "org.apache.nifi", artifact, self.settings.nifi_version, "nar")
         version = self.settings.nifi_version
         marker = self.distribution / ".assembled"
         layout = f"nifi {version}; rebuilt NARs: {', '.join(REBUILT_NARS)}\n"
@@ -221,12 +223,9 @@ class NiFi(Component):
             "nifi.content.repository.implementation": "org.apache.nifi.controller.repository.FileSystemRepository",
             "nifi.content.claim.max.appendable.size": "50 KB",
             "nifi.content.repository.directory.default": str(home / "content_repository"),
-            "nifi.content.repository.archive.max.retention.period": "1 hour",
-            # NiFi blocks every content write while the disk is fuller than this and archived content
-            # exists ("waiting for archive cleanup", up to a minute each time); on a shared disk already
-            # over 50% full that stalled every edge request, so only a nearly full disk counts.
-            "nifi.content.repository.archive.max.usage.percentage": "95%",
-            "nifi.content.repository.archive.enabled": "true",
+            # No content archive: it would keep the original, not yet de-identified request bodies after
+            # their FlowFiles are done (and blocks content writes on a fullish disk while it has any).
+            "nifi.content.repository.archive.enabled": "false",
             "nifi.content.repository.always.sync": "false",
             "nifi.provenance.repository.implementation": "org.apache.nifi.provenance.WriteAheadProvenanceRepository",
             "nifi.provenance.repository.directory.default": str(home / "provenance_repository"),
@@ -286,10 +285,10 @@ class NiFi(Component):
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         for sub in ("extensions", "work", "state/local"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
-        for artifact in AUTOLOADED_NARS:
-            nar = fetch_maven_file(self.settings.cache_dir, "org.apache.nifi", artifact, self.settings.nifi_version, "nar")
+        for artifact in AUTOLOADED_NARS:  # fetched into the cache by install()
+            nar = maven_cache_path(self.settings.cache_dir, "org.apache.nifi", artifact, self.settings.nifi_version, "nar")
             target = self.home / "extensions" / nar.name
-            if not target.exists():
+            if nar.exists() and not target.exists():
                 shutil.copyfile(nar, target.with_name(f".{nar.name}.part"))  # this dir's mode, not the cache's
                 target.with_name(f".{nar.name}.part").rename(target)
         properties_file = self.conf_dir / "nifi.properties"

@@ -30,6 +30,8 @@ def test_nifi_properties_are_http_on_loopback_with_state_under_the_state_dir(tmp
                 "nifi.database.directory", "nifi.nar.working.directory"):
         assert props[key].startswith(str(nifi.home)), key
     assert nifi.ports == [28080, 28180]
+    # the archive would keep original (not yet de-identified) request bodies after their FlowFiles are done
+    assert props["nifi.content.repository.archive.enabled"] == "false"
 
 
 def test_sensitive_props_key_is_generated_once_and_private(tmp_path):
