@@ -90,5 +90,7 @@ def spark_session(settings: Settings, app_name: str = "radlake", extra_conf: dic
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
     lock_down(settings)
+    if SparkSession.getActiveSession() is not None:  # the JVM runs already: nothing to redirect
+        return builder.getOrCreate()
     with _jvm_output_into(settings.logs_dir / "spark.log"):
         return builder.getOrCreate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from platform_layer.settings import Settings
@@ -32,27 +33,26 @@ def lock_down(settings: Settings) -> None:
     _locked.add(root)
     if not was_open:  # created here, or locked down by an earlier run (whose processes all ran with umask 077)
         return
+    for path, mode in _open_paths(root):
+        try:
+            path.chmod(stat.S_IMODE(mode) & ~_OPEN_BITS)
+        except FileNotFoundError:  # removed meanwhile by a running component
+            continue
+
+
+def _open_paths(root: Path) -> Iterator[tuple[Path, int]]:
+    """Files and folders under ``root`` (not links) with group or other bits, and their modes."""
     for folder, dirs, files in os.walk(root):
         for name in (*dirs, *files):
             path = Path(folder) / name
             try:
                 mode = path.lstat().st_mode
-                if not stat.S_ISLNK(mode) and mode & _OPEN_BITS:
-                    path.chmod(stat.S_IMODE(mode) & ~_OPEN_BITS)
             except FileNotFoundError:  # removed meanwhile by a running component
                 continue
+            if not stat.S_ISLNK(mode) and mode & _OPEN_BITS:
+                yield path, mode
 
 
 def open_entries(root: Path) -> list[str]:
     """Files and folders under ``root`` that a group or other users could read, write or enter."""
-    found = []
-    for folder, dirs, files in os.walk(root):
-        for name in (*dirs, *files):
-            path = Path(folder) / name
-            try:
-                mode = path.lstat().st_mode
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISLNK(mode) and mode & _OPEN_BITS:
-                found.append(f"{oct(stat.S_IMODE(mode))} {path.relative_to(root)}")
-    return found
+    return [f"{oct(stat.S_IMODE(mode))} {path.relative_to(root)}" for path, mode in _open_paths(root)]

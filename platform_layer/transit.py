@@ -18,6 +18,9 @@ import requests
 from radlake.deid.errors import PseudonymError
 from radlake.deid.pseudonyms import LruCache
 
+# What an hvac call raises when Vault refuses the request or cannot be reached.
+VAULT_ERRORS = (hvac.exceptions.VaultError, requests.exceptions.RequestException)
+
 _VAULT_HMAC = re.compile(r"^vault:v(\d+):(.+)$")
 
 
@@ -47,7 +50,7 @@ class VaultTransitHmac:
         """Create the project's Transit key when it does not exist yet (idempotent)."""
         try:
             self._client.secrets.transit.create_key(name=self._key, mount_point=self._mount)  # type: ignore[attr-defined]
-        except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as err:
+        except VAULT_ERRORS as err:
             raise PseudonymError(f"Vault Transit key {self._key!r} on mount {self._mount!r}: {err}") from err
 
     def hmac_many(self, messages: Sequence[bytes]) -> list[bytes]:
@@ -74,7 +77,7 @@ class VaultTransitHmac:
         url = f"/v1/{self._mount}/hmac/{self._key}/sha2-256"
         try:
             response = self._client.adapter.post(url, json=body)  # type: ignore[attr-defined]
-        except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as err:
+        except VAULT_ERRORS as err:
             raise PseudonymError(f"Vault Transit hmac with key {self._key!r} failed: {err}") from err
         self.requests += 1
         data = response.get("data", {}) if isinstance(response, dict) else {}

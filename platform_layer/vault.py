@@ -18,7 +18,7 @@ import requests
 from platform_layer.endpoints import vault_addr, vault_init_file
 from platform_layer.errors import VaultUnavailable
 from platform_layer.settings import Settings
-from platform_layer.transit import VaultTransitSpec
+from platform_layer.transit import VAULT_ERRORS, VaultTransitSpec
 from radlake.deid.pseudonyms import transit_key_name
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def transit_session(settings: Settings, project: str, *, ttl: str = "24h") -> It
         admin.sys.create_or_update_policy(policy, _transit_policy(mount, key))
         answer = admin.auth.token.create(policies=[policy], ttl=ttl, renewable=False,
                                          display_name=f"radlake-deid-{project}")
-    except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as err:
+    except VAULT_ERRORS as err:
         raise VaultUnavailable(f"cannot issue a Transit token for project {project!r}: {err}") from err
     token = str(answer["auth"]["client_token"])
     try:
@@ -78,5 +78,5 @@ def transit_session(settings: Settings, project: str, *, ttl: str = "24h") -> It
     finally:
         try:
             admin.auth.token.revoke(token)
-        except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as err:
+        except VAULT_ERRORS as err:
             log.warning("the run's Transit token was not revoked (it expires after %s): %s", ttl, err)

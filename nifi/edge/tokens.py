@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import hvac
 import hvac.exceptions
-import requests
 
 from nifi.edge.errors import TokenError
+from platform_layer.transit import VAULT_ERRORS
 from radlake.deid.pseudonyms import transit_key_name
 
 MISSING, INVALID = "MISSING_CREDENTIALS", "INVALID_CREDENTIALS"
@@ -48,7 +48,7 @@ def check_bearer(authorization: str | None, expected: str) -> tuple[bool, str | 
     return (True, None) if hmac.compare_digest(given, wanted) else (False, INVALID)
 
 
-_VAULT_ERRORS = (hvac.exceptions.VaultError, requests.exceptions.RequestException, KeyError, TypeError)
+_VAULT_ERRORS = (*VAULT_ERRORS, KeyError, TypeError)  # KeyError, TypeError: an answer without the token
 
 
 def read_token(client: hvac.Client, provider: str, mount: str = "secret") -> str:
