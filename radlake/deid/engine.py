@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -101,6 +102,12 @@ def process_files(sources: Sequence[Source], job: Job, rules: Rules, pseudonymis
 
 
 _WORKER: dict[str, object] = {}
+
+# Workers are forked from a clean server process, never from the caller: a caller that already runs
+# threads (a Kafka client, a Spark gateway, a test runner) would hand each child locks held by threads
+# that do not exist there, and the child dies or hangs when it collects one of the inherited objects.
+_POOL_CONTEXT = multiprocessing.get_context("forkserver")
+_POOL_CONTEXT.set_forkserver_preload([__name__])
 
 
 def _init_worker(job: Job) -> None:
@@ -236,7 +243,8 @@ def _run_pool(batches: list[list[Source]], job: Job, workers: int, total: int,
               progress: Callable[[int, int], None] | None) -> list[Outcome]:
     outcomes: list[Outcome] = []
     done = 0
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(job,)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_POOL_CONTEXT, initializer=_init_worker,
+                             initargs=(job,)) as pool:
         pending: dict[Future[list[Outcome]], int] = {}
         queue = iter(batches)
         for batch in queue:

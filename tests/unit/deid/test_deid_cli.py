@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pydicom
 import pytest
@@ -129,3 +130,27 @@ def test_duplicates_are_hashed_when_settled(tmp_path):
                                            Status.QUARANTINED, Status.DEIDENTIFIED]
     assert settled[0].sha256 == settled[1].sha256 and settled[0].sha256 is not None
     assert settled[3].sha256 is None and settled[4].sha256 is None  # unreadable counts as different; single: not hashed
+
+
+_FORK_MARKERS: list[str] = []
+
+
+def _mark_fork_in_child() -> None:
+    for marker in _FORK_MARKERS:
+        with open(marker, "w"):
+            pass
+
+
+os.register_at_fork(after_in_child=_mark_fork_in_child)
+
+
+def test_workers_are_not_forked_from_the_caller(upload, tmp_path):
+    """A forked worker inherits the caller's threads' locks and objects (a Kafka client, a Spark gateway):
+    collecting one of them there killed the worker (BrokenProcessPool). Workers come from a clean server."""
+    marker = tmp_path / "forked-from-the-caller"
+    _FORK_MARKERS.append(str(marker))
+    try:
+        assert _run(upload, tmp_path / "out", "--workers", "2") == 0
+    finally:
+        _FORK_MARKERS.remove(str(marker))
+    assert not marker.exists()
