@@ -1,4 +1,8 @@
-"""``radlake stack up [COMPONENT...] | down [COMPONENT...] | status`` — the local stack from one command."""
+"""``radlake stack up [COMPONENT...] | down [COMPONENT...] | status | root-token`` — the local stack from one command.
+
+``root-token`` prints a new Vault root token, generated from the unseal shares, for an administrator's
+one-off repair; nothing in radlake uses one. Revoke it when done (``bao token revoke -self``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 import sys
 import time
 
-from apps._common import command
+from apps._common import UsageError, command
 from infra import stack
 from infra.component import ComponentStatus
 from platform_layer.settings import Settings
@@ -37,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     for action, help_ in (("up", "install, start and health-check"), ("down", "stop"), ("status", "show")):
         p = sub.add_parser(action, help=help_)
         p.add_argument("components", nargs="*", metavar="COMPONENT", help=f"any of: {', '.join(stack.COMPONENTS)}")
+    sub.add_parser("root-token", help="print a new Vault root token made from the unseal shares (revoke it after use)")
     return parser
 
 
@@ -46,6 +51,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         stack.up(settings, args.components or None)
         print(f"stack up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         print(format_table(stack.status(settings, args.components or None)))
+    elif args.action == "root-token":
+        vault = stack.component("vault", settings)
+        if vault.external:
+            raise UsageError("Vault is external (RADLAKE_VAULT_ADDR): its own operators hold its unseal keys")
+        print(vault.root_token())
+        print("a root token: use it once, then revoke it (`bao token revoke -self`)", file=sys.stderr)
     elif args.action == "down":
         stack.down(settings, args.components or None)
         print("stack down", file=sys.stderr)

@@ -131,11 +131,6 @@ def find_edge(settings: Settings, provider: str) -> Edge:
     raise ProviderError(f"no edge for provider {provider!r}; run `radlake provider add {provider} --project P`")
 
 
-def _root_vault(settings: Settings):
-
-    return admin_client(settings)
-
-
 def add(settings: Settings, provider: str, project: str, *, port: int | None = None, drop_dir: str | None = None,
         topics: dict[str, str] | None = None, wait_s: float = 240.0) -> Edge:
     try:
@@ -147,7 +142,7 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
     if any(e.provider == provider for e in existing):
         raise ProviderError(f"provider {provider!r} already has an edge; `radlake provider remove {provider}` first")
     wait_for_context_map(api)
-    vault = _root_vault(settings)
+    vault = admin_client(settings)
     try:
         VaultTransitHmac(vault, key_name, mount=settings.vault_transit_mount).ensure_key()
         ensure_token(vault, provider, settings.vault_kv_mount)
@@ -181,7 +176,7 @@ def remove(settings: Settings, provider: str, *, keep_token: bool = False) -> No
     edge = find_edge(settings, provider)
     try:
         undeploy(nifi_url(settings), Deployment(edge.process_group_id, edge.parameter_context_id, f"{PREFIX}{provider}"))
-        vault = _root_vault(settings)
+        vault = admin_client(settings)
         if keep_token:
             revoke_edge_tokens(vault, provider, settings.vault_kv_mount)
         else:
@@ -192,7 +187,7 @@ def remove(settings: Settings, provider: str, *, keep_token: bool = False) -> No
 
 def endpoint_token(settings: Settings, provider: str) -> str:
     try:
-        return read_token(_root_vault(settings), provider, settings.vault_kv_mount)
+        return read_token(admin_client(settings), provider, settings.vault_kv_mount)
     except TokenError as err:
         raise ProviderError(str(err)) from err
 
@@ -200,6 +195,6 @@ def endpoint_token(settings: Settings, provider: str) -> str:
 def rotate_endpoint_token(settings: Settings, provider: str) -> str:
     """A new endpoint token for the provider; its edge refuses the old one from the next request on."""
     try:
-        return rotate_token(_root_vault(settings), provider, settings.vault_kv_mount)
+        return rotate_token(admin_client(settings), provider, settings.vault_kv_mount)
     except TokenError as err:
         raise ProviderError(str(err)) from err

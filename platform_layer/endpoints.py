@@ -7,6 +7,8 @@ on these addresses and every component finds them here.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from platform_layer.settings import Settings
 
 # Apicurio Registry serves the Confluent-compatible API under this path.
@@ -30,6 +32,11 @@ def nifi_url(settings: Settings) -> str:
     return settings.nifi_url.rstrip("/") or f"http://127.0.0.1:{settings.nifi_port}"
 
 
-def vault_init_file(settings: Settings):
-    """The local Vault's unseal key and root token, written once by the stack (mode 0600)."""
-    return settings.state_dir / "vault" / "init.json"
+def vault_unseal_file(settings: Settings) -> Path:
+    """The local Vault's Shamir unseal shares, written once by the stack (mode 0600); no token is kept with them."""
+    return settings.state_dir / "vault" / "unseal-shares.json"
+
+
+def vault_admin_file(settings: Settings) -> Path:
+    """The platform administrator's AppRole credentials for the local Vault (mode 0600), apart from the shares."""
+    return settings.state_dir / "credentials" / "vault-admin.json"

@@ -17,6 +17,7 @@ import hvac
 import hvac.exceptions
 
 from nifi.edge.errors import TokenError
+from platform_layer.principals import EDGE_TOKEN_ROLE
 from platform_layer.transit import VAULT_ERRORS
 from radlake.deid.pseudonyms import transit_key_name
 
@@ -146,7 +147,8 @@ def delete_token(client: hvac.Client, provider: str, mount: str = "secret") -> N
 
 def edge_vault_token(client: hvac.Client, provider: str, project: str, *, kv_mount: str = "secret",
                      transit_mount: str = "transit") -> str:
-    """A renewable Vault token for the provider's edge: read its own endpoint token, HMAC with the project key.
+    """A periodic Vault token for the provider's edge (token role ``radlake-edge``: an orphan, renewable every
+    32 days): read its own endpoint token, HMAC with the project key.
     Its accessor is kept, so that :func:`delete_token` (``radlake provider remove``) revokes it."""
     key = transit_key_name(project)
     policy = (
@@ -157,8 +159,8 @@ def edge_vault_token(client: hvac.Client, provider: str, project: str, *, kv_mou
     )
     try:
         client.sys.create_or_update_policy(policy_name(provider), policy)
-        answer = client.auth.token.create(policies=[policy_name(provider)], period="768h", renewable=True,
-                                          display_name=f"radlake-edge-{provider}", no_parent=True)
+        answer = client.auth.token.create(role_name=EDGE_TOKEN_ROLE, policies=[policy_name(provider)],
+                                          display_name=f"radlake-edge-{provider}")
         accessors = [*_edge_accessors(client, provider, kv_mount), answer["auth"]["accessor"]]
         client.secrets.kv.v2.create_or_update_secret(path=edge_tokens_path(provider),
                                                      secret={"accessors": accessors}, mount_point=kv_mount)

@@ -33,51 +33,50 @@ def datas() -> list[bytes]:
     return [phi_dicom.to_bytes(ds) for ds in phi_dicom.ct_series(3, size=16)[0]]
 
 
-def _spec(vault, settings, project: str) -> VaultTransitSpec:
-    return VaultTransitSpec(str(vault.url), transit_key_name(project), str(vault.token),
-                            mount=settings.vault_transit_mount)
-
-
-def test_batched_hmac_with_cache(vault, settings, project):
-    transit = VaultTransitHmac(vault, transit_key_name(project), mount=settings.vault_transit_mount, batch_size=3)
-    transit.ensure_key()
-    transit.ensure_key()  # idempotent
-    messages = [f"message-{i}".encode() for i in range(10)]
-    digests = transit.hmac_many(messages)
-    assert transit.requests == 4  # ceil(10 / 3) batches
-    assert all(len(d) == 32 for d in digests)
-    assert len(set(digests)) == 10
-    assert transit.hmac_many(list(reversed(messages))) == list(reversed(digests))
-    assert transit.requests == 4  # all from the local cache
-    fresh = VaultTransitHmac(vault, transit_key_name(project), mount=settings.vault_transit_mount)
-    assert fresh.hmac_many(messages[:2]) == digests[:2]
-    assert fresh.describe()["key_versions"] == [1]
-
-
-def test_projects_cannot_be_linked(vault, settings, project, datas):
-    other = project + "-other"
-    results = {}
-    for name in (project, other):
-        transit = _spec(vault, settings, name).open()
+def test_batched_hmac_with_cache(settings, project):
+    with transit_session(settings, project) as spec:
+        run = hvac.Client(url=spec.addr, token=spec.token)
+        transit = VaultTransitHmac(run, spec.key_name, mount=spec.mount, batch_size=3)
         transit.ensure_key()
-        results[name] = deidentify_instances(datas, compile_rules(Profile()), transit)
-    for a, b in zip(results[project], results[other]):
+        transit.ensure_key()  # idempotent
+        messages = [f"message-{i}".encode() for i in range(10)]
+        digests = transit.hmac_many(messages)
+        assert transit.requests == 4  # ceil(10 / 3) batches
+        assert all(len(d) == 32 for d in digests)
+        assert len(set(digests)) == 10
+        assert transit.hmac_many(list(reversed(messages))) == list(reversed(digests))
+        assert transit.requests == 4  # all from the local cache
+        fresh = VaultTransitHmac(run, spec.key_name, mount=spec.mount)
+        assert fresh.hmac_many(messages[:2]) == digests[:2]
+        assert fresh.describe()["key_versions"] == [1]
+
+
+def _deidentify(spec: VaultTransitSpec, datas: list[bytes]):
+    transit = spec.open()
+    transit.ensure_key()
+    return deidentify_instances(datas, compile_rules(Profile()), transit)
+
+
+def test_projects_cannot_be_linked(settings, project, datas):
+    results = {}
+    for name in (project, project + "-other"):
+        with transit_session(settings, name) as spec:
+            results[name] = _deidentify(spec, datas)
+    for a, b in zip(results[project], results[project + "-other"]):
         assert a.status is b.status is Status.DEIDENTIFIED
         assert a.relative_path != b.relative_path
         assert a.encoded != b.encoded
 
 
 def test_same_output_across_a_vault_restart(vault, settings, project, datas):
-    rules = compile_rules(Profile())
-    transit = _spec(vault, settings, project).open()
-    transit.ensure_key()
-    before = deidentify_instances(datas, rules, transit)
     component = stack.component("vault", settings)
     if component.external:
         pytest.skip("Vault is external to this stack; not restarting it")
-    component.stop()
-    component.start()
-    after = deidentify_instances(datas, rules, _spec(vault, settings, project).open())
+    with transit_session(settings, project) as spec:
+        before = _deidentify(spec, datas)
+        component.stop()
+        component.start()
+        after = _deidentify(spec, datas)
     assert [r.encoded for r in before] == [r.encoded for r in after]
     assert all(r.status is Status.DEIDENTIFIED for r in after)
 

@@ -13,8 +13,7 @@ import pytest
 
 from infra import stack
 from platform_layer.state import open_entries
-from platform_layer.transit import VaultTransitHmac
-from platform_layer.vault import stack_init
+from platform_layer.vault import transit_session
 from radlake.deid.pseudonyms import patient_message, transit_key_name
 
 pytestmark = pytest.mark.integration
@@ -28,10 +27,11 @@ def test_the_state_dir_is_private_to_its_owner(settings, vault, kafka_bootstrap,
 def test_vault_audits_every_transit_call_with_the_values_hashed(settings, vault):
     audit_log = settings.state_dir / "vault" / "audit.log"
     project = f"audit-{uuid.uuid4().hex[:8]}"
-    transit = VaultTransitHmac(vault, transit_key_name(project), mount=settings.vault_transit_mount)
-    transit.ensure_key()
     secret = f"PATIENT-{uuid.uuid4().hex}"
-    transit.hmac_many([patient_message("st-olav", secret)])
+    with transit_session(settings, project) as spec:
+        transit = spec.open()
+        transit.ensure_key()
+        transit.hmac_many([patient_message("st-olav", secret)])
     text = audit_log.read_text()
     entries = [json.loads(line) for line in text.splitlines()]
     path = f"{settings.vault_transit_mount}/hmac/{transit_key_name(project)}/sha2-256"
@@ -46,7 +46,9 @@ def test_vault_audits_every_transit_call_with_the_values_hashed(settings, vault)
 
 def test_no_secret_is_in_any_process_arguments_or_in_the_components_environment(settings, vault, kafka_bootstrap,
                                                                                registry_url):
-    secrets = [stack_init(settings)["root_token"], *stack_init(settings)["keys"]]
+    vault_component = stack.component("vault", settings)
+    secrets = [*json.loads(vault_component.unseal_file.read_text())["shares"],
+               json.loads(vault_component.admin_file.read_text())["secret_id"], str(vault.token)]
     pids = [p for p in (stack.component(name, settings).pid() for name in stack.COMPONENTS) if p]
     assert pids
     for proc in Path("/proc").iterdir():

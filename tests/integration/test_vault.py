@@ -1,16 +1,21 @@
-"""Vault against the stack's OpenBao: Transit HMACs stable across a restart, edge tokens revoked with their provider."""
+"""Vault against the stack's OpenBao: no root token kept, an administrator that is not root, Transit HMACs
+stable across a restart, edge tokens revoked with their provider."""
 
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 
 import hvac
 import pytest
 
+from apps import stack as stack_cli
 from infra import stack
 from nifi.edge.tokens import EdgeCredentials, delete_token, edge_vault_token, ensure_token, kv_path, rotate_token
-from platform_layer.vault import admin_client
+from platform_layer.principals import ADMIN_POLICY, EDGE_TOKEN_ROLE, RUN_TOKEN_ROLE
+from platform_layer.vault import PRINCIPALS_VERSION, admin_client, transit_session
+from radlake.deid.pseudonyms import transit_key_name
 
 pytestmark = pytest.mark.integration
 
@@ -22,28 +27,84 @@ def _hmac(vault, key: str, value: bytes) -> str:
 
 
 def test_transit_hmac_is_stable_across_a_vault_restart(settings, vault):
-    key = f"test-{uuid.uuid4().hex[:8]}"
-    vault.secrets.transit.create_key(name=key)
-    before = _hmac(vault, key, b"PATIENT-0001")
-    assert before.startswith("vault:v1:")
-    assert _hmac(vault, key, b"PATIENT-0002") != before
-
-    component = stack.component("vault", settings)
-    component.kill()  # SIGKILL: the restart must recover from storage alone
-    component.start()  # unseals with the key kept in the state dir
-    assert _hmac(admin_client(settings), key, b"PATIENT-0001") == before
+    project = f"restart-{uuid.uuid4().hex[:8]}"
+    with transit_session(settings, project) as spec:
+        run = hvac.Client(url=spec.addr, token=spec.token)
+        run.secrets.transit.create_key(name=spec.key_name)
+        before = _hmac(run, spec.key_name, b"PATIENT-0001")
+        assert before.startswith("vault:v1:")
+        assert _hmac(run, spec.key_name, b"PATIENT-0002") != before
+        component = stack.component("vault", settings)
+        component.kill()  # SIGKILL: the restart must recover from storage alone
+        component.start()  # unseals with a threshold of the shares kept in the state dir
+        assert _hmac(run, spec.key_name, b"PATIENT-0001") == before
 
 
 def test_kv_v2_is_enabled(vault):
-    path = f"tests/{uuid.uuid4().hex[:8]}"
+    path = f"radlake/tests/{uuid.uuid4().hex[:8]}"
     vault.secrets.kv.v2.create_or_update_secret(path=path, secret={"token": "abc"}, mount_point="secret")
     read = vault.secrets.kv.v2.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)
     assert read["data"]["data"] == {"token": "abc"}
+    vault.secrets.kv.v2.delete_metadata_and_all_versions(path=path, mount_point="secret")
 
 
-def test_unseal_key_and_root_token_are_private(settings, vault):
-    init_file = stack.component("vault", settings).init_file
-    assert init_file.stat().st_mode & 0o077 == 0
+def test_unseal_shares_and_admin_credentials_are_private_and_apart(settings, vault):
+    component = stack.component("vault", settings)
+    record = json.loads(component.unseal_file.read_text())
+    assert sorted(record) == ["shares", "threshold"]  # no token beside the shares
+    assert (len(record["shares"]), record["threshold"]) == (5, 3)
+    assert component.unseal_file.parent != component.admin_file.parent
+    for path in (component.unseal_file, component.admin_file):
+        assert path.stat().st_mode & 0o077 == 0
+    assert not (component.home / "init.json").exists()
+
+
+def test_no_root_token_lives_but_the_one_an_administrator_asks_for(settings, vault):
+    component = stack.component("vault", settings)
+    root = hvac.Client(url=vault.url, token=component.root_token())
+    try:
+        assert root.auth.token.lookup_self()["data"]["policies"] == ["root"]
+        own = root.auth.token.lookup_self()["data"]["accessor"]
+        accessors = root.list("auth/token/accessors")["data"]["keys"]
+        roots = [a for a in accessors
+                 if "root" in root.auth.token.lookup_accessor(a)["data"]["policies"]]
+        assert roots == [own]  # the stack's initial root token was revoked after the set-up
+    finally:
+        root.auth.token.revoke_self()
+    assert not root.is_authenticated()
+
+
+def test_the_administrator_is_not_root(settings, vault):
+    assert vault.auth.token.lookup_self()["data"]["policies"] == ["default", ADMIN_POLICY]
+    project = f"admin-{uuid.uuid4().hex[:8]}"
+    key = transit_key_name(project)
+    vault.secrets.transit.create_key(name=key, mount_point=settings.vault_transit_mount)
+    forbidden = [
+        lambda: _hmac(vault, key, b"PATIENT-0001"),  # pseudonymising is the runs' and edges' business
+        lambda: vault.secrets.transit.rotate_key(name=key),
+        lambda: vault.secrets.transit.update_key_configuration(name=key, deletion_allowed=True),
+        lambda: vault.secrets.transit.create_key(name=f"{key}-x", exportable=True),
+        lambda: vault.sys.list_enabled_audit_devices(),
+        lambda: vault.sys.disable_audit_device("file"),
+        lambda: vault.sys.seal(),
+        lambda: vault.sys.enable_secrets_engine("kv", path=f"x-{project}"),
+        lambda: vault.sys.create_or_update_policy(ADMIN_POLICY, 'path "*" { capabilities = ["sudo"] }'),
+        lambda: vault.auth.token.create(policies=[ADMIN_POLICY]),
+        lambda: vault.auth.token.create(role_name=EDGE_TOKEN_ROLE, policies=["root"]),
+        lambda: vault.auth.token.create(role_name=RUN_TOKEN_ROLE, policies=[ADMIN_POLICY]),
+    ]
+    for attempt in forbidden:
+        with pytest.raises((hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest)):
+            attempt()
+
+
+def test_root_token_command_prints_a_root_token(settings, vault, capsys):
+    assert stack_cli.main(["root-token"]) == 0
+    token = capsys.readouterr().out.strip()
+    root = hvac.Client(url=vault.url, token=token)
+    assert root.auth.token.lookup_self()["data"]["policies"] == ["root"]
+    root.auth.token.revoke_self()
+    assert token not in (settings.state_dir / "logs" / "commands.log").read_text()
 
 
 def test_removing_a_provider_revokes_its_edge_tokens_at_once(vault, settings):
@@ -71,3 +132,17 @@ def test_a_rotated_endpoint_token_is_what_the_edge_checks_from_its_next_request(
     assert new != old and credentials.endpoint_token() == new
     assert edge.auth.token.lookup_self()["data"]["ttl"] > 0
     delete_token(vault, provider, settings.vault_kv_mount)
+
+
+def test_principals_are_set_up_again_from_the_shares_when_they_change(settings, vault):
+    component = stack.component("vault", settings)
+    record = json.loads(component.admin_file.read_text())
+    component.admin_file.write_text(json.dumps({**record, "principals_version": 0}))  # as after an upgrade
+    component.stop()
+    component.start()  # generates a root token from the shares, applies the principals, revokes it
+    renewed = json.loads(component.admin_file.read_text())
+    assert renewed["principals_version"] == PRINCIPALS_VERSION
+    assert renewed["secret_id"] != record["secret_id"]  # the old administrator credential is destroyed
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        hvac.Client(url=vault.url).auth.approle.login(role_id=record["role_id"], secret_id=record["secret_id"])
+    assert admin_client(settings).auth.token.lookup_self()["data"]["policies"] == ["default", ADMIN_POLICY]

@@ -1,0 +1,84 @@
+"""The platform's certificates, issued by OpenBao's PKI secrets engine.
+
+``radlake stack up`` makes a root CA (mount ``pki``, 10 years, its key never leaves OpenBao) and an
+intermediate CA signed by it (mount ``pki_int``, 5 years), and a role :data:`SERVICE_ROLE` that issues
+short-lived leaf certificates (RSA 2048, server and client use, names under ``radlake.local``, localhost and
+IP addresses). Components get a leaf certificate from the administrator when they start, renewed when less
+than a third of its life is left. Clients trust the chain in :func:`ca_file`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hvac
+from cryptography import x509
+
+from platform_layer.errors import PlatformError
+from platform_layer.settings import Settings
+from platform_layer.transit import VAULT_ERRORS
+
+PKI_ROOT_MOUNT, PKI_MOUNT = "pki", "pki_int"
+SERVICE_ROLE = "radlake-service"
+LEAF_TTL = "720h"
+
+
+class CertificateError(PlatformError):
+    """A certificate could not be issued or written; the message names which and why."""
+
+
+def ca_file(settings: Settings) -> Path:
+    """The platform CA chain (intermediate, then root) every client verifies servers against."""
+    return settings.state_dir / "tls" / "ca.pem"
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    certificate: str
+    ca_chain: str  # intermediate, then root
+    private_key: str = field(repr=False)
+
+    @property
+    def keystore(self) -> str:
+        """Private key (PKCS#8), the leaf and the intermediate: one PEM file, as Kafka and most servers take it."""
+        return "\n".join(part.strip() for part in (self.private_key, self.certificate, self.ca_chain)) + "\n"
+
+
+def issue(vault: hvac.Client, common_name: str, *, ip_sans: tuple[str, ...] = ("127.0.0.1",),
+          alt_names: tuple[str, ...] = ("localhost",), ttl: str = LEAF_TTL) -> IssuedCertificate:
+    try:
+        answer = vault.secrets.pki.generate_certificate(
+            SERVICE_ROLE, common_name, mount_point=PKI_MOUNT,
+            extra_params={"ip_sans": ",".join(ip_sans), "alt_names": ",".join(alt_names), "ttl": ttl,
+                          "private_key_format": "pkcs8"})["data"]
+    except VAULT_ERRORS as err:
+        raise CertificateError(f"cannot issue a certificate for {common_name}: {err}") from err
+    chain = answer.get("ca_chain") or [answer["issuing_ca"]]
+    return IssuedCertificate(answer["certificate"], "\n".join(c.strip() for c in chain) + "\n",
+                             answer["private_key"])
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by the owner only."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def needs_renewal(path: Path, *, now: datetime.datetime | None = None) -> bool:
+    """Whether the first certificate in ``path`` is missing, unreadable, or past two thirds of its life."""
+    try:
+        certificate = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return True
+    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return now >= start + (end - start) * 2 / 3
