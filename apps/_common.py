@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from lake_schemas.errors import RadlakeError
+from platform_layer.identities import use_stack_identity
 from platform_layer.settings import Settings
 from platform_layer.state import lock_down
 
@@ -92,6 +93,7 @@ def command(prog: str, parser: Callable[[], argparse.ArgumentParser], handler: H
             return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
         settings = Settings()
         lock_down(settings)
+        use_stack_identity(settings)
         configure_logging(settings, console_level=console_level(args))
         try:
             return int(handler(args, settings) or EXIT_OK)

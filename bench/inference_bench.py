@@ -65,6 +65,7 @@ from platform_layer import (
     endpoints,
     kafka,  # noqa: E402
 )
+from platform_layer.identities import use_stack_identity  # noqa: E402
 from platform_layer.kafka import TopicSpec  # noqa: E402
 from platform_layer.object_store import ObjectStore  # noqa: E402
 from platform_layer.registration import register  # noqa: E402
@@ -266,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         args.studies, args.tall, args.scaling = QUICK["studies"], QUICK["tall"], QUICK["scaling"]
     settings = Settings()
     lock_down(settings)  # what the bench writes under the state dir is private, as the commands' is
+    use_stack_identity(settings)  # as the platform administrator, like the commands it stands for
     tag = uuid.uuid4().hex[:6]
     load_before = os.getloadavg()
     raw_net, spec, label, registered = _model(settings)

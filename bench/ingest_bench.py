@@ -49,6 +49,7 @@ from nifi.edge.client import Uploader, plan, wait_until_listening  # noqa: E402
 from nifi.edge.reconcile import read_provider_events  # noqa: E402
 from platform_layer import kafka  # noqa: E402
 from platform_layer.endpoints import kafka_bootstrap, registry_url
+from platform_layer.identities import use_stack_identity  # noqa: E402
 from platform_layer.kafka import TopicSpec  # noqa: E402
 from platform_layer.registration import register  # noqa: E402
 from platform_layer.serde import registry_client  # noqa: E402
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         args.instances, args.size, args.per_request = QUICK["instances"], QUICK["size"], QUICK["per_request"]
     settings = Settings()
     lock_down(settings)  # what the bench writes under the state dir is private, as the commands' is
+    use_stack_identity(settings)  # as the platform administrator, like the commands it stands for
     project = f"bench-ingest-{uuid.uuid4().hex[:6]}"
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="radlake-ingest-bench-") as tmp:

@@ -62,6 +62,7 @@ from platform_layer import (
     endpoints,
     kafka,  # noqa: E402
 )
+from platform_layer.identities import use_stack_identity  # noqa: E402
 from platform_layer.registration import register  # noqa: E402
 from platform_layer.serde import EventSerde, registry_client  # noqa: E402
 from platform_layer.settings import Settings  # noqa: E402
@@ -199,7 +200,7 @@ def throughput(spark, bootstrap: str, registry_url: str, args, work: Path) -> di
     topic = _topic(bootstrap, registry_url, INSTANCE_RECEIVED, f"bench.lake.{uuid.uuid4().hex[:8]}")
     publish(bootstrap, registry_url, topic, _events(args.events, "tp"))
     # One untimed read of the measured topic, so that no path pays for being the first to fetch it.
-    (spark.read.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("subscribe", topic.name)
+    (spark.read.format("kafka").options(**kafka.spark_options(bootstrap)).option("subscribe", topic.name)
      .option("startingOffsets", "earliest").option("endingOffsets", "latest").load().count())
     # Warm-up on a small topic into empty tables (class loading, the first Spark jobs); its bronze rows
     # are also the template of the pre-fill.
@@ -457,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0]
     settings = Settings()
     lock_down(settings)  # what the bench writes under the state dir is private, as the commands' is
+    use_stack_identity(settings)  # as the platform administrator, like the commands it stands for
     bootstrap, registry_url = endpoints.kafka_bootstrap(settings), endpoints.registry_url(settings)
     spark = spark_session(settings, "radlake-lake-bench")
     try:

@@ -16,20 +16,30 @@ class EventPublisher:
     connection and registry look-ups each time, which a busy 2-core machine feels)."""
 
     def __init__(self, bootstrap: str, registry_url: str) -> None:
+        self._bootstrap = bootstrap
         self._registry = registry_client(registry_url)
         self._producer = kafka.producer(bootstrap, client_id="radlake-feed")
         self._serdes: dict[str, EventSerde] = {}
 
     def publish(self, topic: Topic, events: Sequence) -> int:
-        """Produce events on ``topic`` in the registry's wire format and wait for the broker's acknowledgements."""
+        """Produce events on ``topic`` (created with its partitions the first time: Kafka never creates a
+        topic on first use) in the registry's wire format, and wait until the broker acknowledged each."""
         if topic.name not in self._serdes:
+            kafka.ensure_topics(self._bootstrap, [TopicSpec(topic.name, topic.partitions)])
             self._serdes[topic.name] = EventSerde(topic, self._registry)
         serde = self._serdes[topic.name]
+        failures: list[str] = []
+
+        def delivered(err, _msg) -> None:
+            if err is not None:
+                failures.append(str(err))
+
         for event in events:
-            self._producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event))
+            self._producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event),
+                                   on_delivery=delivered)
             self._producer.poll(0)
-        if self._producer.flush(60) != 0:
-            raise RuntimeError(f"Kafka did not acknowledge every event on {topic.name}")
+        if self._producer.flush(60) != 0 or failures:
+            raise RuntimeError(f"Kafka did not acknowledge every event on {topic.name}: {failures[:3]}")
         return len(events)
 
 

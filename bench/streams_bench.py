@@ -57,7 +57,9 @@ from lake_schemas.topics import (
 )
 from platform_layer import kafka  # noqa: E402
 from platform_layer.endpoints import kafka_bootstrap, registry_url
+from platform_layer.identities import use_stack_identity
 from platform_layer.kafka import TopicSpec  # noqa: E402
+from platform_layer.kafka import connection as kafka_connection
 from platform_layer.registration import register
 from platform_layer.serde import EventSerde, registry_client
 from platform_layer.settings import Settings
@@ -97,7 +99,7 @@ class Topics:
 
 
 def _consumer(bootstrap: str, committed: bool = True) -> Consumer:
-    return Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
+    return Consumer({**kafka_connection(bootstrap), "group.id": f"bench-{uuid.uuid4().hex}",
                      "isolation.level": "read_committed" if committed else "read_uncommitted",
                      "enable.auto.commit": False, "fetch.wait.max.ms": 10})
 
@@ -107,7 +109,7 @@ def _assign_all(consumer: Consumer, topic: str) -> None:
 
 
 def _producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "queue.buffering.max.messages": 1_000_000})
+    return Producer({**kafka_connection(bootstrap), "linger.ms": 5, "queue.buffering.max.messages": 1_000_000})
 
 
 def _produce_all(producer: Producer, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
@@ -311,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings()
     lock_down(settings)  # what the bench writes under the state dir is private, as the commands' is
+    use_stack_identity(settings)  # as the platform administrator, like the commands it stands for
     load_before = os.getloadavg()
     r = run(kafka_bootstrap(settings), registry_url(settings), args)
     load_after = os.getloadavg()

@@ -20,7 +20,9 @@ from lake_schemas.topics import (
     PREDICTION_DEAD_LETTER,
     STUDY_COMPLETED,
 )
+from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap, registry_url
+from platform_layer.kafka import TopicSpec
 from platform_layer.object_store import ObjectStore
 from platform_layer.serde import EventSerde, registry_client
 from platform_layer.settings import Settings
@@ -61,6 +63,7 @@ def serve(settings: Settings, options: ServeOptions) -> WorkerStats:
     """Run one worker until it idles out (``max_idle_s``), has made ``max_predictions``, or is stopped."""
     bootstrap = kafka_bootstrap(settings)
     in_serde, out_serde, dlq_serde = serdes(settings, options)
+    kafka.ensure_topics(bootstrap, [TopicSpec(s.topic.name, s.topic.partitions) for s in (in_serde, out_serde, dlq_serde)])
     registry = stack_registry(settings)
     model = registry.get(options.model, version=options.version, stage=None if options.version else options.stage)
     device = select_device(options.device)

@@ -20,6 +20,7 @@ import httpx
 import nipyapi
 
 from lake_schemas.errors import RadlakeError
+from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi.deploy import DeployError, Deployment, connect, deploy, flow_path, undeploy
 from nifi.edge.errors import TokenError
 from nifi.edge.tokens import (
@@ -30,7 +31,10 @@ from nifi.edge.tokens import (
     revoke_edge_tokens,
     rotate_token,
 )
+from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap, nifi_url, registry_url
+from platform_layer.errors import TopicError
+from platform_layer.principals import KAFKA_EDGE
 from platform_layer.settings import Settings
 from platform_layer.transit import VaultTransitHmac
 from platform_layer.vault import admin_client
@@ -41,6 +45,9 @@ FLOW = "provider_edge"
 PREFIX = "provider-edge-"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 CONTEXT_MAP_TYPE = "org.apache.nifi.http.StandardHttpContextMap"
+# The edge flow's topic parameters and the contracts of what it publishes there.
+EDGE_CONTRACTS = {"instance_topic": INSTANCE_RECEIVED, "quarantine_topic": QUARANTINED, "manifest_topic": STUDY_MANIFEST}
+EDGE_TOPICS = {key: contract.name for key, contract in EDGE_CONTRACTS.items()}
 
 
 class ProviderError(RadlakeError):
@@ -150,6 +157,14 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
                                       transit_mount=settings.vault_transit_mount)
     except (PseudonymError, TokenError) as err:
         raise ProviderError(str(err)) from err
+    names = {**EDGE_TOPICS, **(topics or {})}
+    try:  # the edge publishes as its own Kafka principal, which may write to its three topics and nothing else
+        bootstrap = kafka_bootstrap(settings)
+        kafka.ensure_topics(bootstrap, [kafka.TopicSpec(names[key], contract.partitions)
+                                        for key, contract in EDGE_CONTRACTS.items()])
+        kafka.allow_writes(bootstrap, KAFKA_EDGE, [names[key] for key in EDGE_CONTRACTS])
+    except TopicError as err:
+        raise ProviderError(str(err)) from err
     port = port or choose_port(port_range(settings), {e.port for e in existing})
     edge_dir = settings.state_dir / "edge" / provider
     drop = drop_dir or str(edge_dir / "drop")
@@ -160,7 +175,7 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
         "kafka_bootstrap": kafka_bootstrap(settings), "schema_registry_url": registry_url(settings),
         "vault_addr": str(vault.url), "vault_token": edge_token,
         "object_store_uri": settings.resolved_object_store_uri, "edge_dir": str(edge_dir), "drop_dir": drop,
-        **(topics or {}),
+        **names,
     }
     try:
         deployment = deploy(api, flow_path(FLOW), name=f"{PREFIX}{provider}", parameters=parameters,

@@ -8,15 +8,24 @@ configuration, and an existing topic with another partition count is an error, n
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from platform_layer.errors import TopicError
 from platform_layer.serde import EventSerde
@@ -26,36 +35,112 @@ log = logging.getLogger(__name__)
 Config = Mapping[str, Any]
 
 
-def _connection(bootstrap: str) -> dict[str, Any]:
-    return {"bootstrap.servers": bootstrap}
+SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
-def producer(bootstrap: str, *, client_id: str, extra: Config | None = None) -> Producer:
+@dataclass(frozen=True)
+class ScramIdentity:
+    """A principal that logs in with SASL/SCRAM over TLS (every client of the platform's Kafka)."""
+
+    username: str
+    password: str = field(repr=False)
+    ca_file: str
+
+    def config(self) -> dict[str, str]:
+        return {"security.protocol": "SASL_SSL", "sasl.mechanism": SCRAM_MECHANISM, "sasl.username": self.username,
+                "sasl.password": self.password, "ssl.ca.location": self.ca_file}
+
+    def spark_options(self) -> dict[str, str]:
+        """The same identity as options of Spark's Kafka source and sink (Java client properties)."""
+        login = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                 f'username="{self.username}" password="{self.password}";')
+        return {"kafka.security.protocol": "SASL_SSL", "kafka.sasl.mechanism": SCRAM_MECHANISM,
+                "kafka.sasl.jaas.config": login, "kafka.ssl.truststore.type": "PEM",
+                "kafka.ssl.truststore.location": self.ca_file}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ScramIdentity:
+        """From what the stack keeps in Vault KV (``radlake/kafka/<principal>``)."""
+        try:
+            return cls(str(record["username"]), str(record["password"]), str(record["ca_file"]))
+        except KeyError as err:
+            raise TopicError(f"a Kafka credential record without {err}") from err
+
+
+@dataclass(frozen=True)
+class CertificateIdentity:
+    """A principal that authenticates with its TLS client certificate (the broker, and the stack speaking as it
+    on the broker's own listener)."""
+
+    certificate_file: str
+    key_file: str
+    ca_file: str
+
+    def config(self) -> dict[str, str]:
+        return {"security.protocol": "SSL", "ssl.certificate.location": self.certificate_file,
+                "ssl.key.location": self.key_file, "ssl.ca.location": self.ca_file}
+
+
+Identity = ScramIdentity | CertificateIdentity
+_default_identity: Callable[[], Identity] | None = None
+
+
+def use_identity(resolve: Callable[[], Identity]) -> None:
+    """Who this process is to Kafka when a client is built without an explicit ``identity``: ``resolve`` is
+    called once, at the first client (a command that never talks to Kafka never asks Vault)."""
+    global _default_identity
+    _default_identity = functools.cache(resolve)
+
+
+def _identity(identity: Identity | None) -> Identity:
+    if identity is not None:
+        return identity
+    if _default_identity is None:
+        raise TopicError("this process has no Kafka identity (platform_layer.kafka.use_identity was not called; "
+                         "commands call it through platform_layer.identities.use_stack_identity)")
+    return _default_identity()
+
+
+def connection(bootstrap: str, identity: Identity | None = None) -> dict[str, Any]:
+    """Address and credentials of a client: ``identity``, or this process's (:func:`use_identity`)."""
+    return {"bootstrap.servers": bootstrap, **_identity(identity).config()}
+
+
+def spark_options(bootstrap: str, identity: ScramIdentity | None = None) -> dict[str, str]:
+    """The same for Spark's Kafka source and sink (``.options(**spark_options(...))``)."""
+    chosen = _identity(identity)
+    if not isinstance(chosen, ScramIdentity):
+        raise TopicError("Spark's Kafka client logs in with a SCRAM identity, not a certificate")
+    return {"kafka.bootstrap.servers": bootstrap, **chosen.spark_options()}
+
+
+def producer(bootstrap: str, *, client_id: str, extra: Config | None = None,
+             identity: Identity | None = None) -> Producer:
     """An idempotent producer whose acknowledgement means every in-sync replica has the message."""
     return Producer({
-        **_connection(bootstrap), "client.id": client_id,
+        **connection(bootstrap, identity), "client.id": client_id,
         "acks": "all", "enable.idempotence": True, "linger.ms": 5,
         **(extra or {}),
     })
 
 
 def transactional_producer(bootstrap: str, *, transactional_id: str, timeout_ms: int = 60_000,
-                           extra: Config | None = None) -> Producer:
+                           extra: Config | None = None, identity: Identity | None = None) -> Producer:
     """A producer for read-process-write transactions; a restarted one with the same id fences its predecessor."""
-    return producer(bootstrap, client_id=transactional_id, extra={
+    return producer(bootstrap, client_id=transactional_id, identity=identity, extra={
         "transactional.id": transactional_id, "transaction.timeout.ms": timeout_ms, **(extra or {}),
     })
 
 
 def consumer(bootstrap: str, *, group_id: str, static_member_id: str | None = None,
-             extra: Config | None = None) -> Consumer:
+             extra: Config | None = None, identity: Identity | None = None) -> Consumer:
     """A consumer that sees committed messages only and commits its offsets explicitly.
 
     ``static_member_id`` makes the member static: restarted with the same id, it takes its partitions
     back at once instead of waiting for its predecessor's session to time out.
     """
     config: dict[str, Any] = {
-        **_connection(bootstrap), "group.id": group_id,
+        **connection(bootstrap, identity), "group.id": group_id,
         "enable.auto.commit": False, "auto.offset.reset": "earliest", "isolation.level": "read_committed",
     }
     if static_member_id is not None:
@@ -63,8 +148,8 @@ def consumer(bootstrap: str, *, group_id: str, static_member_id: str | None = No
     return Consumer({**config, **(extra or {})})
 
 
-def admin(bootstrap: str, *, extra: Config | None = None) -> AdminClient:
-    return AdminClient({**_connection(bootstrap), **(extra or {})})
+def admin(bootstrap: str, *, extra: Config | None = None, identity: Identity | None = None) -> AdminClient:
+    return AdminClient({**connection(bootstrap, identity), **(extra or {})})
 
 
 @dataclass(frozen=True)
@@ -75,10 +160,11 @@ class TopicSpec:
     replication: int = 1
 
 
-def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec], *, timeout_s: float = 30.0) -> list[str]:
+def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec], *, timeout_s: float = 30.0,
+                  identity: Identity | None = None) -> list[str]:
     """Create the topics that are missing; return their names. A topic that exists with another partition
     count raises :class:`TopicError` (keys would land on other partitions than its consumers expect)."""
-    client = admin(bootstrap)
+    client = admin(bootstrap, identity=identity)
     try:
         existing = client.list_topics(timeout=timeout_s).topics
     except KafkaException as err:
@@ -99,6 +185,21 @@ def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec], *, timeout_s: flo
             if "TOPIC_ALREADY_EXISTS" not in str(err):
                 raise TopicError(f"cannot create topic {name}: {err}") from err
     return [t.topic for t in missing]
+
+
+def allow_writes(bootstrap: str, principal: str, topics: Iterable[str], *, timeout_s: float = 30.0,
+                 identity: Identity | None = None) -> None:
+    """Let ``principal`` write to (and describe) exactly these topics; idempotent. Made by the administrator
+    when it deploys a component that may only publish (the edge)."""
+    bindings = [AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, f"User:{principal}", "*",
+                           operation, AclPermissionType.ALLOW)
+                for topic in topics for operation in (AclOperation.WRITE, AclOperation.DESCRIBE)]
+    client = admin(bootstrap, identity=identity)  # kept alive until every future has its answer
+    try:
+        for future in client.create_acls(bindings).values():
+            future.result(timeout_s)
+    except KafkaException as err:
+        raise TopicError(f"cannot grant {principal} writes on {sorted(set(topics))}: {err}") from err
 
 
 def _coordinates(message: Message) -> tuple[str, int, int]:
@@ -132,12 +233,13 @@ def rewind(consumer: Consumer, messages: Iterable[Message]) -> None:
             log.info("not rewinding %s[%d]: %s", topic, partition, err)
 
 
-def read_to_end(bootstrap: str, serde: EventSerde, *, timeout_s: float = 60.0) -> list:
+def read_to_end(bootstrap: str, serde: EventSerde, *, timeout_s: float = 60.0,
+                identity: Identity | None = None) -> list:
     """Every committed event of ``serde``'s topic, from the beginning to the end offsets seen at the start
     (typed and validated by ``serde``). Raises :class:`TopicError` when Kafka reports an error or the end is
     not reached within ``timeout_s``."""
     topic = serde.topic.name
-    reader = consumer(bootstrap, group_id=f"radlake-reader-{uuid.uuid4().hex[:8]}")
+    reader = consumer(bootstrap, group_id=f"radlake-reader-{uuid.uuid4().hex[:8]}", identity=identity)
     events = []
     try:
         metadata = reader.list_topics(topic, timeout=10).topics.get(topic)

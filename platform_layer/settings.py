@@ -33,8 +33,15 @@ class Settings(BaseSettings):
     # Kafka. A non-empty bootstrap points at an existing cluster and the stack starts none.
     kafka_bootstrap: str = ""
     kafka_version: str = "4.1.1"
-    kafka_port: int = 19092
-    kafka_controller_port: int = 19093
+    kafka_port: int = 19092  # clients: SASL_SSL (SCRAM-SHA-512)
+    kafka_controller_port: int = 19093  # KRaft controller: TLS, client certificate required
+    kafka_broker_port: int = 19094  # the broker's own listener: TLS, client certificate required
+    # Who this process is to Kafka. Each component's command names its own principal; on the local stack the
+    # password comes from Vault. For an existing cluster give kafka_username / kafka_password / kafka_ca_file.
+    kafka_principal: str = "radlake-admin"
+    kafka_username: str = ""
+    kafka_password: SecretStr | None = None
+    kafka_ca_file: str = ""
 
     # Schema registry (Confluent REST API). A non-empty URL points at an existing registry.
     schema_registry_url: str = ""

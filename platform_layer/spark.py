@@ -78,6 +78,8 @@ def spark_session(settings: Settings, app_name: str = "radlake", extra_conf: dic
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.session.timeZone", "UTC")
+        # A Kafka source's options hold its SCRAM login: redacted wherever Spark shows options or plans
+        .config("spark.sql.redaction.options.regex", "(?i)url|jaas|password|secret|token")
         # Hadoop sets file modes itself (its umask, 022 by default): the lake's files are the owner's only
         .config("spark.hadoop.fs.permissions.umask-mode", "077")
         .config("spark.sql.warehouse.dir", str(settings.state_dir / "spark-warehouse"))

@@ -22,6 +22,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from pyspark.sql import functions as F
 
 from lake_schemas.tables import BRONZE_INSTANCES, DeltaTableSpec, event_ddl
+from platform_layer import kafka
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def source(spark, job: BronzeJob):
     """The job's decoded stream (Kafka source and ``decode``); also what bench/lake_bench.py's floor reads."""
     raw = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", job.bootstrap)
+        .options(**kafka.spark_options(job.bootstrap))
         .option("subscribe", job.topic)
         .option("startingOffsets", job.starting_offsets)
         .option("maxOffsetsPerTrigger", job.max_offsets_per_trigger)

@@ -65,6 +65,7 @@ from lake_schemas.topics import (
 from lake_schemas.topics import dead_letter_headers as contract_headers
 from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap, registry_url
+from platform_layer.kafka import TopicSpec
 from platform_layer.object_store import ObjectStore, ObjectStoreError
 from platform_layer.serde import EventSerde, registry_client
 from platform_layer.settings import Settings
@@ -232,8 +233,10 @@ def dead_letter_sink(producer: Producer, topic: str = DEAD_LETTER,
 
 
 def stack_dead_letters(settings: Settings) -> Callable[[Sequence[DeadLetter]], None]:
-    """A dead-letter sink on the stack's Kafka."""
-    return dead_letter_sink(kafka.producer(kafka_bootstrap(settings), client_id="radlake-radiomics-dead-letters"))
+    """A dead-letter sink on the stack's Kafka (the topic created if it is missing)."""
+    bootstrap = kafka_bootstrap(settings)
+    kafka.ensure_topics(bootstrap, [TopicSpec(DEAD_LETTER, FEATURES_COMPUTED.partitions)])
+    return dead_letter_sink(kafka.producer(bootstrap, client_id="radlake-radiomics-dead-letters"))
 
 
 def features_publisher(settings: Settings, topic_name: str | None = None) -> Callable[[list], None]:
@@ -241,17 +244,25 @@ def features_publisher(settings: Settings, topic_name: str | None = None) -> Cal
     Kafka acknowledged every one."""
     topic = FEATURES_COMPUTED.with_name(topic_name) if topic_name else FEATURES_COMPUTED
     serde = EventSerde(topic, registry_client(registry_url(settings)))
+    kafka.ensure_topics(kafka_bootstrap(settings), [TopicSpec(topic.name, topic.partitions)])
     producer = kafka.producer(kafka_bootstrap(settings), client_id="radlake-radiomics")
 
     def publish(events: list) -> None:
+        failures: list[str] = []
+
+        def delivered(err, _msg) -> None:
+            if err is not None:
+                failures.append(str(err))
+
         try:
             for event in events:
-                producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event))
+                producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event),
+                                 on_delivery=delivered)
             unacknowledged = producer.flush(60)
         except (BufferError, KafkaException) as err:
             raise PublishError(f"publishing on {topic.name} failed: {err}") from err
-        if unacknowledged != 0:
-            raise PublishError(f"Kafka did not acknowledge every event on {topic.name}")
+        if unacknowledged != 0 or failures:
+            raise PublishError(f"Kafka did not acknowledge every event on {topic.name}: {failures[:3]}")
 
     return publish
 

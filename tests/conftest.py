@@ -13,9 +13,23 @@ from collections.abc import Iterator
 import pytest
 
 from infra import stack
+from platform_layer.identities import use_stack_identity
+from platform_layer.kafka import TopicSpec, ensure_topics
 from platform_layer.settings import Settings
 from platform_layer.spark import spark_session
 from platform_layer.vault import admin_client
+
+# Tests speak to Kafka as the platform administrator (a super user), like the commands they run; the
+# password is read from Vault when a test first builds a Kafka client.
+use_stack_identity(Settings())
+
+
+@pytest.fixture(autouse=True)
+def _kafka_identity_of_the_session_stack() -> Iterator[None]:
+    """A command run in-process makes its own settings' principal the process's Kafka identity (a test may
+    point it at a throwaway stack): each test starts again from the session stack's administrator."""
+    yield
+    use_stack_identity(Settings())
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +92,10 @@ def spark(settings, _stack_session):
 def unique_topic(request) -> str:
     """A topic name no other test uses."""
     return f"test.{request.node.name[:40].replace('[', '-').replace(']', '')}.{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def created_topic(kafka_bootstrap, unique_topic) -> str:
+    """``unique_topic``, created on the broker with 3 partitions (topics are never created on first use)."""
+    ensure_topics(kafka_bootstrap, [TopicSpec(unique_topic, 3)])
+    return unique_topic

@@ -2,6 +2,14 @@
 
 The broker's jars are resolved from Maven Central by ``infra/maven/kafka.pom.xml``; storage is
 formatted once under the state dir with a cluster id kept there, then the broker is started.
+
+Nothing on it is anonymous. Clients connect to ``kafka_port`` with SASL/SCRAM-SHA-512 over TLS, as one of
+the platform's principals (:data:`platform_layer.principals.KAFKA_PRINCIPALS`, passwords in Vault). The
+broker's own listener (``kafka_broker_port``, between brokers and for the stack's set-up) and the KRaft
+controller's take TLS client certificates only. Certificates come from the platform's CA in OpenBao
+(:mod:`platform_layer.tls`); the broker's is renewed by ``stack up`` once two thirds of its life are gone.
+The StandardAuthorizer refuses what no ACL allows; the administrator and the broker are super users. Topics
+are never created on first use: the platform layer creates them with their settings.
 """
 
 from __future__ import annotations
@@ -10,13 +18,24 @@ import base64
 import subprocess
 import uuid
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
 from infra.component import Component
 from infra.downloads import resolve_with_maven
 from infra.errors import StackError
-from infra.process import port_open
+from infra.process import port_open, wait_until
 from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap
+from platform_layer.errors import VaultUnavailable
+from platform_layer.identities import ensure_kafka_credentials, stack_kafka_identity
 from platform_layer.java import find_java_home
+from platform_layer.principals import KAFKA_ADMIN
+from platform_layer.tls import CertificateError, ca_file, issue, needs_renewal, write_private
+from platform_layer.vault import admin_client
+
+BROKER_NAME = "kafka.radlake.local"
+SCRAM_ITERATIONS = 8192
 
 LOG4J2 = """Configuration:
   status: warn
@@ -54,7 +73,21 @@ class Kafka(Component):
 
     @property
     def ports(self) -> list[int]:
-        return [self.settings.kafka_port, self.settings.kafka_controller_port]
+        return [self.settings.kafka_port, self.settings.kafka_controller_port, self.settings.kafka_broker_port]
+
+    @property
+    def tls_dir(self):
+        return self.home / "tls"
+
+    @property
+    def broker_address(self) -> str:
+        return f"127.0.0.1:{self.settings.kafka_broker_port}"
+
+    @property
+    def broker_identity(self) -> kafka.CertificateIdentity:
+        """The broker's certificate, with which the stack speaks to the broker's own listener."""
+        return kafka.CertificateIdentity(str(self.tls_dir / "broker.crt"), str(self.tls_dir / "broker.key"),
+                                         str(ca_file(self.settings)))
 
     @property
     def version(self) -> str:
@@ -83,15 +116,35 @@ class Kafka(Component):
     def prepare(self) -> None:
         s = self.settings
         data = self.home / "data"
+        try:
+            vault = admin_client(s)
+            ensure_kafka_credentials(vault, s)
+            self._renew_certificate(vault)
+        except (VaultUnavailable, CertificateError) as err:
+            raise StackError(f"kafka: its certificate and principals' credentials come from Vault: {err}; "
+                             "start Vault first (`radlake stack up vault kafka`)") from err
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{s.kafka_controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{s.kafka_port}",
+            "listeners": (f"SASL_SSL://127.0.0.1:{s.kafka_port},BROKER://{self.broker_address},"
+                          f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}"),
+            "advertised.listeners": f"SASL_SSL://127.0.0.1:{s.kafka_port},BROKER://{self.broker_address}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name": "BROKER",
+            "listener.security.protocol.map": "CONTROLLER:SSL,BROKER:SSL,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": kafka.SCRAM_MECHANISM,
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.tls_dir / "broker.pem"),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(ca_file(s)),
+            "listener.name.broker.ssl.client.auth": "required",
+            "listener.name.controller.ssl.client.auth": "required",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:CN={BROKER_NAME};User:{KAFKA_ADMIN}",
+            "allow.everyone.if.no.acl.found": "false",
             "log.dirs": str(data),
             "num.partitions": "3",
             "offsets.topic.replication.factor": "1",
@@ -100,8 +153,8 @@ class Kafka(Component):
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
-            # Tests and faust create their topics; production clusters usually turn this off.
-            "auto.create.topics.enable": "true",
+            # Topics are created by the platform layer with their partitions and settings, never on first use.
+            "auto.create.topics.enable": "false",
             "log.retention.hours": "168",
         }
         (self.home / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -113,7 +166,8 @@ class Kafka(Component):
             cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
         argv = [
             *self._jvm_args(), "kafka.tools.StorageTool", "format",
-            "-t", cluster_id_file.read_text().strip(),
+            # one argument with "=": a urlsafe base64 id may start with "-", which argparse takes for an option
+            f"--cluster-id={cluster_id_file.read_text().strip()}",
             "-c", str(self.home / "server.properties"), "--standalone",
         ]
         proc = subprocess.run(argv, capture_output=True, text=True)  # noqa: S603
@@ -124,11 +178,51 @@ class Kafka(Component):
         return [*self._jvm_args(), "kafka.Kafka", str(self.home / "server.properties")], {}
 
     def responding(self) -> bool:
-        if not self.external and not port_open(self.settings.kafka_port):
+        if not self.external and not port_open(self.settings.kafka_broker_port):
             return False
         try:
-            admin = kafka.admin(self.address, extra={"socket.timeout.ms": 2000, "log_level": 0})
+            if self.external:
+                admin = kafka.admin(self.address, extra={"socket.timeout.ms": 2000, "log_level": 0},
+                                    identity=stack_kafka_identity(self.settings))
+            else:
+                admin = kafka.admin(self.broker_address, extra={"socket.timeout.ms": 2000, "log_level": 0},
+                                    identity=self.broker_identity)
             metadata = admin.list_topics(timeout=2)
         except Exception:  # noqa: BLE001 - any client error means "not answering yet"
             return False
         return bool(metadata.brokers)
+
+    def after_start(self) -> None:
+        """Every principal can log in with its password from Vault (SCRAM credentials are upserted on each
+        start, so a password changed in Vault takes effect at the next ``stack up``)."""
+        if self.external:
+            return
+        identities = ensure_kafka_credentials(admin_client(self.settings), self.settings)
+        admin = kafka.admin(self.broker_address, identity=self.broker_identity)
+        upserts = [UserScramCredentialUpsertion(name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512,
+                                                                          SCRAM_ITERATIONS),
+                                                identity.password.encode())
+                   for name, identity in identities.items()]
+        try:
+            for future in admin.alter_user_scram_credentials(upserts).values():
+                future.result(30)
+        except KafkaException as err:
+            raise StackError(f"kafka: cannot set the principals' SCRAM credentials: {err}") from err
+        wait_until(lambda: self._scram_login_works(identities[KAFKA_ADMIN]), timeout_s=60,
+                   what="kafka (SCRAM logins)", log_file=self.log_file)
+
+    def _scram_login_works(self, identity: kafka.ScramIdentity) -> bool:
+        try:
+            kafka.admin(self.address, identity=identity, extra={"socket.timeout.ms": 2000, "log_level": 0}
+                        ).list_topics(timeout=2)
+        except KafkaException:
+            return False
+        return True
+
+    def _renew_certificate(self, vault) -> None:
+        if not needs_renewal(self.tls_dir / "broker.crt"):
+            return
+        issued = issue(vault, BROKER_NAME)
+        write_private(self.tls_dir / "broker.key", issued.private_key)
+        write_private(self.tls_dir / "broker.crt", f"{issued.certificate.strip()}\n{issued.ca_chain}")
+        write_private(self.tls_dir / "broker.pem", issued.keystore)

@@ -20,11 +20,11 @@ class EventPublisher:
     """One producer, one serde per event class (each bound to its topic)."""
 
     def __init__(self, bootstrap: str, registry_url: str, topics: Sequence[Topic], *, client_id: str = "radlake-edge",
-                 delivery_timeout_ms: int = 30_000) -> None:
+                 delivery_timeout_ms: int = 30_000, identity: kafka.Identity | None = None) -> None:
         registry = registry_client(registry_url)
         self._serdes: Mapping[type, EventSerde] = {t.event_class: EventSerde(t, registry) for t in topics}
         self._timeout_s = delivery_timeout_ms / 1000
-        self._producer = kafka.producer(bootstrap, client_id=client_id,
+        self._producer = kafka.producer(bootstrap, client_id=client_id, identity=identity,
                                         extra={"delivery.timeout.ms": delivery_timeout_ms})
 
     def publish(self, events: Sequence[BaseModel]) -> None:

@@ -11,11 +11,15 @@ import hvac
 
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi.edge.edge import EdgeConfig
+from nifi.edge.errors import TokenError
 from nifi.edge.handler import EdgeRuntime
 from nifi.edge.housekeeping import Housekeeping
 from nifi.edge.publish import EventPublisher
 from nifi.edge.tokens import EdgeCredentials
+from platform_layer.errors import VaultUnavailable
+from platform_layer.kafka_credentials import read_kafka_identity
 from platform_layer.object_store import ObjectStore
+from platform_layer.principals import KAFKA_EDGE
 from platform_layer.transit import VaultTransitHmac
 from radlake.deid.confidentiality_profile import (
     STANDARD_EDITION,
@@ -52,11 +56,15 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     credentials = EdgeCredentials(client, p.provider, p.kv_mount)
     credentials.endpoint_token()  # fails now (the processor stays stopped) rather than on the first request
     pseudonymiser = VaultTransitHmac(client, transit_key_name(p.project), mount=p.transit_mount)
+    try:
+        kafka_identity = read_kafka_identity(client, KAFKA_EDGE, p.kv_mount)
+    except VaultUnavailable as err:
+        raise TokenError(str(err)) from err
     publisher = EventPublisher(
         p.kafka_bootstrap, p.registry_url,
         [INSTANCE_RECEIVED.with_name(p.instance_topic), QUARANTINED.with_name(p.quarantine_topic),
          STUDY_MANIFEST.with_name(p.manifest_topic)],
-        client_id=f"radlake-edge-{p.provider}",
+        client_id=f"radlake-edge-{p.provider}", identity=kafka_identity,
     )
     edge_dir = Path(p.edge_dir)
     config = EdgeConfig(p.provider, p.project, DEID_PROFILE_VERSION, edge_dir)

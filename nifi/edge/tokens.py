@@ -17,7 +17,8 @@ import hvac
 import hvac.exceptions
 
 from nifi.edge.errors import TokenError
-from platform_layer.principals import EDGE_TOKEN_ROLE
+from platform_layer.kafka_credentials import kafka_kv_path
+from platform_layer.principals import EDGE_TOKEN_ROLE, KAFKA_EDGE
 from platform_layer.transit import VAULT_ERRORS
 from radlake.deid.pseudonyms import transit_key_name
 
@@ -148,7 +149,7 @@ def delete_token(client: hvac.Client, provider: str, mount: str = "secret") -> N
 def edge_vault_token(client: hvac.Client, provider: str, project: str, *, kv_mount: str = "secret",
                      transit_mount: str = "transit") -> str:
     """A periodic Vault token for the provider's edge (token role ``radlake-edge``: an orphan, renewable every
-    32 days): read its own endpoint token, HMAC with the project key.
+    32 days): read its own endpoint token and the edge's Kafka credentials, HMAC with the project key.
     Its accessor is kept, so that :func:`delete_token` (``radlake provider remove``) revokes it."""
     key = transit_key_name(project)
     policy = (
@@ -156,6 +157,7 @@ def edge_vault_token(client: hvac.Client, provider: str, project: str, *, kv_mou
         f'path "{transit_mount}/hmac/{key}" {{ capabilities = ["update"] }}\n'
         f'path "{transit_mount}/hmac/{key}/*" {{ capabilities = ["update"] }}\n'
         f'path "{transit_mount}/keys/{key}" {{ capabilities = ["read"] }}\n'
+        f'path "{kv_mount}/data/{kafka_kv_path(KAFKA_EDGE)}" {{ capabilities = ["read"] }}\n'
     )
     try:
         client.sys.create_or_update_policy(policy_name(provider), policy)

@@ -12,6 +12,7 @@ from deltalake import DeltaTable
 
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
 from lake_schemas.topics import INSTANCE_RECEIVED
+from platform_layer.kafka import connection as kafka_connection
 from platform_layer.registration import register
 from platform_layer.serde import EventSerde, registry_client
 from spark_jobs import bronze
@@ -35,13 +36,13 @@ def _event(i: int, provider: str = "site-a") -> InstanceReceived:
 
 
 def test_bronze_has_one_typed_row_per_event_even_with_redeliveries(spark, kafka_bootstrap, registry_url,
-                                                                   unique_topic, tmp_path):
-    topic = INSTANCE_RECEIVED.with_name(unique_topic)
+                                                                   created_topic, tmp_path):
+    topic = INSTANCE_RECEIVED.with_name(created_topic)
     registry = registry_client(registry_url)
     register(registry, (topic,))
     serde = EventSerde(topic, registry)
     events = [_event(i, provider="site-a" if i % 2 else "site-b") for i in range(12)]
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
+    producer = Producer({**kafka_connection(kafka_bootstrap), "enable.idempotence": True})
     for event in events + events[:2]:  # redelivered in the same micro-batch
         producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event))
     assert producer.flush(30) == 0

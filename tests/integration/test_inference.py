@@ -34,6 +34,7 @@ from inference_workers.synthetic_study import publishable_study
 from inference_workers.training import TrainConfig, train
 from inference_workers.worker import Worker, WorkerConfig
 from lake_schemas.topics import PREDICTION_CREATED, PREDICTION_DEAD_LETTER, STUDY_COMPLETED
+from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
 from platform_layer.registration import register
 from platform_layer.serde import EventSerde, registry_client
@@ -62,7 +63,7 @@ def lake(tmp_path_factory):
 @pytest.fixture
 def topics(kafka_bootstrap, registry_url, unique_topic):
     names = {"in": f"{unique_topic}.in", "out": f"{unique_topic}.out", "dlq": f"{unique_topic}.dlq"}
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = AdminClient(kafka_connection(kafka_bootstrap))
     for future in admin.create_topics([NewTopic(n, 3, 1) for n in names.values()]).values():
         future.result(30)
     contracts = (STUDY_COMPLETED.with_name(names["in"]), PREDICTION_CREATED.with_name(names["out"]),
@@ -75,7 +76,7 @@ def topics(kafka_bootstrap, registry_url, unique_topic):
 
 
 def _publish(bootstrap, topic, values: list[bytes], key=b"k", partition=0):
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer = Producer({**kafka_connection(bootstrap), "enable.idempotence": True})
     for value in values:
         producer.produce(topic, key=key, value=value, partition=partition)
     assert producer.flush(30) == 0
@@ -83,7 +84,7 @@ def _publish(bootstrap, topic, values: list[bytes], key=b"k", partition=0):
 
 def _read_all(bootstrap, topic, isolation="read_committed", timeout_s=60.0):
     """Every message on the topic up to its end (all partitions)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
+    consumer = Consumer({**kafka_connection(bootstrap), "group.id": f"reader-{uuid.uuid4().hex}",
                          "isolation.level": isolation, "enable.auto.commit": False})
     parts = [TopicPartition(topic, p, 0) for p in range(3)]
     ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in parts}
@@ -207,7 +208,7 @@ def test_poison_studies_go_to_the_dead_letter_topic_without_blocking_the_partiti
     assert all(q.data.stage == "inference" and q.data.message for q in letters)
     [prediction] = _read_all(kafka_bootstrap, topics["out"])
     assert prediction.key() == good.data.study_uid.encode()
-    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": topics["group"]})
+    consumer = Consumer({**kafka_connection(kafka_bootstrap), "group.id": topics["group"]})
     [committed] = consumer.committed([TopicPartition(topics["in"], 0)], timeout=10)
     consumer.close()
     assert committed.offset == 4

@@ -20,6 +20,7 @@ from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import providers
 from nifi.edge.client import Uploader, plan, upload_id_for, wait_until_listening
 from nifi.edge.reconcile import read_provider_events
+from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
 from platform_layer.registration import register
 from platform_layer.serde import registry_client
@@ -38,7 +39,7 @@ def topics(kafka_bootstrap, registry_url):
              "manifest_topic": f"test.ingest.manifests.{RUN}"}
     contracts = (INSTANCE_RECEIVED.with_name(names["instance_topic"]), QUARANTINED.with_name(names["quarantine_topic"]),
                  STUDY_MANIFEST.with_name(names["manifest_topic"]))
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = AdminClient(kafka_connection(kafka_bootstrap))
     for future in admin.create_topics([NewTopic(t.name, num_partitions=3, replication_factor=1)
                                        for t in contracts]).values():
         future.result(timeout=30)

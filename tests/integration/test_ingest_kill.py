@@ -20,6 +20,7 @@ from nifi.edge import journal
 from nifi.edge.client import Uploader, plan, wait_until_listening
 from nifi.edge.errors import UploadError
 from nifi.edge.reconcile import read_provider_events
+from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
 from platform_layer.registration import register
 from platform_layer.serde import registry_client
@@ -37,7 +38,7 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
              "manifest_topic": f"test.kill.manifests.{run}"}
     contracts = (INSTANCE_RECEIVED.with_name(names["instance_topic"]), QUARANTINED.with_name(names["quarantine_topic"]),
                  STUDY_MANIFEST.with_name(names["manifest_topic"]))
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = AdminClient(kafka_connection(kafka_bootstrap))
     for future in admin.create_topics([NewTopic(t.name, 3, 1) for t in contracts]).values():
         future.result(timeout=30)
     register(registry_client(registry_url), contracts)

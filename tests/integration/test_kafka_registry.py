@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, Producer
 from lake_schemas.errors import SchemaViolation
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
 from lake_schemas.topics import INSTANCE_RECEIVED
+from platform_layer.kafka import connection as kafka_connection
 from platform_layer.registration import register
 from platform_layer.serde import REGISTRY_CALLS, EventSerde, registry_client
 
@@ -42,7 +43,7 @@ def _event(**overrides) -> InstanceReceived:
 
 
 def _consume_one(bootstrap: str, topic: str, timeout_s: float = 30.0):
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
+    consumer = Consumer({**kafka_connection(bootstrap), "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     deadline = time.monotonic() + timeout_s
     try:
@@ -55,14 +56,14 @@ def _consume_one(bootstrap: str, topic: str, timeout_s: float = 30.0):
     raise AssertionError(f"no message on {topic} within {timeout_s}s")
 
 
-def test_typed_event_round_trip_through_broker_and_registry(kafka_bootstrap, registry_url, unique_topic):
-    topic = INSTANCE_RECEIVED.with_name(unique_topic)
+def test_typed_event_round_trip_through_broker_and_registry(kafka_bootstrap, registry_url, created_topic):
+    topic = INSTANCE_RECEIVED.with_name(created_topic)
     registry = registry_client(registry_url)
     [registered] = register(registry, (topic,))
     serde = EventSerde(topic, registry)
     sent = _event()
 
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
+    producer = Producer({**kafka_connection(kafka_bootstrap), "enable.idempotence": True})
     producer.produce(topic.name, key=sent.key.encode(), value=serde.serialize(sent))
     assert producer.flush(30) == 0
 
@@ -81,14 +82,14 @@ def test_registration_is_idempotent(registry_url, unique_topic):
     assert first == second
 
 
-def test_consumer_rejects_a_message_that_violates_the_schema(kafka_bootstrap, registry_url, unique_topic):
-    topic = INSTANCE_RECEIVED.with_name(unique_topic)
+def test_consumer_rejects_a_message_that_violates_the_schema(kafka_bootstrap, registry_url, created_topic):
+    topic = INSTANCE_RECEIVED.with_name(created_topic)
     registry = registry_client(registry_url)
     [registered] = register(registry, (topic,))
     serde = EventSerde(topic, registry)
     # A producer that bypasses the serializer: right wire format and schema id, wrong content.
     bogus = b"\x00" + registered.schema_id.to_bytes(4, "big") + b'{"event_type": "instance.received"}'
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer = Producer(kafka_connection(kafka_bootstrap))
     producer.produce(topic.name, value=bogus)
     producer.flush(30)
     msg = _consume_one(kafka_bootstrap, topic.name)

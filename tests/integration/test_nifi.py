@@ -12,6 +12,8 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from nifi.deploy import Deployment, deploy, flow_path, undeploy
+from platform_layer.identities import stack_kafka_identity
+from platform_layer.kafka import connection as kafka_connection
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +25,7 @@ def _free_port() -> int:
 
 
 def _create_topic(bootstrap: str, topic: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafka_connection(bootstrap))
     for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
         future.result(timeout=30)
 
@@ -42,7 +44,7 @@ def _post_until_accepted(url: str, body: bytes, headers: dict[str, str], timeout
 
 def _consume_one(bootstrap: str, topic: str, timeout_s: float = 120.0):
     consumer = Consumer({
-        "bootstrap.servers": bootstrap,
+        **kafka_connection(bootstrap),
         "group.id": f"test-nifi-{uuid.uuid4().hex[:8]}",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
@@ -62,15 +64,18 @@ def _consume_one(bootstrap: str, topic: str, timeout_s: float = 120.0):
         consumer.close()
 
 
-def test_http_post_to_listenhttp_is_published_to_kafka(nifi_url, kafka_bootstrap, unique_topic):
+def test_http_post_to_listenhttp_is_published_to_kafka(settings, nifi_url, kafka_bootstrap, unique_topic):
     _create_topic(kafka_bootstrap, unique_topic)
+    identity = stack_kafka_identity(settings)
     port = _free_port()
     run_id = uuid.uuid4().hex[:8]
     deployment: Deployment = deploy(
         nifi_url,
         flow_path("smoke_http_to_kafka"),
         name=f"smoke-{run_id}",
-        parameters={"listen_port": str(port), "kafka_bootstrap": kafka_bootstrap, "kafka_topic": unique_topic},
+        parameters={"listen_port": str(port), "kafka_bootstrap": kafka_bootstrap, "kafka_topic": unique_topic,
+                    "kafka_username": identity.username, "kafka_password": identity.password,
+                    "kafka_ca_file": identity.ca_file},
     )
     try:
         body = f'{{"smoke": "{run_id}"}}'.encode()

@@ -46,6 +46,8 @@ from lake_schemas.topics import (
     PREDICTION_CREATED,
     STUDY_COMPLETED,
 )
+from platform_layer.kafka import TopicSpec, ensure_topics
+from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
 from platform_layer.registration import register
 from platform_layer.serde import EventSerde, registry_client
@@ -66,7 +68,7 @@ OTHER_SETTINGS = settings_from_mapping({"aggregations": ["3D"], "discretisation"
 def _consume(bootstrap: str, registry_url: str, topic, expected: int, timeout_s: float = 60) -> list[dict]:
     """Every message on ``topic``, decoded and checked against its schema file."""
     serde = EventSerde(topic, registry_client(registry_url))
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:8]}",
+    consumer = Consumer({**kafka_connection(bootstrap), "group.id": f"check-{uuid.uuid4().hex[:8]}",
                          "auto.offset.reset": "earliest"})
     consumer.subscribe([topic.name])
     found, deadline = [], time.monotonic() + timeout_s
@@ -190,12 +192,13 @@ def test_one_features_computed_event_per_study_validates_against_its_schema(lake
 
 def _dead_letters(bootstrap: str):
     """A dead-letter sink on the test broker's dead-letter topic."""
-    return follow.dead_letter_sink(Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True}))
+    ensure_topics(bootstrap, [TopicSpec(DEAD_LETTER, 3)])
+    return follow.dead_letter_sink(Producer({**kafka_connection(bootstrap), "enable.idempotence": True}))
 
 
 def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """The committed offset of ``group`` per partition of ``topic`` that has one."""
-    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    reader = Consumer({**kafka_connection(bootstrap), "group.id": group, "enable.auto.commit": False})
     try:
         partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
         committed = reader.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
@@ -229,7 +232,7 @@ def test_follow_computes_a_completed_study_once(spark, lake, first_two_runs, kaf
     announced: list = []
     serde = EventSerde(completed, registry_client(registry_url))
     for attempt in range(2):  # the second consumer group replays the topic: nothing is pending any more
-        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"follow-{suffix}-{attempt}",
+        consumer = Consumer({**kafka_connection(kafka_bootstrap), "group.id": f"follow-{suffix}-{attempt}",
                              "auto.offset.reset": "earliest", "enable.auto.commit": False})
         consumer.subscribe([completed.name])
         try:
@@ -273,7 +276,7 @@ def test_follow_segmentations_computes_the_segments_of_a_predicted_seg(spark, la
     serde = EventSerde(topic, registry_client(registry_url))
     announced: list = []
     for attempt in range(2):  # the second consumer group replays the topic: nothing is pending any more
-        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"segs-{suffix}-{attempt}",
+        consumer = Consumer({**kafka_connection(kafka_bootstrap), "group.id": f"segs-{suffix}-{attempt}",
                              "auto.offset.reset": "earliest", "enable.auto.commit": False})
         consumer.subscribe([topic.name])
         try:
@@ -336,7 +339,7 @@ def test_follow_waits_out_an_object_store_outage_with_nothing_committed_past_it(
             away.rename(objects)
 
     logging.getLogger(follow.__name__).addHandler(retrying)
-    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+    consumer = Consumer({**kafka_connection(kafka_bootstrap), "group.id": group, "auto.offset.reset": "earliest",
                          "enable.auto.commit": False})
     consumer.subscribe([topic.name])
     announced: list = []
@@ -380,12 +383,13 @@ def test_follow_dead_letters_what_can_never_be_processed(spark, lake, first_two_
     junk = lake["store"].put(b"not a DICOM file", prefix="predictions")
     assert junk.sha256 == hashlib.sha256(b"not a DICOM file").hexdigest()
     key = case.study_uid.encode()
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    ensure_topics(kafka_bootstrap, [TopicSpec(topic.name, topic.partitions)])
+    producer = Producer(kafka_connection(kafka_bootstrap))
     producer.produce(topic.name, key=key, value=b"not the wire format")  # same key: one partition, in order
     assert producer.flush(30) == 0
     publish(kafka_bootstrap, registry_url, topic, [_prediction(case, seg, sha256="0" * 64), _prediction(case, junk)])
     group = f"dead-{suffix}"
-    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+    consumer = Consumer({**kafka_connection(kafka_bootstrap), "group.id": group, "auto.offset.reset": "earliest",
                          "enable.auto.commit": False})
     consumer.subscribe([topic.name])
     try:
@@ -398,7 +402,7 @@ def test_follow_dead_letters_what_can_never_be_processed(spark, lake, first_two_
     [partition] = _committed(kafka_bootstrap, group, topic.name)
     assert _committed(kafka_bootstrap, group, topic.name) == {partition: 3}
 
-    reader = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"dlq-{suffix}",
+    reader = Consumer({**kafka_connection(kafka_bootstrap), "group.id": f"dlq-{suffix}",
                        "auto.offset.reset": "earliest", "enable.auto.commit": False})
     reader.subscribe([DEAD_LETTER])
     mine, deadline = [], time.monotonic() + 60

@@ -37,6 +37,7 @@ from lake_schemas.topics import (
     STUDY_COMPLETED,
     STUDY_MANIFEST,
 )
+from platform_layer.kafka import connection as kafka_connection
 from platform_layer.registration import register
 from platform_layer.serde import EventSerde, registry_client
 from radlake.synthetic.lake_events import SeriesPlan, conflicting, series_events
@@ -139,7 +140,7 @@ class Reader:
     """Reads a topic from the beginning, ``read_committed``, keeping every message seen."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
+        self.consumer = Consumer({**kafka_connection(bootstrap), "group.id": f"reader-{uuid.uuid4().hex}",
                                   "isolation.level": "read_committed", "enable.auto.commit": False})
         self.consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
         self.messages: list = []
@@ -314,7 +315,7 @@ def test_malformed_messages_go_to_the_dead_letter_topic(shared, kafka_bootstrap,
         b"\x00" + schema_id.to_bytes(4, "big") + b"{not json",
         b"\x00" + schema_id.to_bytes(4, "big") + json.dumps({"event_type": "instance.received"}).encode(),
     ]
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer = Producer(kafka_connection(kafka_bootstrap))
     for value in bad:
         producer.produce(topics.instance, key=b"2.25.1", value=value)
     assert producer.flush(30) == 0
@@ -454,7 +455,7 @@ def test_a_version_in_an_aborted_transaction_is_emitted_again_once(kafka_bootstr
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
     events = _study("abort", 5)
-    uncommitted = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"ru-{uuid.uuid4().hex}",
+    uncommitted = Consumer({**kafka_connection(kafka_bootstrap), "group.id": f"ru-{uuid.uuid4().hex}",
                             "isolation.level": "read_uncommitted", "enable.auto.commit": False})
     uncommitted.assign([TopicPartition(topics.completed, p, 0) for p in range(PARTITIONS)])
     committed = Reader(kafka_bootstrap, topics.completed)

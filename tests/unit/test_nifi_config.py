@@ -5,13 +5,15 @@ from __future__ import annotations
 import stat
 
 from infra.components.nifi import NiFi
-from nifi.deploy import definition_parameters, flow_path, load_definition
+from nifi.deploy import definition_parameters, flow_path, load_definition, sensitive_parameters
 from platform_layer.settings import Settings
 
 
 def test_smoke_flow_definition_declares_its_parameters_and_processors():
     definition = load_definition(flow_path("smoke_http_to_kafka"))
-    assert set(definition_parameters(definition)) == {"listen_port", "kafka_bootstrap", "kafka_topic"}
+    assert set(definition_parameters(definition)) == {"listen_port", "kafka_bootstrap", "kafka_topic", "kafka_username",
+                                                      "kafka_password", "kafka_ca_file"}
+    assert sensitive_parameters(definition) == {"kafka_password"}
     types = {p["type"] for p in definition["flowContents"]["processors"]}
     assert types == {"org.apache.nifi.processors.standard.ListenHTTP", "PublishToKafka"}
 

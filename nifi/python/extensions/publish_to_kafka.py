@@ -20,7 +20,8 @@ class PublishToKafka(FlowFileTransform):
     class ProcessorDetails:
         version = "0.1.0"
         description = (
-            "Publishes the content of each FlowFile as one Kafka message (librdkafka via confluent-kafka) and "
+            "Publishes the content of each FlowFile as one Kafka message (librdkafka via confluent-kafka, "
+            "SASL/SCRAM over TLS) and "
             "waits for the broker's acknowledgement; FlowFiles the broker did not acknowledge go to failure."
         )
         tags = ["kafka", "publish", "radlake"]
@@ -46,6 +47,25 @@ class PublishToKafka(FlowFileTransform):
         required=False,
         expression_language_scope=ExpressionLanguageScope.FLOWFILE_ATTRIBUTES,
     )
+    USERNAME = PropertyDescriptor(
+        name="Kafka Username",
+        description="The Kafka principal this processor publishes as (SASL/SCRAM-SHA-512 over TLS).",
+        required=True,
+        validators=[StandardValidators.NON_EMPTY_VALIDATOR],
+    )
+    PASSWORD = PropertyDescriptor(
+        name="Kafka Password",
+        description="The principal's password.",
+        required=True,
+        sensitive=True,
+        validators=[StandardValidators.NON_EMPTY_VALIDATOR],
+    )
+    CA_FILE = PropertyDescriptor(
+        name="Kafka CA File",
+        description="PEM file of the CA that signed the broker's certificate (the platform CA).",
+        required=True,
+        validators=[StandardValidators.NON_EMPTY_VALIDATOR],
+    )
     DELIVERY_TIMEOUT_MS = PropertyDescriptor(
         name="Delivery Timeout (ms)",
         description="How long to wait for the broker's acknowledgement before routing to failure.",
@@ -60,7 +80,8 @@ class PublishToKafka(FlowFileTransform):
         self.delivery_timeout_s = 30.0
 
     def getPropertyDescriptors(self):
-        return [self.BOOTSTRAP_SERVERS, self.TOPIC, self.MESSAGE_KEY, self.DELIVERY_TIMEOUT_MS]
+        return [self.BOOTSTRAP_SERVERS, self.USERNAME, self.PASSWORD, self.CA_FILE, self.TOPIC, self.MESSAGE_KEY,
+                self.DELIVERY_TIMEOUT_MS]
 
     def onScheduled(self, context):
         from confluent_kafka import Producer
@@ -69,6 +90,11 @@ class PublishToKafka(FlowFileTransform):
         self.delivery_timeout_s = timeout_ms / 1000.0
         self.producer = Producer({
             "bootstrap.servers": context.getProperty(self.BOOTSTRAP_SERVERS).evaluateAttributeExpressions().getValue(),
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": context.getProperty(self.USERNAME).getValue(),
+            "sasl.password": context.getProperty(self.PASSWORD).getValue(),
+            "ssl.ca.location": context.getProperty(self.CA_FILE).getValue(),
             "acks": "all",
             "enable.idempotence": True,
             "delivery.timeout.ms": timeout_ms,
