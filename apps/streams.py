@@ -1,4 +1,8 @@
-"""``radlake streams run`` — the study completion worker, with ``/metrics`` on its web port."""
+"""``radlake streams run`` — the study completion worker, with ``/metrics`` on its web port.
+
+The command creates the worker's topics and grants its principal (``radlake-streams``) its rights as the
+platform administrator; the worker itself speaks to Kafka as ``radlake-streams`` only.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,13 @@ import sys
 from datetime import timedelta
 
 from apps._common import command
+from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap, registry_url
+from platform_layer.identities import use_stack_identity
+from platform_layer.principals import KAFKA_STREAMS
 from platform_layer.settings import Settings
 from streams.config import StreamsConfig
-from streams.worker import StudyCompletionWorker, check_contracts, ensure_topics
+from streams.worker import StudyCompletionWorker, check_contracts, ensure_topics, rights
 
 
 def config_from(args: argparse.Namespace, settings: Settings) -> StreamsConfig:
@@ -52,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     config = config_from(args, settings)
     check_contracts(config)
-    ensure_topics(config)
+    ensure_topics(config)  # as the platform administrator, who then gives the worker its own principal
+    kafka.grant(config.bootstrap, KAFKA_STREAMS, rights(config))
+    use_stack_identity(settings, KAFKA_STREAMS)
     worker = StudyCompletionWorker(config)
     print(f"radlake streams: {config.app_id} on {config.bootstrap}, metrics on "
           f"http://{config.web_host}:{config.web_port}/metrics", file=sys.stderr)

@@ -67,10 +67,6 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from deid.config import DeidRecipe
-from deid.dicom import replace_identifiers
-from deid.logger import bot as deid_bot
-from dicognito.anonymizer import Anonymizer
 
 # Run as a script (python bench/deid_bench.py), the repository root is not on sys.path by itself.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -148,9 +144,21 @@ _PEERS: dict[str, object] = {}
 
 
 def _peer(tool: str) -> object:
-    """The peer's object for this process, built once (forked workers inherit the parent's)."""
+    """The peer's object for this process, imported and built once before any timing (forked workers
+    inherit the parent's). Imported here, not at the top: radlake's own workers re-import this script, and
+    they should not pay for the peers (``deid`` alone pulls in matplotlib)."""
     if tool not in _PEERS:
-        _PEERS[tool] = Anonymizer(seed="bench") if tool == "dicognito" else DeidRecipe()
+        if tool == "dicognito":
+            from dicognito.anonymizer import Anonymizer  # noqa: PLC0415 - heavy optional peer, see above
+
+            _PEERS[tool] = Anonymizer(seed="bench")
+        else:
+            from deid.config import DeidRecipe  # noqa: PLC0415 - heavy optional peer, see above
+            from deid.dicom import replace_identifiers  # noqa: PLC0415
+            from deid.logger import bot  # noqa: PLC0415
+
+            bot.level = -5  # deid prints a warning per file otherwise
+            _PEERS[tool] = (DeidRecipe(), replace_identifiers)
     return _PEERS[tool]
 
 
@@ -179,7 +187,7 @@ def _dicognito(paths: list[Path], out: Path) -> None:
 
 
 def _pydicom_deid(paths: list[Path], out: Path) -> None:
-    recipe = _peer("deid")
+    recipe, replace_identifiers = _peer("deid")  # type: ignore[misc]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:
             replace_identifiers(dicom_files=[str(p) for p in paths], deid=recipe, save=True,
@@ -204,7 +212,6 @@ PER_FILE: dict[str, Callable[[list[Path], Path], None]] = {
 def _quiet() -> None:
     warnings.simplefilter("ignore")
     logging.disable(logging.CRITICAL)
-    deid_bot.level = -5  # deid prints a warning per file otherwise
 
 
 def _chunk(job: tuple[str, list[Path], Path]) -> None:

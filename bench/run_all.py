@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import operator
+import os
 import re
 import subprocess
 import sys
@@ -175,7 +176,9 @@ def main(argv: Sequence[str] | None = None, registry: Sequence[Benchmark] | None
         selected = [b for b in available if b.name != STACK or args.with_stack]
     flags = [*(["--quick"] if args.quick else []), *([] if args.no_docs else ["--write-docs"])]
 
-    log_dir.mkdir(parents=True, exist_ok=True)
+    # The logs sit in the state dir, which is its owner's only (the benchmarks' output names files and hosts).
+    os.umask(0o077)
+    log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="radlake-bench-") as tmp:
         for bench in selected:

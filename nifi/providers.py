@@ -162,7 +162,7 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
         bootstrap = kafka_bootstrap(settings)
         kafka.ensure_topics(bootstrap, [kafka.TopicSpec(names[key], contract.partitions)
                                         for key, contract in EDGE_CONTRACTS.items()])
-        kafka.allow_writes(bootstrap, KAFKA_EDGE, [names[key] for key in EDGE_CONTRACTS])
+        kafka.grant(bootstrap, KAFKA_EDGE, kafka.Rights(writes=tuple(names[key] for key in EDGE_CONTRACTS)))
     except TopicError as err:
         raise ProviderError(str(err)) from err
     port = port or choose_port(port_range(settings), {e.port for e in existing})

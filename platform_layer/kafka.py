@@ -187,19 +187,44 @@ def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec], *, timeout_s: flo
     return [t.topic for t in missing]
 
 
-def allow_writes(bootstrap: str, principal: str, topics: Iterable[str], *, timeout_s: float = 30.0,
-                 identity: Identity | None = None) -> None:
-    """Let ``principal`` write to (and describe) exactly these topics; idempotent. Made by the administrator
-    when it deploys a component that may only publish (the edge)."""
-    bindings = [AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, f"User:{principal}", "*",
-                           operation, AclPermissionType.ALLOW)
-                for topic in topics for operation in (AclOperation.WRITE, AclOperation.DESCRIBE)]
+@dataclass(frozen=True)
+class Rights:
+    """What a principal may do on Kafka: read and write exactly these topics, use consumer groups and
+    transactional ids that start with these prefixes. Nothing else (the authorizer refuses what no ACL allows)."""
+
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    group_prefixes: tuple[str, ...] = ()
+    transactional_prefixes: tuple[str, ...] = ()
+
+    def bindings(self, principal: str) -> list[AclBinding]:
+        user = f"User:{principal}"
+
+        def allow(kind: ResourceType, name: str, pattern: ResourcePatternType, operation: AclOperation) -> AclBinding:
+            return AclBinding(kind, name, pattern, user, "*", operation, AclPermissionType.ALLOW)
+
+        literal, prefixed = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
+        return list(dict.fromkeys([  # a topic both read and written is described once (Kafka refuses duplicates)
+            *(allow(ResourceType.TOPIC, t, literal, op) for t in self.reads
+              for op in (AclOperation.READ, AclOperation.DESCRIBE)),
+            *(allow(ResourceType.TOPIC, t, literal, op) for t in self.writes
+              for op in (AclOperation.WRITE, AclOperation.DESCRIBE)),
+            *(allow(ResourceType.GROUP, g, prefixed, AclOperation.READ) for g in self.group_prefixes),
+            *(allow(ResourceType.TRANSACTIONAL_ID, t, prefixed, op) for t in self.transactional_prefixes
+              for op in (AclOperation.WRITE, AclOperation.DESCRIBE)),
+        ]))
+
+
+def grant(bootstrap: str, principal: str, rights: Rights, *, timeout_s: float = 30.0,
+          identity: Identity | None = None) -> None:
+    """Give ``principal`` these rights (idempotent). Made by the administrator when it deploys a component
+    that runs as its own principal; ``identity`` must be allowed to alter ACLs (the administrator)."""
     client = admin(bootstrap, identity=identity)  # kept alive until every future has its answer
     try:
-        for future in client.create_acls(bindings).values():
+        for future in client.create_acls(rights.bindings(principal)).values():
             future.result(timeout_s)
     except KafkaException as err:
-        raise TopicError(f"cannot grant {principal} writes on {sorted(set(topics))}: {err}") from err
+        raise TopicError(f"cannot grant {principal} its rights on Kafka: {err}") from err
 
 
 def _coordinates(message: Message) -> tuple[str, int, int]:

@@ -85,6 +85,15 @@ def ensure_topics(config: StreamsConfig) -> None:
         raise TopicLayoutError(f"the streams topics must all have {config.partitions} partitions: {err}") from err
 
 
+def rights(config: StreamsConfig) -> kafka.Rights:
+    """What the worker's principal may do on Kafka: read its inputs and its state, write its outputs and its
+    state, use its group(s) and transactional ids (all named after its app id)."""
+    return kafka.Rights(
+        reads=(config.instance_topic, config.manifest_topic, config.state_topic),
+        writes=(config.completed_topic, config.quarantined_topic, config.dead_letter_topic, config.state_topic),
+        group_prefixes=(config.app_id,), transactional_prefixes=(config.app_id,))
+
+
 def check_contracts(config: StreamsConfig) -> None:
     """Every topic the worker decodes or encodes has its lake_schemas schema registered under its subject."""
     registry = registry_client(config.registry_url)

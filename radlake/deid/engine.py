@@ -106,8 +106,9 @@ _WORKER: dict[str, object] = {}
 # Workers are forked from a clean server process, never from the caller: a caller that already runs
 # threads (a Kafka client, a Spark gateway, a test runner) would hand each child locks held by threads
 # that do not exist there, and the child dies or hangs when it collects one of the inherited objects.
+# The server imports the caller's main module and this one once; workers forked from it import nothing.
 _POOL_CONTEXT = multiprocessing.get_context("forkserver")
-_POOL_CONTEXT.set_forkserver_preload([__name__])
+_POOL_CONTEXT.set_forkserver_preload(["__main__", __name__])
 
 
 def _init_worker(job: Job) -> None:

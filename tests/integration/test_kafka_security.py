@@ -90,7 +90,7 @@ def test_a_principal_without_an_acl_for_a_topic_cannot_read_it(kafka_bootstrap, 
 def test_the_edge_principal_writes_only_where_it_was_allowed(kafka_bootstrap, settings):
     allowed, other = (f"test.security.edge.{uuid.uuid4().hex[:8]}" for _ in range(2))
     kafka.ensure_topics(kafka_bootstrap, [kafka.TopicSpec(allowed, 1), kafka.TopicSpec(other, 1)])
-    kafka.allow_writes(kafka_bootstrap, KAFKA_EDGE, [allowed])
+    kafka.grant(kafka_bootstrap, KAFKA_EDGE, kafka.Rights(writes=(allowed,)))
     edge = kafka.producer(kafka_bootstrap, client_id="test-edge", identity=stack_kafka_identity(settings, KAFKA_EDGE),
                           extra={"message.timeout.ms": 10000, "log_level": 0})
     outcomes: dict[str, object] = {}
