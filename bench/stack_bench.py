@@ -36,7 +36,7 @@ IDLE_TARGET_GIB = 6.0  # the whole stack's idle memory must leave most of a 24 G
 
 def _settings(root: Path, cache: Path) -> Settings:
     return Settings(state_dir=root / "state", cache_dir=cache, vault_port=25200, kafka_port=25092,
-                    kafka_controller_port=25093, schema_registry_port=25081, nifi_port=25080)
+                    kafka_controller_port=25093, kafka_broker_port=25094, schema_registry_port=25081, nifi_port=25080)
 
 
 def _timed_up(settings: Settings, names: list[str]) -> dict[str, float]:

@@ -77,6 +77,11 @@ class Component(ABC):
     def prepare(self) -> None:
         """Write configuration and initialise storage under the state dir (idempotent)."""
 
+    @property
+    def port_settings(self) -> dict[int, str]:
+        """The setting that moves each port, for errors (default: ``RADLAKE_<NAME>_PORT`` for all)."""
+        return {}
+
     @abstractmethod
     def command(self) -> tuple[list[str], dict[str, str]]:
         """argv and extra environment of the server process."""
@@ -113,7 +118,7 @@ class Component(ABC):
                                alive=lambda: process.pid_alive(pid), log_file=self.log_file)
         else:
             self.pid_file.unlink(missing_ok=True)
-            process.ensure_ports_free(self.name, self.ports)
+            process.ensure_ports_free(self.name, self.ports, settings=self.port_settings)
             self.install()
             self.home.mkdir(parents=True, exist_ok=True)
             self.prepare()

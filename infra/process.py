@@ -21,15 +21,20 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def ensure_ports_free(component: str, ports: Sequence[int], grace_s: float = 10.0) -> None:
-    """Raise PortTaken unless every port is free; waits grace_s for a process that is still exiting."""
+def ensure_ports_free(component: str, ports: Sequence[int], grace_s: float = 10.0,
+                      settings: Mapping[int, str] | None = None) -> None:
+    """Raise PortTaken unless every port is free; waits grace_s for a process that is still exiting. The
+    error names the setting of each taken port (``settings``: port -> setting; the component's main port
+    setting by default)."""
     deadline = time.monotonic() + grace_s
     while (taken := [p for p in ports if port_open(p)]) and time.monotonic() < deadline:
         time.sleep(0.25)
     if taken:
+        default = f"RADLAKE_{component.upper().replace('-', '_')}_PORT"
+        names = sorted({(settings or {}).get(p, default) for p in taken})
         raise PortTaken(
             f"{component}: port(s) {', '.join(map(str, taken))} on 127.0.0.1 are used by another process; "
-            f"stop it or set the RADLAKE_{component.upper().replace('-', '_')}_PORT setting"
+            f"stop it or set {' / '.join(names)}"
         )
 
 

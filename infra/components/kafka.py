@@ -76,6 +76,12 @@ class Kafka(Component):
         return [self.settings.kafka_port, self.settings.kafka_controller_port, self.settings.kafka_broker_port]
 
     @property
+    def port_settings(self) -> dict[int, str]:
+        s = self.settings
+        return {s.kafka_port: "RADLAKE_KAFKA_PORT", s.kafka_controller_port: "RADLAKE_KAFKA_CONTROLLER_PORT",
+                s.kafka_broker_port: "RADLAKE_KAFKA_BROKER_PORT"}
+
+    @property
     def tls_dir(self):
         return self.home / "tls"
 
