@@ -64,7 +64,7 @@ def vault(settings, _stack_session):
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(settings, _stack_session) -> str:
+def kafka_bootstrap(settings, _stack_session, vault) -> str:  # Kafka's certificate and credentials come from Vault
     return _component("kafka", settings, _stack_session).address
 
 

@@ -33,7 +33,7 @@ def datas() -> list[bytes]:
     return [phi_dicom.to_bytes(ds) for ds in phi_dicom.ct_series(3, size=16)[0]]
 
 
-def test_batched_hmac_with_cache(settings, project):
+def test_batched_hmac_with_cache(vault, settings, project):
     with transit_session(settings, project) as spec:
         run = hvac.Client(url=spec.addr, token=spec.token)
         transit = VaultTransitHmac(run, spec.key_name, mount=spec.mount, batch_size=3)
@@ -57,7 +57,7 @@ def _deidentify(spec: VaultTransitSpec, datas: list[bytes]):
     return deidentify_instances(datas, compile_rules(Profile()), transit)
 
 
-def test_projects_cannot_be_linked(settings, project, datas):
+def test_projects_cannot_be_linked(vault, settings, project, datas):
     results = {}
     for name in (project, project + "-other"):
         with transit_session(settings, name) as spec:
