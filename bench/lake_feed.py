@@ -28,18 +28,8 @@ class EventPublisher:
             kafka.ensure_topics(self._bootstrap, [TopicSpec(topic.name, topic.partitions)])
             self._serdes[topic.name] = EventSerde(topic, self._registry)
         serde = self._serdes[topic.name]
-        failures: list[str] = []
-
-        def delivered(err, _msg) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        for event in events:
-            self._producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event),
-                                   on_delivery=delivered)
-            self._producer.poll(0)
-        if self._producer.flush(60) != 0 or failures:
-            raise RuntimeError(f"Kafka did not acknowledge every event on {topic.name}: {failures[:3]}")
+        kafka.produce_all(self._producer, (kafka.Outgoing(topic.name, serde.serialize(event), event.key.encode())
+                                           for event in events), timeout_s=60)
         return len(events)
 
 

@@ -17,5 +17,9 @@ class TopicError(PlatformError):
     """A topic could not be listed or created, or exists with another layout than the one asked for."""
 
 
+class DeliveryError(PlatformError):
+    """Kafka did not acknowledge every message a producer sent (refused, or not within the timeout)."""
+
+
 class VaultUnavailable(PlatformError):
     """Vault could not be reached, or refused the credentials radlake has for it."""

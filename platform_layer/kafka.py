@@ -27,7 +27,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from platform_layer.errors import TopicError
+from platform_layer.errors import DeliveryError, TopicError
 from platform_layer.serde import EventSerde
 
 log = logging.getLogger(__name__)
@@ -225,6 +225,55 @@ def grant(bootstrap: str, principal: str, rights: Rights, *, timeout_s: float = 
             future.result(timeout_s)
     except KafkaException as err:
         raise TopicError(f"cannot grant {principal} its rights on Kafka: {err}") from err
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to produce."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: list[tuple[str, str | bytes | None]] | None = None
+
+
+def produce_all(producer: Producer, messages: Iterable[Outgoing], *, timeout_s: float) -> int:
+    """Produce ``messages`` and wait until Kafka acknowledged every one; returns how many. A full local queue
+    waits for room (until ``timeout_s``); raises :class:`DeliveryError` when one is refused or still pending at
+    the end. An exception raised while iterating ``messages`` (e.g. a schema violation) propagates as it is,
+    after the messages produced so far are flushed."""
+    refused: list[str] = []
+
+    def delivered(err, _msg) -> None:
+        if err is not None:
+            refused.append(str(err))
+
+    deadline = time.monotonic() + timeout_s
+    count = 0
+    try:
+        for message in messages:
+            while True:
+                try:
+                    producer.produce(message.topic, value=message.value, key=message.key, headers=message.headers,
+                                     on_delivery=delivered)
+                    break
+                except BufferError:
+                    if time.monotonic() > deadline:
+                        raise
+                    producer.poll(0.1)
+            producer.poll(0)
+            count += 1
+    except (BufferError, KafkaException) as err:
+        producer.flush(max(0.0, deadline - time.monotonic()))
+        raise DeliveryError(f"producing failed after {count} message(s): {type(err).__name__}: {err}") from err
+    except BaseException:
+        producer.flush(max(0.0, deadline - time.monotonic()))
+        raise
+    pending = producer.flush(max(0.0, deadline - time.monotonic()))
+    if pending or refused:
+        raise DeliveryError(f"Kafka did not acknowledge {pending + len(refused)} of {count} message(s) "
+                            f"({pending} pending after {timeout_s:.0f}s, {len(refused)} refused: {refused[:3]})")
+    return count
 
 
 def _coordinates(message: Message) -> tuple[str, int, int]:

@@ -10,7 +10,6 @@ than a third of its life is left. Clients trust the chain in :func:`ca_file`.
 from __future__ import annotations
 
 import datetime
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,18 +58,6 @@ def issue(vault: hvac.Client, common_name: str, *, ip_sans: tuple[str, ...] = ("
     chain = answer.get("ca_chain") or [answer["issuing_ca"]]
     return IssuedCertificate(answer["certificate"], "\n".join(c.strip() for c in chain) + "\n",
                              answer["private_key"])
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, readable by the owner only."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def needs_renewal(path: Path, *, now: datetime.datetime | None = None) -> bool:

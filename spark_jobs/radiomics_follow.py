@@ -65,6 +65,7 @@ from lake_schemas.topics import (
 from lake_schemas.topics import dead_letter_headers as contract_headers
 from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap, registry_url
+from platform_layer.errors import DeliveryError
 from platform_layer.kafka import TopicSpec
 from platform_layer.object_store import ObjectStore, ObjectStoreError
 from platform_layer.serde import EventSerde, registry_client
@@ -210,24 +211,12 @@ def dead_letter_sink(producer: Producer, topic: str = DEAD_LETTER,
     raise :class:`PublishError` otherwise, so the batch is retried rather than committed."""
 
     def send(letters: Sequence[DeadLetter]) -> None:
-        if not letters:
-            return
-        refused: list[KafkaError] = []
-
-        def delivered(err, _msg) -> None:
-            if err is not None:
-                refused.append(err)
-
         try:
-            for letter in letters:
-                producer.produce(topic, key=letter.message.key(), value=letter.message.value(),
-                                 headers=dead_letter_headers(letter), on_delivery=delivered)
-            unacknowledged = producer.flush(timeout_s)
-        except (BufferError, KafkaException) as err:
+            kafka.produce_all(producer, (kafka.Outgoing(topic, letter.message.value() or b"", letter.message.key(),
+                                                        dead_letter_headers(letter)) for letter in letters),
+                              timeout_s=timeout_s)
+        except DeliveryError as err:
             raise PublishError(f"dead-lettering on {topic} failed: {err}") from err
-        if unacknowledged or refused:
-            raise PublishError(f"Kafka did not acknowledge every dead letter on {topic}: "
-                               f"{unacknowledged} pending, refused: {refused[:3]}")
 
     return send
 
@@ -248,21 +237,11 @@ def features_publisher(settings: Settings, topic_name: str | None = None) -> Cal
     producer = kafka.producer(kafka_bootstrap(settings), client_id="radlake-radiomics")
 
     def publish(events: list) -> None:
-        failures: list[str] = []
-
-        def delivered(err, _msg) -> None:
-            if err is not None:
-                failures.append(str(err))
-
         try:
-            for event in events:
-                producer.produce(topic.name, key=event.key.encode(), value=serde.serialize(event),
-                                 on_delivery=delivered)
-            unacknowledged = producer.flush(60)
-        except (BufferError, KafkaException) as err:
+            kafka.produce_all(producer, (kafka.Outgoing(topic.name, serde.serialize(event), event.key.encode())
+                                         for event in events), timeout_s=60)
+        except DeliveryError as err:
             raise PublishError(f"publishing on {topic.name} failed: {err}") from err
-        if unacknowledged != 0 or failures:
-            raise PublishError(f"Kafka did not acknowledge every event on {topic.name}: {failures[:3]}")
 
     return publish
 

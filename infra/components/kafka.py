@@ -31,11 +31,13 @@ from platform_layer.errors import VaultUnavailable
 from platform_layer.identities import ensure_kafka_credentials, stack_kafka_identity
 from platform_layer.java import find_java_home
 from platform_layer.principals import KAFKA_ADMIN
-from platform_layer.tls import CertificateError, ca_file, issue, needs_renewal, write_private
+from platform_layer.state import write_private
+from platform_layer.tls import CertificateError, ca_file, issue, needs_renewal
 from platform_layer.vault import admin_client
 
 BROKER_NAME = "kafka.radlake.local"
 SCRAM_ITERATIONS = 8192
+_PROBE = {"socket.timeout.ms": 2000, "log_level": 0}  # a health probe: answer fast, log nothing while it waits
 
 LOG4J2 = """Configuration:
   status: warn
@@ -123,11 +125,9 @@ class Kafka(Component):
         s = self.settings
         data = self.home / "data"
         try:
-            vault = admin_client(s)
-            ensure_kafka_credentials(vault, s)
-            self._renew_certificate(vault)
+            self._renew_certificate(admin_client(s))
         except (VaultUnavailable, CertificateError) as err:
-            raise StackError(f"kafka: its certificate and principals' credentials come from Vault: {err}; "
+            raise StackError(f"kafka: its certificate comes from Vault: {err}; "
                              "start Vault first (`radlake stack up vault kafka`)") from err
         props = {
             "process.roles": "broker,controller",
@@ -188,11 +188,9 @@ class Kafka(Component):
             return False
         try:
             if self.external:
-                admin = kafka.admin(self.address, extra={"socket.timeout.ms": 2000, "log_level": 0},
-                                    identity=stack_kafka_identity(self.settings))
+                admin = kafka.admin(self.address, extra=_PROBE, identity=stack_kafka_identity(self.settings))
             else:
-                admin = kafka.admin(self.broker_address, extra={"socket.timeout.ms": 2000, "log_level": 0},
-                                    identity=self.broker_identity)
+                admin = kafka.admin(self.broker_address, extra=_PROBE, identity=self.broker_identity)
             metadata = admin.list_topics(timeout=2)
         except Exception:  # noqa: BLE001 - any client error means "not answering yet"
             return False
@@ -219,8 +217,7 @@ class Kafka(Component):
 
     def _scram_login_works(self, identity: kafka.ScramIdentity) -> bool:
         try:
-            kafka.admin(self.address, identity=identity, extra={"socket.timeout.ms": 2000, "log_level": 0}
-                        ).list_topics(timeout=2)
+            kafka.admin(self.address, identity=identity, extra=_PROBE).list_topics(timeout=2)
         except KafkaException:
             return False
         return True

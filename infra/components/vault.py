@@ -27,7 +27,8 @@ from platform_layer.endpoints import vault_addr, vault_admin_file, vault_unseal_
 from platform_layer.errors import PrerequisiteMissing, VaultUnavailable
 from platform_layer.principals import ADMIN_POLICY, ADMIN_ROLE
 from platform_layer.settings import Settings
-from platform_layer.tls import PKI_MOUNT, PKI_ROOT_MOUNT, SERVICE_ROLE, ca_file, write_private
+from platform_layer.state import write_private
+from platform_layer.tls import PKI_MOUNT, PKI_ROOT_MOUNT, SERVICE_ROLE, ca_file
 from platform_layer.transit import VAULT_ERRORS
 from platform_layer.vault import (
     PRINCIPALS_VERSION,
@@ -252,21 +253,23 @@ def _generate_root(admin: hvac.Client, shares: list[str], threshold: int) -> str
     masked = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
     return bytes(a ^ b for a, b in zip(masked, started["otp"].encode(), strict=True)).decode()
 
+
 def _ensure_engines(vault: hvac.Client, settings: Settings) -> None:
+    """Transit (pseudonym keys), KV v2 (secrets) and the two PKI mounts of the certificate authority."""
     mounts = vault.sys.list_mounted_secrets_engines()["data"]
     if f"{settings.vault_transit_mount}/" not in mounts:
         vault.sys.enable_secrets_engine("transit", path=settings.vault_transit_mount)
     if f"{settings.vault_kv_mount}/" not in mounts:
         vault.sys.enable_secrets_engine("kv", path=settings.vault_kv_mount, options={"version": "2"})
+    for mount, ttl in ((PKI_ROOT_MOUNT, "87600h"), (PKI_MOUNT, "43800h")):
+        if f"{mount}/" not in mounts:
+            vault.sys.enable_secrets_engine("pki", path=mount, config={"max_lease_ttl": ttl})
 
 
 def _ensure_certificate_authority(root: hvac.Client) -> str:
-    """The platform's root CA and an intermediate CA signed by it, and the intermediate's service role;
-    returns the chain clients trust (intermediate, then root). Keys are made inside OpenBao and stay there."""
-    mounts = root.sys.list_mounted_secrets_engines()["data"]
-    for mount, ttl in ((PKI_ROOT_MOUNT, "87600h"), (PKI_MOUNT, "43800h")):
-        if f"{mount}/" not in mounts:
-            root.sys.enable_secrets_engine("pki", path=mount, config={"max_lease_ttl": ttl})
+    """The platform's root CA and an intermediate CA signed by it (on the mounts :func:`_ensure_engines`
+    made), and the intermediate's service role; returns the chain clients trust (intermediate, then root).
+    Keys are made inside OpenBao and stay there."""
     root_ca = root.secrets.pki.read_ca_certificate(mount_point=PKI_ROOT_MOUNT)
     if not root_ca:
         root_ca = root.secrets.pki.generate_root("internal", "radlake platform root CA", mount_point=PKI_ROOT_MOUNT,

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from confluent_kafka import KafkaException
 from pydantic import BaseModel
 
 from lake_schemas.errors import SchemaViolation
 from lake_schemas.topics import Topic
 from nifi.edge.errors import EdgeUnavailable
 from platform_layer import kafka
+from platform_layer.errors import DeliveryError
 from platform_layer.serde import EventSerde, registry_client
 
 
@@ -29,24 +29,16 @@ class EventPublisher:
 
     def publish(self, events: Sequence[BaseModel]) -> None:
         """Send all, keyed by their study (or input hash); raises :class:`EdgeUnavailable` unless all are acknowledged."""
-        failures: list[str] = []
-
-        def delivered(err, _msg) -> None:
-            if err is not None:
-                failures.append(str(err))
-
         try:
-            for event in events:
-                serde = self._serdes[type(event)]
-                self._producer.produce(serde.topic.name, key=event.key.encode(), value=serde.serialize(event),
-                                       on_delivery=delivered)
-                self._producer.poll(0)
-        except (KafkaException, BufferError, SchemaViolation, KeyError) as err:
-            self._producer.flush(self._timeout_s)
+            kafka.produce_all(self._producer, (self._message(event) for event in events), timeout_s=self._timeout_s)
+        except (DeliveryError, SchemaViolation) as err:
             raise EdgeUnavailable(f"publishing failed: {type(err).__name__}: {err}") from err
-        remaining = self._producer.flush(self._timeout_s)
-        if remaining or failures:
-            raise EdgeUnavailable(f"{remaining} event(s) unacknowledged, {len(failures)} failed: {failures[:3]}")
+
+    def _message(self, event: BaseModel) -> kafka.Outgoing:
+        serde = self._serdes.get(type(event))
+        if serde is None:
+            raise SchemaViolation(f"no topic of this edge carries {type(event).__name__}")
+        return kafka.Outgoing(serde.topic.name, serde.serialize(event), event.key.encode())
 
     def close(self) -> None:
         self._producer.flush(self._timeout_s)

@@ -259,6 +259,9 @@ def test_a_dead_letter_kafka_does_not_acknowledge_retries_the_batch():
         def produce(self, topic, key, value, headers, on_delivery):
             self.produced.append((topic, key, value, dict(headers)))
 
+        def poll(self, timeout):
+            return 0
+
         def flush(self, timeout):
             return self.flushes.pop(0)
 
