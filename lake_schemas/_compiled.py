@@ -49,7 +49,6 @@ def _annotated(base: Any, meta: msgspec.Meta | None) -> Any:
 class _Compiler:
     def __init__(self, title: str) -> None:
         self.title = title
-        self.structs = 0
 
     def node(self, schema: dict[str, Any], path: str) -> Any:
         unknown = {k for k in schema if not k.startswith("x-")} - _ANNOTATIONS - {"type", "const", "enum"}
@@ -107,11 +106,11 @@ class _Compiler:
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
         for name, sub in properties.items():
             kind = self.node(sub, f"{path}.{name}")
-            fields.append((name, kind) if name in required else (name, Optional[kind], msgspec.UNSET))
+            fields.append((name, kind) if name in required else (name, Optional[kind], None))  # absent reads as None
         if not properties:
             return dict[str, Any]
-        self.structs += 1
-        struct = msgspec.defstruct(f"{self.title}_{self.structs}", fields, kw_only=True,
+        where = path[2:].replace("[]", "_item").replace(".", "_")  # "$.data.series[]" -> "data_series_item"
+        struct = msgspec.defstruct(f"{self.title}_{where}" if where else self.title, fields, kw_only=True,
                                    forbid_unknown_fields=extra is False)
         _STRUCT_TYPES.append(struct)
         return struct
@@ -119,7 +118,8 @@ class _Compiler:
 
 @lru_cache(maxsize=None)
 def compile_schema(schema_str: str) -> msgspec.json.Decoder:
-    """A decoder that raises ``msgspec.ValidationError`` (with the field's path) for a document the schema
+    """A decoder into a validated view of the event (msgspec Structs named after the schema's title, with the
+    schema's property names as attributes; an absent optional property reads as None). It raises ``msgspec.ValidationError`` (with the field's path) for a document the schema
     refuses, and ``msgspec.DecodeError`` for bytes that are not JSON. Cached by schema text, for good (a
     process meets a handful of schemas; see _STRUCT_TYPES)."""
     try:

@@ -21,10 +21,10 @@ _DATA_FIELDS = ("series_uid", "sop_instance_uid", "sha256", "object_uri", "modal
 class InstanceRecord(event_record("InstanceRecord", (InstanceReceived, _ENVELOPE_FIELDS),
                                   (InstanceReceivedData, _DATA_FIELDS))):
     @classmethod
-    def from_event(cls, event: InstanceReceived) -> InstanceRecord:
-        d = event.data
-        return cls(event_id=event.event_id, provider=event.provider,
-                   **{name: getattr(d, name) for name in _DATA_FIELDS})
+    def from_event(cls, event: InstanceReceived | Any) -> InstanceRecord:
+        """From the event, or from its validated view (``EventSerde.read``: the same attributes, the event id a
+        UUID, arrays as lists)."""
+        return cls.of(event.data, event_id=str(event.event_id), provider=event.provider)
 
 
 _FIELDS = (*_ENVELOPE_FIELDS, *_DATA_FIELDS)

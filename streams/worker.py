@@ -23,8 +23,10 @@ import gc
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -38,7 +40,7 @@ from prometheus_client import start_http_server
 from pydantic import BaseModel
 
 from lake_schemas.errors import RegistryError, SchemaViolation
-from lake_schemas.events import InstanceReceived, InstanceReceivedData, StudyManifest
+from lake_schemas.events import InstanceReceived, StudyManifest
 from lake_schemas.topics import (
     INSTANCE_RECEIVED,
     QUARANTINED,
@@ -106,6 +108,15 @@ def check_contracts(config: StreamsConfig) -> None:
             raise ContractError(str(err)) from err
 
 
+class Arrival(NamedTuple):
+    """An instance accepted in the current batch, not yet added to its study's progress."""
+
+    record: InstanceRecord
+    project: str
+    pseudo_patient_id: str
+    at: datetime
+
+
 def _message_time(msg: Message) -> datetime:
     return datetime.fromtimestamp(msg.timestamp()[1] / 1000, tz=timezone.utc)
 
@@ -132,7 +143,9 @@ class StudyCompletionWorker:
         self._transaction_since: float | None = None  # monotonic time the open transaction began
         # instances of the batch accepted but not yet added to their study's progress, added once per study
         # per batch (see _settle): (partition, study UID) -> the events' data and arrival times
-        self._arrived: dict[tuple[int, str], list[tuple[InstanceRecord, InstanceReceivedData, datetime]]] = {}
+        self._arrived: dict[tuple[int, str], list[Arrival]] = {}
+        # events handled in the batch by (kind, provider, outcome), added to the counters once per batch
+        self._tally: Counter[tuple[str, str, str]] = Counter()
         # (topic, partition) -> the group's committed offset at assignment: where the backlog starts until the
         # consumer has a position of its own there
         self._assigned_at: dict[tuple[str, int], int] = {}
@@ -197,6 +210,7 @@ class StudyCompletionWorker:
 
     def _handle_batch(self, messages: list[Message]) -> None:
         self._begin()
+        handled_at = datetime.now(timezone.utc)
         for msg in messages:
             error = msg.error()
             if error is not None:
@@ -207,7 +221,7 @@ class StudyCompletionWorker:
             self.watchdog.enter(msg.topic())
             try:
                 if msg.topic() == self.config.instance_topic:
-                    self._on_instance(msg)
+                    self._on_instance(msg, handled_at)
                 else:
                     self._on_manifest(msg)
             finally:
@@ -215,6 +229,9 @@ class StudyCompletionWorker:
         for partition, study_uid in list(self._arrived):
             self._settle(partition, study_uid)
         self._produce_state()
+        for labels, count in self._tally.items():
+            self.metrics.handled(*labels).inc(count)
+        self._tally.clear()
 
     def _produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int,
                  headers: list[tuple[str, bytes]] | None = None) -> None:
@@ -325,39 +342,43 @@ class StudyCompletionWorker:
             return serde.deserialize(msg.value())
         except SchemaViolation as err:
             self._dead_letter(msg, "SCHEMA_VIOLATION", err)
-            self.metrics.handled(kind, "", "dead_letter").inc()
+            self._tally[(kind, "", "dead_letter")] += 1
             return None
 
-    def _on_instance(self, msg: Message) -> None:
+    def _on_instance(self, msg: Message, handled_at: datetime) -> None:
         partition = msg.partition()
-        instance = self._decode(msg, self.instance_serde, "instance")
-        if instance is None:
+        try:
+            # the validated view, not the pydantic event: this runs for every instance of every study
+            instance = self.instance_serde.read(msg.value())
+        except SchemaViolation as err:
+            self._dead_letter(msg, "SCHEMA_VIOLATION", err)
+            self._tally[("instance", "", "dead_letter")] += 1
             return
-        assert isinstance(instance, InstanceReceived)
         provider, data = instance.provider, instance.data
-        now = _message_time(msg)
-        self.metrics.lag(provider).observe(
-            max(0.0, (datetime.now(timezone.utc) - instance.occurred_at).total_seconds()))
+        self.metrics.lag(provider).observe(max(0.0, (handled_at - instance.occurred_at).total_seconds()))
         record = InstanceRecord.from_event(instance)
+        event_id = record.event_id
         known = self.store.instance(partition, data.study_uid, data.sop_instance_uid)
         # an accepted event's id is in its instance record; `seen` holds the ids of the others (conflicts)
-        event_seen = (known is not None and known.event_id == instance.event_id) or self.store.seen(
-            partition, instance.event_id)
+        event_seen = (known is not None and known.event_id == event_id) or self.store.seen(partition, event_id)
         verdict = classify(record, event_seen=event_seen, known=known)
-        self.metrics.handled("instance", provider, verdict.value).inc()
+        self._tally[("instance", provider, verdict.value)] += 1
         if verdict in (Verdict.DUPLICATE_EVENT, Verdict.DUPLICATE_CONTENT):
             self.metrics.duplicates.labels(provider, "event_id" if verdict is Verdict.DUPLICATE_EVENT
                                            else "sop_uid_sha256").inc()
             return
         if verdict is Verdict.CONFLICT:
             assert known is not None
-            self.store.mark_seen(partition, instance.event_id)
+            self.store.mark_seen(partition, event_id)
+            event = self.instance_serde.deserialize(msg.value())  # the typed event, for the (rare) quarantine record
+            assert isinstance(event, InstanceReceived)
             self._produce(self.config.quarantined_topic, data.study_uid.encode(),
-                          self.quarantined_serde.serialize(conflict_event(instance, known)), partition)
+                          self.quarantined_serde.serialize(conflict_event(event, known)), partition)
             self.metrics.conflicts.labels(provider).inc()
             return
         self.store.put_instance(partition, data.study_uid, record)
-        self._arrived.setdefault((partition, data.study_uid), []).append((record, data, now))
+        self._arrived.setdefault((partition, data.study_uid), []).append(
+            Arrival(record, data.project, data.pseudo_patient_id, _message_time(msg)))
 
     def _settle(self, partition: int, study_uid: str) -> None:
         """Add the study's instances accepted in this batch to its progress, then decide on completion: the
@@ -365,9 +386,9 @@ class StudyCompletionWorker:
         arrived = self._arrived.pop((partition, study_uid), None)
         if not arrived:
             return
-        _, first, _ = arrived[0]
-        latest = max(at for _, _, at in arrived)
-        progress = accept_instances(self.store.progress(partition, study_uid), [r for r, _, _ in arrived],
+        first = arrived[0]
+        latest = max(a.at for a in arrived)
+        progress = accept_instances(self.store.progress(partition, study_uid), [a.record for a in arrived],
                                     study_uid=study_uid, project=first.project,
                                     pseudo_patient_id=first.pseudo_patient_id, arrived_at=latest)
         self.store.put_progress(partition, progress)
@@ -380,11 +401,11 @@ class StudyCompletionWorker:
             return
         assert isinstance(manifest, StudyManifest)
         if self.store.seen(partition, manifest.event_id):
-            self.metrics.handled("manifest", manifest.provider, Verdict.DUPLICATE_EVENT.value).inc()
+            self._tally[("manifest", manifest.provider, Verdict.DUPLICATE_EVENT.value)] += 1
             self.metrics.duplicates.labels(manifest.provider, "event_id").inc()
             return
         self.store.mark_seen(partition, manifest.event_id)
-        self.metrics.handled("manifest", manifest.provider, Verdict.ACCEPT.value).inc()
+        self._tally[("manifest", manifest.provider, Verdict.ACCEPT.value)] += 1
         self._settle(partition, manifest.data.study_uid)  # the study's instances before it in the batch first
         progress = apply_manifest(self.store.progress(partition, manifest.data.study_uid), manifest)
         self.store.put_progress(partition, progress)

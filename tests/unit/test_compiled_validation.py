@@ -192,3 +192,25 @@ def test_a_registry_that_never_answers_fails_the_call_within_its_bound():
     assert len(server.accepted) == REGISTRY_RETRIES + 1
     # not a timing assertion on speed: the bound is what makes the call end at all (no timeout: it never does)
     assert elapsed < 60
+
+
+@pytest.mark.parametrize(("topic", "event"), EXAMPLES, ids=lambda x: getattr(x, "name", ""))
+def test_the_validated_view_holds_what_the_event_holds(topic, event):
+    view = compile_schema(topic.schema_str).decode(event.model_dump_json().encode())
+    assert msgspec.to_builtins(view) == json.loads(event.model_dump_json())
+    assert type(view).__name__ == topic.schema["title"].replace(" ", "_")
+
+
+def test_an_absent_optional_property_reads_as_none():
+    topic, event = EXAMPLES[0]
+    doc = json.loads(event.model_dump_json())
+    optional = next(name for name in topic.schema["properties"]["data"]["properties"]
+                    if name not in topic.schema["properties"]["data"]["required"])
+    del doc["data"][optional]
+    assert getattr(compile_schema(topic.schema_str).decode(json.dumps(doc).encode()).data, optional) is None
+
+
+@pytest.mark.parametrize("value", [b"", b"\x00\x00", b"\x01\x00\x00\x00\x01{}"])
+def test_read_refuses_what_is_not_in_the_wire_format_too(value):
+    with pytest.raises(SchemaViolation, match="wire format"):
+        EventSerde(INSTANCE_RECEIVED, registry_client("http://127.0.0.1:9")).read(value)

@@ -4,8 +4,9 @@ import dataclasses
 
 import jsonschema
 
+from lake_schemas._compiled import compile_schema
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
-from lake_schemas.topics import QUARANTINED
+from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED
 from radlake.synthetic.lake_events import conflicting
 from streams.dedupe import Verdict, classify, conflict_event
 from streams.records import InstanceRecord, from_json, to_json
@@ -46,3 +47,9 @@ def test_record_fields_are_typed_as_the_instance_received_event(two_series):
     for f in dataclasses.fields(InstanceRecord):
         source = event.data if f.name in InstanceReceivedData.model_fields else event
         assert getattr(record, f.name) == getattr(source, f.name)
+
+
+def test_the_record_of_the_validated_view_equals_the_record_of_the_event(two_series):
+    for event in two_series[:5]:
+        view = compile_schema(INSTANCE_RECEIVED.schema_str).decode(event.model_dump_json().encode())
+        assert InstanceRecord.from_event(view) == InstanceRecord.from_event(event)
