@@ -49,6 +49,7 @@ from inference_workers import predictions_table
 from inference_workers.errors import InferenceError
 from inference_workers.model_registry import stack_registry
 from inference_workers.service import ServeOptions, serve
+from inference_workers.service import ensure_topics as ensure_inference_topics
 from inference_workers.training import TrainConfig, train_and_register
 from lake_schemas.errors import RadlakeError
 from lake_schemas.tables import GATE_REPORTS, QUARANTINE, SILVER_SERIES, SILVER_STUDIES
@@ -263,6 +264,7 @@ def radiomics(spark, bronze_path: str, truths: dict[str, GroundTruth], settings:
     job = radiomics_job.RadiomicsJob(settings.resolved_lake_uri, settings.resolved_object_store_uri,
                                      RadiomicsSettings(aggregations=("3D",)), where=f"project = '{PROJECT}'")
     result = radiomics_job.run(spark, job)
+    radiomics_follow.ensure_topics(settings)
     radiomics_job.publish_outbox(spark, job, radiomics_follow.features_publisher(settings))
     gold = spark.read.format("delta").load(job.path(radiomics_job.RADIOMICS_FEATURES)).where(
         f"project = '{PROJECT}' AND settings_hash = '{job.settings_hash}' "
@@ -313,8 +315,10 @@ def predict(settings: Settings, study_uids: set[str], streams: subprocess.Popen)
             raise DemoError(f"the streams worker exited ({streams.returncode}); "
                             f"see {settings.logs_dir / 'demo-streams.log'}")
         missing = len(study_uids) - len({r["study_uid"] for r in predicted()})
-        serve(settings, ServeOptions(worker_id="radlake-demo-worker", group="radlake-demo-inference",
-                                     max_predictions=missing, max_idle_s=30))
+        options = ServeOptions(worker_id="radlake-demo-worker", group="radlake-demo-inference",
+                               max_predictions=missing, max_idle_s=30)
+        ensure_inference_topics(settings, options)
+        serve(settings, options)
     return predicted()
 
 
@@ -324,6 +328,7 @@ def radiomics_of_predictions(settings: Settings, model_label: str) -> tuple[obje
     ``morph.vol`` rows of every segment this model predicted on the demo's studies."""
     job = radiomics_job.RadiomicsJob(settings.resolved_lake_uri, settings.resolved_object_store_uri,
                                      RadiomicsSettings(aggregations=("3D",)), where=f"project = '{PROJECT}'")
+    radiomics_follow.ensure_topics(settings)
     consumer, serde, handle = radiomics_follow.follower(settings, job, "segmentations",
                                                         group="radlake-demo-radiomics-segmentations")
     spark = spark_session(settings, "radlake-demo-radiomics-segmentations")

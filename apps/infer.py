@@ -23,7 +23,7 @@ from deltalake import DeltaTable
 from apps._common import command
 from inference_workers import predictions_table
 from inference_workers.errors import InferenceError
-from inference_workers.service import ServeOptions, serdes, serve
+from inference_workers.service import ServeOptions, ensure_topics, rights, serdes, serve
 from inference_workers.synthetic_study import publishable_study
 from lake_schemas.topics import (
     PREDICTION_CREATED,
@@ -32,7 +32,10 @@ from lake_schemas.topics import (
 )
 from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap
+from platform_layer.errors import DeliveryError
+from platform_layer.identities import use_stack_identity
 from platform_layer.object_store import ObjectStore
+from platform_layer.principals import KAFKA_INFERENCE
 from platform_layer.settings import Settings
 from radlake.synthetic.chest_ct import chest_ct
 
@@ -96,6 +99,9 @@ def run(args, settings: Settings) -> int:
         table=args.table, max_batch=args.max_batch, batch_wait_s=args.batch_wait_s, device=args.device,
         bf16=args.bf16, land=not args.no_land, max_idle_s=args.max_idle_s, max_predictions=args.max_predictions,
         crash_at=args.crash_at)
+    ensure_topics(settings, options)  # as the platform administrator, who then gives the worker its own principal
+    kafka.grant(kafka_bootstrap(settings), KAFKA_INFERENCE, rights(options))
+    use_stack_identity(settings, KAFKA_INFERENCE)
     stats = serve(settings, options)
     print(json.dumps({"worker_id": args.worker_id, "batches": stats.batches, "predictions": stats.predictions,
                       "dead_letters": stats.dead_letters, "duplicates_dropped": stats.duplicates_dropped,
@@ -108,13 +114,16 @@ def publish_synthetic(args, settings: Settings) -> int:
     in_serde = _topic_serdes(args, settings)[0]
     store = ObjectStore(settings.resolved_object_store_uri)
     producer = kafka.producer(bootstrap, client_id="radlake-infer-publish-synthetic")
+    messages = []
     for k in range(args.studies):
         ct = chest_ct(args.seed + k)
         event = publishable_study(store, ct, name=f"synthetic-{args.seed + k}", project=args.project)
-        producer.produce(args.input_topic, key=event.key.encode(), value=in_serde.serialize(event))
+        messages.append(kafka.Outgoing(args.input_topic, in_serde.serialize(event), event.key.encode()))
         print(json.dumps({"study_uid": event.data.study_uid, "nodules": len(ct.nodules), "malignant": ct.malignant}))
-    if producer.flush(30) != 0:
-        raise InferenceError("Kafka did not acknowledge every study event")
+    try:
+        kafka.produce_all(producer, messages, timeout_s=30)
+    except DeliveryError as err:
+        raise InferenceError(f"publishing the study events failed: {err}") from err
     return 0
 
 

@@ -17,7 +17,10 @@ from deltalake import DeltaTable
 
 from apps._common import UsageError, command
 from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
+from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap
+from platform_layer.identities import use_stack_identity
+from platform_layer.principals import KAFKA_LAKE
 from platform_layer.settings import Settings
 from platform_layer.spark import spark_session
 from spark_jobs.maintenance import (
@@ -27,6 +30,7 @@ from spark_jobs.maintenance import (
     find_tables,
     retention_hours,
 )
+from spark_jobs.pipeline import rights as pipeline_rights
 from spark_jobs.pipeline import start_pipeline
 
 
@@ -76,11 +80,15 @@ def cmd_vacuum(args, root: str) -> int:
 
 def cmd_run(args, root: str) -> int:
     settings = Settings()
+    instances_topic = args.instances_topic or INSTANCE_RECEIVED.name
+    completed_topic = args.completed_topic or STUDY_COMPLETED.name
+    # as the platform administrator, who then gives the lake's queries their own principal
+    kafka.grant(kafka_bootstrap(settings), KAFKA_LAKE, pipeline_rights(instances_topic, completed_topic))
+    use_stack_identity(settings, KAFKA_LAKE)
     spark = spark_session(settings, "radlake-lake")
     queries = start_pipeline(
         spark, bootstrap=kafka_bootstrap(settings), lake_uri=root,
-        instances_topic=args.instances_topic or INSTANCE_RECEIVED.name,
-        completed_topic=args.completed_topic or STUDY_COMPLETED.name,
+        instances_topic=instances_topic, completed_topic=completed_topic,
         checkpoints=args.checkpoints or f"{settings.state_dir}/checkpoints",
         trigger=args.trigger, available_now=args.available_now,
     )

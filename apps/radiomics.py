@@ -27,6 +27,10 @@ import sys
 from pathlib import Path
 
 from apps._common import UsageError, command
+from platform_layer import kafka
+from platform_layer.endpoints import kafka_bootstrap
+from platform_layer.identities import use_stack_identity
+from platform_layer.principals import KAFKA_RADIOMICS
 from platform_layer.settings import Settings
 from platform_layer.spark import spark_session
 from radlake.radiomics.features import CODE_VERSION, FeatureValue, compute_features
@@ -140,6 +144,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"registered {count} ROIs from {len(args.masks)} mask files", file=sys.stderr)
     print(f"radiomics run: settings {job.settings_hash[:12]}, lake {job.lake_uri}", file=sys.stderr)
     result = radiomics_job.run(spark, job)
+    if not args.no_events:
+        radiomics_follow.ensure_topics(settings, args.topic)
     published = () if args.no_events else radiomics_job.publish_outbox(
         spark, job, radiomics_follow.features_publisher(settings, args.topic))
     print(f"{result.computed_rois} ROIs computed, {result.failed_rois} failed, {result.feature_rows} feature rows, "
@@ -150,6 +156,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _follow(args: argparse.Namespace, settings: Settings) -> int:
     job = _job(args, settings)
+    # as the platform administrator, who then gives the follower its own principal
+    radiomics_follow.ensure_topics(settings, args.topic)
+    kafka.grant(kafka_bootstrap(settings), KAFKA_RADIOMICS, radiomics_follow.rights(
+        args.on, group=args.group, source_topic=args.source_topic, features_topic=args.topic))
+    use_stack_identity(settings, KAFKA_RADIOMICS)
     consumer, serde, handle = radiomics_follow.follower(settings, job, args.on, group=args.group,
                                                         source_topic=args.source_topic)
     spark = spark_session(settings, "radlake-radiomics-follow")

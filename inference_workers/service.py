@@ -59,11 +59,27 @@ def serdes(settings: Settings, options: ServeOptions) -> tuple[EventSerde, Event
             EventSerde(PREDICTION_DEAD_LETTER.with_name(options.dead_letter_topic), registry))
 
 
+def rights(options: ServeOptions) -> kafka.Rights:
+    """What the inference principal may do on Kafka: read studies (and the predictions its lander lands), write
+    predictions and dead letters, use its group (and ``<group>-lander``) and its transactional ids."""
+    return kafka.Rights(reads=(options.input_topic, options.output_topic),
+                        writes=(options.output_topic, options.dead_letter_topic),
+                        group_prefixes=(options.group,), transactional_prefixes=(options.group,))
+
+
+def ensure_topics(settings: Settings, options: ServeOptions) -> None:
+    """Create the worker's topics that are missing (with the contracts' partition counts)."""
+    kafka.ensure_topics(kafka_bootstrap(settings), [
+        TopicSpec(options.input_topic, STUDY_COMPLETED.partitions),
+        TopicSpec(options.output_topic, PREDICTION_CREATED.partitions),
+        TopicSpec(options.dead_letter_topic, PREDICTION_DEAD_LETTER.partitions)])
+
+
 def serve(settings: Settings, options: ServeOptions) -> WorkerStats:
-    """Run one worker until it idles out (``max_idle_s``), has made ``max_predictions``, or is stopped."""
+    """Run one worker until it idles out (``max_idle_s``), has made ``max_predictions``, or is stopped; as this
+    process's Kafka identity (``radlake infer run``: the inference principal), on topics that exist."""
     bootstrap = kafka_bootstrap(settings)
     in_serde, out_serde, dlq_serde = serdes(settings, options)
-    kafka.ensure_topics(bootstrap, [TopicSpec(s.topic.name, s.topic.partitions) for s in (in_serde, out_serde, dlq_serde)])
     registry = stack_registry(settings)
     model = registry.get(options.model, version=options.version, stage=None if options.version else options.stage)
     device = select_device(options.device)

@@ -27,6 +27,9 @@ from platform_layer import kafka
 log = logging.getLogger(__name__)
 
 
+GROUP_ID_PREFIX = "radlake-lake"
+
+
 @dataclass(frozen=True)
 class BronzeJob:
     bootstrap: str
@@ -173,6 +176,7 @@ def source(spark, job: BronzeJob):
         spark.readStream.format("kafka")
         .options(**kafka.spark_options(job.bootstrap))
         .option("subscribe", job.topic)
+        .option("groupIdPrefix", GROUP_ID_PREFIX)  # the lake principal's consumer groups (its ACL is by prefix)
         .option("startingOffsets", job.starting_offsets)
         .option("maxOffsetsPerTrigger", job.max_offsets_per_trigger)
         .option("failOnDataLoss", "true")

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from lake_schemas.tables import BRONZE_INSTANCES, BRONZE_STUDY_COMPLETED
+from platform_layer import kafka
 from spark_jobs import bronze, silver, tables
+
+
+def rights(instances_topic: str, completed_topic: str) -> kafka.Rights:
+    """What the lake principal may do on Kafka: read the two topics bronze lands (in its own consumer groups;
+    offsets live in the queries' checkpoints). It writes nothing to Kafka."""
+    return kafka.Rights(reads=(instances_topic, completed_topic), group_prefixes=(bronze.GROUP_ID_PREFIX,))
 
 
 def start_pipeline(spark, *, bootstrap: str, lake_uri: str, instances_topic: str, completed_topic: str,

@@ -61,6 +61,7 @@ from lake_schemas.topics import (
     FEATURES_COMPUTED,
     PREDICTION_CREATED,
     STUDY_COMPLETED,
+    Topic,
 )
 from lake_schemas.topics import dead_letter_headers as contract_headers
 from platform_layer import kafka
@@ -222,18 +223,15 @@ def dead_letter_sink(producer: Producer, topic: str = DEAD_LETTER,
 
 
 def stack_dead_letters(settings: Settings) -> Callable[[Sequence[DeadLetter]], None]:
-    """A dead-letter sink on the stack's Kafka (the topic created if it is missing)."""
-    bootstrap = kafka_bootstrap(settings)
-    kafka.ensure_topics(bootstrap, [TopicSpec(DEAD_LETTER, FEATURES_COMPUTED.partitions)])
-    return dead_letter_sink(kafka.producer(bootstrap, client_id="radlake-radiomics-dead-letters"))
+    """A dead-letter sink on the stack's Kafka (the topic must exist: :func:`ensure_topics`)."""
+    return dead_letter_sink(kafka.producer(kafka_bootstrap(settings), client_id="radlake-radiomics-dead-letters"))
 
 
 def features_publisher(settings: Settings, topic_name: str | None = None) -> Callable[[list], None]:
     """Publish ``features computed`` events; raises :class:`PublishError` (which the follower retries) unless
     Kafka acknowledged every one."""
-    topic = FEATURES_COMPUTED.with_name(topic_name) if topic_name else FEATURES_COMPUTED
+    topic = _features(topic_name)
     serde = EventSerde(topic, registry_client(registry_url(settings)))
-    kafka.ensure_topics(kafka_bootstrap(settings), [TopicSpec(topic.name, topic.partitions)])
     producer = kafka.producer(kafka_bootstrap(settings), client_id="radlake-radiomics")
 
     def publish(events: list) -> None:
@@ -246,20 +244,46 @@ def features_publisher(settings: Settings, topic_name: str | None = None) -> Cal
     return publish
 
 
+def _source(on: str, source_topic: str | None) -> Topic:
+    contract = PREDICTION_CREATED if on == "segmentations" else STUDY_COMPLETED
+    return contract.with_name(source_topic) if source_topic else contract
+
+
+def _group(on: str, group: str | None) -> str:
+    return group or ("radlake-radiomics-follow-segmentations" if on == "segmentations" else "radlake-radiomics-follow")
+
+
+def _features(topic_name: str | None) -> Topic:
+    return FEATURES_COMPUTED.with_name(topic_name) if topic_name else FEATURES_COMPUTED
+
+
+def rights(on: str, *, group: str | None = None, source_topic: str | None = None,
+           features_topic: str | None = None) -> kafka.Rights:
+    """What the radiomics principal may do on Kafka while it follows: read its source topic in its group, write
+    ``features computed`` and dead letters."""
+    return kafka.Rights(reads=(_source(on, source_topic).name,), writes=(_features(features_topic).name, DEAD_LETTER),
+                        group_prefixes=(_group(on, group),))
+
+
+def ensure_topics(settings: Settings, features_topic: str | None = None) -> None:
+    """Create the topics the follower writes (with the contracts' partition counts) that are missing."""
+    features = _features(features_topic)
+    kafka.ensure_topics(kafka_bootstrap(settings), [TopicSpec(features.name, features.partitions),
+                                                    TopicSpec(DEAD_LETTER, FEATURES_COMPUTED.partitions)])
+
+
 def follower(settings: Settings, job, on: str, *, group: str | None = None, source_topic: str | None = None):
     """What ``radlake radiomics follow --on ON`` consumes with: a consumer subscribed to the source topic
     (manual commits, ``read_committed``), the topic's serde, and the handler of its events. The follower
     polls while it backs off from a transient error, so the default ``max.poll.interval.ms`` only bounds
     one attempt at a batch (the Spark job of up to 50 events)."""
     if on == "segmentations":
-        contract = PREDICTION_CREATED
         handle = partial(handle_segmentations, read=ObjectStore(job.object_store_uri).get)
     else:
-        contract, handle = STUDY_COMPLETED, handle_completed
-    source = contract.with_name(source_topic) if source_topic else contract
+        handle = handle_completed
+    source = _source(on, source_topic)
     serde = EventSerde(source, registry_client(registry_url(settings)))
-    group = group or ("radlake-radiomics-follow-segmentations" if on == "segmentations" else "radlake-radiomics-follow")
-    consumer = kafka.consumer(kafka_bootstrap(settings), group_id=group)
+    consumer = kafka.consumer(kafka_bootstrap(settings), group_id=_group(on, group))
     consumer.subscribe([source.name])
     return consumer, serde, handle
 

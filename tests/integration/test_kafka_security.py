@@ -7,14 +7,18 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from inference_workers.service import ServeOptions
+from inference_workers.service import rights as inference_rights
 from infra import stack
 from platform_layer import kafka
 from platform_layer.identities import stack_kafka_identity
-from platform_layer.principals import KAFKA_EDGE, KAFKA_STREAMS
+from platform_layer.principals import KAFKA_EDGE, KAFKA_INFERENCE, KAFKA_LAKE, KAFKA_RADIOMICS, KAFKA_STREAMS
 from platform_layer.tls import ca_file
+from spark_jobs import radiomics_follow
+from spark_jobs.pipeline import rights as pipeline_rights
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +111,61 @@ def test_the_edge_principal_writes_only_where_it_was_allowed(kafka_bootstrap, se
         assert errors  # writing is all the edge may do
     finally:
         reader.close()
+
+
+def _component_rights() -> list:
+    tag = uuid.uuid4().hex[:8]
+    return [
+        pytest.param(KAFKA_LAKE, pipeline_rights(f"test.lake.instances.{tag}", f"test.lake.completed.{tag}"),
+                     id="lake"),
+        pytest.param(KAFKA_RADIOMICS, radiomics_follow.rights(
+            "completed", group=f"test-radiomics-{tag}", source_topic=f"test.radiomics.completed.{tag}",
+            features_topic=f"test.radiomics.features.{tag}"), id="radiomics"),
+        pytest.param(KAFKA_INFERENCE, inference_rights(ServeOptions(
+            worker_id="w", group=f"test-inference-{tag}", input_topic=f"test.inference.completed.{tag}",
+            output_topic=f"test.inference.predictions.{tag}", dead_letter_topic=f"test.inference.dlq.{tag}")),
+            id="inference"),
+    ]
+
+
+def _delivery_errors(producer: Producer, topics: list[str]) -> dict[str, object]:
+    outcomes: dict[str, object] = {}
+    for topic in topics:
+        producer.produce(topic, b"x", on_delivery=lambda err, _msg, topic=topic: outcomes.__setitem__(topic, err))
+    producer.flush(20)
+    return outcomes
+
+
+@pytest.mark.parametrize(("principal", "rights"), _component_rights())
+def test_a_component_principal_reads_its_inputs_and_writes_its_outputs_only(kafka_bootstrap, settings, principal,
+                                                                              rights):
+    own = [t for t in dict.fromkeys((*rights.reads, *rights.writes)) if t.startswith("test.")]
+    stranger = f"test.security.stranger.{uuid.uuid4().hex[:8]}"
+    kafka.ensure_topics(kafka_bootstrap, [kafka.TopicSpec(t, 1) for t in (*own, stranger)])
+    kafka.grant(kafka_bootstrap, principal, rights)
+    identity = stack_kafka_identity(settings, principal)
+
+    admin = kafka.producer(kafka_bootstrap, client_id="test-admin")
+    assert _delivery_errors(admin, [t for t in rights.reads if t in own]) == dict.fromkeys(
+        [t for t in rights.reads if t in own])
+    reader = kafka.consumer(kafka_bootstrap, group_id=f"{rights.group_prefixes[0]}-{uuid.uuid4().hex[:6]}",
+                            identity=identity, extra=QUICK)
+    try:
+        reader.assign([TopicPartition(t, 0, 0) for t in rights.reads])
+        seen, errors = set(), []
+        for _ in range(40):
+            message = reader.poll(0.5)
+            if message is not None:
+                (errors.append(message.error()) if message.error() else seen.add(message.topic()))
+            if seen == set(rights.reads):
+                break
+        assert errors == [] and seen == set(rights.reads)
+    finally:
+        reader.close()
+
+    writer = kafka.producer(kafka_bootstrap, client_id=f"test-{principal}", identity=identity,
+                            extra={"message.timeout.ms": 10000, "log_level": 0})
+    outcomes = _delivery_errors(writer, [t for t in rights.writes if t in own] + [stranger])
+    refused = {t for t, err in outcomes.items() if err is not None}
+    assert refused == {stranger}
+    assert outcomes[stranger].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
