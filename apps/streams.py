@@ -1,7 +1,9 @@
 """``radlake streams run`` — the study completion worker, with ``/metrics`` on its web port.
 
 The command creates the worker's topics and grants its principal (``radlake-streams``) its rights as the
-platform administrator; the worker itself speaks to Kafka as ``radlake-streams`` only.
+platform administrator; the worker itself speaks to Kafka as ``radlake-streams`` only. ``/metrics`` is HTTPS
+with a certificate of the platform CA (``<state>/streams/tls/metrics.*``, renewed by the command when two
+thirds of its life are gone) and answers only clients that show a certificate of the same CA.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import logging
 import signal
 import sys
+from dataclasses import replace
 from datetime import timedelta
 
 from apps._common import command
@@ -18,8 +21,12 @@ from platform_layer.endpoints import kafka_bootstrap, registry_url
 from platform_layer.identities import use_stack_identity
 from platform_layer.principals import KAFKA_STREAMS
 from platform_layer.settings import Settings
+from platform_layer.tls import ca_file, ensure_certificate
+from platform_layer.vault import admin_client
 from streams.config import StreamsConfig
 from streams.worker import StudyCompletionWorker, check_contracts, ensure_topics, rights
+
+METRICS_NAME = "streams.radlake.local"
 
 
 def config_from(args: argparse.Namespace, settings: Settings) -> StreamsConfig:
@@ -57,14 +64,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    config = config_from(args, settings)
+    certificate = ensure_certificate(admin_client(settings), settings.state_dir / "streams" / "tls", "metrics",
+                                     METRICS_NAME)
+    config = replace(config_from(args, settings), metrics_certificate=str(certificate.certificate),
+                     metrics_key=str(certificate.key), metrics_client_ca=str(ca_file(settings)))
     check_contracts(config)
     ensure_topics(config)  # as the platform administrator, who then gives the worker its own principal
     kafka.grant(config.bootstrap, KAFKA_STREAMS, rights(config))
     use_stack_identity(settings, KAFKA_STREAMS)
     worker = StudyCompletionWorker(config)
     print(f"radlake streams: {config.app_id} on {config.bootstrap}, metrics on "
-          f"http://{config.web_host}:{config.web_port}/metrics", file=sys.stderr)
+          f"https://{config.web_host}:{config.web_port}/metrics (client certificate required)", file=sys.stderr)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     worker.run()

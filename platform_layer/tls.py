@@ -10,6 +10,7 @@ than a third of its life is left. Clients trust the chain in :func:`ca_file`.
 from __future__ import annotations
 
 import datetime
+import fcntl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from cryptography import x509
 
 from platform_layer.errors import PlatformError
 from platform_layer.settings import Settings
+from platform_layer.state import write_private
 from platform_layer.transit import VAULT_ERRORS
 
 PKI_ROOT_MOUNT, PKI_MOUNT = "pki", "pki_int"
@@ -58,6 +60,31 @@ def issue(vault: hvac.Client, common_name: str, *, ip_sans: tuple[str, ...] = ("
     chain = answer.get("ca_chain") or [answer["issuing_ca"]]
     return IssuedCertificate(answer["certificate"], "\n".join(c.strip() for c in chain) + "\n",
                              answer["private_key"])
+
+
+@dataclass(frozen=True)
+class CertificateFiles:
+    """Where a service keeps its leaf certificate: ``certificate`` (leaf + chain), ``key`` (PKCS#8), and
+    ``keystore`` (key, leaf and intermediate in one PEM, as Kafka takes it). All 0600."""
+
+    certificate: Path
+    key: Path
+    keystore: Path
+
+
+def ensure_certificate(vault: hvac.Client, directory: Path, stem: str, common_name: str) -> CertificateFiles:
+    """``directory/<stem>.crt|.key|.pem`` for ``common_name``, issued anew when missing or past two thirds of
+    its life (under a lock: processes of the same service may start together)."""
+    files = CertificateFiles(directory / f"{stem}.crt", directory / f"{stem}.key", directory / f"{stem}.pem")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(directory / f".{stem}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if needs_renewal(files.certificate):
+            issued = issue(vault, common_name)
+            write_private(files.key, issued.private_key)
+            write_private(files.keystore, issued.keystore)
+            write_private(files.certificate, f"{issued.certificate.strip()}\n{issued.ca_chain}")
+    return files
 
 
 def needs_renewal(path: Path, *, now: datetime.datetime | None = None) -> bool:

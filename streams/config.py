@@ -41,6 +41,10 @@ class StreamsConfig:
     instance_id: str = "0"
     web_port: int = 6066
     web_host: str = "127.0.0.1"
+    # /metrics is HTTPS only, and answers clients that show a certificate of the platform CA (mutual TLS)
+    metrics_certificate: str = ""
+    metrics_key: str = ""
+    metrics_client_ca: str = ""
 
     @property
     def state_topic(self) -> str:

@@ -168,7 +168,13 @@ class StudyCompletionWorker:
         # every few thousand allocations. Restored state is frozen (_on_assign); young objects are
         # collected less often.
         gc.set_threshold(50_000, 20, 100)
-        server, _ = start_http_server(self.config.web_port, self.config.web_host, registry=self.metrics.registry)
+        c = self.config
+        if not (c.metrics_certificate and c.metrics_key and c.metrics_client_ca):
+            raise StreamsError("the metrics endpoint is HTTPS only: it needs a certificate, its key and the CA of its "
+                               "clients (`radlake streams run` issues them)")
+        server, _ = start_http_server(c.web_port, c.web_host, registry=self.metrics.registry,
+                                      certfile=c.metrics_certificate, keyfile=c.metrics_key,
+                                      client_cafile=c.metrics_client_ca, client_auth_required=True)
         self.watchdog.start()
         try:
             self.producer.init_transactions(_TIMEOUT_S)

@@ -7,6 +7,7 @@ running (e.g. a stack a developer brought up with ``radlake stack up``).
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from collections.abc import Iterator
 
@@ -17,6 +18,7 @@ from platform_layer.identities import use_stack_identity
 from platform_layer.kafka import TopicSpec, ensure_topics
 from platform_layer.settings import Settings
 from platform_layer.spark import spark_session
+from platform_layer.tls import ca_file, ensure_certificate
 from platform_layer.vault import admin_client
 
 # Tests speak to Kafka as the platform administrator (a super user), like the commands they run; the
@@ -61,6 +63,15 @@ def vault(settings, _stack_session):
 
     _component("vault", settings, _stack_session)
     return admin_client(settings)
+
+
+@pytest.fixture(scope="session")
+def scraper_tls(vault, settings, tmp_path_factory) -> ssl.SSLContext:
+    """A metrics scraper's TLS: trusts the platform CA and presents a client certificate issued by it."""
+    files = ensure_certificate(vault, tmp_path_factory.mktemp("scraper-tls"), "scraper", "scraper.radlake.local")
+    context = ssl.create_default_context(cafile=str(ca_file(settings)))
+    context.load_cert_chain(str(files.certificate), str(files.key))
+    return context
 
 
 @pytest.fixture(scope="session")

@@ -31,8 +31,7 @@ from platform_layer.errors import VaultUnavailable
 from platform_layer.identities import ensure_kafka_credentials, stack_kafka_identity
 from platform_layer.java import find_java_home
 from platform_layer.principals import KAFKA_ADMIN
-from platform_layer.state import write_private
-from platform_layer.tls import CertificateError, ca_file, issue, needs_renewal
+from platform_layer.tls import CertificateError, ca_file, ensure_certificate
 from platform_layer.vault import admin_client
 
 BROKER_NAME = "kafka.radlake.local"
@@ -223,9 +222,4 @@ class Kafka(Component):
         return True
 
     def _renew_certificate(self, vault) -> None:
-        if not needs_renewal(self.tls_dir / "broker.crt"):
-            return
-        issued = issue(vault, BROKER_NAME)
-        write_private(self.tls_dir / "broker.key", issued.private_key)
-        write_private(self.tls_dir / "broker.crt", f"{issued.certificate.strip()}\n{issued.ca_chain}")
-        write_private(self.tls_dir / "broker.pem", issued.keystore)
+        ensure_certificate(vault, self.tls_dir, "broker", BROKER_NAME)

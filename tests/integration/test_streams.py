@@ -7,14 +7,17 @@ The worker runs as a subprocess (``radlake streams run``) on topics unique to th
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -40,6 +43,7 @@ from lake_schemas.topics import (
 from platform_layer.kafka import connection as kafka_connection
 from platform_layer.registration import register
 from platform_layer.serde import EventSerde, registry_client
+from platform_layer.tls import ca_file
 from radlake.synthetic.lake_events import SeriesPlan, conflicting, series_events
 from streams.worker import READY
 
@@ -75,6 +79,8 @@ def _free_port() -> int:
 
 class Worker:
     """``radlake streams run`` as a child process; its log goes to a file per start."""
+
+    scraper: ssl.SSLContext | None = None  # set for the module by _metrics_scraper
 
     def __init__(self, logs: Path, args: list[str]) -> None:
         self.logs, self.args, self.starts = logs, args, 0
@@ -127,7 +133,9 @@ class Worker:
         return "\n".join(parts)
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as response:  # noqa: S310
+        """What a platform scraper reads (HTTPS, with a client certificate from the platform CA)."""
+        with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/metrics", timeout=10,  # noqa: S310
+                                    context=Worker.scraper) as response:
             return response.read().decode()
 
 
@@ -186,6 +194,11 @@ def manifest_for(events, *, provider: str | None = None) -> StudyManifest:
 
 def _study(label: str, *series: int, provider: str = "st-olav"):
     return [e for i, n in enumerate(series) for e in series_events(SeriesPlan(provider, label, f"se{i}", n))]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _metrics_scraper(scraper_tls):
+    Worker.scraper = scraper_tls
 
 
 @pytest.fixture(scope="module")
@@ -282,6 +295,24 @@ def test_redelivery_is_dropped_and_counted(shared, kafka_bootstrap, registry_url
     text = worker.metrics()
     assert _metric(text, "radlake_streams_duplicates_total") - before == 10
     assert 'by="event_id"' in text and 'by="sop_uid_sha256"' in text
+
+
+def test_metrics_are_served_over_tls_to_platform_clients_only(shared, settings):
+    _, worker, _ = shared
+    assert "radlake_streams_events_total" in worker.metrics()
+    with pytest.raises((OSError, http.client.HTTPException)):  # plain HTTP: the TLS handshake fails
+        urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=10).read()  # noqa: S310
+    anonymous = ssl.create_default_context(cafile=str(ca_file(settings)))  # trusts the server, shows no certificate
+    with pytest.raises((OSError, http.client.HTTPException)):
+        urllib.request.urlopen(f"https://127.0.0.1:{worker.port}/metrics", timeout=10,  # noqa: S310
+                               context=anonymous).read()
+    stranger = ssl.create_default_context()  # the system's CAs only: the worker's certificate is not trusted
+    with pytest.raises(ssl.SSLCertVerificationError):
+        try:
+            urllib.request.urlopen(f"https://127.0.0.1:{worker.port}/metrics", timeout=10,  # noqa: S310
+                                   context=stranger).read()
+        except urllib.error.URLError as err:
+            raise err.reason from err
 
 
 def test_conflict_is_quarantined(shared, kafka_bootstrap, registry_url, registry):
