@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import uuid
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Optional, Union
 
@@ -29,7 +28,10 @@ _BY_TYPE = {
     "boolean": frozenset(),
     "null": frozenset(),
 }
-_FORMATS: dict[str, Any] = {"uuid": uuid.UUID, "date-time": datetime.datetime, "date": datetime.date}
+# A uuid stays a string (as the event classes hold it), checked by the rule jsonschema's format checker applies
+# (hex digits in the 8-4-4-4-12 groups, either case); date-time and date are decoded.
+_UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_FORMATS: dict[str, Any] = {"date-time": datetime.datetime, "date": datetime.date}
 
 # Every Struct type made here lives as long as the process, also those of a compilation that failed half way:
 # a msgspec Struct type freed by the cyclic garbage collector has crashed processes (msgspec #151, #717), and
@@ -78,8 +80,11 @@ class _Compiler:
             return bool
         if kind == "string":
             base = _FORMATS.get(schema.get("format", ""), str)
-            if base is not str and any(k in schema for k in ("minLength", "maxLength", "pattern")):
+            formatted = schema.get("format") in (*_FORMATS, "uuid")
+            if formatted and any(k in schema for k in ("minLength", "maxLength", "pattern")):
                 raise SchemaCompileError(f"{self.title} {path}: length or pattern beside format {schema['format']}")
+            if schema.get("format") == "uuid":
+                return Annotated[str, msgspec.Meta(pattern=_UUID_PATTERN)]
             return _annotated(base, _meta(min_length=schema.get("minLength"), max_length=schema.get("maxLength"),
                                           pattern=schema.get("pattern")))
         if kind in ("integer", "number"):

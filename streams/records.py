@@ -22,9 +22,14 @@ class InstanceRecord(event_record("InstanceRecord", (InstanceReceived, _ENVELOPE
                                   (InstanceReceivedData, _DATA_FIELDS))):
     @classmethod
     def from_event(cls, event: InstanceReceived | Any) -> InstanceRecord:
-        """From the event, or from its validated view (``EventSerde.read``: the same attributes, the event id a
-        UUID, arrays as lists)."""
-        return cls.of(event.data, event_id=str(event.event_id), provider=event.provider)
+        """From the event, or from its validated view (``EventSerde.read``: the same attributes, arrays as lists of
+        floats). Runs for every instance the worker handles, so it skips :func:`record_from`'s generic checks."""
+        d = event.data
+        values = {name: getattr(d, name) for name in _DATA_FIELDS}
+        for name in cls._tuple_fields:
+            if values[name] is not None:
+                values[name] = tuple(values[name])
+        return cls(event_id=event.event_id, provider=event.provider, **values)
 
 
 _FIELDS = (*_ENVELOPE_FIELDS, *_DATA_FIELDS)

@@ -55,9 +55,12 @@ def summarize_series(records: Sequence[InstanceRecord]) -> SeriesSummary:
         image_orientation_patient=_most_common(r.image_orientation_patient for r in ordered),
         first_position=ordered[0].image_position_patient,
         last_position=ordered[-1].image_position_patient,
+        # model_construct: the values come from validated instance events, and the study event they end up in is
+        # validated against its schema when it is serialized; this runs for every instance of every study version
         instances=tuple(
-            InstanceRef(sop_instance_uid=r.sop_instance_uid, object_uri=r.object_uri, sha256=r.sha256,
-                        instance_number=r.instance_number, image_position_patient=r.image_position_patient)
+            InstanceRef.model_construct(sop_instance_uid=r.sop_instance_uid, object_uri=r.object_uri, sha256=r.sha256,
+                                        instance_number=r.instance_number,
+                                        image_position_patient=r.image_position_patient)
             for r in ordered
         ),
     )

@@ -363,7 +363,7 @@ class StudyCompletionWorker:
         provider, data = instance.provider, instance.data
         self.metrics.lag(provider).observe(max(0.0, (handled_at - instance.occurred_at).total_seconds()))
         record = InstanceRecord.from_event(instance)
-        event_id = record.event_id
+        event_id = instance.event_id
         known = self.store.instance(partition, data.study_uid, data.sop_instance_uid)
         # an accepted event's id is in its instance record; `seen` holds the ids of the others (conflicts)
         event_seen = (known is not None and known.event_id == event_id) or self.store.seen(partition, event_id)
