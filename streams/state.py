@@ -50,7 +50,7 @@ class PartitionState:
             if value is None:
                 self.instances.pop((study, sop), None)
             else:
-                self.instances[(study, sop)] = record_json.from_json(msgspec.json.decode(value))
+                self.instances[(study, sop)] = record_json.decode(value)
         elif kind == "s":
             (self.seen.discard if value is None else self.seen.add)(rest)
 
@@ -112,8 +112,7 @@ class StudyStore:
         key = (study_uid, record.sop_instance_uid)
         self._remember(partition, "i", key, table)
         table[key] = record
-        self._dirty[(partition, f"i/{study_uid}/{record.sop_instance_uid}".encode())] = msgspec.json.encode(
-            record_json.to_json(record))
+        self._dirty[(partition, f"i/{study_uid}/{record.sop_instance_uid}".encode())] = record_json.encode(record)
 
     def mark_seen(self, partition: int, event_id: str) -> None:
         table = self.partitions[partition].seen

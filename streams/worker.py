@@ -114,7 +114,7 @@ class Arrival(NamedTuple):
     record: InstanceRecord
     project: str
     pseudo_patient_id: str
-    at: datetime
+    at_ms: int  # the message's timestamp (a datetime is made once per study and batch, for the latest)
 
 
 def _message_time(msg: Message) -> datetime:
@@ -384,7 +384,7 @@ class StudyCompletionWorker:
             return
         self.store.put_instance(partition, data.study_uid, record)
         self._arrived.setdefault((partition, data.study_uid), []).append(
-            Arrival(record, data.project, data.pseudo_patient_id, _message_time(msg)))
+            Arrival(record, data.project, data.pseudo_patient_id, msg.timestamp()[1]))
 
     def _settle(self, partition: int, study_uid: str) -> None:
         """Add the study's instances accepted in this batch to its progress, then decide on completion: the
@@ -393,7 +393,7 @@ class StudyCompletionWorker:
         if not arrived:
             return
         first = arrived[0]
-        latest = max(a.at for a in arrived)
+        latest = datetime.fromtimestamp(max(a.at_ms for a in arrived) / 1000, tz=timezone.utc)
         progress = accept_instances(self.store.progress(partition, study_uid), [a.record for a in arrived],
                                     study_uid=study_uid, project=first.project,
                                     pseudo_patient_id=first.pseudo_patient_id, arrived_at=latest)

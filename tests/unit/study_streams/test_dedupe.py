@@ -9,7 +9,7 @@ from lake_schemas.events import InstanceReceived, InstanceReceivedData
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED
 from radlake.synthetic.lake_events import conflicting
 from streams.dedupe import Verdict, classify, conflict_event
-from streams.records import InstanceRecord, from_json, to_json
+from streams.records import InstanceRecord, decode, encode
 
 
 def test_verdicts(two_series):
@@ -35,7 +35,7 @@ def test_conflict_becomes_a_quarantined_event_with_a_stable_id(two_series):
 
 def test_record_json_round_trip(two_series):
     record = InstanceRecord.from_event(two_series[0])
-    assert from_json(to_json(record)) == record
+    assert decode(encode(record)) == record
 
 
 def test_record_fields_are_typed_as_the_instance_received_event(two_series):
