@@ -109,19 +109,23 @@ class Tokens:
 
 
 class _Http:
-    """One HTTPS connection pool verified against ``ca_file``; every failure becomes a named error."""
+    """One HTTPS connection pool verified against ``ca_file``; every failure becomes a named error, its
+    message ending with ``hint`` (what to do about it)."""
 
-    def __init__(self, base_url: str, ca_file: Path, timeout: httpx.Timeout) -> None:
+    def __init__(self, base_url: str, ca_file: Path, timeout: httpx.Timeout, hint: str = "") -> None:
         self.base_url = base_url.rstrip("/")
+        self._hint = f"; {hint}" if hint else ""
         self._client = httpx.Client(base_url=self.base_url, verify=_ssl_context(ca_file), timeout=timeout)
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return self._client.request(method, path, **kwargs)
         except httpx.TimeoutException as err:
-            raise IdentityProviderUnavailable(f"keycloak at {self.base_url} did not answer in time ({err})") from err
+            raise IdentityProviderUnavailable(f"keycloak at {self.base_url} did not answer in time "
+                                              f"({type(err).__name__}){self._hint}") from err
         except httpx.TransportError as err:
-            raise IdentityProviderUnavailable(f"keycloak at {self.base_url} is not answering: {err}") from err
+            raise IdentityProviderUnavailable(f"keycloak at {self.base_url} is not answering: "
+                                              f"{err}{self._hint}") from err
 
     def close(self) -> None:
         self._client.close()
@@ -131,8 +135,8 @@ class OidcClient:
     """One client of one realm at its OpenID Connect endpoints (public when ``client_secret`` is None)."""
 
     def __init__(self, base_url: str, realm: str, client_id: str, *, ca_file: Path,
-                 client_secret: str | None = None, timeout: httpx.Timeout = TIMEOUT) -> None:
-        self._http = _Http(base_url, ca_file, timeout)
+                 client_secret: str | None = None, timeout: httpx.Timeout = TIMEOUT, hint: str = "") -> None:
+        self._http = _Http(base_url, ca_file, timeout, hint)
         self.realm, self.client_id = realm, client_id
         self._secret = client_secret
 
@@ -188,6 +192,12 @@ class OidcClient:
         raise RequestRefused(f"keycloak's token endpoint answered {response.status_code}: {_reason(response)}",
                              response.status_code)
 
+    def __enter__(self) -> OidcClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def revoke(self, token: str, hint: str = "refresh_token") -> None:
         """RFC 7009 revocation; revoking a refresh token ends the client's session for that user."""
         response = self._http.send("POST", self._endpoint("revoke"), data=self._form(token=token,
@@ -205,10 +215,10 @@ class KeycloakAdmin:
     service account holds the admin roles)."""
 
     def __init__(self, base_url: str, *, ca_file: Path, client_id: str, client_secret: str,
-                 token_realm: str = "master", timeout: httpx.Timeout = TIMEOUT) -> None:
-        self._http = _Http(base_url, ca_file, timeout)
+                 token_realm: str = "master", timeout: httpx.Timeout = TIMEOUT, hint: str = "") -> None:
+        self._http = _Http(base_url, ca_file, timeout, hint)
         self._login = OidcClient(base_url, token_realm, client_id, ca_file=ca_file, client_secret=client_secret,
-                                 timeout=timeout)
+                                 timeout=timeout, hint=hint)
         self.client_id, self.token_realm = client_id, token_realm
         self._token: Tokens | None = None
 
@@ -369,6 +379,12 @@ class KeycloakAdmin:
         if role is None:
             raise NotFound(f"realm {realm} has no role {name!r}", 404)
         return role
+
+    def __enter__(self) -> KeycloakAdmin:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self._http.close()

@@ -17,6 +17,7 @@ device flow.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import hvac
@@ -87,6 +88,10 @@ def keycloak_ca_file(settings: Settings) -> Path:
     return Path(settings.keycloak_ca_file) if settings.keycloak_ca_file else ca_file(settings)
 
 
+def _hint(settings: Settings) -> str:
+    return "is it up? `radlake stack up keycloak` starts it" if not settings.keycloak_url else ""
+
+
 def realm_admin(settings: Settings) -> KeycloakAdmin:
     """The realm administrator, its secret read from Vault by the platform administrator."""
     record = read_client_record(admin_client(settings), REALM_ADMIN_PATH, settings.vault_kv_mount)
@@ -94,7 +99,7 @@ def realm_admin(settings: Settings) -> KeycloakAdmin:
         raise VaultUnavailable(f"vault has no {settings.vault_kv_mount}/{REALM_ADMIN_PATH}: keycloak's realm is not "
                                "set up; run `radlake stack up keycloak`")
     return KeycloakAdmin(keycloak_url(settings), ca_file=keycloak_ca_file(settings), client_id=record["client_id"],
-                         client_secret=record["client_secret"], token_realm=REALM)
+                         client_secret=record["client_secret"], token_realm=REALM, hint=_hint(settings))
 
 
 def service_client(settings: Settings, client_id: str, vault: hvac.Client | None = None) -> OidcClient:
@@ -104,9 +109,16 @@ def service_client(settings: Settings, client_id: str, vault: hvac.Client | None
         raise VaultUnavailable(f"vault has no credentials for keycloak client {client_id}; run `radlake stack up "
                                "keycloak`")
     return OidcClient(keycloak_url(settings), REALM, record["client_id"], ca_file=keycloak_ca_file(settings),
-                      client_secret=record["client_secret"])
+                      client_secret=record["client_secret"], hint=_hint(settings))
 
 
 def cli_client(settings: Settings) -> OidcClient:
     """The public client people log in with (device flow)."""
-    return OidcClient(keycloak_url(settings), REALM, CLI_CLIENT, ca_file=keycloak_ca_file(settings))
+    return OidcClient(keycloak_url(settings), REALM, CLI_CLIENT, ca_file=keycloak_ca_file(settings),
+                      hint=_hint(settings))
+
+
+def ensure_realm_roles(settings: Settings, roles: Mapping[str, str]) -> list[str]:
+    """Create the realm roles ``roles`` (name -> description) that do not exist yet; returns those created."""
+    with realm_admin(settings) as admin:
+        return [name for name, description in roles.items() if admin.ensure_realm_role(REALM, name, description)]
