@@ -280,6 +280,13 @@ class KeycloakAdmin:
         self._request("PUT", f"/{_seg(realm)}", json_body={"realm": realm, **settings})
         return False
 
+    def user_profile(self, realm: str) -> dict[str, Any]:
+        """The realm's declarative user profile (which attributes users have, which are required)."""
+        return dict(self._get(f"/{_seg(realm)}/users/profile"))
+
+    def set_user_profile(self, realm: str, profile: Mapping[str, Any]) -> None:
+        self._request("PUT", f"/{_seg(realm)}/users/profile", json_body=dict(profile))
+
     # --- realm roles -------------------------------------------------------------------------
     def realm_role(self, realm: str, name: str) -> dict[str, Any] | None:
         return self._get_or_none(f"/{_seg(realm)}/roles/{_seg(name)}")

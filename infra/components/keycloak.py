@@ -64,6 +64,7 @@ BOOTSTRAP_PREFIX = "radlake-bootstrap-"
 # Build-time options, baked into the cached distribution by `kc.sh build`.
 BUILD_OPTIONS = ("--db=dev-file", "--health-enabled=true")
 
+OPTIONAL_NAMES = ("firstName", "lastName")
 REALM_SETTINGS: dict[str, Any] = {
     "enabled": True,
     "displayName": "radlake",
@@ -104,6 +105,7 @@ def set_up_realm(master: KeycloakAdmin, vault: hvac.Client, settings: Settings) 
     updated to this description, and Vault is written only when a secret changed."""
     kv = settings.vault_kv_mount
     master.ensure_realm(REALM, REALM_SETTINGS)
+    _names_optional(master)
     master.ensure_realm_role(REALM, PLATFORM_ADMIN, "runs the radlake platform")
     realm_admin = master.ensure_client(REALM, confidential_client(
         REALM_ADMIN_CLIENT, "radlake's commands: users, project and provider roles (this realm only)"))
@@ -117,6 +119,20 @@ def set_up_realm(master: KeycloakAdmin, vault: hvac.Client, settings: Settings) 
         internal = master.ensure_client(REALM, confidential_client(client_id, f"the {client_id} component"))
         _mirror_secret(master, vault, kv, client_kv_path(client_id), internal, client_id, settings)
     master.ensure_client(REALM, device_flow_client(CLI_CLIENT, "`radlake login` (device authorization grant)"))
+
+
+def _names_optional(master: KeycloakAdmin) -> None:
+    """First and last names are optional (``radlake user add`` asks for them only if given); Keycloak's default
+    profile requires them and would stop a person at their first login to fill them in."""
+    profile = master.user_profile(REALM)
+    attributes = [dict(a) for a in profile.get("attributes", [])]
+    changed = False
+    for attribute in attributes:
+        if attribute.get("name") in OPTIONAL_NAMES and "required" in attribute:
+            del attribute["required"]
+            changed = True
+    if changed:
+        master.set_user_profile(REALM, {**profile, "attributes": attributes})
 
 
 def _mirror_secret(master: KeycloakAdmin, vault: hvac.Client, kv: str, path: str, internal_id: str,
