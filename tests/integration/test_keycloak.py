@@ -26,6 +26,7 @@ from cryptography import x509
 from keycloak_browser import approve_device_code
 
 from apps import project as project_cli
+from apps import provider as provider_cli
 from apps import user as user_cli
 from infra import stack
 from infra.components.keycloak import BOOTSTRAP_PREFIX, Keycloak
@@ -214,6 +215,17 @@ def test_roles_must_exist_and_follow_the_grammar(settings, vault, keycloak, caps
     finally:
         with _master(settings, vault) as master:
             master.delete_user(REALM, master.user(REALM, name)["id"])
+
+
+def test_provider_add_makes_the_provider_role(settings, keycloak, nifi_url, capsys):
+    provider = f"kc-{uuid.uuid4().hex[:8]}"
+    topics = [f"--{kind}-topic=test.{provider}.{kind}" for kind in ("instance", "quarantine", "manifest")]
+    assert provider_cli.main(["add", provider, "--project", "kc-provider-test", *topics]) == 0, capsys.readouterr().err
+    try:
+        with realm_admin(settings) as admin:
+            assert admin.realm_role(REALM, provider_role(provider)) is not None
+    finally:
+        assert provider_cli.main(["remove", provider]) == 0
 
 
 def test_radlake_login_device_flow_end_to_end(settings, vault, keycloak, capsys, tmp_path):
