@@ -11,11 +11,15 @@ import sys
 
 # command -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "stack": ("apps.stack", "start, stop and inspect the local stack (Kafka, registry, NiFi, Vault, Spark)"),
+    "stack": ("apps.stack", "start, stop and inspect the local stack (Vault, Keycloak, Kafka, registry, NiFi, Spark)"),
     "schemas": ("apps.schemas", "list, validate and register the event schemas"),
     "deid": ("apps.deid", "de-identify DICOM files, folders and archives (PS3.15 Annex E)"),
     "radiomics": ("apps.radiomics", "compute IBSI radiomic features"),
     "streams": ("apps.streams", "study completion, dedupe and conflicts on Kafka (transactional worker, /metrics)"),
+    "login": ("apps.login", "log in to radlake (OAuth 2.0 device flow); --status shows who and with which roles"),
+    "logout": ("apps.logout", "revoke the stored session and forget its tokens"),
+    "user": ("apps.user", "add and list people; grant and revoke their roles"),
+    "project": ("apps.project", "create and list projects (their reader and steward roles)"),
     "provider": ("apps.provider", "add, list and remove a provider's NiFi edge flow (STOW-RS, archives, drop folder)"),
     "upload": ("apps.upload", "send a provider's DICOM folders and archives to its edge, resumably"),
     "ingest": ("apps.ingest", "reconcile uploads, object store and events: radlake ingest report"),

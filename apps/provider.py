@@ -1,6 +1,7 @@
 """``radlake provider add NAME --project P | list | remove NAME | token NAME [--rotate]``: a NiFi edge per provider.
 
-``add`` deploys the provider's edge (``nifi/providers.py`` says what that sets up). Exit status: 0 ok,
+``add`` deploys the provider's edge (``nifi/providers.py`` says what that sets up) and makes the realm role
+``provider:NAME`` in Keycloak. Exit status: 0 ok,
 1 failure (the message names the step), 2 usage.
 """
 
@@ -12,6 +13,8 @@ import sys
 
 from apps._common import UsageError, command
 from nifi.providers import NAME, add, endpoint_token, list_edges, remove, rotate_endpoint_token
+from platform_layer.realm import ensure_realm_roles
+from platform_layer.realm_roles import provider_role
 from platform_layer.settings import Settings
 
 
@@ -43,6 +46,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "add":
         topics = {f"{t}_topic": getattr(args, f"{t}_topic") for t in ("instance", "quarantine", "manifest")
                   if getattr(args, f"{t}_topic")}
+        ensure_realm_roles(settings, {provider_role(name): f"acts for provider {name}"})
         print(f"deploying the edge of {name} (first use installs the processor's environment)", file=sys.stderr)
         edge = add(settings, name, args.project, port=args.port, drop_dir=args.drop_dir, topics=topics)
         print(json.dumps({**edge.__dict__, "url": edge.url}))

@@ -36,7 +36,8 @@ IDLE_TARGET_GIB = 6.0  # the whole stack's idle memory must leave most of a 24 G
 
 def _settings(root: Path, cache: Path) -> Settings:
     return Settings(state_dir=root / "state", cache_dir=cache, vault_port=25200, kafka_port=25092,
-                    kafka_controller_port=25093, kafka_broker_port=25094, schema_registry_port=25081, nifi_port=25080)
+                    kafka_controller_port=25093, kafka_broker_port=25094, schema_registry_port=25081, nifi_port=25080,
+                    keycloak_port=25443)
 
 
 def _timed_up(settings: Settings, names: list[str]) -> dict[str, float]:
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(args.idle)
             rss = {s.name: s.rss_bytes for s in stack.status(settings, names)}
             stack.down(settings, names)
-            assert not any(process.port_open(p) for p in (25200, 25092, 25081, 25080))
+            assert not any(process.port_open(p) for p in (25200, 25092, 25081, 25080, 25443))
             warm = _timed_up(settings, names)
         finally:
             stack.down(settings, names)
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(f"| {name} | {cold[name]:.1f} | {warm[name]:.1f} | {rss.get(name, 0) / 2**20:.0f} |")
     total_rss = sum(rss.values()) / 2**30
     rows.append(f"| **all** | {sum(cold.values()):.1f} | {sum(warm.values()):.1f} | {sum(rss.values()) / 2**20:.0f} |")
-    versions = (f"Kafka {settings.kafka_version}, Apicurio Registry {settings.apicurio_version}, NiFi "
+    versions = (f"Keycloak {settings.keycloak_version}, Kafka {settings.kafka_version}, Apicurio Registry "
+                f"{settings.apicurio_version}, NiFi "
                 f"{settings.nifi_version}, Delta {settings.delta_version}")
     body = (
         f"Load average {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f} at the start, {load_end[0]:.2f}/"

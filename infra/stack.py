@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 # Start order; stop runs in reverse. name -> "module:Class"
 COMPONENTS: dict[str, str] = {
     "vault": "infra.components.vault:Vault",
+    "keycloak": "infra.components.keycloak:Keycloak",
     "kafka": "infra.components.kafka:Kafka",
     "registry": "infra.components.registry:SchemaRegistry",
     "nifi": "infra.components.nifi:NiFi",

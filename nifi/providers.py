@@ -11,7 +11,6 @@ free one of NiFi's port + 420 … + 519.
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap, nifi_url, registry_url
 from platform_layer.errors import TopicError
 from platform_layer.principals import KAFKA_EDGE
+from platform_layer.realm_roles import PROVIDER_NAME
 from platform_layer.settings import Settings
 from platform_layer.transit import VaultTransitHmac
 from platform_layer.vault import admin_client
@@ -43,7 +43,7 @@ from radlake.deid.pseudonyms import transit_key_name
 
 FLOW = "provider_edge"
 PREFIX = "provider-edge-"
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+NAME = PROVIDER_NAME
 CONTEXT_MAP_TYPE = "org.apache.nifi.http.StandardHttpContextMap"
 # The edge flow's topic parameters and the contracts of what it publishes there.
 EDGE_CONTRACTS = {"instance_topic": INSTANCE_RECEIVED, "quarantine_topic": QUARANTINED, "manifest_topic": STUDY_MANIFEST}

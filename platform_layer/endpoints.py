@@ -28,6 +28,16 @@ def vault_addr(settings: Settings) -> str:
     return settings.vault_addr or f"http://127.0.0.1:{settings.vault_port}"
 
 
+def keycloak_url(settings: Settings) -> str:
+    """Base URL of Keycloak (realms under ``/realms/``, the admin API under ``/admin/``)."""
+    return settings.keycloak_url.rstrip("/") or f"https://127.0.0.1:{settings.keycloak_port}"
+
+
+def keycloak_management_url(settings: Settings) -> str:
+    """The local Keycloak's management interface (health), HTTPS like the main one."""
+    return f"https://127.0.0.1:{settings.keycloak_port + 1}"
+
+
 def nifi_url(settings: Settings) -> str:
     return settings.nifi_url.rstrip("/") or f"http://127.0.0.1:{settings.nifi_port}"
 

@@ -23,3 +23,7 @@ class DeliveryError(PlatformError):
 
 class VaultUnavailable(PlatformError):
     """Vault could not be reached, or refused the credentials radlake has for it."""
+
+
+class IdentityProviderError(PlatformError):
+    """Base of the errors of the identity provider (Keycloak): its API, its tokens, the device flow."""

@@ -6,6 +6,7 @@ Nothing deep in the code reads ``os.environ``: callers take a :class:`Settings` 
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "radlake"
+
+
+def _default_token_file() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "radlake" / "token.json"
 
 
 class Settings(BaseSettings):
@@ -60,6 +65,16 @@ class Settings(BaseSettings):
     vault_token: SecretStr | None = None
     vault_transit_mount: str = "transit"
     vault_kv_mount: str = "secret"
+
+    # Keycloak, the identity provider (realm ``radlake``). A non-empty URL points at an existing Keycloak, whose
+    # administrator client the operator keeps in Vault KV (see docs/security.md); the stack starts none.
+    keycloak_url: str = ""
+    keycloak_version: str = "26.7.3"
+    keycloak_port: int = 18443  # HTTPS only; the management interface (health) on port + 1
+    keycloak_heap: str = "512m"
+    keycloak_ca_file: str = ""  # for an external Keycloak: the CA that verifies it (default: the platform CA)
+    # Where `radlake login` keeps the user's tokens (mode 0600).
+    token_file: Path = Field(default_factory=_default_token_file)
 
     # Spark + Delta.
     spark_master: str = "local[2]"

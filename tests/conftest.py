@@ -75,6 +75,12 @@ def scraper_tls(vault, settings, tmp_path_factory) -> ssl.SSLContext:
 
 
 @pytest.fixture(scope="session")
+def keycloak(settings, _stack_session, vault) -> str:  # Keycloak's certificate and secrets come from Vault
+    """The identity provider's base URL (realm ``radlake`` set up)."""
+    return _component("keycloak", settings, _stack_session).address
+
+
+@pytest.fixture(scope="session")
 def kafka_bootstrap(settings, _stack_session, vault) -> str:  # Kafka's certificate and credentials come from Vault
     return _component("kafka", settings, _stack_session).address
 
