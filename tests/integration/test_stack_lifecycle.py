@@ -19,8 +19,8 @@ from platform_layer.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-COMPONENTS = ["vault", "kafka", "registry", "nifi"]
-PORTS = (28200, 28201, 29092, 29093, 29094, 28081, 28082, 28080, 28180)
+COMPONENTS = ["vault", "keycloak", "kafka", "registry", "nifi"]
+PORTS = (28200, 28201, 28443, 28444, 29092, 29093, 29094, 28081, 28082, 28080, 28180)
 
 
 @pytest.fixture
@@ -29,6 +29,7 @@ def isolated(tmp_path, settings) -> Settings:
         state_dir=tmp_path / "state",
         cache_dir=settings.cache_dir,  # the downloads are shared, the state is not
         vault_port=28200,
+        keycloak_port=28443,
         kafka_port=29092,
         kafka_controller_port=29093,
         kafka_broker_port=29094,
