@@ -21,7 +21,7 @@ def kafka_bootstrap(settings: Settings) -> str:
 
 def registry_url(settings: Settings) -> str:
     """Base URL of the Confluent-compatible registry API (what the registry client takes)."""
-    return settings.schema_registry_url or f"http://127.0.0.1:{settings.schema_registry_port}{REGISTRY_CCOMPAT_PATH}"
+    return settings.schema_registry_url or f"https://127.0.0.1:{settings.schema_registry_port}{REGISTRY_CCOMPAT_PATH}"
 
 
 def vault_addr(settings: Settings) -> str:

@@ -12,7 +12,7 @@ import secrets
 
 import hvac
 
-from platform_layer import kafka
+from platform_layer import kafka, serde
 from platform_layer.errors import VaultUnavailable
 from platform_layer.kafka_credentials import kafka_kv_path, read_kafka_identity
 from platform_layer.principals import KAFKA_PRINCIPALS
@@ -52,6 +52,8 @@ def stack_kafka_identity(settings: Settings, principal: str | None = None) -> ka
 
 
 def use_stack_identity(settings: Settings, principal: str | None = None) -> None:
-    """Make ``principal`` (default: the settings' ``kafka_principal``) this process's Kafka identity; the
-    password is read from Vault when the first client is built."""
+    """Make ``principal`` (default: the settings' ``kafka_principal``) this process's Kafka identity (the
+    password is read from Vault when the first client is built), and have registry clients verify the stack's
+    registry against the platform CA (an external registry: against the system's CAs)."""
     kafka.use_identity(lambda: stack_kafka_identity(settings, principal))
+    serde.trust(None if settings.schema_registry_url else str(ca_file(settings)))

@@ -41,13 +41,29 @@ REGISTRY_RETRIES = 2
 _RETRY_WAIT_MS, _RETRY_MAX_WAIT_MS = 250, 2_000
 
 
-def registry_client(url: str, timeout_s: float = REGISTRY_TIMEOUT_S) -> SchemaRegistryClient:
+_trusted_ca: str | None = None
+
+
+def trust(ca_file: str | None) -> None:
+    """The CA file this process verifies the registry's certificate against when a client is built without
+    ``ca_file`` (commands set the platform CA through ``identities.use_stack_identity``); None: the system's."""
+    global _trusted_ca
+    _trusted_ca = ca_file
+
+
+def registry_client(url: str, timeout_s: float = REGISTRY_TIMEOUT_S, *,
+                    ca_file: str | None = None) -> SchemaRegistryClient:
     """A registry client whose calls time out after ``timeout_s`` (connect and each read) and retry a bounded
-    number of times (the library's default is no timeout at all)."""
-    return SchemaRegistryClient({
+    number of times (the library's default is no timeout at all), verifying the registry's certificate against
+    ``ca_file`` (default: :func:`trust`'s)."""
+    config = {
         "url": url, "timeout": timeout_s, "max.retries": REGISTRY_RETRIES,
         "retries.wait.ms": _RETRY_WAIT_MS, "retries.max.wait.ms": _RETRY_MAX_WAIT_MS,
-    })
+    }
+    verify = ca_file or _trusted_ca
+    if verify:
+        config["ssl.ca.location"] = verify
+    return SchemaRegistryClient(config)
 
 
 @dataclass

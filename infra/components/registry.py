@@ -3,18 +3,29 @@
 Maven Central carries the registry as ``io.apicurio:apicurio-registry-app:<v>:all@tar.gz`` (a Quarkus
 application). Its Confluent-compatible API lives under ``/apis/ccompat/v7``; storage is an H2 file
 database under the state dir, so registered schemas and their ids survive a restart.
+
+HTTPS only, on loopback: a certificate from the platform CA (``<state>/registry/tls``, renewed by ``stack up``
+once two thirds of its life are gone), plain HTTP off, and the management interface (health) on HTTPS too.
+Clients verify it against the platform CA (``platform_layer.serde.trust``).
 """
 
 from __future__ import annotations
 
+import ssl
 import tarfile
 
 import httpx
 
 from infra.component import Component
 from infra.downloads import fetch_maven_file
+from infra.errors import StackError
 from platform_layer.endpoints import registry_url
+from platform_layer.errors import VaultUnavailable
 from platform_layer.java import find_java_home
+from platform_layer.tls import CertificateError, ca_file, ensure_certificate
+from platform_layer.vault import admin_client
+
+SERVER_NAME = "registry.radlake.local"
 
 
 class SchemaRegistry(Component):
@@ -54,16 +65,33 @@ class SchemaRegistry(Component):
             tar.extractall(partial, filter="data")
         partial.rename(self.app_dir)
 
+    @property
+    def tls_dir(self):
+        return self.home / "tls"
+
+    def prepare(self) -> None:
+        try:
+            ensure_certificate(admin_client(self.settings), self.tls_dir, "registry", SERVER_NAME)
+        except (VaultUnavailable, CertificateError) as err:
+            raise StackError(f"registry: its certificate comes from Vault: {err}; start Vault first "
+                             "(`radlake stack up vault registry`)") from err
+
     def command(self) -> tuple[list[str], dict[str, str]]:
         java = find_java_home(self.java_major, self.settings.java_home) / "bin" / "java"
         db = self.home / "db" / "registry"
+        certificate, key = self.tls_dir / "registry.crt", self.tls_dir / "registry.key"
         argv = [
             str(java), "-Xms64m", "-Xmx384m", "-XX:+UseSerialGC",
             "-Dquarkus.http.host=127.0.0.1",
-            f"-Dquarkus.http.port={self.settings.schema_registry_port}",
+            f"-Dquarkus.http.ssl-port={self.settings.schema_registry_port}",
+            "-Dquarkus.http.insecure-requests=disabled",
+            f"-Dquarkus.http.ssl.certificate.files={certificate}",
+            f"-Dquarkus.http.ssl.certificate.key-files={key}",
             # The management interface (health, metrics) would listen on 0.0.0.0:9000; keep it on loopback.
             "-Dquarkus.management.host=127.0.0.1",
             f"-Dquarkus.management.port={self.settings.schema_registry_port + 1}",
+            f"-Dquarkus.management.ssl.certificate.files={certificate}",
+            f"-Dquarkus.management.ssl.certificate.key-files={key}",
             f"-Dapicurio.datasource.url=jdbc:h2:file:{db}",
             "-Dquarkus.log.category.\"io.apicurio.registry.logging.audit\".level=WARN",
             "-Dquarkus.http.access-log.enabled=false",
@@ -72,7 +100,13 @@ class SchemaRegistry(Component):
         return argv, {}
 
     def responding(self) -> bool:
+        verify: ssl.SSLContext | bool = True
+        if not self.external:
+            try:
+                verify = ssl.create_default_context(cafile=str(ca_file(self.settings)))
+            except OSError:  # no platform CA yet
+                return False
         try:
-            return httpx.get(f"{self.address}/subjects", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
+            return httpx.get(f"{self.address}/subjects", timeout=2.0, verify=verify).status_code == 200
+        except (httpx.HTTPError, ssl.SSLError):
             return False

@@ -20,8 +20,9 @@ class EventPublisher:
     """One producer, one serde per event class (each bound to its topic)."""
 
     def __init__(self, bootstrap: str, registry_url: str, topics: Sequence[Topic], *, client_id: str = "radlake-edge",
-                 delivery_timeout_ms: int = 30_000, identity: kafka.Identity | None = None) -> None:
-        registry = registry_client(registry_url)
+                 delivery_timeout_ms: int = 30_000, identity: kafka.Identity | None = None,
+                 registry_ca_file: str | None = None) -> None:
+        registry = registry_client(registry_url, ca_file=registry_ca_file)
         self._serdes: Mapping[type, EventSerde] = {t.event_class: EventSerde(t, registry) for t in topics}
         self._timeout_s = delivery_timeout_ms / 1000
         self._producer = kafka.producer(bootstrap, client_id=client_id, identity=identity,

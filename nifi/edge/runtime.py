@@ -65,6 +65,7 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
         [INSTANCE_RECEIVED.with_name(p.instance_topic), QUARANTINED.with_name(p.quarantine_topic),
          STUDY_MANIFEST.with_name(p.manifest_topic)],
         client_id=f"radlake-edge-{p.provider}", identity=kafka_identity,
+        registry_ca_file=kafka_identity.ca_file,  # the platform CA, which issued the registry's certificate too
     )
     edge_dir = Path(p.edge_dir)
     config = EdgeConfig(p.provider, p.project, DEID_PROFILE_VERSION, edge_dir)

@@ -33,7 +33,7 @@ PARAMETERS = [
     ("project", "Project: its Vault Transit key pseudonymises", False, "project"),
     ("http_port", "Port of the provider's HTTP endpoint on 127.0.0.1", False, "24500"),
     ("kafka_bootstrap", "Kafka bootstrap servers", False, "127.0.0.1:19092"),
-    ("schema_registry_url", "Confluent-API schema registry URL", False, "http://127.0.0.1:18081/apis/ccompat/v7"),
+    ("schema_registry_url", "Confluent-API schema registry URL", False, "https://127.0.0.1:18081/apis/ccompat/v7"),
     ("vault_addr", "Vault/OpenBao address", False, "http://127.0.0.1:18200"),
     ("vault_token", "The edge's own Vault token (policy radlake-edge-<provider>)", True, None),
     ("object_store_uri", "Object store for de-identified instances (path or fsspec URL)", False, "/tmp/radlake-objects"),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import ssl
 import time
 
+import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
 
@@ -14,6 +16,7 @@ from lake_schemas.topics import INSTANCE_RECEIVED
 from platform_layer.kafka import connection as kafka_connection
 from platform_layer.registration import register
 from platform_layer.serde import REGISTRY_CALLS, EventSerde, registry_client
+from platform_layer.tls import ca_file
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +118,13 @@ def test_a_schema_id_the_registry_does_not_hold_is_a_violation_not_a_hang(regist
     unknown = b"\x00" + (2**31 - 7).to_bytes(4, "big") + _event().model_dump_json().encode()
     with pytest.raises(SchemaViolation, match="does not hold"):
         serde.deserialize(unknown)
+
+
+def test_the_registry_answers_https_only_and_to_clients_that_trust_the_platform_ca(registry_url, settings):
+    assert registry_url.startswith("https://")
+    with pytest.raises(httpx.HTTPError):  # plain HTTP on its port: no answer
+        httpx.get(f"{registry_url.replace('https://', 'http://', 1)}/subjects", timeout=10)
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):  # the system's CAs only
+        httpx.get(f"{registry_url}/subjects", timeout=10)
+    platform = ssl.create_default_context(cafile=str(ca_file(settings)))
+    assert httpx.get(f"{registry_url}/subjects", timeout=10, verify=platform).status_code == 200
