@@ -14,6 +14,7 @@ import time
 from apps._common import UsageError, command
 from infra import stack
 from infra.component import ComponentStatus
+from nifi.providers import follow_stack
 from platform_layer.settings import Settings
 
 
@@ -49,6 +50,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "up":
         started = time.monotonic()
         stack.up(settings, args.components or None)
+        if "nifi" in (args.components or stack.COMPONENTS):
+            for provider in follow_stack(settings):
+                print(f"edge {provider}: parameters now point at the stack's Kafka and registry", file=sys.stderr)
         print(f"stack up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         print(format_table(stack.status(settings, args.components or None)))
     elif args.action == "root-token":

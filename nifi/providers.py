@@ -131,6 +131,27 @@ def list_edges(settings: Settings) -> list[Edge]:
     return sorted(edges, key=lambda e: e.provider)
 
 
+def follow_stack(settings: Settings) -> list[str]:
+    """Point every edge's parameters at where the stack's Kafka and registry answer now (an edge deployed before
+    the registry moved to HTTPS, or before a port setting changed, would answer 503 to every upload); returns the
+    providers whose edges changed. NiFi stops and restarts the processors that use a changed parameter."""
+    current = {"kafka_bootstrap": kafka_bootstrap(settings), "schema_registry_url": registry_url(settings)}
+    changed = []
+    for edge in list_edges(settings):
+        try:
+            context = nipyapi.parameters.get_parameter_context(edge.parameter_context_id, "id")
+            values = {p.parameter.name: p.parameter.value for p in context.component.parameters}
+            stale = {name: value for name, value in current.items() if values.get(name) != value}
+            for name, value in stale.items():
+                context = nipyapi.parameters.upsert_parameter_to_context(
+                    context, nipyapi.parameters.prepare_parameter(name, value))
+        except (nipyapi.nifi.rest.ApiException, ValueError, AttributeError) as err:
+            raise ProviderError(f"updating the edge of {edge.provider} failed: {err}") from err
+        if stale:
+            changed.append(edge.provider)
+    return changed
+
+
 def find_edge(settings: Settings, provider: str) -> Edge:
     for edge in list_edges(settings):
         if edge.provider == provider:

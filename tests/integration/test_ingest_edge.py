@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import nipyapi
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from dicomweb_client.api import DICOMwebClient
@@ -20,6 +21,7 @@ from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import providers
 from nifi.edge.client import Uploader, plan, upload_id_for, wait_until_listening
 from nifi.edge.reconcile import read_provider_events
+from platform_layer import endpoints
 from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
 from platform_layer.registration import register
@@ -216,3 +218,23 @@ def test_drop_folder(settings, edges, topics, kafka_bootstrap, registry_url):
     else:
         pytest.fail("the dropped file never became an instance received event")
     assert len(new) == 1 and new[0].data.project == PROJECT
+
+
+def test_an_edge_with_a_stale_registry_url_follows_the_stack(settings, edges):
+    """An edge deployed before the registry moved to HTTPS answers 503 to everything until its parameters follow
+    the stack (``radlake stack up`` and the main job do it)."""
+    provider = PROVIDERS[2]
+    edge = providers.find_edge(settings, provider)  # also connects nipyapi to the stack's NiFi
+    context = nipyapi.parameters.get_parameter_context(edge.parameter_context_id, "id")
+    stale = endpoints.registry_url(settings).replace("https://", "http://", 1)
+    nipyapi.parameters.upsert_parameter_to_context(
+        context, nipyapi.parameters.prepare_parameter("schema_registry_url", stale))
+    assert provider in providers.follow_stack(settings)
+    assert provider not in providers.follow_stack(settings)  # nothing left to change
+    wait_until_listening(edges[provider].url)
+    datasets, _ = phi_dicom.ct_series(2, study=98, size=32)
+    client = DICOMwebClient(url=f"{edges[provider].url}/dicomweb",
+                            headers={"Authorization": f"Bearer {providers.endpoint_token(settings, provider)}"})
+    response = client.store_instances(datasets)
+    assert "FailedSOPSequence" not in response
+    assert len(response.ReferencedSOPSequence) == 2
