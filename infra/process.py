@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+import httpx
 
 from infra.errors import ComponentUnhealthy, PortTaken
 from platform_layer.state import PRIVATE_UMASK
@@ -19,6 +22,16 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def answers_200(url: str, ca_file: Path | None = None, timeout_s: float = 2.0) -> bool:
+    """A health probe: GET ``url`` answers 200, its certificate verified against ``ca_file`` (None: the system's
+    CAs). A missing CA file, a refused handshake or no answer all mean "not (yet)"."""
+    try:
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        return httpx.get(url, verify=verify, timeout=timeout_s).status_code == 200
+    except (httpx.HTTPError, OSError, ssl.SSLError):
+        return False
 
 
 def ensure_ports_free(component: str, ports: Sequence[int], grace_s: float = 10.0,

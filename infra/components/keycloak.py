@@ -20,19 +20,18 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import ssl
 import subprocess
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 import hvac
 
 from infra.component import Component, ComponentStatus
 from infra.downloads import fetch_maven_file
 from infra.errors import StackError
+from infra.process import answers_200
 from platform_layer.endpoints import keycloak_management_url, keycloak_url
 from platform_layer.errors import IdentityProviderError, VaultUnavailable
 from platform_layer.identity_provider import CredentialsRefused, KeycloakAdmin
@@ -277,22 +276,16 @@ class Keycloak(Component):
             raise StackError(f"keycloak: {err}") from err
 
     # --- health ------------------------------------------------------------------------------
-    def _answers_200(self, url: str) -> bool:
-        try:
-            context = ssl.create_default_context(cafile=str(keycloak_ca_file(self.settings)))
-            return httpx.get(url, verify=context, timeout=2.0).status_code == 200
-        except (httpx.HTTPError, OSError, ssl.SSLError):
-            return False
-
     def responding(self) -> bool:
         """Keycloak is initialised and its database answers (``/health/ready`` on the management interface)."""
         if self.external:
-            return self._answers_200(f"{self.address}/realms/master")
-        return self._answers_200(f"{keycloak_management_url(self.settings)}/health/ready")
+            return answers_200(f"{self.address}/realms/master", keycloak_ca_file(self.settings))
+        return answers_200(f"{keycloak_management_url(self.settings)}/health/ready", keycloak_ca_file(self.settings))
 
     def healthy(self) -> bool:
         """Ready, and the realm is set up (its OpenID configuration is published)."""
-        return self.responding() and self._answers_200(f"{issuer(self.settings)}/.well-known/openid-configuration")
+        return self.responding() and answers_200(f"{issuer(self.settings)}/.well-known/openid-configuration",
+                                                     keycloak_ca_file(self.settings))
 
     # --- set-up ------------------------------------------------------------------------------
     def start(self) -> ComponentStatus:

@@ -11,14 +11,12 @@ Clients verify it against the platform CA (``platform_layer.serde.trust``).
 
 from __future__ import annotations
 
-import ssl
 import tarfile
-
-import httpx
 
 from infra.component import Component
 from infra.downloads import fetch_maven_file
 from infra.errors import StackError
+from infra.process import answers_200
 from platform_layer.endpoints import registry_url
 from platform_layer.errors import VaultUnavailable
 from platform_layer.java import find_java_home
@@ -100,13 +98,4 @@ class SchemaRegistry(Component):
         return argv, {}
 
     def responding(self) -> bool:
-        verify: ssl.SSLContext | bool = True
-        if not self.external:
-            try:
-                verify = ssl.create_default_context(cafile=str(ca_file(self.settings)))
-            except OSError:  # no platform CA yet
-                return False
-        try:
-            return httpx.get(f"{self.address}/subjects", timeout=2.0, verify=verify).status_code == 200
-        except (httpx.HTTPError, ssl.SSLError):
-            return False
+        return answers_200(f"{self.address}/subjects", None if self.external else ca_file(self.settings))
