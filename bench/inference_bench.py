@@ -68,8 +68,8 @@ from platform_layer import (
 from platform_layer.identities import use_stack_identity  # noqa: E402
 from platform_layer.kafka import TopicSpec  # noqa: E402
 from platform_layer.object_store import ObjectStore  # noqa: E402
-from platform_layer.registration import register  # noqa: E402
-from platform_layer.serde import EventSerde, registry_client  # noqa: E402
+from platform_layer.registration import register, schema_admin  # noqa: E402
+from platform_layer.serde import EventSerde  # noqa: E402
 from platform_layer.settings import Settings  # noqa: E402
 from platform_layer.state import lock_down  # noqa: E402
 from radlake.synthetic.chest_ct import chest_ct  # noqa: E402
@@ -119,7 +119,7 @@ def _topics(bootstrap: str, registry_url: str, tag: str):
     kafka.ensure_topics(bootstrap, [TopicSpec(n, 3) for n in names])
     contracts = (STUDY_COMPLETED.with_name(names[0]), PREDICTION_CREATED.with_name(names[1]),
                  PREDICTION_DEAD_LETTER.with_name(names[2]))
-    registry = registry_client(registry_url)
+    registry = schema_admin(Settings(), registry_url)
     register(registry, contracts)
     return names, tuple(EventSerde(t, registry) for t in contracts)
 

@@ -51,8 +51,7 @@ from platform_layer import kafka  # noqa: E402
 from platform_layer.endpoints import kafka_bootstrap, registry_url
 from platform_layer.identities import use_stack_identity  # noqa: E402
 from platform_layer.kafka import TopicSpec  # noqa: E402
-from platform_layer.registration import register  # noqa: E402
-from platform_layer.serde import registry_client  # noqa: E402
+from platform_layer.registration import register, schema_admin  # noqa: E402
 from platform_layer.settings import Settings  # noqa: E402
 from platform_layer.state import lock_down  # noqa: E402
 from radlake.synthetic import phi_dicom  # noqa: E402
@@ -97,7 +96,7 @@ def edge_leg(settings: Settings, folder: Path, journal_path: Path, project: str,
                  STUDY_MANIFEST.with_name(names["manifest_topic"]))
     bootstrap, registry = kafka_bootstrap(settings), registry_url(settings)
     kafka.ensure_topics(bootstrap, [TopicSpec(t.name, 3) for t in contracts])
-    register(registry_client(registry), contracts)
+    register(schema_admin(Settings(), registry), contracts)
     edge = providers.add(settings, provider, project, topics=names)
     try:
         wait_until_listening(edge.url)

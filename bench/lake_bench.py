@@ -63,7 +63,7 @@ from platform_layer import (
     kafka,  # noqa: E402
 )
 from platform_layer.identities import use_stack_identity  # noqa: E402
-from platform_layer.registration import register  # noqa: E402
+from platform_layer.registration import register, schema_admin  # noqa: E402
 from platform_layer.serde import EventSerde, registry_client  # noqa: E402
 from platform_layer.settings import Settings  # noqa: E402
 from platform_layer.spark import spark_session  # noqa: E402
@@ -92,7 +92,7 @@ def _events(count: int, tag: str):
 def _topic(bootstrap: str, registry_url: str, kind, name: str):
     """A fresh topic, registered and created with its partitions."""
     topic = kind.with_name(name)
-    register(registry_client(registry_url), (topic,))
+    register(schema_admin(Settings(), registry_url), (topic,))
     create_topics(bootstrap, (topic,))
     return topic
 

@@ -61,8 +61,8 @@ from platform_layer.endpoints import kafka_bootstrap, registry_url
 from platform_layer.identities import use_stack_identity
 from platform_layer.kafka import TopicSpec  # noqa: E402
 from platform_layer.kafka import connection as kafka_connection
-from platform_layer.registration import register
-from platform_layer.serde import EventSerde, registry_client
+from platform_layer.registration import register, schema_admin
+from platform_layer.serde import EventSerde
 from platform_layer.settings import Settings
 from platform_layer.state import lock_down
 from radlake.synthetic.lake_events import SeriesPlan, series_events
@@ -215,7 +215,7 @@ def run(bootstrap: str, registry_url: str, args: argparse.Namespace) -> dict:
     os.sched_setaffinity(0, {1 % os.cpu_count()})
     tag = uuid.uuid4().hex[:8]
     topics = Topics(tag)
-    registry = registry_client(registry_url)
+    registry = schema_admin(Settings(), registry_url)
     register(registry, (INSTANCE_RECEIVED.with_name(topics.floor), INSTANCE_RECEIVED.with_name(topics.instance),
                         STUDY_MANIFEST.with_name(topics.manifest), STUDY_COMPLETED.with_name(topics.completed),
                         QUARANTINED.with_name(topics.quarantined)))

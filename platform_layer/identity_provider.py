@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,25 @@ class OidcClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+class ServiceToken:
+    """A confidential client's access token for its own service account, fetched again once ``renew_after``
+    of its life is gone (so a call never presents a token about to expire). Calling it returns the token;
+    safe from several threads."""
+
+    def __init__(self, client: OidcClient, renew_after: float = 2 / 3,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._client, self._renew_after, self._clock = client, renew_after, clock
+        self._tokens: Tokens | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            tokens = self._tokens
+            if tokens is None or self._clock() >= tokens.received_at + tokens.expires_in * self._renew_after:
+                tokens = self._tokens = self._client.client_credentials()
+            return tokens.access_token
 
 
 class KeycloakAdmin:

@@ -11,8 +11,9 @@ lives only in Keycloak and in Vault KV:
   ``radlake/keycloak/realm-admin``.
 
 Each component has its own confidential client (:data:`SERVICE_CLIENTS`, secret at
-``radlake/keycloak/clients/<client>``); people log in through the public client :data:`CLI_CLIENT` with the
-device flow.
+``radlake/keycloak/clients/<client>``). One of them, :data:`PLATFORM_CLIENT`, is the platform's own principal
+and holds the realm role ``platform-admin`` (what the schema registry asks of a writer); the others hold no
+realm role. People log in through the public client :data:`CLI_CLIENT` with the device flow.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ MASTER_ADMIN_CLIENT = "radlake-admin"
 REALM_ADMIN_CLIENT = "radlake-realm-admin"
 # Roles of Keycloak's realm-management client that the realm administrator holds in REALM.
 REALM_ADMIN_ROLES = ("manage-users", "view-users", "query-users", "manage-realm", "view-realm")
-SERVICE_CLIENTS = ("radlake-edge", "radlake-streams", "radlake-lake", "radlake-radiomics", "radlake-inference",
+PLATFORM_CLIENT = "radlake-platform"
+SERVICE_CLIENTS = (PLATFORM_CLIENT, "radlake-edge", "radlake-streams", "radlake-lake", "radlake-radiomics", "radlake-inference",
                    "radlake-dashboard-bridge")
 
 MASTER_ADMIN_PATH = "radlake/keycloak/admin"

@@ -86,7 +86,7 @@ def kafka_bootstrap(settings, _stack_session, vault) -> str:  # Kafka's certific
 
 
 @pytest.fixture(scope="session")
-def registry_url(settings, _stack_session, kafka_bootstrap) -> str:
+def registry_url(settings, _stack_session, kafka_bootstrap, keycloak) -> str:  # writes need a token
     return _component("registry", settings, _stack_session).address
 
 

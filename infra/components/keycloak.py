@@ -41,6 +41,7 @@ from platform_layer.realm import (
     CLI_CLIENT,
     MASTER_ADMIN_CLIENT,
     MASTER_ADMIN_PATH,
+    PLATFORM_CLIENT,
     REALM,
     REALM_ADMIN_CLIENT,
     REALM_ADMIN_PATH,
@@ -117,6 +118,8 @@ def set_up_realm(master: KeycloakAdmin, vault: hvac.Client, settings: Settings) 
     for client_id in SERVICE_CLIENTS:
         internal = master.ensure_client(REALM, confidential_client(client_id, f"the {client_id} component"))
         _mirror_secret(master, vault, kv, client_kv_path(client_id), internal, client_id, settings)
+        if client_id == PLATFORM_CLIENT:
+            master.add_realm_roles(REALM, master.service_account_user_id(REALM, internal), [PLATFORM_ADMIN])
     master.ensure_client(REALM, device_flow_client(CLI_CLIENT, "`radlake login` (device authorization grant)"))
 
 

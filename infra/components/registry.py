@@ -7,6 +7,12 @@ database under the state dir, so registered schemas and their ids survive a rest
 HTTPS only, on loopback: a certificate from the platform CA (``<state>/registry/tls``, renewed by ``stack up``
 once two thirds of its life are gone), plain HTTP off, and the management interface (health) on HTTPS too.
 Clients verify it against the platform CA (``platform_layer.serde.trust``).
+
+Reads are anonymous (every producer and consumer looks schemas up; nothing in a schema is secret); writes
+(registering a schema, changing rules or compatibility, deleting) need a bearer token from the platform's
+Keycloak realm carrying the realm role ``platform-admin`` (:data:`platform_layer.realm.PLATFORM_CLIENT`'s
+service account, or a person granted it). The registry verifies tokens against the realm's keys, fetched over
+HTTPS verified against the platform CA: a token without the role is answered 403, no token or a bad one 401.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from infra.process import answers_200
 from platform_layer.endpoints import registry_url
 from platform_layer.errors import VaultUnavailable
 from platform_layer.java import find_java_home
+from platform_layer.realm import issuer, keycloak_ca_file
+from platform_layer.realm_roles import PLATFORM_ADMIN
 from platform_layer.tls import CertificateError, ca_file, ensure_certificate
 from platform_layer.vault import admin_client
 
@@ -91,11 +99,33 @@ class SchemaRegistry(Component):
             f"-Dquarkus.management.ssl.certificate.files={certificate}",
             f"-Dquarkus.management.ssl.certificate.key-files={key}",
             f"-Dapicurio.datasource.url=jdbc:h2:file:{db}",
+            *self._authorization(),
             "-Dquarkus.log.category.\"io.apicurio.registry.logging.audit\".level=WARN",
             "-Dquarkus.http.access-log.enabled=false",
             "-jar", str(self.app_dir / "quarkus-run.jar"),
         ]
         return argv, {}
+
+    def _authorization(self) -> list[str]:
+        """Quarkus OIDC against the platform realm (bearer tokens only, verified against the realm's keys) and
+        Apicurio's role-based authorization: anonymous reads, every write to ``platform-admin``."""
+        return [
+            "-Dquarkus.oidc.tenant-enabled=true",
+            "-Dquarkus.oidc.application-type=service",
+            f"-Dquarkus.oidc.auth-server-url={issuer(self.settings)}",
+            "-Dquarkus.oidc.client-id=radlake-registry",
+            "-Dquarkus.oidc.tls.tls-configuration-name=identity-provider",
+            f"-Dquarkus.tls.identity-provider.trust-store.pem.certs={keycloak_ca_file(self.settings)}",
+            # Keycloak may start after the registry or restart under it: keep retrying the discovery.
+            "-Dquarkus.oidc.connection-delay=30S",
+            "-Dapicurio.auth.role-based-authorization=true",
+            "-Dapicurio.auth.role-source=token",
+            "-Dapicurio.auth.anonymous-read-access.enabled=true",
+            "-Dapicurio.auth.authenticated-read-access.enabled=true",
+            f"-Dapicurio.auth.roles.admin={PLATFORM_ADMIN}",
+            f"-Dapicurio.auth.roles.developer={PLATFORM_ADMIN}",
+            f"-Dapicurio.auth.roles.readonly={PLATFORM_ADMIN}",
+        ]
 
     def responding(self) -> bool:
         return answers_200(f"{self.address}/subjects", None if self.external else ca_file(self.settings))

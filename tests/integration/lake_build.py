@@ -16,8 +16,8 @@ from deltalake import DeltaTable
 
 from bench.lake_feed import publish
 from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
-from platform_layer.registration import register
-from platform_layer.serde import registry_client
+from platform_layer.registration import register, schema_admin
+from platform_layer.settings import Settings
 from radlake.synthetic.lake_events import SeriesPlan, conflicting, series_events, study_completed
 from spark_jobs import tables
 from spark_jobs.pipeline import start_pipeline
@@ -63,7 +63,7 @@ def small_lake(spark, bootstrap: str, registry_url: str, tmp_root: Path) -> Smal
     suffix = uuid.uuid4().hex[:8]
     instances = INSTANCE_RECEIVED.with_name(f"test.lake.instances.{suffix}")
     completed = STUDY_COMPLETED.with_name(f"test.lake.completed.{suffix}")
-    register(registry_client(registry_url), (instances, completed))
+    register(schema_admin(Settings()), (instances, completed))
     root = str(tmp_root / "lake")
 
     a1, a2, b1, c1 = (series_events(p) for p in (A1, A2, B1, C1))

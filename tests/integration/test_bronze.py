@@ -13,8 +13,9 @@ from deltalake import DeltaTable
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
 from lake_schemas.topics import INSTANCE_RECEIVED
 from platform_layer.kafka import connection as kafka_connection
-from platform_layer.registration import register
-from platform_layer.serde import EventSerde, registry_client
+from platform_layer.registration import register, schema_admin
+from platform_layer.serde import EventSerde
+from platform_layer.settings import Settings
 from spark_jobs import bronze
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def _event(i: int, provider: str = "site-a") -> InstanceReceived:
 def test_bronze_has_one_typed_row_per_event_even_with_redeliveries(spark, kafka_bootstrap, registry_url,
                                                                    created_topic, tmp_path):
     topic = INSTANCE_RECEIVED.with_name(created_topic)
-    registry = registry_client(registry_url)
+    registry = schema_admin(Settings())
     register(registry, (topic,))
     serde = EventSerde(topic, registry)
     events = [_event(i, provider="site-a" if i % 2 else "site-b") for i in range(12)]

@@ -36,8 +36,9 @@ from inference_workers.worker import Worker, WorkerConfig
 from lake_schemas.topics import PREDICTION_CREATED, PREDICTION_DEAD_LETTER, STUDY_COMPLETED
 from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
-from platform_layer.registration import register
-from platform_layer.serde import EventSerde, registry_client
+from platform_layer.registration import register, schema_admin
+from platform_layer.serde import EventSerde
+from platform_layer.settings import Settings
 from radlake.synthetic.chest_ct import chest_ct
 
 pytestmark = pytest.mark.integration
@@ -68,7 +69,7 @@ def topics(kafka_bootstrap, registry_url, unique_topic):
         future.result(30)
     contracts = (STUDY_COMPLETED.with_name(names["in"]), PREDICTION_CREATED.with_name(names["out"]),
                  PREDICTION_DEAD_LETTER.with_name(names["dlq"]))
-    registry = registry_client(registry_url)
+    registry = schema_admin(Settings())
     register(registry, contracts)
     names["serdes"] = tuple(EventSerde(t, registry) for t in contracts)
     names["group"] = f"g-{unique_topic}"

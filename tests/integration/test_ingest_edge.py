@@ -24,8 +24,8 @@ from nifi.edge.reconcile import read_provider_events
 from platform_layer import endpoints
 from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
-from platform_layer.registration import register
-from platform_layer.serde import registry_client
+from platform_layer.registration import register, schema_admin
+from platform_layer.settings import Settings
 from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def topics(kafka_bootstrap, registry_url):
     for future in admin.create_topics([NewTopic(t.name, num_partitions=3, replication_factor=1)
                                        for t in contracts]).values():
         future.result(timeout=30)
-    register(registry_client(registry_url), contracts)
+    register(schema_admin(Settings()), contracts)
     return names, contracts
 
 

@@ -22,8 +22,8 @@ from nifi.edge.errors import UploadError
 from nifi.edge.reconcile import read_provider_events
 from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
-from platform_layer.registration import register
-from platform_layer.serde import registry_client
+from platform_layer.registration import register, schema_admin
+from platform_layer.settings import Settings
 from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,7 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
     admin = AdminClient(kafka_connection(kafka_bootstrap))
     for future in admin.create_topics([NewTopic(t.name, 3, 1) for t in contracts]).values():
         future.result(timeout=30)
-    register(registry_client(registry_url), contracts)
+    register(schema_admin(Settings()), contracts)
 
     data = tmp_path / "upload"
     data.mkdir()

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import ssl
 import time
 
 import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from lake_schemas.errors import SchemaViolation
+from lake_schemas.errors import RegistryError, SchemaViolation
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
 from lake_schemas.topics import INSTANCE_RECEIVED
 from platform_layer.kafka import connection as kafka_connection
-from platform_layer.registration import register
+from platform_layer.realm import PLATFORM_CLIENT, issuer, service_client
+from platform_layer.realm_roles import PLATFORM_ADMIN
+from platform_layer.registration import register, schema_admin
 from platform_layer.serde import REGISTRY_CALLS, EventSerde, registry_client
+from platform_layer.settings import Settings
 from platform_layer.tls import ca_file
 
 pytestmark = pytest.mark.integration
@@ -61,7 +69,7 @@ def _consume_one(bootstrap: str, topic: str, timeout_s: float = 30.0):
 
 def test_typed_event_round_trip_through_broker_and_registry(kafka_bootstrap, registry_url, created_topic):
     topic = INSTANCE_RECEIVED.with_name(created_topic)
-    registry = registry_client(registry_url)
+    registry = schema_admin(Settings())
     [registered] = register(registry, (topic,))
     serde = EventSerde(topic, registry)
     sent = _event()
@@ -79,7 +87,7 @@ def test_typed_event_round_trip_through_broker_and_registry(kafka_bootstrap, reg
 
 def test_registration_is_idempotent(registry_url, unique_topic):
     topic = INSTANCE_RECEIVED.with_name(unique_topic)
-    registry = registry_client(registry_url)
+    registry = schema_admin(Settings())
     first = register(registry, (topic,))
     second = register(registry, (topic,))
     assert first == second
@@ -87,7 +95,7 @@ def test_registration_is_idempotent(registry_url, unique_topic):
 
 def test_consumer_rejects_a_message_that_violates_the_schema(kafka_bootstrap, registry_url, created_topic):
     topic = INSTANCE_RECEIVED.with_name(created_topic)
-    registry = registry_client(registry_url)
+    registry = schema_admin(Settings())
     [registered] = register(registry, (topic,))
     serde = EventSerde(topic, registry)
     # A producer that bypasses the serializer: right wire format and schema id, wrong content.
@@ -102,7 +110,7 @@ def test_consumer_rejects_a_message_that_violates_the_schema(kafka_bootstrap, re
 
 def test_consuming_asks_the_registry_once_per_schema_id_not_per_message(kafka_bootstrap, registry_url, unique_topic):
     topic = INSTANCE_RECEIVED.with_name(unique_topic)
-    registry = registry_client(registry_url)
+    registry = schema_admin(Settings())
     register(registry, (topic,))
     producer_side, consumer_side = EventSerde(topic, registry), EventSerde(topic, registry_client(registry_url))
     values = [producer_side.serialize(_event(sop_instance_uid=f"2.25.{n}")) for n in range(200)]
@@ -128,3 +136,44 @@ def test_the_registry_answers_https_only_and_to_clients_that_trust_the_platform_
         httpx.get(f"{registry_url}/subjects", timeout=10)
     platform = ssl.create_default_context(cafile=str(ca_file(settings)))
     assert httpx.get(f"{registry_url}/subjects", timeout=10, verify=platform).status_code == 200
+
+
+def _forged_admin_token(settings: Settings) -> str:
+    """A token with the realm's issuer and the ``platform-admin`` role, signed by a key Keycloak never held."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    claims = {"iss": issuer(settings), "sub": "intruder", "azp": PLATFORM_CLIENT, "typ": "Bearer",
+              "iat": now, "exp": now + 300, "realm_access": {"roles": [PLATFORM_ADMIN]}}
+    def part(value: dict) -> bytes:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=")
+
+    signed = part({"alg": "RS256", "typ": "JWT", "kid": "not-a-realm-key"}) + b"." + part(claims)
+    signature = key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+    return (signed + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")).decode()
+
+
+def test_only_a_platform_admin_token_writes_to_the_registry(registry_url, settings, unique_topic):
+    topic = INSTANCE_RECEIVED.with_name(unique_topic)
+    ca = str(ca_file(settings))
+    with service_client(settings, "radlake-streams") as streams:  # a component: no platform-admin
+        streams_token = streams.client_credentials().access_token
+    for bearer, refused in ((None, "401"), (lambda: _forged_admin_token(settings), "401"),
+                            (lambda: streams_token, "403")):
+        with pytest.raises(RegistryError, match=f"HTTP status code {refused}.*platform-admin"):
+            register(registry_client(registry_url, ca_file=ca, bearer=bearer), (topic,))
+    anonymous = registry_client(registry_url, ca_file=ca)
+    with pytest.raises(SchemaRegistryError, match="Subject .* not found"):  # nothing got in
+        anonymous.get_latest_version(topic.subject)
+
+    [registered] = register(schema_admin(settings), (topic,))
+    # reads stay anonymous: a consumer fetches the schema by id, a producer looks its id up
+    assert anonymous.get_schema(registered.schema_id).schema_str == topic.schema_str
+    assert EventSerde(topic, anonymous).schema_id == registered.schema_id
+    # and every other write is the platform's too
+    platform = ssl.create_default_context(cafile=ca)
+    deleted = httpx.delete(f"{registry_url}/subjects/{topic.subject}", verify=platform, timeout=10)
+    assert deleted.status_code == 401
+    deleted = httpx.delete(f"{registry_url}/subjects/{topic.subject}", verify=platform, timeout=10,
+                           headers={"Authorization": f"Bearer {streams_token}"})
+    assert deleted.status_code == 403
+    assert anonymous.get_latest_version(topic.subject).schema_id == registered.schema_id

@@ -42,6 +42,7 @@ from platform_layer.realm import (
     BOOTSTRAP_PATH,
     CLI_CLIENT,
     MASTER_ADMIN_PATH,
+    PLATFORM_CLIENT,
     REALM,
     REALM_ADMIN_CLIENT,
     REALM_ADMIN_PATH,
@@ -54,7 +55,7 @@ from platform_layer.realm import (
     realm_admin,
     service_client,
 )
-from platform_layer.realm_roles import provider_role
+from platform_layer.realm_roles import PLATFORM_ADMIN, provider_role
 from platform_layer.settings import Settings
 from platform_layer.state import open_entries
 from platform_layer.tls import ca_file
@@ -132,6 +133,8 @@ def test_each_component_client_gets_a_token_with_its_secret_from_vault(settings,
             token = client.client_credentials()
         assert (token.claims["azp"], token.claims["iss"]) == (client_id, issuer(settings))
         assert "refresh_token" not in token.claims
+        # only the platform's own principal administers (e.g. registers schemas)
+        assert (PLATFORM_ADMIN in token.claims["realm_access"]["roles"]) == (client_id == PLATFORM_CLIENT)
 
 
 def test_a_wrong_client_secret_is_refused(settings, keycloak):

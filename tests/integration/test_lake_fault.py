@@ -17,8 +17,8 @@ from deltalake import DeltaTable
 
 from bench.lake_feed import create_topics, publish
 from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
-from platform_layer.registration import register
-from platform_layer.serde import registry_client
+from platform_layer.registration import register, schema_admin
+from platform_layer.settings import Settings
 from radlake.synthetic.lake_events import SeriesPlan, series_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -54,7 +54,7 @@ def test_kill_9_of_the_driver_loses_and_duplicates_nothing(kafka_bootstrap, regi
     suffix = uuid.uuid4().hex[:8]
     instances = INSTANCE_RECEIVED.with_name(f"test.lake.fault.instances.{suffix}")
     completed = STUDY_COMPLETED.with_name(f"test.lake.fault.completed.{suffix}")
-    register(registry_client(registry_url), (instances, completed))
+    register(schema_admin(Settings()), (instances, completed))
     create_topics(kafka_bootstrap, (instances, completed))
 
     events = [e for i in range(20) for e in series_events(SeriesPlan(f"site-{i % 2}", f"s{i}", f"x{i}", 100))]

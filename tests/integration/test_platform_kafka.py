@@ -9,8 +9,9 @@ from lake_schemas.topics import INSTANCE_RECEIVED
 from platform_layer import kafka
 from platform_layer.errors import TopicError
 from platform_layer.kafka import TopicSpec
-from platform_layer.registration import register
+from platform_layer.registration import register, schema_admin
 from platform_layer.serde import EventSerde, registry_client
+from platform_layer.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ def test_topics_are_created_once_with_their_layout_and_a_different_layout_is_ref
 def test_read_to_end_returns_every_committed_event_typed(kafka_bootstrap, registry_url, unique_topic):
     topic = INSTANCE_RECEIVED.with_name(unique_topic)
     kafka.ensure_topics(kafka_bootstrap, [TopicSpec(topic.name, 3)])
-    register(registry_client(registry_url), (topic,))
+    register(schema_admin(Settings()), (topic,))
     serde = EventSerde(topic, registry_client(registry_url))
     producer = kafka.producer(kafka_bootstrap, client_id="test-platform")
     events = [_event(sop_instance_uid=f"2.25.{1000 + k}") for k in range(7)]

@@ -49,8 +49,9 @@ from lake_schemas.topics import (
 from platform_layer.kafka import TopicSpec, ensure_topics
 from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
-from platform_layer.registration import register
+from platform_layer.registration import register, schema_admin
 from platform_layer.serde import EventSerde, registry_client
+from platform_layer.settings import Settings
 from radlake.radiomics import compute_features
 from radlake.radiomics.settings import settings_from_mapping
 from radlake.synthetic import radiomics_lake as rl
@@ -98,7 +99,7 @@ def lake(spark, kafka_bootstrap, registry_url, tmp_path_factory):
 
     suffix = uuid.uuid4().hex[:8]
     instances = INSTANCE_RECEIVED.with_name(f"test.radiomics.instances.{suffix}")
-    register(registry_client(registry_url), (instances,))
+    register(schema_admin(Settings()), (instances,))
     publish(kafka_bootstrap, registry_url, instances, [*case_a.events, *case_b.events])
     lake_uri = str(root / "lake")
     job = bronze.BronzeJob(kafka_bootstrap, instances.name, tables.table_path(lake_uri, BRONZE_INSTANCES),
@@ -120,7 +121,7 @@ def lake(spark, kafka_bootstrap, registry_url, tmp_path_factory):
 def first_two_runs(spark, lake, kafka_bootstrap, registry_url):
 
     topic = FEATURES_COMPUTED.with_name(f"test.radiomics.features.{uuid.uuid4().hex[:8]}")
-    register(registry_client(registry_url), (topic,))
+    register(schema_admin(Settings()), (topic,))
     job = radiomics_job.RadiomicsJob(lake["lake"], str(lake["root"] / "objects"), SETTINGS)
     def to_topic(events: list) -> None:
         publish(kafka_bootstrap, registry_url, topic, events)
@@ -225,7 +226,7 @@ def _prediction(case, seg=None, *, model: str = "nodule-cnn", version: int = 7, 
 def test_follow_computes_a_completed_study_once(spark, lake, first_two_runs, kafka_bootstrap, registry_url):
     suffix = uuid.uuid4().hex[:8]
     completed = STUDY_COMPLETED.with_name(f"test.radiomics.completed.{suffix}")
-    register(registry_client(registry_url), (completed,))
+    register(schema_admin(Settings()), (completed,))
     event = study_completed(list(lake["b"].events))
     publish(kafka_bootstrap, registry_url, completed, [event, event])  # a redelivery too
     job = replace(first_two_runs["job"], settings=OTHER_SETTINGS)
@@ -268,7 +269,7 @@ def test_follow_segmentations_computes_the_segments_of_a_predicted_seg(spark, la
 
     suffix = uuid.uuid4().hex[:8]
     topic = PREDICTION_CREATED.with_name(f"test.radiomics.predictions.{suffix}")
-    register(registry_client(registry_url), (topic,))
+    register(schema_admin(Settings()), (topic,))
     publish(kafka_bootstrap, registry_url, topic, [event, tampered, without_seg, event])  # and a redelivery
     settings = settings_from_mapping({"aggregations": ["3D"], "discretisation": {"bin_number": 24}})
     job = replace(first_two_runs["job"], settings=settings)
@@ -322,7 +323,7 @@ def test_follow_waits_out_an_object_store_outage_with_nothing_committed_past_it(
     event, without_seg = _prediction(case, seg, model="outage-cnn", version=1), _prediction(case)
     suffix = uuid.uuid4().hex[:8]
     topic = PREDICTION_CREATED.with_name(f"test.radiomics.outage.{suffix}")
-    register(registry_client(registry_url), (topic,))
+    register(schema_admin(Settings()), (topic,))
     publish(kafka_bootstrap, registry_url, topic, [without_seg, event])  # one key: one partition, this order
     settings = settings_from_mapping({"aggregations": ["3D"], "families": ["morphology"]})
     job = replace(first_two_runs["job"], settings=settings)
@@ -378,7 +379,7 @@ def test_follow_dead_letters_what_can_never_be_processed(spark, lake, first_two_
     case = lake["b"]
     suffix = uuid.uuid4().hex[:8]
     topic = PREDICTION_CREATED.with_name(f"test.radiomics.dead.{suffix}")
-    register(registry_client(registry_url), (topic,))
+    register(schema_admin(Settings()), (topic,))
     seg = lake["store"].put(rl.seg_bytes(case, "dead candidate"), prefix="predictions")
     junk = lake["store"].put(b"not a DICOM file", prefix="predictions")
     assert junk.sha256 == hashlib.sha256(b"not a DICOM file").hexdigest()

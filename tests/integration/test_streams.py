@@ -41,8 +41,9 @@ from lake_schemas.topics import (
     STUDY_MANIFEST,
 )
 from platform_layer.kafka import connection as kafka_connection
-from platform_layer.registration import register
-from platform_layer.serde import EventSerde, registry_client
+from platform_layer.registration import register, schema_admin
+from platform_layer.serde import EventSerde
+from platform_layer.settings import Settings
 from platform_layer.tls import ca_file
 from radlake.synthetic.lake_events import SeriesPlan, conflicting, series_events
 from streams.worker import READY
@@ -203,7 +204,7 @@ def _metrics_scraper(scraper_tls):
 
 @pytest.fixture(scope="module")
 def registry(registry_url):
-    return registry_client(registry_url)
+    return schema_admin(Settings())
 
 
 def _register(registry, topics: Topics) -> None:
