@@ -188,7 +188,7 @@ def upload_through_edges(root: Path, journal_dir: Path, settings: Settings) -> t
     reports: dict[str, dict] = {}
     sent = 0
     started = time.monotonic()
-    providers.follow_stack(settings)  # an edge kept from an earlier run points at today's Kafka and registry
+    providers.follow_stack(settings)  # an edge kept from an earlier run points at today's Kafka, registry and Vault
     for provider in PROVIDERS:
         try:
             edge = providers.find_edge(settings, provider)

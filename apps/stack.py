@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         stack.up(settings, args.components or None)
         if "nifi" in (args.components or stack.COMPONENTS):
             for provider in follow_stack(settings):
-                print(f"edge {provider}: parameters now point at the stack's Kafka and registry", file=sys.stderr)
+                print(f"edge {provider}: parameters now point at the stack's Kafka, registry and Vault", file=sys.stderr)
         print(f"stack up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         print(format_table(stack.status(settings, args.components or None)))
     elif args.action == "root-token":

@@ -15,12 +15,22 @@ import socket
 import time
 from dataclasses import dataclass
 
+import certifi
 import httpx
 import nipyapi
 
 from lake_schemas.errors import RadlakeError
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
-from nifi.deploy import DeployError, Deployment, connect, deploy, flow_path, undeploy
+from nifi.deploy import (
+    DeployError,
+    Deployment,
+    connect,
+    definition_parameters,
+    deploy,
+    flow_path,
+    load_definition,
+    undeploy,
+)
 from nifi.edge.errors import TokenError
 from nifi.edge.tokens import (
     delete_token,
@@ -31,11 +41,12 @@ from nifi.edge.tokens import (
     rotate_token,
 )
 from platform_layer import kafka
-from platform_layer.endpoints import kafka_bootstrap, nifi_url, registry_url
+from platform_layer.endpoints import kafka_bootstrap, nifi_url, registry_url, vault_addr
 from platform_layer.errors import TopicError
 from platform_layer.principals import KAFKA_EDGE
 from platform_layer.realm_roles import PROVIDER_NAME
 from platform_layer.settings import Settings
+from platform_layer.tls import vault_ca
 from platform_layer.transit import VaultTransitHmac
 from platform_layer.vault import admin_client
 from radlake.deid.errors import PseudonymError
@@ -132,15 +143,24 @@ def list_edges(settings: Settings) -> list[Edge]:
 
 
 def follow_stack(settings: Settings) -> list[str]:
-    """Point every edge's parameters at where the stack's Kafka and registry answer now (an edge deployed before
-    the registry moved to HTTPS, or before a port setting changed, would answer 503 to every upload); returns the
-    providers whose edges changed. NiFi stops and restarts the processors that use a changed parameter."""
-    current = {"kafka_bootstrap": kafka_bootstrap(settings), "schema_registry_url": registry_url(settings)}
+    """Point every edge's parameters at where the stack's Kafka, registry and Vault answer now, and at the CA
+    that verifies Vault (an edge deployed before the registry moved to HTTPS, or before a port setting changed,
+    would answer 503 to every upload); returns the providers whose edges changed. NiFi stops and restarts the
+    processors that use a changed parameter. An edge deployed from another revision of the flow definition
+    (parameter ``flow_revision``) is deployed again with its own project, port, drop folder and topics, and a
+    new Vault token; the provider's endpoint token is kept."""
+    revision = definition_parameters(load_definition(flow_path(FLOW)))["flow_revision"]
+    current = {"kafka_bootstrap": kafka_bootstrap(settings), "schema_registry_url": registry_url(settings),
+               "vault_addr": vault_addr(settings), "vault_ca_file": _vault_ca_file(settings)}
     changed = []
     for edge in list_edges(settings):
         try:
             context = nipyapi.parameters.get_parameter_context(edge.parameter_context_id, "id")
             values = {p.parameter.name: p.parameter.value for p in context.component.parameters}
+            if values.get("flow_revision") != revision:
+                _deploy_again(settings, edge, values)
+                changed.append(edge.provider)
+                continue
             stale = {name: value for name, value in current.items() if values.get(name) != value}
             for name, value in stale.items():
                 context = nipyapi.parameters.upsert_parameter_to_context(
@@ -150,6 +170,19 @@ def follow_stack(settings: Settings) -> list[str]:
         if stale:
             changed.append(edge.provider)
     return changed
+
+
+def _deploy_again(settings: Settings, edge: Edge, values: dict[str, str | None]) -> None:
+    remove(settings, edge.provider, keep_token=True)
+    add(settings, edge.provider, edge.project, port=edge.port, drop_dir=values.get("drop_dir"),
+        topics={name: str(values[name]) for name in EDGE_TOPICS if values.get(name)})
+
+
+def _vault_ca_file(settings: Settings) -> str:
+    """The CA file an edge verifies Vault with (hvac takes a path; an external Vault without one configured is
+    verified against certifi's bundle, as requests does by default)."""
+    verify = vault_ca(settings)
+    return verify if isinstance(verify, str) else certifi.where()
 
 
 def find_edge(settings: Settings, provider: str) -> Edge:
@@ -194,7 +227,7 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
     parameters = {
         "provider": provider, "project": project, "http_port": str(port),
         "kafka_bootstrap": kafka_bootstrap(settings), "schema_registry_url": registry_url(settings),
-        "vault_addr": str(vault.url), "vault_token": edge_token,
+        "vault_addr": str(vault.url), "vault_ca_file": _vault_ca_file(settings), "vault_token": edge_token,
         "object_store_uri": settings.resolved_object_store_uri, "edge_dir": str(edge_dir), "drop_dir": drop,
         **names,
     }

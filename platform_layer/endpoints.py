@@ -25,7 +25,7 @@ def registry_url(settings: Settings) -> str:
 
 
 def vault_addr(settings: Settings) -> str:
-    return settings.vault_addr or f"http://127.0.0.1:{settings.vault_port}"
+    return settings.vault_addr or f"https://127.0.0.1:{settings.vault_port}"
 
 
 def keycloak_url(settings: Settings) -> str:

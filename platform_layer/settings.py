@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     vault_addr: str = ""
     vault_port: int = 18200
     vault_token: SecretStr | None = None
+    vault_ca_file: str = ""  # for an external Vault: the CA that verifies it (default: the system's CAs)
     vault_transit_mount: str = "transit"
     vault_kv_mount: str = "secret"
 

@@ -36,6 +36,14 @@ def ca_file(settings: Settings) -> Path:
     return settings.state_dir / "tls" / "ca.pem"
 
 
+def vault_ca(settings: Settings) -> str | bool:
+    """What verifies Vault's certificate (hvac's ``verify``): the platform CA for the stack's Vault (its
+    certificate comes from its own PKI); for an external Vault the CA file configured, else the system's."""
+    if settings.vault_addr:
+        return settings.vault_ca_file or True
+    return str(ca_file(settings))
+
+
 @dataclass(frozen=True)
 class IssuedCertificate:
     certificate: str
@@ -72,14 +80,15 @@ class CertificateFiles:
     keystore: Path
 
 
-def ensure_certificate(vault: hvac.Client, directory: Path, stem: str, common_name: str) -> CertificateFiles:
-    """``directory/<stem>.crt|.key|.pem`` for ``common_name``, issued anew when missing or past two thirds of
-    its life (under a lock: processes of the same service may start together)."""
+def ensure_certificate(vault: hvac.Client, directory: Path, stem: str, common_name: str, *,
+                       renew: bool = False) -> CertificateFiles:
+    """``directory/<stem>.crt|.key|.pem`` for ``common_name``, issued anew when missing, past two thirds of
+    its life, or ``renew`` (under a lock: processes of the same service may start together)."""
     files = CertificateFiles(directory / f"{stem}.crt", directory / f"{stem}.key", directory / f"{stem}.pem")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(directory / f".{stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if needs_renewal(files.certificate):
+        if renew or needs_renewal(files.certificate):
             issued = issue(vault, common_name)
             write_private(files.key, issued.private_key)
             write_private(files.keystore, issued.keystore)

@@ -112,8 +112,10 @@ class VaultTransitSpec:
     token: str = field(repr=False)
     mount: str = "transit"
     key_version: int | None = None
+    ca: str | bool = True  # what verifies Vault's certificate (hvac's ``verify``)
 
     def open(self) -> VaultTransitHmac:
-        return VaultTransitHmac(
-            hvac.Client(url=self.addr, token=self.token), self.key_name, mount=self.mount, key_version=self.key_version
-        )
+        return VaultTransitHmac(self.client(), self.key_name, mount=self.mount, key_version=self.key_version)
+
+    def client(self) -> hvac.Client:
+        return hvac.Client(url=self.addr, token=self.token, verify=self.ca)

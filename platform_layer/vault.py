@@ -30,7 +30,7 @@ from platform_layer.endpoints import vault_addr, vault_admin_file
 from platform_layer.errors import VaultUnavailable
 from platform_layer.principals import ADMIN_POLICY, EDGE_TOKEN_ROLE, RUN_TOKEN_ROLE
 from platform_layer.settings import Settings
-from platform_layer.tls import PKI_MOUNT, SERVICE_ROLE
+from platform_layer.tls import PKI_MOUNT, SERVICE_ROLE, vault_ca
 from platform_layer.transit import VAULT_ERRORS, VaultTransitSpec
 from radlake.deid.pseudonyms import transit_key_name
 
@@ -86,10 +86,11 @@ def admin_approle() -> dict[str, object]:
             "secret_id_bound_cidrs": ["127.0.0.1/32"], "token_bound_cidrs": ["127.0.0.1/32"]}
 
 
-def admin_client(settings: Settings) -> hvac.Client:
-    """An authenticated client acting as the platform administrator (a fresh AppRole login, 1 h token)."""
+def admin_client(settings: Settings, *, verify: str | bool | None = None) -> hvac.Client:
+    """An authenticated client acting as the platform administrator (a fresh AppRole login, 1 h token),
+    verifying Vault's certificate against ``verify`` (default :func:`~platform_layer.tls.vault_ca`)."""
     address = vault_addr(settings)
-    vault = hvac.Client(url=address)
+    vault = hvac.Client(url=address, verify=vault_ca(settings) if verify is None else verify)
     try:
         if settings.vault_addr:
             if settings.vault_token is None:
@@ -141,7 +142,7 @@ def transit_session(settings: Settings, project: str, *, ttl: str = "24h") -> It
         raise VaultUnavailable(f"cannot issue a Transit token for project {project!r}: {err}") from err
     token = str(answer["auth"]["client_token"])
     try:
-        yield VaultTransitSpec(vault_addr(settings), key, token, mount=mount)
+        yield VaultTransitSpec(vault_addr(settings), key, token, mount=mount, ca=vault_ca(settings))
     finally:
         try:
             admin_client(settings).auth.token.revoke(token)  # a fresh login: a long run outlives the first

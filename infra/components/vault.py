@@ -7,18 +7,36 @@ platform's principals (:mod:`platform_layer.vault`); it is then revoked. A root 
 from the shares only when the principals change (:data:`platform_layer.vault.PRINCIPALS_VERSION`) and on
 ``radlake stack root-token``, the explicit administrator's command. The file audit device logs every
 request to ``<state>/vault/audit.log`` with the values HMAC'd.
+
+HTTPS only, on loopback. Vault's certificate comes from its own PKI (the platform's intermediate CA), which
+does not exist before Vault does: a Vault started on new storage, or with its certificate missing, expired or
+from another CA, first serves a self-signed bootstrap certificate (made here, valid a day, trusted only by
+this start-up through ``<state>/vault/tls/bootstrap-ca.pem``). Once unsealed and set up, the stack issues
+Vault's leaf certificate from the PKI, has Vault reload it (SIGHUP), waits until it is served, and deletes
+the bootstrap files; from then on every client verifies Vault against the platform CA. ``stack up`` renews
+the leaf once two thirds of its life are gone, the same way.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
+import ipaddress
 import json
+import os
 import shutil
+import signal
+import ssl
 import subprocess
 from pathlib import Path
 
 import httpx
 import hvac
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from infra.component import Component
 from infra.errors import StackError
@@ -28,7 +46,16 @@ from platform_layer.errors import PrerequisiteMissing, VaultUnavailable
 from platform_layer.principals import ADMIN_POLICY, ADMIN_ROLE
 from platform_layer.settings import Settings
 from platform_layer.state import write_private
-from platform_layer.tls import PKI_MOUNT, PKI_ROOT_MOUNT, SERVICE_ROLE, ca_file
+from platform_layer.tls import (
+    PKI_MOUNT,
+    PKI_ROOT_MOUNT,
+    SERVICE_ROLE,
+    CertificateError,
+    ca_file,
+    ensure_certificate,
+    needs_renewal,
+    vault_ca,
+)
 from platform_layer.transit import VAULT_ERRORS
 from platform_layer.vault import (
     PRINCIPALS_VERSION,
@@ -39,6 +66,7 @@ from platform_layer.vault import (
 )
 
 SHARES, THRESHOLD = 5, 3
+SERVER_NAME = "vault.radlake.local"
 
 
 def bao_binary() -> Path:
@@ -95,19 +123,39 @@ class Vault(Component):
     def install(self) -> None:
         bao_binary()
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / "tls"
+
+    @property
+    def certificate(self) -> Path:
+        return self.tls_dir / "vault.crt"
+
+    @property
+    def bootstrap_ca(self) -> Path:
+        return self.tls_dir / "bootstrap-ca.pem"
+
+    def trust(self) -> str | bool:
+        """What verifies the certificate Vault serves now: the bootstrap certificate while it serves that."""
+        return str(self.bootstrap_ca) if not self.external and self.bootstrap_ca.exists() else vault_ca(self.settings)
+
     def prepare(self) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
+        if not _issued_by_platform(self.certificate, ca_file(self.settings)) or not self._storage_exists():
+            _write_bootstrap_certificate(self.tls_dir, self.certificate, self.bootstrap_ca)
         config = f"""
 storage "raft" {{
   path    = "{self.home / 'data'}"
   node_id = "radlake-local"
 }}
 listener "tcp" {{
-  address     = "127.0.0.1:{self.settings.vault_port}"
-  tls_disable = true
+  address       = "127.0.0.1:{self.settings.vault_port}"
+  tls_cert_file = "{self.certificate}"
+  tls_key_file  = "{self.tls_dir / 'vault.key'}"
+  tls_min_version = "tls12"
 }}
 api_addr      = "{self.address}"
-cluster_addr  = "http://127.0.0.1:{self.settings.vault_port + 1}"
+cluster_addr  = "https://127.0.0.1:{self.settings.vault_port + 1}"
 ui            = false
 log_level     = "warn"
 
@@ -126,10 +174,15 @@ audit "file" "file" {{
     def command(self) -> tuple[list[str], dict[str, str]]:
         return [str(bao_binary()), "server", f"-config={self.home / 'server.hcl'}"], {}
 
-    def _health(self) -> int | None:
+    def _storage_exists(self) -> bool:
+        return (self.home / "data" / "vault.db").exists()
+
+    def _health(self, trust: str | bool | None = None) -> int | None:
+        trust = self.trust() if trust is None else trust
+        verify = ssl.create_default_context(cafile=trust) if isinstance(trust, str) else trust
         try:
-            return httpx.get(f"{self.address}/v1/sys/health", timeout=2.0).status_code
-        except httpx.HTTPError:
+            return httpx.get(f"{self.address}/v1/sys/health", timeout=2.0, verify=verify).status_code
+        except (httpx.HTTPError, ssl.SSLError, OSError):
             return None
 
     def responding(self) -> bool:
@@ -141,7 +194,8 @@ audit "file" "file" {{
     def after_start(self) -> None:
         if self.external:
             return
-        raw = hvac.Client(url=self.address)
+        trust = self.trust()
+        raw = hvac.Client(url=self.address, verify=trust)
         root = None
         if not raw.sys.is_initialized():
             result = raw.sys.initialize(secret_shares=SHARES, secret_threshold=THRESHOLD)
@@ -155,13 +209,32 @@ audit "file" "file" {{
                 raw.sys.submit_unseal_key(share)
         # A freshly unsealed raft node needs a moment to become the active node before it takes writes.
         wait_until(self.healthy, timeout_s=60, what="vault (becoming active after unseal)", log_file=self.log_file)
-        if root is None and self._principals_current():
+        if root is not None or not self._principals_current():
+            root = root or _generate_root(self._admin(), shares, threshold)
+            try:
+                self._set_up_principals(hvac.Client(url=self.address, token=root, verify=trust))
+            finally:
+                hvac.Client(url=self.address, token=root, verify=trust).auth.token.revoke_self()
+        self._renew_certificate()
+
+    def _renew_certificate(self) -> None:
+        """Vault's leaf from its own PKI, in place of the bootstrap certificate or once two thirds of its life
+        are gone; Vault reloads it on SIGHUP, and every client verifies it against the platform CA from then on."""
+        bootstrap = self.bootstrap_ca.exists()
+        if not bootstrap and not needs_renewal(self.certificate):
             return
-        root = root or _generate_root(self._admin(), shares, threshold)
         try:
-            self._set_up_principals(hvac.Client(url=self.address, token=root))
-        finally:
-            hvac.Client(url=self.address, token=root).auth.token.revoke_self()
+            ensure_certificate(self._admin(), self.tls_dir, "vault", SERVER_NAME, renew=bootstrap)
+        except CertificateError as err:
+            raise StackError(f"vault: its certificate comes from its own PKI: {err}") from err
+        pid = self.pid()
+        if pid is None:
+            raise StackError("vault: no process to reload its certificate; run `radlake stack up vault` again")
+        os.kill(pid, signal.SIGHUP)
+        platform_ca = vault_ca(self.settings)
+        wait_until(lambda: self._health(platform_ca) is not None, timeout_s=30,
+                   what="vault (serving its certificate from the platform CA)", log_file=self.log_file)
+        self.bootstrap_ca.unlink(missing_ok=True)
 
     def root_token(self) -> str:
         """A new root token, generated by the administrator with a threshold of the unseal shares (for a
@@ -171,7 +244,7 @@ audit "file" "file" {{
 
     def _admin(self) -> hvac.Client:
         try:
-            return admin_client(self.settings)
+            return admin_client(self.settings, verify=self.trust())
         except VaultUnavailable as err:
             raise StackError(f"{err}. A root token needs the administrator's AppRole ({self.admin_file}) and "
                              f"the unseal shares; restore the AppRole record from a backup, or remove "
@@ -204,7 +277,7 @@ audit "file" "file" {{
             record = json.loads(self.admin_file.read_text())
             if record.get("principals_version") != PRINCIPALS_VERSION or record.get("mounts") != self._mounts():
                 return False
-            admin_client(self.settings)
+            admin_client(self.settings, verify=self.trust())
         except (OSError, ValueError, VaultUnavailable):
             return False
         return True
@@ -232,6 +305,38 @@ audit "file" "file" {{
         write_private(self.admin_file, json.dumps({"role_id": role_id, "secret_id": secret_id,
                                                    "principals_version": PRINCIPALS_VERSION,
                                                    "mounts": self._mounts()}))
+
+
+def _issued_by_platform(certificate: Path, platform_ca: Path) -> bool:
+    """Whether ``certificate`` is still valid and was signed by the platform's intermediate (the first
+    certificate of ``platform_ca``)."""
+    try:
+        leaf = x509.load_pem_x509_certificate(certificate.read_bytes())
+        intermediate = x509.load_pem_x509_certificate(platform_ca.read_bytes())
+        leaf.verify_directly_issued_by(intermediate)
+    except (OSError, ValueError, TypeError, InvalidSignature):
+        return False
+    return datetime.datetime.now(datetime.timezone.utc) < leaf.not_valid_after_utc
+
+
+def _write_bootstrap_certificate(directory: Path, certificate: Path, trust: Path) -> None:
+    """A self-signed certificate for 127.0.0.1, valid a day: what Vault serves until its PKI issues its own."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{SERVER_NAME} bootstrap")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    names = x509.SubjectAlternativeName([x509.DNSName(SERVER_NAME), x509.DNSName("localhost"),
+                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    issued = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+              .not_valid_after(now + datetime.timedelta(days=1)).add_extension(names, critical=False)
+              .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+              .sign(key, hashes.SHA256()))
+    pem = issued.public_bytes(serialization.Encoding.PEM).decode()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(directory / "vault.key", key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode())
+    write_private(certificate, pem)
+    write_private(trust, pem)
 
 
 def _generate_root(admin: hvac.Client, shares: list[str], threshold: int) -> str:

@@ -39,6 +39,7 @@ class EdgeParameters:
     kafka_bootstrap: str
     registry_url: str
     vault_addr: str
+    vault_ca_file: str
     vault_token: str
     object_store_uri: str
     edge_dir: str
@@ -52,7 +53,7 @@ class EdgeParameters:
 
 def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     """Raises ``TokenError`` when the provider's token cannot be read (the processor then stays stopped)."""
-    client = hvac.Client(url=p.vault_addr, token=p.vault_token)
+    client = hvac.Client(url=p.vault_addr, token=p.vault_token, verify=p.vault_ca_file)
     credentials = EdgeCredentials(client, p.provider, p.kv_mount)
     credentials.endpoint_token()  # fails now (the processor stays stopped) rather than on the first request
     pseudonymiser = VaultTransitHmac(client, transit_key_name(p.project), mount=p.transit_mount)

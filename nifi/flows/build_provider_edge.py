@@ -28,13 +28,19 @@ SERVICES_API = {"group": "org.apache.nifi", "artifact": "nifi-standard-services-
 DYNAMIC = {"Content-Type"}  # HandleHttpResponse: dynamic properties become response headers
 PYTHON = {"group": "org.apache.nifi", "artifact": "python-extensions", "version": "0.1.0"}
 
+# Raised whenever a change to the flow needs edges deployed before it to be deployed again (a processor
+# property added, say): `nifi.providers.follow_stack` redeploys every edge of another revision.
+FLOW_REVISION = "2"
+
 PARAMETERS = [
+    ("flow_revision", "Revision of the flow definition this edge was deployed from", False, FLOW_REVISION),
     ("provider", "Provider id (lower case, [a-z0-9_-])", False, "provider"),
     ("project", "Project: its Vault Transit key pseudonymises", False, "project"),
     ("http_port", "Port of the provider's HTTP endpoint on 127.0.0.1", False, "24500"),
     ("kafka_bootstrap", "Kafka bootstrap servers", False, "127.0.0.1:19092"),
     ("schema_registry_url", "Confluent-API schema registry URL", False, "https://127.0.0.1:18081/apis/ccompat/v7"),
-    ("vault_addr", "Vault/OpenBao address", False, "http://127.0.0.1:18200"),
+    ("vault_addr", "Vault/OpenBao address", False, "https://127.0.0.1:18200"),
+    ("vault_ca_file", "CA file that verifies Vault's certificate (the platform CA)", False, "/tmp/radlake-ca.pem"),
     ("vault_token", "The edge's own Vault token (policy radlake-edge-<provider>)", True, None),
     ("object_store_uri", "Object store for de-identified instances (path or fsspec URL)", False, "/tmp/radlake-objects"),
     ("edge_dir", "Provider-side folder: quarantine originals and records, work files", False, "/tmp/radlake-edge"),
@@ -90,7 +96,7 @@ def ingest_properties() -> dict:
     return {
         "Provider": "#{provider}", "Project": "#{project}", "Kafka Brokers": "#{kafka_bootstrap}",
         "Schema Registry URL": "#{schema_registry_url}", "Vault Address": "#{vault_addr}",
-        "Vault Token": "#{vault_token}", "Object Store URI": "#{object_store_uri}", "Edge Directory": "#{edge_dir}",
+        "Vault CA File": "#{vault_ca_file}", "Vault Token": "#{vault_token}", "Object Store URI": "#{object_store_uri}", "Edge Directory": "#{edge_dir}",
         "Instance Topic": "#{instance_topic}", "Quarantine Topic": "#{quarantine_topic}",
         "Manifest Topic": "#{manifest_topic}", "KV Mount": "secret", "Transit Mount": "transit",
     }

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 
-import hvac
 import pytest
 
 from apps import deid as cli
 from infra import stack
 from platform_layer.settings import get_settings
+from platform_layer.tls import ca_file
 from platform_layer.transit import VaultTransitHmac, VaultTransitSpec
 from platform_layer.vault import transit_session
 from radlake.deid.confidentiality_profile import Profile, compile_rules
@@ -35,7 +35,7 @@ def datas() -> list[bytes]:
 
 def test_batched_hmac_with_cache(vault, settings, project):
     with transit_session(settings, project) as spec:
-        run = hvac.Client(url=spec.addr, token=spec.token)
+        run = spec.client()
         transit = VaultTransitHmac(run, spec.key_name, mount=spec.mount, batch_size=3)
         transit.ensure_key()
         transit.ensure_key()  # idempotent
@@ -88,6 +88,7 @@ def test_command_uses_vault(vault, settings, project, datas, tmp_path, monkeypat
         (src / f"IM{i}").write_bytes(data)
     monkeypatch.setenv("RADLAKE_VAULT_ADDR", str(vault.url))
     monkeypatch.setenv("RADLAKE_VAULT_TOKEN", str(vault.token))
+    monkeypatch.setenv("RADLAKE_VAULT_CA_FILE", str(ca_file(settings)))
     monkeypatch.setenv("RADLAKE_VAULT_TRANSIT_MOUNT", settings.vault_transit_mount)
     get_settings.cache_clear()
     try:
@@ -109,9 +110,9 @@ def test_a_run_gets_a_token_for_its_project_key_only_revoked_when_it_ends(vault,
         transit = spec.open()
         transit.ensure_key()
         assert len(transit.hmac_many([b"uid\x1f1.2.3"])[0]) == 32
-        foreign = VaultTransitSpec(spec.addr, transit_key_name(other), spec.token, mount=spec.mount).open()
+        foreign = VaultTransitSpec(spec.addr, transit_key_name(other), spec.token, mount=spec.mount, ca=spec.ca).open()
         with pytest.raises(PseudonymError):
             foreign.hmac_many([b"uid\x1f1.2.3"])
-        run_client = hvac.Client(url=spec.addr, token=spec.token)
+        run_client = spec.client()
         assert run_client.is_authenticated()
     assert not run_client.is_authenticated()

@@ -238,3 +238,24 @@ def test_an_edge_with_a_stale_registry_url_follows_the_stack(settings, edges):
     response = client.store_instances(datasets)
     assert "FailedSOPSequence" not in response
     assert len(response.ReferencedSOPSequence) == 2
+
+
+def test_an_edge_from_an_older_flow_is_deployed_again_and_keeps_its_token(settings, edges):
+    """An edge deployed before the flow gained a property (e.g. the CA that verifies Vault) cannot be mended by
+    parameters: following the stack deploys it again, on its port, with its endpoint token."""
+    provider = PROVIDERS[1]
+    before = providers.find_edge(settings, provider)
+    token = providers.endpoint_token(settings, provider)
+    context = nipyapi.parameters.get_parameter_context(before.parameter_context_id, "id")
+    nipyapi.parameters.upsert_parameter_to_context(context, nipyapi.parameters.prepare_parameter("flow_revision", "1"))
+    assert provider in providers.follow_stack(settings)
+    after = providers.find_edge(settings, provider)
+    assert after.process_group_id != before.process_group_id
+    assert (after.project, after.port) == (before.project, before.port)
+    assert providers.endpoint_token(settings, provider) == token
+    wait_until_listening(edges[provider].url)
+    datasets, _ = phi_dicom.ct_series(2, study=97, size=32)
+    client = DICOMwebClient(url=f"{edges[provider].url}/dicomweb", headers={"Authorization": f"Bearer {token}"})
+    response = client.store_instances(datasets)
+    assert "FailedSOPSequence" not in response
+    assert len(response.ReferencedSOPSequence) == 2

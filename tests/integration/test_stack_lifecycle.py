@@ -49,6 +49,8 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(isolated):
     first = stack.up(isolated, COMPONENTS)
     pids = {name: s.pid for name, s in first.items()}
     assert all(pids.values()) and all(s.healthy for s in first.values())
+    # Vault began on a bootstrap certificate and ends on one from its own PKI
+    assert not stack.component("vault", isolated).bootstrap_ca.exists()
 
     second = stack.up(isolated, COMPONENTS)
     assert {name: s.pid for name, s in second.items()} == pids  # nothing restarted, nothing duplicated

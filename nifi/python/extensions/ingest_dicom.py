@@ -68,7 +68,8 @@ class IngestDicom(FlowFileTransform):
     PROJECT = _property("Project", "Project: selects the Vault Transit key radlake-deid-<project>.")
     KAFKA = _property("Kafka Brokers", "Kafka bootstrap servers.")
     REGISTRY = _property("Schema Registry URL", "Confluent-API schema registry (events are validated against it).")
-    VAULT_ADDR = _property("Vault Address", "Vault/OpenBao address.")
+    VAULT_ADDR = _property("Vault Address", "Vault/OpenBao address (HTTPS).")
+    VAULT_CA_FILE = _property("Vault CA File", "CA file that verifies Vault's certificate (the platform CA).")
     VAULT_TOKEN = _property("Vault Token", "The edge's Vault token (reads its KV token, HMACs with its project key).",
                             sensitive=True)
     OBJECT_STORE = _property("Object Store URI", "Where de-identified instances are stored (path or fsspec URL).")
@@ -88,7 +89,8 @@ class IngestDicom(FlowFileTransform):
         self.runtime = None
 
     def getPropertyDescriptors(self):
-        return [self.PROVIDER, self.PROJECT, self.KAFKA, self.REGISTRY, self.VAULT_ADDR, self.VAULT_TOKEN,
+        return [self.PROVIDER, self.PROJECT, self.KAFKA, self.REGISTRY, self.VAULT_ADDR, self.VAULT_CA_FILE,
+                self.VAULT_TOKEN,
                 self.OBJECT_STORE, self.EDGE_DIR, self.INSTANCE_TOPIC, self.QUARANTINE_TOPIC, self.MANIFEST_TOPIC,
                 self.KV_MOUNT, self.TRANSIT_MOUNT, self.QUARANTINE_RETENTION_DAYS]
 
@@ -100,7 +102,8 @@ class IngestDicom(FlowFileTransform):
 
         self.runtime = open_runtime(EdgeParameters(
             provider=value(self.PROVIDER), project=value(self.PROJECT), kafka_bootstrap=value(self.KAFKA),
-            registry_url=value(self.REGISTRY), vault_addr=value(self.VAULT_ADDR), vault_token=value(self.VAULT_TOKEN),
+            registry_url=value(self.REGISTRY), vault_addr=value(self.VAULT_ADDR),
+            vault_ca_file=value(self.VAULT_CA_FILE), vault_token=value(self.VAULT_TOKEN),
             object_store_uri=value(self.OBJECT_STORE), edge_dir=value(self.EDGE_DIR),
             instance_topic=value(self.INSTANCE_TOPIC), quarantine_topic=value(self.QUARANTINE_TOPIC),
             manifest_topic=value(self.MANIFEST_TOPIC), kv_mount=value(self.KV_MOUNT),
