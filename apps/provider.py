@@ -1,21 +1,35 @@
-"""``radlake provider add NAME --project P | list | remove NAME | token NAME [--rotate]``: a NiFi edge per provider.
+"""``radlake provider add NAME --project P | list | remove NAME | token NAME [--rotate] | quarantine NAME``: a NiFi
+edge per provider.
 
 ``add`` deploys the provider's edge (``nifi/providers.py`` says what that sets up) and makes the realm role
-``provider:NAME`` in Keycloak. Exit status: 0 ok,
-1 failure (the message names the step), 2 usage.
+``provider:NAME`` in Keycloak. ``quarantine`` lists what the edge refused (time, reason, digest); the identifying
+fields (``--reveal``) and the original bytes (``--open SHA256 --out FILE``) are sealed and opened through Vault,
+which logs the request. Exit status: 0 ok, 1 failure (the message names the step), 2 usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from apps._common import UsageError, command
-from nifi.providers import NAME, add, endpoint_token, list_edges, remove, rotate_endpoint_token
+from nifi.providers import (
+    NAME,
+    ProviderError,
+    add,
+    edge_dir,
+    endpoint_token,
+    list_edges,
+    quarantine_keys,
+    remove,
+    rotate_endpoint_token,
+)
 from platform_layer.realm import ensure_realm_roles
 from platform_layer.realm_roles import provider_role
 from platform_layer.settings import Settings
+from radlake.deid.quarantine import read_original, read_records
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +50,30 @@ def _parser() -> argparse.ArgumentParser:
     p_tok.add_argument("name")
     p_tok.add_argument("--rotate", action="store_true",
                        help="replace it with a new one first: the edge refuses the old one from its next request")
+    p_q = sub.add_parser("quarantine", help="what the provider's edge quarantined (sealed at rest)")
+    p_q.add_argument("name")
+    p_q.add_argument("--reveal", action="store_true",
+                     help="open the identifying fields (input name, original SOP Instance UID, message)")
+    p_q.add_argument("--open", metavar="SHA256", help="write the original bytes of this digest to --out")
+    p_q.add_argument("--out", help="file for --open (created 0600, never overwritten)")
     return parser
+
+
+def _quarantine(settings: Settings, name: str, args: argparse.Namespace) -> None:
+    folder = edge_dir(settings, name)
+    if args.open:
+        if not args.out:
+            raise UsageError("--open needs --out FILE")
+        records = [r for r in read_records(folder) if r.sha256 == args.open and r.stored_as]
+        if not records:
+            raise ProviderError(f"the quarantine of {name} keeps no original with digest {args.open}")
+        original = read_original(folder, records[-1], quarantine_keys(settings, name))
+        with os.fdopen(os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+            out.write(original)
+        print(f"wrote {len(original)} bytes to {args.out}", file=sys.stderr)
+        return
+    for record in read_records(folder, quarantine_keys(settings, name) if args.reveal else None):
+        print(json.dumps({k: v for k, v in record.__dict__.items() if v is not None}, default=str))
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -58,6 +95,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action == "remove":
         remove(settings, name, keep_token=args.keep_token)
         print(f"removed the edge of {name}", file=sys.stderr)
+    elif args.action == "quarantine":
+        _quarantine(settings, name, args)
     elif args.action == "token":
         print(rotate_endpoint_token(settings, name) if args.rotate else endpoint_token(settings, name))
     return 0

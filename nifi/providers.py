@@ -14,9 +14,11 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import certifi
 import httpx
+import hvac
 import nipyapi
 
 from lake_schemas.errors import RadlakeError
@@ -47,10 +49,11 @@ from platform_layer.principals import KAFKA_EDGE
 from platform_layer.realm_roles import PROVIDER_NAME
 from platform_layer.settings import Settings
 from platform_layer.tls import vault_ca
-from platform_layer.transit import VaultTransitHmac
+from platform_layer.transit import VaultTransitDataKeys, VaultTransitHmac, at_rest_key_name
 from platform_layer.vault import admin_client
 from radlake.deid.errors import PseudonymError
 from radlake.deid.pseudonyms import transit_key_name
+from radlake.deid.sealing import SealError
 
 FLOW = "provider_edge"
 PREFIX = "provider-edge-"
@@ -172,6 +175,17 @@ def follow_stack(settings: Settings) -> list[str]:
     return changed
 
 
+def edge_dir(settings: Settings, provider: str) -> Path:
+    """The provider's folder on the platform host: quarantine (sealed), spool and work files, drop folder."""
+    return settings.state_dir / "edge" / provider
+
+
+def quarantine_keys(settings: Settings, provider: str, vault: hvac.Client | None = None) -> VaultTransitDataKeys:
+    """The key service that seals the provider's quarantine, as the administrator (opening is audited by Vault)."""
+    return VaultTransitDataKeys(vault or admin_client(settings), at_rest_key_name(provider),
+                                mount=settings.vault_transit_mount)
+
+
 def _deploy_again(settings: Settings, edge: Edge, values: dict[str, str | None]) -> None:
     remove(settings, edge.provider, keep_token=True)
     add(settings, edge.provider, edge.project, port=edge.port, drop_dir=values.get("drop_dir"),
@@ -206,10 +220,11 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
     vault = admin_client(settings)
     try:
         VaultTransitHmac(vault, key_name, mount=settings.vault_transit_mount).ensure_key()
+        quarantine_keys(settings, provider, vault).ensure_key()
         ensure_token(vault, provider, settings.vault_kv_mount)
         edge_token = edge_vault_token(vault, provider, project, kv_mount=settings.vault_kv_mount,
                                       transit_mount=settings.vault_transit_mount)
-    except (PseudonymError, TokenError) as err:
+    except (PseudonymError, SealError, TokenError) as err:
         raise ProviderError(str(err)) from err
     names = {**EDGE_TOPICS, **(topics or {})}
     try:  # the edge publishes as its own Kafka principal, which may write to its three topics and nothing else
@@ -220,15 +235,15 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
     except TopicError as err:
         raise ProviderError(str(err)) from err
     port = port or choose_port(port_range(settings), {e.port for e in existing})
-    edge_dir = settings.state_dir / "edge" / provider
-    drop = drop_dir or str(edge_dir / "drop")
-    for folder in (edge_dir, edge_dir / "drop"):
-        folder.mkdir(parents=True, exist_ok=True)
+    folder = edge_dir(settings, provider)
+    drop = drop_dir or str(folder / "drop")
+    for path in (folder, folder / "drop"):
+        path.mkdir(parents=True, exist_ok=True)
     parameters = {
         "provider": provider, "project": project, "http_port": str(port),
         "kafka_bootstrap": kafka_bootstrap(settings), "schema_registry_url": registry_url(settings),
         "vault_addr": str(vault.url), "vault_ca_file": _vault_ca_file(settings), "vault_token": edge_token,
-        "object_store_uri": settings.resolved_object_store_uri, "edge_dir": str(edge_dir), "drop_dir": drop,
+        "object_store_uri": settings.resolved_object_store_uri, "edge_dir": str(folder), "drop_dir": drop,
         **names,
     }
     try:

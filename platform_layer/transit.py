@@ -1,5 +1,6 @@
-"""The Vault Transit pseudonymiser: keyed HMAC-SHA256 in Vault (the key never leaves it), batched, with a
-bounded LRU cache in front. It implements :class:`radlake.deid.pseudonyms.Pseudonymiser`.
+"""Vault Transit for de-identification: the pseudonymiser (keyed HMAC-SHA256 in Vault, the key never leaves
+it, batched, a bounded LRU cache in front; :class:`radlake.deid.pseudonyms.Pseudonymiser`) and the data keys
+that seal PHI kept at rest (:class:`radlake.deid.sealing.DataKeys`).
 
 This module needs only ``hvac`` and ``requests``: the NiFi edge's processor environment imports it.
 """
@@ -17,11 +18,48 @@ import requests
 
 from radlake.deid.errors import PseudonymError
 from radlake.deid.pseudonyms import LruCache
+from radlake.deid.sealing import SealError
 
 # What an hvac call raises when Vault refuses the request or cannot be reached.
 VAULT_ERRORS = (hvac.exceptions.VaultError, requests.exceptions.RequestException)
 
 _VAULT_HMAC = re.compile(r"^vault:v(\d+):(.+)$")
+
+
+def at_rest_key_name(provider: str) -> str:
+    """The Transit key that wraps the data keys sealing a provider's quarantine (one per provider, so that
+    revoking or rotating one provider's touches no other)."""
+    return f"radlake-at-rest-{provider}"
+
+
+class VaultTransitDataKeys:
+    """Vault Transit ``datakey/plaintext`` (a fresh AES-256 key and its wrapped form) and ``decrypt`` (unwrap).
+    A caller may hold the right to one and not the other: the edge makes keys and never opens what it sealed."""
+
+    def __init__(self, client: object, key_name: str, *, mount: str = "transit") -> None:
+        self._client, self._key, self._mount = client, key_name, mount
+
+    def ensure_key(self) -> None:
+        try:
+            self._client.secrets.transit.create_key(name=self._key, mount_point=self._mount)  # type: ignore[attr-defined]
+        except VAULT_ERRORS as err:
+            raise SealError(f"Vault Transit key {self._key!r} on mount {self._mount!r}: {err}") from err
+
+    def generate(self) -> tuple[bytes, str]:
+        try:
+            answer = self._client.secrets.transit.generate_data_key(  # type: ignore[attr-defined]
+                name=self._key, key_type="plaintext", bits=256, mount_point=self._mount)["data"]
+        except VAULT_ERRORS as err:
+            raise SealError(f"no data key from Vault Transit key {self._key!r}: {err}") from err
+        return base64.b64decode(answer["plaintext"]), str(answer["ciphertext"])
+
+    def unwrap(self, wrapped: str) -> bytes:
+        try:
+            answer = self._client.secrets.transit.decrypt_data(  # type: ignore[attr-defined]
+                name=self._key, ciphertext=wrapped, mount_point=self._mount)["data"]
+        except VAULT_ERRORS as err:
+            raise SealError(f"Vault Transit key {self._key!r} did not unwrap the data key: {err}") from err
+        return base64.b64decode(answer["plaintext"])
 
 
 class VaultTransitHmac:

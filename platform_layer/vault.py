@@ -37,7 +37,7 @@ from radlake.deid.pseudonyms import transit_key_name
 log = logging.getLogger(__name__)
 
 # Bumped whenever a policy or role below changes, so that `stack up` applies it (see infra's Vault).
-PRINCIPALS_VERSION = 2
+PRINCIPALS_VERSION = 3
 
 
 def admin_policy(settings: Settings) -> str:
@@ -59,6 +59,9 @@ path "{transit}/keys/+" {{
   capabilities      = ["create", "read", "update"]
   denied_parameters = {{ "exportable" = [], "allow_plaintext_backup" = [] }}
 }}
+# Opening what the edges sealed at rest (quarantined originals, their identifying fields): each open is an
+# audited decrypt of a data key, on the operator's explicit command (`radlake provider quarantine`)
+path "{transit}/decrypt/radlake-at-rest-*" {{ capabilities = ["update"] }}
 # Leaf certificates for the platform's services, from the intermediate CA's one role
 path "{PKI_MOUNT}/issue/{SERVICE_ROLE}"        {{ capabilities = ["update"] }}
 # A root token for a one-off repair, only together with a threshold of the unseal shares (kept elsewhere)

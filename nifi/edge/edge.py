@@ -46,6 +46,7 @@ from radlake.deid.instance_result import Status
 from radlake.deid.pipeline import BATCH, deidentify_instances
 from radlake.deid.pseudonyms import Pseudonymiser, uid_from_digest, uid_message
 from radlake.deid.quarantine import QuarantineRecord, append_records, keep_original
+from radlake.deid.sealing import Sealer
 from radlake.instance_events import InstanceEventError, store_and_describe
 
 ACCEPTED, DUPLICATE, QUARANTINED, SKIPPED = "accepted", "duplicate", "quarantined", "skipped"
@@ -67,6 +68,7 @@ class EdgeConfig:
     project: str
     deid_profile_version: str
     edge_dir: Path  # edge-local (provider side): quarantine/quarantine.jsonl and quarantine/files/<sha256>.bin
+    sealer: Sealer | None = None  # seals quarantined originals and their records' identifying fields
 
 
 @dataclass(frozen=True)
@@ -184,9 +186,9 @@ def _quarantine(index: int, data: bytes | None, identity: str, reason: str, mess
                 original: tuple[str | None, str | None, str | None], pseudonyms: dict[str, str],
                 label: str) -> tuple[Outcome, Quarantined]:
     digest = hashlib.sha256(data).hexdigest() if data is not None else None
-    stored_as = keep_original(config.edge_dir, data, digest) if data is not None and digest else None
+    stored_as = keep_original(config.edge_dir, data, digest, config.sealer) if data is not None and digest else None
     append_records(config.edge_dir, [QuarantineRecord(
-        label, QuarantineReason(reason), message, original[1], digest, stored_as, config.provider)])
+        label, QuarantineReason(reason), message, original[1], digest, stored_as, config.provider)], config.sealer)
     study, sop, _ = original
     event = Quarantined(
         event_id=quarantine_event_id(config.provider, config.project, digest or identity, reason),

@@ -44,6 +44,7 @@ from radlake.deid import archives
 from radlake.deid.confidentiality_profile import Rules
 from radlake.deid.errors import PseudonymError
 from radlake.deid.pseudonyms import Pseudonymiser
+from radlake.deid.sealing import SealError
 
 RADLAKE_REPORT = "application/vnd.radlake.ingest+json"
 JSON = "application/json"
@@ -144,7 +145,7 @@ def handle(runtime: EdgeRuntime, method: str, path: str, headers: Mapping[str, s
             return _archive_or_instance(runtime, body, "archive" if route == "/archives" else "drop")
         if route == "/manifests":
             return _manifest(runtime, body)
-    except (PseudonymError, ObjectStoreError, EdgeUnavailable, OSError) as err:
+    except (PseudonymError, SealError, ObjectStoreError, EdgeUnavailable, OSError) as err:
         return _json(503, {"error": "EDGE_UNAVAILABLE", "message": f"{type(err).__name__}: {err}"},
                      {"status": 503, "error": type(err).__name__})
     return _json(404, {"error": f"no route {route}"})

@@ -20,7 +20,7 @@ from platform_layer.errors import VaultUnavailable
 from platform_layer.kafka_credentials import read_kafka_identity
 from platform_layer.object_store import ObjectStore
 from platform_layer.principals import KAFKA_EDGE
-from platform_layer.transit import VaultTransitHmac
+from platform_layer.transit import VaultTransitDataKeys, VaultTransitHmac, at_rest_key_name
 from radlake.deid.confidentiality_profile import (
     STANDARD_EDITION,
     TABLE_VERSION,
@@ -28,6 +28,7 @@ from radlake.deid.confidentiality_profile import (
     compile_rules,
 )
 from radlake.deid.pseudonyms import transit_key_name
+from radlake.deid.sealing import Sealer
 
 DEID_PROFILE_VERSION = f"ps3.15-{STANDARD_EDITION}/{TABLE_VERSION}"
 
@@ -69,7 +70,8 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
         registry_ca_file=kafka_identity.ca_file,  # the platform CA, which issued the registry's certificate too
     )
     edge_dir = Path(p.edge_dir)
-    config = EdgeConfig(p.provider, p.project, DEID_PROFILE_VERSION, edge_dir)
+    sealer = Sealer(VaultTransitDataKeys(client, at_rest_key_name(p.provider), mount=p.transit_mount))
+    config = EdgeConfig(p.provider, p.project, DEID_PROFILE_VERSION, edge_dir, sealer)
     housekeeping = Housekeeping(edge_dir, timedelta(days=p.quarantine_retention_days))
     housekeeping()  # at start: what a crash left behind goes now
     return EdgeRuntime(config, compile_rules(Profile()), pseudonymiser, ObjectStore(p.object_store_uri), publisher,

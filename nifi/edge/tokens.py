@@ -19,7 +19,7 @@ import hvac.exceptions
 from nifi.edge.errors import TokenError
 from platform_layer.kafka_credentials import kafka_kv_path
 from platform_layer.principals import EDGE_TOKEN_ROLE, KAFKA_EDGE
-from platform_layer.transit import VAULT_ERRORS
+from platform_layer.transit import VAULT_ERRORS, at_rest_key_name
 from radlake.deid.pseudonyms import transit_key_name
 
 MISSING, INVALID = "MISSING_CREDENTIALS", "INVALID_CREDENTIALS"
@@ -149,11 +149,14 @@ def delete_token(client: hvac.Client, provider: str, mount: str = "secret") -> N
 def edge_vault_token(client: hvac.Client, provider: str, project: str, *, kv_mount: str = "secret",
                      transit_mount: str = "transit") -> str:
     """A periodic Vault token for the provider's edge (token role ``radlake-edge``: an orphan, renewable every
-    32 days): read its own endpoint token and the edge's Kafka credentials, HMAC with the project key.
-    Its accessor is kept, so that :func:`delete_token` (``radlake provider remove``) revokes it."""
+    32 days): read its own endpoint token and the edge's Kafka credentials, HMAC with the project key, and
+    make data keys under the provider's at-rest key to seal its quarantine — never unwrap one: what the edge
+    sealed, only the administrator opens. Its accessor is kept, so that :func:`delete_token`
+    (``radlake provider remove``) revokes it."""
     key = transit_key_name(project)
     policy = (
         f'path "{kv_mount}/data/{kv_path(provider)}" {{ capabilities = ["read"] }}\n'
+        f'path "{transit_mount}/datakey/plaintext/{at_rest_key_name(provider)}" {{ capabilities = ["update"] }}\n'
         f'path "{transit_mount}/hmac/{key}" {{ capabilities = ["update"] }}\n'
         f'path "{transit_mount}/hmac/{key}/*" {{ capabilities = ["update"] }}\n'
         f'path "{transit_mount}/keys/{key}" {{ capabilities = ["read"] }}\n'

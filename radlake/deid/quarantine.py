@@ -8,10 +8,17 @@ Layout under the output folder::
 Originals may hold PHI: :func:`expire` deletes the originals and records older than a retention (an
 original's time is the last time it was quarantined). Writers hold an exclusive lock on the record file,
 so an expiry never loses a record appended meanwhile.
+
+Given a :class:`~radlake.deid.sealing.Sealer`, originals are stored sealed (envelope encryption, opened only
+for their own digest) and a record keeps in the clear only what expiry and counting need (time, reason,
+digest, where the original is, provider): the input's name, the original SOP Instance UID and the message go
+into the record's ``sealed`` field. :func:`read_records` and :func:`read_original` open them with the key
+service's unwrap.
 """
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -22,9 +29,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from radlake.deid.errors import QuarantineReason
+from radlake.deid.sealing import DataKeys, Sealer, SealError, is_sealed, unseal
 
 QUARANTINE_DIR = "quarantine"
 JOURNAL = "quarantine.jsonl"
+RECORD_CONTEXT = b"quarantine record"
+SEALED = "(sealed)"
 
 
 @dataclass(frozen=True)
@@ -38,28 +48,44 @@ class QuarantineRecord:
     provider: str | None = None
     quarantined_at: str | None = None  # ISO 8601, UTC; set when the record is appended
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "quarantined_at": self.quarantined_at,
-                "input": self.input,
-                "original_sop_instance_uid": self.original_sop_instance_uid,
-                "reason": self.reason.value,
-                "message": self.message,
-                "sha256": self.sha256,
-                "stored_as": self.stored_as,
-                "provider": self.provider,
-            },
-            sort_keys=True,
-        )
+    def to_json(self, sealer: Sealer | None = None) -> str:
+        identifying = {"input": self.input, "original_sop_instance_uid": self.original_sop_instance_uid,
+                       "message": self.message}
+        record: dict[str, object] = {
+            "quarantined_at": self.quarantined_at,
+            "reason": self.reason.value,
+            "sha256": self.sha256,
+            "stored_as": self.stored_as,
+            "provider": self.provider,
+        }
+        if sealer is None:
+            record.update(identifying)
+        else:
+            sealed = sealer.seal(json.dumps(identifying, sort_keys=True).encode(), RECORD_CONTEXT)
+            record["sealed"] = base64.b64encode(sealed).decode("ascii")
+        return json.dumps(record, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, line: str, keys: DataKeys | None = None) -> QuarantineRecord:
+        """A record from its line; sealed fields are opened with ``keys`` (without keys they read as sealed)."""
+        record = json.loads(line)
+        if "sealed" in record:
+            if keys is None:
+                record.update(input=SEALED, original_sop_instance_uid=None, message=SEALED)
+            else:
+                record.update(json.loads(unseal(base64.b64decode(record["sealed"]), keys, RECORD_CONTEXT)))
+        return cls(record["input"], QuarantineReason(record["reason"]), record["message"],
+                   record.get("original_sop_instance_uid"), record.get("sha256"), record.get("stored_as"),
+                   record.get("provider"), record.get("quarantined_at"))
 
 
 def quarantine_dir(out_dir: Path) -> Path:
     return out_dir / QUARANTINE_DIR
 
 
-def keep_original(out_dir: Path, data: bytes, sha256: str) -> str:
-    """Store the original bytes (once per content); returns the path relative to ``out_dir``."""
+def keep_original(out_dir: Path, data: bytes, sha256: str, sealer: Sealer | None = None) -> str:
+    """Store the original bytes (once per content), sealed for their digest when a ``sealer`` is given;
+    returns the path relative to ``out_dir``."""
     relative = Path(QUARANTINE_DIR) / "files" / f"{sha256}.bin"
     target = out_dir / relative
     if target.exists():
@@ -67,9 +93,29 @@ def keep_original(out_dir: Path, data: bytes, sha256: str) -> str:
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+        tmp.write_bytes(sealer.seal(data, sha256.encode("ascii")) if sealer is not None else data)
         os.replace(tmp, target)
     return str(relative)
+
+
+def read_original(out_dir: Path, record: QuarantineRecord, keys: DataKeys | None = None) -> bytes:
+    """The original bytes a record points at (opened with ``keys`` when stored sealed). Raises
+    ``FileNotFoundError`` when it expired and :class:`~radlake.deid.sealing.SealError` when it does not open."""
+    if not record.stored_as or not record.sha256:
+        raise FileNotFoundError(f"the record of {record.input} keeps no original")
+    blob = (out_dir / record.stored_as).read_bytes()
+    if not is_sealed(blob):
+        return blob
+    if keys is None:
+        raise SealError(f"{record.stored_as} is sealed: opening it needs the key service")
+    return unseal(blob, keys, record.sha256.encode("ascii"))
+
+
+def read_records(out_dir: Path, keys: DataKeys | None = None) -> list[QuarantineRecord]:
+    """Every record, oldest first (sealed fields opened with ``keys``, else read as sealed)."""
+    with _locked(out_dir) as path:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    return [QuarantineRecord.from_json(line, keys) for line in lines if line.strip()]
 
 
 @contextmanager
@@ -84,15 +130,16 @@ def _locked(out_dir: Path) -> Iterator[Path]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def append_records(out_dir: Path, records: list[QuarantineRecord]) -> None:
-    """Append records to ``quarantine/quarantine.jsonl`` (one writer: the coordinating process)."""
+def append_records(out_dir: Path, records: list[QuarantineRecord], sealer: Sealer | None = None) -> None:
+    """Append records to ``quarantine/quarantine.jsonl`` (one writer: the coordinating process), their
+    identifying fields sealed when a ``sealer`` is given."""
     if not records:
         return
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with _locked(out_dir) as path, path.open("a", encoding="utf-8") as journal:
         for record in records:
             stamped = record if record.quarantined_at else replace(record, quarantined_at=now)
-            journal.write(stamped.to_json() + "\n")
+            journal.write(stamped.to_json(sealer) + "\n")
 
 
 def expire(out_dir: Path, cutoff: datetime, now: datetime | None = None) -> tuple[int, int]:

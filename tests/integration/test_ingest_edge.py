@@ -11,21 +11,27 @@ import uuid
 from pathlib import Path
 
 import httpx
+import hvac
+import hvac.exceptions
 import nipyapi
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from dicomweb_client.api import DICOMwebClient
 
 from apps.ingest import main as report_main
+from apps.provider import main as provider_cli
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import providers
 from nifi.edge.client import Uploader, plan, upload_id_for, wait_until_listening
 from nifi.edge.reconcile import read_provider_events
+from nifi.edge.tokens import edge_vault_token
 from platform_layer import endpoints
 from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
 from platform_layer.registration import register, schema_admin
 from platform_layer.settings import Settings
+from platform_layer.tls import vault_ca
+from platform_layer.transit import at_rest_key_name
 from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
@@ -142,6 +148,13 @@ def test_three_providers_upload_concurrently(settings, edges, topics, tmp_path, 
         assert all(e.data.stage == "edge" and "Nordmann" not in e.model_dump_json() for e in quarantined)
         records = (settings.state_dir / "edge" / provider / "quarantine" / "quarantine.jsonl").read_text().splitlines()
         assert len(records) >= sum(EXPECTED["quarantined"].values())
+        # at rest, originals are sealed and records keep no input name, original UID or message in the clear
+        originals = [p.read_bytes() for p in (providers.edge_dir(settings, provider) / "quarantine" / "files").iterdir()
+                     if p.suffix == ".bin"]
+        assert originals and all(o.startswith(b"RLS1") and b"Nordmann" not in o for o in originals)
+        assert all(set(json.loads(r)) == {"quarantined_at", "reason", "sha256", "stored_as", "provider", "sealed"}
+                   for r in records)
+        assert not any("evil.dcm" in r or "1.2.826.0.1.3680043" in r for r in records)
         # manifests name the same pseudonymous studies as the instances
         assert {m.data.study_uid for m in manifests} == {e.data.study_uid for e in instances}
         assert sorted(m.data.expected_instances for m in manifests) == [4, 6]
@@ -259,3 +272,50 @@ def test_an_edge_from_an_older_flow_is_deployed_again_and_keeps_its_token(settin
     response = client.store_instances(datasets)
     assert "FailedSOPSequence" not in response
     assert len(response.ReferencedSOPSequence) == 2
+
+
+def test_only_the_administrator_opens_a_sealed_quarantine(settings, edges, vault, tmp_path, capsys):
+    provider = PROVIDERS[2]
+    planted = f"Patient Kari Nordmann, MRN {uuid.uuid4().hex}\n".encode()
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "kari-nordmann.txt").write_bytes(planted)
+    wait_until_listening(edges[provider].url)
+    uploader = Uploader(edges[provider].url, providers.endpoint_token(settings, provider), tmp_path / "j.jsonl",
+                        on_progress=lambda line: None)
+    try:
+        [result] = uploader.upload(plan([folder]), upload_id_for([folder], provider))
+    finally:
+        uploader.close()
+    assert [o["reason"] for o in result["outcomes"]] == ["NOT_DICOM"]
+    digest = hashlib.sha256(planted).hexdigest()
+    sealed = (providers.edge_dir(settings, provider) / "quarantine" / "files" / f"{digest}.bin").read_bytes()
+    assert sealed.startswith(b"RLS1") and b"Nordmann" not in sealed
+
+    out = tmp_path / "opened.bin"
+    assert provider_cli(["quarantine", provider, "--open", digest, "--out", str(out)]) == 0
+    assert out.read_bytes() == planted and out.stat().st_mode & 0o077 == 0
+    capsys.readouterr()
+    assert provider_cli(["quarantine", provider]) == 0  # without --reveal: nothing identifying
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [mine] = [r for r in listed if r.get("sha256") == digest]
+    assert (mine["input"], mine["message"]) == ("(sealed)", "(sealed)")
+    assert provider_cli(["quarantine", provider, "--reveal"]) == 0
+    [mine] = [r for r in map(json.loads, capsys.readouterr().out.splitlines()) if r.get("sha256") == digest]
+    assert mine["input"] == "part 1" and "DICM" in mine["message"]
+
+    # the edge seals but cannot open: its token may make data keys, not unwrap them
+    wrapped = sealed[6 : 6 + int.from_bytes(sealed[4:6], "big")].decode()
+    edge_token = edge_vault_token(vault, provider, PROJECT, kv_mount=settings.vault_kv_mount,
+                                  transit_mount=settings.vault_transit_mount)
+    edge = hvac.Client(url=str(vault.url), token=edge_token, verify=vault_ca(settings))
+    try:
+        with pytest.raises(hvac.exceptions.Forbidden):
+            edge.secrets.transit.decrypt_data(name=at_rest_key_name(provider), ciphertext=wrapped,
+                                              mount_point=settings.vault_transit_mount)
+    finally:
+        edge.auth.token.revoke_self()
+    # and every data key made and opened is in Vault's audit log
+    audit = (settings.state_dir / "vault" / "audit.log").read_text()
+    assert f"transit/datakey/plaintext/{at_rest_key_name(provider)}" in audit
+    assert f"transit/decrypt/{at_rest_key_name(provider)}" in audit

@@ -61,7 +61,7 @@ class IngestDicom(FlowFileTransform):
         dependencies = [
             "pydicom==3.0.2", "numpy==2.4.6", "hvac==2.4.0", "requests>=2.32,<3", "fsspec==2026.9.0",
             "pydantic==2.14.3", "pyyaml==6.0.3", "jsonschema==4.26.0",
-            "confluent-kafka[schemaregistry,json]==2.16.0", "msgspec==0.23.0",
+            "confluent-kafka[schemaregistry,json]==2.16.0", "msgspec==0.23.0", "cryptography==51.0.1",
         ]
 
     PROVIDER = _property("Provider", "Provider id (lower case); its endpoint token is read from Vault KV.")
