@@ -12,7 +12,9 @@ lives only in Keycloak and in Vault KV:
 
 Each component has its own confidential client (:data:`SERVICE_CLIENTS`, secret at
 ``radlake/keycloak/clients/<client>``); people log in through the public client :data:`CLI_CLIENT` with the
-device flow.
+device flow. NiFi's UI logs people in through :data:`NIFI_CLIENT` (authorization code flow; secret at
+``radlake/keycloak/clients/radlake-nifi``), whose tokens carry the person's realm roles in the claim
+:data:`NIFI_GROUPS_CLAIM`, which NiFi reads as the person's groups.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import hvac
 
-from platform_layer.endpoints import keycloak_url
+from platform_layer.endpoints import keycloak_url, nifi_url
 from platform_layer.errors import VaultUnavailable
 from platform_layer.identity_provider import KeycloakAdmin, OidcClient
 from platform_layer.settings import Settings
@@ -36,6 +38,8 @@ MASTER_ADMIN_CLIENT = "radlake-admin"
 REALM_ADMIN_CLIENT = "radlake-realm-admin"
 # Roles of Keycloak's realm-management client that the realm administrator holds in REALM.
 REALM_ADMIN_ROLES = ("manage-users", "view-users", "query-users", "manage-realm", "view-realm")
+NIFI_CLIENT = "radlake-nifi"
+NIFI_GROUPS_CLAIM = "groups"
 SERVICE_CLIENTS = ("radlake-edge", "radlake-streams", "radlake-lake", "radlake-radiomics", "radlake-inference",
                    "radlake-dashboard-bridge")
 
@@ -77,6 +81,11 @@ def delete_client_record(vault: hvac.Client, path: str, mount: str) -> None:
         return
     except VAULT_ERRORS as err:
         raise VaultUnavailable(f"cannot delete {mount}/{path} from Vault: {err}") from err
+
+
+def nifi_callback_url(settings: Settings) -> str:
+    """Where Keycloak sends a person back to NiFi after logging in (NiFi's OpenID Connect callback)."""
+    return f"{nifi_url(settings)}/nifi-api/access/oidc/callback"
 
 
 def issuer(settings: Settings) -> str:
