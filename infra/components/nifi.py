@@ -58,6 +58,12 @@ AUTOLOADED_NARS = ("nifi-http-context-map-nar",)
 # infra/maven/<id>.pom.xml (nifi-nar-maven-plugin), with upstream coordinates.
 REBUILT_NARS = ("nifi-standard-nar", "nifi-update-attribute-nar")
 
+# NARs built from this repository's sources (infra/maven/<id>.pom.xml and its source folder), kept apart from the
+# assembled distribution (other checkouts share it) and loaded from a library directory of their own.
+RADLAKE_NARS = {"radlake-noop-provenance-nar": "noop-provenance"}
+NO_PROVENANCE = "local.radlake.nifi.provenance.NoOpProvenanceRepository"
+MAVEN_DIR = Path(__file__).resolve().parents[1] / "maven"
+
 # NiFi's management server (health, diagnostics for the bootstrap) listens next to the web port.
 MANAGEMENT_PORT_OFFSET = 100
 
@@ -184,10 +190,21 @@ class NiFi(Component):
     def sensitive_key_file(self) -> Path:
         return self.home / "sensitive-props.key"
 
+    @property
+    def radlake_nar_dir(self) -> Path:
+        """The NARs built from radlake's sources, in the cache under a digest of those sources."""
+        digest = hashlib.sha256()
+        for nar_id, source in sorted(RADLAKE_NARS.items()):
+            for path in [MAVEN_DIR / f"{nar_id}.pom.xml", *sorted((MAVEN_DIR / source).rglob("*"))]:
+                if path.is_file():
+                    digest.update(path.relative_to(MAVEN_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+        return self.settings.cache_dir / f"radlake-nars-{self.settings.nifi_version}-{digest.hexdigest()[:12]}"
+
     # --- install -----------------------------------------------------------------------------
     def install(self) -> None:
         for artifact in AUTOLOADED_NARS:
             fetch_maven_file(self.settings.cache_dir, "org.apache.nifi", artifact, self.settings.nifi_version, "nar")
+        self._build_radlake_nars()
         version = self.settings.nifi_version
         marker = self.distribution / ".assembled"
         layout = f"nifi {version}; rebuilt NARs: {', '.join(REBUILT_NARS)}\n"
@@ -216,6 +233,26 @@ class NiFi(Component):
         staging.rename(self.distribution)
         shutil.rmtree(build_dir, ignore_errors=True)
         marker.write_text(layout)
+
+    def _build_radlake_nars(self) -> None:
+        version, target = self.settings.nifi_version, self.radlake_nar_dir
+        missing = [nar_id for nar_id in RADLAKE_NARS if not (target / f"{nar_id}-{version}.nar").exists()]
+        if not missing:
+            return
+        java_home = find_java_home(self.java_major, self.settings.java_home)
+        target.mkdir(parents=True, exist_ok=True)
+        for nar_id in missing:
+            build_dir = self.settings.cache_dir / "build" / f"{nar_id}-{version}"
+            shutil.rmtree(build_dir, ignore_errors=True)
+            package_with_maven(self.settings.cache_dir, f"{nar_id}.pom.xml",
+                               {"nifi.version": version, "nar.build.dir": str(build_dir)}, java_home)
+            nar = build_dir / f"{nar_id}-{version}.nar"
+            if not nar.exists():
+                raise StackError(f"nifi: building {nar_id} {version} produced no {nar}")
+            partial = target / f".{nar.name}.part"
+            shutil.copyfile(nar, partial)
+            partial.rename(target / nar.name)
+            shutil.rmtree(build_dir, ignore_errors=True)
 
     # --- configuration -----------------------------------------------------------------------
     def _sensitive_props_key(self) -> str:
@@ -250,6 +287,7 @@ class NiFi(Component):
             "nifi.queue.backpressure.size": "1 GB",
             "nifi.ui.banner.text": "radlake (local)",
             "nifi.nar.library.directory": str(dist / "lib"),
+            "nifi.nar.library.directory.radlake": str(self.radlake_nar_dir),
             "nifi.nar.library.autoload.directory": str(home / "extensions"),
             "nifi.nar.working.directory": str(home / "work" / "nar"),
             "nifi.nar.unpack.uber.jar": "false",
@@ -281,22 +319,9 @@ class NiFi(Component):
             # their FlowFiles are done (and blocks content writes on a fullish disk while it has any).
             "nifi.content.repository.archive.enabled": "false",
             "nifi.content.repository.always.sync": "false",
-            "nifi.provenance.repository.implementation": "org.apache.nifi.provenance.WriteAheadProvenanceRepository",
-            "nifi.provenance.repository.directory.default": str(home / "provenance_repository"),
-            "nifi.provenance.repository.max.storage.time": "7 days",
-            "nifi.provenance.repository.max.storage.size": "1 GB",
-            "nifi.provenance.repository.rollover.time": "10 mins",
-            "nifi.provenance.repository.rollover.size": "100 MB",
-            "nifi.provenance.repository.query.threads": "2",
-            "nifi.provenance.repository.index.threads": "1",
-            "nifi.provenance.repository.compress.on.rollover": "true",
-            "nifi.provenance.repository.always.sync": "false",
-            "nifi.provenance.repository.indexed.fields": "EventType, FlowFileUUID, Filename, ProcessorID, Relationship",
-            "nifi.provenance.repository.indexed.attributes": "",
-            "nifi.provenance.repository.index.shard.size": "100 MB",
-            "nifi.provenance.repository.max.attribute.length": "65536",
-            "nifi.provenance.repository.concurrent.merge.threads": "1",
-            "nifi.provenance.repository.buffer.size": "100000",
+            # No provenance event is kept: HandleHttpRequest's receive event holds every request header (the
+            # provider's bearer token) and the request URI (an original Study UID). See docs/security.md.
+            "nifi.provenance.repository.implementation": NO_PROVENANCE,
             "nifi.components.status.repository.implementation":
                 "org.apache.nifi.controller.status.history.VolatileComponentStatusRepository",
             "nifi.components.status.repository.buffer.size": "1440",
@@ -391,6 +416,8 @@ class NiFi(Component):
             if nar.exists() and not target.exists():
                 shutil.copyfile(nar, target.with_name(f".{nar.name}.part"))  # this dir's mode, not the cache's
                 target.with_name(f".{nar.name}.part").rename(target)
+        # A provenance repository left on disk holds request headers (bearer tokens) and URIs; nothing reads it now.
+        shutil.rmtree(self.home / "provenance_repository", ignore_errors=True)
         properties_file = self.conf_dir / "nifi.properties"
         # The file holds secrets: create it private before writing.
         properties_file.touch(mode=0o600, exist_ok=True)

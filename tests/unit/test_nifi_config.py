@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from xml.etree import ElementTree
 
-from infra.components.nifi import NiFi
+from infra.components.nifi import NO_PROVENANCE, NiFi
 from infra.components.nifi_policies import Holders, policies
 from nifi.deploy import definition_parameters, flow_path, load_definition, sensitive_parameters
 from platform_layer.nifi_access import PLATFORM_IDENTITY
@@ -50,6 +50,18 @@ def test_nifi_properties_are_https_only_on_loopback_with_state_under_the_state_d
     assert nifi.address == "https://127.0.0.1:28080"
     # the archive would keep original (not yet de-identified) request bodies after their FlowFiles are done
     assert props["nifi.content.repository.archive.enabled"] == "false"
+
+
+def test_no_provenance_event_is_kept_and_a_left_over_repository_is_removed(tmp_path):
+    nifi = NiFi(Settings(state_dir=tmp_path / "state", cache_dir=tmp_path / "cache"))
+    left_over = nifi.home / "provenance_repository"
+    left_over.mkdir(parents=True)
+    (left_over / "0.prov").write_bytes(b"http.headers.Authorization")
+    nifi.write_configuration(OIDC_SECRET)
+    props = dict(line.split("=", 1) for line in (nifi.conf_dir / "nifi.properties").read_text().splitlines())
+    assert props["nifi.provenance.repository.implementation"] == NO_PROVENANCE
+    assert props["nifi.nar.library.directory.radlake"] == str(nifi.radlake_nar_dir)
+    assert not left_over.exists()
 
 
 def test_nobody_is_anonymous_people_log_in_through_keycloak(tmp_path):
