@@ -44,7 +44,7 @@ from platform_layer.errors import VaultUnavailable
 from platform_layer.java import find_java_home
 from platform_layer.nifi_access import PLATFORM_IDENTITY, NiFiAccess, platform_access
 from platform_layer.realm import NIFI_CLIENT, NIFI_GROUPS_CLAIM, client_kv_path, issuer, read_client_record
-from platform_layer.tls import CertificateError, ca_file, ensure_certificate
+from platform_layer.tls import CertificateError, ca_file, ensure_certificate, needs_renewal
 from platform_layer.vault import admin_client
 
 # Python processors kept in the repository (nifi/python/extensions), found by NiFi at start.
@@ -390,11 +390,7 @@ class NiFi(Component):
         """Certificates (NiFi's and the platform's client certificate) and the login client's secret from Vault,
         then the configuration."""
         vault = self._vault()
-        try:
-            ensure_certificate(vault, self.tls_dir, "nifi", SERVER_NAME)
-            platform_access(self.settings, vault)
-        except CertificateError as err:
-            raise StackError(f"nifi: {err}") from err
+        self._renew_certificates(vault)
         try:
             record = read_client_record(vault, client_kv_path(NIFI_CLIENT), self.settings.vault_kv_mount)
         except VaultUnavailable as err:
@@ -464,6 +460,13 @@ class NiFi(Component):
             process.terminate(pid)
         self.pid_file.unlink(missing_ok=True)
 
+    def _renew_certificates(self, vault: hvac.Client) -> None:
+        try:
+            ensure_certificate(vault, self.tls_dir, "nifi", SERVER_NAME)
+            platform_access(self.settings, vault)
+        except CertificateError as err:
+            raise StackError(f"nifi: {err}") from err
+
     def _vault(self) -> hvac.Client:
         try:
             return admin_client(self.settings)
@@ -480,10 +483,13 @@ class NiFi(Component):
             raise StackError(f"nifi: the platform's client certificate comes from Vault: {err}") from err
 
     def after_start(self) -> None:
-        """The access policies, set to their description at every start (the platform's certificate may)."""
+        """Certificates renewed when due (a running NiFi reloads its own within 10 minutes), then the access
+        policies set to their description (the platform's certificate may)."""
         if self.external:
             return
-        with self.access().client() as client:
+        if needs_renewal(self.tls_dir / "nifi.crt"):
+            self._renew_certificates(self._vault())
+        with self.access().client() as client:  # access() renews the platform's certificate when due
             ensure_policies(client, self._root_group_id())
 
     def _root_group_id(self) -> str:
