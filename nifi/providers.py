@@ -93,7 +93,7 @@ def wait_for_context_map(nifi: NiFiAccess, timeout_s: float = 120.0) -> None:
     """HandleHttpRequest needs StandardHttpContextMap, whose NAR the stack puts into NiFi's autoload folder
     (``infra/components/nifi.py``); NiFi may still be loading it."""
 
-    def available() -> bool:
+    def available(client: httpx.Client) -> bool:
         answer = client.get("/flow/controller-service-types")
         answer.raise_for_status()
         return any(t["type"] == CONTEXT_MAP_TYPE for t in answer.json()["controllerServiceTypes"])
@@ -101,7 +101,7 @@ def wait_for_context_map(nifi: NiFiAccess, timeout_s: float = 120.0) -> None:
     try:
         with nifi.client() as client:
             deadline = time.monotonic() + timeout_s
-            while not available():
+            while not available(client):
                 if time.monotonic() > deadline:
                     raise ProviderError(f"NiFi at {nifi.url} offers no {CONTEXT_MAP_TYPE} after {timeout_s:.0f}s: "
                                         "it needs nifi-http-context-map-nar (`radlake stack up nifi` installs it)")
