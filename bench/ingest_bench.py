@@ -3,7 +3,7 @@
     .venv/bin/python bench/ingest_bench.py [--instances 200] [--size 512] [--per-request 50] [--quick]
         [--write-docs] [--summary FILE] [--json FILE]
 
-Needs the stack (``radlake stack up vault kafka registry nifi``). Generates a CT set (``--size`` x ``--size``
+Needs the stack (``radlake stack up vault keycloak kafka registry nifi``). Generates a CT set (``--size`` x ``--size``
 int16 pixels, typical CT header PHI), then:
 
 1. ``radlake deid`` (in process, Vault Transit pseudonyms, ``--workers 1`` and ``--workers 2``): files in,

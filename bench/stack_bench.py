@@ -9,7 +9,7 @@ It starts and stops its own copy of each component (ports 25xxx, a temporary sta
 ``--keep-cache``, a temporary download cache), so a running stack keeps running, but the copy competes
 with it for CPU, memory and bandwidth for minutes: ``bench/run_all.py`` runs it only with ``--with-stack``.
 
-    .venv/bin/python bench/stack_bench.py [--components vault kafka registry nifi spark] [--idle 30]
+    .venv/bin/python bench/stack_bench.py [--components vault keycloak kafka registry nifi spark] [--idle 30]
         [--keep-cache] [--quick] [--write-docs] [--summary FILE]
 """
 

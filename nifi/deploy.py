@@ -2,9 +2,11 @@
 
 ``deploy`` imports the definition as a new process group, gives it its own parameter context (the
 definition's parameters, overridden by the caller's values), enables its controller services and starts
-it; ``undeploy`` stops and removes the group and its context. Both take the NiFi URL explicitly.
+it; ``undeploy`` stops and removes the group and its context. Both take the NiFi to speak to explicitly
+(:class:`~platform_layer.nifi_access.NiFiAccess`: its URL, the CA that verifies it, and the client certificate
+NiFi knows the platform by).
 
-nipyapi keeps its endpoint in module-level configuration: each call here points it at ``nifi_url``
+nipyapi keeps its endpoint and TLS context in module-level configuration: each call here points it at ``nifi``
 first, so one process should not deploy to two NiFis from two threads at once.
 """
 
@@ -21,6 +23,8 @@ from pathlib import Path
 import nipyapi
 
 from lake_schemas.errors import RadlakeError
+from platform_layer.nifi_access import NiFiAccess, platform_access
+from platform_layer.settings import get_settings
 
 FLOWS_DIR = Path(__file__).parent / "flows"
 
@@ -65,12 +69,14 @@ def sensitive_parameters(definition: Mapping) -> set[str]:
     return {p["name"] for p in context.get("parameters", []) if p.get("sensitive")}
 
 
-def connect(nifi_url: str) -> None:
-    nipyapi.utils.set_endpoint(f"{nifi_url.rstrip('/')}/nifi-api", ssl=False, login=False)
+def connect(nifi: NiFiAccess) -> None:
+    """Point nipyapi at ``nifi``, verified against its CA and presenting the client certificate (mutual TLS)."""
+    nipyapi.config.nifi_config.ssl_context = nifi.ssl_context()
+    nipyapi.utils.set_endpoint(nifi.api_url, ssl=True, login=False)
 
 
 def deploy(
-    nifi_url: str,
+    nifi: NiFiAccess,
     definition_file: Path,
     *,
     name: str,
@@ -97,7 +103,7 @@ def deploy(
     contents.pop("parameterContextName", None)
     importable = dict(definition, flowContents=contents, parameterContexts={})
 
-    connect(nifi_url)
+    connect(nifi)
     root_id = nipyapi.canvas.get_root_pg_id()
     try:
         context = nipyapi.parameters.create_parameter_context(
@@ -109,16 +115,16 @@ def deploy(
         group = nipyapi.versioning.import_process_group_definition(root_id, flow_definition=json.dumps(importable))
         nipyapi.parameters.assign_context_to_process_group(group, context.id, identifier_type="id")
     except (nipyapi.nifi.rest.ApiException, ValueError) as err:
-        raise DeployError(f"importing {definition_file.name} as {name!r} into {nifi_url} failed: {err}") from err
+        raise DeployError(f"importing {definition_file.name} as {name!r} into {nifi.url} failed: {err}") from err
     deployment = Deployment(process_group_id=group.id, parameter_context_id=context.id, name=name)
     if start:
-        start_deployment(nifi_url, deployment, valid_timeout_s=valid_timeout_s)
+        start_deployment(nifi, deployment, valid_timeout_s=valid_timeout_s)
     return deployment
 
 
-def start_deployment(nifi_url: str, deployment: Deployment, *, valid_timeout_s: float = 180.0) -> None:
+def start_deployment(nifi: NiFiAccess, deployment: Deployment, *, valid_timeout_s: float = 180.0) -> None:
     """Enable the group's controller services, wait for valid processors, start every component."""
-    connect(nifi_url)
+    connect(nifi)
     pg_id = deployment.process_group_id
     nipyapi.canvas.schedule_all_controllers(pg_id, True, strict=True)
     deadline = time.monotonic() + valid_timeout_s
@@ -134,9 +140,9 @@ def start_deployment(nifi_url: str, deployment: Deployment, *, valid_timeout_s: 
         raise DeployError(f"{deployment.name}: NiFi did not start process group {pg_id}")
 
 
-def undeploy(nifi_url: str, deployment: Deployment) -> None:
+def undeploy(nifi: NiFiAccess, deployment: Deployment) -> None:
     """Stop the group, drop its queued FlowFiles, remove it and its parameter context."""
-    connect(nifi_url)
+    connect(nifi)
     try:
         group = nipyapi.canvas.get_process_group(deployment.process_group_id, "id")
         if group is not None:
@@ -145,13 +151,12 @@ def undeploy(nifi_url: str, deployment: Deployment) -> None:
             nipyapi.canvas.delete_process_group(group, force=True)
         nipyapi.parameters.delete_parameter_context(deployment.parameter_context_id, identifier_type="id")
     except (nipyapi.nifi.rest.ApiException, ValueError) as err:
-        raise DeployError(f"removing {deployment.name} from {nifi_url} failed: {err}") from err
+        raise DeployError(f"removing {deployment.name} from {nifi.url} failed: {err}") from err
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nifi.deploy", description=__doc__.splitlines()[0])
     parser.add_argument("flow", help="flow name under nifi/flows (without .json) or a path to a definition")
-    parser.add_argument("--nifi-url", required=True, help="e.g. http://127.0.0.1:18080")
     parser.add_argument("--name", help="process group and parameter context name (default: the flow name)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--no-start", action="store_true")
@@ -159,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = Path(args.flow) if args.flow.endswith(".json") else flow_path(args.flow)
     params = dict(p.split("=", 1) for p in args.param)
     try:
-        deployment = deploy(args.nifi_url, path, name=args.name or path.stem, parameters=params,
+        deployment = deploy(platform_access(get_settings()), path, name=args.name or path.stem, parameters=params,
                             start=not args.no_start)
     except DeployError as err:
         print(f"deploy: {err}", file=sys.stderr)

@@ -43,8 +43,9 @@ from nifi.edge.tokens import (
     rotate_token,
 )
 from platform_layer import kafka
-from platform_layer.endpoints import kafka_bootstrap, nifi_url, registry_url, vault_addr
+from platform_layer.endpoints import kafka_bootstrap, registry_url, vault_addr
 from platform_layer.errors import TopicError
+from platform_layer.nifi_access import NiFiAccess, platform_access
 from platform_layer.principals import KAFKA_EDGE
 from platform_layer.realm_roles import PROVIDER_NAME
 from platform_layer.settings import Settings
@@ -102,32 +103,31 @@ def choose_port(candidates: range, used: set[int]) -> int:
     raise ProviderError(f"no free port in {candidates.start}-{candidates.stop - 1}; pass --port")
 
 
-def wait_for_context_map(nifi_url: str, timeout_s: float = 120.0) -> None:
+def wait_for_context_map(nifi: NiFiAccess, timeout_s: float = 120.0) -> None:
     """HandleHttpRequest needs StandardHttpContextMap, whose NAR the stack puts into NiFi's autoload folder
     (``infra/components/nifi.py``); NiFi may still be loading it."""
 
-    def available() -> bool:
-        answer = httpx.get(f"{nifi_url}/nifi-api/flow/controller-service-types", timeout=30)
+    def available(client: httpx.Client) -> bool:
+        answer = client.get("/flow/controller-service-types")
         answer.raise_for_status()
         return any(t["type"] == CONTEXT_MAP_TYPE for t in answer.json()["controllerServiceTypes"])
 
     try:
-        deadline = time.monotonic() + timeout_s
-        while not available():
-            if time.monotonic() > deadline:
-                raise ProviderError(f"NiFi at {nifi_url} offers no {CONTEXT_MAP_TYPE} after {timeout_s:.0f}s: "
-                                    "it needs nifi-http-context-map-nar (`radlake stack up nifi` installs it)")
-            time.sleep(2)
+        with nifi.client() as client:
+            deadline = time.monotonic() + timeout_s
+            while not available(client):
+                if time.monotonic() > deadline:
+                    raise ProviderError(f"NiFi at {nifi.url} offers no {CONTEXT_MAP_TYPE} after {timeout_s:.0f}s: "
+                                        "it needs nifi-http-context-map-nar (`radlake stack up nifi` installs it)")
+                time.sleep(2)
     except httpx.HTTPError as err:
-        raise ProviderError(f"NiFi at {nifi_url} is not answering: {err}") from err
+        raise ProviderError(f"NiFi at {nifi.url} is not answering: {err}") from err
 
 
 def list_edges(settings: Settings) -> list[Edge]:
-
-
-    api = nifi_url(settings)
+    nifi = platform_access(settings)
     try:
-        connect(api)
+        connect(nifi)
         root = nipyapi.canvas.get_root_pg_id()
         groups = nipyapi.canvas.list_all_process_groups(root)
         edges = []
@@ -141,7 +141,7 @@ def list_edges(settings: Settings) -> list[Edge]:
             edges.append(Edge(values.get("provider") or name[len(PREFIX):], values.get("project") or "",
                               int(values.get("http_port") or 0), group.id, context.id, state))
     except (nipyapi.nifi.rest.ApiException, ValueError, AttributeError) as err:
-        raise ProviderError(f"listing provider edges in {api} failed: {err}") from err
+        raise ProviderError(f"listing provider edges in {nifi.url} failed: {err}") from err
     return sorted(edges, key=lambda e: e.provider)
 
 
@@ -212,11 +212,11 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
         key_name = transit_key_name(project)
     except PseudonymError as err:
         raise ProviderError(str(err)) from err
-    api = nifi_url(settings)
+    nifi = platform_access(settings)
     existing = list_edges(settings)
     if any(e.provider == provider for e in existing):
         raise ProviderError(f"provider {provider!r} already has an edge; `radlake provider remove {provider}` first")
-    wait_for_context_map(api)
+    wait_for_context_map(nifi)
     vault = admin_client(settings)
     try:
         VaultTransitHmac(vault, key_name, mount=settings.vault_transit_mount).ensure_key()
@@ -247,7 +247,7 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
         **names,
     }
     try:
-        deployment = deploy(api, flow_path(FLOW), name=f"{PREFIX}{provider}", parameters=parameters,
+        deployment = deploy(nifi, flow_path(FLOW), name=f"{PREFIX}{provider}", parameters=parameters,
                             valid_timeout_s=wait_s)
     except DeployError as err:
         raise ProviderError(str(err)) from err
@@ -259,7 +259,7 @@ def remove(settings: Settings, provider: str, *, keep_token: bool = False) -> No
     token (for an edge deployed again later)."""
     edge = find_edge(settings, provider)
     try:
-        undeploy(nifi_url(settings), Deployment(edge.process_group_id, edge.parameter_context_id, f"{PREFIX}{provider}"))
+        undeploy(platform_access(settings), Deployment(edge.process_group_id, edge.parameter_context_id, f"{PREFIX}{provider}"))
         vault = admin_client(settings)
         if keep_token:
             revoke_edge_tokens(vault, provider, settings.vault_kv_mount)

@@ -39,7 +39,8 @@ def keycloak_management_url(settings: Settings) -> str:
 
 
 def nifi_url(settings: Settings) -> str:
-    return settings.nifi_url.rstrip("/") or f"http://127.0.0.1:{settings.nifi_port}"
+    """Base URL of NiFi (UI under ``/nifi``, REST API under ``/nifi-api``); HTTPS only."""
+    return settings.nifi_url.rstrip("/") or f"https://127.0.0.1:{settings.nifi_port}"
 
 
 def vault_unseal_file(settings: Settings) -> Path:

@@ -13,7 +13,10 @@ lives only in Keycloak and in Vault KV:
 Each component has its own confidential client (:data:`SERVICE_CLIENTS`, secret at
 ``radlake/keycloak/clients/<client>``). One of them, :data:`PLATFORM_CLIENT`, is the platform's own principal
 and holds the realm role ``platform-admin`` (what the schema registry asks of a writer); the others hold no
-realm role. People log in through the public client :data:`CLI_CLIENT` with the device flow.
+realm role. People log in through the public client :data:`CLI_CLIENT` with the device flow. NiFi's UI logs
+people in through :data:`NIFI_CLIENT` (authorization code flow; secret at
+``radlake/keycloak/clients/radlake-nifi``), whose tokens carry the person's realm roles in the claim
+:data:`NIFI_GROUPS_CLAIM`, which NiFi reads as the person's groups.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import hvac
 
-from platform_layer.endpoints import keycloak_url
+from platform_layer.endpoints import keycloak_url, nifi_url
 from platform_layer.errors import VaultUnavailable
 from platform_layer.identity_provider import KeycloakAdmin, OidcClient
 from platform_layer.settings import Settings
@@ -37,9 +40,11 @@ MASTER_ADMIN_CLIENT = "radlake-admin"
 REALM_ADMIN_CLIENT = "radlake-realm-admin"
 # Roles of Keycloak's realm-management client that the realm administrator holds in REALM.
 REALM_ADMIN_ROLES = ("manage-users", "view-users", "query-users", "manage-realm", "view-realm")
+NIFI_CLIENT = "radlake-nifi"
+NIFI_GROUPS_CLAIM = "groups"
 PLATFORM_CLIENT = "radlake-platform"
-SERVICE_CLIENTS = (PLATFORM_CLIENT, "radlake-edge", "radlake-streams", "radlake-lake", "radlake-radiomics", "radlake-inference",
-                   "radlake-dashboard-bridge")
+SERVICE_CLIENTS = (PLATFORM_CLIENT, "radlake-edge", "radlake-streams", "radlake-lake", "radlake-radiomics",
+                   "radlake-inference",                   "radlake-dashboard-bridge")
 
 MASTER_ADMIN_PATH = "radlake/keycloak/admin"
 REALM_ADMIN_PATH = "radlake/keycloak/realm-admin"
@@ -79,6 +84,11 @@ def delete_client_record(vault: hvac.Client, path: str, mount: str) -> None:
         return
     except VAULT_ERRORS as err:
         raise VaultUnavailable(f"cannot delete {mount}/{path} from Vault: {err}") from err
+
+
+def nifi_callback_url(settings: Settings) -> str:
+    """Where Keycloak sends a person back to NiFi after logging in (NiFi's OpenID Connect callback)."""
+    return f"{nifi_url(settings)}/nifi-api/access/oidc/callback"
 
 
 def issuer(settings: Settings) -> str:

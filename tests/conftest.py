@@ -16,6 +16,7 @@ import pytest
 from infra import stack
 from platform_layer.identities import use_stack_identity
 from platform_layer.kafka import TopicSpec, ensure_topics
+from platform_layer.nifi_access import NiFiAccess, platform_access
 from platform_layer.settings import Settings
 from platform_layer.spark import spark_session
 from platform_layer.tls import ca_file, ensure_certificate
@@ -91,8 +92,14 @@ def registry_url(settings, _stack_session, kafka_bootstrap, keycloak) -> str:  #
 
 
 @pytest.fixture(scope="session")
-def nifi_url(settings, _stack_session, kafka_bootstrap) -> str:
+def nifi_url(settings, _stack_session, keycloak, kafka_bootstrap) -> str:  # people log in to NiFi through Keycloak
     return _component("nifi", settings, _stack_session).address
+
+
+@pytest.fixture(scope="session")
+def nifi(settings, nifi_url) -> NiFiAccess:
+    """The platform's access to the stack's NiFi (its client certificate, NiFi's initial administrator)."""
+    return platform_access(settings)
 
 
 @pytest.fixture(scope="session")

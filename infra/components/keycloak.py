@@ -32,7 +32,7 @@ from infra.component import Component, ComponentStatus
 from infra.downloads import fetch_maven_file
 from infra.errors import StackError
 from infra.process import answers_200
-from platform_layer.endpoints import keycloak_management_url, keycloak_url
+from platform_layer.endpoints import keycloak_management_url, keycloak_url, nifi_url
 from platform_layer.errors import IdentityProviderError, VaultUnavailable
 from platform_layer.identity_provider import CredentialsRefused, KeycloakAdmin
 from platform_layer.java import find_java_home
@@ -41,6 +41,8 @@ from platform_layer.realm import (
     CLI_CLIENT,
     MASTER_ADMIN_CLIENT,
     MASTER_ADMIN_PATH,
+    NIFI_CLIENT,
+    NIFI_GROUPS_CLAIM,
     PLATFORM_CLIENT,
     REALM,
     REALM_ADMIN_CLIENT,
@@ -51,6 +53,7 @@ from platform_layer.realm import (
     delete_client_record,
     issuer,
     keycloak_ca_file,
+    nifi_callback_url,
     read_client_record,
     write_client_record,
 )
@@ -99,6 +102,25 @@ def device_flow_client(client_id: str, description: str) -> dict[str, Any]:
             "attributes": {"oauth2.device.authorization.grant.enabled": "true"}}
 
 
+def nifi_login_client(settings: Settings) -> dict[str, Any]:
+    """NiFi's UI: a confidential client for the authorization code flow, back to NiFi's callback only. Its tokens
+    carry the person's realm roles as the claim NiFi reads as groups (``platform-admin`` may edit the flow)."""
+    roles_as_groups = {
+        "name": "realm roles as NiFi groups", "protocol": "openid-connect",
+        "protocolMapper": "oidc-usermodel-realm-role-mapper", "consentRequired": False,
+        "config": {"claim.name": NIFI_GROUPS_CLAIM, "multivalued": "true", "jsonType.label": "String",
+                   "id.token.claim": "true", "userinfo.token.claim": "true", "access.token.claim": "false",
+                   "introspection.token.claim": "false"}}
+    return {"clientId": NIFI_CLIENT, "name": NIFI_CLIENT, "description": "NiFi's UI (people log in to edit flows)",
+            "enabled": True, "protocol": "openid-connect", "publicClient": False,
+            "clientAuthenticatorType": "client-secret", "serviceAccountsEnabled": False, "standardFlowEnabled": True,
+            "implicitFlowEnabled": False, "directAccessGrantsEnabled": False,
+            "redirectUris": [nifi_callback_url(settings)], "webOrigins": [],
+            "attributes": {"oauth2.device.authorization.grant.enabled": "false",
+                           "post.logout.redirect.uris": f"{nifi_url(settings)}/nifi/*"},
+            "protocolMappers": [roles_as_groups]}
+
+
 def set_up_realm(master: KeycloakAdmin, vault: hvac.Client, settings: Settings) -> None:
     """The realm, its ``platform-admin`` role, the realm administrator, one confidential client per component
     and the CLI's public client; every secret mirrored into Vault KV. Safe to run again: what exists is
@@ -120,6 +142,8 @@ def set_up_realm(master: KeycloakAdmin, vault: hvac.Client, settings: Settings) 
         _mirror_secret(master, vault, kv, client_kv_path(client_id), internal, client_id, settings)
         if client_id == PLATFORM_CLIENT:
             master.add_realm_roles(REALM, master.service_account_user_id(REALM, internal), [PLATFORM_ADMIN])
+    nifi = master.ensure_client(REALM, nifi_login_client(settings))
+    _mirror_secret(master, vault, kv, client_kv_path(NIFI_CLIENT), nifi, NIFI_CLIENT, settings)
     master.ensure_client(REALM, device_flow_client(CLI_CLIENT, "`radlake login` (device authorization grant)"))
 
 

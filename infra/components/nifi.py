@@ -1,4 +1,4 @@
-"""Apache NiFi 2.x, assembled from Maven Central artifacts and run with plain HTTP on loopback.
+"""Apache NiFi 2.x, assembled from Maven Central artifacts, HTTPS only on loopback; nobody is anonymous.
 
 ``install`` lays out a NiFi home in the cache (``<cache>/nifi-<version>``) with Maven: the framework
 jars and the NARs Maven Central serves (``infra/maven/nifi.pom.xml``), the Python processor framework,
@@ -7,27 +7,45 @@ NiFi 2.x's binary assembly, ``nifi-bootstrap`` and the ``nifi-resources`` conf z
 ``prepare`` writes ``conf/`` under the state dir and the process is ``org.apache.nifi.NiFi`` started
 directly (what the bootstrap would run). All repositories, the flow and the generated
 sensitive-properties key live under the state dir.
+
+Trust: the web port speaks HTTPS only, with a certificate from the platform CA (``<state>/nifi/tls``, renewed by
+``stack up`` at two thirds of its life; NiFi reloads it) and the platform CA as its truststore. People log in with
+OpenID Connect against Keycloak (client ``radlake-nifi``, whose secret reaches NiFi only through ``nifi.properties``,
+0600); the platform's automation presents its client certificate (``platform_layer.nifi_access``), NiFi's initial
+administrator. ``after_start`` sets the access policies (:mod:`infra.components.nifi_policies`). NiFi's management
+server (health for a bootstrap) has no TLS option: it stays on loopback.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
 import secrets
 import shutil
 import signal
+import ssl
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import hvac
 
 from infra import process
 from infra.component import Component
+from infra.components.nifi_policies import ensure_policies
 from infra.downloads import fetch_maven_file, maven_cache_path, package_with_maven
 from infra.errors import StackError
+from infra.process import answers_200
 from platform_layer.endpoints import nifi_url
+from platform_layer.errors import VaultUnavailable
 from platform_layer.java import find_java_home
+from platform_layer.nifi_access import PLATFORM_IDENTITY, NiFiAccess, platform_access
+from platform_layer.realm import NIFI_CLIENT, NIFI_GROUPS_CLAIM, client_kv_path, issuer, read_client_record
+from platform_layer.tls import CertificateError, ca_file, ensure_certificate, needs_renewal
+from platform_layer.vault import admin_client
 
 # Python processors kept in the repository (nifi/python/extensions), found by NiFi at start.
 PYTHON_EXTENSIONS = Path(__file__).resolve().parents[2] / "nifi" / "python" / "extensions"
@@ -40,8 +58,18 @@ AUTOLOADED_NARS = ("nifi-http-context-map-nar",)
 # infra/maven/<id>.pom.xml (nifi-nar-maven-plugin), with upstream coordinates.
 REBUILT_NARS = ("nifi-standard-nar", "nifi-update-attribute-nar")
 
+# NARs built from this repository's sources (infra/maven/<id>.pom.xml and its source folder), kept apart from the
+# assembled distribution (other checkouts share it) and loaded from a library directory of their own.
+RADLAKE_NARS = {"radlake-noop-provenance-nar": "noop-provenance"}
+NO_PROVENANCE = "local.radlake.nifi.provenance.NoOpProvenanceRepository"
+MAVEN_DIR = Path(__file__).resolve().parents[1] / "maven"
+
 # NiFi's management server (health, diagnostics for the bootstrap) listens next to the web port.
 MANAGEMENT_PORT_OFFSET = 100
+
+SERVER_NAME = "nifi.radlake.local"
+# The claim of a person's Keycloak token that names them in NiFi (the groups come from NIFI_GROUPS_CLAIM).
+OIDC_IDENTITY_CLAIM = "preferred_username"
 
 LOGBACK = """<?xml version="1.0" encoding="UTF-8"?>
 <configuration scan="false">
@@ -68,6 +96,33 @@ LOGBACK = """<?xml version="1.0" encoding="UTF-8"?>
         <appender-ref ref="CONSOLE"/>
     </root>
 </configuration>
+"""
+
+# A managed authorizer: users and groups in users.xml, policies in authorizations.xml. The platform's certificate is
+# the initial administrator; people are not listed here: NiFi takes their groups from their login token and matches
+# them by name to the groups in users.xml (StandardManagedAuthorizer).
+AUTHORIZERS = """<?xml version="1.0" encoding="UTF-8"?>
+<authorizers>
+    <userGroupProvider>
+        <identifier>file-user-group-provider</identifier>
+        <class>org.apache.nifi.authorization.FileUserGroupProvider</class>
+        <property name="Users File">{users}</property>
+        <property name="Initial User Identity 1">{admin}</property>
+    </userGroupProvider>
+    <accessPolicyProvider>
+        <identifier>file-access-policy-provider</identifier>
+        <class>org.apache.nifi.authorization.FileAccessPolicyProvider</class>
+        <property name="User Group Provider">file-user-group-provider</property>
+        <property name="Authorizations File">{authorizations}</property>
+        <property name="Initial Admin Identity">{admin}</property>
+        <property name="Node Group"></property>
+    </accessPolicyProvider>
+    <authorizer>
+        <identifier>managed-authorizer</identifier>
+        <class>org.apache.nifi.authorization.StandardManagedAuthorizer</class>
+        <property name="Access Policy Provider">file-access-policy-provider</property>
+    </authorizer>
+</authorizers>
 """
 
 STATE_MANAGEMENT = """<?xml version="1.0" encoding="UTF-8"?>
@@ -135,10 +190,21 @@ class NiFi(Component):
     def sensitive_key_file(self) -> Path:
         return self.home / "sensitive-props.key"
 
+    @property
+    def radlake_nar_dir(self) -> Path:
+        """The NARs built from radlake's sources, in the cache under a digest of those sources."""
+        digest = hashlib.sha256()
+        for nar_id, source in sorted(RADLAKE_NARS.items()):
+            for path in [MAVEN_DIR / f"{nar_id}.pom.xml", *sorted((MAVEN_DIR / source).rglob("*"))]:
+                if path.is_file():
+                    digest.update(path.relative_to(MAVEN_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+        return self.settings.cache_dir / f"radlake-nars-{self.settings.nifi_version}-{digest.hexdigest()[:12]}"
+
     # --- install -----------------------------------------------------------------------------
     def install(self) -> None:
         for artifact in AUTOLOADED_NARS:
             fetch_maven_file(self.settings.cache_dir, "org.apache.nifi", artifact, self.settings.nifi_version, "nar")
+        self._build_radlake_nars()
         version = self.settings.nifi_version
         marker = self.distribution / ".assembled"
         layout = f"nifi {version}; rebuilt NARs: {', '.join(REBUILT_NARS)}\n"
@@ -168,6 +234,26 @@ class NiFi(Component):
         shutil.rmtree(build_dir, ignore_errors=True)
         marker.write_text(layout)
 
+    def _build_radlake_nars(self) -> None:
+        version, target = self.settings.nifi_version, self.radlake_nar_dir
+        missing = [nar_id for nar_id in RADLAKE_NARS if not (target / f"{nar_id}-{version}.nar").exists()]
+        if not missing:
+            return
+        java_home = find_java_home(self.java_major, self.settings.java_home)
+        target.mkdir(parents=True, exist_ok=True)
+        for nar_id in missing:
+            build_dir = self.settings.cache_dir / "build" / f"{nar_id}-{version}"
+            shutil.rmtree(build_dir, ignore_errors=True)
+            package_with_maven(self.settings.cache_dir, f"{nar_id}.pom.xml",
+                               {"nifi.version": version, "nar.build.dir": str(build_dir)}, java_home)
+            nar = build_dir / f"{nar_id}-{version}.nar"
+            if not nar.exists():
+                raise StackError(f"nifi: building {nar_id} {version} produced no {nar}")
+            partial = target / f".{nar.name}.part"
+            shutil.copyfile(nar, partial)
+            partial.rename(target / nar.name)
+            shutil.rmtree(build_dir, ignore_errors=True)
+
     # --- configuration -----------------------------------------------------------------------
     def _sensitive_props_key(self) -> str:
         """The key that encrypts sensitive properties in flow.json.gz: generated once, kept 0600."""
@@ -178,8 +264,13 @@ class NiFi(Component):
                 out.write(secrets.token_urlsafe(32) + "\n")
         return path.read_text().strip()
 
-    def properties(self) -> dict[str, str]:
-        """nifi.properties for a single unsecured node on loopback; every path under the state dir."""
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / "tls"
+
+    def properties(self, oidc_client_secret: str) -> dict[str, str]:
+        """nifi.properties for a single node, HTTPS only on loopback, people through Keycloak and the platform
+        through its client certificate; every path under the state dir."""
         s, home, dist = self.settings, self.home, self.distribution
         return {
             "nifi.flow.configuration.file": str(self.conf_dir / "flow.json.gz"),
@@ -196,6 +287,7 @@ class NiFi(Component):
             "nifi.queue.backpressure.size": "1 GB",
             "nifi.ui.banner.text": "radlake (local)",
             "nifi.nar.library.directory": str(dist / "lib"),
+            "nifi.nar.library.directory.radlake": str(self.radlake_nar_dir),
             "nifi.nar.library.autoload.directory": str(home / "extensions"),
             "nifi.nar.working.directory": str(home / "work" / "nar"),
             "nifi.nar.unpack.uber.jar": "false",
@@ -227,22 +319,9 @@ class NiFi(Component):
             # their FlowFiles are done (and blocks content writes on a fullish disk while it has any).
             "nifi.content.repository.archive.enabled": "false",
             "nifi.content.repository.always.sync": "false",
-            "nifi.provenance.repository.implementation": "org.apache.nifi.provenance.WriteAheadProvenanceRepository",
-            "nifi.provenance.repository.directory.default": str(home / "provenance_repository"),
-            "nifi.provenance.repository.max.storage.time": "7 days",
-            "nifi.provenance.repository.max.storage.size": "1 GB",
-            "nifi.provenance.repository.rollover.time": "10 mins",
-            "nifi.provenance.repository.rollover.size": "100 MB",
-            "nifi.provenance.repository.query.threads": "2",
-            "nifi.provenance.repository.index.threads": "1",
-            "nifi.provenance.repository.compress.on.rollover": "true",
-            "nifi.provenance.repository.always.sync": "false",
-            "nifi.provenance.repository.indexed.fields": "EventType, FlowFileUUID, Filename, ProcessorID, Relationship",
-            "nifi.provenance.repository.indexed.attributes": "",
-            "nifi.provenance.repository.index.shard.size": "100 MB",
-            "nifi.provenance.repository.max.attribute.length": "65536",
-            "nifi.provenance.repository.concurrent.merge.threads": "1",
-            "nifi.provenance.repository.buffer.size": "100000",
+            # No provenance event is kept: HandleHttpRequest's receive event holds every request header (the
+            # provider's bearer token) and the request URI (an original Study UID). See docs/security.md.
+            "nifi.provenance.repository.implementation": NO_PROVENANCE,
             "nifi.components.status.repository.implementation":
                 "org.apache.nifi.controller.status.history.VolatileComponentStatusRepository",
             "nifi.components.status.repository.buffer.size": "1440",
@@ -252,14 +331,14 @@ class NiFi(Component):
             "nifi.asset.manager.implementation": "org.apache.nifi.asset.StandardAssetManager",
             "nifi.asset.manager.properties.directory": str(home / "assets"),
             "nifi.remote.input.host": "",
-            "nifi.remote.input.secure": "false",
+            "nifi.remote.input.secure": "true",
             "nifi.remote.input.socket.port": "",
             "nifi.remote.input.http.enabled": "false",
-            # Plain HTTP on loopback only: the https host/port stay empty, so NiFi runs unsecured.
-            "nifi.web.http.host": "127.0.0.1",
-            "nifi.web.http.port": str(s.nifi_port),
-            "nifi.web.https.host": "",
-            "nifi.web.https.port": "",
+            # HTTPS only: an empty HTTP port turns plain HTTP off.
+            "nifi.web.http.host": "",
+            "nifi.web.http.port": "",
+            "nifi.web.https.host": "127.0.0.1",
+            "nifi.web.https.port": str(s.nifi_port),
             "nifi.web.jetty.working.directory": str(home / "work" / "jetty"),
             "nifi.web.jetty.threads": "40",
             "nifi.web.max.header.size": "16 KB",
@@ -272,6 +351,32 @@ class NiFi(Component):
             "nifi.web.request.ip.whitelist": "",
             "nifi.web.should.send.server.version": "true",
             "nifi.web.request.log.format": '%{client}a - %u %t "%r" %s %O',
+            "nifi.security.keystoreType": "PEM",
+            "nifi.security.keystore.certificate": str(self.tls_dir / "nifi.crt"),
+            "nifi.security.keystore.privateKey": str(self.tls_dir / "nifi.key"),
+            "nifi.security.truststoreType": "PEM",
+            "nifi.security.truststore.certificate": str(ca_file(s)),
+            # The certificate is renewed in place by `stack up`; NiFi picks up the new files.
+            "nifi.security.autoreload.enabled": "true",
+            "nifi.security.autoreload.interval": "10 mins",
+            "nifi.security.allow.anonymous.authentication": "false",
+            "nifi.security.user.authorizer": "managed-authorizer",
+            "nifi.authorizer.configuration.file": str(self.conf_dir / "authorizers.xml"),
+            "nifi.security.user.login.identity.provider": "",
+            "nifi.security.user.jws.key.rotation.period": "PT1H",
+            "nifi.security.user.oidc.discovery.url": f"{issuer(s)}/.well-known/openid-configuration",
+            "nifi.security.user.oidc.connect.timeout": "5 secs",
+            "nifi.security.user.oidc.read.timeout": "5 secs",
+            "nifi.security.user.oidc.client.id": NIFI_CLIENT,
+            "nifi.security.user.oidc.client.secret": oidc_client_secret,
+            "nifi.security.user.oidc.preferred.jwsalgorithm": "RS256",
+            "nifi.security.user.oidc.additional.scopes": "",
+            "nifi.security.user.oidc.claim.identifying.user": OIDC_IDENTITY_CLAIM,
+            "nifi.security.user.oidc.fallback.claims.identifying.user": "",
+            "nifi.security.user.oidc.claim.groups": NIFI_GROUPS_CLAIM,
+            # Keycloak's certificate comes from the platform CA: verify it with NiFi's truststore.
+            "nifi.security.user.oidc.truststore.strategy": "NIFI",
+            "nifi.security.user.oidc.token.refresh.window": "60 secs",
             "nifi.sensitive.props.key": self._sensitive_props_key(),
             "nifi.sensitive.props.algorithm": "NIFI_PBKDF2_AES_GCM_256",
             "nifi.cluster.is.node": "false",
@@ -282,6 +387,22 @@ class NiFi(Component):
         }
 
     def prepare(self) -> None:
+        """Certificates (NiFi's and the platform's client certificate) and the login client's secret from Vault,
+        then the configuration."""
+        vault = self._vault()
+        self._renew_certificates(vault)
+        try:
+            record = read_client_record(vault, client_kv_path(NIFI_CLIENT), self.settings.vault_kv_mount)
+        except VaultUnavailable as err:
+            raise StackError(f"nifi: {err}") from err
+        if record is None:
+            raise StackError(f"nifi: Vault holds no secret of the Keycloak client {NIFI_CLIENT} that people log in "
+                             "to NiFi with; start Keycloak first (`radlake stack up keycloak nifi`)")
+        self.write_configuration(record["client_secret"])
+
+    def write_configuration(self, oidc_client_secret: str) -> None:
+        """conf/ under the state dir: nifi.properties (0600: it holds the login client's secret and the
+        sensitive-properties key), authorizers.xml, logging and state management."""
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         for sub in ("extensions", "work", "state/local"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
@@ -291,11 +412,16 @@ class NiFi(Component):
             if nar.exists() and not target.exists():
                 shutil.copyfile(nar, target.with_name(f".{nar.name}.part"))  # this dir's mode, not the cache's
                 target.with_name(f".{nar.name}.part").rename(target)
+        # A provenance repository left on disk holds request headers (bearer tokens) and URIs; nothing reads it now.
+        shutil.rmtree(self.home / "provenance_repository", ignore_errors=True)
         properties_file = self.conf_dir / "nifi.properties"
-        # The file holds the sensitive-properties key: create it private before writing.
+        # The file holds secrets: create it private before writing.
         properties_file.touch(mode=0o600, exist_ok=True)
         properties_file.chmod(0o600)
-        properties_file.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
+        properties_file.write_text("".join(f"{k}={v}\n" for k, v in self.properties(oidc_client_secret).items()))
+        (self.conf_dir / "authorizers.xml").write_text(AUTHORIZERS.format(
+            users=self.conf_dir / "users.xml", authorizations=self.conf_dir / "authorizations.xml",
+            admin=PLATFORM_IDENTITY))
         (self.conf_dir / "logback.xml").write_text(LOGBACK)
         (self.conf_dir / "state-management.xml").write_text(
             STATE_MANAGEMENT.format(directory=self.home / "state" / "local")
@@ -334,15 +460,62 @@ class NiFi(Component):
             process.terminate(pid)
         self.pid_file.unlink(missing_ok=True)
 
+    def _renew_certificates(self, vault: hvac.Client) -> None:
+        try:
+            ensure_certificate(vault, self.tls_dir, "nifi", SERVER_NAME)
+            platform_access(self.settings, vault)
+        except CertificateError as err:
+            raise StackError(f"nifi: {err}") from err
+
+    def _vault(self) -> hvac.Client:
+        try:
+            return admin_client(self.settings)
+        except VaultUnavailable as err:
+            raise StackError(f"nifi: its certificates and login secret come from Vault: {err}; start Vault first "
+                             "(`radlake stack up vault keycloak nifi`)") from err
+
+    # --- access ------------------------------------------------------------------------------
+    def access(self) -> NiFiAccess:
+        """The platform's certificate and the CA that verifies NiFi."""
+        try:
+            return platform_access(self.settings)
+        except (VaultUnavailable, CertificateError) as err:
+            raise StackError(f"nifi: the platform's client certificate comes from Vault: {err}") from err
+
+    def after_start(self) -> None:
+        """Certificates renewed when due (a running NiFi reloads its own within 10 minutes), then the access
+        policies set to their description (the platform's certificate may)."""
+        if self.external:
+            return
+        if needs_renewal(self.tls_dir / "nifi.crt"):
+            self._renew_certificates(self._vault())
+        with self.access().client() as client:  # access() renews the platform's certificate when due
+            ensure_policies(client, self._root_group_id())
+
+    def _root_group_id(self) -> str:
+        """The root process group's id, from the flow NiFi writes when it first starts (what NiFi's own
+        FileAccessPolicyProvider reads to seed the initial administrator's policies)."""
+        flow = self.conf_dir / "flow.json.gz"
+        process.wait_until(flow.exists, timeout_s=60, what=f"nifi writing {flow}", log_file=self.log_file)
+        with gzip.open(flow, "rt") as stream:
+            return str(json.load(stream)["rootGroup"]["instanceIdentifier"])
+
     # --- health ------------------------------------------------------------------------------
     def _about(self) -> dict | None:
+        """NiFi's ``/flow/about`` as the platform sees it (through its certificate), None while it does not answer."""
         try:
-            resp = httpx.get(f"{self.api_url}/flow/about", timeout=3)
-        except httpx.HTTPError:
+            with self.access().client(timeout_s=3) as client:
+                resp = client.get("/flow/about")
+        except (httpx.HTTPError, OSError, ssl.SSLError, StackError):
             return None
         if resp.status_code != 200:
             return None
         return resp.json().get("about", {})
 
     def responding(self) -> bool:
-        return self._about() is not None
+        """The web server answers over verified TLS (NiFi's login configuration is public)."""
+        return answers_200(f"{self.api_url}/authentication/configuration", ca_file(self.settings))
+
+    def healthy(self) -> bool:
+        """Answering, and the platform's certificate is let in."""
+        return self.responding() and self._about() is not None

@@ -123,7 +123,8 @@ def definition() -> dict:
         }, x=0, y=110, comments="failure (disk full): IngestDicom answers 503 and the sender retries."),
         processor(ingest_http, "IngestDicom", PYTHON, ingest_properties(), x=0, y=220, auto_terminated=("original",),
                   sensitive=("Vault Token",),
-                  comments="original: the request body, kept in provenance; its answer goes on as success/failure."),
+                  comments="original: the request body (no content archive or provenance keeps it); its answer goes "
+                           "on as success/failure."),
         processor(answer, "org.apache.nifi.processors.standard.HandleHttpResponse", STANDARD, {
             "HTTP Status Code": "${radlake.http.status}", "HTTP Context Map": _id(context_map),
             "Attributes to add to the HTTP Response (Regex)": None, "Content-Type": "${mime.type}",

@@ -319,3 +319,39 @@ def test_only_the_administrator_opens_a_sealed_quarantine(settings, edges, vault
     audit = (settings.state_dir / "vault" / "audit.log").read_text()
     assert f"transit/datakey/plaintext/{at_rest_key_name(provider)}" in audit
     assert f"transit/decrypt/{at_rest_key_name(provider)}" in audit
+
+
+def _provenance_events(nifi, timeout_s: float = 60.0) -> list[dict]:
+    """Every provenance event NiFi answers a query for (the platform's certificate may query provenance)."""
+    with nifi.client() as client:
+        submitted = client.post("/provenance", json={"provenance": {"request": {"maxResults": 10000}}})
+        assert submitted.status_code == 201, submitted.text
+        query = submitted.json()["provenance"]
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not query["finished"] and time.monotonic() < deadline:
+                time.sleep(0.5)
+                query = client.get(f"/provenance/{query['id']}").json()["provenance"]
+            assert query["finished"], "the provenance query did not finish"
+            return query["results"].get("provenanceEvents", [])
+        finally:
+            client.delete(f"/provenance/{query['id']}")
+
+
+def test_provenance_keeps_no_bearer_token_and_no_original_study_uid(settings, edges, nifi):
+    provider = PROVIDERS[0]
+    edge = edges[provider]
+    wait_until_listening(edge.url)
+    token = providers.endpoint_token(settings, provider)
+    datasets, _ = phi_dicom.ct_series(2, study=55, size=32)
+    original_study_uid = datasets[0].StudyInstanceUID
+    client = DICOMwebClient(url=f"{edge.url}/dicomweb", headers={"Authorization": f"Bearer {token}"})
+    response = client.store_instances(datasets, study_instance_uid=original_study_uid)  # the UID in the request URI
+    assert "FailedSOPSequence" not in response
+
+    events = _provenance_events(nifi)
+    kept = json.dumps(events)
+    holds_token = token in kept or "http.headers.Authorization" in kept  # computed apart: no token in a report
+    assert not holds_token, "provenance keeps the provider's bearer token"
+    assert original_study_uid not in kept, "provenance keeps the original Study Instance UID"
+    assert len(events) == 0, "the provenance repository keeps events (docs/security.md says why it must not)"

@@ -64,13 +64,13 @@ def _consume_one(bootstrap: str, topic: str, timeout_s: float = 120.0):
         consumer.close()
 
 
-def test_http_post_to_listenhttp_is_published_to_kafka(settings, nifi_url, kafka_bootstrap, unique_topic):
+def test_http_post_to_listenhttp_is_published_to_kafka(settings, nifi, kafka_bootstrap, unique_topic):
     _create_topic(kafka_bootstrap, unique_topic)
     identity = stack_kafka_identity(settings)
     port = _free_port()
     run_id = uuid.uuid4().hex[:8]
     deployment: Deployment = deploy(
-        nifi_url,
+        nifi,
         flow_path("smoke_http_to_kafka"),
         name=f"smoke-{run_id}",
         parameters={"listen_port": str(port), "kafka_bootstrap": kafka_bootstrap, "kafka_topic": unique_topic,
@@ -89,4 +89,4 @@ def test_http_post_to_listenhttp_is_published_to_kafka(settings, nifi_url, kafka
         assert msg.value() == body
         assert msg.key() == run_id.encode()
     finally:
-        undeploy(nifi_url, deployment)
+        undeploy(nifi, deployment)

@@ -148,7 +148,7 @@ class IngestDicom(FlowFileTransform):
         out = {
             "radlake.http.status": str(response.status),
             "mime.type": response.media_type,
-            # The bearer token must not travel further in the flow (it stays in the request's provenance only).
+            # The bearer token must not travel further in the flow.
             "http.headers.Authorization": "",
             "http.headers.authorization": "",
         }
