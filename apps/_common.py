@@ -31,7 +31,7 @@ Handler = Callable[[argparse.Namespace, Settings], int | None]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # Libraries that log one line per request at INFO.
-_CHATTY = ("httpx", "httpcore", "py4j", "urllib3")
+_CHATTY = ("httpx", "httpcore", "py4j", "urllib3", "nipyapi")
 # Loggers whose records, warnings included, are for the log file only: Python warnings, and libraries that warn
 # about what radlake does on purpose (highdicom about pseudonymous person names, for one).
 _FILE_ONLY = ("py.warnings", "highdicom", "pyspark", "py4j")

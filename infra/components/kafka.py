@@ -7,7 +7,8 @@ Nothing on it is anonymous. Clients connect to ``kafka_port`` with SASL/SCRAM-SH
 the platform's principals (:data:`platform_layer.principals.KAFKA_PRINCIPALS`, passwords in Vault). The
 broker's own listener (``kafka_broker_port``, between brokers and for the stack's set-up) and the KRaft
 controller's take TLS client certificates only. Certificates come from the platform's CA in OpenBao
-(:mod:`platform_layer.tls`); the broker's is renewed by ``stack up`` once two thirds of its life are gone.
+(:mod:`platform_layer.tls`); the broker's is renewed by ``stack up`` once two thirds of its life are gone, and a
+running broker reloads it without a restart (dynamic listener configuration).
 The StandardAuthorizer refuses what no ACL allows; the administrator and the broker are super users. Topics
 are never created on first use: the platform layer creates them with their settings.
 """
@@ -17,9 +18,18 @@ from __future__ import annotations
 import base64
 import subprocess
 import uuid
+from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+from confluent_kafka.admin import (
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 
 from infra.component import Component
 from infra.downloads import resolve_with_maven
@@ -35,6 +45,7 @@ from platform_layer.tls import CertificateError, ca_file, ensure_certificate
 from platform_layer.vault import admin_client
 
 BROKER_NAME = "kafka.radlake.local"
+NODE_ID = "1"
 SCRAM_ITERATIONS = 8192
 _PROBE = {"socket.timeout.ms": 2000, "log_level": 0}  # a health probe: answer fast, log nothing while it waits
 
@@ -130,7 +141,7 @@ class Kafka(Component):
                              "start Vault first (`radlake stack up vault kafka`)") from err
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
+            "node.id": NODE_ID,
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{s.kafka_controller_port}",
             "listeners": (f"SASL_SSL://127.0.0.1:{s.kafka_port},BROKER://{self.broker_address},"
                           f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}"),
@@ -200,8 +211,11 @@ class Kafka(Component):
         start, so a password changed in Vault takes effect at the next ``stack up``)."""
         if self.external:
             return
-        identities = ensure_kafka_credentials(admin_client(self.settings), self.settings)
+        vault = admin_client(self.settings)
+        identities = ensure_kafka_credentials(vault, self.settings)
         admin = kafka.admin(self.broker_address, identity=self.broker_identity)
+        if self._renew_certificate(vault):  # a running broker past two thirds of its certificate's life
+            self._reload_certificate(admin)
         upserts = [UserScramCredentialUpsertion(name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512,
                                                                           SCRAM_ITERATIONS),
                                                 identity.password.encode())
@@ -221,5 +235,34 @@ class Kafka(Component):
             return False
         return True
 
-    def _renew_certificate(self, vault) -> None:
-        ensure_certificate(vault, self.tls_dir, "broker", BROKER_NAME)
+    def _renew_certificate(self, vault, *, renew: bool = False) -> bool:
+        """Whether the broker's certificate was issued anew (missing, past two thirds of its life, or ``renew``)."""
+        before = _read(self.tls_dir / "broker.crt")
+        ensure_certificate(vault, self.tls_dir, "broker", BROKER_NAME, renew=renew)
+        return _read(self.tls_dir / "broker.crt") != before
+
+    def rotate_certificate(self) -> None:
+        """Issue the broker a new certificate now and have the running broker serve it, without a restart."""
+        self._renew_certificate(admin_client(self.settings), renew=True)
+        self._reload_certificate(kafka.admin(self.broker_address, identity=self.broker_identity))
+
+    def _reload_certificate(self, admin) -> None:
+        """Kafka reloads a listener's keystore when its location is set again dynamically and the file changed
+        since it was loaded (same name and SANs, so the broker accepts it); one request for every listener."""
+        keystore = str(self.tls_dir / "broker.pem")
+        entries = [ConfigEntry(f"listener.name.{listener}.ssl.keystore.location", keystore,
+                               incremental_operation=AlterConfigOpType.SET)
+                   for listener in ("sasl_ssl", "broker", "controller")]
+        try:
+            for future in admin.incremental_alter_configs(
+                    [ConfigResource(ResourceType.BROKER, NODE_ID, incremental_configs=entries)]).values():
+                future.result(30)
+        except KafkaException as err:
+            raise StackError(f"kafka: the running broker did not reload its renewed certificate: {err}") from err
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""

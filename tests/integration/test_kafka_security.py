@@ -4,11 +4,14 @@ no topic created on first use, and nothing a principal's ACLs do not allow."""
 
 from __future__ import annotations
 
+import ssl
+import time
 import uuid
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from cryptography import x509
 
 from inference_workers.service import ServeOptions
 from inference_workers.service import rights as inference_rights
@@ -169,3 +172,22 @@ def test_a_component_principal_reads_its_inputs_and_writes_its_outputs_only(kafk
     refused = {t for t, err in outcomes.items() if err is not None}
     assert refused == {stranger}
     assert outcomes[stranger].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def _served_serials(settings) -> set[int]:
+    ports = (settings.kafka_port, settings.kafka_broker_port, settings.kafka_controller_port)
+    return {x509.load_pem_x509_certificate(ssl.get_server_certificate(("127.0.0.1", p)).encode()).serial_number
+            for p in ports}
+
+
+def test_a_running_broker_serves_a_renewed_certificate_without_a_restart(kafka_bootstrap, settings):
+    component = stack.component("kafka", settings)
+    pid, before = component.pid(), _served_serials(settings)
+    component.rotate_certificate()
+    issued = x509.load_pem_x509_certificate((component.tls_dir / "broker.crt").read_bytes()).serial_number
+    deadline = time.monotonic() + 60  # brokers apply a listener's new keystore asynchronously
+    while _served_serials(settings) != {issued} and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _served_serials(settings) == {issued} and issued not in before  # every listener, the new one
+    assert component.pid() == pid
+    assert _lists_topics(kafka.connection(kafka_bootstrap, stack_kafka_identity(settings)))
