@@ -143,6 +143,21 @@ class Progress:
                 f"{self.size / 1e6 / seconds:.2f} MB/s")
 
 
+def _describe(answer: httpx.Response) -> str:
+    """An answer for an error message: the edge's own ``error``/``message`` when it answered JSON, else only the
+    status, size and type (a body the edge did not write, a proxy's page or an echo, is never quoted: it could
+    carry what the provider sent)."""
+    try:
+        payload = answer.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and (payload.get("error") or payload.get("message")):
+        said = ": ".join(str(payload[k]) for k in ("error", "message") if payload.get(k))
+        return f"HTTP {answer.status_code}: {said[:300]}"
+    kind = answer.headers.get("content-type", "no content type")
+    return f"HTTP {answer.status_code} ({len(answer.content)} bytes of {kind})"
+
+
 class Uploader:
     """Sends a plan to one provider edge, journaling every acknowledged unit."""
 
@@ -170,10 +185,10 @@ class Uploader:
                 last = f"{type(err).__name__}: {err}"
             else:
                 if answer.status_code in (401, 403):
-                    raise UploadError(f"the edge refused the credentials ({answer.status_code} {answer.text[:200]})")
+                    raise UploadError(f"the edge refused the credentials ({_describe(answer)})")
                 if answer.status_code < 500 and answer.status_code != 429:
                     return answer
-                last = f"HTTP {answer.status_code}: {answer.text[:200]}"
+                last = _describe(answer)
             if attempt < self._attempts:
                 self._progress(f"retrying {path} in {delay:.1f}s (attempt {attempt}: {last})")
                 time.sleep(delay)
@@ -189,7 +204,7 @@ class Uploader:
             answer = self._post("/manifests", json.dumps(the_plan.manifest(study, upload_id)).encode(),
                                 {"Content-Type": "application/json"})
             if answer.status_code != 200:
-                raise UploadError(f"manifest refused: {answer.status_code} {answer.text[:200]}")
+                raise UploadError(f"manifest refused: {_describe(answer)}")
             journal.append(self.journal_path, journal.manifest_record(study, upload_id, answer.json()))
 
     def send_unit(self, unit: Unit, upload_id: str) -> dict:
@@ -205,7 +220,7 @@ class Uploader:
             body, content_type = build_multipart_related([p.read_bytes() for p in unit.paths], uuid.uuid4().hex)
             answer = self._post("/dicomweb/studies", body, {"Content-Type": content_type})
         if answer.status_code not in (200, 202, 409):
-            raise UploadError(f"unit {unit.unit_id} refused: {answer.status_code} {answer.text[:300]}")
+            raise UploadError(f"unit {unit.unit_id} refused: {_describe(answer)}")
         report = answer.json()
         record = journal.ack_record(unit.unit_id, unit.kind, upload_id, answer.status_code,
                                     report.get("outcomes", []), len(unit.paths), unit.size_bytes, unit.study,

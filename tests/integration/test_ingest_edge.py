@@ -24,7 +24,7 @@ from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import providers
 from nifi.edge.client import Uploader, plan, upload_id_for, wait_until_listening
 from nifi.edge.reconcile import read_provider_events
-from nifi.edge.tokens import edge_vault_token
+from nifi.edge.tokens import edge_vault_token, revoke_edge_tokens
 from platform_layer import endpoints
 from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
@@ -355,3 +355,24 @@ def test_provenance_keeps_no_bearer_token_and_no_original_study_uid(settings, ed
     assert not holds_token, "provenance keeps the provider's bearer token"
     assert original_study_uid not in kept, "provenance keeps the original Study Instance UID"
     assert len(events) == 0, "the provenance repository keeps events (docs/security.md says why it must not)"
+
+
+def test_a_503_is_the_edges_own_answer_never_an_echo_of_the_request(settings, edges, vault):
+    """An edge whose Vault token is gone answers 503 with its JSON error; NiFi routes a processor's "failure"
+    with the original FlowFile, which once sent the whole request body back to the sender."""
+    provider = PROVIDERS[1]
+    revoke_edge_tokens(vault, provider, settings.vault_kv_mount)
+    planted = b"PK\x03\x04 Patient Ola Nordmann " + uuid.uuid4().bytes
+    answer = httpx.post(f"{edges[provider].url}/archives", content=planted, timeout=60,
+                        headers={"Authorization": f"Bearer {providers.endpoint_token(settings, provider)}"})
+    assert answer.status_code == 503
+    assert b"Nordmann" not in answer.content and answer.json()["error"] == "EDGE_UNAVAILABLE"
+    # the edge comes back with a new Vault token when deployed again
+    context = nipyapi.parameters.get_parameter_context(providers.find_edge(settings, provider).parameter_context_id, "id")
+    nipyapi.parameters.upsert_parameter_to_context(context, nipyapi.parameters.prepare_parameter("flow_revision", "0"))
+    assert provider in providers.follow_stack(settings)
+    wait_until_listening(edges[provider].url)
+    datasets, _ = phi_dicom.ct_series(1, study=96, size=32)
+    client = DICOMwebClient(url=f"{edges[provider].url}/dicomweb",
+                            headers={"Authorization": f"Bearer {providers.endpoint_token(settings, provider)}"})
+    assert "FailedSOPSequence" not in client.store_instances(datasets)

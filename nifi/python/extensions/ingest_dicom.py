@@ -3,9 +3,8 @@
 Each FlowFile is one request (HandleHttpRequest, body spooled to disk by PutFile: STOW-RS, archive,
 manifest) or one drop-folder file (ListFile). The processor hands it to ``nifi.edge.handler.handle`` — radlake's own de-identification
 engine, object store and registry-validated Kafka publishing — and emits the HTTP answer as content with
-``radlake.http.status`` and ``mime.type``, for HandleHttpResponse. ``failure`` carries the 503 answers
-(Vault, store or Kafka unavailable); for HTTP requests it goes to HandleHttpResponse too, for drop files
-it is retried.
+``radlake.http.status`` and ``mime.type``, for HandleHttpResponse. A request's 503 (Vault, store or Kafka
+unavailable) is an answer like the others; a drop-folder file's goes to ``failure``, where the flow retries it.
 
 How radlake is imported: NiFi gives every Python processor its own virtual environment and pip-installs
 ``ProcessorDetails.dependencies`` into it (pinned below to the versions radlake is tested with); radlake
@@ -153,7 +152,10 @@ class IngestDicom(FlowFileTransform):
             "http.headers.authorization": "",
         }
         out.update({f"radlake.{k}": str(v) for k, v in response.summary.items()})
-        relationship = "failure" if response.status == 503 else "success"
+        # A request's answer is final, 503 included (the sender retries), and goes out as "success": NiFi routes a
+        # "failure" result with the original FlowFile, so a 503 would echo the request body back. A drop-folder
+        # file is retried by the flow, so its 503 is "failure" on purpose (the original is what is retried).
+        relationship = "failure" if response.status == 503 and not attributes.get("http.context.identifier") else "success"
         if response.status >= 400:
             self.logger.warn(f"request answered {response.status}: {response.summary}")
         return FlowFileTransformResult(relationship, contents=response.body, attributes=out)
