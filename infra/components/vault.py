@@ -143,6 +143,8 @@ class Vault(Component):
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         if not _issued_by_platform(self.certificate, ca_file(self.settings)) or not self._storage_exists():
             _write_bootstrap_certificate(self.tls_dir, self.certificate, self.bootstrap_ca)
+        else:  # a start-up that stopped between the reload and the clean-up left it behind
+            self.bootstrap_ca.unlink(missing_ok=True)
         config = f"""
 storage "raft" {{
   path    = "{self.home / 'data'}"
