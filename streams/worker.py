@@ -196,7 +196,7 @@ class StudyCompletionWorker:
                 if time.monotonic() >= next_tick - 0.001:  # consume's timeout has millisecond resolution
                     next_tick = time.monotonic() + self.config.tick_interval_s
                     self._quiet_check()
-                if self._commit_due():
+                if self._commit_due(drained=len(messages) < self.config.batch_size):
                     self._commit()
             if self._transaction_since is not None:
                 self._commit()
@@ -207,14 +207,20 @@ class StudyCompletionWorker:
             server.shutdown()
 
     def _wait_s(self, next_tick: float) -> float:
+        now = time.monotonic()
         until = next_tick
         if self._transaction_since is not None:
             until = min(until, self._transaction_since + self.config.commit_interval_s)
-        return max(0.0, min(1.0, until - time.monotonic()))
+            if self.config.commit_when_drained:
+                until = min(until, now + self.config.drained_wait_s)
+        return max(0.0, min(1.0, until - now))
 
-    def _commit_due(self) -> bool:
+    def _commit_due(self, drained: bool) -> bool:
+        """An open transaction commits at the commit interval, or once the input is drained."""
         since = self._transaction_since
-        return since is not None and time.monotonic() - since >= self.config.commit_interval_s
+        if since is None:
+            return False
+        return (drained and self.config.commit_when_drained) or time.monotonic() - since >= self.config.commit_interval_s
 
     def _begin(self) -> None:
         if self._transaction_since is None:
