@@ -29,6 +29,7 @@ T = TypeVar("T")
 _COMMON = ("modality", "frame_of_reference_uid", "rows", "columns", "pixel_spacing", "slice_thickness",
            "image_orientation_patient")
 _GETTERS = {name: attrgetter(name) for name in _COMMON}
+_ALL_COMMON = attrgetter(*_COMMON)
 
 
 def _most_common(values: Sequence[T | None]) -> T | None:
@@ -47,7 +48,10 @@ def _common(records: Sequence[InstanceRecord], name: str) -> Any:
 
 def slice_order(records: Sequence[InstanceRecord]) -> list[InstanceRecord]:
     """Records sorted by position along the series' slice normal, then those without a position."""
-    orientation = _common(records, "image_orientation_patient")
+    return _slice_order(records, _common(records, "image_orientation_patient"))
+
+
+def _slice_order(records: Sequence[InstanceRecord], orientation: Any) -> list[InstanceRecord]:
     try:
         normal = slice_normal(orientation) if orientation is not None else None
     except ValueError:  # row and column directions parallel: no normal to order along
@@ -56,8 +60,14 @@ def slice_order(records: Sequence[InstanceRecord]) -> list[InstanceRecord]:
 
 
 def _series_document(records: Sequence[InstanceRecord]) -> dict[str, Any]:
-    ordered = slice_order(records)
-    common = {name: _common(ordered, name) for name in _COMMON}
+    rows = list(map(_ALL_COMMON, records))
+    first = rows[0]
+    if None not in first and rows.count(first) == len(rows):  # the instances agree on every series-level value
+        common = dict(zip(_COMMON, first))
+        ordered = _slice_order(records, common["image_orientation_patient"])
+    else:
+        ordered = slice_order(records)
+        common = {name: _common(ordered, name) for name in _COMMON}
     return {
         "series_uid": ordered[0].series_uid,
         "modality": common["modality"],

@@ -129,7 +129,7 @@ class StudyStore:
     def put_instance(self, partition: int, study_uid: str, record: InstanceRecord) -> None:
         table = self.partitions[partition].instances
         key = (study_uid, record.sop_instance_uid)
-        self._remember(partition, "i", key, table)
+        self._undo.append((partition, "i", key, table.get(key, _ABSENT)))  # _remember, inline: once per instance
         table[key] = record
         accepted = self._accepted.get((partition, study_uid))
         if accepted is None:

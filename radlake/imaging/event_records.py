@@ -48,7 +48,9 @@ def event_struct(name: str, *parts: tuple[type, Iterable[str]]) -> type:
     msgspec decodes JSON into it with the field types checked (tuple fields as tuples)."""
     specs, tuples = _specs(parts)
     namespace = {"__module__": __name__, "_field_names": tuple(s[0] for s in specs), "_tuple_fields": tuple(tuples)}
-    return msgspec.defstruct(name, specs, frozen=True, kw_only=True, namespace=namespace)
+    # gc=False: the fields are strings, numbers and tuples of numbers, which cannot form a reference cycle, so the
+    # collector need not scan the millions of records a worker keeps
+    return msgspec.defstruct(name, specs, frozen=True, kw_only=True, gc=False, namespace=namespace)
 
 
 def event_record(name: str, *parts: tuple[type, Iterable[str]]) -> type:

@@ -4,6 +4,7 @@ import random
 from datetime import timedelta
 
 import jsonschema
+import msgspec
 
 from lake_schemas.topics import STUDY_COMPLETED
 from platform_layer.serde import EventSerde
@@ -89,3 +90,14 @@ def test_the_document_the_worker_encodes_is_the_event_the_model_serializes(two_s
     at = T0 + timedelta(microseconds=123456)
     document = completed_document(progress, _records(two_series), done, at)
     assert serde.encode(document) == serde.serialize(study_completed(progress, _records(two_series), done, at))
+
+
+def test_series_values_are_the_most_common_when_instances_disagree():
+    records = _records(series_events(SeriesPlan("p", "s", "ax", 5)))
+    odd = [msgspec.structs.replace(records[0], rows=32, frame_of_reference_uid=None),
+           msgspec.structs.replace(records[1], rows=None, modality="MR"),
+           *records[2:]]
+    summary = summarize_series(odd)
+    assert (summary.rows, summary.modality) == (64, "CT")
+    assert summary.frame_of_reference_uid == records[2].frame_of_reference_uid
+    assert summarize_series(records).rows == 64
