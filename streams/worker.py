@@ -115,11 +115,11 @@ class Arrivals:
 
     __slots__ = ("records", "project", "pseudo_patient_id", "latest_ms")
 
-    def __init__(self, project: str, pseudo_patient_id: str) -> None:
+    def __init__(self, project: str, pseudo_patient_id: str, at_ms: int) -> None:
         self.records: list[InstanceRecord] = []
         self.project = project  # of the first of them
         self.pseudo_patient_id = pseudo_patient_id
-        self.latest_ms = 0  # the latest message timestamp (a datetime is made once per study and batch)
+        self.latest_ms = at_ms  # the latest message timestamp (a datetime is made once per study and batch)
 
 
 def _message_time(msg: Message) -> datetime:
@@ -409,13 +409,15 @@ class StudyCompletionWorker:
             self.metrics.conflicts.labels(provider).inc()
 
     def _accept(self, partition: int, study_uid: str, record: InstanceRecord, data: Any, at_ms: int) -> None:
+        """An accepted instance: in the store at once (later events of the batch are classified against it), in its
+        study's progress when the batch is settled."""
         self.store.put_instance(partition, study_uid, record)
         arrivals = self._arrived.get((partition, study_uid))
         if arrivals is None:
-            arrivals = self._arrived[(partition, study_uid)] = Arrivals(data.project, data.pseudo_patient_id)
-        arrivals.records.append(record)
-        if at_ms > arrivals.latest_ms:
+            arrivals = self._arrived[(partition, study_uid)] = Arrivals(data.project, data.pseudo_patient_id, at_ms)
+        elif at_ms > arrivals.latest_ms:
             arrivals.latest_ms = at_ms
+        arrivals.records.append(record)
 
     def _settle(self, partition: int, study_uid: str) -> None:
         """Add the study's instances accepted in this batch to its progress, then decide on completion: the
