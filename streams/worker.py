@@ -305,8 +305,13 @@ class StudyCompletionWorker:
             gc.freeze()
             log.info("restored state of partitions %s (%s records) in %.1f s", sorted(wanted), counts,
                      time.monotonic() - started)
-        for tp in self.consumer.committed(partitions, timeout=_TIMEOUT_S):
+        committed = self.consumer.committed(partitions, timeout=_TIMEOUT_S)  # stable offsets (KIP-447)
+        for tp in committed:
             self._assigned_at[(tp.topic, tp.partition)] = max(tp.offset, 0)  # none committed: from the start
+        # start at the offsets just read (none committed: the beginning, as auto.offset.reset): assigned without
+        # them, the consumer fetches them again before its first fetch (~0.1 s before the first batch)
+        self.consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                              for tp in committed])
         log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
