@@ -211,8 +211,8 @@ class StudyCompletionWorker:
         until = next_tick
         if self._transaction_since is not None:
             until = min(until, self._transaction_since + self.config.commit_interval_s)
-            if self.config.commit_when_drained:
-                until = min(until, now + self.config.drained_wait_s)
+            if self.config.commit_when_drained:  # wait for a full batch at most until a drained one may commit
+                until = min(until, max(now, self._transaction_since + self.config.drained_after_s))
         return max(0.0, min(1.0, until - now))
 
     def _commit_due(self, drained: bool) -> bool:
@@ -220,7 +220,9 @@ class StudyCompletionWorker:
         since = self._transaction_since
         if since is None:
             return False
-        return (drained and self.config.commit_when_drained) or time.monotonic() - since >= self.config.commit_interval_s
+        open_s = time.monotonic() - since
+        return open_s >= self.config.commit_interval_s or (
+            drained and self.config.commit_when_drained and open_s >= self.config.drained_after_s)
 
     def _begin(self) -> None:
         if self._transaction_since is None:
