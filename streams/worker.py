@@ -190,13 +190,13 @@ class StudyCompletionWorker:
             log.info(READY)
             next_tick = time.monotonic()
             while not self._stop.is_set():
-                messages = self.consumer.consume(self.config.batch_size, timeout=self._wait_s(next_tick))
+                messages = self._next_batch(self._wait_s(next_tick))
                 if messages:
                     self._handle_batch(messages)
                 if time.monotonic() >= next_tick - 0.001:  # consume's timeout has millisecond resolution
                     next_tick = time.monotonic() + self.config.tick_interval_s
                     self._quiet_check()
-                if self._commit_due(drained=len(messages) < self.config.batch_size):
+                if self._commit_due(drained=not messages):  # nothing arrived within the wait
                     self._commit()
             if self._transaction_since is not None:
                 self._commit()
@@ -206,12 +206,25 @@ class StudyCompletionWorker:
             self.producer.flush(_TIMEOUT_S)
             server.shutdown()
 
+    def _next_batch(self, wait_s: float) -> list[Message]:
+        """Up to a batch of what the consumer holds now; when it holds nothing, the first message to arrive within
+        ``wait_s`` and what came with it. (``consume`` alone waits for a full batch until its timeout: a caught-up
+        worker would sit on a study's last instances for that long.)"""
+        batch_size = self.config.batch_size
+        messages = self.consumer.consume(batch_size, timeout=0)
+        if messages or wait_s <= 0:
+            return messages
+        first = self.consumer.poll(wait_s)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(batch_size - 1, timeout=0)]
+
     def _wait_s(self, next_tick: float) -> float:
         now = time.monotonic()
         until = next_tick
         if self._transaction_since is not None:
             until = min(until, self._transaction_since + self.config.commit_interval_s)
-            if self.config.commit_when_drained:  # wait for a full batch at most until a drained one may commit
+            if self.config.commit_when_drained:  # wait for input at most until a drained one may commit
                 until = min(until, max(now, self._transaction_since + self.config.drained_after_s))
         return max(0.0, min(1.0, until - now))
 
@@ -220,7 +233,7 @@ class StudyCompletionWorker:
         since = self._transaction_since
         if since is None:
             return False
-        open_s = time.monotonic() - since
+        open_s = time.monotonic() - since + 0.001  # the consumer's waits have millisecond resolution
         return open_s >= self.config.commit_interval_s or (
             drained and self.config.commit_when_drained and open_s >= self.config.drained_after_s)
 
