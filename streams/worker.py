@@ -324,7 +324,7 @@ class StudyCompletionWorker:
         for tp in committed:
             self._assigned_at[(tp.topic, tp.partition)] = max(tp.offset, 0)  # none committed: from the start
         # start at the offsets just read (none committed: the beginning, as auto.offset.reset): assigned without
-        # them, the consumer fetches them again before its first fetch (~0.1 s before the first batch)
+        # them, the consumer would fetch them again before its first fetch, delaying the first batch
         self.consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
                               for tp in committed])
         log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
