@@ -1,8 +1,9 @@
 """What the streams keep of one accepted instance: its claim-check, hash and geometry.
 
-An :class:`InstanceRecord` is built from an ``instance received`` event and stored in the ``instances``
-table as JSON; :func:`encode` / :func:`decode` (one record) and :func:`encode_many` / :func:`decode_many` (a
-JSON array of them) are the only (de)serialisation of it. Its fields are the event's (``lake_schemas.events``),
+An :class:`InstanceRecord` is built from an ``instance received`` event and kept in the worker's state topic;
+:func:`encode` / :func:`decode` (one record, JSON) and :func:`encode_many` / :func:`decode_many` (many, a
+MessagePack array of the same maps: the worker writes every record it accepts, and formatting a record's twelve
+floats as JSON text costs more than the rest of it) are the only (de)serialisation of it. Its fields are the event's (``lake_schemas.events``),
 named, typed and defaulted as the event declares them; it is a frozen msgspec Struct, built for every instance
 the worker accepts.
 """
@@ -42,7 +43,8 @@ class InstanceRecord(event_struct("InstanceRecord", (InstanceReceived, _ENVELOPE
 
 
 _decoder = msgspec.json.Decoder(InstanceRecord)
-_many_decoder = msgspec.json.Decoder(list[InstanceRecord])
+_many_encoder = msgspec.msgpack.Encoder()
+_many_decoder = msgspec.msgpack.Decoder(list[InstanceRecord])
 
 
 def encode(record: InstanceRecord) -> bytes:
@@ -55,8 +57,8 @@ def decode(value: bytes) -> InstanceRecord:
 
 
 def encode_many(records: Sequence[InstanceRecord]) -> bytes:
-    """Records as one JSON array of :func:`encode`'s objects."""
-    return msgspec.json.encode(records)
+    """Records as one MessagePack array of maps with :func:`encode`'s members."""
+    return _many_encoder.encode(records)
 
 
 def decode_many(value: bytes) -> list[InstanceRecord]:

@@ -5,8 +5,8 @@ and the outputs it explains.
 State records are keyed so that compaction keeps exactly the latest value of each thing:
 
 * ``p/<study UID>``           -> :class:`StudyProgress` JSON
-* ``c/<study UID>/<SOP UID>`` -> JSON array of :class:`InstanceRecord`: instances of the study accepted since the
-  previous records were taken (one batch), keyed by the first of them (at most ``CHUNK`` per record)
+* ``c/<study UID>/<SOP UID>`` -> MessagePack array of :class:`InstanceRecord`: instances of the study accepted
+  since the previous records were taken (one batch), keyed by the first of them (at most ``CHUNK`` per record)
 * ``i/<study UID>/<SOP UID>`` -> :class:`InstanceRecord` JSON: one instance (written by workers before the
   chunks; still read, so state written by them restores whole)
 * ``s/<event id>``            -> ``1`` (a manifest or a conflicting instance that was handled)
