@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet-period-s", type=float, help="complete a study this long after its last instance")
     run.add_argument("--tick-interval-s", type=float, help="how often the quiet period is checked (default 0.25)")
     run.add_argument("--commit-interval-s", type=float, help="transaction commit interval (default 0.5 s)")
+    run.add_argument("--no-commit-when-drained", dest="commit_when_drained", action="store_const", const=False,
+                     help="commit only at the commit interval, not as soon as the input is drained")
     run.add_argument("--batch-size", type=int, help="messages per consume call (default 2000)")
     run.add_argument("--web-port", type=int, help="port of /metrics (default 6066)")
     run.add_argument("--partitions", type=int, help="partitions of the topics the worker creates (default 3)")

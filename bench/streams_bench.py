@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Latency, worker caught up, one study of {args.latency_slices} instances at a time: last instance "
         f"produced -> its `study.completed` read `read_committed` (quiet period {r['quiet_s']:.0f} s, commit "
-        f"interval 0.5 s, quiet check every 0.25 s):",
+        f"interval 0.5 s or once drained after 50 ms, quiet check every 0.25 s):",
         "",
         "| completion | studies | p50 | p95 | max |",
         "| --- | ---: | ---: | ---: | ---: |",

@@ -32,6 +32,11 @@ class StreamsConfig:
     # outputs, state and input offsets of all batches since the last commit go in one transaction: outputs
     # become visible to read_committed readers at most this long after they are decided
     commit_interval_s: float = 0.5
+    # ... or sooner, once the input is drained: a transaction open for drained_after_s commits when no message is
+    # waiting (a caught-up worker's outputs are not held back for the interval; commits stay at most
+    # 1 / drained_after_s per second under a trickle)
+    commit_when_drained: bool = True
+    drained_after_s: float = 0.05
     # messages handled per consume call
     batch_size: int = 2000
     # a killed worker's partitions move to another worker after this long (a restart with the same

@@ -22,15 +22,20 @@ class Verdict(str, Enum):
     CONFLICT = "conflict"
 
 
+# the members as module globals: an Enum member looked up on its class costs more than the rest of classify
+_DUPLICATE_EVENT, _ACCEPT, _DUPLICATE_CONTENT, _CONFLICT = (
+    Verdict.DUPLICATE_EVENT, Verdict.ACCEPT, Verdict.DUPLICATE_CONTENT, Verdict.CONFLICT)
+
+
 def classify(incoming: InstanceRecord, *, event_seen: bool, known: InstanceRecord | None) -> Verdict:
     """``known`` is the instance already accepted under the same study and SOP Instance UID, if any."""
     if event_seen:
-        return Verdict.DUPLICATE_EVENT
+        return _DUPLICATE_EVENT
     if known is None:
-        return Verdict.ACCEPT
+        return _ACCEPT
     if known.sha256 == incoming.sha256:
-        return Verdict.DUPLICATE_CONTENT
-    return Verdict.CONFLICT
+        return _DUPLICATE_CONTENT
+    return _CONFLICT
 
 
 def conflict_event(event: InstanceReceived, known: InstanceRecord) -> Quarantined:

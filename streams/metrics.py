@@ -5,11 +5,13 @@ Counters count what this worker process handled: after a crash, reprocessed even
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from platform_layer.serde import REGISTRY_CALLS
@@ -26,11 +28,53 @@ class _RegistryCalls(Collector):
         yield calls
 
 
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+
+
+class LagHistogram(Collector):
+    """``radlake_streams_event_lag_seconds`` by provider, a Prometheus histogram fed a batch of observations at
+    a time (:meth:`observe_many`: one lock and no per-value Python loop over the buckets; the handler observes
+    every event)."""
+
+    def __init__(self, buckets: tuple[float, ...] = LAG_BUCKETS) -> None:
+        self.bounds = tuple(float(b) for b in buckets)
+        self._lock = threading.Lock()
+        self._by_provider: dict[str, tuple[list[int], list[float]]] = {}  # counts per bucket (+Inf last), [sum]
+
+    def observe_many(self, provider: str, values: Iterable[float]) -> None:
+        bounds = self.bounds
+        counts = [0] * (len(bounds) + 1)
+        total = 0.0
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1  # le: the first bound >= value
+            total += value
+        with self._lock:
+            kept = self._by_provider.get(provider)
+            if kept is None:
+                self._by_provider[provider] = (counts, [total])
+            else:
+                for i, n in enumerate(counts):
+                    kept[0][i] += n
+                kept[1][0] += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily("radlake_streams_event_lag_seconds",
+                                       "Handling time minus the event's occurred_at, by provider", labels=["provider"])
+        with self._lock:
+            snapshot = [(p, list(counts), sums[0]) for p, (counts, sums) in self._by_provider.items()]
+        for provider, counts, total in snapshot:
+            cumulative, acc = [], 0
+            for bound, n in zip((*(str(b) for b in self.bounds), "+Inf"), counts):
+                acc += n
+                cumulative.append((bound, acc))
+            family.add_metric([provider], cumulative, total)
+        yield family
+
+
 class StreamsMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry or CollectorRegistry()
         self._handled: dict[tuple[str, str, str], Any] = {}
-        self._lag: dict[str, Any] = {}
         self.events = Counter(
             "radlake_streams_events", "Events handled, by input topic kind, provider and outcome",
             ["kind", "provider", "outcome"], registry=r)
@@ -45,9 +89,8 @@ class StreamsMetrics:
         self.studies = Counter(
             "radlake_streams_studies_emitted", "Study versions emitted", ["provider", "event_type", "reason"],
             registry=r)
-        self.event_lag = Histogram(
-            "radlake_streams_event_lag_seconds", "Handling time minus the event's occurred_at, by provider",
-            ["provider"], registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800))
+        self.event_lag = LagHistogram()
+        r.register(self.event_lag)
         self.consumer_lag = Gauge(
             "radlake_streams_consumer_lag_messages", "Instance events not yet handled, per partition",
             ["topic", "partition"], registry=r)
@@ -65,10 +108,4 @@ class StreamsMetrics:
         child = self._handled.get(key)
         if child is None:
             child = self._handled[key] = self.events.labels(*key)
-        return child
-
-    def lag(self, provider: str) -> Any:
-        child = self._lag.get(provider)
-        if child is None:
-            child = self._lag[provider] = self.event_lag.labels(provider)
         return child

@@ -5,8 +5,13 @@ and the outputs it explains.
 State records are keyed so that compaction keeps exactly the latest value of each thing:
 
 * ``p/<study UID>``           -> :class:`StudyProgress` JSON
-* ``i/<study UID>/<SOP UID>`` -> :class:`InstanceRecord` JSON
+* ``c/<study UID>/<SOP UID>`` -> MessagePack array of :class:`InstanceRecord`: instances of the study accepted
+  since the previous records were taken (one batch), keyed by the first of them (at most ``CHUNK`` per record)
+* ``i/<study UID>/<SOP UID>`` -> :class:`InstanceRecord` JSON: one instance (written by workers before the
+  chunks; still read, so state written by them restores whole)
 * ``s/<event id>``            -> ``1`` (a manifest or a conflicting instance that was handled)
+
+An accepted instance is never accepted again in its study, so a chunk's key is never reused by another chunk.
 
 A study's state lives in the state partition with the number of the input partition its events come from
 (inputs are co-partitioned by study UID), so a worker restores exactly the partitions it is assigned.
@@ -29,6 +34,7 @@ from streams.completion import StudyProgress
 from streams.records import InstanceRecord
 
 _ABSENT = object()
+CHUNK = 500  # instance records per state record (~300 kB, under the broker's default 1 MB message limit)
 
 
 @dataclass
@@ -45,6 +51,12 @@ class PartitionState:
                 self.progress.pop(rest, None)
             else:
                 self.progress[rest] = progress_json.from_json(msgspec.json.decode(value))
+        elif kind == "c":
+            study = rest.partition("/")[0]
+            if value is not None:  # the worker writes no tombstone of a chunk
+                instances = self.instances
+                for record in record_json.decode_many(value):
+                    instances[(study, record.sop_instance_uid)] = record
         elif kind == "i":
             study, _, sop = rest.partition("/")
             if value is None:
@@ -62,6 +74,7 @@ class StudyStore:
         self.partitions: dict[int, PartitionState] = {}
         self._undo: list[tuple[int, str, Any, Any]] = []  # (partition, kind, key, old value or _ABSENT)
         self._dirty: dict[tuple[int, bytes], bytes] = {}  # state records not yet produced
+        self._accepted: dict[tuple[int, str], list[InstanceRecord]] = {}  # instances not yet in a chunk
 
     # -- partitions -----------------------------------------------------------------------------------
 
@@ -82,6 +95,12 @@ class StudyStore:
 
     def instance(self, partition: int, study_uid: str, sop_uid: str) -> InstanceRecord | None:
         return self.partitions[partition].instances.get((study_uid, sop_uid))
+
+    def instances_of(self, progress: StudyProgress, partition: int) -> list[InstanceRecord]:
+        """The accepted instances of a study, in the order of its progress."""
+        instances = self.partitions[partition].instances
+        study_uid = progress.study_uid
+        return [instances[(study_uid, sop)] for sop in progress.sop_uids]
 
     def seen(self, partition: int, event_id: str) -> bool:
         return event_id in self.partitions[partition].seen
@@ -110,9 +129,13 @@ class StudyStore:
     def put_instance(self, partition: int, study_uid: str, record: InstanceRecord) -> None:
         table = self.partitions[partition].instances
         key = (study_uid, record.sop_instance_uid)
-        self._remember(partition, "i", key, table)
+        self._undo.append((partition, "i", key, table.get(key, _ABSENT)))  # _remember, inline: once per instance
         table[key] = record
-        self._dirty[(partition, f"i/{study_uid}/{record.sop_instance_uid}".encode())] = record_json.encode(record)
+        accepted = self._accepted.get((partition, study_uid))
+        if accepted is None:
+            self._accepted[(partition, study_uid)] = [record]
+        else:
+            accepted.append(record)
 
     def mark_seen(self, partition: int, event_id: str) -> None:
         table = self.partitions[partition].seen
@@ -121,8 +144,15 @@ class StudyStore:
         self._dirty[(partition, f"s/{event_id}".encode())] = b"1"
 
     def take_records(self) -> list[tuple[int, bytes, bytes]]:
-        """The state records changed since the last call, one per key (partition, key, value)."""
+        """The state records changed since the last call, one per key (partition, key, value); the instances
+        accepted since then in chunks, one (or one per ``CHUNK``) per study."""
         out = []
+        for (partition, study_uid), records in self._accepted.items():
+            for start in range(0, len(records), CHUNK):
+                chunk = records[start:start + CHUNK]
+                out.append((partition, f"c/{study_uid}/{chunk[0].sop_instance_uid}".encode(),
+                            record_json.encode_many(chunk)))
+        self._accepted.clear()
         for (partition, key), value in self._dirty.items():
             if key.startswith(b"p/"):
                 progress = self.partitions[partition].progress[key[2:].decode()]
@@ -151,3 +181,4 @@ class StudyStore:
                 table[key] = old
         self._undo.clear()
         self._dirty.clear()
+        self._accepted.clear()

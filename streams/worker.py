@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import NamedTuple
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -64,13 +64,15 @@ from streams.dedupe import Verdict, classify, conflict_event
 from streams.errors import ContractError, StreamsError, TopicLayoutError
 from streams.metrics import StreamsMetrics
 from streams.records import InstanceRecord
-from streams.series_summary import study_completed
+from streams.series_summary import completed_document
 from streams.state import StudyStore
 from streams.watchdog import HandlerWatchdog
 
 log = logging.getLogger(__name__)
 
 READY = "radlake streams: ready"
+_ACCEPT = Verdict.ACCEPT  # a module global: an Enum member looked up on its class, or its value, costs ~0.2 us
+_ACCEPTED = Verdict.ACCEPT.value
 _TIMEOUT_S = 60.0  # bound of every blocking broker call (transactions, restore)
 
 
@@ -108,13 +110,16 @@ def check_contracts(config: StreamsConfig) -> None:
             raise ContractError(str(err)) from err
 
 
-class Arrival(NamedTuple):
-    """An instance accepted in the current batch, not yet added to its study's progress."""
+class Arrivals:
+    """The instances of one study accepted in the current batch, not yet added to its progress."""
 
-    record: InstanceRecord
-    project: str
-    pseudo_patient_id: str
-    at_ms: int  # the message's timestamp (a datetime is made once per study and batch, for the latest)
+    __slots__ = ("records", "project", "pseudo_patient_id", "latest_ms")
+
+    def __init__(self, project: str, pseudo_patient_id: str, at_ms: int) -> None:
+        self.records: list[InstanceRecord] = []
+        self.project = project  # of the first of them
+        self.pseudo_patient_id = pseudo_patient_id
+        self.latest_ms = at_ms  # the latest message timestamp (a datetime is made once per study and batch)
 
 
 def _message_time(msg: Message) -> datetime:
@@ -143,9 +148,11 @@ class StudyCompletionWorker:
         self._transaction_since: float | None = None  # monotonic time the open transaction began
         # instances of the batch accepted but not yet added to their study's progress, added once per study
         # per batch (see _settle): (partition, study UID) -> the events' data and arrival times
-        self._arrived: dict[tuple[int, str], list[Arrival]] = {}
+        self._arrived: dict[tuple[int, str], Arrivals] = {}
         # events handled in the batch by (kind, provider, outcome), added to the counters once per batch
         self._tally: Counter[tuple[str, str, str]] = Counter()
+        # lag of each instance handled in the batch, by provider, added to the histogram once per batch
+        self._lags: dict[str, list[float]] = {}
         # (topic, partition) -> the group's committed offset at assignment: where the backlog starts until the
         # consumer has a position of its own there
         self._assigned_at: dict[tuple[str, int], int] = {}
@@ -183,13 +190,13 @@ class StudyCompletionWorker:
             log.info(READY)
             next_tick = time.monotonic()
             while not self._stop.is_set():
-                messages = self.consumer.consume(self.config.batch_size, timeout=self._wait_s(next_tick))
+                messages = self._next_batch(self._wait_s(next_tick))
                 if messages:
                     self._handle_batch(messages)
                 if time.monotonic() >= next_tick - 0.001:  # consume's timeout has millisecond resolution
                     next_tick = time.monotonic() + self.config.tick_interval_s
                     self._quiet_check()
-                if self._commit_due():
+                if self._commit_due(drained=not messages):  # nothing arrived within the wait
                     self._commit()
             if self._transaction_since is not None:
                 self._commit()
@@ -199,15 +206,36 @@ class StudyCompletionWorker:
             self.producer.flush(_TIMEOUT_S)
             server.shutdown()
 
+    def _next_batch(self, wait_s: float) -> list[Message]:
+        """Up to a batch of what the consumer holds now; when it holds nothing, the first message to arrive within
+        ``wait_s`` and what came with it. (``consume`` alone waits for a full batch until its timeout: a caught-up
+        worker would sit on a study's last instances for that long.)"""
+        batch_size = self.config.batch_size
+        messages = self.consumer.consume(batch_size, timeout=0)
+        if messages or wait_s <= 0:
+            return messages
+        first = self.consumer.poll(wait_s)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(batch_size - 1, timeout=0)]
+
     def _wait_s(self, next_tick: float) -> float:
+        now = time.monotonic()
         until = next_tick
         if self._transaction_since is not None:
             until = min(until, self._transaction_since + self.config.commit_interval_s)
-        return max(0.0, min(1.0, until - time.monotonic()))
+            if self.config.commit_when_drained:  # wait for input at most until a drained one may commit
+                until = min(until, max(now, self._transaction_since + self.config.drained_after_s))
+        return max(0.0, min(1.0, until - now))
 
-    def _commit_due(self) -> bool:
+    def _commit_due(self, drained: bool) -> bool:
+        """An open transaction commits at the commit interval, or once the input is drained."""
         since = self._transaction_since
-        return since is not None and time.monotonic() - since >= self.config.commit_interval_s
+        if since is None:
+            return False
+        open_s = time.monotonic() - since + 0.001  # the consumer's waits have millisecond resolution
+        return open_s >= self.config.commit_interval_s or (
+            drained and self.config.commit_when_drained and open_s >= self.config.drained_after_s)
 
     def _begin(self) -> None:
         if self._transaction_since is None:
@@ -217,27 +245,31 @@ class StudyCompletionWorker:
     def _handle_batch(self, messages: list[Message]) -> None:
         self._begin()
         handled_at = datetime.now(timezone.utc)
-        for msg in messages:
-            error = msg.error()
-            if error is not None:
-                if error.fatal():
-                    raise StreamsError(f"consumer failed: {error}")
-                log.warning("consumer: %s", error)
-                continue
-            self.watchdog.enter(msg.topic())
-            try:
-                if msg.topic() == self.config.instance_topic:
+        instance_topic = self.config.instance_topic
+        self.watchdog.enter(f"a batch of {len(messages)} messages")
+        try:
+            for msg in messages:
+                error = msg.error()
+                if error is not None:
+                    if error.fatal():
+                        raise StreamsError(f"consumer failed: {error}")
+                    log.warning("consumer: %s", error)
+                    continue
+                if msg.topic() == instance_topic:
                     self._on_instance(msg, handled_at)
                 else:
                     self._on_manifest(msg)
-            finally:
-                self.watchdog.leave()
-        for partition, study_uid in list(self._arrived):
-            self._settle(partition, study_uid)
-        self._produce_state()
+            for partition, study_uid in list(self._arrived):
+                self._settle(partition, study_uid)
+            self._produce_state()
+        finally:
+            self.watchdog.leave()
         for labels, count in self._tally.items():
             self.metrics.handled(*labels).inc(count)
         self._tally.clear()
+        for provider, lags in self._lags.items():
+            self.metrics.event_lag.observe_many(provider, lags)
+        self._lags.clear()
 
     def _produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int,
                  headers: list[tuple[str, bytes]] | None = None) -> None:
@@ -288,8 +320,13 @@ class StudyCompletionWorker:
             gc.freeze()
             log.info("restored state of partitions %s (%s records) in %.1f s", sorted(wanted), counts,
                      time.monotonic() - started)
-        for tp in self.consumer.committed(partitions, timeout=_TIMEOUT_S):
+        committed = self.consumer.committed(partitions, timeout=_TIMEOUT_S)  # stable offsets (KIP-447)
+        for tp in committed:
             self._assigned_at[(tp.topic, tp.partition)] = max(tp.offset, 0)  # none committed: from the start
+        # start at the offsets just read (none committed: the beginning, as auto.offset.reset): assigned without
+        # them, the consumer would fetch them again before its first fetch, delaying the first batch
+        self.consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                              for tp in committed])
         log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -361,13 +398,22 @@ class StudyCompletionWorker:
             self._tally[("instance", "", "dead_letter")] += 1
             return
         provider, data = instance.provider, instance.data
-        self.metrics.lag(provider).observe(max(0.0, (handled_at - instance.occurred_at).total_seconds()))
+        lag = (handled_at - instance.occurred_at).total_seconds()
+        lags = self._lags.get(provider)
+        if lags is None:
+            lags = self._lags[provider] = []
+        lags.append(lag if lag > 0.0 else 0.0)
         record = InstanceRecord.from_event(instance)
         event_id = instance.event_id
-        known = self.store.instance(partition, data.study_uid, data.sop_instance_uid)
+        study_uid = data.study_uid
+        known = self.store.instance(partition, study_uid, data.sop_instance_uid)
         # an accepted event's id is in its instance record; `seen` holds the ids of the others (conflicts)
         event_seen = (known is not None and known.event_id == event_id) or self.store.seen(partition, event_id)
         verdict = classify(record, event_seen=event_seen, known=known)
+        if verdict is _ACCEPT:
+            self._tally[("instance", provider, _ACCEPTED)] += 1
+            self._accept(partition, study_uid, record, data, msg.timestamp()[1])
+            return
         self._tally[("instance", provider, verdict.value)] += 1
         if verdict in (Verdict.DUPLICATE_EVENT, Verdict.DUPLICATE_CONTENT):
             self.metrics.duplicates.labels(provider, "event_id" if verdict is Verdict.DUPLICATE_EVENT
@@ -378,25 +424,31 @@ class StudyCompletionWorker:
             self.store.mark_seen(partition, event_id)
             event = self.instance_serde.deserialize(msg.value())  # the typed event, for the (rare) quarantine record
             assert isinstance(event, InstanceReceived)
-            self._produce(self.config.quarantined_topic, data.study_uid.encode(),
+            self._produce(self.config.quarantined_topic, study_uid.encode(),
                           self.quarantined_serde.serialize(conflict_event(event, known)), partition)
             self.metrics.conflicts.labels(provider).inc()
-            return
-        self.store.put_instance(partition, data.study_uid, record)
-        self._arrived.setdefault((partition, data.study_uid), []).append(
-            Arrival(record, data.project, data.pseudo_patient_id, msg.timestamp()[1]))
+
+    def _accept(self, partition: int, study_uid: str, record: InstanceRecord, data: Any, at_ms: int) -> None:
+        """An accepted instance: in the store at once (later events of the batch are classified against it), in its
+        study's progress when the batch is settled."""
+        self.store.put_instance(partition, study_uid, record)
+        arrivals = self._arrived.get((partition, study_uid))
+        if arrivals is None:
+            arrivals = self._arrived[(partition, study_uid)] = Arrivals(data.project, data.pseudo_patient_id, at_ms)
+        elif at_ms > arrivals.latest_ms:
+            arrivals.latest_ms = at_ms
+        arrivals.records.append(record)
 
     def _settle(self, partition: int, study_uid: str) -> None:
         """Add the study's instances accepted in this batch to its progress, then decide on completion: the
         same result as adding them one by one, for the cost of one progress update."""
         arrived = self._arrived.pop((partition, study_uid), None)
-        if not arrived:
+        if arrived is None:
             return
-        first = arrived[0]
-        latest = datetime.fromtimestamp(max(a.at_ms for a in arrived) / 1000, tz=timezone.utc)
-        progress = accept_instances(self.store.progress(partition, study_uid), [a.record for a in arrived],
-                                    study_uid=study_uid, project=first.project,
-                                    pseudo_patient_id=first.pseudo_patient_id, arrived_at=latest)
+        latest = datetime.fromtimestamp(arrived.latest_ms / 1000, tz=timezone.utc)
+        progress = accept_instances(self.store.progress(partition, study_uid), arrived.records,
+                                    study_uid=study_uid, project=arrived.project,
+                                    pseudo_patient_id=arrived.pseudo_patient_id, arrived_at=latest)
         self.store.put_progress(partition, progress)
         self._maybe_emit(partition, progress, latest)
 
@@ -422,12 +474,11 @@ class StudyCompletionWorker:
         done = completion(decide_on or progress, now, self.config.quiet_period)
         if done is None:
             return
-        records = [self.store.instance(partition, progress.study_uid, sop) for sop in progress.sop_uids]
-        event = study_completed(progress, records, done, now)  # type: ignore[arg-type]
-        self._produce(self.config.completed_topic, progress.study_uid.encode(),
-                      self.completed_serde.serialize(event), partition)
+        event = completed_document(progress, self.store.instances_of(progress, partition), done, now)
+        self._produce(self.config.completed_topic, progress.study_uid.encode(), self.completed_serde.encode(event),
+                      partition)
         self.store.put_progress(partition, mark_emitted(progress, done))
-        self.metrics.studies.labels(event.provider, done.event_type, done.reason).inc()
+        self.metrics.studies.labels(event["provider"], done.event_type, done.reason).inc()
         log.info("study %s v%d %s (%s, %d instances)", progress.study_uid, done.version, done.event_type,
                  done.reason, len(progress.sop_uids))
 

@@ -149,25 +149,38 @@ def slice_normal(orientation: Sequence[float]) -> Vector:
     return (normal[0] / length, normal[1] / length, normal[2] / length)
 
 
-def _number_key(s: Any) -> tuple:
-    return (s.instance_number is None, s.instance_number or 0, s.sop_instance_uid)
+def _sorted_along(slices: Sequence[P], normal: Vector | None) -> tuple[list[tuple], list[tuple]]:
+    """(location, Instance Number key..., index, slice) of the located slices and (Instance Number key..., index,
+    slice) of the rest, each sorted (the index breaks ties, so slices themselves are never compared)."""
+    located: list[tuple] = []
+    rest: list[tuple] = []
+    n0, n1, n2 = normal if normal is not None else (0.0, 0.0, 0.0)
+    for index, s in enumerate(slices):
+        position = s.image_position_patient
+        number = s.instance_number
+        if normal is not None and position is not None:
+            # _dot(position, normal), spelled out: this runs for every slice of every study version
+            location = 0 + position[0] * n0 + position[1] * n1 + position[2] * n2
+            located.append((location, number is None, number or 0, s.sop_instance_uid, index, s))
+        else:
+            rest.append((number is None, number or 0, s.sop_instance_uid, index, s))
+    located.sort()
+    rest.sort()
+    return located, rest
 
 
 def order_along(slices: Sequence[P], normal: Vector | None) -> tuple[OrderedSlice[P], ...]:
     """Slices with a position by their location along ``normal`` (then Instance Number, SOP Instance
     UID), then the slices without a position (every slice, without a normal) by Instance Number
     (missing last) and SOP Instance UID."""
-    located: list[OrderedSlice[P]] = []
-    rest: list[OrderedSlice[P]] = []
-    for s in slices:
-        position = s.image_position_patient
-        if normal is not None and position is not None:
-            located.append(OrderedSlice(s, _dot(position, normal)))
-        else:
-            rest.append(OrderedSlice(s, None))
-    located.sort(key=lambda o: (o.location, *_number_key(o.slice)))
-    rest.sort(key=lambda o: _number_key(o.slice))
-    return (*located, *rest)
+    located, rest = _sorted_along(slices, normal)
+    return (*(OrderedSlice(o[-1], o[0]) for o in located), *(OrderedSlice(o[-1], None) for o in rest))
+
+
+def sorted_along(slices: Sequence[P], normal: Vector | None) -> list[P]:
+    """The slices in :func:`order_along`'s order, without their locations."""
+    located, rest = _sorted_along(slices, normal)
+    return [o[-1] for o in located] + [o[-1] for o in rest]
 
 
 def _same(values: Sequence[Sequence[float]], tolerance: float) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 
-from apps.streams import config_from, main
+from apps.streams import _parser, config_from, main
 from platform_layer.settings import Settings
 
 
@@ -34,3 +34,11 @@ def test_flags_override(monkeypatch, tmp_path):
 
 def test_usage_errors_exit_2():
     assert main([]) == 2
+
+
+def test_commit_when_drained_is_on_unless_turned_off(monkeypatch, tmp_path):
+    monkeypatch.setenv("RADLAKE_STATE_DIR", str(tmp_path))
+    on = _parser().parse_args(["run"])
+    off = _parser().parse_args(["run", "--no-commit-when-drained", "--commit-interval-s", "600"])
+    assert config_from(on, Settings()).commit_when_drained is True
+    assert config_from(off, Settings()).commit_when_drained is False

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import dataclasses
-
 import jsonschema
+import msgspec
 
 from lake_schemas._compiled import compile_schema
 from lake_schemas.events import InstanceReceived, InstanceReceivedData
@@ -39,12 +38,12 @@ def test_record_json_round_trip(two_series):
 
 
 def test_record_fields_are_typed_as_the_instance_received_event(two_series):
-    for f in dataclasses.fields(InstanceRecord):
+    for f in msgspec.structs.fields(InstanceRecord):
         model = InstanceReceivedData.model_fields.get(f.name) or InstanceReceived.model_fields[f.name]
         assert f.type == model.annotation
     event = two_series[0]
     record = InstanceRecord.from_event(event)
-    for f in dataclasses.fields(InstanceRecord):
+    for f in msgspec.structs.fields(InstanceRecord):
         source = event.data if f.name in InstanceReceivedData.model_fields else event
         assert getattr(record, f.name) == getattr(source, f.name)
 

@@ -4,13 +4,21 @@ import random
 from datetime import timedelta
 
 import jsonschema
+import msgspec
 
 from lake_schemas.topics import STUDY_COMPLETED
+from platform_layer.serde import EventSerde
 from radlake.imaging.series_geometry import slice_normal
 from radlake.synthetic.lake_events import SeriesPlan, series_events
 from streams.completion import Completion, accept_instance
 from streams.records import InstanceRecord
-from streams.series_summary import completed_event_id, slice_order, study_completed, summarize_series
+from streams.series_summary import (
+    completed_document,
+    completed_event_id,
+    slice_order,
+    study_completed,
+    summarize_series,
+)
 
 from .conftest import T0
 
@@ -68,3 +76,28 @@ def test_study_completed_event(two_series):
     again = study_completed(progress, _records(two_series[::-1]), Completion(1, "study.completed", "manifest"), T0)
     assert again.data.series == event.data.series
     assert completed_event_id(progress.study_uid, 2) != event.event_id
+
+
+def test_the_document_the_worker_encodes_is_the_event_the_model_serializes(two_series):
+    progress = None
+    for i, e in enumerate(two_series):
+        progress = accept_instance(progress, InstanceRecord.from_event(e), study_uid=e.data.study_uid,
+                                   project=e.data.project, pseudo_patient_id=e.data.pseudo_patient_id,
+                                   arrived_at=T0 + timedelta(seconds=i))
+    serde = EventSerde(STUDY_COMPLETED, registry=None)
+    serde._header = b"\x00\x00\x00\x00\x07"  # no registry here: a schema id as if looked up
+    done = Completion(2, "study.updated", "quiet_period")
+    at = T0 + timedelta(microseconds=123456)
+    document = completed_document(progress, _records(two_series), done, at)
+    assert serde.encode(document) == serde.serialize(study_completed(progress, _records(two_series), done, at))
+
+
+def test_series_values_are_the_most_common_when_instances_disagree():
+    records = _records(series_events(SeriesPlan("p", "s", "ax", 5)))
+    odd = [msgspec.structs.replace(records[0], rows=32, frame_of_reference_uid=None),
+           msgspec.structs.replace(records[1], rows=None, modality="MR"),
+           *records[2:]]
+    summary = summarize_series(odd)
+    assert (summary.rows, summary.modality) == (64, "CT")
+    assert summary.frame_of_reference_uid == records[2].frame_of_reference_uid
+    assert summarize_series(records).rows == 64

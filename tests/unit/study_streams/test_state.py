@@ -3,9 +3,11 @@ transaction's changes are undone."""
 
 from __future__ import annotations
 
+from radlake.synthetic.lake_events import SeriesPlan, series_events
+from streams import records as record_json
 from streams.completion import accept_instance, apply_manifest
 from streams.records import InstanceRecord
-from streams.state import StudyStore
+from streams.state import CHUNK, StudyStore
 
 from .conftest import T0, manifest_for
 
@@ -32,8 +34,8 @@ def test_the_records_written_restore_the_same_state(two_series):
     store.put_progress(1, apply_manifest(None, manifest_for(two_series)))
     _accept_all(store, two_series)
     records = store.take_records()
-    # one record per key: the progress of the study once (its last value), one per instance, one seen id
-    assert len(records) == 1 + len(two_series) + 1
+    # one record per key: the progress of the study once (its last value), its instances in one chunk, one seen id
+    assert len(records) == 1 + 1 + 1
     assert {partition for partition, _, _ in records} == {1}
     restored = StudyStore()
     restored.load(1, [(key, value) for _, key, value in records])
@@ -75,3 +77,48 @@ def test_open_studies_are_those_with_instances_not_in_an_emitted_version(two_ser
     assert store.open_count() == 1
     store.drop(0)
     assert store.open_count() == 0
+
+
+def test_a_batch_of_many_instances_is_written_in_chunks_that_restore_every_instance():
+    events = series_events(SeriesPlan("st-olav", "big", "ax", 2 * CHUNK + 3))
+    store = StudyStore()
+    store.load(0, [])
+    _accept_all(store, events, partition=0)
+    records = store.take_records()
+    chunks = [value for _, key, value in records if key.startswith(b"c/")]
+    assert [len(record_json.decode_many(v)) for v in chunks] == [CHUNK, CHUNK, 3]
+    assert len({key for _, key, _ in records}) == len(records)  # no chunk key reused
+    restored = StudyStore()
+    restored.load(0, [(key, value) for _, key, value in records])
+    assert _snapshot(restored, 0) == _snapshot(store, 0)
+
+
+def test_state_written_one_record_per_instance_still_restores(two_series):
+    """Workers before the chunks wrote ``i/<study>/<sop>`` per instance; a state topic holding those (and
+    chunks written after an upgrade) restores every instance."""
+    store = StudyStore()
+    store.load(1, [])
+    _accept_all(store, two_series, partition=1)
+    new_records = store.take_records()
+    study = two_series[0].data.study_uid
+    old_format = [(f"i/{study}/{e.data.sop_instance_uid}".encode(), record_json.encode(InstanceRecord.from_event(e)))
+                  for e in two_series[:3]]
+    chunk_of_the_rest = [(key, record_json.encode_many([r for r in record_json.decode_many(value)
+                                                        if r.sop_instance_uid not in {e.data.sop_instance_uid
+                                                                                      for e in two_series[:3]}]))
+                         for _, key, value in new_records if key.startswith(b"c/")]
+    progress = [(key, value) for _, key, value in new_records if key.startswith(b"p/")]
+    restored = StudyStore()
+    restored.load(1, old_format + chunk_of_the_rest + progress)
+    assert _snapshot(restored, 1) == _snapshot(store, 1)
+
+
+def test_rollback_drops_the_chunk_of_the_aborted_batch(two_series):
+    store = StudyStore()
+    store.load(0, [])
+    _accept_all(store, two_series[:2], partition=0)
+    store.take_records()
+    store.committed()
+    _accept_all(store, two_series[2:], partition=0)
+    store.rollback()
+    assert store.take_records() == []
