@@ -20,6 +20,7 @@ from nifi.providers import (
     NAME,
     ProviderError,
     add,
+    bind_address,
     edge_dir,
     endpoint_token,
     list_edges,
@@ -86,15 +87,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "add":
         topics = {f"{t}_topic": getattr(args, f"{t}_topic") for t in ("instance", "quarantine", "manifest")
                   if getattr(args, f"{t}_topic")}
+        bind_address(settings)  # a bad RADLAKE_BIND_ADDRESS stops before anything is made
         ensure_realm_roles(settings, {provider_role(name): f"acts for provider {name}"})
         print(f"deploying the edge of {name} (first use installs the processor's environment)", file=sys.stderr)
         edge = add(settings, name, args.project, port=args.port, drop_dir=args.drop_dir, topics=topics)
         print(json.dumps({**edge.__dict__, "url": edge.url}))
     elif args.action == "list":
         edges = list_edges(settings)
-        print(f"{'provider':<20} {'project':<20} {'url':<24} state")
+        print(f"{'provider':<20} {'project':<20} {'url':<30} state")
         for edge in edges:
-            print(f"{edge.provider:<20} {edge.project:<20} {edge.url:<24} {edge.state}")
+            print(f"{edge.provider:<20} {edge.project:<20} {edge.url:<30} {edge.state}")
     elif args.action == "remove":
         remove(settings, name, keep_token=args.keep_token)
         print(f"removed the edge of {name}", file=sys.stderr)

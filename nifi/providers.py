@@ -5,15 +5,17 @@ parameter context (provider, project, port, Kafka, registry, Vault address; the 
 sensitive parameter), after: the project's Transit key exists, the provider's endpoint token is in Vault
 KV v2 (``secret/radlake/providers/NAME``), the edge has its own Vault token (policy ``radlake-edge-NAME``),
 and NiFi offers the HTTP context map (``nifi-http-context-map-nar``, which the stack puts into NiFi's NAR
-autoload folder). Each edge listens on 127.0.0.1 on a port of its own: the one asked for, else the first
-free one of NiFi's port + 420 … + 519, and speaks HTTPS only: every edge serves the edges' certificate
-(CN :data:`EDGE_NAME`, IP SAN 127.0.0.1) from the platform PKI, kept by :func:`edge_keystore` under the state dir
+autoload folder). Each edge listens on the bind address (``RADLAKE_BIND_ADDRESS``, default 127.0.0.1) on a
+port of its own: the one asked for, else the first free one of NiFi's port + 420 … + 519, and speaks HTTPS
+only: every edge serves the edges' certificate (CN :data:`EDGE_NAME`, IP SANs 127.0.0.1 and the bind address)
+from the platform PKI, kept by :func:`edge_keystore` under the state dir
 and renewed at two thirds of its life like the stack's others; providers verify it against the platform CA
 (``radlake provider ca`` prints it).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import socket
 import ssl
@@ -87,10 +89,12 @@ class Edge:
     process_group_id: str
     parameter_context_id: str
     state: str
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -102,17 +106,39 @@ class EdgeKeystore:
     password: str = field(repr=False)
 
 
+def bind_address(settings: Settings) -> str:
+    """``settings.bind_address``, checked: one IP address (a name could resolve elsewhere later, and a wildcard
+    would open the edges on every interface)."""
+    value = settings.bind_address.strip()
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise ProviderError(f"RADLAKE_BIND_ADDRESS={value!r} is not an IP address: "
+                            "name the one address the edges listen on (e.g. 127.0.0.1)") from None
+    if address.is_unspecified:
+        raise ProviderError(f"RADLAKE_BIND_ADDRESS={value!r} is a wildcard (every interface): "
+                            "name the one address the edges listen on")
+    return str(address)
+
+
+def edge_ip_sans(settings: Settings) -> tuple[str, ...]:
+    """The addresses the edges' certificate is for: loopback and the bind address."""
+    return tuple(dict.fromkeys(("127.0.0.1", bind_address(settings))))
+
+
 def edge_tls_dir(settings: Settings) -> Path:
     return settings.state_dir / "tls" / "edges"
 
 
-def edge_keystore(settings: Settings, vault: hvac.Client | None = None) -> EdgeKeystore:
-    """The edges' certificate from the platform PKI (issued when missing or past two thirds of its life) as a
-    PKCS#12 keystore, 0600 under the state dir; its password is random, kept 0600 beside it and handed to NiFi
-    only as a sensitive parameter."""
+def edge_keystore(settings: Settings, vault: hvac.Client | None = None, *, renew: bool = False) -> EdgeKeystore:
+    """The edges' certificate from the platform PKI (issued when missing, past two thirds of its life, for other
+    addresses than :func:`edge_ip_sans`, or ``renew``) as a PKCS#12 keystore, 0600 under the state dir; its
+    password is random, kept 0600 beside it and handed to NiFi only as a sensitive parameter."""
     folder = edge_tls_dir(settings)
+    ip_sans = edge_ip_sans(settings)
     try:
-        files = ensure_certificate(vault or admin_client(settings), folder, "edges", EDGE_NAME)
+        files = ensure_certificate(vault or admin_client(settings), folder, "edges", EDGE_NAME, renew=renew,
+                                   ip_sans=ip_sans)
         serial = x509.load_pem_x509_certificate(files.certificate.read_bytes()).serial_number
     except (CertificateError, OSError, ValueError) as err:
         raise ProviderError(f"the edges' certificate: {err}") from err
@@ -145,18 +171,18 @@ def port_range(settings: Settings) -> range:
     return range(settings.nifi_port + 420, settings.nifi_port + 520)
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
+def _bindable(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
 
 
-def choose_port(candidates: range, used: set[int]) -> int:
+def choose_port(candidates: range, used: set[int], host: str = "127.0.0.1") -> int:
     for port in candidates:
-        if port not in used and _bindable(port):
+        if port not in used and _bindable(port, host):
             return port
     raise ProviderError(f"no free port in {candidates.start}-{candidates.stop - 1}; pass --port")
 
@@ -200,7 +226,8 @@ def list_edges(settings: Settings) -> list[Edge]:
             values = {p.parameter.name: p.parameter.value for p in context.component.parameters}
             state = "running" if (group.running_count or 0) > 0 else "stopped"
             edges.append(Edge(values.get("provider") or name[len(PREFIX):], values.get("project") or "",
-                              int(values.get("http_port") or 0), group.id, context.id, state))
+                              int(values.get("http_port") or 0), group.id, context.id, state,
+                              values.get("bind_address") or "127.0.0.1"))
     except (nipyapi.nifi.rest.ApiException, ValueError, AttributeError) as err:
         raise ProviderError(f"listing provider edges in {nifi.url} failed: {err}") from err
     return sorted(edges, key=lambda e: e.provider)
@@ -214,11 +241,12 @@ def follow_stack(settings: Settings) -> list[str]:
     (parameter ``flow_revision``) is deployed again with its own project, port, drop folder and topics, and a
     new Vault token; the provider's endpoint token is kept."""
     revision = definition_parameters(load_definition(flow_path(FLOW)))["flow_revision"]
+    host = bind_address(settings)
     edges = list_edges(settings)
     keystore = edge_keystore(settings) if edges else None
     current = {"kafka_bootstrap": kafka_bootstrap(settings), "schema_registry_url": registry_url(settings),
                "vault_addr": vault_addr(settings), "vault_ca_file": _vault_ca_file(settings),
-               **({"edge_keystore": str(keystore.path)} if keystore else {})}
+               "bind_address": host, **({"edge_keystore": str(keystore.path)} if keystore else {})}
     changed = []
     for edge in edges:
         try:
@@ -278,6 +306,7 @@ def find_edge(settings: Settings, provider: str) -> Edge:
 
 def add(settings: Settings, provider: str, project: str, *, port: int | None = None, drop_dir: str | None = None,
         topics: dict[str, str] | None = None, wait_s: float = 240.0) -> Edge:
+    host = bind_address(settings)  # a bad RADLAKE_BIND_ADDRESS stops here, before anything is made
     try:
         key_name = transit_key_name(project)
     except PseudonymError as err:
@@ -305,13 +334,13 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
     except TopicError as err:
         raise ProviderError(str(err)) from err
     keystore = edge_keystore(settings, vault)
-    port = port or choose_port(port_range(settings), {e.port for e in existing})
+    port = port or choose_port(port_range(settings), {e.port for e in existing}, host)
     folder = edge_dir(settings, provider)
     drop = drop_dir or str(folder / "drop")
     for path in (folder, folder / "drop"):
         path.mkdir(parents=True, exist_ok=True)
     parameters = {
-        "provider": provider, "project": project, "http_port": str(port),
+        "provider": provider, "project": project, "bind_address": host, "http_port": str(port),
         "kafka_bootstrap": kafka_bootstrap(settings), "schema_registry_url": registry_url(settings),
         "vault_addr": str(vault.url), "vault_ca_file": _vault_ca_file(settings), "vault_token": edge_token,
         "edge_keystore": str(keystore.path), "edge_keystore_password": keystore.password,
@@ -323,7 +352,7 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
                             valid_timeout_s=wait_s)
     except DeployError as err:
         raise ProviderError(str(err)) from err
-    return Edge(provider, project, port, deployment.process_group_id, deployment.parameter_context_id, "running")
+    return Edge(provider, project, port, deployment.process_group_id, deployment.parameter_context_id, "running", host)
 
 
 def remove(settings: Settings, provider: str, *, keep_token: bool = False) -> None:

@@ -85,13 +85,13 @@ class CertificateFiles:
 def ensure_certificate(vault: hvac.Client, directory: Path, stem: str, common_name: str, *,
                        renew: bool = False, ip_sans: tuple[str, ...] = ("127.0.0.1",)) -> CertificateFiles:
     """``directory/<stem>.crt|.key|.pem`` for ``common_name``, issued anew when missing, past two thirds of
-    its life, without one of ``ip_sans``, or ``renew`` (under a lock: processes of the same service may start
+    its life, for other addresses than ``ip_sans``, or ``renew`` (under a lock: processes of the same service may start
     together)."""
     files = CertificateFiles(directory / f"{stem}.crt", directory / f"{stem}.key", directory / f"{stem}.pem")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(directory / f".{stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if renew or needs_renewal(files.certificate) or not set(ip_sans) <= certificate_ip_sans(files.certificate):
+        if renew or needs_renewal(files.certificate) or certificate_ip_sans(files.certificate) != set(ip_sans):
             issued = issue(vault, common_name, ip_sans=ip_sans)
             write_private(files.key, issued.private_key)
             write_private(files.keystore, issued.keystore)

@@ -4,7 +4,7 @@ The JSON is the artifact that is deployed and reviewed; this script is how it is
 uuid5 of component names, so re-running it gives the same file). ``python -m nifi.flows.build_provider_edge``.
 
     HandleHttpRequest ──requests──► PutFile #{edge_dir}/spool/${uuid} ──spooled (success, failure)──►
-      (HTTPS on 127.0.0.1:#{http_port}; /dicomweb/studies, /archives, /manifests)
+      (HTTPS on #{bind_address}:#{http_port}; /dicomweb/studies, /archives, /manifests)
     IngestDicom (HTTP) ──answers (success, failure)──► HandleHttpResponse ──failure──► LogAttribute "undelivered"
     ListFile #{drop_dir} ──files──► IngestDicom (drop folder) ──results──► LogAttribute "drop-folder results"
                                         ▲      │ failure (Vault/store/Kafka down): retried, then looped back
@@ -36,13 +36,15 @@ PYTHON = {"group": "org.apache.nifi", "artifact": "python-extensions", "version"
 
 # Raised whenever a change to the flow needs edges deployed before it to be deployed again (a processor
 # property added, say): `nifi.providers.follow_stack` redeploys every edge of another revision.
-FLOW_REVISION = "4"
+FLOW_REVISION = "5"
 
 PARAMETERS = [
     ("flow_revision", "Revision of the flow definition this edge was deployed from", False, FLOW_REVISION),
     ("provider", "Provider id (lower case, [a-z0-9_-])", False, "provider"),
     ("project", "Project: its Vault Transit key pseudonymises", False, "project"),
-    ("http_port", "Port of the provider's HTTPS endpoint on 127.0.0.1", False, "24500"),
+    ("bind_address", "The address the provider's HTTPS endpoint listens on (RADLAKE_BIND_ADDRESS)", False,
+     "127.0.0.1"),
+    ("http_port", "Port of the provider's HTTPS endpoint", False, "24500"),
     ("edge_keystore", "PKCS#12 keystore: the edges' certificate (platform PKI) and its key", False,
      "/tmp/radlake-edges.p12"),
     ("edge_keystore_password", "Password of the edges' keystore", True, None),
@@ -119,7 +121,7 @@ def definition() -> dict:
     watch, ingest_drop, drop_log = "Watch drop folder", "De-identify, store, publish (drop folder)", "Log drop-folder results"
     processors = [
         processor(receive, "org.apache.nifi.processors.standard.HandleHttpRequest", STANDARD, {
-            "Listening Port": "#{http_port}", "Hostname": "127.0.0.1", "HTTP Context Map": _id(context_map),
+            "Listening Port": "#{http_port}", "Hostname": "#{bind_address}", "HTTP Context Map": _id(context_map),
             "Allowed Paths": "/(dicomweb/studies(/[0-9.]+)?|archives|manifests)",
             "Allow GET": "false", "Allow PUT": "false", "Allow DELETE": "false", "Allow HEAD": "false",
             "Allow OPTIONS": "false", "Maximum Threads": "16", "container-queue-size": "50",

@@ -233,10 +233,9 @@ def test_edges_speak_https_only_with_the_platforms_certificate(settings, edges, 
                            "series": [{"series_uid": "1.2.3.4", "expected_instances": 1}]}).encode()
 
     # the edge's certificate: issued by the platform PKI for the edges' name and the loopback address
-    served = x509.load_pem_x509_certificate(ssl.get_server_certificate(("127.0.0.1", edge.port)).encode())
+    served = _served(edge.port)
     assert served.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == providers.EDGE_NAME
-    sans = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert [str(a) for a in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert _ip_sans(served) == {"127.0.0.1"}
 
     plain_id, https_id = uuid.uuid4().hex, uuid.uuid4().hex
     try:
@@ -270,6 +269,56 @@ def test_edges_speak_https_only_with_the_platforms_certificate(settings, edges, 
     assert trusted.status_code == 200, trusted.text
     ids = {e.data.upload_id for e in read_provider_events(kafka_bootstrap, registry_url, contracts[2], provider)}
     assert https_id in ids and plain_id not in ids
+
+
+def _served(port: int, host: str = "127.0.0.1") -> x509.Certificate:
+    return x509.load_pem_x509_certificate(ssl.get_server_certificate((host, port)).encode())
+
+
+def _ip_sans(certificate: x509.Certificate) -> set[str]:
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(a) for a in names.get_values_for_type(x509.IPAddress)}
+
+
+def test_a_renewed_edge_certificate_reaches_every_edge(settings, edges, vault):
+    """At two thirds of its life (here: forced) the edges' certificate is issued again as a new keystore file;
+    following the stack hands it to every edge, which serves it at once, and the old keystore is deleted."""
+    before = _served(edges[PROVIDERS[0]].port)
+    renewed = providers.edge_keystore(settings, vault, renew=True)
+    assert set(PROVIDERS) <= set(providers.follow_stack(settings))
+    assert [p.name for p in providers.edge_tls_dir(settings).glob("edges-*.p12")] == [renewed.path.name]
+    for provider in PROVIDERS:
+        wait_until_listening(edges[provider].url, verify=_ca())
+        served = _served(edges[provider].port)
+        assert served.serial_number != before.serial_number and renewed.path.name == f"edges-{served.serial_number:x}.p12"
+    assert not set(PROVIDERS) & set(providers.follow_stack(settings))  # nothing left to change
+
+
+def test_edges_listen_on_the_bind_address_only(settings, vault, topics, edges):
+    """RADLAKE_BIND_ADDRESS=127.0.0.2 (all of 127/8 is loopback on Linux): the edge answers there, over a
+    certificate for that address, and nothing listens on 127.0.0.1; following a stack on 127.0.0.1 moves it back."""
+    names, _ = topics
+    elsewhere = settings.model_copy(update={"bind_address": "127.0.0.2"})
+    provider = f"t{RUN}-bind"
+    edge = providers.add(elsewhere, provider, PROJECT, topics=names)
+    try:
+        assert edge.url.startswith("https://127.0.0.2:") and providers.find_edge(settings, provider).url == edge.url
+        wait_until_listening(edge.url, verify=_ca())
+        assert httpx.post(f"{edge.url}/manifests", content=b"{}", verify=_tls(), timeout=30).status_code == 401
+        assert _ip_sans(_served(edge.port, "127.0.0.2")) == {"127.0.0.1", "127.0.0.2"}
+        with pytest.raises(httpx.ConnectError):
+            httpx.post(f"https://127.0.0.1:{edge.port}/manifests", content=b"{}", verify=_tls(), timeout=10)
+
+        assert provider in providers.follow_stack(settings)  # the stack's bind address is 127.0.0.1 again
+        back = providers.find_edge(settings, provider)
+        assert back.url == f"https://127.0.0.1:{edge.port}"
+        wait_until_listening(back.url, verify=_ca())
+        assert httpx.post(f"{back.url}/manifests", content=b"{}", verify=_tls(), timeout=30).status_code == 401
+        assert _ip_sans(_served(edge.port)) == {"127.0.0.1"}  # the certificate names no address left unused
+        with pytest.raises(httpx.ConnectError):
+            httpx.post(f"https://127.0.0.2:{edge.port}/manifests", content=b"{}", verify=_tls(), timeout=10)
+    finally:
+        providers.remove(settings, provider)
 
 
 def test_stow_rs_from_dicomweb_client(settings, edges):

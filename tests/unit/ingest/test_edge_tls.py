@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from apps.provider import main as provider_cli
 from nifi.edge.client import Uploader, plan, wait_until_listening
 from nifi.edge.errors import UploadError
-from nifi.providers import EDGE_NAME, edge_verification
+from nifi.providers import EDGE_NAME, ProviderError, bind_address, edge_ip_sans, edge_verification
 from platform_layer.settings import Settings
 from platform_layer.tls import CertificateFiles, ca_file, certificate_ip_sans, write_pkcs12
 from radlake.synthetic import phi_dicom
@@ -149,3 +149,22 @@ def test_clients_trust_the_platform_ca_when_there_is_one_and_providers_can_print
     trusted = edge_verification(settings).get_ca_certs()
     assert [dict(c["subject"][0])["commonName"] for c in trusted] == ["test CA"]
     assert edge_verification(settings, ca).get_ca_certs() == trusted
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1", "127.0.0.2", "10.1.2.3", "::1"])
+def test_the_bind_address_is_one_ip_address(value):
+    settings = Settings(bind_address=value)
+    assert bind_address(settings) == value
+    assert edge_ip_sans(settings) == tuple(dict.fromkeys(("127.0.0.1", value)))
+
+
+@pytest.mark.parametrize(("value", "why"), [("0.0.0.0", "wildcard"), ("::", "wildcard"), ("edges.example.org", "not an IP"),
+                                            ("", "not an IP"), ("127.0.0.1,10.0.0.1", "not an IP")])
+def test_a_wildcard_or_a_name_as_bind_address_is_refused_in_one_line(value, why, tmp_path, monkeypatch, capsys):
+    with pytest.raises(ProviderError, match=why):
+        bind_address(Settings(bind_address=value))
+    monkeypatch.setenv("RADLAKE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("RADLAKE_BIND_ADDRESS", value)
+    assert provider_cli(["add", "x", "--project", "p"]) == 1  # before Keycloak, Vault or NiFi is asked anything
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "RADLAKE_BIND_ADDRESS" in line and why in line
