@@ -143,7 +143,9 @@ def edge_keystore(settings: Settings, vault: hvac.Client | None = None, *, renew
     except (CertificateError, OSError, ValueError) as err:
         raise ProviderError(f"the edges' certificate: {err}") from err
     secret = folder / "keystore.password"
-    if not secret.exists():
+    if not secret.exists():  # a keystore written with a lost password is of no use
+        for orphan in folder.glob("edges-*.p12"):
+            orphan.unlink()
         write_private(secret, secrets.token_urlsafe(32))
     password = secret.read_text().strip()
     keystore = folder / f"edges-{serial:x}.p12"
