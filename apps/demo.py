@@ -197,9 +197,10 @@ def upload_through_edges(root: Path, journal_dir: Path, settings: Settings) -> t
         if edge.project != PROJECT:
             raise DemoError(f"provider {provider} has an edge for project {edge.project}; "
                             f"`radlake provider remove {provider}` first")
-        wait_until_listening(edge.url)
+        verify = providers.edge_verification(settings)  # the edge's HTTPS certificate, against the platform CA
+        wait_until_listening(edge.url, verify=verify)
         uploader = Uploader(edge.url, providers.endpoint_token(settings, provider), journal_dir / f"{provider}.jsonl",
-                            on_progress=lambda line: None)
+                            verify=verify, on_progress=lambda line: None)
         try:
             records = uploader.upload(plan([root / provider]), upload_id_for([root / provider], provider))
         finally:

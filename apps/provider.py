@@ -1,10 +1,11 @@
-"""``radlake provider add NAME --project P | list | remove NAME | token NAME [--rotate] | quarantine NAME``: a NiFi
-edge per provider.
+"""``radlake provider add NAME --project P | list | remove NAME | token NAME [--rotate] | quarantine NAME | ca``: a
+NiFi edge per provider.
 
 ``add`` deploys the provider's edge (``nifi/providers.py`` says what that sets up) and makes the realm role
 ``provider:NAME`` in Keycloak. ``quarantine`` lists what the edge refused (time, reason, digest); the identifying
 fields (``--reveal``) and the original bytes (``--open SHA256 --out FILE``) are sealed and opened through Vault,
-which logs the request. Exit status: 0 ok, 1 failure (the message names the step), 2 usage.
+which logs the request. ``ca`` prints the platform CA (PEM) that every edge's HTTPS certificate verifies against:
+give it to providers with their token. Exit status: 0 ok, 1 failure (the message names the step), 2 usage.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from nifi.providers import (
     NAME,
     ProviderError,
     add,
+    bind_address,
     edge_dir,
     endpoint_token,
     list_edges,
@@ -29,6 +31,7 @@ from nifi.providers import (
 from platform_layer.realm import ensure_realm_roles
 from platform_layer.realm_roles import provider_role
 from platform_layer.settings import Settings
+from platform_layer.tls import ca_file
 from radlake.deid.quarantine import read_original, read_records
 
 
@@ -50,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     p_tok.add_argument("name")
     p_tok.add_argument("--rotate", action="store_true",
                        help="replace it with a new one first: the edge refuses the old one from its next request")
+    sub.add_parser("ca", help="print the CA (PEM) that verifies the edges' HTTPS certificate (give it to providers)")
     p_q = sub.add_parser("quarantine", help="what the provider's edge quarantined (sealed at rest)")
     p_q.add_argument("name")
     p_q.add_argument("--reveal", action="store_true",
@@ -83,20 +87,26 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "add":
         topics = {f"{t}_topic": getattr(args, f"{t}_topic") for t in ("instance", "quarantine", "manifest")
                   if getattr(args, f"{t}_topic")}
+        bind_address(settings)  # a bad RADLAKE_BIND_ADDRESS stops before anything is made
         ensure_realm_roles(settings, {provider_role(name): f"acts for provider {name}"})
         print(f"deploying the edge of {name} (first use installs the processor's environment)", file=sys.stderr)
         edge = add(settings, name, args.project, port=args.port, drop_dir=args.drop_dir, topics=topics)
         print(json.dumps({**edge.__dict__, "url": edge.url}))
     elif args.action == "list":
         edges = list_edges(settings)
-        print(f"{'provider':<20} {'project':<20} {'url':<24} state")
+        print(f"{'provider':<20} {'project':<20} {'url':<30} state")
         for edge in edges:
-            print(f"{edge.provider:<20} {edge.project:<20} {edge.url:<24} {edge.state}")
+            print(f"{edge.provider:<20} {edge.project:<20} {edge.url:<30} {edge.state}")
     elif args.action == "remove":
         remove(settings, name, keep_token=args.keep_token)
         print(f"removed the edge of {name}", file=sys.stderr)
     elif args.action == "quarantine":
         _quarantine(settings, name, args)
+    elif args.action == "ca":
+        path = ca_file(settings)
+        if not path.exists():
+            raise ProviderError(f"no platform CA at {path}: `radlake stack up` makes it")
+        print(path.read_text(), end="")
     elif args.action == "token":
         print(rotate_endpoint_token(settings, name) if args.rotate else endpoint_token(settings, name))
     return 0

@@ -14,7 +14,7 @@ import time
 from apps._common import UsageError, command
 from infra import stack
 from infra.component import ComponentStatus
-from nifi.providers import follow_stack
+from nifi.providers import bind_address, follow_stack
 from platform_layer.settings import Settings
 
 
@@ -49,10 +49,12 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "up":
         started = time.monotonic()
+        bind_address(settings)  # where the edges will listen: a bad RADLAKE_BIND_ADDRESS stops before anything starts
         stack.up(settings, args.components or None)
         if "nifi" in (args.components or stack.COMPONENTS):
             for provider in follow_stack(settings):
-                print(f"edge {provider}: parameters now point at the stack's Kafka, registry and Vault", file=sys.stderr)
+                print(f"edge {provider}: parameters now point at the stack's Kafka, registry, Vault, the edges' "
+                      "certificate and bind address", file=sys.stderr)
         print(f"stack up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         print(format_table(stack.status(settings, args.components or None)))
     elif args.action == "root-token":

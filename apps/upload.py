@@ -1,7 +1,9 @@
 """``radlake upload PATH... --provider NAME``: send folders and archives to the provider's edge, resumably.
 
 The edge URL and token default to the provider's deployed edge (``radlake provider list``) and its token in
-Vault; a provider outside this installation passes ``--url`` and ``--token-file``. The journal (default
+Vault; a provider outside this installation passes ``--url`` and ``--token-file``. The edge speaks HTTPS: its
+certificate is verified against ``--ca-file`` (default: the platform CA when this host has one, else the system's
+trust store; ``radlake provider ca`` prints the platform CA for a provider to keep). The journal (default
 ``<state>/uploads/NAME.jsonl``) makes a second run skip what was acknowledged. Progress goes to stderr,
 the per-study report to stdout. Exit status: 0 done (also with quarantined inputs), 1 upload failed, 2 usage.
 """
@@ -17,7 +19,7 @@ from apps._common import UsageError, command
 from nifi.edge.client import Uploader, plan, study_report, upload_id_for
 from nifi.edge.edge import UPLOAD_ID
 from nifi.edge.errors import IngestError
-from nifi.providers import endpoint_token, find_edge
+from nifi.providers import edge_verification, endpoint_token, find_edge
 from platform_layer.settings import Settings
 
 
@@ -27,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--provider", required=True)
     parser.add_argument("--url", help="edge URL (default: the provider's deployed edge)")
     parser.add_argument("--token-file", type=Path, help="file holding the endpoint token (default: from Vault)")
+    parser.add_argument("--ca-file", type=Path,
+                        help="CA (PEM) that verifies the edge's certificate (default: the platform CA)")
     parser.add_argument("--journal", type=Path, help="upload journal (default: <state>/uploads/PROVIDER.jsonl)")
     parser.add_argument("--upload-id", help="16-64 lower-case hex digits (default: a digest of the paths and the provider)")
     parser.add_argument("--max-instances", type=int, default=100, help="instances per STOW-RS request")
@@ -41,7 +45,7 @@ class UploadFailed(IngestError):
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.upload_id is not None and not UPLOAD_ID.fullmatch(args.upload_id):
         raise UsageError("--upload-id must be 16 to 64 lower-case hex digits (it travels in events: no free text)")
-    missing = [str(p) for p in args.paths if not p.exists()]
+    missing = [str(p) for p in [*args.paths, *([args.ca_file] if args.ca_file else [])] if not p.exists()]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     journal_path = args.journal or settings.state_dir / "uploads" / f"{args.provider}.jsonl"
@@ -51,7 +55,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     upload_id = args.upload_id or upload_id_for(args.paths, args.provider)
     print(f"upload {upload_id}: {len(the_plan.studies)} studies, {the_plan.instances} inputs, "
           f"{len(the_plan.units)} requests -> {url} (journal {journal_path})", file=sys.stderr)
-    uploader = Uploader(url, token, journal_path)
+    uploader = Uploader(url, token, journal_path, verify=edge_verification(settings, args.ca_file))
     try:
         records = uploader.upload(the_plan, upload_id)
     except IngestError as err:

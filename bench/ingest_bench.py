@@ -99,9 +99,10 @@ def edge_leg(settings: Settings, folder: Path, journal_path: Path, project: str,
     register(schema_admin(Settings(), registry), contracts)
     edge = providers.add(settings, provider, project, topics=names)
     try:
-        wait_until_listening(edge.url)
+        verify = providers.edge_verification(settings)  # the edge's HTTPS certificate, against the platform CA
+        wait_until_listening(edge.url, verify=verify)
         the_plan = plan([folder], max_instances=per_request)
-        uploader = Uploader(edge.url, providers.endpoint_token(settings, provider), journal_path,
+        uploader = Uploader(edge.url, providers.endpoint_token(settings, provider), journal_path, verify=verify,
                             on_progress=lambda line: print(f"  {line}", file=sys.stderr))
         started = time.perf_counter()
         try:

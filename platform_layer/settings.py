@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     apicurio_version: str = "3.3.3"
     schema_registry_port: int = 18081
 
+    # The one address the provider edges listen on (HTTPS; their certificate carries it as an IP SAN): an IP
+    # address, never a wildcard. Every other listener of the stack stays on 127.0.0.1.
+    bind_address: str = "127.0.0.1"
+
     # NiFi 2.x.
     nifi_url: str = ""
     nifi_version: str = "2.3.0"

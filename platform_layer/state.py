@@ -58,12 +58,12 @@ def open_entries(root: Path) -> list[str]:
     return [f"{oct(stat.S_IMODE(mode))} {path.relative_to(root)}" for path, mode in _open_paths(root)]
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, readable by the owner only."""
+def write_private(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (or bytes) to ``path`` atomically, readable by the owner only."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
+    with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import hvac
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from platform_layer.errors import PlatformError
 from platform_layer.settings import Settings
@@ -81,19 +83,40 @@ class CertificateFiles:
 
 
 def ensure_certificate(vault: hvac.Client, directory: Path, stem: str, common_name: str, *,
-                       renew: bool = False) -> CertificateFiles:
+                       renew: bool = False, ip_sans: tuple[str, ...] = ("127.0.0.1",)) -> CertificateFiles:
     """``directory/<stem>.crt|.key|.pem`` for ``common_name``, issued anew when missing, past two thirds of
-    its life, or ``renew`` (under a lock: processes of the same service may start together)."""
+    its life, for other addresses than ``ip_sans``, or ``renew`` (under a lock: processes of the same service may start
+    together)."""
     files = CertificateFiles(directory / f"{stem}.crt", directory / f"{stem}.key", directory / f"{stem}.pem")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(directory / f".{stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if renew or needs_renewal(files.certificate):
-            issued = issue(vault, common_name)
+        if renew or needs_renewal(files.certificate) or certificate_ip_sans(files.certificate) != set(ip_sans):
+            issued = issue(vault, common_name, ip_sans=ip_sans)
             write_private(files.key, issued.private_key)
             write_private(files.keystore, issued.keystore)
             write_private(files.certificate, f"{issued.certificate.strip()}\n{issued.ca_chain}")
     return files
+
+
+def certificate_ip_sans(path: Path) -> set[str]:
+    """The IP addresses the first certificate in ``path`` is for (none when it is missing or unreadable)."""
+    try:
+        certificate = x509.load_pem_x509_certificate(path.read_bytes())
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return set()
+    return {str(address) for address in names.get_values_for_type(x509.IPAddress)}
+
+
+def write_pkcs12(files: CertificateFiles, target: Path, password: str, *, name: str) -> None:
+    """``files``' key, leaf and chain as a PKCS#12 keystore (for Java services that take no PEM), 0600."""
+    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+    leaf, *chain = x509.load_pem_x509_certificates(files.certificate.read_bytes())
+    blob = pkcs12.serialize_key_and_certificates(
+        name.encode(), key, leaf, chain,  # type: ignore[arg-type]
+        serialization.BestAvailableEncryption(password.encode()))
+    write_private(target, blob)
 
 
 def needs_renewal(path: Path, *, now: datetime.datetime | None = None) -> bool:

@@ -50,9 +50,10 @@ from platform_layer.vault import admin_client
 # Python processors kept in the repository (nifi/python/extensions), found by NiFi at start.
 PYTHON_EXTENSIONS = Path(__file__).resolve().parents[2] / "nifi" / "python" / "extensions"
 
-# HandleHttpRequest (the provider edges) needs StandardHttpContextMap, whose NAR the assembled NiFi lacks:
-# it goes into the autoload directory, which NiFi loads at start.
-AUTOLOADED_NARS = ("nifi-http-context-map-nar",)
+# HandleHttpRequest (the provider edges) needs StandardHttpContextMap and, for HTTPS, an SSL context service
+# (StandardRestrictedSSLContextService), whose NARs the assembled NiFi lacks: they go into the autoload
+# directory, which NiFi loads at start (and watches).
+AUTOLOADED_NARS = ("nifi-http-context-map-nar", "nifi-ssl-context-service-nar")
 
 # NARs Maven Central does not serve for NiFi 2.x, rebuilt from their published jars by
 # infra/maven/<id>.pom.xml (nifi-nar-maven-plugin), with upstream coordinates.

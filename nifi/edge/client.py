@@ -7,6 +7,8 @@
    per series, archives included (read through radlake's safe extractor).
 2. **Send** (:class:`Uploader`): manifests first, then units; each answer is journaled before the next unit
    is sent; units already in the journal are skipped, so an interrupted upload resumes where it stopped.
+   Edges speak HTTPS only: the client verifies the edge's certificate against a CA (``verify``: the platform
+   CA, which ``radlake provider ca`` prints); a certificate that does not verify stops the upload at once.
    Transport errors, 429 and 5xx are retried with exponential back-off; 401/403 stop the upload.
 3. **Report**: per study: instances sent, accepted, duplicates, quarantined with reasons.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import ssl
 import sys
 import tempfile
 import time
@@ -158,16 +161,46 @@ def _describe(answer: httpx.Response) -> str:
     return f"HTTP {answer.status_code} ({len(answer.content)} bytes of {kind})"
 
 
-class Uploader:
-    """Sends a plan to one provider edge, journaling every acknowledged unit."""
+Verify = ssl.SSLContext | str | Path | bool
 
-    def __init__(self, url: str, token: str, journal_path: Path, *, attempts: int = 8, backoff_s: float = 0.5,
-                 timeout_s: float = 600.0, on_progress: Callable[[str], None] | None = None) -> None:
+
+def tls_context(verify: Verify) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for an edge: a CA file (PEM) as a context that trusts it alone; a context or a bool
+    as given (True: the system's trust store)."""
+    if isinstance(verify, (str, Path)):
+        return ssl.create_default_context(cafile=str(verify))
+    return verify
+
+
+def _untrusted(err: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind a transport error, if that is what it is."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _refuse_untrusted(url: str, err: httpx.TransportError) -> None:
+    failure = _untrusted(err)
+    if failure is not None or "CERTIFICATE_VERIFY_FAILED" in str(err):
+        why = failure.verify_message if failure is not None else str(err)
+        raise UploadError(f"the certificate of the edge at {url} does not verify ({why}): is the CA the platform's "
+                          "(`radlake provider ca`)?") from err
+
+
+class Uploader:
+    """Sends a plan to one provider edge over HTTPS (verified with ``verify``), journaling every acknowledged unit."""
+
+    def __init__(self, url: str, token: str, journal_path: Path, *, verify: Verify = True, attempts: int = 8,
+                 backoff_s: float = 0.5, timeout_s: float = 600.0,
+                 on_progress: Callable[[str], None] | None = None) -> None:
         self.url = url.rstrip("/")
         self.journal_path = journal_path
         self._attempts = attempts
         self._backoff = backoff_s
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0),
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0), verify=tls_context(verify),
                                   headers={"Authorization": f"Bearer {token}", "Accept": RADLAKE_REPORT})
         self._progress = on_progress or (lambda line: print(line, file=sys.stderr))
 
@@ -182,6 +215,7 @@ class Uploader:
                 answer = self._http.post(f"{self.url}{path}", content=content() if callable(content) else content,
                                          headers=headers)
             except httpx.TransportError as err:
+                _refuse_untrusted(self.url, err)
                 last = f"{type(err).__name__}: {err}"
             else:
                 if answer.status_code in (401, 403):
@@ -247,15 +281,18 @@ class Uploader:
         return records
 
 
-def wait_until_listening(edge_url: str, timeout_s: float = 180.0) -> None:
+def wait_until_listening(edge_url: str, timeout_s: float = 180.0, *, verify: Verify = True) -> None:
     """Wait for a provider edge to accept connections: NiFi's HandleHttpRequest opens its port only once
-    the edge's processors run, some seconds after ``radlake provider add`` or a NiFi restart."""
+    the edge's processors run, some seconds after ``radlake provider add`` or a NiFi restart. A certificate
+    that does not verify against ``verify`` is an error at once."""
     deadline = time.monotonic() + timeout_s
+    context = tls_context(verify)
     while True:
         try:
-            httpx.post(f"{edge_url}/manifests", content=b"{}", timeout=10)
+            httpx.post(f"{edge_url}/manifests", content=b"{}", timeout=10, verify=context)
             return
         except httpx.TransportError as err:
+            _refuse_untrusted(edge_url, err)
             if time.monotonic() > deadline:
                 raise UploadError(f"the edge at {edge_url} did not open its port within {timeout_s:.0f} s") from err
             time.sleep(0.5)

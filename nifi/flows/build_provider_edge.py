@@ -4,11 +4,16 @@ The JSON is the artifact that is deployed and reviewed; this script is how it is
 uuid5 of component names, so re-running it gives the same file). ``python -m nifi.flows.build_provider_edge``.
 
     HandleHttpRequest ──requests──► PutFile #{edge_dir}/spool/${uuid} ──spooled (success, failure)──►
-      (127.0.0.1:#{http_port}; /dicomweb/studies, /archives, /manifests)
+      (HTTPS on #{bind_address}:#{http_port}; /dicomweb/studies, /archives, /manifests)
     IngestDicom (HTTP) ──answers (success, failure)──► HandleHttpResponse ──failure──► LogAttribute "undelivered"
     ListFile #{drop_dir} ──files──► IngestDicom (drop folder) ──results──► LogAttribute "drop-folder results"
                                         ▲      │ failure (Vault/store/Kafka down): retried, then looped back
                                         └──────┘
+
+The edge speaks HTTPS only: HandleHttpRequest's SSL context service (StandardRestrictedSSLContextService,
+``nifi-ssl-context-service-nar``) holds the edges' certificate from the platform PKI as a PKCS#12 keystore
+(``#{edge_keystore}``, its password the sensitive parameter ``#{edge_keystore_password}``); providers verify it
+against the platform CA and authenticate with their bearer token (no client certificate).
 
 The request body is spooled to a file and IngestDicom reads it from there (and removes it): the Python
 bridge would otherwise copy every byte of the body over its socket, which cost 5x the de-identification.
@@ -25,18 +30,24 @@ GROUP = "provider_edge"
 STANDARD = {"group": "org.apache.nifi", "artifact": "nifi-standard-nar", "version": "2.3.0"}
 CONTEXT_MAP_NAR = {"group": "org.apache.nifi", "artifact": "nifi-http-context-map-nar", "version": "2.3.0"}
 SERVICES_API = {"group": "org.apache.nifi", "artifact": "nifi-standard-services-api-nar", "version": "2.3.0"}
+SSL_NAR = {"group": "org.apache.nifi", "artifact": "nifi-ssl-context-service-nar", "version": "2.3.0"}
 DYNAMIC = {"Content-Type"}  # HandleHttpResponse: dynamic properties become response headers
 PYTHON = {"group": "org.apache.nifi", "artifact": "python-extensions", "version": "0.1.0"}
 
 # Raised whenever a change to the flow needs edges deployed before it to be deployed again (a processor
 # property added, say): `nifi.providers.follow_stack` redeploys every edge of another revision.
-FLOW_REVISION = "3"
+FLOW_REVISION = "5"
 
 PARAMETERS = [
     ("flow_revision", "Revision of the flow definition this edge was deployed from", False, FLOW_REVISION),
     ("provider", "Provider id (lower case, [a-z0-9_-])", False, "provider"),
     ("project", "Project: its Vault Transit key pseudonymises", False, "project"),
-    ("http_port", "Port of the provider's HTTP endpoint on 127.0.0.1", False, "24500"),
+    ("bind_address", "The address the provider's HTTPS endpoint listens on (RADLAKE_BIND_ADDRESS)", False,
+     "127.0.0.1"),
+    ("http_port", "Port of the provider's HTTPS endpoint", False, "24500"),
+    ("edge_keystore", "PKCS#12 keystore: the edges' certificate (platform PKI) and its key", False,
+     "/tmp/radlake-edges.p12"),
+    ("edge_keystore_password", "Password of the edges' keystore", True, None),
     ("kafka_bootstrap", "Kafka bootstrap servers", False, "127.0.0.1:19092"),
     ("schema_registry_url", "Confluent-API schema registry URL", False, "https://127.0.0.1:18081/apis/ccompat/v7"),
     ("vault_addr", "Vault/OpenBao address", False, "https://127.0.0.1:18200"),
@@ -103,20 +114,21 @@ def ingest_properties() -> dict:
 
 
 def definition() -> dict:
-    context_map = "HTTP request contexts"
+    context_map, tls = "HTTP request contexts", "Edge TLS"
     receive, ingest_http, answer, undelivered = ("Receive requests", "De-identify, store, publish (HTTP)",
                                                  "Answer", "Log undelivered answers")
     spool = "Spool request body"
     watch, ingest_drop, drop_log = "Watch drop folder", "De-identify, store, publish (drop folder)", "Log drop-folder results"
     processors = [
         processor(receive, "org.apache.nifi.processors.standard.HandleHttpRequest", STANDARD, {
-            "Listening Port": "#{http_port}", "Hostname": "127.0.0.1", "HTTP Context Map": _id(context_map),
+            "Listening Port": "#{http_port}", "Hostname": "#{bind_address}", "HTTP Context Map": _id(context_map),
             "Allowed Paths": "/(dicomweb/studies(/[0-9.]+)?|archives|manifests)",
             "Allow GET": "false", "Allow PUT": "false", "Allow DELETE": "false", "Allow HEAD": "false",
             "Allow OPTIONS": "false", "Maximum Threads": "16", "container-queue-size": "50",
-            "HTTP Protocols": "HTTP_1_1",
-        }, x=0, y=0, services=("HTTP Context Map",),
-            comments="STOW-RS, archive and manifest requests; bodies are streamed into the content repository."),
+            "HTTP Protocols": "HTTP_1_1", "SSL Context Service": _id(tls), "Client Authentication": "No Authentication",
+        }, x=0, y=0, services=("HTTP Context Map", "SSL Context Service"),
+            comments="STOW-RS, archive and manifest requests over HTTPS (providers authenticate with their bearer "
+                     "token); bodies are streamed into the content repository."),
         processor(spool, "org.apache.nifi.processors.standard.PutFile", STANDARD, {
             "Directory": "#{edge_dir}/spool/${uuid}", "Conflict Resolution Strategy": "replace",
             "Create Missing Directories": "true",
@@ -157,12 +169,23 @@ def definition() -> dict:
         connection("drop-folder results", ingest_drop, drop_log, ["success"], objects=1000, size="100 MB"),
         connection("drop-folder retries", ingest_drop, ingest_drop, ["failure"], objects=100, size="1 GB"),
     ]
+    tls_properties = {"Keystore Filename": "#{edge_keystore}", "Keystore Password": "#{edge_keystore_password}",
+                      "Keystore Type": "PKCS12", "SSL Protocol": "TLS"}
     services = [{
         "identifier": _id(context_map), "name": context_map, "comments": "",
         "type": "org.apache.nifi.http.StandardHttpContextMap", "bundle": CONTEXT_MAP_NAR,
         "properties": {"Maximum Outstanding Requests": "50", "Request Expiration": "10 min"},
         "propertyDescriptors": _descriptors({"Maximum Outstanding Requests": 1, "Request Expiration": 1}),
         "controllerServiceApis": [{"type": "org.apache.nifi.http.HttpContextMap", "bundle": SERVICES_API}],
+        "scheduledState": "DISABLED", "bulletinLevel": "WARN", "componentType": "CONTROLLER_SERVICE",
+        "groupIdentifier": _id(GROUP),
+    }, {
+        "identifier": _id(tls), "name": tls, "comments": "The edges' certificate (platform PKI), no client certificate",
+        "type": "org.apache.nifi.ssl.StandardRestrictedSSLContextService", "bundle": SSL_NAR,
+        "properties": tls_properties,
+        "propertyDescriptors": _descriptors(tls_properties, sensitive=("Keystore Password",)),
+        "controllerServiceApis": [{"type": f"org.apache.nifi.ssl.{api}", "bundle": SERVICES_API}
+                                  for api in ("SSLContextService", "RestrictedSSLContextService", "SSLContextProvider")],
         "scheduledState": "DISABLED", "bulletinLevel": "WARN", "componentType": "CONTROLLER_SERVICE",
         "groupIdentifier": _id(GROUP),
     }]

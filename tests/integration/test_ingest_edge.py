@@ -1,10 +1,12 @@
 """Provider ingestion end to end: three providers' NiFi edges (real NiFi, Vault, Kafka, registry), concurrent
-uploads with bad inputs, a STOW-RS peer (dicomweb-client), credentials, the drop folder, kill -9 + resume."""
+uploads with bad inputs, a STOW-RS peer (dicomweb-client), credentials, the drop folder, kill -9 + resume.
+Edges speak HTTPS only: every client here verifies them against the platform CA."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -15,7 +17,9 @@ import hvac
 import hvac.exceptions
 import nipyapi
 import pytest
+import requests
 from confluent_kafka.admin import AdminClient, NewTopic
+from cryptography import x509
 from dicomweb_client.api import DICOMwebClient
 
 from apps.ingest import main as report_main
@@ -23,6 +27,7 @@ from apps.provider import main as provider_cli
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import providers
 from nifi.edge.client import Uploader, plan, upload_id_for, wait_until_listening
+from nifi.edge.errors import UploadError
 from nifi.edge.reconcile import read_provider_events
 from nifi.edge.tokens import edge_vault_token, revoke_edge_tokens
 from platform_layer import endpoints
@@ -30,7 +35,7 @@ from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
 from platform_layer.registration import register, schema_admin
 from platform_layer.settings import Settings
-from platform_layer.tls import vault_ca
+from platform_layer.tls import ca_file, vault_ca
 from platform_layer.transit import at_rest_key_name
 from radlake.synthetic import phi_dicom
 
@@ -39,6 +44,22 @@ pytestmark = pytest.mark.integration
 RUN = uuid.uuid4().hex[:6]
 PROVIDERS = [f"t{RUN}-a", f"t{RUN}-b", f"t{RUN}-c"]
 PROJECT = f"ingest-{RUN}"
+
+
+def _ca() -> str:
+    """The platform CA, which verifies every edge's certificate."""
+    return str(ca_file(Settings()))
+
+
+def _tls() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=_ca())
+
+
+def _dicomweb(url: str, token: str) -> DICOMwebClient:
+    session = requests.Session()
+    session.verify = _ca()
+    session.trust_env = False  # else requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override the session's CA
+    return DICOMwebClient(url=f"{url}/dicomweb", session=session, headers={"Authorization": f"Bearer {token}"})
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +126,9 @@ def test_three_providers_upload_concurrently(settings, edges, topics, tmp_path, 
         try:
             data = _provider_data(tmp_path / provider, seed)
             edge = edges[provider]
-            wait_until_listening(edge.url)
+            wait_until_listening(edge.url, verify=_ca())
             uploader = Uploader(edge.url, providers.endpoint_token(settings, provider),
-                                tmp_path / f"{provider}.jsonl", on_progress=lambda line: None)
+                                tmp_path / f"{provider}.jsonl", verify=_ca(), on_progress=lambda line: None)
             try:
                 results[provider] = uploader.upload(plan([data]), upload_id_for([data], provider))
             finally:
@@ -169,10 +190,10 @@ def test_resumed_upload_sends_nothing_again(settings, edges, tmp_path):
     provider = PROVIDERS[0]
     data = _provider_data(tmp_path / "again", 7)
     edge = edges[provider]
-    wait_until_listening(edge.url)
+    wait_until_listening(edge.url, verify=_ca())
     sent: list[str] = []
     uploader = Uploader(edge.url, providers.endpoint_token(settings, provider), tmp_path / "j.jsonl",
-                        on_progress=sent.append)
+                        verify=_ca(), on_progress=sent.append)
     try:
         the_plan = plan([data])
         first = uploader.upload(the_plan, "5e5e5e5e5e5e5e5e")
@@ -186,25 +207,127 @@ def test_resumed_upload_sends_nothing_again(settings, edges, tmp_path):
 
 def test_credentials_per_provider(settings, edges):
     a, b = edges[PROVIDERS[0]], edges[PROVIDERS[1]]
-    wait_until_listening(a.url)
+    wait_until_listening(a.url, verify=_ca())
     body = json.dumps({"upload_id": "0123456789abcdef", "study_uid": "1.2.3", "series": [{"series_uid": "1.2.3.4",
                                                                           "expected_instances": 1}]})
     b_token = providers.endpoint_token(settings, PROVIDERS[1])
-    assert httpx.post(f"{a.url}/manifests", content=body).status_code == 401
-    assert httpx.post(f"{a.url}/manifests", content=body,
+    assert httpx.post(f"{a.url}/manifests", content=body, verify=_tls()).status_code == 401
+    assert httpx.post(f"{a.url}/manifests", content=body, verify=_tls(),
                       headers={"Authorization": f"Bearer {b_token}"}).status_code == 403
-    assert httpx.post(f"{b.url}/manifests", content=body,
+    assert httpx.post(f"{b.url}/manifests", content=body, verify=_tls(),
                       headers={"Authorization": f"Bearer {b_token}"}).status_code == 200
+
+
+def test_edges_speak_https_only_with_the_platforms_certificate(settings, edges, topics, kafka_bootstrap,
+                                                               registry_url, tmp_path):
+    """Plain HTTP gets no answer from the flow (nothing processed, no event); a client that does not trust the
+    platform CA fails verification at once; one that does gets the edge's own answers."""
+    _, contracts = topics
+    provider = PROVIDERS[0]
+    edge = edges[provider]
+    wait_until_listening(edge.url, verify=_ca())
+    auth = {"Authorization": f"Bearer {providers.endpoint_token(settings, provider)}"}
+
+    def manifest(upload_id: str) -> bytes:
+        return json.dumps({"upload_id": upload_id, "study_uid": "1.2.3",
+                           "series": [{"series_uid": "1.2.3.4", "expected_instances": 1}]}).encode()
+
+    # the edge's certificate: issued by the platform PKI for the edges' name and the loopback address
+    served = _served(edge.port)
+    assert served.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == providers.EDGE_NAME
+    assert _ip_sans(served) == {"127.0.0.1"}
+
+    plain_id, https_id = uuid.uuid4().hex, uuid.uuid4().hex
+    try:
+        plain = httpx.post(f"http://127.0.0.1:{edge.port}/manifests", content=manifest(plain_id), headers=auth,
+                           timeout=10)
+    except httpx.TransportError:
+        pass  # no answer at all
+    else:
+        assert plain.status_code == 400, plain.status_code  # the TLS listener's own refusal, not the flow's answer
+        assert "upload_id" not in plain.text and "radlake" not in plain.text.lower()
+
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):  # the system's trust store
+        httpx.post(f"{edge.url}/manifests", content=manifest(uuid.uuid4().hex), headers=auth, timeout=10)
+    started = time.monotonic()
+    with pytest.raises(UploadError, match="does not verify"):
+        wait_until_listening(edge.url, 60, verify=True)
+    datasets, _ = phi_dicom.ct_series(1, study=95, size=32)
+    (tmp_path / "one.dcm").write_bytes(phi_dicom.to_bytes(datasets[0]))
+    uploader = Uploader(edge.url, auth["Authorization"].split()[1], tmp_path / "j.jsonl", verify=True, attempts=8,
+                        backoff_s=5, on_progress=lambda line: None)
+    try:
+        with pytest.raises(UploadError, match="does not verify"):
+            uploader.upload(plan([tmp_path]), uuid.uuid4().hex)
+    finally:
+        uploader.close()
+    assert not (tmp_path / "j.jsonl").exists()
+    assert time.monotonic() - started < 15  # not retried: a certificate that does not verify will not start to
+
+    trusted = httpx.post(f"{edge.url}/manifests", content=manifest(https_id), headers=auth, timeout=30,
+                         verify=_tls())
+    assert trusted.status_code == 200, trusted.text
+    ids = {e.data.upload_id for e in read_provider_events(kafka_bootstrap, registry_url, contracts[2], provider)}
+    assert https_id in ids and plain_id not in ids
+
+
+def _served(port: int, host: str = "127.0.0.1") -> x509.Certificate:
+    return x509.load_pem_x509_certificate(ssl.get_server_certificate((host, port)).encode())
+
+
+def _ip_sans(certificate: x509.Certificate) -> set[str]:
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(a) for a in names.get_values_for_type(x509.IPAddress)}
+
+
+def test_a_renewed_edge_certificate_reaches_every_edge(settings, edges, vault):
+    """At two thirds of its life (here: forced) the edges' certificate is issued again as a new keystore file;
+    following the stack hands it to every edge, which serves it at once, and the old keystore is deleted."""
+    before = _served(edges[PROVIDERS[0]].port)
+    renewed = providers.edge_keystore(settings, vault, renew=True)
+    assert set(PROVIDERS) <= set(providers.follow_stack(settings))
+    assert [p.name for p in providers.edge_tls_dir(settings).glob("edges-*.p12")] == [renewed.path.name]
+    for provider in PROVIDERS:
+        wait_until_listening(edges[provider].url, verify=_ca())
+        served = _served(edges[provider].port)
+        assert served.serial_number != before.serial_number and renewed.path.name == f"edges-{served.serial_number:x}.p12"
+    assert not set(PROVIDERS) & set(providers.follow_stack(settings))  # nothing left to change
+
+
+def test_edges_listen_on_the_bind_address_only(settings, vault, topics, edges):
+    """RADLAKE_BIND_ADDRESS=127.0.0.2 (all of 127/8 is loopback on Linux): the edge answers there, over a
+    certificate for that address, and nothing listens on 127.0.0.1; following a stack on 127.0.0.1 moves it back."""
+    names, _ = topics
+    elsewhere = settings.model_copy(update={"bind_address": "127.0.0.2"})
+    provider = f"t{RUN}-bind"
+    edge = providers.add(elsewhere, provider, PROJECT, topics=names)
+    try:
+        assert edge.url.startswith("https://127.0.0.2:") and providers.find_edge(settings, provider).url == edge.url
+        wait_until_listening(edge.url, verify=_ca())
+        assert httpx.post(f"{edge.url}/manifests", content=b"{}", verify=_tls(), timeout=30).status_code == 401
+        assert _ip_sans(_served(edge.port, "127.0.0.2")) == {"127.0.0.1", "127.0.0.2"}
+        with pytest.raises(httpx.ConnectError):
+            httpx.post(f"https://127.0.0.1:{edge.port}/manifests", content=b"{}", verify=_tls(), timeout=10)
+
+        assert provider in providers.follow_stack(settings)  # the stack's bind address is 127.0.0.1 again
+        back = providers.find_edge(settings, provider)
+        assert back.url == f"https://127.0.0.1:{edge.port}"
+        wait_until_listening(back.url, verify=_ca())
+        assert httpx.post(f"{back.url}/manifests", content=b"{}", verify=_tls(), timeout=30).status_code == 401
+        assert _ip_sans(_served(edge.port)) == {"127.0.0.1"}  # the certificate names no address left unused
+        with pytest.raises(httpx.ConnectError):
+            httpx.post(f"https://127.0.0.2:{edge.port}/manifests", content=b"{}", verify=_tls(), timeout=10)
+    finally:
+        providers.remove(settings, provider)
 
 
 def test_stow_rs_from_dicomweb_client(settings, edges):
 
     provider = PROVIDERS[1]
     edge = edges[provider]
-    wait_until_listening(edge.url)
+    wait_until_listening(edge.url, verify=_ca())
     datasets, _ = phi_dicom.ct_series(3, study=99, size=32)
-    client = DICOMwebClient(url=f"{edge.url}/dicomweb",
-                            headers={"Authorization": f"Bearer {providers.endpoint_token(settings, provider)}"})
+    client = _dicomweb(edge.url, providers.endpoint_token(settings, provider))
     response = client.store_instances(datasets)
     referenced = response.ReferencedSOPSequence
     assert sorted(item.ReferencedSOPInstanceUID for item in referenced) == sorted(ds.SOPInstanceUID for ds in datasets)
@@ -244,10 +367,9 @@ def test_an_edge_with_a_stale_registry_url_follows_the_stack(settings, edges):
         context, nipyapi.parameters.prepare_parameter("schema_registry_url", stale))
     assert provider in providers.follow_stack(settings)
     assert provider not in providers.follow_stack(settings)  # nothing left to change
-    wait_until_listening(edges[provider].url)
+    wait_until_listening(edges[provider].url, verify=_ca())
     datasets, _ = phi_dicom.ct_series(2, study=98, size=32)
-    client = DICOMwebClient(url=f"{edges[provider].url}/dicomweb",
-                            headers={"Authorization": f"Bearer {providers.endpoint_token(settings, provider)}"})
+    client = _dicomweb(edges[provider].url, providers.endpoint_token(settings, provider))
     response = client.store_instances(datasets)
     assert "FailedSOPSequence" not in response
     assert len(response.ReferencedSOPSequence) == 2
@@ -266,9 +388,9 @@ def test_an_edge_from_an_older_flow_is_deployed_again_and_keeps_its_token(settin
     assert after.process_group_id != before.process_group_id
     assert (after.project, after.port) == (before.project, before.port)
     assert providers.endpoint_token(settings, provider) == token
-    wait_until_listening(edges[provider].url)
+    wait_until_listening(edges[provider].url, verify=_ca())
     datasets, _ = phi_dicom.ct_series(2, study=97, size=32)
-    client = DICOMwebClient(url=f"{edges[provider].url}/dicomweb", headers={"Authorization": f"Bearer {token}"})
+    client = _dicomweb(edges[provider].url, token)
     response = client.store_instances(datasets)
     assert "FailedSOPSequence" not in response
     assert len(response.ReferencedSOPSequence) == 2
@@ -280,9 +402,9 @@ def test_only_the_administrator_opens_a_sealed_quarantine(settings, edges, vault
     folder = tmp_path / "notes"
     folder.mkdir()
     (folder / "kari-nordmann.txt").write_bytes(planted)
-    wait_until_listening(edges[provider].url)
+    wait_until_listening(edges[provider].url, verify=_ca())
     uploader = Uploader(edges[provider].url, providers.endpoint_token(settings, provider), tmp_path / "j.jsonl",
-                        on_progress=lambda line: None)
+                        verify=_ca(), on_progress=lambda line: None)
     try:
         [result] = uploader.upload(plan([folder]), upload_id_for([folder], provider))
     finally:
@@ -341,11 +463,11 @@ def _provenance_events(nifi, timeout_s: float = 60.0) -> list[dict]:
 def test_provenance_keeps_no_bearer_token_and_no_original_study_uid(settings, edges, nifi):
     provider = PROVIDERS[0]
     edge = edges[provider]
-    wait_until_listening(edge.url)
+    wait_until_listening(edge.url, verify=_ca())
     token = providers.endpoint_token(settings, provider)
     datasets, _ = phi_dicom.ct_series(2, study=55, size=32)
     original_study_uid = datasets[0].StudyInstanceUID
-    client = DICOMwebClient(url=f"{edge.url}/dicomweb", headers={"Authorization": f"Bearer {token}"})
+    client = _dicomweb(edge.url, token)
     response = client.store_instances(datasets, study_instance_uid=original_study_uid)  # the UID in the request URI
     assert "FailedSOPSequence" not in response
 
@@ -363,7 +485,7 @@ def test_a_503_is_the_edges_own_answer_never_an_echo_of_the_request(settings, ed
     provider = PROVIDERS[1]
     revoke_edge_tokens(vault, provider, settings.vault_kv_mount)
     planted = b"PK\x03\x04 Patient Ola Nordmann " + uuid.uuid4().bytes
-    answer = httpx.post(f"{edges[provider].url}/archives", content=planted, timeout=60,
+    answer = httpx.post(f"{edges[provider].url}/archives", content=planted, timeout=60, verify=_tls(),
                         headers={"Authorization": f"Bearer {providers.endpoint_token(settings, provider)}"})
     assert answer.status_code == 503
     assert b"Nordmann" not in answer.content and answer.json()["error"] == "EDGE_UNAVAILABLE"
@@ -371,8 +493,7 @@ def test_a_503_is_the_edges_own_answer_never_an_echo_of_the_request(settings, ed
     context = nipyapi.parameters.get_parameter_context(providers.find_edge(settings, provider).parameter_context_id, "id")
     nipyapi.parameters.upsert_parameter_to_context(context, nipyapi.parameters.prepare_parameter("flow_revision", "0"))
     assert provider in providers.follow_stack(settings)
-    wait_until_listening(edges[provider].url)
+    wait_until_listening(edges[provider].url, verify=_ca())
     datasets, _ = phi_dicom.ct_series(1, study=96, size=32)
-    client = DICOMwebClient(url=f"{edges[provider].url}/dicomweb",
-                            headers={"Authorization": f"Bearer {providers.endpoint_token(settings, provider)}"})
+    client = _dicomweb(edges[provider].url, providers.endpoint_token(settings, provider))
     assert "FailedSOPSequence" not in client.store_instances(datasets)

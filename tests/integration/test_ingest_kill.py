@@ -24,6 +24,7 @@ from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
 from platform_layer.registration import register, schema_admin
 from platform_layer.settings import Settings
+from platform_layer.tls import ca_file
 from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
@@ -55,12 +56,13 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
 
     edge = providers.add(settings, provider, f"kill-{run}", topics=names)
     try:
-        wait_until_listening(edge.url, 120)
+        wait_until_listening(edge.url, 120, verify=ca_file(settings))
         token = providers.endpoint_token(settings, provider)
         failure: list[BaseException] = []
 
         def first_attempt() -> None:
-            uploader = Uploader(edge.url, token, journal_path, attempts=2, backoff_s=0.2, on_progress=lambda _: None)
+            uploader = Uploader(edge.url, token, journal_path, verify=ca_file(settings), attempts=2, backoff_s=0.2,
+                                on_progress=lambda _: None)
             try:
                 uploader.upload(the_plan, "c0ffee00c0ffee00")
             except UploadError as err:
@@ -88,9 +90,9 @@ def test_kill_nifi_mid_upload_then_resume(settings, vault, nifi_url, kafka_boots
             pass
 
         nifi.start()
-        wait_until_listening(edge.url, 240)
+        wait_until_listening(edge.url, 240, verify=ca_file(settings))
         resumed: list[str] = []
-        uploader = Uploader(edge.url, token, journal_path, on_progress=resumed.append)
+        uploader = Uploader(edge.url, token, journal_path, verify=ca_file(settings), on_progress=resumed.append)
         try:
             records = uploader.upload(the_plan, "c0ffee00c0ffee00")
         finally:

@@ -1,13 +1,14 @@
 """The versioned edge flow: generated file up to date, every relationship routed or deliberately ended,
-back-pressure on every queue, the Vault token a sensitive parameter."""
+back-pressure on every queue, the Vault token and the keystore password sensitive parameters, HTTPS only."""
 
 from __future__ import annotations
 
 import json
 
-from nifi.deploy import flow_path, sensitive_parameters
+from nifi.deploy import definition_parameters, flow_path, sensitive_parameters
 from nifi.flows.build_provider_edge import definition
-from nifi.providers import NAME, choose_port
+from nifi.providers import NAME, Edge, choose_port
+from platform_layer.settings import Settings
 
 RELATIONSHIPS = {
     "HandleHttpRequest": {"success"}, "PutFile": {"success", "failure"}, "IngestDicom": {"success", "failure", "original"},
@@ -35,11 +36,33 @@ def test_every_relationship_is_connected_or_deliberately_ended():
         assert routed.get(processor["identifier"], set()) | ended == RELATIONSHIPS[kind], processor["name"]
 
 
-def test_vault_token_is_sensitive_and_endpoint_is_loopback():
+def test_vault_token_is_sensitive_and_endpoint_is_the_bind_address_loopback_by_default():
     the_definition = definition()
-    assert sensitive_parameters(the_definition) == {"vault_token"}
+    assert sensitive_parameters(the_definition) == {"vault_token", "edge_keystore_password"}
     receive = [p for p in the_definition["flowContents"]["processors"] if p["type"].endswith("HandleHttpRequest")][0]
-    assert receive["properties"]["Hostname"] == "127.0.0.1"
+    assert receive["properties"]["Hostname"] == "#{bind_address}"
+    assert definition_parameters(the_definition)["bind_address"] == "127.0.0.1" == Settings().bind_address
+
+
+def test_the_endpoint_speaks_https_with_the_edges_keystore_and_no_client_certificate():
+    contents = definition()["flowContents"]
+    [receive] = [p for p in contents["processors"] if p["type"].endswith("HandleHttpRequest")]
+    services = {s["identifier"]: s for s in contents["controllerServices"]}
+    tls = services[receive["properties"]["SSL Context Service"]]
+    assert receive["propertyDescriptors"]["SSL Context Service"]["identifiesControllerService"]
+    assert receive["properties"]["Client Authentication"] == "No Authentication"  # providers send bearer tokens
+    assert tls["type"] == "org.apache.nifi.ssl.StandardRestrictedSSLContextService"
+    assert tls["bundle"]["artifact"] == "nifi-ssl-context-service-nar"
+    assert tls["properties"] == {"Keystore Filename": "#{edge_keystore}", "Keystore Password": "#{edge_keystore_password}",
+                                 "Keystore Type": "PKCS12", "SSL Protocol": "TLS"}
+    assert tls["propertyDescriptors"]["Keystore Password"]["sensitive"]
+    assert "org.apache.nifi.ssl.RestrictedSSLContextService" in {a["type"] for a in tls["controllerServiceApis"]}
+
+
+def test_edge_urls_are_https_on_the_bind_address():
+    assert Edge("p", "q", 24501, "g", "c", "running").url == "https://127.0.0.1:24501"
+    assert Edge("p", "q", 24501, "g", "c", "running", "127.0.0.2").url == "https://127.0.0.2:24501"
+    assert Edge("p", "q", 24501, "g", "c", "running", "::1").url == "https://[::1]:24501"
 
 
 def test_provider_names_and_ports():
