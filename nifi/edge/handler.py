@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lake_schemas.errors import RegistryError
 from nifi.edge import stow_rs
 from nifi.edge.edge import (
     ACCEPTED,
@@ -70,6 +71,13 @@ class EdgeRuntime:
     endpoint_token: Callable[[], str]  # the provider's current token (EdgeCredentials.endpoint_token)
     work_dir: Path
     housekeeping: Callable[[], None] = lambda: None  # Housekeeping: sweeps the edge's folders now and then
+
+
+def internal_error(err: BaseException) -> Response:
+    """500 for what no handler expected: the error's type only (a message could quote what was sent). The
+    sender retries; the edge's log has the same line."""
+    name = type(err).__name__
+    return _json(500, {"error": "EDGE_INTERNAL_ERROR", "message": name}, {"status": 500, "error": name})
 
 
 def unavailable(message: str) -> Response:
@@ -145,7 +153,7 @@ def handle(runtime: EdgeRuntime, method: str, path: str, headers: Mapping[str, s
             return _archive_or_instance(runtime, body, "archive" if route == "/archives" else "drop")
         if route == "/manifests":
             return _manifest(runtime, body)
-    except (PseudonymError, SealError, ObjectStoreError, EdgeUnavailable, OSError) as err:
+    except (PseudonymError, SealError, ObjectStoreError, RegistryError, EdgeUnavailable, OSError) as err:
         return _json(503, {"error": "EDGE_UNAVAILABLE", "message": f"{type(err).__name__}: {err}"},
                      {"status": 503, "error": type(err).__name__})
     return _json(404, {"error": f"no route {route}"})

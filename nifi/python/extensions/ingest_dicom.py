@@ -3,8 +3,9 @@
 Each FlowFile is one request (HandleHttpRequest, body spooled to disk by PutFile: STOW-RS, archive,
 manifest) or one drop-folder file (ListFile). The processor hands it to ``nifi.edge.handler.handle`` — radlake's own de-identification
 engine, object store and registry-validated Kafka publishing — and emits the HTTP answer as content with
-``radlake.http.status`` and ``mime.type``, for HandleHttpResponse. A request's 503 (Vault, store or Kafka
-unavailable) is an answer like the others; a drop-folder file's goes to ``failure``, where the flow retries it.
+``radlake.http.status`` and ``mime.type``, for HandleHttpResponse. A request's 5xx (Vault, store, registry or Kafka
+unavailable, or an error nobody expected) is an answer like the others; a drop-folder file's goes to ``failure``,
+where the flow retries it.
 
 How radlake is imported: NiFi gives every Python processor its own virtual environment and pip-installs
 ``ProcessorDetails.dependencies`` into it (pinned below to the versions radlake is tested with); radlake
@@ -117,6 +118,15 @@ class IngestDicom(FlowFileTransform):
             self.runtime = None
 
     def transform(self, context, flowfile):
+        from nifi.edge.handler import internal_error
+
+        try:
+            return self._answer(context, flowfile)
+        except Exception as err:  # noqa: BLE001 - every request gets an answer: NiFi would hold it unanswered
+            self.logger.error(f"request failed unexpectedly: {type(err).__name__}")
+            return self._result(internal_error(err), flowfile.getAttributes())
+
+    def _answer(self, context, flowfile):
         import shutil
 
         from nifi.edge.handler import handle, unavailable
@@ -144,6 +154,9 @@ class IngestDicom(FlowFileTransform):
                     dropped.unlink(missing_ok=True)  # ingested or quarantined: the edge keeps what it needs
             else:
                 response = unavailable(f"drop-folder file {dropped.name} is gone")
+        return self._result(response, attributes)
+
+    def _result(self, response, attributes):
         out = {
             "radlake.http.status": str(response.status),
             "mime.type": response.media_type,
@@ -152,10 +165,11 @@ class IngestDicom(FlowFileTransform):
             "http.headers.authorization": "",
         }
         out.update({f"radlake.{k}": str(v) for k, v in response.summary.items()})
-        # A request's answer is final, 503 included (the sender retries), and goes out as "success": NiFi routes a
-        # "failure" result with the original FlowFile, so a 503 would echo the request body back. A drop-folder
-        # file is retried by the flow, so its 503 is "failure" on purpose (the original is what is retried).
-        relationship = "failure" if response.status == 503 and not attributes.get("http.context.identifier") else "success"
+        # A request's answer is final, 5xx included (the sender retries), and goes out as "success": NiFi routes a
+        # "failure" result with the original FlowFile, so a 5xx would echo the request body back. A drop-folder
+        # file is retried by the flow, so its 5xx is "failure" on purpose (the original is what is retried).
+        retried = response.status >= 500 and not attributes.get("http.context.identifier")
+        relationship = "failure" if retried else "success"
         if response.status >= 400:
             self.logger.warn(f"request answered {response.status}: {response.summary}")
         return FlowFileTransformResult(relationship, contents=response.body, attributes=out)

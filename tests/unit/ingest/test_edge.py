@@ -8,10 +8,11 @@ from io import BytesIO
 import pydicom
 import pytest
 
+from lake_schemas.errors import RegistryError
 from lake_schemas.events import InstanceReceived, Quarantined
 from nifi.edge import edge
 from nifi.edge.errors import TokenError
-from nifi.edge.handler import RADLAKE_REPORT, EdgeRuntime, handle
+from nifi.edge.handler import RADLAKE_REPORT, EdgeRuntime, handle, internal_error
 from nifi.edge.stow_rs import build_multipart_related
 from platform_layer.object_store import ObjectStore
 from radlake.deid.confidentiality_profile import Profile, compile_rules
@@ -174,3 +175,21 @@ def test_a_rotated_token_refuses_the_old_one_at_once_and_vault_trouble_is_a_503(
 
     runtime.endpoint_token = vault_down
     assert _post(runtime, "/dicomweb/studies", body, content_type, token="rotated-token").status == 503
+
+
+def test_a_contract_the_registry_does_not_hold_is_a_503_not_an_unanswered_request(runtime, series):
+    class Unregistered:
+        def publish(self, events) -> None:
+            raise RegistryError("radlake.instance.received.v1-value: instance_received.schema.json is not "
+                                "registered; run `radlake schemas register`")
+
+    runtime.publisher = Unregistered()
+    body, content_type = build_multipart_related([series[0]], "bnd")
+    answer = _post(runtime, "/dicomweb/studies", body, content_type)
+    assert answer.status == 503 and json.loads(answer.body)["error"] == "EDGE_UNAVAILABLE"
+
+
+def test_an_error_nobody_expected_is_answered_with_its_type_only():
+    answer = internal_error(KeyError("1.2.826.0.1.3680043.8.498.1 Nordmann"))
+    assert answer.status == 500
+    assert json.loads(answer.body) == {"error": "EDGE_INTERNAL_ERROR", "message": "KeyError"}
