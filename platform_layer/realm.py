@@ -44,7 +44,7 @@ NIFI_CLIENT = "radlake-nifi"
 NIFI_GROUPS_CLAIM = "groups"
 PLATFORM_CLIENT = "radlake-platform"
 SERVICE_CLIENTS = (PLATFORM_CLIENT, "radlake-edge", "radlake-streams", "radlake-lake", "radlake-radiomics",
-                   "radlake-inference",                   "radlake-dashboard-bridge")
+                   "radlake-inference", "radlake-dashboard-bridge")
 
 MASTER_ADMIN_PATH = "radlake/keycloak/admin"
 REALM_ADMIN_PATH = "radlake/keycloak/realm-admin"

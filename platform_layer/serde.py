@@ -157,18 +157,16 @@ class EventSerde:
     def serialize(self, event: BaseModel) -> bytes:
         if not isinstance(event, self.topic.event_class):
             raise SchemaViolation(f"{type(event).__name__} cannot go on {self.topic.name}")
-        payload = event.__pydantic_serializer__.to_json(event)
-        try:
-            self._own_schema.decode(payload)
-        except msgspec.ValidationError as err:
-            raise SchemaViolation(f"event does not match {self.topic.schema_file}: {err}") from err
-        return self._framing() + payload
+        return self._framed(event.__pydantic_serializer__.to_json(event))
 
     def encode(self, document: Any) -> bytes:
         """This topic's event given as JSON-ready values (dicts, lists, tuples, strings, numbers, datetimes; what
         the event class dumps), after the same validation as :meth:`serialize`. For an event built on a hot
         path without its model (a study version of thousands of instances)."""
-        payload = msgspec.json.encode(document)
+        return self._framed(msgspec.json.encode(document))
+
+    def _framed(self, payload: bytes) -> bytes:
+        """``payload`` validated against this topic's schema, behind the wire format's header."""
         try:
             self._own_schema.decode(payload)
         except msgspec.ValidationError as err:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import fcntl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import hvac
@@ -75,28 +75,31 @@ def issue(vault: hvac.Client, common_name: str, *, ip_sans: tuple[str, ...] = ("
 @dataclass(frozen=True)
 class CertificateFiles:
     """Where a service keeps its leaf certificate: ``certificate`` (leaf + chain), ``key`` (PKCS#8), and
-    ``keystore`` (key, leaf and intermediate in one PEM, as Kafka takes it). All 0600."""
+    ``keystore`` (key, leaf and intermediate in one PEM, as Kafka takes it). All 0600. ``issued``: whether the
+    call that returned them issued the certificate anew (a running service may have to reload it)."""
 
     certificate: Path
     key: Path
     keystore: Path
+    issued: bool = field(default=False, compare=False)
 
 
 def ensure_certificate(vault: hvac.Client, directory: Path, stem: str, common_name: str, *,
                        renew: bool = False, ip_sans: tuple[str, ...] = ("127.0.0.1",)) -> CertificateFiles:
     """``directory/<stem>.crt|.key|.pem`` for ``common_name``, issued anew when missing, past two thirds of
-    its life, for other addresses than ``ip_sans``, or ``renew`` (under a lock: processes of the same service may start
-    together)."""
+    its life, for other addresses than ``ip_sans``, or ``renew`` (under a lock: processes of the same service may
+    start together)."""
     files = CertificateFiles(directory / f"{stem}.crt", directory / f"{stem}.key", directory / f"{stem}.pem")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(directory / f".{stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if renew or needs_renewal(files.certificate) or certificate_ip_sans(files.certificate) != set(ip_sans):
-            issued = issue(vault, common_name, ip_sans=ip_sans)
-            write_private(files.key, issued.private_key)
-            write_private(files.keystore, issued.keystore)
-            write_private(files.certificate, f"{issued.certificate.strip()}\n{issued.ca_chain}")
-    return files
+        if not (renew or needs_renewal(files.certificate) or certificate_ip_sans(files.certificate) != set(ip_sans)):
+            return files
+        issued = issue(vault, common_name, ip_sans=ip_sans)
+        write_private(files.key, issued.private_key)
+        write_private(files.keystore, issued.keystore)
+        write_private(files.certificate, f"{issued.certificate.strip()}\n{issued.ca_chain}")
+    return replace(files, issued=True)
 
 
 def certificate_ip_sans(path: Path) -> set[str]:

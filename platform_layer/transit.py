@@ -26,6 +26,14 @@ VAULT_ERRORS = (hvac.exceptions.VaultError, requests.exceptions.RequestException
 _VAULT_HMAC = re.compile(r"^vault:v(\d+):(.+)$")
 
 
+def _create_key(client: object, key: str, mount: str, error: type[Exception]) -> None:
+    """Create a Transit key (Vault answers an existing one with success); a failure becomes ``error``."""
+    try:
+        client.secrets.transit.create_key(name=key, mount_point=mount)  # type: ignore[attr-defined]
+    except VAULT_ERRORS as err:
+        raise error(f"Vault Transit key {key!r} on mount {mount!r}: {err}") from err
+
+
 def at_rest_key_name(provider: str) -> str:
     """The Transit key that wraps the data keys sealing a provider's quarantine (one per provider, so that
     revoking or rotating one provider's touches no other)."""
@@ -40,10 +48,8 @@ class VaultTransitDataKeys:
         self._client, self._key, self._mount = client, key_name, mount
 
     def ensure_key(self) -> None:
-        try:
-            self._client.secrets.transit.create_key(name=self._key, mount_point=self._mount)  # type: ignore[attr-defined]
-        except VAULT_ERRORS as err:
-            raise SealError(f"Vault Transit key {self._key!r} on mount {self._mount!r}: {err}") from err
+        """Create the provider's at-rest Transit key when it does not exist yet (idempotent)."""
+        _create_key(self._client, self._key, self._mount, SealError)
 
     def generate(self) -> tuple[bytes, str]:
         try:
@@ -86,10 +92,7 @@ class VaultTransitHmac:
 
     def ensure_key(self) -> None:
         """Create the project's Transit key when it does not exist yet (idempotent)."""
-        try:
-            self._client.secrets.transit.create_key(name=self._key, mount_point=self._mount)  # type: ignore[attr-defined]
-        except VAULT_ERRORS as err:
-            raise PseudonymError(f"Vault Transit key {self._key!r} on mount {self._mount!r}: {err}") from err
+        _create_key(self._client, self._key, self._mount, PseudonymError)
 
     def hmac_many(self, messages: Sequence[bytes]) -> list[bytes]:
         results: list[bytes | None] = [self._cache.get(m) for m in messages]

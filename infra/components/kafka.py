@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import subprocess
 import uuid
-from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
@@ -237,9 +236,7 @@ class Kafka(Component):
 
     def _renew_certificate(self, vault, *, renew: bool = False) -> bool:
         """Whether the broker's certificate was issued anew (missing, past two thirds of its life, or ``renew``)."""
-        before = _read(self.tls_dir / "broker.crt")
-        ensure_certificate(vault, self.tls_dir, "broker", BROKER_NAME, renew=renew)
-        return _read(self.tls_dir / "broker.crt") != before
+        return ensure_certificate(vault, self.tls_dir, "broker", BROKER_NAME, renew=renew).issued
 
     def rotate_certificate(self) -> None:
         """Issue the broker a new certificate now and have the running broker serve it, without a restart."""
@@ -259,10 +256,3 @@ class Kafka(Component):
                 future.result(30)
         except KafkaException as err:
             raise StackError(f"kafka: the running broker did not reload its renewed certificate: {err}") from err
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return b""
