@@ -1,4 +1,4 @@
-"""Fetch artifacts from Maven Central into the cache, checksum-verified.
+"""Fetch artifacts from Maven Central (and a few programs from Debian's packages) into the cache, verified.
 
 Two ways: single files by coordinates (verified against the registry's .sha1), and whole dependency
 trees resolved by Maven itself (``mvn dependency:copy-dependencies`` with strict checksums) from a
@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -146,3 +148,67 @@ def package_with_maven(
         tail = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines() if "WARNING" not in line)
         tail = "\n".join(tail.splitlines()[-15:])
         raise DownloadFailed(f"Maven could not build {pom_name} ({properties}):\n{tail}")
+
+
+@dataclass(frozen=True)
+class DebianTree:
+    """Debian packages unpacked (not installed) into one folder: their programs run from there."""
+
+    root: Path
+
+    def program(self, name: str) -> Path:
+        for folder in ("usr/bin", "usr/sbin", "bin", "sbin"):
+            candidate = self.root / folder / name
+            if candidate.exists():
+                return candidate
+        raise DownloadFailed(f"{name} is not in the unpacked Debian packages under {self.root}")
+
+    def env(self) -> dict[str, str]:
+        """The environment a program from this tree runs with: its own shared libraries first."""
+        libraries = [str(self.root / sub) for sub in ("usr/lib/x86_64-linux-gnu", "usr/lib", "lib/x86_64-linux-gnu")]
+        inherited = os.environ.get("LD_LIBRARY_PATH", "")
+        return {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join([*libraries, *filter(None, [inherited])])}
+
+
+def fetch_debian_packages(cache_dir: Path, name: str, packages: Sequence[str], programs: Sequence[str]) -> DebianTree:
+    """Download Debian packages with ``apt-get download`` (apt verifies them against the signed archive index)
+    and unpack them with ``dpkg-deb -x`` under cache_dir/debian/<name> — no root, nothing installed system-wide.
+
+    ``packages`` lists the packages and those of their dependencies the machine lacks (shared libraries of the
+    programs); every program in ``programs`` is then checked with ``ldd``, so a library still missing is named
+    instead of failing at start.
+    """
+    tree = DebianTree(cache_dir / "debian" / name)
+    marker = tree.root / ".unpacked"
+    wanted = "\n".join(packages) + "\n"
+    if marker.exists() and marker.read_text() == wanted:
+        return tree
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise DownloadFailed(f"{name} comes from Debian's packages ({', '.join(packages)}): apt-get and dpkg-deb are needed")
+    debs = cache_dir / "debian" / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    log.info("downloading Debian packages %s", " ".join(packages))
+    proc = subprocess.run(["apt-get", "download", *packages], cwd=debs, capture_output=True, text=True)  # noqa: S603,S607
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.splitlines()[-5:])
+        raise DownloadFailed(f"apt-get download {' '.join(packages)} failed:\n{tail}")
+    partial = tree.root.with_name(tree.root.name + ".part")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for package in packages:
+        # The newest file for that package name: apt-get download names them <name>_<version>_<arch>.deb.
+        candidates = sorted(debs.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            raise DownloadFailed(f"apt-get download left no .deb for {package}")
+        subprocess.run(["dpkg-deb", "-x", str(candidates[-1]), str(partial)], check=True)  # noqa: S603,S607
+    shutil.rmtree(tree.root, ignore_errors=True)
+    partial.rename(tree.root)
+    for program in programs:
+        linked = subprocess.run(  # noqa: S603,S607
+            ["ldd", str(tree.program(program))], capture_output=True, text=True, env=tree.env()
+        )
+        missing = sorted({line.split()[0] for line in linked.stdout.splitlines() if "not found" in line})
+        if missing:
+            raise DownloadFailed(f"{program} from Debian needs {', '.join(missing)}: add its package to {name}'s list")
+    marker.write_text(wanted)
+    return tree
