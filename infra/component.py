@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,21 @@ class ComponentStatus:
     version: str
     detail: str = ""
     rss_bytes: int = 0
+
+
+@contextlib.contextmanager
+def _install_lock(settings: Settings, name: str) -> Iterator[None]:
+    """One installer per component and cache at a time: stacks with different state dirs share the cache, and
+    an install's staging folders and partial downloads have fixed names (the second installer then finds the
+    work done)."""
+    locks = settings.cache_dir / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class Component(ABC):
@@ -119,7 +136,8 @@ class Component(ABC):
         else:
             self.pid_file.unlink(missing_ok=True)
             process.ensure_ports_free(self.name, self.ports, settings=self.port_settings)
-            self.install()
+            with _install_lock(self.settings, self.name):
+                self.install()
             self.home.mkdir(parents=True, exist_ok=True)
             self.prepare()
             argv, env = self.command()
