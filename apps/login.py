@@ -15,10 +15,9 @@ import sys
 
 from apps._common import command
 from platform_layer.device_authorization import poll_for_token
-from platform_layer.identity_provider import CredentialsRefused
-from platform_layer.realm import cli_client, issuer
+from platform_layer.realm import cli_client, issuer, refreshed_session
 from platform_layer.settings import Settings
-from platform_layer.user_session import NotLoggedIn, UserSession, load, save
+from platform_layer.user_session import UserSession, save
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,24 +49,8 @@ def _login(settings: Settings) -> UserSession:
     return session
 
 
-def _status(settings: Settings) -> UserSession:
-    session = load(settings.token_file)
-    if session.issuer != issuer(settings):
-        raise NotLoggedIn(f"the stored session is for {session.issuer}, not {issuer(settings)}; run `radlake login`")
-    if session.refresh_expired():
-        raise NotLoggedIn("the session has expired; run `radlake login`")
-    with cli_client(settings) as client:
-        try:
-            tokens = client.refresh(session.refresh_token)
-        except CredentialsRefused as err:
-            raise NotLoggedIn("the session has expired or was revoked; run `radlake login`") from err
-    session = UserSession.from_tokens(session.issuer, session.client_id, tokens)
-    save(settings.token_file, session)
-    return session
-
-
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    session = _status(settings) if args.status else _login(settings)
+    session = refreshed_session(settings) if args.status else _login(settings)
     print(f"logged in as {describe(session)}")
     return 0
 

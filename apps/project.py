@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from apps._common import command
+from platform_layer import audit
 from platform_layer.realm import REALM, ensure_realm_roles, realm_admin
 from platform_layer.realm_roles import (
     ProjectAccess,
@@ -52,7 +53,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "create":
         project = check_project_name(args.name)
         roles = {project_role(project, access): text.format(project) for access, text in DESCRIPTIONS.items()}
-        created = ensure_realm_roles(settings, roles)
+        with audit.recorded(settings, "project.create", f"project {project}"):
+            created = ensure_realm_roles(settings, roles)
         print(f"project {project}: {', '.join(roles)} ({'created' if created else 'existed already'})",
               file=sys.stderr)
         print(project)

@@ -4,7 +4,9 @@ NiFi edge per provider.
 ``add`` deploys the provider's edge (``nifi/providers.py`` says what that sets up) and makes the realm role
 ``provider:NAME`` in Keycloak. ``quarantine`` lists what the edge refused (time, reason, digest); the identifying
 fields (``--reveal``) and the original bytes (``--open SHA256 --out FILE``) are sealed and opened through Vault,
-which logs the request. ``ca`` prints the platform CA (PEM) that every edge's HTTPS certificate verifies against:
+which logs the request. Every action but ``list`` and ``ca`` is recorded in the audit trail before it takes
+effect (``radlake audit show --target provider``); Vault's log carries the same entry id
+(header ``X-Radlake-Audit-Id``). ``ca`` prints the platform CA (PEM) that every edge's HTTPS certificate verifies against:
 give it to providers with their token. Exit status: 0 ok, 1 failure (the message names the step), 2 usage.
 """
 
@@ -28,10 +30,12 @@ from nifi.providers import (
     remove,
     rotate_endpoint_token,
 )
+from platform_layer import audit
 from platform_layer.realm import ensure_realm_roles
 from platform_layer.realm_roles import provider_role
 from platform_layer.settings import Settings
 from platform_layer.tls import ca_file
+from platform_layer.vault import admin_client
 from radlake.deid.quarantine import read_original, read_records
 
 
@@ -71,13 +75,19 @@ def _quarantine(settings: Settings, name: str, args: argparse.Namespace) -> None
         records = [r for r in read_records(folder) if r.sha256 == args.open and r.stored_as]
         if not records:
             raise ProviderError(f"the quarantine of {name} keeps no original with digest {args.open}")
-        original = read_original(folder, records[-1], quarantine_keys(settings, name))
+        with audit.recorded(settings, "quarantine.open", f"provider {name} original {args.open}") as entry:
+            vault = audit.link_vault(admin_client(settings), entry)
+            original = read_original(folder, records[-1], quarantine_keys(settings, name, vault))
         with os.fdopen(os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
             out.write(original)
         print(f"wrote {len(original)} bytes to {args.out}", file=sys.stderr)
         return
-    for record in read_records(folder, quarantine_keys(settings, name) if args.reveal else None):
-        print(json.dumps({k: v for k, v in record.__dict__.items() if v is not None}, default=str))
+    action = "quarantine.reveal" if args.reveal else "quarantine.list"
+    with audit.recorded(settings, action, f"provider {name} quarantine") as entry:
+        keys = quarantine_keys(settings, name, audit.link_vault(admin_client(settings), entry)) if args.reveal \
+            else None
+        for record in read_records(folder, keys):
+            print(json.dumps({k: v for k, v in record.__dict__.items() if v is not None}, default=str))
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -90,7 +100,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         bind_address(settings)  # a bad RADLAKE_BIND_ADDRESS stops before anything is made
         ensure_realm_roles(settings, {provider_role(name): f"acts for provider {name}"})
         print(f"deploying the edge of {name} (first use installs the processor's environment)", file=sys.stderr)
-        edge = add(settings, name, args.project, port=args.port, drop_dir=args.drop_dir, topics=topics)
+        with audit.recorded(settings, "provider.add", f"provider {name}", details={"project": args.project}):
+            edge = add(settings, name, args.project, port=args.port, drop_dir=args.drop_dir, topics=topics)
         print(json.dumps({**edge.__dict__, "url": edge.url}))
     elif args.action == "list":
         edges = list_edges(settings)
@@ -98,7 +109,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         for edge in edges:
             print(f"{edge.provider:<20} {edge.project:<20} {edge.url:<30} {edge.state}")
     elif args.action == "remove":
-        remove(settings, name, keep_token=args.keep_token)
+        with audit.recorded(settings, "provider.remove", f"provider {name}", details={"keep_token": args.keep_token}):
+            remove(settings, name, keep_token=args.keep_token)
         print(f"removed the edge of {name}", file=sys.stderr)
     elif args.action == "quarantine":
         _quarantine(settings, name, args)
@@ -108,7 +120,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             raise ProviderError(f"no platform CA at {path}: `radlake stack up` makes it")
         print(path.read_text(), end="")
     elif args.action == "token":
-        print(rotate_endpoint_token(settings, name) if args.rotate else endpoint_token(settings, name))
+        with audit.recorded(settings, "provider.token." + ("rotate" if args.rotate else "read"), f"provider {name}"):
+            print(rotate_endpoint_token(settings, name) if args.rotate else endpoint_token(settings, name))
     return 0
 
 

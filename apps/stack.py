@@ -15,6 +15,7 @@ from apps._common import UsageError, command
 from infra import stack
 from infra.component import ComponentStatus
 from nifi.providers import bind_address, follow_stack
+from platform_layer import audit
 from platform_layer.settings import Settings
 
 
@@ -61,7 +62,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         vault = stack.component("vault", settings)
         if vault.external:
             raise UsageError("Vault is external (RADLAKE_VAULT_ADDR): its own operators hold its unseal keys")
-        print(vault.root_token())
+        with audit.recorded(settings, "vault.root-token", "vault root token"):
+            print(vault.root_token())
         print("a root token: use it once, then revoke it (`bao token revoke -self`)", file=sys.stderr)
     elif args.action == "down":
         stack.down(settings, args.components or None)

@@ -6,7 +6,8 @@ mail server, so handing the password over is the administrator's job. Roles are 
 ``provider:<provider>``, ``project:<project>:reader`` and ``project:<project>:steward``; a provider's or
 project's role exists once ``radlake provider add`` / ``radlake project create`` has made it.
 
-The commands act as the realm's administrator client (its secret read from Vault). Exit status: 0 ok,
+The commands act as the realm's administrator client (its secret read from Vault); ``add``, ``grant`` and
+``revoke`` are recorded in the audit trail first (``radlake audit show --action role``). Exit status: 0 ok,
 1 failure (the message names it), 2 usage (a name outside the rules).
 """
 
@@ -19,6 +20,7 @@ import sys
 
 from apps._common import UsageError, command
 from lake_schemas.errors import RadlakeError
+from platform_layer import audit
 from platform_layer.identity_provider import Conflict, KeycloakAdmin
 from platform_layer.realm import REALM, realm_admin
 from platform_layer.realm_roles import RoleNameError, is_radlake_role, parse_role
@@ -95,21 +97,24 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"{args.name!r} is not a user name ({USERNAME.pattern})")
     with realm_admin(settings) as admin:
         if args.action == "add":
-            _add(admin, args)
+            with audit.recorded(settings, "user.add", f"user {args.name}"):
+                _add(admin, args)
         elif args.action == "list":
             _list(admin)
         else:
             role = _existing_role(admin, args.role)
             user_id = _user_id(admin, args.name)
             held = role in admin.user_realm_roles(REALM, user_id)
-            if args.action == "grant":
-                if not held:
-                    admin.add_realm_roles(REALM, user_id, [role])
-                print(f"{args.name} {'already holds' if held else 'now holds'} {role}", file=sys.stderr)
-            else:
-                if held:
-                    admin.remove_realm_roles(REALM, user_id, [role])
-                print(f"{args.name} {'no longer holds' if held else 'did not hold'} {role}", file=sys.stderr)
+            with audit.recorded(settings, f"role.{args.action}", f"user {args.name} role {role}",
+                                details={"held_before": held}):
+                if args.action == "grant":
+                    if not held:
+                        admin.add_realm_roles(REALM, user_id, [role])
+                    print(f"{args.name} {'already holds' if held else 'now holds'} {role}", file=sys.stderr)
+                else:
+                    if held:
+                        admin.remove_realm_roles(REALM, user_id, [role])
+                    print(f"{args.name} {'no longer holds' if held else 'did not hold'} {role}", file=sys.stderr)
     return 0
 
 

@@ -22,6 +22,7 @@ COMPONENTS: dict[str, str] = {
     "registry": "infra.components.registry:SchemaRegistry",
     "nifi": "infra.components.nifi:NiFi",
     "spark": "infra.components.spark:Spark",
+    "gateway": "infra.components.gateway:Gateway",
 }
 
 

@@ -229,4 +229,46 @@ GATE_REPORTS = LakeTableSpec(
     ),
 )
 
+AUDIT_TRAIL = LakeTableSpec(
+    name="audit",
+    layer="governance",
+    description="append-only, hash-chained record of every privileged action (platform_layer/audit.py); "
+                "written by the platform only, never by a Spark job",
+    changes=(
+        SchemaChange(1, (
+            ("seq", "BIGINT"), ("entry_id", "STRING"), ("recorded_at", "TIMESTAMP"), ("actor", "STRING"),
+            ("host_user", "STRING"), ("origin", "STRING"), ("action", "STRING"), ("target", "STRING"),
+            ("outcome", "STRING"), ("details", "STRING"), ("prev_hash", "STRING"), ("hash", "STRING"),
+        ), "initial"),
+    ),
+)
+
+DATASETS = LakeTableSpec(
+    name="datasets",
+    layer="governance",
+    merge_key=("dataset",),
+    description="named cohorts: a filter over one lake table of one project, pinned to a table version",
+    changes=(
+        SchemaChange(1, (
+            ("dataset", "STRING"), ("project", "STRING"), ("source_table", "STRING"), ("columns", "ARRAY<STRING>"),
+            ("filter", "STRING"), ("source_version", "BIGINT"), ("description", "STRING"),
+            ("created_by", "STRING"), ("created_at", "TIMESTAMP"),
+        ), "initial"),
+    ),
+)
+
+GRANTS = LakeTableSpec(
+    name="grants",
+    layer="governance",
+    merge_key=("grant_id",),
+    description="who may read which dataset until when; a revoked grant keeps its row with revoked_at",
+    changes=(
+        SchemaChange(1, (
+            ("grant_id", "STRING"), ("user", "STRING"), ("dataset", "STRING"), ("granted_by", "STRING"),
+            ("granted_at", "TIMESTAMP"), ("until", "TIMESTAMP"), ("revoked_by", "STRING"),
+            ("revoked_at", "TIMESTAMP"),
+        ), "initial"),
+    ),
+)
+
 LAKE_TABLES: tuple[LakeTableSpec, ...] = (SILVER_SERIES, SILVER_STUDIES, QUARANTINE, GATE_REPORTS)

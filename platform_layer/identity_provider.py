@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import jwt
 
 from platform_layer.device_authorization import DeviceAuthorization
 from platform_layer.errors import IdentityProviderError
@@ -421,3 +422,39 @@ class KeycloakAdmin:
 def _seg(text: str) -> str:
     """``text`` as one URL path segment (role names hold ':')."""
     return quote(text, safe="")
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """Who a verified access token speaks for."""
+
+    username: str
+    roles: frozenset[str]
+    client: str
+    expires_at: float
+
+
+class AccessTokenVerifier:
+    """Verifies a realm's access tokens the way a resource server must: the signature against the realm's
+    published keys (fetched over HTTPS verified against ``ca_file``, again when a token names an unknown key),
+    the issuer, the expiry, and that it is an access token (``typ`` ``Bearer``)."""
+
+    def __init__(self, issuer: str, ca_file: Path, *, leeway_s: float = 5.0) -> None:
+        self._issuer, self._leeway = issuer, leeway_s
+        self._keys = jwt.PyJWKClient(f"{issuer}/protocol/openid-connect/certs", cache_keys=True,
+                                     ssl_context=_ssl_context(ca_file), timeout=10)
+
+    def verify(self, token: str) -> VerifiedToken:
+        try:
+            key = self._keys.get_signing_key_from_jwt(token)
+            payload = jwt.decode(token, key.key, algorithms=["RS256", "ES256", "PS256"], issuer=self._issuer,
+                                 leeway=self._leeway, options={"verify_aud": False, "require": ["exp", "iss"]})
+        except jwt.PyJWKClientConnectionError as err:
+            raise IdentityProviderUnavailable(f"the realm's keys could not be fetched: {err}") from err
+        except jwt.PyJWTError as err:
+            raise CredentialsRefused(f"the access token was refused: {err}") from err
+        if payload.get("typ") != "Bearer" or not payload.get("preferred_username"):
+            raise CredentialsRefused("not an access token of a user or service account")
+        return VerifiedToken(username=str(payload["preferred_username"]),
+                             roles=frozenset(payload.get("realm_access", {}).get("roles", [])),
+                             client=str(payload.get("azp", "")), expires_at=float(payload["exp"]))

@@ -28,10 +28,13 @@ import hvac
 
 from platform_layer.endpoints import keycloak_url, nifi_url
 from platform_layer.errors import VaultUnavailable
-from platform_layer.identity_provider import KeycloakAdmin, OidcClient
+from platform_layer.identity_provider import CredentialsRefused, KeycloakAdmin, OidcClient
 from platform_layer.settings import Settings
 from platform_layer.tls import ca_file
 from platform_layer.transit import VAULT_ERRORS
+from platform_layer.user_session import NotLoggedIn, UserSession
+from platform_layer.user_session import load as load_session
+from platform_layer.user_session import save as save_session
 from platform_layer.vault import admin_client
 
 REALM = "radlake"
@@ -128,6 +131,24 @@ def cli_client(settings: Settings) -> OidcClient:
     """The public client people log in with (device flow)."""
     return OidcClient(keycloak_url(settings), REALM, CLI_CLIENT, ca_file=keycloak_ca_file(settings),
                       hint=_hint(settings))
+
+
+def refreshed_session(settings: Settings) -> UserSession:
+    """The stored session of ``radlake login``, its tokens refreshed now (and stored again): fails with
+    :class:`NotLoggedIn` when there is none, it belongs to another realm, or it expired or was revoked."""
+    session = load_session(settings.token_file)
+    if session.issuer != issuer(settings):
+        raise NotLoggedIn(f"the stored session is for {session.issuer}, not {issuer(settings)}; run `radlake login`")
+    if session.refresh_expired():
+        raise NotLoggedIn("the session has expired; run `radlake login`")
+    with cli_client(settings) as client:
+        try:
+            tokens = client.refresh(session.refresh_token)
+        except CredentialsRefused as err:
+            raise NotLoggedIn("the session has expired or was revoked; run `radlake login`") from err
+    session = UserSession.from_tokens(session.issuer, session.client_id, tokens)
+    save_session(settings.token_file, session)
+    return session
 
 
 def ensure_realm_roles(settings: Settings, roles: Mapping[str, str]) -> list[str]:

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # Where `radlake login` keeps the user's tokens (mode 0600).
     token_file: Path = Field(default_factory=_default_token_file)
 
+    # The lake gateway (Arrow Flight over TLS): how data scientists read granted datasets.
+    gateway_port: int = 18815
+
     # Spark + Delta.
     spark_master: str = "local[2]"
     spark_driver_memory: str = "2g"
@@ -104,6 +107,17 @@ class Settings(BaseSettings):
     @property
     def resolved_object_store_uri(self) -> str:
         return self.object_store_uri or str(self.state_dir / "objects")
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """``RADLAKE_*`` variables that give a child process these same settings, secrets left out (a child that
+    needs one reads it from Vault: no secret goes into a process's environment)."""
+    environment = {}
+    for name, value in settings.model_dump().items():
+        if value is None or isinstance(value, SecretStr):
+            continue
+        environment[f"RADLAKE_{name.upper()}"] = str(value)
+    return environment
 
 
 @lru_cache(maxsize=1)

@@ -103,6 +103,12 @@ def nifi(settings, nifi_url) -> NiFiAccess:
 
 
 @pytest.fixture(scope="session")
+def gateway(settings, _stack_session, keycloak) -> str:  # it verifies the realm's tokens
+    """The lake gateway's Arrow Flight location."""
+    return _component("gateway", settings, _stack_session).address
+
+
+@pytest.fixture(scope="session")
 def spark(settings, _stack_session):
     """A SparkSession for the lake (local mode, Delta + Kafka source)."""
 

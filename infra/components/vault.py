@@ -41,6 +41,7 @@ from cryptography.x509.oid import NameOID
 from infra.component import Component
 from infra.errors import StackError
 from infra.process import wait_until
+from platform_layer.audit import VAULT_AUDIT_HEADER
 from platform_layer.endpoints import vault_addr, vault_admin_file, vault_unseal_file
 from platform_layer.errors import PrerequisiteMissing, VaultUnavailable
 from platform_layer.principals import ADMIN_POLICY, ADMIN_ROLE
@@ -293,6 +294,8 @@ audit "file" "file" {{
         if "approle/" not in root.sys.list_auth_methods()["data"]:
             root.sys.enable_auth_method("approle")
         root.sys.create_or_update_policy(ADMIN_POLICY, admin_policy(self.settings))
+        # Vault's audit log records this header in clear: the id of radlake's own audit row for the action.
+        root.adapter.post(f"/v1/sys/config/auditing/request-headers/{VAULT_AUDIT_HEADER}", json={"hmac": False})
         for name, body in token_roles().items():
             root.adapter.post(f"/v1/auth/token/roles/{name}", json=body)
         root.auth.approle.create_or_update_approle(ADMIN_ROLE, **admin_approle())

@@ -30,7 +30,7 @@ from nifi.edge.client import Uploader, plan, upload_id_for, wait_until_listening
 from nifi.edge.errors import UploadError
 from nifi.edge.reconcile import read_provider_events
 from nifi.edge.tokens import edge_vault_token, revoke_edge_tokens
-from platform_layer import endpoints
+from platform_layer import audit, endpoints
 from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
 from platform_layer.registration import register, schema_admin
@@ -438,9 +438,24 @@ def test_only_the_administrator_opens_a_sealed_quarantine(settings, edges, vault
     finally:
         edge.auth.token.revoke_self()
     # and every data key made and opened is in Vault's audit log
-    audit = (settings.state_dir / "vault" / "audit.log").read_text()
-    assert f"transit/datakey/plaintext/{at_rest_key_name(provider)}" in audit
-    assert f"transit/decrypt/{at_rest_key_name(provider)}" in audit
+    vault_log = (settings.state_dir / "vault" / "audit.log").read_text()
+    assert f"transit/datakey/plaintext/{at_rest_key_name(provider)}" in vault_log
+    assert f"transit/decrypt/{at_rest_key_name(provider)}" in vault_log
+
+    # each opening left one row in radlake's audit trail, and Vault's decrypts carry that row's id in clear
+    trail = [r for r in audit.read(settings) if r.target.startswith(f"provider {provider} ")]
+    actions = [(r.action, r.outcome) for r in trail][-3:]
+    assert actions == [("quarantine.open", "allowed"), ("quarantine.list", "allowed"),
+                       ("quarantine.reveal", "allowed")]
+    decrypts = [json.loads(line) for line in vault_log.splitlines()
+                if f"transit/decrypt/{at_rest_key_name(provider)}" in line]
+    for row in (trail[-3], trail[-1]):
+        linked = [d for d in decrypts
+                  if d["request"].get("headers", {}).get(audit.VAULT_AUDIT_HEADER.lower()) == [row.entry_id]]
+        assert linked, f"no decrypt in Vault's audit log carries {row.action}'s entry id"
+    assert not any(d["request"].get("headers", {}).get(audit.VAULT_AUDIT_HEADER.lower()) == [trail[-2].entry_id]
+                   for d in decrypts)  # listing without --reveal opened nothing
+    assert audit.verify(settings).intact
 
 
 def _provenance_events(nifi, timeout_s: float = 60.0) -> list[dict]:

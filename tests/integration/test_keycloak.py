@@ -30,6 +30,7 @@ from apps import provider as provider_cli
 from apps import user as user_cli
 from infra import stack
 from infra.components.keycloak import BOOTSTRAP_PREFIX, Keycloak
+from platform_layer import audit
 from platform_layer.device_authorization import poll_for_token
 from platform_layer.endpoints import keycloak_management_url
 from platform_layer.identity_provider import (
@@ -164,6 +165,14 @@ def test_a_granted_role_is_in_the_next_token_and_a_revoked_one_is_not(settings, 
         assert reader not in roles and f"project:{project}:steward" in roles
         assert user_cli.main(["revoke", name, reader]) == 0  # idempotent
         assert "did not hold" in capsys.readouterr().err
+        # every change was audited before it took effect, the no-op too, and the chain holds
+        trail = [(r.action, r.target, json.loads(r.details)) for r in audit.read(settings)
+                 if r.target.startswith(f"user {name} ")]
+        assert trail == [("role.grant", f"user {name} role {reader}", {"held_before": False}),
+                         ("role.grant", f"user {name} role project:{project}:steward", {"held_before": False}),
+                         ("role.revoke", f"user {name} role {reader}", {"held_before": True}),
+                         ("role.revoke", f"user {name} role {reader}", {"held_before": False})]
+        assert audit.verify(settings).intact
         # the one-time password is spent, and nobody logs in with a password grant through the CLI client
         with pytest.raises(AssertionError, match="refused the password"):
             _device_login(settings, name, password)

@@ -1,0 +1,66 @@
+"""The lake gateway (``spark_jobs.gateway``): Arrow Flight over TLS on loopback, one Python process.
+
+``prepare`` issues its certificate from the platform CA (``<state>/gateway/tls``, renewed by ``stack up``
+once two thirds of its life are gone). It is healthy when a Flight call without a token gets the answer
+"unauthenticated": the server is up, speaks TLS that verifies, and refuses anonymous callers.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pyarrow
+import pyarrow.flight as flight
+
+from infra.component import Component
+from infra.errors import StackError
+from platform_layer.endpoints import gateway_location
+from platform_layer.errors import VaultUnavailable
+from platform_layer.settings import child_environment
+from platform_layer.tls import CertificateError, ca_file, ensure_certificate
+from platform_layer.vault import admin_client
+
+SERVER_NAME = "gateway.radlake.local"
+
+
+class Gateway(Component):
+    name = "gateway"
+
+    @property
+    def address(self) -> str:
+        return gateway_location(self.settings)
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.gateway_port]
+
+    @property
+    def version(self) -> str:
+        return f"arrow flight {pyarrow.__version__}"
+
+    @property
+    def tls_dir(self):
+        return self.home / "tls"
+
+    def prepare(self) -> None:
+        try:
+            ensure_certificate(admin_client(self.settings), self.tls_dir, "gateway", SERVER_NAME)
+        except (VaultUnavailable, CertificateError) as err:
+            raise StackError(f"gateway: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        return [sys.executable, "-m", "apps.cli", "gateway", "serve"], child_environment(self.settings)
+
+    def responding(self) -> bool:
+        if not ca_file(self.settings).exists():
+            return False
+        client = flight.FlightClient(self.address, tls_root_certs=ca_file(self.settings).read_bytes())
+        try:
+            list(client.list_flights(options=flight.FlightCallOptions(timeout=2.0)))
+        except flight.FlightUnauthenticatedError:
+            return True
+        except flight.FlightError:
+            return False
+        finally:
+            client.close()
+        return False  # an anonymous caller was answered: not the gateway radlake runs

@@ -1,0 +1,247 @@
+"""Datasets and grants: what a data scientist may read, kept in the lake's ``governance`` tables.
+
+A **dataset** is a named cohort of one project: a boolean SQL filter (and optionally a list of columns) over
+one lake table, pinned to the Delta version that table had when the dataset was made. Reading it always
+gives the rows of that version of the project, whatever arrived since. A **grant** lets one user read one
+dataset until a date; revoking it keeps the row (with ``revoked_at``) so the history stays readable.
+
+Both tables are written by platform commands only (``radlake dataset``, ``radlake grant``/``revoke``) through
+delta-rs, each change audited first (``platform_layer.audit``). The lake gateway (``spark_jobs.gateway``)
+decides every read from them.
+
+**Filters cannot escape their project.** A filter runs in a DuckDB connection that holds one relation,
+``source`` — the pinned table version already cut to the dataset's project — with access to files, the
+network and extensions switched off and the configuration locked. A filter that names any other table, reads
+a file (``read_parquet(...)``) or holds a second statement fails when the dataset is made and at every read.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from lake_schemas.errors import RadlakeError
+from lake_schemas.tables import DATASETS, GRANTS, LakeTableSpec
+from platform_layer.settings import Settings
+
+# Tables a dataset may be cut from: they carry a ``project`` column and no identifying data.
+SOURCE_TABLES = ("silver/studies", "silver/series")
+DATASET_NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+
+_SCALARS = {"BIGINT": pa.int64(), "STRING": pa.string(), "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+            "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+
+
+class GovernanceError(RadlakeError):
+    """A dataset or grant that cannot be made, found or used; the message says which and why."""
+
+
+class AccessRefused(GovernanceError):
+    """The caller holds no active grant for what they asked to read."""
+
+
+def arrow_type(spark_type: str) -> pa.DataType:
+    """The Arrow type of a column type used in the governance tables (scalars and ``ARRAY<scalar>``)."""
+    if spark_type.startswith("ARRAY<") and spark_type.endswith(">"):
+        return pa.list_(arrow_type(spark_type[6:-1]))
+    return _SCALARS[spark_type]
+
+
+def arrow_schema(spec: LakeTableSpec) -> pa.Schema:
+    return pa.schema([(name, arrow_type(kind)) for name, kind in spec.columns])
+
+
+def lake_table_path(settings: Settings, relative: str) -> str:
+    return f"{settings.resolved_lake_uri.rstrip('/')}/{relative}"
+
+
+def _rows(settings: Settings, spec: LakeTableSpec) -> list[dict]:
+    try:
+        return DeltaTable(lake_table_path(settings, spec.relative_path)).to_pyarrow_table().to_pylist()
+    except TableNotFoundError:
+        return []
+    except (DeltaError, OSError) as err:
+        raise GovernanceError(f"the {spec.relative_path} table could not be read: {err}") from err
+
+
+def _write(settings: Settings, spec: LakeTableSpec, rows: list[dict], *, replace_key: str | None = None) -> None:
+    path = lake_table_path(settings, spec.relative_path)
+    table = pa.Table.from_pylist(rows, schema=arrow_schema(spec))
+    try:
+        if replace_key is None:
+            write_deltalake(path, table, mode="append")
+        else:
+            keys = ", ".join("'" + str(r[replace_key]).replace("'", "''") + "'" for r in rows)
+            write_deltalake(path, table, mode="overwrite", predicate=f"`{replace_key}` IN ({keys})")
+    except (DeltaError, OSError, pa.ArrowException) as err:
+        raise GovernanceError(f"the {spec.relative_path} table could not be written: {err}") from err
+
+
+# -- datasets -----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Dataset:
+    dataset: str
+    project: str
+    source_table: str
+    columns: list[str]
+    filter: str
+    source_version: int
+    description: str
+    created_by: str
+    created_at: datetime
+
+    @property
+    def sql(self) -> str:
+        selected = ", ".join(f'"{c}"' for c in self.columns) if self.columns else "*"
+        return f"SELECT {selected} FROM source WHERE ({self.filter})"
+
+
+def datasets(settings: Settings) -> list[Dataset]:
+    return sorted((Dataset(**row) for row in _rows(settings, DATASETS)), key=lambda d: d.dataset)
+
+
+def dataset(settings: Settings, name: str) -> Dataset:
+    found = [d for d in datasets(settings) if d.dataset == name]
+    if not found:
+        raise GovernanceError(f"no dataset {name!r} (`radlake dataset list`)")
+    return found[0]
+
+
+def _project_rows(settings: Settings, item: Dataset) -> pa.RecordBatchReader:
+    """The pinned version of the dataset's table, cut to its project (the only rows a filter can see)."""
+    try:
+        source = DeltaTable(lake_table_path(settings, item.source_table), version=item.source_version)
+        scanner = source.to_pyarrow_dataset().scanner(filter=pc.field("project") == item.project)
+    except (DeltaError, OSError) as err:
+        raise GovernanceError(f"dataset {item.dataset}: {item.source_table} version {item.source_version} "
+                              f"cannot be read ({err}); it may have been vacuumed") from err
+    return scanner.to_reader()
+
+
+def _no_rows(settings: Settings, item: Dataset) -> pa.Table:
+    """The dataset's source table version with no rows: what a filter is checked and a schema derived on."""
+    try:
+        source = DeltaTable(lake_table_path(settings, item.source_table), version=item.source_version)
+    except (DeltaError, OSError) as err:
+        raise GovernanceError(f"dataset {item.dataset}: {item.source_table} version {item.source_version} "
+                              f"cannot be read ({err}); it may have been vacuumed") from err
+    return pa.schema(source.schema().to_arrow()).empty_table()
+
+
+def read_schema(settings: Settings, item: Dataset) -> pa.Schema:
+    """The schema of the dataset's rows (its columns, as its filter's query returns them)."""
+    return _run_filter(item, _no_rows(settings, item)).schema
+
+
+def _run_filter(item: Dataset, rows: pa.RecordBatchReader | pa.Table) -> pa.Table:
+    con = duckdb.connect(config={"enable_external_access": False, "autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    try:
+        con.register("source", rows)
+        con.execute("SET lock_configuration = true")
+        return con.sql(item.sql).to_arrow_table()
+    except duckdb.Error as err:
+        raise GovernanceError(f"dataset {item.dataset}: its filter does not run over {item.source_table} "
+                              f"alone ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+    finally:
+        con.close()
+
+
+def read(settings: Settings, item: Dataset) -> pa.Table:
+    """The dataset's rows (its columns, its filter, its pinned version and project): the platform's read,
+    for the gateway and for checks. Whoever calls it has already decided the caller may see them."""
+    return _run_filter(item, _project_rows(settings, item))
+
+
+def create(settings: Settings, name: str, project: str, source_table: str, where: str, *,
+           columns: Sequence[str] = (), description: str = "", created_by: str) -> Dataset:
+    if not DATASET_NAME.match(name):
+        raise GovernanceError(f"{name!r} is not a dataset name ({DATASET_NAME.pattern})")
+    if source_table not in SOURCE_TABLES:
+        raise GovernanceError(f"a dataset is cut from one of {', '.join(SOURCE_TABLES)}, not {source_table!r}")
+    if ";" in where:
+        raise GovernanceError("a dataset filter is one boolean expression: ';' is not allowed")
+    if any(d.dataset == name for d in datasets(settings)):
+        raise GovernanceError(f"dataset {name!r} exists already; datasets are never changed, make a new one")
+    try:
+        version = DeltaTable(lake_table_path(settings, source_table)).version()
+    except TableNotFoundError as err:
+        raise GovernanceError(f"the lake has no {source_table} table yet") from err
+    item = Dataset(dataset=name, project=project, source_table=source_table, columns=list(columns),
+                   filter=where, source_version=version, description=description, created_by=created_by,
+                   created_at=datetime.now(UTC))
+    # The filter must run where reads will run it: over the project's rows alone, in the locked connection.
+    read_schema(settings, item)
+    _write(settings, DATASETS, [item.__dict__])
+    return item
+
+
+# -- grants -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Grant:
+    grant_id: str
+    user: str
+    dataset: str
+    granted_by: str
+    granted_at: datetime
+    until: datetime
+    revoked_by: str | None = None
+    revoked_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.until
+
+
+def grants(settings: Settings, *, user: str | None = None, dataset_name: str | None = None) -> list[Grant]:
+    found = [Grant(**row) for row in _rows(settings, GRANTS)]
+    return sorted((g for g in found if (user is None or g.user == user)
+                   and (dataset_name is None or g.dataset == dataset_name)), key=lambda g: g.granted_at)
+
+
+def grant(settings: Settings, user: str, dataset_name: str, until: datetime, *, granted_by: str) -> Grant:
+    dataset(settings, dataset_name)  # it must exist
+    now = datetime.now(UTC)
+    if until <= now:
+        raise GovernanceError(f"--until {until.isoformat()} is not in the future")
+    item = Grant(grant_id=str(uuid.uuid4()), user=user, dataset=dataset_name, granted_by=granted_by,
+                 granted_at=now, until=until)
+    _write(settings, GRANTS, [item.__dict__])
+    return item
+
+
+def revoke(settings: Settings, user: str, dataset_name: str, *, revoked_by: str) -> list[Grant]:
+    """End every active grant of ``dataset_name`` to ``user``; the grants ended (none: nothing to do)."""
+    now = datetime.now(UTC)
+    ended = [Grant(**{**g.__dict__, "revoked_by": revoked_by, "revoked_at": now})
+             for g in grants(settings, user=user, dataset_name=dataset_name) if g.active(now)]
+    if ended:
+        _write(settings, GRANTS, [g.__dict__ for g in ended], replace_key="grant_id")
+    return ended
+
+
+def readable(settings: Settings, user: str, now: datetime | None = None) -> list[Dataset]:
+    """The datasets ``user`` holds an active grant for."""
+    moment = now or datetime.now(UTC)
+    names = {g.dataset for g in grants(settings, user=user) if g.active(moment)}
+    return [d for d in datasets(settings) if d.dataset in names]
+
+
+def authorise(settings: Settings, user: str, name: str, now: datetime | None = None) -> Dataset:
+    """The dataset, when ``user`` holds an active grant for it; :class:`AccessRefused` otherwise — the same
+    answer whether the dataset does not exist, belongs to another project or the grant expired, so a refusal
+    tells nothing about what exists."""
+    moment = now or datetime.now(UTC)
+    if not any(g.active(moment) for g in grants(settings, user=user, dataset_name=name)):
+        raise AccessRefused(f"{user} holds no active grant to read {name!r}")
+    return dataset(settings, name)
