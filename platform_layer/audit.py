@@ -121,7 +121,9 @@ def table_path(settings: Settings) -> str:
 
 
 def _head_file(settings: Settings) -> Path:
-    return settings.state_dir / "audit" / "head.json"
+    """Where this host remembers the head of the trail at :func:`table_path` (one file per trail location)."""
+    where = hashlib.sha256(table_path(settings).encode()).hexdigest()[:16]
+    return settings.state_dir / "audit" / f"head-{where}.json"
 
 
 def current_actor(settings: Settings) -> str:
@@ -141,7 +143,7 @@ def _origin() -> str:
 def _writer_lock(settings: Settings) -> Iterator[None]:
     folder = settings.state_dir / "audit"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(folder / "append.lock", "a") as lock:
+    with open(_head_file(settings).with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -149,11 +151,27 @@ def _writer_lock(settings: Settings) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# The appender's table per process, used under the writer lock only: an append then reads just the log
+# entries added since the last one.
+_APPENDING: dict[str, DeltaTable] = {}
+
+
 def _open(path: str) -> DeltaTable | None:
     try:
         return DeltaTable(path)
     except TableNotFoundError:
         return None
+
+
+def _open_for_append(path: str) -> DeltaTable | None:
+    table = _APPENDING.get(path)
+    if table is not None:
+        table.update_incremental()
+        return table
+    table = _open(path)
+    if table is not None:
+        _APPENDING[path] = table
+    return table
 
 
 def _head(settings: Settings, table: DeltaTable | None) -> tuple[int, str]:
@@ -180,7 +198,7 @@ def append(settings: Settings, action: str, target: str, *, outcome: str = "allo
     path = table_path(settings)
     try:
         with _writer_lock(settings):
-            table = _open(path)
+            table = _open_for_append(path)
             seq, previous = _head(settings, table)
             record = AuditRecord(
                 seq=seq + 1, entry_id=str(uuid.uuid4()), recorded_at=datetime.now(UTC),
@@ -192,7 +210,7 @@ def append(settings: Settings, action: str, target: str, *, outcome: str = "allo
             rows = pa.Table.from_pylist([record.__dict__], schema=SCHEMA)
             write_deltalake(table if table is not None else path, rows, mode="append",
                             commit_properties=CommitProperties(custom_metadata={"radlake.audit.seq": str(record.seq)}))
-            version = DeltaTable(path).version()
+            version = (table if table is not None else _open_for_append(path)).version()  # type: ignore[union-attr]
             write_private(_head_file(settings), json.dumps({"seq": record.seq, "hash": record.hash,
                                                              "version": version}))
     except (DeltaError, OSError, pa.ArrowException) as err:
