@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logout": ("apps.logout", "revoke the stored session and forget its tokens"),
     "user": ("apps.user", "add and list people; grant and revoke their roles"),
     "project": ("apps.project", "create and list projects (their reader and steward roles)"),
+    "erase": ("apps.erase", "erase one patient from the lake and the object store, with a proof report"),
     "audit": ("apps.audit", "show the audit trail of privileged actions; verify its hash chain"),
     "dataset": ("apps.dataset", "define a project's datasets; read the ones you are granted (lake gateway)"),
     "grant": ("apps.grant", "let a user read a dataset until a date"),

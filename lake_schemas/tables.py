@@ -271,4 +271,20 @@ GRANTS = LakeTableSpec(
     ),
 )
 
+ERASURES = LakeTableSpec(
+    name="erasures",
+    layer="governance",
+    merge_key=("erasure_id",),
+    description="one row per erased patient: what was found (studies, objects), runs, state, the last report; "
+                "also the deny list of erased pseudonyms",
+    changes=(
+        SchemaChange(1, (
+            ("erasure_id", "STRING"), ("project", "STRING"), ("provider", "STRING"), ("pseudonym", "STRING"),
+            ("studies", "ARRAY<STRING>"), ("objects", "ARRAY<STRING>"), ("runs", "BIGINT"), ("state", "STRING"),
+            ("requested_by", "STRING"), ("first_run_at", "TIMESTAMP"), ("last_run_at", "TIMESTAMP"),
+            ("report", "STRING"),
+        ), "initial"),
+    ),
+)
+
 LAKE_TABLES: tuple[LakeTableSpec, ...] = (SILVER_SERIES, SILVER_STUDIES, QUARANTINE, GATE_REPORTS)

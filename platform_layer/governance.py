@@ -64,7 +64,8 @@ def lake_table_path(settings: Settings, relative: str) -> str:
     return f"{settings.resolved_lake_uri.rstrip('/')}/{relative}"
 
 
-def _rows(settings: Settings, spec: LakeTableSpec) -> list[dict]:
+def table_rows(settings: Settings, spec: LakeTableSpec) -> list[dict]:
+    """Every row of a governance table (none when it does not exist yet)."""
     try:
         return DeltaTable(lake_table_path(settings, spec.relative_path)).to_pyarrow_table().to_pylist()
     except TableNotFoundError:
@@ -73,7 +74,8 @@ def _rows(settings: Settings, spec: LakeTableSpec) -> list[dict]:
         raise GovernanceError(f"the {spec.relative_path} table could not be read: {err}") from err
 
 
-def _write(settings: Settings, spec: LakeTableSpec, rows: list[dict], *, replace_key: str | None = None) -> None:
+def write_rows(settings: Settings, spec: LakeTableSpec, rows: list[dict], *, replace_key: str | None = None) -> None:
+    """Append rows to a governance table, or replace those with the same ``replace_key`` (one commit)."""
     path = lake_table_path(settings, spec.relative_path)
     table = pa.Table.from_pylist(rows, schema=arrow_schema(spec))
     try:
@@ -107,7 +109,7 @@ class Dataset:
 
 
 def datasets(settings: Settings) -> list[Dataset]:
-    return sorted((Dataset(**row) for row in _rows(settings, DATASETS)), key=lambda d: d.dataset)
+    return sorted((Dataset(**row) for row in table_rows(settings, DATASETS)), key=lambda d: d.dataset)
 
 
 def dataset(settings: Settings, name: str) -> Dataset:
@@ -182,7 +184,7 @@ def create(settings: Settings, name: str, project: str, source_table: str, where
                    created_at=datetime.now(UTC))
     # The filter must run where reads will run it: over the project's rows alone, in the locked connection.
     read_schema(settings, item)
-    _write(settings, DATASETS, [item.__dict__])
+    write_rows(settings, DATASETS, [item.__dict__])
     return item
 
 
@@ -204,7 +206,7 @@ class Grant:
 
 
 def grants(settings: Settings, *, user: str | None = None, dataset_name: str | None = None) -> list[Grant]:
-    found = [Grant(**row) for row in _rows(settings, GRANTS)]
+    found = [Grant(**row) for row in table_rows(settings, GRANTS)]
     return sorted((g for g in found if (user is None or g.user == user)
                    and (dataset_name is None or g.dataset == dataset_name)), key=lambda g: g.granted_at)
 
@@ -216,7 +218,7 @@ def grant(settings: Settings, user: str, dataset_name: str, until: datetime, *, 
         raise GovernanceError(f"--until {until.isoformat()} is not in the future")
     item = Grant(grant_id=str(uuid.uuid4()), user=user, dataset=dataset_name, granted_by=granted_by,
                  granted_at=now, until=until)
-    _write(settings, GRANTS, [item.__dict__])
+    write_rows(settings, GRANTS, [item.__dict__])
     return item
 
 
@@ -226,7 +228,7 @@ def revoke(settings: Settings, user: str, dataset_name: str, *, revoked_by: str)
     ended = [Grant(**{**g.__dict__, "revoked_by": revoked_by, "revoked_at": now})
              for g in grants(settings, user=user, dataset_name=dataset_name) if g.active(now)]
     if ended:
-        _write(settings, GRANTS, [g.__dict__ for g in ended], replace_key="grant_id")
+        write_rows(settings, GRANTS, [g.__dict__ for g in ended], replace_key="grant_id")
     return ended
 
 

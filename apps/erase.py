@@ -1,0 +1,83 @@
+"""``radlake erase --project P --provider PR --patient-ref REF|-``: erase one patient, with a proof report.
+
+REF is the patient ID as the provider knows it (``-`` reads it from stdin, so that it never appears in a
+process list); it is pseudonymised with the project's key exactly as the edges did, and never stored, logged
+or printed. Everything of that pseudonym is removed from the lake (every table, their history) and the object
+store (``spark_jobs/erasure.py`` says how and in which order), then a scan looks for what is left. The report
+(JSON and text) goes to ``<state>/erasures/<erasure id>.json|.txt`` (0600) and the text to stdout. The erasure
+is audited (``radlake audit show --action erasure``) and recorded in ``governance/erasures``, also the deny list
+of erased pseudonyms. Running it again finishes an interrupted run and reports every run.
+Exit status: 0 erased (or nothing was found), 1 something is left or a step failed, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from datetime import UTC, datetime
+
+from apps._common import UsageError, command
+from lake_schemas.tables import ERASURES
+from platform_layer import audit, governance
+from platform_layer.settings import Settings
+from platform_layer.state import write_private
+from platform_layer.vault import transit_session
+from radlake.deid.pseudonyms import patient_message, pseudonym_from_digest
+from spark_jobs.erasure import erase_patient, find
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="radlake erase", description=__doc__.splitlines()[0].strip("`."))
+    parser.add_argument("--project", required=True)
+    parser.add_argument("--provider", required=True)
+    parser.add_argument("--patient-ref", required=True, help="the provider's patient ID, or - to read it from stdin")
+    return parser
+
+
+def _pseudonym(settings: Settings, project: str, provider: str, reference: str) -> str:
+    with transit_session(settings, project, ttl="10m") as spec:
+        [digest] = spec.open().hmac_many([patient_message(provider, reference)])
+    return pseudonym_from_digest(digest)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    reference = sys.stdin.readline().strip() if args.patient_ref == "-" else args.patient_ref.strip()
+    if not reference:
+        raise UsageError("--patient-ref is empty")
+    pseudonym = _pseudonym(settings, args.project, args.provider, reference)
+    erasure_id = hashlib.sha256(f"{args.project}\x1f{args.provider}\x1f{pseudonym}".encode()).hexdigest()[:24]
+    previous = next((r for r in governance.table_rows(settings, ERASURES) if r["erasure_id"] == erasure_id), None)
+    lake = settings.resolved_lake_uri
+    with audit.recorded(settings, "erasure", f"erasure {erasure_id}",
+                        details={"project": args.project, "provider": args.provider,
+                                 "run": (previous or {}).get("runs", 0) + 1}) as entry:
+        studies, objects = find(lake, pseudonym, known_studies=(previous or {}).get("studies") or [],
+                                known_objects=(previous or {}).get("objects") or [])
+        now = datetime.now(UTC)
+        record = {"erasure_id": erasure_id, "project": args.project, "provider": args.provider,
+                  "pseudonym": pseudonym, "studies": sorted(studies), "objects": sorted(objects),
+                  "runs": (previous or {}).get("runs", 0) + 1, "state": "started", "requested_by": entry.actor,
+                  "first_run_at": (previous or {}).get("first_run_at") or now, "last_run_at": now, "report": None}
+        # What was found is recorded before anything is deleted: a run cut short is finished from it.
+        governance.write_rows(settings, ERASURES, [record], replace_key="erasure_id" if previous else None)
+        report = erase_patient(lake, pseudonym, studies, objects)
+        runs = [*json.loads((previous or {}).get("report") or "{}").get("runs", []), report.as_json()]
+        record.update(state="complete" if report.complete else "incomplete",
+                      report=json.dumps({"erasure_id": erasure_id, "runs": runs}, default=str))
+        governance.write_rows(settings, ERASURES, [record], replace_key="erasure_id")
+    folder = settings.state_dir / "erasures"
+    write_private(folder / f"{erasure_id}.json", json.dumps({"erasure_id": erasure_id, "project": args.project,
+                                                             "provider": args.provider, "runs": runs}, indent=2,
+                                                            default=str))
+    text = f"erasure {erasure_id} (project {args.project}, provider {args.provider}), run {record['runs']}\n"
+    text += report.as_text()
+    if len(runs) > 1:
+        text += f"earlier runs: {', '.join(r['started_at'] for r in runs[:-1])}\n"
+    write_private(folder / f"{erasure_id}.txt", text)
+    print(text, end="")
+    return 0 if report.complete else 1
+
+
+main = command("radlake erase", _parser, _run)

@@ -1,0 +1,76 @@
+"""Erasure against the real stack: the patient reference is pseudonymised with the project's Vault Transit key
+exactly as ``radlake deid`` (and the edges) did it, every lake row and object of that patient goes, the other
+patient's stay, the audit trail and the erasure record say so, and a second run reports both runs."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import pyarrow as pa
+import pydicom
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from apps import deid as deid_cli
+from apps import erase as erase_cli
+from lake_schemas.tables import ERASURES
+from platform_layer import audit, governance
+from platform_layer.object_store import ObjectStore
+from radlake.synthetic import phi_dicom
+
+pytestmark = pytest.mark.integration
+
+
+def _pseudonym_from_deid(tmp_path, project: str, provider: str, patient_id: str) -> str:
+    datasets, _ = phi_dicom.ct_series(1, study=7, size=16)
+    datasets[0].PatientID = patient_id
+    source = tmp_path / f"src-{patient_id}"
+    source.mkdir()
+    datasets[0].save_as(source / "1.dcm", enforce_file_format=True)
+    out = tmp_path / f"out-{patient_id}"
+    assert deid_cli.main([str(source), "--out", str(out), "--project", project, "--provider", provider,
+                          "--workers", "1", "--no-progress"]) == 0
+    [written] = [p for p in out.rglob("*.dcm")]
+    return str(pydicom.dcmread(written).PatientID)
+
+
+def test_one_patient_is_erased_with_proof_and_a_rerun_reports_both_runs(settings, vault, tmp_path, capsys,
+                                                                        monkeypatch):
+    project, provider = f"erase-{uuid.uuid4().hex[:6]}", "hospital-e"
+    gone = _pseudonym_from_deid(tmp_path, project, provider, "MRN-GONE-1")
+    kept = _pseudonym_from_deid(tmp_path, project, provider, "MRN-KEPT-2")
+    store = ObjectStore(settings.resolved_object_store_uri)
+    rows = []
+    for patient, study in ((gone, f"2.25.{uuid.uuid4().int}"), (kept, f"2.25.{uuid.uuid4().int}")):
+        stored = store.put(f"instance of {study}".encode(), prefix=f"test-erasure/{study}")
+        rows.append({"project": project, "provider": provider, "pseudo_patient_id": patient, "study_uid": study,
+                     "object_uri": stored.uri})
+    table = governance.lake_table_path(settings, f"test_erasure/{project}")
+    for row in rows:  # two versions: time travel would find the rows without the purge
+        write_deltalake(table, pa.Table.from_pylist([row]), mode="append")
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("MRN-GONE-1\n"))
+    assert erase_cli.main(["--project", project, "--provider", provider, "--patient-ref", "-"]) == 0
+    out = capsys.readouterr().out
+    assert "no reference left" in out and f"test_erasure/{project}: 1 row(s) deleted" in out
+    assert "MRN-GONE-1" not in out and gone in out
+    left = DeltaTable(table).to_pyarrow_table().to_pylist()
+    assert [r["pseudo_patient_id"] for r in left] == [kept]
+    assert not store.exists(rows[0]["object_uri"]) and store.exists(rows[1]["object_uri"])
+
+    [record] = [r for r in governance.table_rows(settings, ERASURES) if r["pseudonym"] == gone]
+    assert record["state"] == "complete" and record["runs"] == 1 and record["studies"] == [rows[0]["study_uid"]]
+    [row] = [r for r in audit.read(settings) if r.target == f"erasure {record['erasure_id']}"]
+    assert "MRN" not in row.details and gone not in row.details and audit.verify(settings).intact
+    proof = json.loads((settings.state_dir / "erasures" / f"{record['erasure_id']}.json").read_text())
+    assert proof["runs"][0]["complete"] and proof["runs"][0]["objects_deleted"] == 1
+
+    assert erase_cli.main(["--project", project, "--provider", provider, "--patient-ref", "MRN-GONE-1"]) == 0
+    again = capsys.readouterr().out
+    assert "run 2" in again and "earlier runs:" in again and "no reference left" in again
+
+    # a patient nobody holds: a report saying nothing was found, not an error
+    assert erase_cli.main(["--project", project, "--provider", provider, "--patient-ref", "MRN-NEVER"]) == 0
+    assert "nothing was found" in capsys.readouterr().out
