@@ -1,4 +1,5 @@
-"""The governed read path against reading the same Delta version directly, and the audit's cost per read.
+"""The governed read path against reading the same Delta version directly, the audit's cost per read, and
+the time to erase one patient.
 
     python -m bench.governance_bench [--quick] [--rows N] [--repeat R] [--write-docs] [--summary FILE]
 
@@ -41,6 +42,7 @@ from platform_layer.identity_provider import ServiceToken
 from platform_layer.lake_access import LakeGatewayClient
 from platform_layer.realm import PLATFORM_CLIENT, service_client
 from platform_layer.settings import Settings, child_environment
+from spark_jobs.erasure import erase_patient, find
 
 GOAL = 0.8
 
@@ -91,6 +93,33 @@ def _wait_for_gateway(settings: Settings, process: subprocess.Popen, timeout_s: 
     raise RuntimeError("the benchmark's gateway did not answer within a minute")
 
 
+def _erasure(settings: Settings, work: Path, rows: int) -> tuple[float, int]:
+    """Seconds to erase one patient (50 instances, their objects) from a bronze-shaped table of ``rows`` rows
+    written in 20 commits, everything included: find, delete, purge of the history, object deletion, scan."""
+    lake = str(work / "erasure-lake")
+    objects = work / "erasure-objects"
+    objects.mkdir()
+    per_commit = rows // 20
+    for commit in range(20):
+        batch = []
+        for i in range(commit * per_commit, (commit + 1) * per_commit):
+            patient = "RL-ERASED" if i % (rows // 50) == 0 else f"RL-{i // 40:08d}"
+            uri = ""
+            if patient == "RL-ERASED":
+                (objects / f"{i}.dcm").write_bytes(b"DICM")
+                uri = f"file://{objects / f'{i}.dcm'}"
+            batch.append({"pseudo_patient_id": patient, "study_uid": f"2.25.{i // 40}.{patient}",
+                          "sop_instance_uid": f"2.25.{i}", "object_uri": uri or f"file:///nowhere/{i}.dcm",
+                          "modality": "CT", "size_bytes": 524_288})
+        write_deltalake(f"{lake}/bronze/instances", pa.Table.from_pylist(batch), mode="append")
+    started = time.perf_counter()
+    studies, found = find(lake, "RL-ERASED")
+    report = erase_patient(lake, "RL-ERASED", studies, found)
+    seconds = time.perf_counter() - started
+    assert report.complete and report.objects_deleted == 50, report.as_text()
+    return seconds, sum(t.rows_deleted for t in report.tables)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200,000 rows, 5 repeats (full: 1,000,000, 9)")
@@ -139,11 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     append_ms = (time.perf_counter() - started) / appends * 1000
     assert audit.verify(settings).intact
 
+    erasure_rows = 20_000 if args.quick else 100_000
+    erase_s, erased = _erasure(settings, work, erasure_rows)
+
     direct_rate, gateway_rate = expected / statistics.median(direct_s), expected / statistics.median(gateway_s)
     ratio = gateway_rate / direct_rate
     read_ms = statistics.median(gateway_s) * 1000
     print(f"scan of {expected:,} rows: direct {direct_rate:,.0f} rows/s, gateway {gateway_rate:,.0f} rows/s "
-          f"({ratio:.2f}); audit append {append_ms:.1f} ms ({append_ms / read_ms:.1%} of a read)")
+          f"({ratio:.2f}); audit append {append_ms:.1f} ms ({append_ms / read_ms:.1%} of a read); "
+          f"erasure of {erased} rows among {erasure_rows:,}: {erase_s:.2f} s")
 
     if args.summary:
         with args.summary.open("a") as out:
@@ -166,6 +199,10 @@ Keycloak token.
 
 Audit append (delta-rs commit under the lock, head kept in the state dir): **{append_ms:.1f} ms** per row
 ({appends} appends, chain verified after), {append_ms / read_ms:.1%} of one gateway read of this size.
+
+Erasure of one patient ({erased} instance rows and their 50 objects) from a bronze-shaped table of
+{erasure_rows:,} rows written in 20 commits: **{erase_s:.2f} s**, everything included (find, delete, purge of the
+table's history, objects, and the scan that reads every remaining file of the lake).
 """
         write_section("governance", "Governance: the lake gateway against a direct read, and the audit's cost",
                       f"python -m bench.governance_bench{' --quick' if args.quick else ''} --write-docs", body)
