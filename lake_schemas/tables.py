@@ -271,6 +271,21 @@ GRANTS = LakeTableSpec(
     ),
 )
 
+SNAPSHOTS = LakeTableSpec(
+    name="snapshots",
+    layer="governance",
+    merge_key=("pid",),
+    description="published, citable datasets: a persistent identifier, the pinned version, a content hash",
+    changes=(
+        SchemaChange(1, (
+            ("pid", "STRING"), ("dataset", "STRING"), ("project", "STRING"), ("source_table", "STRING"),
+            ("source_version", "BIGINT"), ("sql", "STRING"), ("rows", "BIGINT"), ("content_sha256", "STRING"),
+            ("deid_profile_versions", "ARRAY<STRING>"), ("published_by", "STRING"), ("published_at", "TIMESTAMP"),
+            ("metadata", "STRING"),
+        ), "initial"),
+    ),
+)
+
 ERASURES = LakeTableSpec(
     name="erasures",
     layer="governance",

@@ -17,6 +17,9 @@ a file (``read_parquet(...)``) or holds a second statement fails when the datase
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import re
 import uuid
 from collections.abc import Sequence
@@ -24,13 +27,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import duckdb
+import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from lake_schemas.errors import RadlakeError
-from lake_schemas.tables import DATASETS, GRANTS, LakeTableSpec
+from lake_schemas.tables import DATASETS, GRANTS, SNAPSHOTS, LakeTableSpec
 from platform_layer.settings import Settings
 
 # Tables a dataset may be cut from: they carry a ``project`` column and no identifying data.
@@ -123,11 +128,19 @@ def _project_rows(settings: Settings, item: Dataset) -> pa.RecordBatchReader:
     """The pinned version of the dataset's table, cut to its project (the only rows a filter can see)."""
     try:
         source = DeltaTable(lake_table_path(settings, item.source_table), version=item.source_version)
+        missing = [uri for uri in source.file_uris() if not _exists(uri)]
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} of its data files are gone")
         scanner = source.to_pyarrow_dataset().scanner(filter=pc.field("project") == item.project)
     except (DeltaError, OSError) as err:
         raise GovernanceError(f"dataset {item.dataset}: {item.source_table} version {item.source_version} "
-                              f"cannot be read ({err}); it may have been vacuumed") from err
+                              f"cannot be read ({err}); it was vacuumed (or erased) away") from err
     return scanner.to_reader()
+
+
+def _exists(uri: str) -> bool:
+    fs, path = fsspec.core.url_to_fs(uri)
+    return bool(fs.exists(path))
 
 
 def _no_rows(settings: Settings, item: Dataset) -> pa.Table:
@@ -145,13 +158,13 @@ def read_schema(settings: Settings, item: Dataset) -> pa.Schema:
     return _run_filter(item, _no_rows(settings, item)).schema
 
 
-def _run_filter(item: Dataset, rows: pa.RecordBatchReader | pa.Table) -> pa.Table:
+def _run_filter(item: Dataset, rows: pa.RecordBatchReader | pa.Table, *, ordered: bool = False) -> pa.Table:
     con = duckdb.connect(config={"enable_external_access": False, "autoinstall_known_extensions": False,
                                  "autoload_known_extensions": False})
     try:
         con.register("source", rows)
         con.execute("SET lock_configuration = true")
-        return con.sql(item.sql).to_arrow_table()
+        return con.sql(item.sql + (" ORDER BY ALL" if ordered else "")).to_arrow_table()
     except duckdb.Error as err:
         raise GovernanceError(f"dataset {item.dataset}: its filter does not run over {item.source_table} "
                               f"alone ({type(err).__name__}: {str(err).splitlines()[0]})") from err
@@ -247,3 +260,106 @@ def authorise(settings: Settings, user: str, name: str, now: datetime | None = N
     if not any(g.active(moment) for g in grants(settings, user=user, dataset_name=name)):
         raise AccessRefused(f"{user} holds no active grant to read {name!r}")
     return dataset(settings, name)
+
+
+# -- citable snapshots --------------------------------------------------------------------------------------
+
+PID_PREFIX = "radlake:"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    pid: str
+    dataset: str
+    project: str
+    source_table: str
+    source_version: int
+    sql: str
+    rows: int
+    content_sha256: str
+    deid_profile_versions: list[str]
+    published_by: str
+    published_at: datetime
+    metadata: str  # DataCite-shaped JSON
+
+
+def _canonical_parquet(table: pa.Table) -> bytes:
+    """The rows as Parquet with fixed writer settings: the same rows give the same bytes (same pyarrow)."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd", compression_level=3, use_dictionary=True,
+                   write_statistics=True, row_group_size=1 << 20, store_schema=True)
+    return buffer.getvalue()
+
+
+def _snapshot_bytes(settings: Settings, item: Dataset) -> tuple[pa.Table, bytes]:
+    rows = _run_filter(item, _project_rows(settings, item), ordered=True)  # ORDER BY ALL: one order, always
+    return rows, _canonical_parquet(rows)
+
+
+def snapshots(settings: Settings, dataset_name: str | None = None) -> list[Snapshot]:
+    found = [Snapshot(**row) for row in table_rows(settings, SNAPSHOTS)]
+    return sorted((s for s in found if dataset_name is None or s.dataset == dataset_name), key=lambda s: s.pid)
+
+
+def resolve(settings: Settings, pid: str) -> Snapshot:
+    found = [s for s in snapshots(settings) if s.pid == pid]
+    if not found:
+        raise GovernanceError(f"no snapshot {pid!r} (PIDs look like {PID_PREFIX}DATASET/N: "
+                              "`radlake dataset show DATASET` lists them)")
+    return found[0]
+
+
+def publish(settings: Settings, name: str, *, published_by: str, creators: Sequence[str] = (),
+            title: str = "") -> Snapshot:
+    """Freeze the dataset under a new persistent identifier: its table version, the rows' content hash and
+    count, the de-identification profile versions in them, and DataCite-shaped metadata."""
+    item = dataset(settings, name)
+    rows, data = _snapshot_bytes(settings, item)
+    number = len(snapshots(settings, name)) + 1
+    pid = f"{PID_PREFIX}{name}/{number}"
+    profiles: list[str] = []
+    if "deid_profile_versions" in rows.column_names:
+        profiles = sorted({v for values in rows.column("deid_profile_versions").to_pylist() for v in values or []})
+    now = datetime.now(UTC)
+    metadata = {
+        "identifier": {"identifier": pid, "identifierType": "radlake-local"},
+        "creators": [{"name": c} for c in creators] or [{"name": published_by}],
+        "titles": [{"title": title or item.description or name}],
+        "publisher": "radlake", "publicationYear": now.year,
+        "types": {"resourceTypeGeneral": "Dataset", "resourceType": "imaging cohort (de-identified)"},
+        "subjects": [{"subject": f"project {item.project}"}],
+        "dates": [{"date": now.isoformat(), "dateType": "Issued"}],
+        "formats": ["application/vnd.apache.parquet"], "sizes": [f"{rows.num_rows} rows", f"{len(data)} bytes"],
+        "descriptions": [{"description": f"{item.sql} over {item.source_table} version {item.source_version} "
+                                         f"of project {item.project}", "descriptionType": "Methods"}],
+        "radlake": {"source_table": item.source_table, "source_version": item.source_version,
+                    "content_sha256": hashlib.sha256(data).hexdigest(), "deid_profile_versions": profiles,
+                    "pyarrow": pa.__version__},
+    }
+    snapshot = Snapshot(pid=pid, dataset=name, project=item.project, source_table=item.source_table,
+                        source_version=item.source_version, sql=item.sql, rows=rows.num_rows,
+                        content_sha256=hashlib.sha256(data).hexdigest(), deid_profile_versions=profiles,
+                        published_by=published_by, published_at=now, metadata=json.dumps(metadata, sort_keys=True))
+    write_rows(settings, SNAPSHOTS, [snapshot.__dict__])
+    return snapshot
+
+
+def materialise(settings: Settings, pid: str) -> tuple[Snapshot, bytes]:
+    """The snapshot's rows again, as the same Parquet bytes; :class:`GovernanceError` when they cannot be
+    reproduced (the table version was vacuumed or erased away, or the rows no longer hash the same)."""
+    snapshot = resolve(settings, pid)
+    item = dataset(settings, snapshot.dataset)
+    try:
+        _, data = _snapshot_bytes(settings, item)
+    except GovernanceError as err:
+        raise GovernanceError(f"{pid} cannot be reproduced: {err}") from err
+    except OSError as err:  # a data file of that version is gone
+        raise GovernanceError(f"{pid} cannot be reproduced: {item.source_table} version {item.source_version} "
+                              f"is no longer complete ({err})") from err
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != snapshot.content_sha256:
+        raise GovernanceError(f"{pid} cannot be reproduced: its rows now hash to {digest}, published as "
+                              f"{snapshot.content_sha256} (rows of that version were erased, or another "
+                              f"pyarrow writes Parquet differently: published with "
+                              f"{json.loads(snapshot.metadata)['radlake']['pyarrow']})")
+    return snapshot, data

@@ -148,3 +148,26 @@ def test_bad_definitions_and_grants_are_refused(settings, gateway, capsys):
     assert grant_cli.main([name, f"{project}-ok", "--until", "2001-01-01"]) == 1
     assert "not in the future" in capsys.readouterr().err
     assert grant_cli.main([name, "no-such-dataset", "--until", "2999-01-01"]) == 1
+
+
+def test_publish_then_new_data_then_materialise_gives_the_same_bytes(settings, gateway, capsys, tmp_path):
+    project = _project(capsys)
+    _studies(settings, project, 5)
+    cohort = f"{project}-cited"
+    assert dataset_cli.main(["create", cohort, "--project", project, "--table", "silver/studies",
+                             "--where", "instance_count >= 11"]) == 0
+    capsys.readouterr()
+    assert dataset_cli.main(["publish", cohort, "--creator", "A. Researcher", "--title", "a cohort"]) == 0
+    pid = capsys.readouterr().out.strip()
+    assert pid == f"radlake:{cohort}/1"
+    assert dataset_cli.main(["materialise", pid, "--out", str(tmp_path / "first")]) == 0
+    _studies(settings, project, 3, start=50)  # new data arrives after publication
+    assert dataset_cli.main(["materialise", pid, "--out", str(tmp_path / "later")]) == 0
+    first, later = (tmp_path / d / f"{cohort}.parquet" for d in ("first", "later"))
+    assert first.read_bytes() == later.read_bytes() and pq.read_table(later).num_rows == 4
+    capsys.readouterr()
+    assert dataset_cli.main(["resolve", pid]) == 0
+    metadata = json.loads(capsys.readouterr().out)
+    assert metadata["identifier"]["identifier"] == pid and metadata["titles"] == [{"title": "a cohort"}]
+    actions = [r.action for r in audit.read(settings) if r.target in (f"dataset {cohort}", f"snapshot {pid}")]
+    assert actions == ["dataset.create", "dataset.publish", "dataset.materialise", "dataset.materialise"]

@@ -3,11 +3,15 @@ and grants that expire or are revoked."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from lake_schemas.tables import SILVER_STUDIES
 from platform_layer import governance
@@ -85,3 +89,24 @@ def test_grants_expire_and_are_revoked_and_refusals_say_nothing_about_existence(
         governance.authorise(settings, "ann", "cohort")
     assert governance.revoke(settings, "ann", "cohort", revoked_by="admin") == []
     assert len(governance.grants(settings, user="ann")) == 1  # the revoked grant keeps its row
+
+
+def test_a_published_snapshot_materialises_to_the_same_bytes_after_new_data_and_not_after_a_purge(settings):
+    _create(settings, "cited", "status = 'complete'", columns=("study_uid", "instance_count"))
+    snapshot = governance.publish(settings, "cited", published_by="t", creators=["A. Researcher"])
+    assert snapshot.pid == "radlake:cited/1" and snapshot.rows == 2
+    metadata = json.loads(snapshot.metadata)
+    assert metadata["identifier"]["identifier"] == snapshot.pid and metadata["creators"] == [{"name": "A. Researcher"}]
+    assert governance.resolve(settings, snapshot.pid).content_sha256 == snapshot.content_sha256
+    _add(settings, "a", 3, start=20)  # newer data arrives
+    again, data = governance.materialise(settings, snapshot.pid)
+    assert hashlib.sha256(data).hexdigest() == snapshot.content_sha256
+    assert pq.read_table(io.BytesIO(data)).column("study_uid").to_pylist() == ["a-0", "a-2"]
+    assert governance.publish(settings, "cited", published_by="t").pid == "radlake:cited/2"
+    with pytest.raises(governance.GovernanceError, match="no snapshot"):
+        governance.resolve(settings, "radlake:cited/9")
+    table = DeltaTable(governance.lake_table_path(settings, "silver/studies"))
+    table.delete("study_uid = 'a-0'")
+    table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    with pytest.raises(governance.GovernanceError, match="cannot be reproduced"):
+        governance.materialise(settings, snapshot.pid)
