@@ -25,7 +25,7 @@ from platform_layer.settings import Settings
 from platform_layer.state import write_private
 from platform_layer.vault import transit_session
 from radlake.deid.pseudonyms import patient_message, pseudonym_from_digest
-from spark_jobs.erasure import erase_patient, find
+from spark_jobs.erasure import Key, erase, find
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     with audit.recorded(settings, "erasure", f"erasure {erasure_id}",
                         details={"project": args.project, "provider": args.provider,
                                  "run": (previous or {}).get("runs", 0) + 1}) as entry:
-        studies, objects = find(lake, pseudonym, known_studies=(previous or {}).get("studies") or [],
+        studies, objects = find(lake, Key.patient(pseudonym), known_studies=(previous or {}).get("studies") or [],
                                 known_objects=(previous or {}).get("objects") or [])
         now = datetime.now(UTC)
         record = {"erasure_id": erasure_id, "project": args.project, "provider": args.provider,
@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                   "first_run_at": (previous or {}).get("first_run_at") or now, "last_run_at": now, "report": None}
         # What was found is recorded before anything is deleted: a run cut short is finished from it.
         governance.write_rows(settings, ERASURES, [record], replace_key="erasure_id" if previous else None)
-        report = erase_patient(lake, pseudonym, studies, objects)
+        report = erase(lake, Key.patient(pseudonym), studies, objects)
         runs = [*json.loads((previous or {}).get("report") or "{}").get("runs", []), report.as_json()]
         record.update(state="complete" if report.complete else "incomplete",
                       report=json.dumps({"erasure_id": erasure_id, "runs": runs}, default=str))

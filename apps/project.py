@@ -1,17 +1,25 @@
-"""``radlake project create NAME | list``: a project's realm roles, ``project:NAME:reader`` and ``project:NAME:steward``.
+"""``radlake project create NAME | list | close NAME --yes``: a project's realm roles, ``project:NAME:reader`` and
+``project:NAME:steward``; closing it destroys its data and its key.
 
 A project name is lower-case letters, digits and '-', starting with a letter, 2-63 characters (the rule of
 its Transit key, ``radlake-deid-NAME``); anything else is refused, never rewritten. ``create`` is idempotent.
+
+``close`` is the end of a project (destruction at project end): every lake row of the project and of its
+studies goes, with the tables' history, and every object those rows point at (``spark_jobs/erasure.py``); its
+datasets' grants are revoked; its Transit key is destroyed in Vault, so that nothing pseudonymised with it can
+ever be linked to a patient again (crypto-shredding); its roles are deleted. A proof report goes to
+``<state>/erasures/project-NAME.json|.txt`` and stdout; the close is audited. Irreversible: it needs ``--yes``.
 Exit status: 0 ok, 1 failure, 2 usage (a name outside the rule).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from apps._common import command
-from platform_layer import audit
+from apps._common import UsageError, command
+from platform_layer import audit, governance
 from platform_layer.realm import REALM, ensure_realm_roles, realm_admin
 from platform_layer.realm_roles import (
     ProjectAccess,
@@ -22,6 +30,11 @@ from platform_layer.realm_roles import (
     project_role,
 )
 from platform_layer.settings import Settings
+from platform_layer.state import write_private
+from platform_layer.transit import destroy_key
+from platform_layer.vault import admin_client
+from radlake.deid.pseudonyms import transit_key_name
+from spark_jobs.erasure import Key, erase, find
 
 DESCRIPTIONS = {ProjectAccess.READER: "reads the de-identified data of project {}",
                 ProjectAccess.STEWARD: "governs project {}: its data, its providers and who reads it"}
@@ -33,7 +46,35 @@ def _parser() -> argparse.ArgumentParser:
     p_create = sub.add_parser("create", help="create the project's reader and steward roles")
     p_create.add_argument("name")
     sub.add_parser("list", help="list projects (from their roles)")
+    p_close = sub.add_parser("close", help="destroy the project's data, key and roles (irreversible)")
+    p_close.add_argument("name")
+    p_close.add_argument("--yes", action="store_true", help="yes, destroy it")
     return parser
+
+
+def _close(args: argparse.Namespace, settings: Settings) -> int:
+    project = check_project_name(args.name)
+    if not args.yes:
+        raise UsageError(f"closing {project} destroys its data and its key for good: add --yes")
+    lake, key = settings.resolved_lake_uri, Key.project(project)
+    with audit.recorded(settings, "project.close", f"project {project}") as entry:
+        datasets = [d.dataset for d in governance.datasets(settings) if d.project == project]
+        ended = [g for name in datasets for g in governance.revoke(settings, None, name, revoked_by=entry.actor)]
+        studies, objects = find(lake, key)
+        report = erase(lake, key, studies, objects)
+        shredded = destroy_key(admin_client(settings), transit_key_name(project), settings.vault_transit_mount)
+        with realm_admin(settings) as admin:
+            roles = [r for r in (project_role(project, a) for a in ProjectAccess) if admin.delete_realm_role(REALM, r)]
+    text = (f"project {project} closed: {len(datasets)} dataset(s), {len(ended)} grant(s) revoked, Transit key "
+            f"{'destroyed' if shredded else 'was already gone'}, role(s) deleted: {', '.join(roles) or 'none'}\n"
+            + report.as_text())
+    folder = settings.state_dir / "erasures"
+    write_private(folder / f"project-{project}.json", json.dumps(
+        {"project": project, "datasets": datasets, "grants_revoked": len(ended), "key_destroyed": shredded,
+         "roles_deleted": roles, "erasure": report.as_json()}, indent=2, default=str))
+    write_private(folder / f"project-{project}.txt", text)
+    print(text, end="")
+    return 0 if report.complete else 1
 
 
 def _project_roles(names: list[str]) -> dict[str, set[str]]:
@@ -50,6 +91,8 @@ def _project_roles(names: list[str]) -> dict[str, set[str]]:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "close":
+        return _close(args, settings)
     if args.action == "create":
         project = check_project_name(args.name)
         roles = {project_role(project, access): text.format(project) for access, text in DESCRIPTIONS.items()}

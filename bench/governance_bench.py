@@ -42,7 +42,7 @@ from platform_layer.identity_provider import ServiceToken
 from platform_layer.lake_access import LakeGatewayClient
 from platform_layer.realm import PLATFORM_CLIENT, service_client
 from platform_layer.settings import Settings, child_environment
-from spark_jobs.erasure import erase_patient, find
+from spark_jobs.erasure import Key, erase, find
 
 GOAL = 0.8
 
@@ -113,8 +113,8 @@ def _erasure(settings: Settings, work: Path, rows: int) -> tuple[float, int]:
                           "modality": "CT", "size_bytes": 524_288})
         write_deltalake(f"{lake}/bronze/instances", pa.Table.from_pylist(batch), mode="append")
     started = time.perf_counter()
-    studies, found = find(lake, "RL-ERASED")
-    report = erase_patient(lake, "RL-ERASED", studies, found)
+    studies, found = find(lake, Key.patient("RL-ERASED"))
+    report = erase(lake, Key.patient("RL-ERASED"), studies, found)
     seconds = time.perf_counter() - started
     assert report.complete and report.objects_deleted == 50, report.as_text()
     return seconds, sum(t.rows_deleted for t in report.tables)

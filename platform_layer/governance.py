@@ -235,8 +235,9 @@ def grant(settings: Settings, user: str, dataset_name: str, until: datetime, *, 
     return item
 
 
-def revoke(settings: Settings, user: str, dataset_name: str, *, revoked_by: str) -> list[Grant]:
-    """End every active grant of ``dataset_name`` to ``user``; the grants ended (none: nothing to do)."""
+def revoke(settings: Settings, user: str | None, dataset_name: str, *, revoked_by: str) -> list[Grant]:
+    """End every active grant of ``dataset_name`` to ``user`` (``None``: to anyone); the grants ended (none:
+    nothing to do)."""
     now = datetime.now(UTC)
     ended = [Grant(**{**g.__dict__, "revoked_by": revoked_by, "revoked_at": now})
              for g in grants(settings, user=user, dataset_name=dataset_name) if g.active(now)]

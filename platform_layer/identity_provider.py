@@ -325,6 +325,14 @@ class KeycloakAdmin:
             return False
         return True
 
+    def delete_realm_role(self, realm: str, name: str) -> bool:
+        """True when the role existed and was deleted (every user holding it loses it)."""
+        try:
+            self._request("DELETE", f"/{_seg(realm)}/roles/{_seg(name)}")
+        except NotFound:
+            return False
+        return True
+
     # --- clients -----------------------------------------------------------------------------
     def client(self, realm: str, client_id: str) -> dict[str, Any] | None:
         found = self._get(f"/{_seg(realm)}/clients", clientId=client_id)

@@ -16,6 +16,7 @@ import hvac
 import hvac.exceptions
 import requests
 
+from platform_layer.errors import VaultUnavailable
 from radlake.deid.errors import PseudonymError
 from radlake.deid.pseudonyms import LruCache
 from radlake.deid.sealing import SealError
@@ -32,6 +33,24 @@ def _create_key(client: object, key: str, mount: str, error: type[Exception]) ->
         client.secrets.transit.create_key(name=key, mount_point=mount)  # type: ignore[attr-defined]
     except VAULT_ERRORS as err:
         raise error(f"Vault Transit key {key!r} on mount {mount!r}: {err}") from err
+
+
+def destroy_key(client: object, key: str, mount: str) -> bool:
+    """Delete a Transit key for good (crypto-shredding): True when it existed. Nothing keyed with it can be
+    computed again, so pseudonyms made with it can no longer be linked to anyone."""
+    transit = client.secrets.transit  # type: ignore[attr-defined]
+    try:
+        transit.read_key(name=key, mount_point=mount)
+    except hvac.exceptions.InvalidPath:
+        return False
+    except VAULT_ERRORS as err:
+        raise VaultUnavailable(f"Vault Transit key {key!r}: {err}") from err
+    try:
+        transit.update_key_configuration(name=key, deletion_allowed=True, mount_point=mount)
+        transit.delete_key(name=key, mount_point=mount)
+    except VAULT_ERRORS as err:
+        raise VaultUnavailable(f"Vault Transit key {key!r} could not be destroyed: {err}") from err
+    return True
 
 
 def at_rest_key_name(provider: str) -> str:

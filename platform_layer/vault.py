@@ -37,7 +37,7 @@ from radlake.deid.pseudonyms import transit_key_name
 log = logging.getLogger(__name__)
 
 # Bumped whenever a policy or role below changes, so that `stack up` applies it (see infra's Vault).
-PRINCIPALS_VERSION = 4
+PRINCIPALS_VERSION = 5
 
 
 def admin_policy(settings: Settings) -> str:
@@ -53,11 +53,17 @@ path "auth/token/create/{EDGE_TOKEN_ROLE}"  {{ capabilities = ["update"] }}
 path "auth/token/create/{RUN_TOKEN_ROLE}"   {{ capabilities = ["update"] }}
 path "auth/token/revoke"                    {{ capabilities = ["update"] }}
 path "auth/token/revoke-accessor"           {{ capabilities = ["update"] }}
-# Project keys: created and read (one path segment: nothing under a key, so no rotate, config, export or
-# delete); never used for HMACs by the administrator, and never exportable
+# Transit keys: created, read and deleted (one path segment: nothing under a key, so no rotate, trim, export or
+# backup); never used for HMACs by the administrator, and never exportable. A key is deleted only after its
+# config was switched to deletable, the one config change allowed: `radlake project close` destroys the project's
+# key (crypto-shredding).
 path "{transit}/keys/+" {{
-  capabilities      = ["create", "read", "update"]
+  capabilities      = ["create", "read", "update", "delete"]
   denied_parameters = {{ "exportable" = [], "allow_plaintext_backup" = [] }}
+}}
+path "{transit}/keys/+/config" {{
+  capabilities       = ["update"]
+  allowed_parameters = {{ "deletion_allowed" = [true] }}
 }}
 # Opening what the edges sealed at rest (quarantined originals, their identifying fields): each open is an
 # audited decrypt of a data key, on the operator's explicit command (`radlake provider quarantine`)

@@ -41,8 +41,36 @@ from lake_schemas.errors import RadlakeError
 from spark_jobs.maintenance import find_tables
 
 PATIENT = "pseudo_patient_id"
+PROJECT = "project"
 STUDY = "study_uid"
 _URI_INSIDE = ("object_uri", "gradcam_uri", "seg_uri", "sr_uri", "mask_uri")
+
+
+@dataclass(frozen=True)
+class Key:
+    """What is erased: the rows whose ``column`` holds ``value`` (a patient's pseudonym, a project's name)."""
+
+    column: str
+    value: str
+
+    @classmethod
+    def patient(cls, pseudonym: str) -> Key:
+        return cls(PATIENT, pseudonym)
+
+    @classmethod
+    def project(cls, name: str) -> Key:
+        return cls(PROJECT, name)
+
+    @property
+    def needles(self) -> list[str]:
+        """What the scan looks for: a pseudonym anywhere; a project's name only as the value of its column (in a
+        row as the scan renders it, and in a log entry's statistics)."""
+        if self.column == PATIENT:
+            return [self.value]
+        return [f'"{self.column}": "{self.value}"', f'"{self.column}":"{self.value}"']
+
+    def __str__(self) -> str:
+        return f"patient {self.value}" if self.column == PATIENT else f"{self.column} {self.value}"
 
 
 class ErasureError(RadlakeError):
@@ -60,7 +88,7 @@ class TableErasure:
 
 @dataclass
 class ErasureReport:
-    pseudonym: str
+    subject: str
     studies: list[str] = field(default_factory=list)
     tables: list[TableErasure] = field(default_factory=list)
     objects_found: list[str] = field(default_factory=list)
@@ -78,10 +106,10 @@ class ErasureReport:
                 "tables": [t.__dict__ for t in self.tables], "complete": self.complete}
 
     def as_text(self) -> str:
-        lines = [f"erasure of patient {self.pseudonym} ({self.started_at} .. {self.finished_at})",
+        lines = [f"erasure of {self.subject} ({self.started_at} .. {self.finished_at})",
                  f"studies: {len(self.studies)}"]
         if not self.tables:
-            lines.append("no lake table holds this patient: nothing was found, nothing removed")
+            lines.append("no lake table holds it: nothing was found, nothing removed")
         for t in self.tables:
             lines.append(f"  {t.table}: {t.rows_deleted} row(s) deleted, version {t.version_before} -> "
                          f"{t.version_after}, {t.vacuumed_files} old file(s) purged")
@@ -124,22 +152,22 @@ def _columns(table: DeltaTable) -> set[str]:
     return {f.name for f in table.schema().fields}
 
 
-def _matching(table: DeltaTable, pseudonym: str, studies: set[str]) -> list[dict]:
+def _matching(table: DeltaTable, key: Key, studies: set[str]) -> list[dict]:
     columns = _columns(table)
     dataset = table.to_pyarrow_dataset()
     expression = None
-    if PATIENT in columns:
-        expression = pc.field(PATIENT) == pseudonym
+    if key.column in columns:
+        expression = pc.field(key.column) == key.value
     if STUDY in columns and studies:
         by_study = pc.field(STUDY).isin(sorted(studies))
         expression = by_study if expression is None else (expression | by_study)
     return [] if expression is None else dataset.to_table(filter=expression).to_pylist()
 
 
-def _predicate(table: DeltaTable, pseudonym: str, studies: set[str]) -> str | None:
+def _predicate(table: DeltaTable, key: Key, studies: set[str]) -> str | None:
     columns, parts = _columns(table), []
-    if PATIENT in columns:
-        parts.append(f"{PATIENT} = {_quote([pseudonym])}")
+    if key.column in columns:
+        parts.append(f"{key.column} = {_quote([key.value])}")
     if STUDY in columns and studies:
         parts.append(f"{STUDY} IN ({_quote(studies)})")
     return " OR ".join(parts) or None
@@ -160,10 +188,10 @@ def _purge_history(table: DeltaTable) -> int:
     return len(removed)
 
 
-def _scan(lake_root: str, pseudonym: str, studies: set[str], objects: set[str]) -> list[str]:
+def _scan(lake_root: str, key: Key, studies: set[str], objects: set[str]) -> list[str]:
     """Every place under the lake (data files and logs, current or not) and every object still referring to
-    the patient."""
-    remaining = _references(lake_root, [pseudonym, *sorted(studies)],
+    the subject."""
+    remaining = _references(lake_root, [*key.needles, *sorted(studies)],
                             skip=tuple(str(Path(lake_root) / name) for name in KEPT))
     for uri in sorted(objects):
         fs, object_path = fsspec.core.url_to_fs(uri)
@@ -201,16 +229,16 @@ def _references(root: str, needles: list[str], skip: tuple[str, ...] = ()) -> li
 KEPT = ("governance/erasures", "governance/audit")
 
 
-def find(lake_root: str, pseudonym: str, *, known_studies: Iterable[str] = (),
+def find(lake_root: str, key: Key, *, known_studies: Iterable[str] = (),
          known_objects: Iterable[str] = ()) -> tuple[set[str], set[str]]:
-    """The patient's studies and the objects their rows point at (with what earlier runs found)."""
+    """The subject's studies and the objects their rows point at (with what earlier runs found)."""
     tables = _tables(lake_root)
     studies, objects = set(known_studies), set(known_objects)
-    for table in tables.values():  # the pseudonym first: it names the studies
-        if PATIENT in _columns(table):
-            studies |= {r[STUDY] for r in _matching(table, pseudonym, set()) if r.get(STUDY)}
+    for table in tables.values():  # the key first: it names the studies
+        if key.column in _columns(table):
+            studies |= {r[STUDY] for r in _matching(table, key, set()) if r.get(STUDY)}
     for table in tables.values():
-        objects |= _object_uris(_matching(table, pseudonym, studies))
+        objects |= _object_uris(_matching(table, key, studies))
     return studies, objects
 
 
@@ -218,21 +246,21 @@ def _tables(lake_root: str) -> dict[str, DeltaTable]:
     return {name: DeltaTable(f"{lake_root}/{name}") for name in find_tables(lake_root) if name not in KEPT}
 
 
-def erase_patient(lake_root: str, pseudonym: str, studies: set[str], objects: set[str]) -> ErasureReport:
-    """Erase every row of the patient (by pseudonym, and by ``studies``) from the lake at ``lake_root`` and
+def erase(lake_root: str, key: Key, studies: set[str], objects: set[str]) -> ErasureReport:
+    """Erase every row of the subject (by its key, and by ``studies``) from the lake at ``lake_root`` and
     the ``objects``, purge the touched tables' history, and scan. Idempotent: a run after a complete one
     deletes nothing and scans again; a run after an interrupted one finishes it (given what :func:`find`
     found the first time: the rows that named the objects may be gone)."""
-    report = ErasureReport(pseudonym=pseudonym, started_at=datetime.now(UTC).isoformat())
+    report = ErasureReport(subject=str(key), started_at=datetime.now(UTC).isoformat())
     tables = _tables(lake_root)
     report.studies, report.objects_found = sorted(studies), sorted(objects)
     for name, table in tables.items():
-        predicate = _predicate(table, pseudonym, studies)
+        predicate = _predicate(table, key, studies)
         if predicate is None:
             continue
-        rows = _matching(table, pseudonym, studies)
+        rows = _matching(table, key, studies)
         # An earlier, interrupted run may have deleted the rows but not yet purged the history that holds them.
-        if not rows and not _references(f"{lake_root}/{name}", [pseudonym, *studies]):
+        if not rows and not _references(f"{lake_root}/{name}", [*key.needles, *studies]):
             continue
         entry = TableErasure(name, table.version())
         try:
@@ -249,6 +277,6 @@ def erase_patient(lake_root: str, pseudonym: str, studies: set[str], objects: se
         if fs.exists(object_path):
             fs.rm(object_path)
             report.objects_deleted += 1
-    report.remaining = _scan(lake_root, pseudonym, studies, objects)
+    report.remaining = _scan(lake_root, key, studies, objects)
     report.finished_at = datetime.now(UTC).isoformat()
     return report

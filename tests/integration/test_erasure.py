@@ -1,6 +1,7 @@
 """Erasure against the real stack: the patient reference is pseudonymised with the project's Vault Transit key
 exactly as ``radlake deid`` (and the edges) did it, every lake row and object of that patient goes, the other
-patient's stay, the audit trail and the erasure record say so, and a second run reports both runs."""
+patient's stay, the audit trail and the erasure record say so, and a second run reports both runs. Closing a
+project takes its rows, objects, grants, roles and Transit key, and leaves the other project alone."""
 
 from __future__ import annotations
 
@@ -8,16 +9,23 @@ import io
 import json
 import uuid
 
+import hvac.exceptions
 import pyarrow as pa
 import pydicom
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from apps import dataset as dataset_cli
 from apps import deid as deid_cli
 from apps import erase as erase_cli
-from lake_schemas.tables import ERASURES
+from apps import grant as grant_cli
+from apps import project as project_cli
+from apps import user as user_cli
+from lake_schemas.tables import ERASURES, SILVER_STUDIES
 from platform_layer import audit, governance
 from platform_layer.object_store import ObjectStore
+from platform_layer.realm import REALM, realm_admin
+from radlake.deid.pseudonyms import transit_key_name
 from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
@@ -74,3 +82,45 @@ def test_one_patient_is_erased_with_proof_and_a_rerun_reports_both_runs(settings
     # a patient nobody holds: a report saying nothing was found, not an error
     assert erase_cli.main(["--project", project, "--provider", provider, "--patient-ref", "MRN-NEVER"]) == 0
     assert "nothing was found" in capsys.readouterr().out
+
+
+def test_closing_a_project_destroys_its_rows_objects_grants_roles_and_key(settings, vault, keycloak, tmp_path,
+                                                                           capsys):
+    project, other = f"close-{uuid.uuid4().hex[:6]}", f"keep-{uuid.uuid4().hex[:6]}"
+    for name in (project, other):
+        assert project_cli.main(["create", name]) == 0
+    pseudonym = _pseudonym_from_deid(tmp_path, project, "hospital-c", "MRN-C-1")  # makes the project's key
+    store = ObjectStore(settings.resolved_object_store_uri)
+    studies = {name: f"2.25.{uuid.uuid4().int}" for name in (project, other)}
+    uris = {name: store.put(f"instance of {study}".encode(), prefix=f"test-close/{study}").uri
+            for name, study in studies.items()}
+    for name in (project, other):
+        write_deltalake(governance.lake_table_path(settings, "silver/studies"), pa.Table.from_pylist(
+            [{"project": name, "provider": "hospital-c", "pseudo_patient_id": pseudonym, "study_uid": studies[name]}],
+            schema=governance.arrow_schema(SILVER_STUDIES)), mode="append")
+        write_deltalake(governance.lake_table_path(settings, f"test_close/{project}"), pa.Table.from_pylist(
+            [{"study_uid": studies[name], "object_uri": uris[name]}]), mode="append")
+    assert dataset_cli.main(["create", f"{project}-all", "--project", project, "--table", "silver/studies"]) == 0
+    name, email = f"closer-{uuid.uuid4().hex[:6]}", "closer@example.org"
+    assert user_cli.main(["add", name, "--email", email]) == 0
+    assert grant_cli.main([name, f"{project}-all", "--until", "2999-01-01"]) == 0
+    capsys.readouterr()
+
+    assert project_cli.main(["close", project]) == 2  # irreversible: --yes needed
+    assert project_cli.main(["close", project, "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "Transit key destroyed" in out and "1 grant(s) revoked" in out and "no reference left" in out
+    left = DeltaTable(governance.lake_table_path(settings, "silver/studies")).to_pyarrow_table().to_pylist()
+    assert not [r for r in left if r["project"] == project] and [r for r in left if r["project"] == other]
+    assert [r["study_uid"] for r in DeltaTable(governance.lake_table_path(settings, f"test_close/{project}"))
+            .to_pyarrow_table().to_pylist()] == [studies[other]]  # a table without `project`: cut by study
+    assert not store.exists(uris[project]) and store.exists(uris[other])
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        vault.secrets.transit.read_key(name=transit_key_name(project), mount_point=settings.vault_transit_mount)
+    with realm_admin(settings) as admin:
+        assert admin.realm_role(REALM, f"project:{project}:reader") is None
+        assert admin.realm_role(REALM, f"project:{other}:reader") is not None
+    with pytest.raises(governance.AccessRefused):
+        governance.authorise(settings, name, f"{project}-all")
+    assert [r.action for r in audit.read(settings) if r.target == f"project {project}"] == [
+        "project.create", "project.close"]

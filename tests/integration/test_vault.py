@@ -90,7 +90,10 @@ def test_the_administrator_is_not_root(settings, vault):
     forbidden = [
         lambda: _hmac(vault, key, b"PATIENT-0001"),  # pseudonymising is the runs' and edges' business
         lambda: vault.secrets.transit.rotate_key(name=key),
-        lambda: vault.secrets.transit.update_key_configuration(name=key, deletion_allowed=True),
+        lambda: vault.secrets.transit.update_key_configuration(name=key, exportable=True),
+        lambda: vault.secrets.transit.update_key_configuration(name=key, allow_plaintext_backup=True),
+        lambda: vault.secrets.transit.update_key_configuration(name=key, min_decryption_version=2),
+        lambda: vault.secrets.transit.trim_key(name=key, min_version=1),
         lambda: vault.secrets.transit.create_key(name=f"{key}-x", exportable=True),
         lambda: vault.sys.list_enabled_audit_devices(),
         lambda: vault.sys.disable_audit_device("file"),
@@ -104,6 +107,11 @@ def test_the_administrator_is_not_root(settings, vault):
     for attempt in forbidden:
         with pytest.raises((hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest)):
             attempt()
+    # the one destructive change it may make: destroying a project's key when the project is closed
+    vault.secrets.transit.update_key_configuration(name=key, deletion_allowed=True)
+    vault.secrets.transit.delete_key(name=key)
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        vault.secrets.transit.read_key(name=key)
 
 
 def test_root_token_command_prints_a_root_token(settings, vault, capsys):

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from spark_jobs.erasure import erase_patient, find
+from spark_jobs.erasure import Key, erase, find
 
 GONE, KEPT_PATIENT = "RL000000000000000000000001", "RL000000000000000000000002"
 
@@ -41,9 +41,9 @@ def lake(tmp_path):
 
 def test_one_patient_is_erased_everywhere_and_the_others_are_untouched(lake):
     root, objects = lake
-    studies, found = find(str(root), GONE)
+    studies, found = find(str(root), Key.patient(GONE))
     assert studies == {"2.25.1", "2.25.2"} and len(found) == 6  # 2 instances, 2 SEG, 2 Grad-CAM
-    report = erase_patient(str(root), GONE, studies, found)
+    report = erase(str(root), Key.patient(GONE), studies, found)
     assert report.complete, report.as_text()
     assert {t.table: t.rows_deleted for t in report.tables} == {
         "bronze/instances": 2, "silver/series": 2, "gold/predictions": 2, "governance/radiomics_events": 2}
@@ -61,19 +61,19 @@ def test_one_patient_is_erased_everywhere_and_the_others_are_untouched(lake):
 
 def test_a_second_run_deletes_nothing_and_an_unknown_patient_is_a_report_not_an_error(lake):
     root, _ = lake
-    studies, found = find(str(root), GONE)
-    erase_patient(str(root), GONE, studies, found)
-    again = erase_patient(str(root), GONE, studies, found)
+    studies, found = find(str(root), Key.patient(GONE))
+    erase(str(root), Key.patient(GONE), studies, found)
+    again = erase(str(root), Key.patient(GONE), studies, found)
     assert again.complete and again.tables == [] and again.objects_deleted == 0
-    nobody = erase_patient(str(root), "RL999", *find(str(root), "RL999"))
+    nobody = erase(str(root), Key.patient("RL999"), *find(str(root), Key.patient("RL999")))
     assert nobody.complete and nobody.studies == [] and "nothing was found" in nobody.as_text()
 
 
 def test_an_interrupted_run_is_finished_with_what_the_first_found(lake):
     root, objects = lake
-    studies, found = find(str(root), GONE)
+    studies, found = find(str(root), Key.patient(GONE))
     DeltaTable(root / "bronze/instances").delete(f"pseudo_patient_id = '{GONE}'")  # rows gone, objects left
     DeltaTable(root / "silver/series").delete(f"pseudo_patient_id = '{GONE}'")
-    assert len(find(str(root), GONE)[1]) < len(found)  # the rows that named two objects are gone
-    report = erase_patient(str(root), GONE, studies, found)
+    assert len(find(str(root), Key.patient(GONE))[1]) < len(found)  # the rows that named two objects are gone
+    report = erase(str(root), Key.patient(GONE), studies, found)
     assert report.complete and report.objects_deleted == 6
