@@ -307,6 +307,8 @@ def build_ae(config: ScpConfig, forwarder: _Forwarder) -> tuple[AE, list]:
         if refusal is not None:
             log.info("association from %s (%s) rejected %s", calling.strip(), address, refusal)
             event.assoc.acse.send_reject(*refusal)
+            # as pynetdicom's own rejections do: the DUL sends the A-ASSOCIATE-RJ before the socket is closed
+            event.assoc.kill()
 
     def on_store(event) -> Dataset:
         assoc = event.assoc
