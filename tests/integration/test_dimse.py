@@ -92,8 +92,15 @@ def _study(root: Path, study: int, count: int) -> list[Path]:
 
 
 def _run(dcmtk, program: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(dcmtk.program(program)), *args], env=dcmtk.env(), capture_output=True, text=True,
-                          timeout=120)
+    # the unpacked package's data dictionary, not the /usr/share path compiled into the programs
+    dictionary = dcmtk.root / "usr" / "share" / "libdcmtk17" / "dicom.dic"
+    return subprocess.run([str(dcmtk.program(program)), *args], env={**dcmtk.env(), "DCMDICTPATH": str(dictionary)},
+                          capture_output=True, text=True, timeout=120)
+
+
+def _successes(run: subprocess.CompletedProcess) -> int:
+    """C-STORE responses storescu -v reports as Success."""
+    return (run.stdout + run.stderr).count("Received Store Response (Success)")
 
 
 def _event_ids(kafka_bootstrap, registry_url, contract) -> set[str]:
@@ -153,14 +160,17 @@ def test_storescu_sends_a_study_over_plain_dimse(settings, edge, dcmtk, topics, 
     config = _scp(settings)
     paths = _study(tmp_path / "study", 101, 5)
     before = _event_ids(kafka_bootstrap, registry_url, contracts[0])
-    sent = _run(dcmtk, "storescu", "-aet", PACS_AE, "-aec", SCP_AE, config.bind_address, str(config.port),
+    sent = _run(dcmtk, "storescu", "-v", "-aet", PACS_AE, "-aec", SCP_AE, config.bind_address, str(config.port),
                 *map(str, paths))
     assert sent.returncode == 0, sent.stderr
+    assert _successes(sent) == len(paths)
     _check_arrived(settings, kafka_bootstrap, registry_url, contracts[0], paths, before)
     # sent again: identical bytes are duplicates the edge already holds, so Success again and no new event
-    again = _run(dcmtk, "storescu", "-aet", PACS_AE, "-aec", SCP_AE, config.bind_address, str(config.port),
+    after = _event_ids(kafka_bootstrap, registry_url, contracts[0])
+    again = _run(dcmtk, "storescu", "-v", "-aet", PACS_AE, "-aec", SCP_AE, config.bind_address, str(config.port),
                  *map(str, paths))
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 0 and _successes(again) == len(paths), again.stderr
+    assert _event_ids(kafka_bootstrap, registry_url, contracts[0]) == after
 
 
 def test_storescu_sends_a_study_over_dicom_tls(settings, edge, dcmtk, topics, tmp_path, kafka_bootstrap,
@@ -173,9 +183,10 @@ def test_storescu_sends_a_study_over_dicom_tls(settings, edge, dcmtk, topics, tm
     plain = _run(dcmtk, "echoscu", "-aet", PACS_AE, "-aec", SCP_AE, config.bind_address, str(config.port))
     assert plain.returncode != 0  # a TLS port speaks nothing else
     before = _event_ids(kafka_bootstrap, registry_url, contracts[0])
-    sent = _run(dcmtk, "storescu", "+tla", "+cf", str(ca_file(settings)), "-aet", PACS_AE, "-aec", SCP_AE,
+    sent = _run(dcmtk, "storescu", "-v", "+tla", "+cf", str(ca_file(settings)), "-aet", PACS_AE, "-aec", SCP_AE,
                 config.bind_address, str(config.port), *map(str, paths))
     assert sent.returncode == 0, sent.stderr
+    assert _successes(sent) == len(paths)
     _check_arrived(settings, kafka_bootstrap, registry_url, contracts[0], paths, before)
 
 
