@@ -7,10 +7,14 @@ a failure status naming its reason."""
 from __future__ import annotations
 
 import io
+import json
+import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pydicom
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -28,7 +32,7 @@ from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
 from platform_layer.registration import register, schema_admin
 from platform_layer.settings import Settings
-from platform_layer.tls import ca_file
+from platform_layer.tls import ca_file, ensure_certificate
 from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
@@ -219,3 +223,77 @@ def test_stack_down_and_up_stop_and_start_the_scp(settings, edge):
     assert not _dimse.healthy(config)
     started = _dimse.start_all(settings)
     assert [s.name for s in started if s.name == f"dimse-{PROVIDER}" and s.healthy]
+
+
+ORTHANC_PACKAGES = ["orthanc", "dcmtk", "libdcmtk17", "libwrap0", "libcivetweb1", "libboost-filesystem1.74.0",
+                    "libboost-iostreams1.74.0", "libboost-locale1.74.0", "libboost-regex1.74.0",
+                    "libboost-thread1.74.0", "libjsoncpp25", "liblua5.3-0", "libpugixml1v5", "libicu72"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def orthanc(settings, vault, tmp_path):
+    """A running Orthanc (Debian's package, unpacked without root) whose DICOM peer 'radlake' is the provider's
+    SCP; yields a function that (re)starts it for a plain or TLS peer and returns its REST URL."""
+    tree = fetch_debian_packages(settings.cache_dir, "orthanc", ORTHANC_PACKAGES, ["Orthanc"])
+    running: list[subprocess.Popen] = []
+
+    def start(config: dimse.ScpConfig) -> str:
+        for proc in running:
+            proc.terminate()
+            proc.wait(30)
+        http_port = _free_port()
+        home = tmp_path / f"orthanc-{len(running)}"
+        home.mkdir()
+        files = ensure_certificate(vault, home / "tls", "orthanc", "orthanc.radlake.local")
+        conf = {"Name": "test-pacs", "HttpPort": http_port, "DicomPort": _free_port(), "DicomAet": "ORTHANC",
+                "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "StorageDirectory": str(home / "db"),
+                "IndexDirectory": str(home / "db"), "Plugins": [],
+                "DicomModalities": {"radlake": {"AET": SCP_AE, "Host": config.bind_address, "Port": config.port,
+                                                "UseDicomTls": config.tls}}}
+        if config.tls:
+            conf |= {"DicomTlsEnabled": True, "DicomTlsCertificate": str(files.certificate),
+                     "DicomTlsPrivateKey": str(files.key), "DicomTlsTrustedCertificates": str(ca_file(settings)),
+                     "DicomTlsRemoteCertificateRequired": False}
+        (home / "orthanc.json").write_text(json.dumps(conf))
+        log = (home / "orthanc.log").open("w")
+        dictionaries = tree.root / "usr" / "share" / "libdcmtk17"
+        env = {**tree.env(), "DCMDICTPATH": f"{dictionaries / 'dicom.dic'}:{dictionaries / 'private.dic'}"}
+        running.append(subprocess.Popen([str(tree.program("Orthanc")), str(home / "orthanc.json")], env=env,
+                                        stdout=log, stderr=subprocess.STDOUT, cwd=home))
+        url = f"http://127.0.0.1:{http_port}"
+        for _ in range(120):
+            try:
+                if httpx.get(f"{url}/system", timeout=2).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            assert running[-1].poll() is None, (home / "orthanc.log").read_text()[-2000:]
+            time.sleep(0.5)
+        raise AssertionError("Orthanc did not answer")
+
+    yield start
+    for proc in running:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_orthanc_sends_a_study_over_dimse(settings, edge, orthanc, topics, tmp_path, kafka_bootstrap, registry_url,
+                                          tls):
+    _, contracts = topics
+    config = _scp(settings, "--allow-ae", "ORTHANC", *(["--tls"] if tls else []))
+    url = orthanc(config)
+    paths = _study(tmp_path / "study", 104 + tls, 3)
+    ids = [httpx.post(f"{url}/instances", content=p.read_bytes(), timeout=30).json()["ID"] for p in paths]
+    assert httpx.post(f"{url}/modalities/radlake/echo", content=b"{}", timeout=30).status_code == 200
+    before = _event_ids(kafka_bootstrap, registry_url, contracts[0])
+    sent = httpx.post(f"{url}/modalities/radlake/store", json={"Resources": ids, "Synchronous": True}, timeout=120)
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["InstancesCount"] == len(paths) and sent.json()["FailedInstancesCount"] == 0
+    _check_arrived(settings, kafka_bootstrap, registry_url, contracts[0], paths, before)
