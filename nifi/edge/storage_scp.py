@@ -245,6 +245,10 @@ class _Forwarder:
                 self._clients[assoc_id] = client
             return client
 
+    def count(self, status: int) -> None:
+        with self._lock:  # associations run in threads of their own
+            self.counts[status] = self.counts.get(status, 0) + 1
+
     def close(self, assoc_id: int) -> None:
         with self._lock:
             client = self._clients.pop(assoc_id, None)
@@ -315,7 +319,7 @@ def build_ae(config: ScpConfig, forwarder: _Forwarder) -> tuple[AE, list]:
         if assoc.requestor.ae_title.strip() == PROBE_AE_TITLE:
             return _status_dataset(DimseAnswer(NOT_AUTHORIZED, "the health check stores nothing"))
         answer = forwarder.forward(id(assoc), event.encoded_dataset())
-        forwarder.counts[answer.status] = forwarder.counts.get(answer.status, 0) + 1
+        forwarder.count(answer.status)
         if answer.status != SUCCESS:
             log.info("C-STORE from %s answered 0x%04X (%s)", assoc.requestor.ae_title.strip(), answer.status,
                      answer.comment)
