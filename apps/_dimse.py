@@ -37,10 +37,15 @@ def log_file(settings: Settings, provider: str) -> Path:
 
 def healthy(config: ScpConfig) -> bool:
     tls = client_tls(config.ca_file) if config.tls else None
+    quiet = logging.getLogger("pynetdicom")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # a refused connection while the SCP starts is expected, not an error to show
     try:
         return echo(config.bind_address, config.port, config.ae_title, tls=tls) == SUCCESS
     except (OSError, RuntimeError, ValueError):
         return False
+    finally:
+        quiet.setLevel(level)
 
 
 def stop(settings: Settings, provider: str) -> None:
@@ -52,11 +57,12 @@ def stop(settings: Settings, provider: str) -> None:
 
 def start(settings: Settings, config: ScpConfig, *, restart: bool = False) -> ComponentStatus:
     """Start the provider's SCP (idempotent; ``restart`` stops a running one first, to take a new
-    configuration) and wait until it answers a C-ECHO."""
+    configuration, as does an edge that moved since ``config`` was written) and wait until it answers a C-ECHO."""
     provider = config.provider
-    if restart:
+    current = dimse.follow_edge(settings, config)
+    if restart or current != config:  # a running SCP keeps the configuration it started with
         stop(settings, provider)
-    config = dimse.follow_edge(settings, config)
+    config = current
     pid = process.read_pid(pid_file(settings, provider))
     if pid is None or not process.pid_alive(pid):
         process.ensure_ports_free(f"the Storage SCP of {provider}", [config.port])

@@ -103,7 +103,7 @@ def configure(settings: Settings, provider: str, *, ae_title: str, allow_ae_titl
 
 def follow_edge(settings: Settings, config: ScpConfig) -> ScpConfig:
     """The configuration with the edge's current URL and token and a current certificate (before a start:
-    an edge deployed again may have another port, a rotated token is in Vault only)."""
+    an edge deployed again may have another port, a rotated token is in Vault only); written when it changed."""
     edge = find_edge(settings, config.provider)
     write_private(Path(config.token_file), endpoint_token(settings, config.provider))
     if config.tls:
