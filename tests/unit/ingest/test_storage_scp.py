@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps.provider import main as provider_cli
 from nifi.edge.storage_scp import (
     CANNOT_UNDERSTAND,
     DATASET_DOES_NOT_MATCH_SOP_CLASS,
@@ -118,3 +119,18 @@ def test_config_round_trips_through_json():
     config = ScpConfig("p", "RADLAKE_P", "127.0.0.1", 11112, ("A", "B"), ("10.0.0.0/8",), tls=True,
                        limits=ScpLimits(max_associations=3, max_pdu=32768))
     assert ScpConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), [
+    (["dimse", "p1"], 2, "needs its AE title"),
+    (["dimse", "p1", "--ae-title", "RL", "--max-pdu", "100", "--allow-ae", "A"], 2, "--max-pdu"),
+    (["dimse", "p1", "--ae-title", "RL"], 1, "--allow-ae"),
+    (["dimse", "p1", "--ae-title", "RL", "--allow-ae", "BACK\\SLASH"], 1, "backslash"),
+    (["dimse", "p1", "--ae-title", "WAY_TOO_LONG_FOR_AN_AE", "--allow-ae", "A"], 1, "at most 16"),
+    (["dimse", "p1", "--ae-title", "RL", "--allow-ae", "A", "--allow-address", "pacs.example"], 1, "not an IP"),
+])
+def test_provider_dimse_refuses_bad_settings_before_touching_the_platform(monkeypatch, tmp_path, capsys, argv, code,
+                                                                          message):
+    monkeypatch.setenv("RADLAKE_STATE_DIR", str(tmp_path))
+    assert provider_cli(argv) == code
+    assert message in capsys.readouterr().err
