@@ -18,6 +18,7 @@ import httpx
 import pydicom
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
+from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
@@ -27,7 +28,7 @@ from infra.downloads import fetch_debian_packages
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import dimse, providers
 from nifi.edge.reconcile import read_provider_events
-from nifi.edge.storage_scp import DATASET_DOES_NOT_MATCH_SOP_CLASS, SUCCESS, client_tls, echo
+from nifi.edge.storage_scp import DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES, SUCCESS, client_tls, echo
 from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
 from platform_layer.registration import register, schema_admin
@@ -297,3 +298,26 @@ def test_orthanc_sends_a_study_over_dimse(settings, edge, orthanc, topics, tmp_p
     assert sent.status_code == 200, sent.text
     assert sent.json()["InstancesCount"] == len(paths) and sent.json()["FailedInstancesCount"] == 0
     _check_arrived(settings, kafka_bootstrap, registry_url, contracts[0], paths, before)
+
+
+def test_a_rotated_token_is_out_of_resources_until_the_scp_has_the_new_one(settings, edge, topics):
+    """The SCP reads the provider's token for each association: a rotation behind its back makes the edge refuse
+    it (0xA700, retry later, nothing stored), and the token file `provider token --rotate` rewrites heals it."""
+    config = _scp(settings)
+    datasets, _ = phi_dicom.ct_series(1, patient=PATIENT, study=106, size=32)
+
+    def store() -> Dataset:
+        pacs = AE(ae_title=PACS_AE)
+        pacs.add_requested_context(CTImageStorage, str(datasets[0].file_meta.TransferSyntaxUID))
+        assoc = pacs.associate(config.bind_address, config.port, ae_title=SCP_AE)
+        assert assoc.is_established
+        try:
+            return assoc.send_c_store(datasets[0])
+        finally:
+            assoc.release()
+
+    providers.rotate_endpoint_token(settings, PROVIDER)  # the library: the SCP's file still holds the old token
+    refused = store()
+    assert refused.Status == OUT_OF_RESOURCES and "credentials" in refused.ErrorComment
+    dimse.refresh_token(settings, PROVIDER)
+    assert store().Status == SUCCESS
