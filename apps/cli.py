@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grant": ("apps.grant", "let a user read a dataset until a date"),
     "revoke": ("apps.revoke", "end a user's grants of a dataset"),
     "provider": ("apps.provider", "add, list and remove a provider's NiFi edge flow (STOW-RS, archives, drop folder)"),
+    "storage-scp": ("apps.storage_scp", "run one provider's DICOM Storage SCP (started by radlake provider dimse)"),
     "upload": ("apps.upload", "send a provider's DICOM folders and archives to its edge, resumably"),
     "ingest": ("apps.ingest", "reconcile uploads, object store and events: radlake ingest report"),
     "demo": ("apps.demo", "run the main job end to end and print a summary"),

@@ -1,13 +1,16 @@
-"""``radlake provider add NAME --project P | list | remove NAME | token NAME [--rotate] | quarantine NAME | ca``: a
-NiFi edge per provider.
+"""``radlake provider add NAME --project P | list | remove NAME | token NAME [--rotate] | quarantine NAME | ca |
+dimse NAME``: a NiFi edge per provider, and its DICOM Storage SCP.
 
 ``add`` deploys the provider's edge (``nifi/providers.py`` says what that sets up) and makes the realm role
 ``provider:NAME`` in Keycloak. ``quarantine`` lists what the edge refused (time, reason, digest); the identifying
 fields (``--reveal``) and the original bytes (``--open SHA256 --out FILE``) are sealed and opened through Vault,
-which logs the request. Every action but ``list`` and ``ca`` is recorded in the audit trail before it takes
-effect (``radlake audit show --target provider``); Vault's log carries the same entry id
-(header ``X-Radlake-Audit-Id``). ``ca`` prints the platform CA (PEM) that every edge's HTTPS certificate verifies against:
-give it to providers with their token. Exit status: 0 ok, 1 failure (the message names the step), 2 usage.
+which logs the request. ``ca`` prints the platform CA (PEM) that every edge's HTTPS certificate verifies against:
+give it to providers with their token. ``dimse NAME --ae-title AE --allow-ae SCU_AE`` (or the same options on
+``add``) configures and (re)starts the provider's Storage SCP, which forwards what a PACS sends over DIMSE to the
+edge (``nifi/edge/storage_scp.py``); ``dimse NAME --off`` stops and forgets it. Every action but ``list`` and ``ca``
+is recorded in the audit trail before it takes effect (``radlake audit show --target provider``); Vault's log
+carries the same entry id (header ``X-Radlake-Audit-Id``). Exit status: 0 ok, 1 failure (the message names the
+step), 2 usage.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import json
 import os
 import sys
 
+from apps import _dimse
 from apps._common import UsageError, command
+from nifi import dimse
+from nifi.edge.storage_scp import ScpLimits
 from nifi.providers import (
     NAME,
     ProviderError,
@@ -49,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     p_add.add_argument("--drop-dir")
     for topic in ("instance", "quarantine", "manifest"):
         p_add.add_argument(f"--{topic}-topic", help=f"{topic} events topic (default: the contract's name)")
+    _dimse_options(p_add, on_add=True)
+    p_dimse = sub.add_parser("dimse", help="configure and (re)start the provider's DICOM Storage SCP")
+    p_dimse.add_argument("name")
+    _dimse_options(p_dimse, on_add=False)
+    p_dimse.add_argument("--off", action="store_true", help="stop the SCP and forget its configuration")
     sub.add_parser("list", help="list provider edges")
     p_rm = sub.add_parser("remove", help="remove a provider's edge (and its tokens)")
     p_rm.add_argument("name")
@@ -65,6 +76,43 @@ def _parser() -> argparse.ArgumentParser:
     p_q.add_argument("--open", metavar="SHA256", help="write the original bytes of this digest to --out")
     p_q.add_argument("--out", help="file for --open (created 0600, never overwritten)")
     return parser
+
+
+def _dimse_options(parser: argparse.ArgumentParser, *, on_add: bool) -> None:
+    """The SCP's options; on ``add`` they carry a ``dimse-`` prefix where a bare name would be ambiguous."""
+    pre = "dimse-" if on_add else ""
+    group = parser.add_argument_group("DICOM Storage SCP" + (" (with --dimse-ae-title)" if on_add else ""))
+    group.add_argument(f"--{pre}ae-title", dest="ae_title", help="the SCP's AE title (the PACS's 'called AE')")
+    group.add_argument(f"--{pre}port", dest="dimse_port", type=int,
+                       help="TCP port (default: the first free from RADLAKE_DIMSE_PORT, 11112)")
+    group.add_argument("--allow-ae", action="append", default=[], metavar="SCU_AE",
+                       help="a calling AE title allowed to send (repeat); any other is rejected")
+    group.add_argument("--allow-address", action="append", default=[], metavar="IP[/PREFIX]",
+                       help="a source address or network allowed (repeat; default: any)")
+    group.add_argument(f"--{pre}tls", dest="tls", action="store_true",
+                       help="DICOM TLS (BCP 195): the edges' certificate from the platform CA")
+    defaults = ScpLimits()
+    group.add_argument("--max-associations", type=int, default=defaults.max_associations)
+    group.add_argument("--max-pdu", type=int, default=defaults.max_pdu, help="bytes")
+    group.add_argument("--acse-timeout", type=float, default=defaults.acse_timeout_s, help="seconds")
+    group.add_argument("--dimse-timeout", type=float, default=defaults.dimse_timeout_s, help="seconds")
+    group.add_argument("--network-timeout", type=float, default=defaults.network_timeout_s, help="seconds")
+
+
+def _configure_dimse(settings: Settings, name: str, args: argparse.Namespace) -> None:
+    if not args.ae_title:
+        raise UsageError("the Storage SCP needs its AE title (--ae-title, on add --dimse-ae-title)")
+    limits = ScpLimits(max_associations=args.max_associations, max_pdu=args.max_pdu,
+                       acse_timeout_s=args.acse_timeout, dimse_timeout_s=args.dimse_timeout,
+                       network_timeout_s=args.network_timeout, edge_timeout_s=ScpLimits().edge_timeout_s)
+    if limits.max_associations < 1 or not 4096 <= limits.max_pdu <= 2**26:
+        raise UsageError("--max-associations must be at least 1 and --max-pdu between 4096 and 67108864")
+    config = dimse.configure(settings, name, ae_title=args.ae_title, allow_ae_titles=args.allow_ae,
+                             allow_addresses=args.allow_address, port=args.dimse_port, tls=args.tls, limits=limits)
+    state = _dimse.start(settings, config, restart=True)
+    print(json.dumps({"provider": name, "ae_title": config.ae_title, "host": config.bind_address,
+                      "port": config.port, "tls": config.tls, "allow_ae_titles": list(config.allow_ae_titles),
+                      "allow_addresses": list(config.allow_addresses), "pid": state.pid, "healthy": state.healthy}))
 
 
 def _quarantine(settings: Settings, name: str, args: argparse.Namespace) -> None:
@@ -103,13 +151,31 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         with audit.recorded(settings, "provider.add", f"provider {name}", details={"project": args.project}):
             edge = add(settings, name, args.project, port=args.port, drop_dir=args.drop_dir, topics=topics)
         print(json.dumps({**edge.__dict__, "url": edge.url}))
+        if args.ae_title:
+            _configure_dimse(settings, name, args)
+    elif args.action == "dimse":
+        with audit.recorded(settings, "provider.dimse", f"provider {name}",
+                            details={"off": args.off, "ae_title": args.ae_title, "allow_ae": args.allow_ae,
+                                     "allow_address": args.allow_address}):
+            if args.off:
+                _dimse.stop(settings, name)
+                dimse.forget(settings, name)
+                print(f"stopped and forgot the Storage SCP of {name}", file=sys.stderr)
+            else:
+                _configure_dimse(settings, name, args)
     elif args.action == "list":
         edges = list_edges(settings)
         print(f"{'provider':<20} {'project':<20} {'url':<30} state")
         for edge in edges:
             print(f"{edge.provider:<20} {edge.project:<20} {edge.url:<30} {edge.state}")
+        for config in dimse.configured(settings):
+            scp = _dimse.status(settings, config)
+            print(f"{config.provider:<20} {'(DICOM SCP)':<20} {scp.address:<30} "
+                  f"{'running' if scp.healthy else 'stopped'} {scp.detail}")
     elif args.action == "remove":
         with audit.recorded(settings, "provider.remove", f"provider {name}", details={"keep_token": args.keep_token}):
+            _dimse.stop(settings, name)
+            dimse.forget(settings, name)
             remove(settings, name, keep_token=args.keep_token)
         print(f"removed the edge of {name}", file=sys.stderr)
     elif args.action == "quarantine":
@@ -121,7 +187,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(path.read_text(), end="")
     elif args.action == "token":
         with audit.recorded(settings, "provider.token." + ("rotate" if args.rotate else "read"), f"provider {name}"):
-            print(rotate_endpoint_token(settings, name) if args.rotate else endpoint_token(settings, name))
+            if args.rotate:
+                print(rotate_endpoint_token(settings, name))
+                dimse.refresh_token(settings, name)  # the SCP's next association uses the new one
+            else:
+                print(endpoint_token(settings, name))
     return 0
 
 

@@ -1,5 +1,8 @@
 """``radlake stack up [COMPONENT...] | down [COMPONENT...] | status | root-token`` — the local stack from one command.
 
+With NiFi, ``up`` also starts every provider's Storage SCP (``radlake provider dimse``) and ``down`` stops them
+first: an SCP forwards to its provider's edge, so it runs only while NiFi does.
+
 ``root-token`` prints a new Vault root token, generated from the unseal shares, for an administrator's
 one-off repair; nothing in radlake uses one. Revoke it when done (``bao token revoke -self``).
 """
@@ -11,9 +14,11 @@ import logging
 import sys
 import time
 
+from apps import _dimse
 from apps._common import UsageError, command
 from infra import stack
 from infra.component import ComponentStatus
+from nifi import dimse
 from nifi.providers import bind_address, follow_stack
 from platform_layer import audit
 from platform_layer.settings import Settings
@@ -37,6 +42,13 @@ def format_table(statuses: list[ComponentStatus]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows])
 
 
+def _status(settings: Settings, components: list[str]) -> list[ComponentStatus]:
+    statuses = stack.status(settings, components or None)
+    if "nifi" in (components or stack.COMPONENTS):
+        statuses += [_dimse.status(settings, config) for config in dimse.configured(settings)]
+    return statuses
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radlake stack", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
@@ -56,8 +68,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             for provider in follow_stack(settings):
                 print(f"edge {provider}: parameters now point at the stack's Kafka, registry, Vault, the edges' "
                       "certificate and bind address", file=sys.stderr)
+            for scp in _dimse.start_all(settings):
+                print(f"{scp.name}: {scp.address} ({scp.detail}) answers C-ECHO", file=sys.stderr)
         print(f"stack up in {time.monotonic() - started:.1f}s", file=sys.stderr)
-        print(format_table(stack.status(settings, args.components or None)))
+        print(format_table(_status(settings, args.components)))
     elif args.action == "root-token":
         vault = stack.component("vault", settings)
         if vault.external:
@@ -66,10 +80,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(vault.root_token())
         print("a root token: use it once, then revoke it (`bao token revoke -self`)", file=sys.stderr)
     elif args.action == "down":
+        if "nifi" in (args.components or stack.COMPONENTS):
+            _dimse.stop_all(settings)
         stack.down(settings, args.components or None)
         print("stack down", file=sys.stderr)
     else:
-        statuses = stack.status(settings, args.components or None)
+        statuses = _status(settings, args.components)
         print(format_table(statuses))
         return 0 if all(s.healthy for s in statuses) else 3
     return 0

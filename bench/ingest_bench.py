@@ -1,6 +1,6 @@
 """Provider ingestion side by side: the whole edge path vs ``radlake deid`` alone, same data, same run.
 
-    .venv/bin/python bench/ingest_bench.py [--instances 200] [--size 512] [--per-request 50] [--quick]
+    .venv/bin/python bench/ingest_bench.py [--instances 200] [--size 512] [--per-request 50] [--quick] [--dimse]
         [--write-docs] [--summary FILE] [--json FILE]
 
 Needs the stack (``radlake stack up vault keycloak kafka registry nifi``). Generates a CT set (``--size`` x ``--size``
@@ -13,7 +13,11 @@ int16 pixels, typical CT header PHI), then:
    (radlake's engine, object store, registry-validated Kafka publish, acknowledgements) →
    HandleHttpResponse, timed until the last ``instance received`` event is readable on its topic.
 
-Reports instances/s and MB/s of both, the ratio, and where the edge's time goes (de-identification +
+3. with ``--dimse``, the DIMSE path: another fresh provider edge with its Storage SCP (``radlake provider dimse``),
+   dcmtk's ``storescu`` sending the same files in one association (each C-STORE answered after the edge stored
+   and announced it), timed until the last ``instance received`` event is readable on its topic.
+
+Reports instances/s and MB/s of each, the ratio, and where the edge's time goes (de-identification +
 store and publish, as measured inside the processor; the rest is HTTP, NiFi queues and the client).
 ``--write-docs`` replaces the ``ingest`` section of docs/benchmarks.md; ``--summary`` appends the edge's
 throughput over each ``radlake deid`` run as JSON lines.
@@ -29,6 +33,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,10 +46,12 @@ import numpy as np
 # Run as ``python bench/ingest_bench.py``: the repository root is not on the path then.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from apps import _dimse  # noqa: E402
 from apps.deid import main as deid_main  # noqa: E402
 from bench.report import write_section  # noqa: E402
+from infra.downloads import fetch_debian_packages  # noqa: E402
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST  # noqa: E402
-from nifi import providers  # noqa: E402
+from nifi import dimse, providers  # noqa: E402
 from nifi.edge.client import Uploader, plan, wait_until_listening  # noqa: E402
 from nifi.edge.reconcile import read_provider_events  # noqa: E402
 from platform_layer import kafka  # noqa: E402
@@ -124,6 +131,46 @@ def edge_leg(settings: Settings, folder: Path, journal_path: Path, project: str,
         providers.remove(settings, provider)
 
 
+def dimse_leg(settings: Settings, folder: Path, project: str, associations: int = 1) -> dict:
+    """storescu → the provider's Storage SCP → its edge, until the last event is on the topic; ``associations``
+    storescu processes at once, each sending its share of the files in one association."""
+    tree = fetch_debian_packages(settings.cache_dir, "dcmtk", ["dcmtk", "libdcmtk17", "libwrap0"],
+                                 ["storescu", "echoscu"])
+    run = uuid.uuid4().hex[:6]
+    provider = f"bench-dimse-{run}"
+    names = {"instance_topic": f"bench.dimse.instances.{run}", "quarantine_topic": f"bench.dimse.quarantined.{run}",
+             "manifest_topic": f"bench.dimse.manifests.{run}"}
+    contracts = (INSTANCE_RECEIVED.with_name(names["instance_topic"]), QUARANTINED.with_name(names["quarantine_topic"]),
+                 STUDY_MANIFEST.with_name(names["manifest_topic"]))
+    bootstrap, registry = kafka_bootstrap(settings), registry_url(settings)
+    kafka.ensure_topics(bootstrap, [TopicSpec(t.name, 3) for t in contracts])
+    register(schema_admin(Settings(), registry), contracts)
+    providers.add(settings, provider, f"{project}-dimse", topics=names)
+    try:
+        config = dimse.configure(settings, provider, ae_title="RADLAKE_BENCH", allow_ae_titles=["BENCH_PACS"])
+        _dimse.start(settings, config, restart=True)
+        files = sorted(str(p) for p in folder.iterdir())
+        env = {**tree.env(), "DCMDICTPATH": str(tree.root / "usr" / "share" / "libdcmtk17" / "dicom.dic")}
+        started = time.perf_counter()
+        senders = [subprocess.Popen([str(tree.program("storescu")), "-v", "-aet", "BENCH_PACS", "-aec", "RADLAKE_BENCH",
+                                     config.bind_address, str(config.port), *files[k::associations]], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                   for k in range(associations)]
+        outputs = [(sender.communicate()[0], sender.returncode) for sender in senders]
+        acknowledged = time.perf_counter()
+        successes = sum(out.count("Received Store Response (Success)") for out, _ in outputs)
+        if any(code != 0 for _, code in outputs) or successes != len(files):
+            raise SystemExit(f"storescu: exit {[code for _, code in outputs]}, {successes}/{len(files)} Success")
+        while len(read_provider_events(bootstrap, registry, contracts[0], provider)) < successes:
+            time.sleep(0.2)
+        return {"seconds": time.perf_counter() - started, "seconds_acknowledged": acknowledged - started,
+                "accepted": successes}
+    finally:
+        _dimse.stop(settings, provider)
+        dimse.forget(settings, provider)
+        providers.remove(settings, provider)
+
+
 def summary_rows(results: dict) -> list[dict]:
     """The edge's throughput over ``radlake deid``'s on the same files (same instance count, so a time ratio)."""
     edge_s = results["edge"]["seconds"]
@@ -143,6 +190,11 @@ def body(args: argparse.Namespace, settings: Settings, results: dict, megabytes:
         ("`radlake deid --workers 2`", results["deid_w2"]),
         ("edge: `radlake upload` → NiFi → event on topic", edge["seconds"]),
     ]
+    if "dimse" in results:
+        rows.append(("DIMSE: `storescu` → Storage SCP → edge (one instance per request) → event on topic",
+                     results["dimse"]["seconds"]))
+    if "dimse_parallel" in results:
+        rows.append((f"DIMSE, {args.dimse_associations} associations at once", results["dimse_parallel"]["seconds"]))
     table = ["| path | seconds | instances/s | MB/s | vs deid --workers 2 | vs deid --workers 1 |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for label, seconds in rows:
@@ -178,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--size", type=int, default=512, help="rows = columns of the generated CT")
     parser.add_argument("--per-request", type=int, default=50, help="instances per STOW-RS request")
+    parser.add_argument("--dimse", action="store_true",
+                        help="also send the files with dcmtk's storescu through a provider's Storage SCP")
+    parser.add_argument("--dimse-associations", type=int, default=4,
+                        help="with --dimse, also send with this many storescu associations at once")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK['instances']} instances of {QUICK['size']}x{QUICK['size']}, "
                              f"{QUICK['per_request']} per request")
@@ -205,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
             results[f"deid_w{workers}"] = deid_leg(folder, Path(tmp) / f"out{workers}", project, workers)
         print("edge path: provider add, radlake upload, until the last event is on the topic", file=sys.stderr)
         results["edge"] = edge_leg(settings, folder, Path(tmp) / "journal.jsonl", project, args.per_request)
+        if args.dimse:
+            print("DIMSE path: provider add, provider dimse, storescu, until the last event is on the topic",
+                  file=sys.stderr)
+            results["dimse"] = dimse_leg(settings, folder, project)
+            if args.dimse_associations > 1:
+                results["dimse_parallel"] = dimse_leg(settings, folder, f"{project}-p", args.dimse_associations)
     load_end = os.getloadavg()
     text = body(args, settings, results, megabytes, (load_start, load_end))
     print(text)

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # The one address the provider edges listen on (HTTPS; their certificate carries it as an IP SAN): an IP
     # address, never a wildcard. Every other listener of the stack stays on 127.0.0.1.
     bind_address: str = "127.0.0.1"
+    # The first port a provider's DICOM Storage SCP tries (each takes the next free one; `--port` names one).
+    dimse_port: int = 11112
 
     # NiFi 2.x.
     nifi_url: str = ""
