@@ -504,10 +504,10 @@ def zip_encrypted_member(name: str, data: bytes) -> bytes:
     return bytes(raw)
 
 
-def zip_bomb(size: int = 64 << 20) -> bytes:
-    """``size`` zero bytes deflated to a few tens of kilobytes."""
+def zip_bomb(size: int = 64 << 20, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """``size`` zero bytes deflated to a few tens of kilobytes (about 1 KiB for 1 GiB with ``ZIP_BZIP2``)."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+    with zipfile.ZipFile(buffer, "w", compression=compression, compresslevel=9) as zf:
         with zf.open("bomb/zeros.dcm", "w") as member:
             chunk = bytes(1 << 20)
             for _ in range(size >> 20):
