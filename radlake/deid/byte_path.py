@@ -38,6 +38,7 @@ from pydicom.filewriter import write_dataset
 
 from radlake.deid.burned_in import HIGH_RISK_MODALITIES, HIGH_RISK_SOP_CLASSES
 from radlake.deid.confidentiality_profile import Action, Option, Profile, Rules
+from radlake.deid.errors import QuarantineReason
 from radlake.deid.instance_context import (
     CLEANED_TEXT_VRS,
     DUMMY_BY_VR,
@@ -51,7 +52,7 @@ from radlake.deid.instance_context import (
     retains_safe_private,
     safe_private,
 )
-from radlake.deid.instance_result import InstanceResult
+from radlake.deid.instance_result import InstanceResult, Status
 from radlake.deid.path_interface import DEID_ERRORS, Prepared, Unsupported
 from radlake.deid.verification import (
     REMOVING_ACTIONS,
@@ -65,8 +66,6 @@ from radlake.deid.verification import (
     scan_bytes,
     value_tokens,
 )
-from radlake.deid.errors import QuarantineReason
-from radlake.deid.instance_result import Status
 from radlake.dicom_io import MAX_ELEMENT_BYTES, MAX_SEQUENCE_DEPTH, MEDIA_STORAGE_DIRECTORY, uid_values
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"

@@ -31,6 +31,7 @@ from radlake.deid.instance_result import Status
 from radlake.deid.pipeline import BATCH, deidentify_instances
 from radlake.deid.pseudonyms import Pseudonymiser, PseudonymiserSpec
 from radlake.deid.quarantine import QuarantineRecord, append_records, keep_original
+from radlake.durable_files import write_durably
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,7 @@ class Job:
 
 
 def _write_atomic(target: Path, parts: Sequence[bytes | memoryview]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    with open(tmp, "wb") as f:
-        f.writelines(parts)
-    os.replace(tmp, target)
+    write_durably(target, parts)  # a file the report names survives a crash whole
 
 
 def process_files(sources: Sequence[Source], job: Job, rules: Rules, pseudonymiser: Pseudonymiser) -> list[Outcome]:
@@ -234,7 +231,7 @@ def run(
         _apply_settlement(outcomes, settled, job.out_dir)
         append_records(job.out_dir, [_record(o) for o in settled if o.status is Status.QUARANTINED])
         report = build_report(settled, job, pseudonymiser, time.monotonic() - started, workers)
-        (job.out_dir / "report.json").write_text(_json(report), encoding="utf-8")
+        write_durably(job.out_dir / "report.json", _json(report).encode("utf-8"))
         return RunResult(tuple(settled), report)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

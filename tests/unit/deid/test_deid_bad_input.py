@@ -15,6 +15,7 @@ from pydicom.uid import (
 )
 
 from radlake import dicom_io
+from radlake.deid import byte_path
 from radlake.deid.errors import QuarantineReason
 from radlake.deid.instance_result import Status
 from radlake.deid.pipeline import deidentify_instances
@@ -124,8 +125,6 @@ def test_implicit_vr_deep_sequence_is_refused_by_the_dataset_path(instance, defa
 
 @pytest.mark.parametrize("byte_level", [True, False], ids=["byte path", "dataset path"])
 def test_element_length_is_capped(instance, default_rules, monkeypatch, byte_level):
-    from radlake.deid import byte_path
-
     source = phi_dicom.with_transfer_syntax(instance, ExplicitVRLittleEndian)
     source.ImageComments = "x" * 4096
     data = phi_dicom.to_bytes(source)
