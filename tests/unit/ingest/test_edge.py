@@ -243,8 +243,9 @@ def test_members_refused_inside_an_archive_point_at_its_kept_copy(runtime, serie
     assert len(set(ids)) == 2
 
 
-def test_a_100_deep_sequence_is_quarantined_with_its_reason(runtime, series):
-    body, content_type = build_multipart_related([phi_dicom.nested_sequence(series[0], 100), series[1]], "bnd")
+@pytest.mark.parametrize("depth", [100, 5000])
+def test_a_deep_sequence_is_quarantined_with_its_reason(runtime, series, depth):
+    body, content_type = build_multipart_related([phi_dicom.nested_sequence(series[0], depth), series[1]], "bnd")
     report = json.loads(_post(runtime, "/dicomweb/studies", body, content_type).body)
     assert [(o["status"], o.get("reason")) for o in report["outcomes"]] == [
         ("quarantined", "SEQUENCE_TOO_DEEP"), ("accepted", None)]
