@@ -31,7 +31,7 @@ from radlake.deid.instance_result import Status
 from radlake.deid.pipeline import BATCH, deidentify_instances
 from radlake.deid.pseudonyms import Pseudonymiser, PseudonymiserSpec
 from radlake.deid.quarantine import QuarantineRecord, append_records, keep_original
-from radlake.durable_files import write_durably
+from radlake.durable_files import write_durably, write_many_durably
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,6 @@ class Job:
     spec: PseudonymiserSpec
 
 
-def _write_atomic(target: Path, parts: Sequence[bytes | memoryview]) -> None:
-    write_durably(target, parts)  # a file the report names survives a crash whole
 
 
 def process_files(sources: Sequence[Source], job: Job, rules: Rules, pseudonymiser: Pseudonymiser) -> list[Outcome]:
@@ -82,12 +80,13 @@ def process_files(sources: Sequence[Source], job: Job, rules: Rules, pseudonymis
             outcomes.append(Outcome(source.display, Status.QUARANTINED, job.provider or "unknown",
                                     QuarantineReason.NOT_DICOM, f"unreadable: {err}"))
     results = deidentify_instances(datas, rules, pseudonymiser, job.provider)
+    # A file the report names survives a crash whole: the batch's outputs are written durably together.
+    write_many_durably([(job.out_dir / r.relative_path, r.encoded_parts) for r in results
+                        if r.status is Status.DEIDENTIFIED and r.encoded_parts is not None and r.relative_path])
     for source, data, result in zip(readable, datas, results, strict=True):
         digest = None
         stored = None
-        if result.status is Status.DEIDENTIFIED and result.encoded_parts is not None and result.relative_path:
-            _write_atomic(job.out_dir / result.relative_path, result.encoded_parts)
-        elif result.status is Status.QUARANTINED:
+        if result.status is Status.QUARANTINED:
             digest = hashlib.sha256(data).hexdigest()
             stored = keep_original(job.out_dir, data, digest)
         message = result.message + (f": {', '.join(result.leaks)}" if result.leaks else "")
