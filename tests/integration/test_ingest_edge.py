@@ -400,6 +400,36 @@ def test_a_corrupt_tar_xz_and_a_100_deep_sequence_are_quarantined_with_their_rea
     assert "SEQUENCE_TOO_DEEP" in by_reason
 
 
+def test_a_refused_drop_folder_file_is_kept_and_a_file_being_written_is_left_alone(
+        settings, edges, topics, kafka_bootstrap, registry_url):
+    """A corrupt .tar.xz dropped (written, then renamed) is quarantined with its bytes kept before it leaves the
+    folder; a file still under a temporary name is never picked up."""
+    _, contracts = topics
+    provider = PROVIDERS[2]
+    drop = settings.state_dir / "edge" / provider / "drop"
+    datasets, _ = phi_dicom.ct_series(2, study=89, size=32)
+    archive = _corrupt_tar_xz([phi_dicom.to_bytes(ds) for ds in datasets])
+    digest = hashlib.sha256(archive).hexdigest()
+    (drop / "still-copying.tar.xz.part").write_bytes(archive)
+    (drop / ".bad.tar.xz").write_bytes(archive)
+    (drop / ".bad.tar.xz").rename(drop / "bad.tar.xz")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not (drop / "bad.tar.xz").exists():
+            events = [e for e in read_provider_events(kafka_bootstrap, registry_url, contracts[1], provider)
+                      if e.data.input_sha256 == digest]
+            if events:
+                break
+        time.sleep(2)
+    else:
+        pytest.fail("the dropped archive never became a quarantined event")
+    assert [e.data.reason for e in events] == ["ARCHIVE_UNREADABLE"]
+    kept = Path(events[0].data.quarantine_uri.removeprefix("file://"))
+    assert kept.is_file() and kept.read_bytes() != archive  # kept sealed
+    assert (drop / "still-copying.tar.xz.part").read_bytes() == archive
+    (drop / "still-copying.tar.xz.part").unlink()
+
+
 def test_an_edge_with_a_stale_registry_url_follows_the_stack(settings, edges):
     """An edge deployed before the registry moved to HTTPS answers 503 to everything until its parameters follow
     the stack (``radlake stack up`` and the main job do it)."""
