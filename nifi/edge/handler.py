@@ -18,6 +18,7 @@ object store or Kafka trouble answers 503 and the sender retries (same event ids
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -222,6 +223,7 @@ def dispose_dropped(dropped: Path, response: Response, refused_dir: Path) -> str
         refused_dir.mkdir(parents=True, exist_ok=True)
         target = refused_dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}-{dropped.name}"
         shutil.move(dropped, target)
+        os.utime(target)  # its retention (the quarantine's, see housekeeping) starts now
         return "moved"
     dropped.unlink(missing_ok=True)
     return "deleted"

@@ -130,6 +130,7 @@ class IngestDicom(FlowFileTransform):
         import shutil
 
         from nifi.edge.handler import dispose_dropped, handle, unavailable
+        from nifi.edge.housekeeping import REFUSED_DIR
 
         attributes = flowfile.getAttributes()
         edge_dir = Path(context.getProperty(self.EDGE_DIR).evaluateAttributeExpressions().getValue())
@@ -150,7 +151,7 @@ class IngestDicom(FlowFileTransform):
             dropped = Path(attributes.get("absolute.path") or "-") / (attributes.get("filename") or "-")
             if dropped.is_file():
                 response = handle(self.runtime, "POST", "/drop", {}, dropped, authenticated=True)
-                dispose_dropped(dropped, response, edge_dir / "refused")
+                dispose_dropped(dropped, response, edge_dir / REFUSED_DIR)
             else:
                 response = unavailable(f"drop-folder file {dropped.name} is gone")
         return self._result(response, attributes)
