@@ -35,9 +35,16 @@ REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesIns
 
 Check = tuple[bool, QuarantineReason | None]
 
-# Errors pydicom raises on malformed bytes (it has no single base class for them).
+# Bounds on what an input may make a reader do. Real instances nest sequences a few levels (an SR content
+# tree rarely more than 8); recursion in pydicom and in the byte path grows with the depth.
+MAX_SEQUENCE_DEPTH = 16
+# The longest value other than the pixel data (the verification scan reads and tokenises every value).
+MAX_ELEMENT_BYTES = 64 << 20
+
+# Errors pydicom raises on malformed bytes (it has no single base class for them). RecursionError: a
+# sequence nested deeper than the interpreter's stack (read_part10 names it SEQUENCE_TOO_DEEP).
 PARSE_ERRORS = (InvalidDicomError, EOFError, ValueError, struct.error, OSError, KeyError, TypeError, IndexError,
-                NotImplementedError, AttributeError, OverflowError, UnicodeError)
+                NotImplementedError, AttributeError, OverflowError, UnicodeError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,25 @@ def check_complete(ds: Dataset, data: bytes) -> Check:
     return True, None
 
 
+def check_bounds(ds: Dataset) -> Check:
+    """No sequence nested deeper than :data:`MAX_SEQUENCE_DEPTH` levels, no value but the pixel data longer
+    than :data:`MAX_ELEMENT_BYTES`. Walks with its own stack: the check must not recurse as deep as the input."""
+    max_depth, max_bytes = MAX_SEQUENCE_DEPTH, MAX_ELEMENT_BYTES
+    stack: list[tuple[Dataset, int]] = [(ds, 0)]
+    while stack:
+        current, depth = stack.pop()
+        for tag in current.keys():
+            raw = current.get_item(tag)
+            length = getattr(raw, "length", 0) or 0
+            if tag != PIXEL_DATA_TAGS[0] and length != UNDEFINED_LENGTH and length > max_bytes:
+                return False, QuarantineReason.ELEMENT_TOO_LONG
+            if element_vr(current, tag, raw) == "SQ":
+                if depth + 1 > max_depth:
+                    return False, QuarantineReason.SEQUENCE_TOO_DEEP
+                stack.extend((item, depth + 1) for item in current[tag].value or ())
+    return True, None
+
+
 def check_required_uids(ds: Dataset) -> Check:
     for keyword in REQUIRED_UIDS:
         value = ds.get(keyword)
@@ -141,15 +167,28 @@ def read_part10(data: bytes, *, stop_before_pixels: bool = False) -> ReadResult:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+    except RecursionError:
+        return ReadResult(None, QuarantineReason.SEQUENCE_TOO_DEEP, "sequences nested beyond the reader's stack")
     except PARSE_ERRORS as err:
         reason = QuarantineReason.TRUNCATED_FILE if _is_truncation(err) else QuarantineReason.INVALID_DATASET
         return ReadResult(None, reason, f"{type(err).__name__}: {err}")
     ok, reason = check_transfer_syntax(ds)
     if not ok:
         return ReadResult(ds, reason, "check_transfer_syntax")
-    ok, reason = check_complete(ds, data)
+    ok, reason = check_complete(ds, data)  # first: it reads the elements as they were read, unconverted
     if not ok:
         return ReadResult(ds, reason, "check_complete: the file ends inside an element")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ok, reason = check_bounds(ds)  # before anything walks the dataset recursively
+    except RecursionError:
+        ok, reason = False, QuarantineReason.SEQUENCE_TOO_DEEP
+    except PARSE_ERRORS as err:
+        return ReadResult(None, QuarantineReason.INVALID_DATASET, f"{type(err).__name__}: {err}")
+    if not ok:
+        return ReadResult(None, reason, f"check_bounds: over {MAX_SEQUENCE_DEPTH} sequence levels or "
+                                        f"a value over {MAX_ELEMENT_BYTES} bytes")
     if is_dicomdir(ds):
         return ReadResult(ds, None)
     ok, reason = check_required_uids(ds)

@@ -51,6 +51,11 @@ from radlake.instance_events import InstanceEventError, store_and_describe
 
 ACCEPTED, DUPLICATE, QUARANTINED, SKIPPED = "accepted", "duplicate", "quarantined", "skipped"
 
+# Archive members de-identified together are held in memory together: at most this many bytes (and BATCH members).
+BATCH_BYTES = 256 << 20
+# A refused upload up to this size is kept, sealed, in the edge's quarantine (sealing holds it whole in memory).
+KEEP_REFUSED_MAX_BYTES = 256 << 20
+
 # Namespace of deterministic quarantine/manifest event ids (fixed: changing it changes every id).
 _NAMESPACE = uuid.UUID("0c7d3f1e-9a0b-4c5e-8f21-5b6a7c8d9e10")
 
@@ -58,7 +63,8 @@ _NAMESPACE = uuid.UUID("0c7d3f1e-9a0b-4c5e-8f21-5b6a7c8d9e10")
 _SAFE_MESSAGES = {
     QuarantineReason.VERIFICATION_FAILED, QuarantineReason.CONFLICTING_DUPLICATE,
     QuarantineReason.BURNED_IN_ANNOTATION, QuarantineReason.BURNED_IN_ANNOTATION_UNKNOWN,
-    QuarantineReason.ARCHIVE_TOO_DEEP,
+    QuarantineReason.ARCHIVE_TOO_DEEP, QuarantineReason.ARCHIVE_BOMB, QuarantineReason.ARCHIVE_TOO_LARGE,
+    QuarantineReason.ARCHIVE_TOO_MANY_MEMBERS, QuarantineReason.SEQUENCE_TOO_DEEP, QuarantineReason.ELEMENT_TOO_LONG,
 }
 
 
@@ -98,6 +104,7 @@ class Outcome:
 class EdgeResult:
     outcomes: tuple[Outcome, ...]
     events: tuple[BaseModel, ...] = field(default=())  # InstanceReceived and Quarantined, input order
+    unkept: int = 0  # refusals whose bytes the edge could not keep (an archive over KEEP_REFUSED_MAX_BYTES)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
@@ -184,14 +191,18 @@ def pseudonymise_uids(uids: Sequence[str], pseudonymiser: Pseudonymiser) -> dict
 
 def _quarantine(index: int, data: bytes | None, identity: str, reason: str, message: str, config: EdgeConfig,
                 original: tuple[str | None, str | None, str | None], pseudonyms: dict[str, str],
-                label: str) -> tuple[Outcome, Quarantined]:
+                label: str, kept: tuple[str, str] | None = None) -> tuple[Outcome, Quarantined]:
+    """``kept``: (digest, stored_as) of bytes already kept for this refusal (the archive it was refused in)."""
     digest = hashlib.sha256(data).hexdigest() if data is not None else None
     stored_as = keep_original(config.edge_dir, data, digest, config.sealer) if data is not None and digest else None
+    event_key = digest or identity  # one event per refusal, also when several point at one kept archive
+    if kept is not None:
+        digest, stored_as = kept
     append_records(config.edge_dir, [QuarantineRecord(
         label, QuarantineReason(reason), message, original[1], digest, stored_as, config.provider)], config.sealer)
     study, sop, _ = original
     event = Quarantined(
-        event_id=quarantine_event_id(config.provider, config.project, digest or identity, reason),
+        event_id=quarantine_event_id(config.provider, config.project, event_key, reason),
         provider=config.provider,
         data=QuarantinedData(
             project=config.project, stage="edge", reason=reason, message=public_message(reason, message),
@@ -266,25 +277,67 @@ def ingest_instances(datas: Sequence[bytes], *, rules: Rules, pseudonymiser: Pse
     return EdgeResult(tuple(o for o in outcomes if o is not None), tuple(e for e in events if e is not None))
 
 
+def _file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(archives.CHUNK):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def _header_uids(path: Path) -> tuple[str | None, str | None, str | None]:
+    """:func:`original_uids` read from the file's header only (the pixel data stays on disk)."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True,
+                             specific_tags=["StudyInstanceUID", "SOPInstanceUID", "SOPClassUID"])
+    except dicom_io.PARSE_ERRORS:
+        return None, None, None
+    values = (ds.get("StudyInstanceUID"), ds.get("SOPInstanceUID"), ds.get("SOPClassUID"))
+    return tuple(str(v).strip() if v else None for v in values)  # type: ignore[return-value]
+
+
+def keep_refused_upload(upload: Path, digest: str, config: EdgeConfig) -> str | None:
+    """Keep a refused upload's bytes in the edge's quarantine (sealed like every original, content-addressed);
+    the path relative to ``edge_dir``, or None for one over :data:`KEEP_REFUSED_MAX_BYTES` (sealing holds it
+    whole in memory): the sender (or the drop folder's ``refused/`` folder) then keeps it."""
+    if upload.stat().st_size > KEEP_REFUSED_MAX_BYTES:
+        return None
+    return keep_original(config.edge_dir, upload.read_bytes(), digest, config.sealer)
+
+
+def _batches(sizes: Sequence[int]) -> list[range]:
+    """Consecutive members in batches of at most BATCH members and BATCH_BYTES bytes (one member at least)."""
+    batches, start, total = [], 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= BATCH or total + size > BATCH_BYTES):
+            batches.append(range(start, i))
+            start, total = i, 0
+        total += size
+    if start < len(sizes):
+        batches.append(range(start, len(sizes)))
+    return batches
+
+
 def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser: Pseudonymiser, store: ObjectStore,
                    config: EdgeConfig, limits: archives.Limits = archives.Limits()) -> EdgeResult:
     """A zip/tar(.gz) upload: safe extraction (``radlake.deid.archives``), members settled across the whole
-    archive, then de-identified in batches; refused members become quarantine outcomes and events."""
-    identity = hashlib.sha256(archive.read_bytes()).hexdigest() if archive.stat().st_size < (256 << 20) else archive.name
+    archive, then de-identified in batches bounded in count and bytes; refused members become quarantine
+    outcomes and events, and the upload's own bytes are kept in the quarantine for them (members refused
+    inside an archive, or the whole archive refused, exist nowhere else)."""
+    identity = _file_sha256(archive)
     members, refusals = archives.extract(archive, work_dir, limits, display="archive")
     outcomes: list[Outcome] = []
     events: list[BaseModel] = []
+    stored_as = keep_refused_upload(archive, identity, config) if refusals else None
     for n, refusal in enumerate(refusals):
         member_id = hashlib.sha256(f"{identity}/{refusal.display}".encode()).hexdigest()
         outcome, event = _quarantine(n, None, member_id, str(refusal.reason), refusal.message, config,
-                                     (None, None, None), {}, refusal.display)
+                                     (None, None, None), {}, refusal.display,
+                                     kept=(identity, stored_as) if stored_as else None)
         outcomes.append(outcome)
         events.append(event)
-    # Settle across the whole archive first: read every member's original SOP UID and hash.
-    member_uids = []
-    for member in members:
-        data = member.path.read_bytes()
-        member_uids.append((original_uids(data), hashlib.sha256(data).hexdigest()))
+    # Settle across the whole archive first: each member's original SOP UID (from its header) and hash.
+    member_uids = [(_header_uids(member.path), _file_sha256(member.path)) for member in members]
     counts: dict[str, int] = defaultdict(int)
     for (original, _) in member_uids:
         if original[1]:
@@ -298,11 +351,10 @@ def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser
     decisions = settle(keys)
     offset = len(outcomes)
     released: dict[str, Outcome] = {}
-    for start in range(0, len(members), BATCH):
-        chunk = list(range(start, min(start + BATCH, len(members))))
+    for chunk in _batches([member.path.stat().st_size for member in members]):
         result = ingest_instances([members[i].path.read_bytes() for i in chunk], rules=rules,
                                   pseudonymiser=pseudonymiser, store=store, config=config,
-                                  labels=[members[i].display for i in chunk], first_index=offset + start,
+                                  labels=[members[i].display for i in chunk], first_index=offset + chunk.start,
                                   decisions=[decisions[i] for i in chunk])
         for outcome in result.outcomes:
             if outcome.status == ACCEPTED and outcome.original_sop_uid:
@@ -317,7 +369,7 @@ def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser
                                   twin.sop_class_uid, twin.study_uid, twin.series_uid, twin.sop_instance_uid,
                                   twin.object_uri, twin.sha256, twin.event_id)
     outcomes.sort(key=lambda o: o.index)
-    return EdgeResult(tuple(outcomes), tuple(events))
+    return EdgeResult(tuple(outcomes), tuple(events), unkept=len(refusals) if refusals and stored_as is None else 0)
 
 
 # ------------------------------------------------------------------------------------------- manifests

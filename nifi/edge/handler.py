@@ -18,9 +18,11 @@ object store or Kafka trouble answers 503 and the sender retries (same event ids
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,9 @@ from radlake.deid.pseudonyms import Pseudonymiser
 from radlake.deid.sealing import SealError
 
 RADLAKE_REPORT = "application/vnd.radlake.ingest+json"
+# Summary key: refusals whose bytes the edge did not keep (an archive too large to seal); a drop-folder file
+# with any is moved aside (see disposal), never deleted.
+UNKEPT = "unkept"
 JSON = "application/json"
 
 
@@ -202,8 +207,26 @@ def _archive_or_instance(runtime: EdgeRuntime, body: bytes | Path, kind: str) ->
     _publish(runtime, result.events)
     status, payload = _report(result, kind, runtime.config)
     timings = _timings(started, processed)
-    return _json(status, {**payload, "timings": timings}, {"status": status, "kind": kind, **result.counts(), **timings},
-                 RADLAKE_REPORT)
+    summary = {"status": status, "kind": kind, **result.counts(), **timings}
+    if result.unkept:
+        summary[UNKEPT] = result.unkept
+    return _json(status, {**payload, "timings": timings}, summary, RADLAKE_REPORT)
+
+
+def dispose_dropped(dropped: Path, response: Response, refused_dir: Path) -> str:
+    """What becomes of a drop-folder file once answered: ``kept`` (a 5xx: left in place, the flow retries it),
+    ``deleted`` (every input released, or refused with its bytes kept in the edge's quarantine) or ``moved``
+    to ``refused_dir`` (refused, and too large for the edge to keep: the file is the only copy)."""
+    if response.status >= 500:
+        return "kept"
+    if response.summary.get(UNKEPT):
+        refused_dir.mkdir(parents=True, exist_ok=True)
+        target = refused_dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}-{dropped.name}"
+        shutil.move(dropped, target)
+        os.utime(target)  # its retention (the quarantine's, see housekeeping) starts now
+        return "moved"
+    dropped.unlink(missing_ok=True)
+    return "deleted"
 
 
 def _manifest(runtime: EdgeRuntime, body: bytes | Path) -> Response:

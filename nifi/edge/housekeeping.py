@@ -3,7 +3,8 @@ bodies spooled by NiFi, per-request work folders): nothing stays longer than it 
 
 :class:`Housekeeping` sweeps the edge's folders when the edge starts and then at most once an hour, from
 the request path: quarantined originals and records older than the retention are deleted
-(:func:`radlake.deid.quarantine.expire`), and work folders and spooled bodies that a crash left behind
+(:func:`radlake.deid.quarantine.expire`), and so are drop-folder files moved to ``refused/`` (too large for the
+quarantine to keep), and work folders and spooled bodies that a crash left behind
 are removed (a request's own live far shorter than the age they are removed at).
 """
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 WORK_LEFTOVER_AGE = timedelta(hours=1)
 SPOOL_LEFTOVER_AGE = timedelta(days=1)
+REFUSED_DIR = "refused"  # drop-folder files the edge refused and could not keep in its quarantine
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ def _remove_older(folder: Path, cutoff: datetime) -> int:
 def sweep(edge_dir: Path, quarantine_retention: timedelta, now: datetime | None = None) -> Swept:
     now = now or datetime.now(timezone.utc)
     originals, records = expire(edge_dir, now - quarantine_retention, now=now)
+    originals += _remove_older(edge_dir / REFUSED_DIR, now - quarantine_retention)
     leftovers = (_remove_older(edge_dir / "work", now - WORK_LEFTOVER_AGE)
                  + _remove_older(edge_dir / "spool", now - SPOOL_LEFTOVER_AGE))
     return Swept(originals, records, leftovers)

@@ -62,6 +62,10 @@ PARAMETERS = [
 ]
 
 
+# Drop-folder files the edge picks up: not hidden, not a temporary name of a writer still at work.
+
+DROP_FILE_FILTER = r"[^.].*(?<!\.part)(?<!\.partial)(?<!\.tmp)"
+
 def _id(name: str) -> str:
     return str(uuid.uuid5(NAMESPACE, name))
 
@@ -148,10 +152,13 @@ def definition() -> dict:
             "Log prefix": "undelivered answer: ",
         }, x=400, y=440, auto_terminated=("success",)),
         processor(watch, "org.apache.nifi.processors.standard.ListFile", STANDARD, {
-            "Input Directory": "#{drop_dir}", "Recurse Subdirectories": "true", "Minimum File Age": "5 sec",
-            "Ignore Hidden Files": "true", "File Filter": "[^\\.].*",
+            # Writers write a hidden or .part/.partial/.tmp name, then rename (docs/ingestion.md); a file still being
+            # written under its final name is held back by the minimum age.
+            "Input Directory": "#{drop_dir}", "Recurse Subdirectories": "true", "Minimum File Age": "10 sec",
+            "Ignore Hidden Files": "true", "File Filter": DROP_FILE_FILTER,
         }, x=800, y=0, schedule="2 sec",
-            comments="Lists each new file once (state: timestamps); IngestDicom reads it and removes it when done."),
+            comments="Lists each new file once (state: timestamps); IngestDicom reads it, then deletes it (released, or "
+                     "kept in the edge's quarantine) or moves it to <edge_dir>/refused/; a 5xx leaves it for a retry."),
         processor(ingest_drop, "IngestDicom", PYTHON, ingest_properties(), x=800, y=220, auto_terminated=("original",),
                   retried=("failure",), retries=5, sensitive=("Vault Token",), penalty="30 sec",
                   comments="failure = infrastructure down: retried 5 times with back-off, then queued on its loop."),

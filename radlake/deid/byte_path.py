@@ -38,6 +38,7 @@ from pydicom.filewriter import write_dataset
 
 from radlake.deid.burned_in import HIGH_RISK_MODALITIES, HIGH_RISK_SOP_CLASSES
 from radlake.deid.confidentiality_profile import Action, Option, Profile, Rules
+from radlake.deid.errors import QuarantineReason
 from radlake.deid.instance_context import (
     CLEANED_TEXT_VRS,
     DUMMY_BY_VR,
@@ -51,7 +52,7 @@ from radlake.deid.instance_context import (
     retains_safe_private,
     safe_private,
 )
-from radlake.deid.instance_result import InstanceResult
+from radlake.deid.instance_result import InstanceResult, Status
 from radlake.deid.path_interface import DEID_ERRORS, Prepared, Unsupported
 from radlake.deid.verification import (
     REMOVING_ACTIONS,
@@ -65,7 +66,7 @@ from radlake.deid.verification import (
     scan_bytes,
     value_tokens,
 )
-from radlake.dicom_io import MEDIA_STORAGE_DIRECTORY, uid_values
+from radlake.dicom_io import MAX_ELEMENT_BYTES, MAX_SEQUENCE_DEPTH, MEDIA_STORAGE_DIRECTORY, uid_values
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 PIXEL_DATA = 0x7FE00010
@@ -98,6 +99,14 @@ _UL = struct.Struct("<I")
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 
 
+class Refused(Exception):
+    """An input over a bound (sequence depth, element length): quarantined here, no other path tries it."""
+
+    def __init__(self, reason: QuarantineReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass(slots=True)
 class Element:
     """One encoded data element: where its header starts, where its value starts and ends."""
@@ -126,6 +135,11 @@ def prepare(data: bytes, rules: Rules, provider_override: str | None) -> Prepare
     """The instance parsed, with its provider, identifiers and MAC messages; :class:`Unsupported` otherwise."""
     try:
         parsed = parse(data)
+    except Refused as err:
+        return InstanceResult(Status.QUARANTINED, provider_override or "unknown", err.reason, str(err))
+    except DEID_ERRORS as err:
+        raise Unsupported(f"{type(err).__name__}: {err}") from err
+    try:
         provider = choose_provider(provider_override, lambda tag: _single(parsed.data, parsed.top.get(tag)))
         found = identifiers(parsed, rules)
         return Prepared(parsed, provider, found, hmac_messages(parsed, provider, found))
@@ -155,8 +169,10 @@ def finish(prepared: Prepared[Parsed], rules: Rules, digests: Mapping[bytes, byt
 # ---------------------------------------------------------------------------------------------- parse
 
 
-def _parse_dataset(data: bytes, pos: int, end: int, delimited: bool) -> tuple[tuple[Element, ...], int]:
-    """Elements from ``pos`` to ``end`` (or to an item delimiter when ``delimited``)."""
+def _parse_dataset(data: bytes, pos: int, end: int, delimited: bool,
+                   depth: int = 0) -> tuple[tuple[Element, ...], int]:
+    """Elements from ``pos`` to ``end`` (or to an item delimiter when ``delimited``), inside ``depth``
+    sequences; :class:`Refused` past :data:`MAX_SEQUENCE_DEPTH` or for a value over :data:`MAX_ELEMENT_BYTES`."""
     elements: list[Element] = []
     last = -1
     unpack_tag_length = _TAG_LENGTH.unpack_from
@@ -182,16 +198,21 @@ def _parse_dataset(data: bytes, pos: int, end: int, delimited: bool) -> tuple[tu
         else:
             length = length4 >> 16
             value_start = pos + 8
+        if vr == "SQ" and depth >= MAX_SEQUENCE_DEPTH:
+            raise Refused(QuarantineReason.SEQUENCE_TOO_DEEP,
+                          f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
         if length == UNDEFINED:
             if vr != "SQ":
                 raise Unsupported("undefined length outside a sequence")
-            items, pos = _parse_items(data, value_start, end, True)
+            items, pos = _parse_items(data, value_start, end, True, depth + 1)
             elements.append(Element(tag, vr, start, value_start, pos, items))
             continue
+        if length > MAX_ELEMENT_BYTES and tag != PIXEL_DATA and vr != "SQ":
+            raise Refused(QuarantineReason.ELEMENT_TOO_LONG, f"a value of {length} bytes, over {MAX_ELEMENT_BYTES}")
         value_end = value_start + length
         if value_end > end or length & 1:
             raise Unsupported("odd length or value past the end")
-        items = _parse_items(data, value_start, value_end, False)[0] if vr == "SQ" else None
+        items = _parse_items(data, value_start, value_end, False, depth + 1)[0] if vr == "SQ" else None
         if vr in _STRING_VRS:
             text = data[value_start:value_end]
             if not text.isascii() or b"\x1b" in text:
@@ -203,7 +224,8 @@ def _parse_dataset(data: bytes, pos: int, end: int, delimited: bool) -> tuple[tu
     return tuple(elements), pos
 
 
-def _parse_items(data: bytes, pos: int, end: int, delimited: bool) -> tuple[tuple[tuple[Element, ...], ...], int]:
+def _parse_items(data: bytes, pos: int, end: int, delimited: bool,
+                 depth: int) -> tuple[tuple[tuple[Element, ...], ...], int]:
     items = []
     while pos < end:
         if pos + 8 > end:
@@ -215,12 +237,12 @@ def _parse_items(data: bytes, pos: int, end: int, delimited: bool) -> tuple[tupl
         if tag != ITEM:
             raise Unsupported("not an item")
         if length == UNDEFINED:
-            elements, pos = _parse_dataset(data, pos + 8, end, True)
+            elements, pos = _parse_dataset(data, pos + 8, end, True, depth)
         else:
             item_end = pos + 8 + length
             if item_end > end:
                 raise Unsupported("item past the end")
-            elements, _ = _parse_dataset(data, pos + 8, item_end, False)
+            elements, _ = _parse_dataset(data, pos + 8, item_end, False, depth)
             pos = item_end
         items.append(elements)
     if delimited:

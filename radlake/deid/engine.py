@@ -31,6 +31,7 @@ from radlake.deid.instance_result import Status
 from radlake.deid.pipeline import BATCH, deidentify_instances
 from radlake.deid.pseudonyms import Pseudonymiser, PseudonymiserSpec
 from radlake.deid.quarantine import QuarantineRecord, append_records, keep_original
+from radlake.durable_files import write_durably, write_many_durably
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,6 @@ class Job:
     spec: PseudonymiserSpec
 
 
-def _write_atomic(target: Path, parts: Sequence[bytes | memoryview]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    with open(tmp, "wb") as f:
-        f.writelines(parts)
-    os.replace(tmp, target)
 
 
 def process_files(sources: Sequence[Source], job: Job, rules: Rules, pseudonymiser: Pseudonymiser) -> list[Outcome]:
@@ -85,12 +80,13 @@ def process_files(sources: Sequence[Source], job: Job, rules: Rules, pseudonymis
             outcomes.append(Outcome(source.display, Status.QUARANTINED, job.provider or "unknown",
                                     QuarantineReason.NOT_DICOM, f"unreadable: {err}"))
     results = deidentify_instances(datas, rules, pseudonymiser, job.provider)
+    # A file the report names survives a crash whole: the batch's outputs are written durably together.
+    write_many_durably([(job.out_dir / r.relative_path, r.encoded_parts) for r in results
+                        if r.status is Status.DEIDENTIFIED and r.encoded_parts is not None and r.relative_path])
     for source, data, result in zip(readable, datas, results, strict=True):
         digest = None
         stored = None
-        if result.status is Status.DEIDENTIFIED and result.encoded_parts is not None and result.relative_path:
-            _write_atomic(job.out_dir / result.relative_path, result.encoded_parts)
-        elif result.status is Status.QUARANTINED:
+        if result.status is Status.QUARANTINED:
             digest = hashlib.sha256(data).hexdigest()
             stored = keep_original(job.out_dir, data, digest)
         message = result.message + (f": {', '.join(result.leaks)}" if result.leaks else "")
@@ -234,7 +230,7 @@ def run(
         _apply_settlement(outcomes, settled, job.out_dir)
         append_records(job.out_dir, [_record(o) for o in settled if o.status is Status.QUARANTINED])
         report = build_report(settled, job, pseudonymiser, time.monotonic() - started, workers)
-        (job.out_dir / "report.json").write_text(_json(report), encoding="utf-8")
+        write_durably(job.out_dir / "report.json", _json(report).encode("utf-8"))
         return RunResult(tuple(settled), report)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

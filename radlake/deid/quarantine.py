@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -29,7 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from radlake.deid.errors import QuarantineReason
-from radlake.deid.sealing import DataKeys, Sealer, SealError, is_sealed, unseal
+from radlake.deid.sealing import DataKeys, Sealer, SealError, is_sealed, sealed_length, unseal
+from radlake.durable_files import fsync_dir, write_durably
 
 QUARANTINE_DIR = "quarantine"
 JOURNAL = "quarantine.jsonl"
@@ -88,14 +90,23 @@ def keep_original(out_dir: Path, data: bytes, sha256: str, sealer: Sealer | None
     returns the path relative to ``out_dir``."""
     relative = Path(QUARANTINE_DIR) / "files" / f"{sha256}.bin"
     target = out_dir / relative
-    if target.exists():
+    if target.exists() and _intact(target, data, sha256, sealer):
         os.utime(target)  # quarantined again now: its retention starts again
     else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(sealer.seal(data, sha256.encode("ascii")) if sealer is not None else data)
-        os.replace(tmp, target)
+        write_durably(target, sealer.seal(data, sha256.encode("ascii")) if sealer is not None else data)
     return str(relative)
+
+
+def _intact(target: Path, data: bytes, sha256: str, sealer: Sealer | None) -> bool:
+    """Whether a kept original is whole: plain ones by their hash; sealed ones (which the edge cannot open)
+    by their length, a seal's header and tag around ``data``'s length."""
+    try:
+        blob = target.read_bytes()
+    except OSError:
+        return False
+    if sealer is None:
+        return hashlib.sha256(blob).hexdigest() == sha256
+    return sealed_length(blob) == len(data)
 
 
 def read_original(out_dir: Path, record: QuarantineRecord, keys: DataKeys | None = None) -> bytes:
@@ -140,6 +151,9 @@ def append_records(out_dir: Path, records: list[QuarantineRecord], sealer: Seale
         for record in records:
             stamped = record if record.quarantined_at else replace(record, quarantined_at=now)
             journal.write(stamped.to_json(sealer) + "\n")
+        journal.flush()
+        os.fsync(journal.fileno())  # a quarantine answer is final: its record must outlive a power loss
+    fsync_dir(path.parent)
 
 
 def expire(out_dir: Path, cutoff: datetime, now: datetime | None = None) -> tuple[int, int]:
@@ -167,7 +181,5 @@ def expire(out_dir: Path, cutoff: datetime, now: datetime | None = None) -> tupl
             else:
                 dropped += 1
         if dropped or stamped:
-            tmp = path.with_name(f".{JOURNAL}.{os.getpid()}.tmp")
-            tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
-            os.replace(tmp, path)
+            write_durably(path, "".join(f"{line}\n" for line in kept).encode("utf-8"))
     return originals, dropped

@@ -77,6 +77,16 @@ class Sealer:
         return header + nonce + cipher.encrypt(nonce, plaintext, MAGIC + context)
 
 
+def sealed_length(blob: bytes) -> int | None:
+    """The plaintext length a sealed blob's size implies (None when it is no sealed blob): a check that a
+    kept blob is whole, for a writer that cannot open it."""
+    if not is_sealed(blob) or len(blob) < len(MAGIC) + _LENGTH.size:
+        return None
+    (length,) = _LENGTH.unpack_from(blob, len(MAGIC))
+    overhead = len(MAGIC) + _LENGTH.size + length + _NONCE + 16
+    return len(blob) - overhead if len(blob) >= overhead else None
+
+
 def unseal(blob: bytes, keys: DataKeys, context: bytes) -> bytes:
     """The plaintext of ``blob``; raises :class:`SealError` for a blob not sealed for ``context``."""
     if not is_sealed(blob) or len(blob) < len(MAGIC) + _LENGTH.size:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import struct
 import tarfile
 import warnings
 import zipfile
@@ -426,6 +427,54 @@ def dicomdir_bytes(patient: Patient = Patient()) -> bytes:
 NON_DICOM = b"%PDF-1.4\n% not an image\n" + b"x" * 400
 
 
+def nested_sequence(data: bytes, depth: int, tag: int = 0x0040A730) -> bytes:
+    """Explicit VR Little Endian Part-10 ``data`` with ``tag`` replaced by (or given) a sequence nested ``depth``
+    levels deep, undefined lengths throughout, as a hostile sender writes it (pydicom itself recurses per level)."""
+    group, element = tag >> 16, tag & 0xFFFF
+    head = struct.pack("<HH", group, element) + b"SQ\x00\x00\xff\xff\xff\xff"
+    item = b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
+    closing = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    sequence = (head + item) * depth + b"\x08\x00\x00\x01SH\x02\x001 " + closing * depth
+    pos = 132
+    while True:  # file meta, then top-level elements: splice at the first tag at or after ``tag``
+        current = struct.unpack_from("<HH", data, pos)
+        long_vr = data[pos + 4 : pos + 6] in (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
+                                              b"UR", b"UT", b"UV")
+        length = struct.unpack_from("<I", data, pos + 8)[0] if long_vr else struct.unpack_from("<H", data, pos + 6)[0]
+        end = pos + (12 if long_vr else 8) + length
+        if current[0] != 0x0002 and (current[0] << 16 | current[1]) >= tag:
+            if length == 0xFFFFFFFF:
+                raise ValueError("splicing before an undefined-length element is not supported")
+            return data[:pos] + sequence + (data[end:] if (current[0] << 16 | current[1]) == tag else data[pos:])
+        pos = end
+
+
+def bz2_tar_bomb(size: int = 1 << 30, name: str = "bomb/zeros.dcm") -> bytes:
+    """A .tar.bz2 of one member of ``size`` zero bytes: about 1 KiB for 1 GiB (bzip2 run-length codes zeros)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:bz2", compresslevel=9) as tf:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        tf.addfile(info, _Zeros(size))
+    return buffer.getvalue()
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes as a stream, without holding them."""
+
+    def __init__(self, size: int) -> None:
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = min(len(buffer), self._left)
+        buffer[:n] = bytes(n)
+        self._left -= n
+        return n
+
+
 # ---------------------------------------------------------------------------------------- archives
 
 
@@ -455,10 +504,10 @@ def zip_encrypted_member(name: str, data: bytes) -> bytes:
     return bytes(raw)
 
 
-def zip_bomb(size: int = 64 << 20) -> bytes:
-    """``size`` zero bytes deflated to a few tens of kilobytes."""
+def zip_bomb(size: int = 64 << 20, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """``size`` zero bytes deflated to a few tens of kilobytes (about 1 KiB for 1 GiB with ``ZIP_BZIP2``)."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+    with zipfile.ZipFile(buffer, "w", compression=compression, compresslevel=9) as zf:
         with zf.open("bomb/zeros.dcm", "w") as member:
             chunk = bytes(1 << 20)
             for _ in range(size >> 20):
@@ -492,9 +541,11 @@ __all__ = [
     "RLELossless",
     "TYPICAL_CT_PHI",
     "burned_in",
+    "bz2_tar_bomb",
     "ct_instance",
     "ct_series",
     "dicomdir_bytes",
+    "nested_sequence",
     "phantom",
     "tar_archive",
     "to_bytes",

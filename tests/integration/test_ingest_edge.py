@@ -5,8 +5,10 @@ Edges speak HTTPS only: every client here verifies them against the platform CA.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import ssl
+import tarfile
 import threading
 import time
 import uuid
@@ -28,7 +30,9 @@ from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import providers
 from nifi.edge.client import Uploader, plan, upload_id_for, wait_until_listening
 from nifi.edge.errors import UploadError
+from nifi.edge.handler import RADLAKE_REPORT
 from nifi.edge.reconcile import read_provider_events
+from nifi.edge.stow_rs import build_multipart_related
 from nifi.edge.tokens import edge_vault_token, revoke_edge_tokens
 from platform_layer import audit, endpoints
 from platform_layer.kafka import connection as kafka_connection
@@ -354,6 +358,76 @@ def test_drop_folder(settings, edges, topics, kafka_bootstrap, registry_url):
     else:
         pytest.fail("the dropped file never became an instance received event")
     assert len(new) == 1 and new[0].data.project == PROJECT
+
+
+def _corrupt_tar_xz(instances: list[bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tf:
+        for i, data in enumerate(instances):
+            info = tarfile.TarInfo(f"IM{i}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    raw = buffer.getvalue()
+    middle = len(raw) // 2
+    return raw[:middle] + bytes(b ^ 0x5A for b in raw[middle : middle + 64]) + raw[middle + 64 :]
+
+
+def test_a_corrupt_tar_xz_and_a_100_deep_sequence_are_quarantined_with_their_reasons(
+        settings, edges, topics, kafka_bootstrap, registry_url):
+    """Each once escaped the edge (lzma.LZMAError, RecursionError): now each is an answer, a kept original and a
+    ``quarantined`` event with its reason."""
+    _, contracts = topics
+    provider = PROVIDERS[0]
+    url = edges[provider].url
+    wait_until_listening(url, verify=_ca())
+    auth = {"Authorization": f"Bearer {providers.endpoint_token(settings, provider)}"}
+    datasets, _ = phi_dicom.ct_series(2, study=88, size=32)
+    instances = [phi_dicom.to_bytes(ds) for ds in datasets]
+    archive = _corrupt_tar_xz(instances)
+    answer = httpx.post(f"{url}/archives", content=archive, timeout=120, verify=_tls(), headers=auth)
+    assert answer.status_code == 409, answer.text
+    assert [(o["status"], o["reason"]) for o in answer.json()["outcomes"]] == [("quarantined", "ARCHIVE_UNREADABLE")]
+    body, content_type = build_multipart_related([phi_dicom.nested_sequence(instances[0], 100), instances[1]], "bnd")
+    answer = httpx.post(f"{url}/dicomweb/studies", content=body, timeout=120, verify=_tls(),
+                        headers={**auth, "Content-Type": content_type, "Accept": RADLAKE_REPORT})
+    assert answer.status_code == 202, answer.text
+    assert [(o["status"], o.get("reason")) for o in answer.json()["outcomes"]] == [
+        ("quarantined", "SEQUENCE_TOO_DEEP"), ("accepted", None)]
+    events = read_provider_events(kafka_bootstrap, registry_url, contracts[1], provider)
+    by_reason = {e.data.reason: e for e in events}
+    assert by_reason["ARCHIVE_UNREADABLE"].data.input_sha256 == hashlib.sha256(archive).hexdigest()
+    assert by_reason["ARCHIVE_UNREADABLE"].data.quarantine_uri  # the archive's bytes are kept, sealed
+    assert "SEQUENCE_TOO_DEEP" in by_reason
+
+
+def test_a_refused_drop_folder_file_is_kept_and_a_file_being_written_is_left_alone(
+        settings, edges, topics, kafka_bootstrap, registry_url):
+    """A corrupt .tar.xz dropped (written, then renamed) is quarantined with its bytes kept before it leaves the
+    folder; a file still under a temporary name is never picked up."""
+    _, contracts = topics
+    provider = PROVIDERS[2]
+    drop = settings.state_dir / "edge" / provider / "drop"
+    datasets, _ = phi_dicom.ct_series(2, study=89, size=32)
+    archive = _corrupt_tar_xz([phi_dicom.to_bytes(ds) for ds in datasets])
+    digest = hashlib.sha256(archive).hexdigest()
+    (drop / "still-copying.tar.xz.part").write_bytes(archive)
+    (drop / ".bad.tar.xz").write_bytes(archive)
+    (drop / ".bad.tar.xz").rename(drop / "bad.tar.xz")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not (drop / "bad.tar.xz").exists():
+            events = [e for e in read_provider_events(kafka_bootstrap, registry_url, contracts[1], provider)
+                      if e.data.input_sha256 == digest]
+            if events:
+                break
+        time.sleep(2)
+    else:
+        pytest.fail("the dropped archive never became a quarantined event")
+    assert [e.data.reason for e in events] == ["ARCHIVE_UNREADABLE"]
+    kept = Path(events[0].data.quarantine_uri.removeprefix("file://"))
+    assert kept.is_file() and kept.read_bytes() != archive  # kept sealed
+    assert (drop / "still-copying.tar.xz.part").read_bytes() == archive
+    (drop / "still-copying.tar.xz.part").unlink()
 
 
 def test_an_edge_with_a_stale_registry_url_follows_the_stack(settings, edges):

@@ -129,7 +129,8 @@ class IngestDicom(FlowFileTransform):
     def _answer(self, context, flowfile):
         import shutil
 
-        from nifi.edge.handler import handle, unavailable
+        from nifi.edge.handler import dispose_dropped, handle, unavailable
+        from nifi.edge.housekeeping import REFUSED_DIR
 
         attributes = flowfile.getAttributes()
         edge_dir = Path(context.getProperty(self.EDGE_DIR).evaluateAttributeExpressions().getValue())
@@ -150,8 +151,7 @@ class IngestDicom(FlowFileTransform):
             dropped = Path(attributes.get("absolute.path") or "-") / (attributes.get("filename") or "-")
             if dropped.is_file():
                 response = handle(self.runtime, "POST", "/drop", {}, dropped, authenticated=True)
-                if response.status < 500:
-                    dropped.unlink(missing_ok=True)  # ingested or quarantined: the edge keeps what it needs
+                dispose_dropped(dropped, response, edge_dir / REFUSED_DIR)
             else:
                 response = unavailable(f"drop-folder file {dropped.name} is gone")
         return self._result(response, attributes)

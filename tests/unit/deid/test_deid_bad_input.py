@@ -6,9 +6,16 @@ import io
 
 import pydicom
 import pytest
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+)
 
 from radlake import dicom_io
+from radlake.deid import byte_path
 from radlake.deid.errors import QuarantineReason
 from radlake.deid.instance_result import Status
 from radlake.deid.pipeline import deidentify_instances
@@ -90,3 +97,38 @@ def test_validators_return_ok_and_reason(instance):
     assert dicom_io.check_preamble(b"GIF89a" + bytes(200)) == (False, QuarantineReason.NOT_DICOM)
     assert dicom_io.check_pixel_data(phi_dicom.without_pixel_data(instance)) == (False, QuarantineReason.NO_PIXEL_DATA)
     assert dicom_io.check_required_uids(instance) == (True, None)
+
+
+@pytest.mark.parametrize("byte_level", [True, False], ids=["byte path", "dataset path"])
+@pytest.mark.parametrize(("depth", "refused"), [(dicom_io.MAX_SEQUENCE_DEPTH, False),
+                                                (dicom_io.MAX_SEQUENCE_DEPTH + 1, True), (100, True), (5000, True)])
+def test_sequence_depth_is_capped(instance, default_rules, depth, refused, byte_level):
+    data = phi_dicom.nested_sequence(phi_dicom.to_bytes(instance), depth)
+    result = deidentify_instances([data], default_rules, LocalHmac(b"k"), byte_level=byte_level)[0]
+    if refused:
+        assert (result.status, result.reason) == (Status.QUARANTINED, QuarantineReason.SEQUENCE_TOO_DEEP)
+    else:
+        assert result.status is Status.DEIDENTIFIED, (result.reason, result.message)
+
+
+def test_implicit_vr_deep_sequence_is_refused_by_the_dataset_path(instance, default_rules):
+    source = phi_dicom.with_transfer_syntax(instance, ImplicitVRLittleEndian)
+    inner = pydicom.Dataset()
+    inner.CodeValue = "1"
+    for _ in range(dicom_io.MAX_SEQUENCE_DEPTH + 3):
+        outer = pydicom.Dataset()
+        outer.ContentSequence = [inner]
+        inner = outer
+    source.ContentSequence = inner.ContentSequence
+    assert _one(phi_dicom.to_bytes(source), default_rules).reason == QuarantineReason.SEQUENCE_TOO_DEEP
+
+
+@pytest.mark.parametrize("byte_level", [True, False], ids=["byte path", "dataset path"])
+def test_element_length_is_capped(instance, default_rules, monkeypatch, byte_level):
+    source = phi_dicom.with_transfer_syntax(instance, ExplicitVRLittleEndian)
+    source.ImageComments = "x" * 4096
+    data = phi_dicom.to_bytes(source)
+    monkeypatch.setattr(dicom_io, "MAX_ELEMENT_BYTES", 1024)
+    monkeypatch.setattr(byte_path, "MAX_ELEMENT_BYTES", 1024)
+    result = deidentify_instances([data], default_rules, LocalHmac(b"k"), byte_level=byte_level)[0]
+    assert (result.status, result.reason) == (Status.QUARANTINED, QuarantineReason.ELEMENT_TOO_LONG)

@@ -6,8 +6,10 @@ same contract as Vault Transit's ``datakey``/``decrypt``, which the integration 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -112,3 +114,38 @@ def test_sealed_records_expire_like_clear_ones(tmp_path):
     append_records(tmp_path, [old, new], Sealer(keys))
     assert expire(tmp_path, now - timedelta(days=30), now=now) == (0, 1)
     assert [r.input for r in read_records(tmp_path, keys)] == ["new"]
+
+
+@pytest.mark.parametrize("sealed", [True, False], ids=["sealed", "plain"])
+def test_a_damaged_kept_original_is_written_again(tmp_path, sealed):
+    keys = WrappingKeys()
+    sealer = Sealer(keys) if sealed else None
+    digest = hashlib.sha256(PHI).hexdigest()
+    stored_as = keep_original(tmp_path, PHI, digest, sealer)
+    (tmp_path / stored_as).write_bytes((tmp_path / stored_as).read_bytes()[:-5])  # cut by a crash
+    assert keep_original(tmp_path, PHI, digest, sealer) == stored_as
+    record = QuarantineRecord("x", QuarantineReason.NOT_DICOM, "", sha256=digest, stored_as=stored_as)
+    assert read_original(tmp_path, record, keys) == PHI
+
+
+def test_threads_keeping_one_original_do_not_share_a_temporary_file(tmp_path):
+    data = os.urandom(4 << 20)
+    digest = hashlib.sha256(data).hexdigest()
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def keep():
+        barrier.wait()
+        try:
+            keep_original(tmp_path, data, digest)
+        except OSError as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=keep) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    files = list((quarantine_dir(tmp_path) / "files").iterdir())
+    assert [f.name for f in files] == [f"{digest}.bin"] and files[0].read_bytes() == data

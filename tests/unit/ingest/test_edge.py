@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tarfile
 from io import BytesIO
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -12,11 +15,12 @@ from lake_schemas.errors import RegistryError
 from lake_schemas.events import InstanceReceived, Quarantined
 from nifi.edge import edge
 from nifi.edge.errors import TokenError
-from nifi.edge.handler import RADLAKE_REPORT, EdgeRuntime, handle, internal_error
+from nifi.edge.handler import RADLAKE_REPORT, EdgeRuntime, dispose_dropped, handle, internal_error, unavailable
 from nifi.edge.stow_rs import build_multipart_related
 from platform_layer.object_store import ObjectStore
 from radlake.deid.confidentiality_profile import Profile, compile_rules
 from radlake.deid.pseudonyms import LocalHmac, date_offset_from_digest, date_offset_message
+from radlake.deid.quarantine import read_original, read_records
 from radlake.synthetic import phi_dicom
 
 
@@ -193,3 +197,96 @@ def test_an_error_nobody_expected_is_answered_with_its_type_only():
     answer = internal_error(KeyError("1.2.826.0.1.3680043.8.498.1 Nordmann"))
     assert answer.status == 500
     assert json.loads(answer.body) == {"error": "EDGE_INTERNAL_ERROR", "message": "KeyError"}
+
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def _corrupt_tar_xz(series) -> bytes:
+    buffer = BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tf:
+        for i, data in enumerate(series):
+            info = tarfile.TarInfo(f"IM{i}")
+            info.size = len(data)
+            tf.addfile(info, BytesIO(data))
+    raw = buffer.getvalue()
+    middle = len(raw) // 2
+    return raw[:middle] + bytes(b ^ 0x5A for b in raw[middle : middle + 64]) + raw[middle + 64 :]
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (_corrupt_tar_xz, "ARCHIVE_UNREADABLE"),
+    (lambda series: (DATA / "bomb-1GiB.zip").read_bytes(), "ARCHIVE_BOMB"),
+    (lambda series: phi_dicom.zip_archive([(f"part{i}.tar.bz2", (DATA / "bomb-1GiB.tar.bz2").read_bytes())
+                                           for i in range(16)]), "ARCHIVE_BOMB"),
+])
+def test_a_refused_archive_is_answered_and_its_bytes_are_kept(runtime, series, make, reason):
+    archive = make(series)
+    response = _post(runtime, "/archives", archive, "application/octet-stream")
+    report = json.loads(response.body)
+    assert response.status == 409, report
+    assert [(o["status"], o["reason"]) for o in report["outcomes"]] == [("quarantined", reason)]
+    [record] = read_records(runtime.config.edge_dir)
+    assert record.reason == reason and read_original(runtime.config.edge_dir, record) == archive
+    [event] = runtime.publisher.events
+    assert isinstance(event, Quarantined) and event.data.input_sha256 == hashlib.sha256(archive).hexdigest()
+
+
+def test_members_refused_inside_an_archive_point_at_its_kept_copy(runtime, series):
+    archive = phi_dicom.zip_archive([("a/1.dcm", series[0]), ("../x.dcm", series[1]), ("/etc/y.dcm", series[2])])
+    report = json.loads(_post(runtime, "/archives", archive, "application/zip").body)
+    assert report["counts"] == {"accepted": 1, "quarantined": 2}
+    records = read_records(runtime.config.edge_dir)
+    assert {r.stored_as for r in records} == {records[0].stored_as} and records[0].stored_as
+    assert read_original(runtime.config.edge_dir, records[0]) == archive
+    ids = [e.event_id for e in runtime.publisher.events if isinstance(e, Quarantined)]
+    assert len(set(ids)) == 2
+
+
+@pytest.mark.parametrize("depth", [100, 5000])
+def test_a_deep_sequence_is_quarantined_with_its_reason(runtime, series, depth):
+    body, content_type = build_multipart_related([phi_dicom.nested_sequence(series[0], depth), series[1]], "bnd")
+    report = json.loads(_post(runtime, "/dicomweb/studies", body, content_type).body)
+    assert [(o["status"], o.get("reason")) for o in report["outcomes"]] == [
+        ("quarantined", "SEQUENCE_TOO_DEEP"), ("accepted", None)]
+
+
+def _drop(runtime, tmp_path, name: str, data: bytes):
+    dropped = tmp_path / "drop" / name
+    dropped.parent.mkdir(exist_ok=True)
+    dropped.write_bytes(data)
+    response = handle(runtime, "POST", "/drop", {}, dropped, authenticated=True)
+    return dropped, response, dispose_dropped(dropped, response, tmp_path / "refused")
+
+
+def test_the_drop_folder_never_deletes_what_the_edge_did_not_keep(runtime, series, tmp_path, monkeypatch):
+    dropped, response, fate = _drop(runtime, tmp_path, "good.dcm", series[0])
+    assert (response.status, fate, dropped.exists()) == (200, "deleted", False)
+    # refused, its bytes kept (sealed when the edge seals) in the edge's quarantine: the drop copy may go
+    dropped, response, fate = _drop(runtime, tmp_path, "bad.tar.xz", _corrupt_tar_xz(series))
+    assert (response.status, fate, dropped.exists()) == (409, "deleted", False)
+    assert read_original(runtime.config.edge_dir, read_records(runtime.config.edge_dir)[-1]) == _corrupt_tar_xz(series)
+    # refused and too large for the edge to keep: moved aside, whole
+    monkeypatch.setattr(edge, "KEEP_REFUSED_MAX_BYTES", 16)
+    archive = _corrupt_tar_xz(series)
+    dropped, response, fate = _drop(runtime, tmp_path, "big.tar.xz", archive)
+    assert (response.status, fate, dropped.exists()) == (409, "moved", False)
+    assert [p.read_bytes() for p in (tmp_path / "refused").iterdir()] == [archive]
+    assert read_records(runtime.config.edge_dir)[-1].stored_as is None
+
+
+def test_a_drop_folder_file_answered_5xx_stays_for_a_retry(tmp_path):
+    dropped = tmp_path / "x.dcm"
+    dropped.write_bytes(b"x")
+    assert dispose_dropped(dropped, unavailable("vault down"), tmp_path / "refused") == "kept"
+    assert dropped.exists()
+
+
+@pytest.mark.parametrize(("sizes", "expected"), [
+    ([1] * 70, [(0, 32), (32, 64), (64, 70)]),
+    ([edge.BATCH_BYTES // 2] * 3, [(0, 2), (2, 3)]),
+    ([edge.BATCH_BYTES * 2, 1, 1], [(0, 1), (1, 3)]),  # one member over the byte bound is a batch alone
+    ([], []),
+])
+def test_archive_batches_are_bounded_in_members_and_bytes(sizes, expected):
+    assert [(r.start, r.stop) for r in edge._batches(sizes)] == expected

@@ -54,3 +54,15 @@ def test_housekeeping_sweeps_on_the_first_call_then_at_most_every_period(tmp_pat
     clock[0] = 3601.0
     housekeeping()
     assert not leftover.exists()
+
+
+def test_refused_drop_folder_files_go_with_the_quarantine_retention(tmp_path):
+    refused = tmp_path / "refused"
+    refused.mkdir()
+    old, recent = refused / "old-big.zip", refused / "recent-big.zip"
+    for path in (old, recent):
+        path.write_bytes(b"archive with PHI")
+    _age(old, NOW - timedelta(days=31))
+    _age(recent, NOW - timedelta(days=29))
+    assert sweep(tmp_path, timedelta(days=30), now=NOW).originals == 1
+    assert not old.exists() and recent.exists()
