@@ -1,0 +1,169 @@
+"""Monitoring against the real stack: Prometheus scrapes every target over mutual TLS, a stopped consumer group's
+lag shows in ``radlake_consumer_lag``, and the lag alert goes Prometheus -> Alertmanager -> radlake's webhook
+receiver (``alerts.jsonl``) and resolves once the group catches up.
+
+The monitoring components run with short intervals for this module (scrape and evaluation every second, the lag
+alert after 5 s of growth over a 15 s window); the stack's own settings are put back when the module ends.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from infra import stack
+from platform_layer import kafka
+from platform_layer.endpoints import monitoring_dir, prometheus_url
+from platform_layer.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+PARTITIONS = 3
+FAST = {"monitoring_scrape_interval_s": 1.0, "monitoring_evaluation_interval_s": 1.0,
+        "lag_alert_min_messages": 5, "lag_alert_window_s": 15.0, "lag_alert_for_s": 5.0,
+        "alert_group_wait_s": 1.0, "alert_group_interval_s": 2.0}
+
+
+def poll(check: Callable[[], T | None], what: str, timeout_s: float = 120.0) -> T:
+    """The first truthy answer of ``check``; fails naming ``what`` after a generous deadline."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    pytest.fail(f"{what}: not seen within {timeout_s:.0f}s (last answer: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def fast(settings: Settings, vault, kafka_bootstrap, _stack_session) -> Iterator[Settings]:
+    """The monitoring components up with this module's short intervals (reloaded if they were running)."""
+    fast_settings = settings.model_copy(update=FAST)
+    names = stack.selected(["monitoring"])
+    was_running = {n: stack.component(n, settings).pid() is not None for n in names}
+    stack.up(fast_settings, names)
+    for name in names:
+        _stack_session.setdefault(name, not was_running[name])  # the session stops what it started
+    yield fast_settings
+    stack.up(settings, [n for n in names if stack.component(n, settings).pid() is not None])
+
+
+class PrometheusAPI:
+    def __init__(self, settings: Settings, tls: ssl.SSLContext) -> None:
+        self.client = httpx.Client(base_url=prometheus_url(settings), verify=tls, timeout=10)
+
+    def get(self, path: str, **params: str) -> Any:
+        answer = self.client.get(f"/api/v1/{path}", params=params)
+        answer.raise_for_status()
+        return answer.json()["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return self.get("query", query=expr)["result"]
+
+
+@pytest.fixture(scope="module")
+def prometheus(fast, scraper_tls) -> PrometheusAPI:
+    return PrometheusAPI(fast, scraper_tls)
+
+
+def test_every_scrape_target_is_up(prometheus: PrometheusAPI):
+    expected = {"prometheus", "alertmanager", "lag-exporter", "vault"}
+
+    def all_up() -> dict[str, str] | None:
+        targets = prometheus.get("targets")["activeTargets"]
+        health = {t["labels"]["job"]: t["health"] for t in targets}
+        return health if expected <= set(health) and all(h == "up" for h in health.values()) else None
+
+    health = poll(all_up, "every scrape target up")
+    assert set(health) >= expected
+    rules = [r for g in prometheus.get("rules")["groups"] for r in g["rules"]]
+    assert {r["name"] for r in rules} >= {"ConsumerLagGrowing", "ScrapeTargetDown", "StateDirDiskAlmostFull",
+                                          "CertificateExpiresSoon", "radlake:state_dir_disk_used:ratio"}
+    assert all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
+
+
+def _alerts(settings: Settings, group: str, status: str) -> list[dict[str, Any]]:
+    path = monitoring_dir(settings) / "alerts.jsonl"
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if r["alertname"] == "ConsumerLagGrowing" and r["labels"].get("group") == group
+            and r["status"] == status]
+
+
+def test_a_stopped_group_shows_lag_and_the_alert_fires_and_resolves(fast, prometheus, kafka_bootstrap, created_topic):
+    group = f"test-monitoring-{uuid.uuid4().hex[:8]}"
+    producer = kafka.producer(kafka_bootstrap, client_id=group)
+    sent = 0
+
+    def send(partition: int) -> None:
+        nonlocal sent
+        producer.produce(created_topic, value=f"event {sent}".encode(), partition=partition)
+        sent += 1
+
+    # the group reads and commits on every partition once, then stops
+    for p in range(PARTITIONS):
+        send(p)
+    assert producer.flush(30) == 0
+    consumer = kafka.consumer(kafka_bootstrap, group_id=group)
+    consumer.subscribe([created_topic])
+    poll(lambda: _consume(consumer), "the group's first messages")
+    consumer.close()
+
+    # events keep arriving while nobody reads them
+    stop = threading.Event()
+
+    def keep_producing() -> None:
+        while not stop.is_set():
+            send(sent % PARTITIONS)
+            producer.poll(0)
+            time.sleep(0.2)
+        producer.flush(30)
+
+    feeder = threading.Thread(target=keep_producing, daemon=True)
+    feeder.start()
+    try:
+        lagging = poll(lambda: prometheus.query(f'radlake_consumer_lag{{group="{group}"}} > 0'),
+                       "lag of the stopped group in radlake_consumer_lag")
+        assert {s["metric"]["topic"] for s in lagging} == {created_topic}
+        assert {s["metric"]["partition"] for s in lagging} <= {str(p) for p in range(PARTITIONS)}
+        poll(lambda: prometheus.query(f'radlake_consumer_group_lag{{group="{group}"}} > {FAST["lag_alert_min_messages"]}'),
+             "the group's total lag above the alert's minimum")
+        fired = poll(lambda: _alerts(fast, group, "firing"), "ConsumerLagGrowing reaching the webhook receiver")
+        assert fired[0]["labels"]["severity"] == "warning"
+        assert "falling further behind" in fired[0]["annotations"]["summary"]
+
+        # the group comes back and catches up while events still arrive
+        catching_up = kafka.consumer(kafka_bootstrap, group_id=group)
+        catching_up.subscribe([created_topic])
+        try:
+            def caught_up() -> list[dict[str, Any]]:
+                _consume(catching_up)
+                return _alerts(fast, group, "resolved")
+
+            resolved = poll(caught_up, "ConsumerLagGrowing resolved at the webhook receiver")
+        finally:
+            catching_up.close()
+        assert resolved[0]["fingerprint"] == fired[0]["fingerprint"]
+    finally:
+        stop.set()
+        feeder.join(30)
+
+
+def _consume(consumer) -> int:
+    """Read what is there (up to a second's worth) and commit it; how many messages."""
+    messages = consumer.consume(500, timeout=1.0)
+    messages = [m for m in messages if m.error() is None]
+    if messages:
+        consumer.commit(offsets=kafka.next_offsets(messages), asynchronous=False)
+    return len(messages)
