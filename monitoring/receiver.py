@@ -11,6 +11,7 @@ import datetime
 import json
 import logging
 import ssl
+import sys
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -84,11 +85,28 @@ def _handler(alerts: AlertLog) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _TLSServer(ThreadingHTTPServer):
+    """The TLS handshake runs in each connection's own thread, with a timeout, so that a client that connects and
+    says nothing holds up no one else."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext):
+        super().__init__(address, handler)
+        self.context = context
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(10)
+        self.RequestHandlerClass(self.context.wrap_socket(request, server_side=True), client_address, self)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.warning("connection from %s failed: %s", client_address, sys.exc_info()[1])
+
+
 def server(alerts_file: Path, host: str, port: int, tls: ServerTLS) -> ThreadingHTTPServer:
     """The receiver, bound and ready for ``serve_forever``."""
-    httpd = ThreadingHTTPServer((host, port), _handler(AlertLog(alerts_file)))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tls.client_ca)
     context.load_cert_chain(tls.certificate, tls.key)
     context.verify_mode = ssl.CERT_REQUIRED
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    return httpd
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return _TLSServer((host, port), _handler(AlertLog(alerts_file)), context)
