@@ -9,7 +9,11 @@ alert after 5 s of growth over a 15 s window); the stack's own settings are put 
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -19,10 +23,13 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from infra import stack
+from infra import process, stack
+from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST
 from platform_layer import kafka
-from platform_layer.endpoints import monitoring_dir, prometheus_url
+from platform_layer.endpoints import monitoring_dir, prometheus_url, scrape_targets_dir
+from platform_layer.registration import register, schema_admin
 from platform_layer.settings import Settings
+from streams.worker import READY
 
 pytestmark = pytest.mark.integration
 
@@ -86,10 +93,60 @@ def test_every_scrape_target_is_up(prometheus: PrometheusAPI):
 
     health = poll(all_up, "every scrape target up")
     assert set(health) >= expected
-    rules = [r for g in prometheus.get("rules")["groups"] for r in g["rules"]]
+
+    def evaluated() -> list[dict[str, Any]] | None:  # a rule not yet evaluated since the reload is "unknown"
+        rules = [r for g in prometheus.get("rules")["groups"] for r in g["rules"]]
+        return rules if all(r["health"] != "unknown" for r in rules) else None
+
+    rules = poll(evaluated, "every rule evaluated")
     assert {r["name"] for r in rules} >= {"ConsumerLagGrowing", "ScrapeTargetDown", "StateDirDiskAlmostFull",
                                           "CertificateExpiresSoon", "radlake:state_dir_disk_used:ratio"}
     assert all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
+
+
+def test_a_running_streams_worker_is_scraped_and_dropped_when_it_stops(fast, prometheus, kafka_bootstrap,
+                                                                    registry_url, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    topics = {kind: f"test.monitoring.{tag}.{kind}" for kind in ("instance", "manifest", "completed", "quarantined",
+                                                                "dead-letter")}
+    register(schema_admin(fast), (INSTANCE_RECEIVED.with_name(topics["instance"]),
+                                  STUDY_MANIFEST.with_name(topics["manifest"]),
+                                  STUDY_COMPLETED.with_name(topics["completed"]),
+                                  QUARANTINED.with_name(topics["quarantined"])))
+    port = _free_port()
+    app_id = f"it-monitoring-{tag}"
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "apps.cli", "streams", "run", "--web-port", str(port), "--app-id", app_id,
+             *(arg for kind, name in topics.items() for arg in (f"--{kind}-topic", name))],
+            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        poll(lambda: READY in log.read_text(errors="replace") or worker.poll() is not None, "the worker started")
+        assert worker.poll() is None, log.read_text()[-3000:]
+        assert (scrape_targets_dir(fast) / f"streams-{app_id}-0.json").exists()
+
+        def worker_target() -> list[dict[str, Any]]:
+            return [t for t in prometheus.get("targets")["activeTargets"]
+                    if t["labels"].get("app_id") == app_id and t["health"] == "up"]
+
+        [target] = poll(worker_target, "the streams worker's target up")
+        assert target["labels"]["job"] == "streams" and target["scrapeUrl"].startswith("https://")
+        assert poll(lambda: prometheus.query(f'radlake_streams_open_studies{{app_id="{app_id}"}}'),
+                    "the worker's own metrics in Prometheus")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    assert not (scrape_targets_dir(fast) / f"streams-{app_id}-0.json").exists()
+    # file_sd is re-read every 30 s: generous, but bounded
+    poll(lambda: not [t for t in prometheus.get("targets")["activeTargets"] if t["labels"].get("app_id") == app_id],
+         "the stopped worker's target gone", timeout_s=90)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _alerts(settings: Settings, group: str, status: str) -> list[dict[str, Any]]:
@@ -167,3 +224,18 @@ def _consume(consumer) -> int:
     if messages:
         consumer.commit(offsets=kafka.next_offsets(messages), asynchronous=False)
     return len(messages)
+
+
+def test_up_again_keeps_the_processes_and_down_leaves_nothing(fast):
+    names = stack.selected(["monitoring"])
+    before = {name: stack.component(name, fast).pid() for name in names}
+    assert all(before.values())
+    stack.up(fast, names)
+    assert {name: stack.component(name, fast).pid() for name in names} == before
+    stack.down(fast, names)
+    for name in names:
+        component = stack.component(name, fast)
+        assert not component.pid_file.exists() and not process.pid_alive(before[name]), name
+        assert not [port for port in component.ports if process.port_open(port)], name
+    stack.up(fast, names)
+    assert all(status.healthy for status in stack.status(fast, names))
