@@ -22,13 +22,17 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from confluent_kafka import KafkaError, TopicPartition
 
 from infra import process, stack
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST
 from platform_layer import kafka
-from platform_layer.endpoints import monitoring_dir, prometheus_url, scrape_targets_dir
+from platform_layer.endpoints import monitoring_dir, prometheus_url, scrape_targets_dir, vault_addr
+from platform_layer.identities import stack_kafka_identity
+from platform_layer.principals import KAFKA_MONITORING
 from platform_layer.registration import register, schema_admin
 from platform_layer.settings import Settings
+from platform_layer.tls import PKI_MOUNT, SERVICE_ROLE, ca_file, issue
 from streams.worker import READY
 
 pytestmark = pytest.mark.integration
@@ -36,7 +40,7 @@ pytestmark = pytest.mark.integration
 T = TypeVar("T")
 PARTITIONS = 3
 FAST = {"monitoring_scrape_interval_s": 1.0, "monitoring_evaluation_interval_s": 1.0,
-        "lag_alert_min_messages": 5, "lag_alert_window_s": 15.0, "lag_alert_for_s": 5.0,
+        "lag_alert_min_messages": 5, "lag_alert_window_s": 15.0, "lag_alert_for_s": 5.0, "alert_for_s": 2.0,
         "alert_group_wait_s": 1.0, "alert_group_interval_s": 2.0}
 
 
@@ -102,6 +106,63 @@ def test_every_scrape_target_is_up(prometheus: PrometheusAPI):
     assert {r["name"] for r in rules} >= {"ConsumerLagGrowing", "ScrapeTargetDown", "StateDirDiskAlmostFull",
                                           "CertificateExpiresSoon", "radlake:state_dir_disk_used:ratio"}
     assert all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
+    [used] = poll(lambda: prometheus.query("radlake:state_dir_disk_used:ratio"), "the disk recording rule")
+    assert 0 < float(used["value"][1]) < 1
+
+
+def test_prometheus_reads_vault_metrics_with_a_token_that_may_do_nothing_else(fast):
+    token = (monitoring_dir(fast) / "prometheus" / "vault-token").read_text().strip()
+    vault = httpx.Client(base_url=vault_addr(fast), verify=ssl.create_default_context(cafile=str(ca_file(fast))),
+                         headers={"X-Vault-Token": token}, timeout=10)
+    metrics = vault.get("/v1/sys/metrics", params={"format": "prometheus"})
+    assert metrics.status_code == 200 and "vault_" in metrics.text
+    for path in ("/v1/sys/policies/acl", f"/v1/{fast.vault_kv_mount}/data/radlake/kafka/{KAFKA_MONITORING}",
+                 "/v1/sys/mounts", f"/v1/{PKI_MOUNT}/issue/{SERVICE_ROLE}"):
+        assert vault.get(path).status_code == 403, path
+
+
+def test_the_exporter_principal_reads_no_message(fast, kafka_bootstrap, created_topic):
+    producer = kafka.producer(kafka_bootstrap, client_id="test-monitoring-acl")
+    producer.produce(created_topic, b"not for the monitor", partition=0)
+    assert producer.flush(30) == 0
+    monitor = kafka.consumer(kafka_bootstrap, group_id=f"test-monitoring-acl-{uuid.uuid4().hex[:8]}",
+                             identity=stack_kafka_identity(fast, KAFKA_MONITORING),
+                             extra={"socket.timeout.ms": 3000, "log_level": 0})
+    try:
+        monitor.assign([TopicPartition(created_topic, 0, 0)])
+
+        def refused() -> KafkaError | None:
+            message = monitor.poll(0.5)
+            assert message is None or message.error() is not None, "the monitor read a message"
+            return message.error() if message is not None else None
+
+        error = poll(refused, "the monitor refused a read", timeout_s=30)
+        assert error.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED)
+    finally:
+        monitor.close()
+
+
+def test_a_certificate_near_expiry_fires_its_alert_and_resolves_when_it_is_gone(fast, vault):
+    # a short-lived leaf where the stack keeps its certificates (<state>/<component>/tls/)
+    folder = fast.state_dir / f"test-monitoring-{uuid.uuid4().hex[:8]}" / "tls"
+    folder.mkdir(parents=True)
+    certificate = folder / "short.crt"
+    certificate.write_text(issue(vault, "short-lived.radlake.local", ttl="1h").certificate)
+    name = str(certificate.relative_to(fast.state_dir))
+
+    def records(status: str) -> list[dict[str, Any]]:
+        return [r for r in _all_alerts(fast) if r["alertname"] == "CertificateExpiresSoon"
+                and r["labels"].get("file") == name and r["status"] == status]
+
+    try:
+        fired = poll(lambda: records("firing"), "CertificateExpiresSoon at the webhook receiver")
+        assert "short-lived.radlake.local" in fired[0]["labels"]["subject"]
+    finally:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+        folder.parent.rmdir()
+    poll(lambda: records("resolved"), "CertificateExpiresSoon resolved once the certificate is gone")
 
 
 def test_a_running_streams_worker_is_scraped_and_dropped_when_it_stops(fast, prometheus, kafka_bootstrap,
@@ -149,12 +210,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alerts(settings: Settings, group: str, status: str) -> list[dict[str, Any]]:
+def _all_alerts(settings: Settings) -> list[dict[str, Any]]:
     path = monitoring_dir(settings) / "alerts.jsonl"
     if not path.exists():
         return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in records if r["alertname"] == "ConsumerLagGrowing" and r["labels"].get("group") == group
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _alerts(settings: Settings, group: str, status: str) -> list[dict[str, Any]]:
+    return [r for r in _all_alerts(settings) if r["alertname"] == "ConsumerLagGrowing" and r["labels"].get("group") == group
             and r["status"] == status]
 
 
