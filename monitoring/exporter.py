@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from cryptography import x509
 from prometheus_client import CollectorRegistry, start_http_server
@@ -47,8 +47,13 @@ def read_offsets(admin: AdminClient, timeout_s: float = 10.0) -> KafkaOffsets:
     groups = sorted(g.group_id for g in listed.valid)
     committed: dict[str, dict[tuple[str, int], int]] = {}
     for group in groups:  # the admin API takes one group per request
-        answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
-                                                   request_timeout=timeout_s)[group].result()
+        try:
+            answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                                       request_timeout=timeout_s)[group].result()
+        except KafkaException as err:
+            if err.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
+                raise
+            continue  # deleted since it was listed
         committed[group] = {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions or []}
     topics = admin.list_topics(timeout=timeout_s).topics
     wanted = [TopicPartition(name, p) for name, meta in topics.items() if not name.startswith("__")
@@ -58,8 +63,12 @@ def read_offsets(admin: AdminClient, timeout_s: float = 10.0) -> KafkaOffsets:
         answers = admin.list_offsets({tp: OffsetSpec.latest() for tp in wanted},
                                      isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout_s)
         for tp, future in answers.items():
-            ends[(tp.topic, tp.partition)] = future.result().offset
-    lags = [lag for group in groups for lag in partition_lags(group, committed[group], ends)]
+            try:
+                ends[(tp.topic, tp.partition)] = future.result().offset
+            except KafkaException as err:  # a topic deleted since it was listed has no end, and no lag
+                if err.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+    lags = [lag for group, offsets in committed.items() for lag in partition_lags(group, offsets, ends)]
     topic_ends: dict[str, int] = {}
     for (topic, _partition), end in ends.items():
         topic_ends[topic] = topic_ends.get(topic, 0) + end

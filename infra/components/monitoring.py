@@ -9,12 +9,14 @@ configuration changed reloads it (SIGHUP) and the stack waits until the reload s
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
 import ssl
 import sys
 import time
+from abc import abstractmethod
 from pathlib import Path
 
 import httpx
@@ -49,6 +51,8 @@ from platform_layer.state import write_private
 from platform_layer.tls import CertificateError, ca_file, ensure_certificate, vault_ca
 from platform_layer.transit import VAULT_ERRORS
 from platform_layer.vault import METRICS_POLICY_TEXT, admin_client
+
+log = logging.getLogger(__name__)
 
 DEBIAN_PACKAGES = ["prometheus", "prometheus-alertmanager"]
 NAMES = ("alert-receiver", "alertmanager", "lag-exporter", "prometheus")
@@ -146,9 +150,9 @@ class _ReloadableServer(Component):
     def install(self) -> None:
         _debian(self.settings)
 
+    @abstractmethod
     def write_config(self) -> bool:
         """Write the configuration files; whether any changed."""
-        raise NotImplementedError
 
     def prepare(self) -> None:
         _issue(self.settings, self.name, f"{self.name}.radlake.local")
@@ -241,11 +245,16 @@ class Prometheus(_ReloadableServer):
     def _vault_token(self) -> bool:
         """A token for OpenBao's metrics in :attr:`vault_token_file`, renewed, or made anew (policy
         ``radlake-metrics``, token role ``radlake-metrics``) when missing or no longer valid. False when the
-        stack's Vault is not running (its job is then left out)."""
+        stack's Vault is not running, is external (its operators decide who reads its metrics), or was started
+        without the telemetry stanza (its job is then left out)."""
         from infra.components.vault import Vault  # noqa: PLC0415 - only to ask whether it runs
 
         vault = Vault(self.settings)
-        if not vault.external and vault.pid() is None:
+        if vault.external or vault.pid() is None:
+            return False
+        if "telemetry" not in (vault.home / "server.hcl").read_text():
+            log.warning("vault runs without telemetry (started by an older radlake): restart it for its metrics "
+                        "(`radlake stack down vault && radlake stack up vault monitoring`)")
             return False
         verify = vault_ca(self.settings)
         if self.vault_token_file.exists():
@@ -336,8 +345,8 @@ class _RadlakeProcess(Component):
         return monitoring_dir(self.settings) / self.name
 
     @property
-    def port(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def port(self) -> int: ...
 
     @property
     def ports(self) -> list[int]:
