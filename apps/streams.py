@@ -5,7 +5,8 @@ platform administrator; the worker itself speaks to Kafka as ``radlake-streams``
 with a certificate of the platform CA (``<state>/streams/tls/metrics.*``, renewed by the command when two
 thirds of its life are gone) and answers only clients that show a certificate of the same CA. While it runs, the
 worker is announced to Prometheus in ``<state>/monitoring/targets/streams-APP-INSTANCE.json`` (file_sd), removed
-when it stops: a worker killed with -9 leaves it behind, and Prometheus's ScrapeTargetDown alert says so.
+when it stops: a worker killed with -9 leaves it behind, and Prometheus's ScrapeTargetDown alert says so until
+the worker runs again or ``stack up monitoring`` removes the announcements of processes that are gone.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -85,7 +87,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     target = scrape_targets_dir(settings) / f"streams-{config.app_id}-{config.instance_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps([{"targets": [f"{config.web_host}:{config.web_port}"],
-                                   "labels": {"app_id": config.app_id, "instance_id": config.instance_id}}]))
+                                   # __meta_ labels are dropped after relabelling: the pid only tells the
+                                   # stack whether the announcement is stale
+                                   "labels": {"app_id": config.app_id, "instance_id": config.instance_id,
+                                              "__meta_radlake_pid": str(os.getpid())}}]))
     try:
         worker.run()
     finally:

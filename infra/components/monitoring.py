@@ -9,6 +9,7 @@ configuration changed reloads it (SIGHUP) and the stack waits until the reload s
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -36,7 +37,7 @@ from infra.monitoring_config import (
     rules,
     web_config,
 )
-from infra.process import wait_until
+from infra.process import pid_alive, wait_until
 from platform_layer.endpoints import (
     alertmanager_url,
     monitoring_dir,
@@ -242,6 +243,18 @@ class Prometheus(_ReloadableServer):
                                   params={"format": ["prometheus"]}, credentials_file=self.vault_token_file))
         return jobs
 
+    def _forget_gone_targets(self) -> None:
+        """Remove the file_sd announcements of processes that are gone (a worker killed with -9 cannot remove its
+        own; until then ScrapeTargetDown reports it)."""
+        for announcement in scrape_targets_dir(self.settings).glob("*.json"):
+            try:
+                pids = {int(t["labels"]["__meta_radlake_pid"]) for t in json.loads(announcement.read_text())}
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not one of radlake's, or being written: left alone
+            if not any(pid_alive(pid) for pid in pids):
+                log.info("removing %s: its process is gone", announcement.name)
+                announcement.unlink(missing_ok=True)
+
     def _vault_token(self) -> bool:
         """A token for OpenBao's metrics in :attr:`vault_token_file`, renewed, or made anew (policy
         ``radlake-metrics``, token role ``radlake-metrics``) when missing or no longer valid. False when the
@@ -278,6 +291,7 @@ class Prometheus(_ReloadableServer):
         s = self.settings
         self.home.mkdir(parents=True, exist_ok=True)
         scrape_targets_dir(s).mkdir(parents=True, exist_ok=True)
+        self._forget_gone_targets()
         tls = self.tls
         changed = [
             _write_if_changed(self.home / "web.yml", render(web_config(tls.cert_file, tls.key_file, tls.ca_file))),

@@ -193,6 +193,7 @@ def test_a_running_streams_worker_is_scraped_and_dropped_when_it_stops(fast, pro
 
         [target] = poll(worker_target, "the streams worker's target up")
         assert target["labels"]["job"] == "streams" and target["scrapeUrl"].startswith("https://")
+        assert "__meta_radlake_pid" not in target["labels"]  # only for the stack, never a series label
         assert poll(lambda: prometheus.query(f'radlake_streams_open_studies{{app_id="{app_id}"}}'),
                     "the worker's own metrics in Prometheus")
     finally:

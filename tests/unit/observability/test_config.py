@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from infra import stack
+from infra.components.monitoring import Prometheus
 from infra.monitoring_config import (
     ScrapeJob,
     TLSFiles,
@@ -19,6 +23,7 @@ from infra.monitoring_config import (
     rules,
     web_config,
 )
+from platform_layer.endpoints import scrape_targets_dir
 from platform_layer.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -93,3 +98,21 @@ def test_monitoring_is_an_alias_and_not_started_by_a_plain_stack_up():
     assert stack.selected(["monitoring"]) == ["alert-receiver", "alertmanager", "lag-exporter", "prometheus"]
     assert not set(stack.selected(None, up=True)) & set(stack.ALIASES["monitoring"])
     assert set(stack.selected(None)) >= set(stack.ALIASES["monitoring"])  # a plain `stack down` stops them too
+
+
+def test_announcements_of_processes_that_are_gone_are_removed(tmp_path):
+    settings = Settings(state_dir=tmp_path)
+    targets = scrape_targets_dir(settings)
+    targets.mkdir(parents=True)
+    gone = subprocess.Popen(["true"])  # noqa: S603,S607 - a pid that is certainly not running any more
+    gone.wait()
+
+    def announce(name: str, pid: int) -> None:
+        (targets / name).write_text(json.dumps([{"targets": ["127.0.0.1:1"], "labels": {
+            "app_id": name, "__meta_radlake_pid": str(pid)}}]))
+
+    announce("streams-alive-0.json", os.getpid())
+    announce("streams-gone-0.json", gone.pid)
+    (targets / "someone-elses.json").write_text('[{"targets": ["127.0.0.1:2"]}]')
+    Prometheus(settings)._forget_gone_targets()
+    assert sorted(p.name for p in targets.iterdir()) == ["someone-elses.json", "streams-alive-0.json"]
