@@ -130,8 +130,7 @@ class _ReloadableServer(Component):
     """Prometheus or Alertmanager: a Go server from Debian's packages with a web config (TLS) and a config file
     that it reloads on SIGHUP."""
 
-    program = ""
-    version_metric = ""
+    version_metric = ""  # the prefix of its own metrics
 
     @property
     def home(self) -> Path:
@@ -185,7 +184,8 @@ class _ReloadableServer(Component):
         pid = self.pid()
         if pid is None:
             return
-        before = int(time.time())
+        was_ok = self._last_reload()[1] == 1
+        before = int(time.time())  # the servers stamp a reload in whole seconds
         os.kill(pid, signal.SIGHUP)
         failed = []
 
@@ -193,7 +193,7 @@ class _ReloadableServer(Component):
             stamp, ok = self._last_reload()
             if stamp >= before and ok == 1:
                 return True
-            if ok == 0 and stamp:
+            if ok == 0 and was_ok:  # after an earlier failure, only a success tells this reload's outcome
                 failed.append(True)
                 return True
             return False
@@ -205,7 +205,6 @@ class _ReloadableServer(Component):
 
 class Prometheus(_ReloadableServer):
     name = "prometheus"
-    program = "prometheus"
     version_metric = "prometheus"
 
     @property
@@ -304,7 +303,6 @@ class Prometheus(_ReloadableServer):
 
 class Alertmanager(_ReloadableServer):
     name = "alertmanager"
-    program = "prometheus-alertmanager"
     version_metric = "alertmanager"
 
     @property
