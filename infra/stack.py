@@ -37,7 +37,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
 
 # What `stack up` / `stack down` / `stack status` without names mean. Monitoring is left out of `up`: four more
 # processes (about 150 MiB) that a developer running the pipeline does not need; `down` stops them too.
-DEFAULT_UP = ("vault", "keycloak", "kafka", "registry", "nifi", "spark")
+DEFAULT_UP = tuple(name for name in COMPONENTS if name not in ALIASES["monitoring"])
 
 
 def component(name: str, settings: Settings) -> Component:

@@ -39,7 +39,7 @@ from radlake.deid.pseudonyms import transit_key_name
 log = logging.getLogger(__name__)
 
 # Bumped whenever a policy or role below changes, so that `stack up` applies it (see infra's Vault).
-PRINCIPALS_VERSION = 4
+PRINCIPALS_VERSION = 5
 
 
 def admin_policy(settings: Settings) -> str:
