@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", required=True)
     for action, help_ in (("up", "install, start and health-check"), ("down", "stop"), ("status", "show")):
         p = sub.add_parser(action, help=help_)
-        p.add_argument("components", nargs="*", metavar="COMPONENT", help=f"any of: {', '.join(stack.COMPONENTS)}")
+        p.add_argument("components", nargs="*", metavar="COMPONENT",
+                       help=f"any of: {', '.join(stack.COMPONENTS)}, or {', '.join(stack.ALIASES)} "
+                            f"(up without names: {', '.join(stack.DEFAULT_UP)})")
     sub.add_parser("root-token", help="print a new Vault root token made from the unseal shares (revoke it after use)")
     return parser
 
@@ -64,14 +66,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         started = time.monotonic()
         bind_address(settings)  # where the edges will listen: a bad RADLAKE_BIND_ADDRESS stops before anything starts
         stack.up(settings, args.components or None)
-        if "nifi" in (args.components or stack.COMPONENTS):
+        if "nifi" in stack.selected(args.components, up=True):
             for provider in follow_stack(settings):
                 print(f"edge {provider}: parameters now point at the stack's Kafka, registry, Vault, the edges' "
                       "certificate and bind address", file=sys.stderr)
             for scp in _dimse.start_all(settings):
                 print(f"{scp.name}: {scp.address} ({scp.detail}) answers C-ECHO", file=sys.stderr)
         print(f"stack up in {time.monotonic() - started:.1f}s", file=sys.stderr)
-        print(format_table(_status(settings, args.components)))
+        print(format_table(_status(settings, stack.selected(args.components, up=True))))
     elif args.action == "root-token":
         vault = stack.component("vault", settings)
         if vault.external:

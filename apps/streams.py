@@ -3,13 +3,18 @@
 The command creates the worker's topics and grants its principal (``radlake-streams``) its rights as the
 platform administrator; the worker itself speaks to Kafka as ``radlake-streams`` only. ``/metrics`` is HTTPS
 with a certificate of the platform CA (``<state>/streams/tls/metrics.*``, renewed by the command when two
-thirds of its life are gone) and answers only clients that show a certificate of the same CA.
+thirds of its life are gone) and answers only clients that show a certificate of the same CA. While it runs, the
+worker is announced to Prometheus in ``<state>/monitoring/targets/streams-APP-INSTANCE.json`` (file_sd), removed
+when it stops: a worker killed with -9 leaves it behind, and Prometheus's ScrapeTargetDown alert says so until
+the worker runs again or ``stack up monitoring`` removes the announcements of processes that are gone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -17,7 +22,7 @@ from datetime import timedelta
 
 from apps._common import command
 from platform_layer import kafka
-from platform_layer.endpoints import kafka_bootstrap, registry_url
+from platform_layer.endpoints import kafka_bootstrap, registry_url, scrape_targets_dir
 from platform_layer.identities import use_stack_identity
 from platform_layer.principals import KAFKA_STREAMS
 from platform_layer.settings import Settings
@@ -79,7 +84,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
           f"https://{config.web_host}:{config.web_port}/metrics (client certificate required)", file=sys.stderr)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
-    worker.run()
+    target = scrape_targets_dir(settings) / f"streams-{config.app_id}-{config.instance_id}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps([{"targets": [f"{config.web_host}:{config.web_port}"],
+                                   # __meta_ labels are dropped after relabelling: the pid only tells the
+                                   # stack whether the announcement is stale
+                                   "labels": {"app_id": config.app_id, "instance_id": config.instance_id,
+                                              "__meta_radlake_pid": str(os.getpid())}}]))
+    try:
+        worker.run()
+    finally:
+        target.unlink(missing_ok=True)
     return 0
 
 

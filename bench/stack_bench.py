@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.splitlines()[0],
         epilog="It starts and stops a second copy of every component on its own ports (minutes; the cold start "
                "downloads ~1 GB unless --keep-cache); bench/run_all.py runs it only with --with-stack.")
-    parser.add_argument("--components", nargs="+", default=list(stack.COMPONENTS))
+    parser.add_argument("--components", nargs="+", default=list(stack.DEFAULT_UP))
     parser.add_argument("--idle", type=float, default=30.0, help="seconds to idle before reading RSS")
     parser.add_argument("--keep-cache", action="store_true", help="measure with the existing ~/.cache/radlake")
     parser.add_argument("--quick", action="store_true", help="--keep-cache (no downloads) and --idle 5")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.keep_cache, args.idle = True, min(args.idle, 5.0)
     load_start = os.getloadavg()
-    names = [n for n in stack.COMPONENTS if n in args.components]
+    names = stack.selected(args.components)
 
     with tempfile.TemporaryDirectory(prefix="radlake-stack-bench-") as tmp:
         root = Path(tmp)

@@ -23,7 +23,21 @@ COMPONENTS: dict[str, str] = {
     "nifi": "infra.components.nifi:NiFi",
     "spark": "infra.components.spark:Spark",
     "gateway": "infra.components.gateway:Gateway",
+    # monitoring: started on request (`stack up monitoring`), not by a plain `stack up`
+    "alert-receiver": "infra.components.monitoring:AlertReceiver",
+    "alertmanager": "infra.components.monitoring:Alertmanager",
+    "lag-exporter": "infra.components.monitoring:LagExporter",
+    "prometheus": "infra.components.monitoring:Prometheus",
 }
+
+# Names that select several components.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "monitoring": ("alert-receiver", "alertmanager", "lag-exporter", "prometheus"),
+}
+
+# What `stack up` / `stack down` / `stack status` without names mean. Monitoring is left out of `up`: four more
+# processes (about 150 MiB) that a developer running the pipeline does not need; `down` stops them too.
+DEFAULT_UP = tuple(name for name in COMPONENTS if name not in ALIASES["monitoring"])
 
 
 def component(name: str, settings: Settings) -> Component:
@@ -34,19 +48,24 @@ def component(name: str, settings: Settings) -> Component:
     return cls(settings)
 
 
-def _selected(names: Iterable[str] | None) -> list[str]:
-    wanted = list(names or COMPONENTS)
+def _selected(names: Iterable[str] | None, default: Iterable[str] = COMPONENTS) -> list[str]:
+    wanted = [member for n in (names or default) for member in ALIASES.get(n, (n,))]
     unknown = [n for n in wanted if n not in COMPONENTS]
     if unknown:
-        raise StackError(f"unknown component(s) {', '.join(unknown)}; known: {', '.join(COMPONENTS)}")
+        raise StackError(f"unknown component(s) {', '.join(unknown)}; known: {', '.join([*COMPONENTS, *ALIASES])}")
     return [n for n in COMPONENTS if n in wanted]
 
 
+def selected(names: Iterable[str] | None, *, up: bool = False) -> list[str]:
+    """The components ``names`` mean (aliases expanded), in start order; none: the default set of the action."""
+    return _selected(names, DEFAULT_UP if up else COMPONENTS)
+
+
 def up(settings: Settings, names: Iterable[str] | None = None) -> dict[str, ComponentStatus]:
-    """Install and start the named components (all by default) in dependency order; idempotent."""
+    """Install and start the named components (:data:`DEFAULT_UP` by default) in dependency order; idempotent."""
     lock_down(settings)
     statuses: dict[str, ComponentStatus] = {}
-    for name in _selected(names):
+    for name in selected(names, up=True):
         started = time.monotonic()
         statuses[name] = component(name, settings).start()
         log.info("%s healthy in %.1fs", name, time.monotonic() - started)
@@ -59,4 +78,7 @@ def down(settings: Settings, names: Iterable[str] | None = None) -> None:
 
 
 def status(settings: Settings, names: Iterable[str] | None = None) -> list[ComponentStatus]:
-    return [component(name, settings).status() for name in _selected(names)]
+    """The named components' status; without names, the default set and whichever others are running."""
+    chosen = _selected(names) if names else [
+        n for n in COMPONENTS if n in DEFAULT_UP or component(n, settings).pid() is not None]
+    return [component(name, settings).status() for name in chosen]

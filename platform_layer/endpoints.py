@@ -56,3 +56,23 @@ def vault_unseal_file(settings: Settings) -> Path:
 def vault_admin_file(settings: Settings) -> Path:
     """The platform administrator's AppRole credentials for the local Vault (mode 0600), apart from the shares."""
     return settings.state_dir / "credentials" / "vault-admin.json"
+
+
+def monitoring_dir(settings: Settings) -> Path:
+    """The monitoring components' state: Prometheus's data and configuration, certificates, ``alerts.jsonl``."""
+    return settings.state_dir / "monitoring"
+
+
+def scrape_targets_dir(settings: Settings) -> Path:
+    """Where a long-running part started outside the stack (the streams worker) announces its ``/metrics`` to
+    Prometheus: one file_sd JSON file each, removed when it stops."""
+    return monitoring_dir(settings) / "targets"
+
+
+def prometheus_url(settings: Settings) -> str:
+    """Prometheus's web and HTTP API (HTTPS, certificate of the platform CA)."""
+    return f"https://127.0.0.1:{settings.prometheus_port}"
+
+
+def alertmanager_url(settings: Settings) -> str:
+    return f"https://127.0.0.1:{settings.alertmanager_port}"

@@ -190,12 +190,15 @@ def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec], *, timeout_s: flo
 @dataclass(frozen=True)
 class Rights:
     """What a principal may do on Kafka: read and write exactly these topics, use consumer groups and
-    transactional ids that start with these prefixes. Nothing else (the authorizer refuses what no ACL allows)."""
+    transactional ids that start with these prefixes; ``describe_all``: describe every topic and consumer group
+    (their offsets included), as a monitor does, without reading a message. Nothing else (the authorizer refuses
+    what no ACL allows)."""
 
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
     group_prefixes: tuple[str, ...] = ()
     transactional_prefixes: tuple[str, ...] = ()
+    describe_all: bool = False
 
     def bindings(self, principal: str) -> list[AclBinding]:
         user = f"User:{principal}"
@@ -212,6 +215,8 @@ class Rights:
             *(allow(ResourceType.GROUP, g, prefixed, AclOperation.READ) for g in self.group_prefixes),
             *(allow(ResourceType.TRANSACTIONAL_ID, t, prefixed, op) for t in self.transactional_prefixes
               for op in (AclOperation.WRITE, AclOperation.DESCRIBE)),
+            *(allow(kind, "*", literal, AclOperation.DESCRIBE)
+              for kind in (ResourceType.TOPIC, ResourceType.GROUP) if self.describe_all),
         ]))
 
 

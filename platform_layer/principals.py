@@ -8,6 +8,8 @@ from __future__ import annotations
 ADMIN_ROLE = ADMIN_POLICY = "radlake-admin"
 EDGE_TOKEN_ROLE = "radlake-edge"
 RUN_TOKEN_ROLE = "radlake-deid-run"
+# Prometheus reading OpenBao's own metrics (sys/metrics, nothing else)
+METRICS_TOKEN_ROLE = METRICS_POLICY = "radlake-metrics"
 
 # Kafka principals (SCRAM users); the administrator is a Kafka super user, the others get ACLs.
 KAFKA_ADMIN = "radlake-admin"
@@ -16,4 +18,6 @@ KAFKA_STREAMS = "radlake-streams"
 KAFKA_LAKE = "radlake-lake"
 KAFKA_RADIOMICS = "radlake-radiomics"
 KAFKA_INFERENCE = "radlake-inference"
-KAFKA_PRINCIPALS = (KAFKA_ADMIN, KAFKA_EDGE, KAFKA_STREAMS, KAFKA_LAKE, KAFKA_RADIOMICS, KAFKA_INFERENCE)
+KAFKA_MONITORING = "radlake-monitoring"  # the consumer-lag exporter: describes topics and groups, reads nothing
+KAFKA_PRINCIPALS = (KAFKA_ADMIN, KAFKA_EDGE, KAFKA_STREAMS, KAFKA_LAKE, KAFKA_RADIOMICS, KAFKA_INFERENCE,
+                    KAFKA_MONITORING)

@@ -95,6 +95,32 @@ class Settings(BaseSettings):
     # Object store for de-identified instances: a local path or any fsspec URL (s3://...).
     object_store_uri: str = ""  # default: <state_dir>/objects
 
+    # Monitoring (`radlake stack up monitoring`): Prometheus and Alertmanager from Debian's packages, the
+    # consumer-lag exporter and the alert webhook receiver. All HTTPS on 127.0.0.1.
+    prometheus_port: int = 18090
+    alertmanager_port: int = 18093
+    lag_exporter_port: int = 18094
+    alert_receiver_port: int = 18095
+    prometheus_retention: str = "15d"
+    monitoring_scrape_interval_s: float = 15.0
+    monitoring_evaluation_interval_s: float = 15.0
+    # ConsumerLagGrowing: a group's lag above lag_alert_min_messages that grew over lag_alert_window_s, for
+    # lag_alert_for_s
+    lag_alert_min_messages: int = 100
+    lag_alert_window_s: float = 300.0
+    lag_alert_for_s: float = 600.0
+    # the other alerts' `for:` (target down, disk, certificates, DLQ/quarantine growth)
+    alert_for_s: float = 300.0
+    disk_alert_ratio: float = 0.85
+    certificate_alert_days: float = 7.0
+    # DeadLettersGrowing / QuarantineGrowing: more than this many messages per window on those topics
+    dlq_alert_messages: int = 10
+    dlq_alert_window_s: float = 900.0
+    # Alertmanager's grouping: first notification after group_wait, changes (and resolutions) after group_interval
+    alert_group_wait_s: float = 30.0
+    alert_group_interval_s: float = 300.0
+    alert_repeat_interval_s: float = 4 * 3600.0
+
     # Health checks.
     start_timeout_s: float = 240.0
 

@@ -9,6 +9,8 @@ Nothing in an application path holds a root token. The local stack's Vault knows
   :func:`platform_layer.endpoints.vault_admin_file`, apart from the unseal shares;
 - a provider's edge (token role ``radlake-edge``): an orphan periodic token with policy
   ``radlake-edge-NAME`` (read its own endpoint token, HMAC with its project's key), renewed by the edge;
+- Prometheus (token role ``radlake-metrics``): an orphan periodic token with policy ``radlake-metrics``
+  (:data:`METRICS_POLICY_TEXT`: read ``sys/metrics``, nothing else), made by ``stack up monitoring``;
 - a de-identification run (token role ``radlake-deid-run``): an orphan token with policy
   ``radlake-deid-run-PROJECT`` (HMAC with that project's key), revoked when the run ends.
 
@@ -28,7 +30,7 @@ import requests
 
 from platform_layer.endpoints import vault_addr, vault_admin_file
 from platform_layer.errors import VaultUnavailable
-from platform_layer.principals import ADMIN_POLICY, EDGE_TOKEN_ROLE, RUN_TOKEN_ROLE
+from platform_layer.principals import ADMIN_POLICY, EDGE_TOKEN_ROLE, METRICS_POLICY, METRICS_TOKEN_ROLE, RUN_TOKEN_ROLE
 from platform_layer.settings import Settings
 from platform_layer.tls import PKI_MOUNT, SERVICE_ROLE, vault_ca
 from platform_layer.transit import VAULT_ERRORS, VaultTransitSpec
@@ -37,7 +39,7 @@ from radlake.deid.pseudonyms import transit_key_name
 log = logging.getLogger(__name__)
 
 # Bumped whenever a policy or role below changes, so that `stack up` applies it (see infra's Vault).
-PRINCIPALS_VERSION = 5
+PRINCIPALS_VERSION = 6
 
 
 def admin_policy(settings: Settings) -> str:
@@ -51,6 +53,7 @@ path "sys/policies/acl/{ADMIN_POLICY}"  {{ capabilities = ["deny"] }}
 # Tokens only through the platform's token roles (whose allowed policies are radlake-edge-* / radlake-deid-run-*)
 path "auth/token/create/{EDGE_TOKEN_ROLE}"  {{ capabilities = ["update"] }}
 path "auth/token/create/{RUN_TOKEN_ROLE}"   {{ capabilities = ["update"] }}
+path "auth/token/create/{METRICS_TOKEN_ROLE}"   {{ capabilities = ["update"] }}
 path "auth/token/revoke"                    {{ capabilities = ["update"] }}
 path "auth/token/revoke-accessor"           {{ capabilities = ["update"] }}
 # Transit keys: created, read and deleted (one path segment: nothing under a key, so no rotate, trim, export or
@@ -84,9 +87,16 @@ def token_roles() -> dict[str, dict[str, object]]:
     return {
         EDGE_TOKEN_ROLE: {"allowed_policies_glob": ["radlake-edge-*"], "orphan": True, "renewable": True,
                           "token_period": "768h", "disallowed_policies": ["root", ADMIN_POLICY]},
+        METRICS_TOKEN_ROLE: {"allowed_policies": [METRICS_POLICY], "orphan": True, "renewable": True,
+                             "token_period": "768h", "disallowed_policies": ["root", ADMIN_POLICY]},
         RUN_TOKEN_ROLE: {"allowed_policies_glob": ["radlake-deid-run-*"], "orphan": True, "renewable": False,
                          "token_explicit_max_ttl": "72h", "disallowed_policies": ["root", ADMIN_POLICY]},
     }
+
+
+# What Prometheus's token may do: read OpenBao's telemetry (the policy is written by the administrator, whose
+# own policy lets it manage radlake-* policies).
+METRICS_POLICY_TEXT = 'path "sys/metrics" { capabilities = ["read"] }\n'
 
 
 def admin_approle() -> dict[str, object]:

@@ -162,6 +162,13 @@ cluster_addr  = "https://127.0.0.1:{self.settings.vault_port + 1}"
 ui            = false
 log_level     = "warn"
 
+# OpenBao's metrics at /v1/sys/metrics?format=prometheus, for a token whose policy reads sys/metrics (Prometheus's
+# radlake-metrics token); kept a day in memory.
+telemetry {{
+  prometheus_retention_time = "24h"
+  disable_hostname          = true
+}}
+
 # Every request and response, values HMAC'd with a salt only this Vault holds (declared here: OpenBao
 # refuses audit devices created through the API).
 audit "file" "file" {{
