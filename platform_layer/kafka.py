@@ -152,12 +152,31 @@ def admin(bootstrap: str, *, extra: Config | None = None, identity: Identity | N
     return AdminClient({**connection(bootstrap, identity), **(extra or {})})
 
 
+# Durability of every topic the platform creates, unless its spec says otherwise. Three copies, two of them
+# in sync before a write is acknowledged (producers send acks=all), on a cluster that has the brokers; a
+# one-broker stack gets what it can hold (one copy, one in sync) and stays valid. Events are kept five weeks,
+# so that a lake or a consumer down for weeks loses nothing; tiered storage is the production option for
+# keeping them longer (docs/ingestion.md).
+REPLICATION = 3
+MIN_IN_SYNC = 2
+EVENT_RETENTION_MS = 35 * 24 * 3600 * 1000
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int
     config: Mapping[str, str] = field(default_factory=dict)
-    replication: int = 1
+    replication: int | None = None  # None: REPLICATION, or fewer when the cluster has fewer brokers
+
+
+def topic_settings(spec: TopicSpec, brokers: int) -> tuple[int, dict[str, str]]:
+    """The replication factor and configuration a topic is created with on a cluster of ``brokers``."""
+    replication = min(spec.replication or REPLICATION, max(brokers, 1))
+    config = {"min.insync.replicas": str(min(MIN_IN_SYNC, replication)), **spec.config}
+    if "compact" not in config.get("cleanup.policy", ""):
+        config.setdefault("retention.ms", str(EVENT_RETENTION_MS))
+    return replication, config
 
 
 def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec], *, timeout_s: float = 30.0,
@@ -166,16 +185,20 @@ def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec], *, timeout_s: flo
     count raises :class:`TopicError` (keys would land on other partitions than its consumers expect)."""
     client = admin(bootstrap, identity=identity)
     try:
-        existing = client.list_topics(timeout=timeout_s).topics
+        cluster = client.list_topics(timeout=timeout_s)
     except KafkaException as err:
         raise TopicError(f"cannot list topics on {bootstrap}: {err}") from err
+    existing = cluster.topics
     wrong = {t.name: len(existing[t.name].partitions) for t in topics
              if t.name in existing and len(existing[t.name].partitions) != t.partitions}
     if wrong:
         wanted = {t.name: t.partitions for t in topics if t.name in wrong}
         raise TopicError(f"topics exist with other partition counts: have {wrong}, want {wanted}")
-    missing = [NewTopic(t.name, t.partitions, t.replication, config=dict(t.config))
-               for t in topics if t.name not in existing]
+    missing = []
+    for spec in topics:
+        if spec.name not in existing:
+            replication, config = topic_settings(spec, len(cluster.brokers))
+            missing.append(NewTopic(spec.name, spec.partitions, replication, config=config))
     if not missing:
         return []
     for name, future in client.create_topics(missing).items():

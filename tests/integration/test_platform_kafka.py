@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from confluent_kafka.admin import ConfigResource, ResourceType
 from test_kafka_registry import _event
 
 from lake_schemas.topics import INSTANCE_RECEIVED
@@ -25,6 +26,13 @@ def test_topics_are_created_once_with_their_layout_and_a_different_layout_is_ref
     assert len(admin.list_topics(unique_topic, timeout=10).topics[unique_topic].partitions) == 2
     with pytest.raises(TopicError, match="partition counts"):
         kafka.ensure_topics(kafka_bootstrap, [TopicSpec(unique_topic, 3)])
+    # durability as created on this one-broker stack: every in-sync copy acknowledges, events kept five weeks
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in (unique_topic, compacted)]
+    configs = {r.name: f.result(timeout=10) for r, f in admin.describe_configs(resources).items()}
+    assert configs[unique_topic]["min.insync.replicas"].value == "1"
+    assert configs[unique_topic]["retention.ms"].value == str(kafka.EVENT_RETENTION_MS)
+    assert configs[compacted]["cleanup.policy"].value == "compact"
+    assert configs[compacted]["retention.ms"].value != str(kafka.EVENT_RETENTION_MS)
 
 
 def test_read_to_end_returns_every_committed_event_typed(kafka_bootstrap, registry_url, unique_topic):
