@@ -37,12 +37,13 @@ from lake_schemas.events import (
     StudyManifest,
     StudyManifestData,
 )
+from nifi.edge.outbox import Outbox, PlannedObject
 from platform_layer.object_store import ObjectStore
 from radlake import dicom_io
 from radlake.deid import archives
 from radlake.deid.confidentiality_profile import Rules
 from radlake.deid.errors import QuarantineReason
-from radlake.deid.instance_result import Status
+from radlake.deid.instance_result import InstanceResult, Status
 from radlake.deid.pipeline import BATCH, deidentify_instances
 from radlake.deid.pseudonyms import Pseudonymiser, uid_from_digest, uid_message
 from radlake.deid.quarantine import QuarantineRecord, append_records, keep_original
@@ -75,6 +76,7 @@ class EdgeConfig:
     deid_profile_version: str
     edge_dir: Path  # edge-local (provider side): quarantine/quarantine.jsonl and quarantine/files/<sha256>.bin
     sealer: Sealer | None = None  # seals quarantined originals and their records' identifying fields
+    outbox: Outbox | None = None  # tickets for objects stored before their events are acknowledged
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class EdgeResult:
     outcomes: tuple[Outcome, ...]
     events: tuple[BaseModel, ...] = field(default=())  # InstanceReceived and Quarantined, input order
     unkept: int = 0  # refusals whose bytes the edge could not keep (an archive over KEEP_REFUSED_MAX_BYTES)
+    tickets: tuple[Path, ...] = ()  # outbox tickets to close once the events are acknowledged
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
@@ -228,11 +231,15 @@ def ingest_instances(datas: Sequence[bytes], *, rules: Rules, pseudonymiser: Pse
     pseudonyms = pseudonymise_uids([u for o in originals for u in o[:2] if u], pseudonymiser)
     outcomes: list[Outcome | None] = [None] * len(datas)
     events: list[BaseModel | None] = [None] * len(datas)
+    tickets: list[Path] = []
 
     to_process = [i for i, d in enumerate(decisions) if d == "process"]
     for start in range(0, len(to_process), BATCH):
         batch = to_process[start : start + BATCH]
         results = deidentify_instances([datas[i] for i in batch], rules, pseudonymiser, config.provider)
+        ticket = _open_ticket(results, store, config)
+        if ticket is not None:
+            tickets.append(ticket)
         for i, result in zip(batch, results, strict=True):
             index = first_index + i
             if result.status is Status.DEIDENTIFIED and result.encoded is not None:
@@ -274,7 +281,26 @@ def ingest_instances(datas: Sequence[bytes], *, rules: Rules, pseudonymiser: Pse
             outcomes[i] = Outcome(first_index + i, DUPLICATE, None, f"identical to part {twin.index + 1}", digests[i],
                                   twin.original_study_uid, twin.original_sop_uid, twin.sop_class_uid, twin.study_uid,
                                   twin.series_uid, twin.sop_instance_uid, twin.object_uri, twin.sha256, twin.event_id)
-    return EdgeResult(tuple(o for o in outcomes if o is not None), tuple(e for e in events if e is not None))
+    return EdgeResult(tuple(o for o in outcomes if o is not None), tuple(e for e in events if e is not None),
+                      tickets=tuple(tickets))
+
+
+def _open_ticket(results: Sequence[InstanceResult], store: ObjectStore, config: EdgeConfig) -> Path | None:
+    """The outbox ticket for the objects this batch is about to store (before the first is stored)."""
+    if config.outbox is None:
+        return None
+    planned = []
+    for result in results:
+        if result.status is Status.DEIDENTIFIED and result.encoded is not None:
+            study = pydicom.dcmread(BytesIO(result.encoded), stop_before_pixels=True,
+                                    specific_tags=["StudyInstanceUID"]).get("StudyInstanceUID")
+            if study is None:
+                continue  # cannot be described: quarantined as DEID_FAILED before anything is announced
+            digest = hashlib.sha256(result.encoded).hexdigest()
+            planned.append(PlannedObject(store.uri_for(digest, f"{config.project}/{study}"), digest,
+                                         len(result.encoded), config.provider, config.project,
+                                         config.deid_profile_version))
+    return config.outbox.open_ticket(planned)
 
 
 def _file_sha256(path: Path) -> str:
@@ -328,6 +354,7 @@ def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser
     members, refusals = archives.extract(archive, work_dir, limits, display="archive")
     outcomes: list[Outcome] = []
     events: list[BaseModel] = []
+    tickets: list[Path] = []
     stored_as = keep_refused_upload(archive, identity, config) if refusals else None
     for n, refusal in enumerate(refusals):
         member_id = hashlib.sha256(f"{identity}/{refusal.display}".encode()).hexdigest()
@@ -361,6 +388,7 @@ def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser
                 released[outcome.original_sop_uid] = outcome
             outcomes.append(outcome)
         events += result.events
+        tickets += result.tickets
     for n, outcome in enumerate(outcomes):
         twin = released.get(outcome.original_sop_uid or "")
         if outcome.status == DUPLICATE and twin is not None and outcome.object_uri is None:
@@ -369,7 +397,8 @@ def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser
                                   twin.sop_class_uid, twin.study_uid, twin.series_uid, twin.sop_instance_uid,
                                   twin.object_uri, twin.sha256, twin.event_id)
     outcomes.sort(key=lambda o: o.index)
-    return EdgeResult(tuple(outcomes), tuple(events), unkept=len(refusals) if refusals and stored_as is None else 0)
+    return EdgeResult(tuple(outcomes), tuple(events), unkept=len(refusals) if refusals and stored_as is None else 0,
+                      tickets=tuple(tickets))
 
 
 # ------------------------------------------------------------------------------------------- manifests

@@ -124,8 +124,11 @@ def _timings(started: float, processed: float) -> dict[str, float]:
     return {"deid_store_s": round(processed - started, 4), "publish_s": round(time.perf_counter() - processed, 4)}
 
 
-def _publish(runtime: EdgeRuntime, events) -> None:
-    runtime.publisher.publish(list(events))  # type: ignore[attr-defined]
+def _publish(runtime: EdgeRuntime, result: EdgeResult) -> None:
+    """Publish and wait for every acknowledgement; only then are the outbox tickets of its objects closed."""
+    runtime.publisher.publish(list(result.events))  # type: ignore[attr-defined]
+    if runtime.config.outbox is not None:
+        runtime.config.outbox.close(result.tickets)
 
 
 def _bytes(body: bytes | Path) -> bytes:
@@ -175,7 +178,7 @@ def _studies(runtime: EdgeRuntime, headers: Mapping[str, str], body: bytes) -> R
     result = ingest_instances([stow_rs.as_part10(p.content) for p in parts], rules=runtime.rules,
                               pseudonymiser=runtime.pseudonymiser, store=runtime.store, config=runtime.config)
     processed = time.perf_counter()
-    _publish(runtime, result.events)
+    _publish(runtime, result)
     summary = {"kind": "stow", **result.counts(), **_timings(started, processed)}
     if RADLAKE_REPORT in _header(headers, "Accept"):
         status, payload = _report(result, "stow", runtime.config)
@@ -204,7 +207,7 @@ def _archive_or_instance(runtime: EdgeRuntime, body: bytes | Path, kind: str) ->
     finally:
         shutil.rmtree(work, ignore_errors=True)
     processed = time.perf_counter()
-    _publish(runtime, result.events)
+    _publish(runtime, result)
     status, payload = _report(result, kind, runtime.config)
     timings = _timings(started, processed)
     summary = {"status": status, "kind": kind, **result.counts(), **timings}
@@ -237,6 +240,6 @@ def _manifest(runtime: EdgeRuntime, body: bytes | Path) -> Response:
         event = manifest_event(request, runtime.pseudonymiser, runtime.config)
     except ValueError as err:
         return _json(400, {"error": "BAD_MANIFEST", "message": str(err)})
-    _publish(runtime, [event])
+    _publish(runtime, EdgeResult((), (event,)))
     return _json(200, {"study_uid": event.data.study_uid, "event_id": event.event_id,
                        "expected_instances": event.data.expected_instances}, {"status": 200, "kind": "manifest"})

@@ -3,6 +3,7 @@ between the NiFi processor's properties and radlake's engine, Vault, object stor
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -11,9 +12,10 @@ import hvac
 
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi.edge.edge import EdgeConfig
-from nifi.edge.errors import TokenError
+from nifi.edge.errors import EdgeUnavailable, TokenError
 from nifi.edge.handler import EdgeRuntime
 from nifi.edge.housekeeping import Housekeeping
+from nifi.edge.outbox import Outbox, repair
 from nifi.edge.publish import EventPublisher
 from nifi.edge.tokens import EdgeCredentials
 from platform_layer.errors import VaultUnavailable
@@ -29,6 +31,8 @@ from radlake.deid.confidentiality_profile import (
 )
 from radlake.deid.pseudonyms import transit_key_name
 from radlake.deid.sealing import Sealer
+
+log = logging.getLogger(__name__)
 
 DEID_PROFILE_VERSION = f"ps3.15-{STANDARD_EDITION}/{TABLE_VERSION}"
 
@@ -71,8 +75,15 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     )
     edge_dir = Path(p.edge_dir)
     sealer = Sealer(VaultTransitDataKeys(client, at_rest_key_name(p.provider), mount=p.transit_mount))
-    config = EdgeConfig(p.provider, p.project, DEID_PROFILE_VERSION, edge_dir, sealer)
+    outbox = Outbox(edge_dir / "outbox")
+    config = EdgeConfig(p.provider, p.project, DEID_PROFILE_VERSION, edge_dir, sealer, outbox)
     housekeeping = Housekeeping(edge_dir, timedelta(days=p.quarantine_retention_days))
     housekeeping()  # at start: what a crash left behind goes now
-    return EdgeRuntime(config, compile_rules(Profile()), pseudonymiser, ObjectStore(p.object_store_uri), publisher,
+    store = ObjectStore(p.object_store_uri)
+    # Objects a killed edge stored without announcing: announced now (same event ids; consumers drop repeats).
+    try:
+        repair(outbox, lambda uri: store.get(uri) if store.exists(uri) else None, publisher.publish)
+    except EdgeUnavailable as err:  # Kafka not there yet: the tickets stay for the next start or an operator
+        log.warning("outbox not repaired at start: %s", err)
+    return EdgeRuntime(config, compile_rules(Profile()), pseudonymiser, store, publisher,
                        credentials.endpoint_token, edge_dir / "work", housekeeping)
