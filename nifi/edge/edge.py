@@ -182,10 +182,10 @@ def quarantine_event_id(provider: str, project: str, identity: str, reason: str)
     return str(uuid.uuid5(_NAMESPACE, f"quarantined/{provider}/{project}/{identity}/{reason}"))
 
 
-def pseudonymise_uids(uids: Sequence[str], pseudonymiser: Pseudonymiser) -> dict[str, str]:
+def pseudonymise_uids(uids: Sequence[str], pseudonymiser: Pseudonymiser, provider: str) -> dict[str, str]:
     """Original UID → the ``2.25.`` UID the engine gives it under the same key."""
     unique = sorted(set(uids))
-    digests = pseudonymiser.hmac_many([uid_message(u) for u in unique]) if unique else []
+    digests = pseudonymiser.hmac_many([uid_message(provider, u) for u in unique]) if unique else []
     return {uid: uid_from_digest(d) for uid, d in zip(unique, digests, strict=True)}
 
 
@@ -228,7 +228,7 @@ def ingest_instances(datas: Sequence[bytes], *, rules: Rules, pseudonymiser: Pse
     originals = [original_uids(d) for d in datas]
     if decisions is None:
         decisions = settle(settlement_keys(datas, originals, digests))
-    pseudonyms = pseudonymise_uids([u for o in originals for u in o[:2] if u], pseudonymiser)
+    pseudonyms = pseudonymise_uids([u for o in originals for u in o[:2] if u], pseudonymiser, config.provider)
     outcomes: list[Outcome | None] = [None] * len(datas)
     events: list[BaseModel | None] = [None] * len(datas)
     tickets: list[Path] = []
@@ -432,7 +432,8 @@ def parse_manifest_request(body: bytes) -> tuple[bool, str | None, ManifestReque
 
 def manifest_event(request: ManifestRequest, pseudonymiser: Pseudonymiser, config: EdgeConfig) -> StudyManifest:
     """The ``study manifest`` event, with the study and series UIDs pseudonymised like the instances'."""
-    pseudonyms = pseudonymise_uids([request.study_uid, *(s for s, _ in request.series)], pseudonymiser)
+    pseudonyms = pseudonymise_uids([request.study_uid, *(s for s, _ in request.series)], pseudonymiser,
+                                   config.provider)
     study = pseudonyms[request.study_uid]
     totals: dict[str, int] = defaultdict(int)
     for series_uid, count in request.series:

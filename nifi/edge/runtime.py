@@ -29,12 +29,12 @@ from radlake.deid.confidentiality_profile import (
     Profile,
     compile_rules,
 )
-from radlake.deid.pseudonyms import transit_key_name
+from radlake.deid.pseudonyms import PSEUDONYM_SCHEME, transit_key_name
 from radlake.deid.sealing import Sealer
 
 log = logging.getLogger(__name__)
 
-DEID_PROFILE_VERSION = f"ps3.15-{STANDARD_EDITION}/{TABLE_VERSION}"
+DEID_PROFILE_VERSION = f"ps3.15-{STANDARD_EDITION}/{TABLE_VERSION}/{PSEUDONYM_SCHEME}"
 
 
 @dataclass(frozen=True)

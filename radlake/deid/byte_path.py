@@ -492,7 +492,7 @@ def rewrite(parsed: Parsed, rules: Rules, digests: Mapping[bytes, bytes], provid
             found: Identifiers) -> Rewritten:
     """The de-identified Part-10 bytes, as :func:`radlake.deid.dataset_path.deidentify` and the encoder make them."""
     ctx = InstanceContext(rules, digests, *pseudonym_and_offset(rules, digests, provider, patient_id(parsed)),
-                          found.tokens)
+                          found.tokens, provider)
     uids: dict[int, str] = {}
     shifted: Shifted = {}
     chunks = _transform(parsed.data, parsed.elements, parsed.top, ctx, uids, shifted)

@@ -204,7 +204,7 @@ def deidentify(ds: Dataset, rules: Rules, digests: Mapping[bytes, bytes], provid
     """
     pseudonym, offset = pseudonym_and_offset(rules, digests, provider, _patient_id(ds))
     found = identifiers if identifiers is not None else collect_identifiers(ds, rules)
-    ctx = InstanceContext(rules, digests, pseudonym, offset, found.tokens)
+    ctx = InstanceContext(rules, digests, pseudonym, offset, found.tokens, provider)
     shifted: dict[str, tuple[tuple[str, str], ...]] = {}
     out = _transform(ds, ctx, shifted)
     for elem in method_elements(rules.profile):

@@ -94,8 +94,8 @@ def build_hmac_messages(provider: str, patient_id: str, uids: Iterable[str],
     every UID it replaces (those under ``U``/``D`` in the dataset, then the file meta's Media Storage SOP
     Instance UID)."""
     messages = [patient_message(provider, patient_id), date_offset_message(provider, patient_id)]
-    messages += [uid_message(uid) for uid in uids]
-    messages += [uid_message(uid) for uid in media_storage_uids]
+    messages += [uid_message(provider, uid) for uid in uids]
+    messages += [uid_message(provider, uid) for uid in media_storage_uids]
     return messages
 
 
@@ -118,10 +118,11 @@ class InstanceContext:
     pseudonym: str
     offset_days: int
     tokens: Tokens  # the input's PHI values: cleaned out of free text
+    provider: str  # UIDs are keyed per provider
 
     def new_uids(self, uids: Iterable[str]) -> list[str]:
         """The ``2.25.`` UIDs that replace ``uids``."""
-        return [uid_from_digest(self.digests[uid_message(uid)]) for uid in uids]
+        return [uid_from_digest(self.digests[uid_message(self.provider, uid)]) for uid in uids]
 
     def shifted_dates(self, values: Iterable[object]) -> list[tuple[str, str]]:
         """(input date, shifted value) for DA or DT values moved back by the patient's offset; values that

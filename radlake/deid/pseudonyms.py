@@ -36,8 +36,14 @@ class Pseudonymiser(Protocol):
     def describe(self) -> dict[str, object]: ...
 
 
-def uid_message(uid: str) -> bytes:
-    return b"uid" + SEP + uid.strip().encode("ascii", "replace")
+# The scheme of the messages below; recorded with every de-identified instance (the profile version).
+PSEUDONYM_SCHEME = "pseudonyms-2"
+
+
+def uid_message(provider: str, uid: str) -> bytes:
+    """UIDs are keyed per provider (scheme 2): the same UID sent by two providers of a project becomes two
+    pseudonymous UIDs, so one provider cannot send instances into, or a manifest for, another's study."""
+    return b"uid" + SEP + provider.encode("utf-8") + SEP + uid.strip().encode("ascii", "replace")
 
 
 def patient_message(provider: str, patient_id: str) -> bytes:

@@ -37,7 +37,12 @@ def test_pseudonyms_are_digits_only_and_deterministic():
 
 
 def test_messages_are_namespaced():
-    assert uid_message("1.2.3") != patient_message("p", "1.2.3")
+    assert uid_message("p", "1.2.3") != patient_message("p", "1.2.3")
+
+
+def test_uids_are_keyed_per_provider():
+    assert uid_message("hospital-a", "1.2.3") != uid_message("hospital-b", "1.2.3")
+    assert uid_message("hospital-a", " 1.2.3 ") == uid_message("hospital-a", "1.2.3")
     assert patient_message("a", "1") != patient_message("b", "1")
 
 

@@ -290,3 +290,23 @@ def test_a_drop_folder_file_answered_5xx_stays_for_a_retry(tmp_path):
 ])
 def test_archive_batches_are_bounded_in_members_and_bytes(sizes, expected):
     assert [(r.start, r.stop) for r in edge._batches(sizes)] == expected
+
+
+def test_a_provider_sending_another_providers_uids_reaches_none_of_its_studies(tmp_path, series):
+    """The same original instances from two providers of one project: other pseudonymous UIDs (the study, its
+    series and instances), so neither provider's instances, conflicts or manifests can touch the other's study."""
+    events = {}
+    for provider in ("hospital-a", "hospital-b"):
+        config = edge.EdgeConfig(provider, "unit-project", "test-profile", tmp_path / provider)
+        result = edge.ingest_instances(series, rules=compile_rules(Profile()), pseudonymiser=LocalHmac(b"k" * 32),
+                                       store=ObjectStore(str(tmp_path / "objects")), config=config)
+        events[provider] = [e.data for e in result.events]
+    a, b = events["hospital-a"], events["hospital-b"]
+    assert {e.study_uid for e in a}.isdisjoint({e.study_uid for e in b})
+    assert {e.sop_instance_uid for e in a}.isdisjoint({e.sop_instance_uid for e in b})
+    head = pydicom.dcmread(BytesIO(series[0]), stop_before_pixels=True)
+    manifest = edge.ManifestRequest("0" * 16, str(head.StudyInstanceUID), ((str(head.SeriesInstanceUID), 3),))
+    studies = {p: edge.manifest_event(manifest, LocalHmac(b"k" * 32),
+                                      edge.EdgeConfig(p, "unit-project", "v", tmp_path / p)).data.study_uid
+               for p in ("hospital-a", "hospital-b")}
+    assert studies["hospital-a"] == a[0].study_uid and studies["hospital-b"] == b[0].study_uid
