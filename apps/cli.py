@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "revoke": ("apps.revoke", "end a user's grants of a dataset"),
     "provider": ("apps.provider", "add, list and remove a provider's NiFi edge flow (STOW-RS, archives, drop folder)"),
     "storage-scp": ("apps.storage_scp", "run one provider's DICOM Storage SCP (started by radlake provider dimse)"),
+    "quarantine": ("apps.quarantine", "triage what a provider's edge refused: list, show, release, discard"),
     "upload": ("apps.upload", "send a provider's DICOM folders and archives to its edge, resumably"),
     "ingest": ("apps.ingest", "reconcile uploads, object store and events: radlake ingest report"),
     "demo": ("apps.demo", "run the main job end to end and print a summary"),

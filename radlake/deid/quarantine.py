@@ -183,3 +183,27 @@ def expire(out_dir: Path, cutoff: datetime, now: datetime | None = None) -> tupl
         if dropped or stamped:
             write_durably(path, "".join(f"{line}\n" for line in kept).encode("utf-8"))
     return originals, dropped
+
+
+def remove(out_dir: Path, sha256: str, *, before: datetime | None = None) -> tuple[int, int]:
+    """Delete the records of one input (by its digest) quarantined before ``before`` (default: all), and its
+    kept original once no record is left to point at it: the input was released (the engine took it again,
+    and may have quarantined it anew) or discarded. Returns (originals deleted, records deleted)."""
+    original = quarantine_dir(out_dir) / "files" / f"{sha256}.bin"
+    with _locked(out_dir) as path:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+        def gone(line: str) -> bool:
+            record = json.loads(line)
+            return record.get("sha256") == sha256 and (
+                before is None or not record.get("quarantined_at")
+                or datetime.fromisoformat(record["quarantined_at"]) < before)
+
+        kept = [line for line in lines if line.strip() and not gone(line)]
+        if len(kept) != len(lines):
+            write_durably(path, "".join(f"{line}\n" for line in kept).encode("utf-8"))
+        removed = 0
+        if original.exists() and not any(json.loads(line).get("sha256") == sha256 for line in kept):
+            original.unlink()
+            removed = 1
+    return removed, len(lines) - len(kept)

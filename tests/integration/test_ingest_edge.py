@@ -26,6 +26,7 @@ from dicomweb_client.api import DICOMwebClient
 
 from apps.ingest import main as report_main
 from apps.provider import main as provider_cli
+from apps.quarantine import main as quarantine_cli
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import providers
 from nifi.edge.client import Uploader, plan, upload_id_for, wait_until_listening
@@ -41,6 +42,7 @@ from platform_layer.registration import register, schema_admin
 from platform_layer.settings import Settings
 from platform_layer.tls import ca_file, vault_ca
 from platform_layer.transit import at_rest_key_name
+from radlake.deid.quarantine import read_records
 from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
@@ -586,3 +588,39 @@ def test_a_503_is_the_edges_own_answer_never_an_echo_of_the_request(settings, ed
     datasets, _ = phi_dicom.ct_series(1, study=96, size=32)
     client = _dicomweb(edges[provider].url, providers.endpoint_token(settings, provider))
     assert "FailedSOPSequence" not in client.store_instances(datasets)
+
+
+def test_quarantine_triage_releases_through_the_current_engine_and_discards(settings, edges, tmp_path, capsys):
+    provider = PROVIDERS[1]
+    planted = f"not an image {uuid.uuid4().hex}\n".encode()
+    folder = tmp_path / "triage"
+    folder.mkdir()
+    (folder / "note.txt").write_bytes(planted)
+    wait_until_listening(edges[provider].url, verify=_ca())
+    uploader = Uploader(edges[provider].url, providers.endpoint_token(settings, provider), tmp_path / "j.jsonl",
+                        verify=_ca(), on_progress=lambda line: None)
+    try:
+        uploader.upload(plan([folder]), upload_id_for([folder], provider))
+    finally:
+        uploader.close()
+    digest = hashlib.sha256(planted).hexdigest()
+    capsys.readouterr()
+    assert quarantine_cli(["list", "--provider", provider, "--reason", "NOT_DICOM"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [mine] = [r for r in listed if r["sha256"] == digest]
+    assert mine["reason"] == "NOT_DICOM" and "input" not in mine  # nothing identifying without --reveal
+    before = mine["quarantined_at"]
+    time.sleep(1.1)  # records are stamped to the second: the release's own record must be newer
+
+    assert quarantine_cli(["release", digest, "--provider", provider]) == 0
+    released = json.loads(capsys.readouterr().out)
+    assert released["status"] == 409 and released["counts"] == {"quarantined": 1}  # refused again, anew
+    [again] = [r for r in read_records(providers.edge_dir(settings, provider)) if r.sha256 == digest]
+    assert again.quarantined_at > before and again.stored_as  # the new refusal keeps its original
+
+    assert quarantine_cli(["discard", digest, "--provider", provider]) == 0
+    assert not [r for r in read_records(providers.edge_dir(settings, provider)) if r.sha256 == digest]
+    assert not (providers.edge_dir(settings, provider) / "quarantine" / "files" / f"{digest}.bin").exists()
+    assert quarantine_cli(["discard", digest, "--provider", provider]) == 1
+    actions = [r.action for r in audit.read(settings) if r.target == f"provider {provider} original {digest}"]
+    assert actions == ["quarantine.release", "quarantine.discard", "quarantine.discard"]  # the no-op too
