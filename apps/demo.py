@@ -52,7 +52,7 @@ from inference_workers.service import ServeOptions, serve
 from inference_workers.service import ensure_topics as ensure_inference_topics
 from inference_workers.training import TrainConfig, train_and_register
 from lake_schemas.errors import RadlakeError
-from lake_schemas.tables import GATE_REPORTS, QUARANTINE, SILVER_SERIES, SILVER_STUDIES
+from lake_schemas.tables import ERASURES, GATE_REPORTS, QUARANTINE, SILVER_SERIES, SILVER_STUDIES
 from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
 from nifi import providers
 from nifi.edge.client import (
@@ -222,7 +222,8 @@ def land_bronze(settings: Settings, topic_name: str):
     spark = spark_session(settings, "radlake-demo")
     lake = settings.resolved_lake_uri
     job = bronze.BronzeJob(kafka_bootstrap(settings), topic_name, f"{lake}/bronze/instances",
-                           f"{settings.state_dir}/checkpoints/bronze-instances")
+                           f"{settings.state_dir}/checkpoints/bronze-instances",
+                           deny_list_path=f"{lake}/{ERASURES.relative_path}")
     bronze.start(spark, job, available_now=True).awaitTermination()
     return spark, job.table_path
 

@@ -39,6 +39,9 @@ class BronzeJob:
     spec: DeltaTableSpec = BRONZE_INSTANCES
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int = 50_000
+    # The erasure records (``governance/erasures``): events of an erased patient replayed from the topic are
+    # not landed again. Empty: no deny list (a lake of a test or a benchmark of its own).
+    deny_list_path: str = ""
 
     @property
     def app_id(self) -> str:
@@ -112,8 +115,16 @@ def _txn_done(table, txn: tuple[str, int] | None) -> bool:
     return done is not None and done >= version
 
 
+def erased_pseudonyms(deny_list_path: str) -> frozenset[str]:
+    """The pseudonyms erased from the lake (``radlake erase``): their events are never landed again."""
+    if not deny_list_path or not DeltaTable.is_deltatable(deny_list_path):
+        return frozenset()
+    column = DeltaTable(deny_list_path).to_pyarrow_dataset().to_table(columns=["pseudonym"]).column("pseudonym")
+    return frozenset(v for v in column.to_pylist() if v)
+
+
 def write_batch(data, path: str, spec: DeltaTableSpec, *, txn: tuple[str, int] | None = None,
-                table=None) -> tuple[int, int]:
+                table=None, erased: frozenset[str] = frozenset()) -> tuple[int, int]:
     """Write one decoded batch (Arrow) to the bronze table at ``path`` and to ``<path>_rejected``, on the
     driver; returns (rows inserted, rows rejected). ``table``: ``DeltaTable(path)`` if already loaded.
 
@@ -139,6 +150,8 @@ def write_batch(data, path: str, spec: DeltaTableSpec, *, txn: tuple[str, int] |
         return 0, rejected.num_rows
     schema = pa.schema(table.schema().to_arrow())
     rows = data.filter(decoded).select(schema.names).cast(schema)
+    if erased and "pseudo_patient_id" in rows.column_names:
+        rows = rows.filter(pc.invert(pc.is_in(rows["pseudo_patient_id"], value_set=pa.array(sorted(erased)))))
     existing = table.to_pyarrow_dataset().to_table(
         columns=[key], filter=pc.field(key).isin(pc.unique(rows[key]))).column(key)
     inserted = new_rows(rows, existing, key)
@@ -148,7 +161,7 @@ def write_batch(data, path: str, spec: DeltaTableSpec, *, txn: tuple[str, int] |
 
 
 def merge_batch(spark, batch_df, path: str, spec: DeltaTableSpec, *, batch_id: int | None = None,
-                app_id: str | None = None) -> None:
+                app_id: str | None = None, deny_list_path: str = "") -> None:
     """Insert the decodable rows whose event id is new; append the others, raw, to ``<table>_rejected``.
 
     The batch comes to the driver as Arrow (one Spark job: Kafka read and decode) and is written with
@@ -165,7 +178,8 @@ def merge_batch(spark, batch_df, path: str, spec: DeltaTableSpec, *, batch_id: i
         log.info("bronze %s: batch %d already committed", spec.name, batch_id)
         return
     data = batch_df.toArrow()
-    inserted, rejected = write_batch(data, path, spec, txn=txn, table=table)
+    inserted, rejected = write_batch(data, path, spec, txn=txn, table=table,
+                                     erased=erased_pseudonyms(deny_list_path))
     log.info("bronze %s: %d rows, %d new, %d rejected, %.1fs", spec.name, data.num_rows, inserted, rejected,
              time.perf_counter() - started)
 
@@ -191,7 +205,7 @@ def start(spark, job: BronzeJob, *, available_now: bool = False, processing_time
     writer = (
         source(spark, job).writeStream
         .foreachBatch(lambda df, batch_id: merge_batch(spark, df, job.table_path, job.spec, batch_id=batch_id,
-                                                       app_id=job.app_id))
+                                                       app_id=job.app_id, deny_list_path=job.deny_list_path))
         .option("checkpointLocation", job.checkpoint_path)
         .queryName(f"bronze-{job.spec.name}")
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lake_schemas.tables import BRONZE_INSTANCES, BRONZE_STUDY_COMPLETED
+from lake_schemas.tables import BRONZE_INSTANCES, BRONZE_STUDY_COMPLETED, ERASURES
 from platform_layer import kafka
 from spark_jobs import bronze, silver, tables
 
@@ -19,7 +19,7 @@ def start_pipeline(spark, *, bootstrap: str, lake_uri: str, instances_topic: str
     queries = []
     for topic, spec in ((instances_topic, BRONZE_INSTANCES), (completed_topic, BRONZE_STUDY_COMPLETED)):
         job = bronze.BronzeJob(bootstrap, topic, tables.table_path(lake_uri, spec), f"{checkpoints}/bronze-{spec.name}",
-                               spec=spec)
+                               spec=spec, deny_list_path=tables.table_path(lake_uri, ERASURES))
         queries.append(bronze.start(spark, job, available_now=available_now, processing_time=trigger))
     if available_now:  # silver reads what bronze has landed
         for query in queries:

@@ -29,6 +29,7 @@ from platform_layer.lake_access import LakeGatewayClient
 from platform_layer.realm import cli_client, issuer
 from platform_layer.tls import ca_file
 from platform_layer.user_session import UserSession, save
+from spark_jobs import notebook
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +172,22 @@ def test_publish_then_new_data_then_materialise_gives_the_same_bytes(settings, g
     assert metadata["identifier"]["identifier"] == pid and metadata["titles"] == [{"title": "a cohort"}]
     actions = [r.action for r in audit.read(settings) if r.target in (f"dataset {cohort}", f"snapshot {pid}")]
     assert actions == ["dataset.create", "dataset.publish", "dataset.materialise", "dataset.materialise"]
+
+
+def test_spark_reads_a_granted_dataset_through_the_gateway_and_nothing_else(settings, gateway, spark, capsys):
+    project = _project(capsys)
+    _studies(settings, project, 4)
+    cohort = f"{project}-spark"
+    assert dataset_cli.main(["create", cohort, "--project", project, "--table", "silver/studies",
+                             "--columns", "study_uid,instance_count"]) == 0
+    ann, tokens = _person(settings, capsys)
+    assert grant_cli.main([ann, cohort, "--until", (datetime.now(UTC) + timedelta(days=1)).isoformat()]) == 0
+    frame = notebook.dataset(spark, cohort, token=tokens.access_token, settings=settings)
+    assert frame.columns == ["study_uid", "instance_count"]
+    assert sorted(r.instance_count for r in frame.collect()) == [10, 11, 12, 13]
+    assert [r.study_uid for r in notebook.dataset(spark, cohort, ["study_uid"], token=tokens.access_token,
+                                                  settings=settings).collect()]
+    assert len(_reads(settings, cohort)) == 2  # one audited read per Spark read of the data
+    _, other = _person(settings, capsys)
+    with pytest.raises(Exception, match="holds no active grant"):  # noqa: B017 - Spark wraps the gateway's refusal
+        notebook.dataset(spark, cohort, token=other.access_token, settings=settings).collect()

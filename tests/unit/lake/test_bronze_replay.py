@@ -91,3 +91,16 @@ def test_without_a_transaction_id_every_write_appends_its_rejects(tmp_path):
     write_batch(_batch(["a", None]), path, BRONZE_INSTANCES)
     write_batch(_batch(["a", None]), path, BRONZE_INSTANCES)
     assert _counts(path) == (1, 2)
+
+
+def test_events_of_an_erased_patient_replayed_from_the_topic_are_not_landed_again(tmp_path):
+    path = str(tmp_path / "instances")
+    schema = SCHEMA.append(pa.field("pseudo_patient_id", pa.string()))
+    write_deltalake(path, schema.empty_table(), mode="append", partition_by=["provider"])
+    batch = _batch(["a", "b", "c"]).append_column("pseudo_patient_id", pa.array(["RL1", "RL2", "RL1"]))
+    deny_list = str(tmp_path / "governance" / "erasures")
+    assert bronze.erased_pseudonyms(deny_list) == frozenset()
+    write_deltalake(deny_list, pa.table({"pseudonym": ["RL1"]}))
+    erased = bronze.erased_pseudonyms(deny_list)
+    assert write_batch(batch, path, BRONZE_INSTANCES, erased=erased) == (1, 0)
+    assert DeltaTable(path).to_pyarrow_table().column("event_id").to_pylist() == ["b"]
