@@ -1,8 +1,12 @@
-"""``radlake project create NAME | list | close NAME --yes``: a project's realm roles, ``project:NAME:reader`` and
-``project:NAME:steward``; closing it destroys its data and its key.
+"""``radlake project create NAME | list | profile NAME [--set FILE | --default] | close NAME --yes``: a project's
+realm roles (``project:NAME:reader``, ``project:NAME:steward``), its de-identification profile, its end.
 
 A project name is lower-case letters, digits and '-', starting with a letter, 2-63 characters (the rule of
 its Transit key, ``radlake-deid-NAME``); anything else is refused, never rewritten. ``create`` is idempotent.
+
+``profile`` shows the project's de-identification profile, or sets it (a file as ``radlake deid --profile``
+takes, validated) and points every edge of the project at it: NiFi restarts their processors, and every event
+and row from then on records the profile's name and digest in its profile version. Audited.
 
 ``close`` is the end of a project (destruction at project end): every lake row of the project and of its
 studies goes, with the tables' history, and every object those rows point at (``spark_jobs/erasure.py``); its
@@ -17,8 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from apps._common import UsageError, command
+from nifi.providers import project_profile, set_project_profile
 from platform_layer import audit, governance
 from platform_layer.realm import REALM, ensure_realm_roles, realm_admin
 from platform_layer.realm_roles import (
@@ -33,6 +39,8 @@ from platform_layer.settings import Settings
 from platform_layer.state import write_private
 from platform_layer.transit import destroy_key
 from platform_layer.vault import admin_client
+from radlake.deid.confidentiality_profile import load_profile
+from radlake.deid.errors import ProfileError
 from radlake.deid.pseudonyms import transit_key_name
 from spark_jobs.erasure import Key, erase, find
 
@@ -46,10 +54,32 @@ def _parser() -> argparse.ArgumentParser:
     p_create = sub.add_parser("create", help="create the project's reader and steward roles")
     p_create.add_argument("name")
     sub.add_parser("list", help="list projects (from their roles)")
+    p_profile = sub.add_parser("profile", help="show or set the project's de-identification profile at its edges")
+    p_profile.add_argument("name")
+    choice = p_profile.add_mutually_exclusive_group()
+    choice.add_argument("--set", type=Path, metavar="FILE", help="a profile (YAML/JSON, as `radlake deid --profile`)")
+    choice.add_argument("--default", action="store_true", help="back to radlake's default profile")
     p_close = sub.add_parser("close", help="destroy the project's data, key and roles (irreversible)")
     p_close.add_argument("name")
     p_close.add_argument("--yes", action="store_true", help="yes, destroy it")
     return parser
+
+
+def _profile(args: argparse.Namespace, settings: Settings) -> int:
+    project = check_project_name(args.name)
+    if not (args.set or args.default):
+        print(json.dumps(json.loads(project_profile(settings, project)), indent=2))
+        return 0
+    try:
+        profile = load_profile(args.set) if args.set else None
+    except ProfileError as err:
+        raise UsageError(str(err)) from err
+    details = {"profile": profile.name if profile else "default"}
+    with audit.recorded(settings, "project.profile", f"project {project}", details=details):
+        changed = set_project_profile(settings, project, profile)
+    print(f"project {project}: profile {details['profile']}; edges updated: {', '.join(changed) or 'none'}",
+          file=sys.stderr)
+    return 0
 
 
 def _close(args: argparse.Namespace, settings: Settings) -> int:
@@ -93,6 +123,8 @@ def _project_roles(names: list[str]) -> dict[str, set[str]]:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "close":
         return _close(args, settings)
+    if args.action == "profile":
+        return _profile(args, settings)
     if args.action == "create":
         project = check_project_name(args.name)
         roles = {project_role(project, access): text.format(project) for access, text in DESCRIPTIONS.items()}

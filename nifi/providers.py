@@ -61,6 +61,7 @@ from platform_layer.state import write_private
 from platform_layer.tls import CertificateError, ca_file, ensure_certificate, vault_ca, write_pkcs12
 from platform_layer.transit import VaultTransitDataKeys, VaultTransitHmac, at_rest_key_name
 from platform_layer.vault import admin_client
+from radlake.deid.confidentiality_profile import Profile
 from radlake.deid.errors import PseudonymError
 from radlake.deid.pseudonyms import transit_key_name
 from radlake.deid.sealing import SealError
@@ -258,7 +259,8 @@ def follow_stack(settings: Settings) -> list[str]:
                 _deploy_again(settings, edge, values)
                 changed.append(edge.provider)
                 continue
-            stale = {name: value for name, value in current.items() if values.get(name) != value}
+            wanted = {**current, "deid_profile": project_profile(settings, edge.project)}
+            stale = {name: value for name, value in wanted.items() if values.get(name) != value}
             if stale:  # one update: NiFi stops what uses them, applies them together, starts it again
                 update = [nipyapi.parameters.prepare_parameter(name, value) for name, value in stale.items()]
                 if keystore and "edge_keystore" in stale:  # a renewed certificate: its keystore's password goes along
@@ -273,6 +275,29 @@ def follow_stack(settings: Settings) -> list[str]:
     if keystore:  # every edge serves the current one now
         _forget_old_keystores(settings, keystore)
     return changed
+
+
+def _profile_file(settings: Settings, project: str) -> Path:
+    return settings.state_dir / "projects" / project / "deid-profile.json"
+
+
+def project_profile(settings: Settings, project: str) -> str:
+    """The project's de-identification profile as its edges take it (JSON; ``{}``: radlake's default)."""
+    try:
+        return _profile_file(settings, project).read_text()
+    except FileNotFoundError:
+        return "{}"
+
+
+def set_project_profile(settings: Settings, project: str, profile: Profile | None) -> list[str]:
+    """Make ``profile`` (``None``: the default) the project's, and point every edge of the project at it
+    (NiFi restarts their processors with it); returns the providers whose edges changed."""
+    target = _profile_file(settings, project)
+    if profile is None:
+        target.unlink(missing_ok=True)
+    else:
+        write_private(target, profile.model_dump_json())
+    return follow_stack(settings)
 
 
 def edge_dir(settings: Settings, provider: str) -> Path:
@@ -347,7 +372,7 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
         "vault_addr": str(vault.url), "vault_ca_file": _vault_ca_file(settings), "vault_token": edge_token,
         "edge_keystore": str(keystore.path), "edge_keystore_password": keystore.password,
         "object_store_uri": settings.resolved_object_store_uri, "edge_dir": str(folder), "drop_dir": drop,
-        **names,
+        "deid_profile": project_profile(settings, project), **names,
     }
     try:
         deployment = deploy(nifi, flow_path(FLOW), name=f"{PREFIX}{provider}", parameters=parameters,

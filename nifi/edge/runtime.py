@@ -3,12 +3,14 @@ between the NiFi processor's properties and radlake's engine, Vault, object stor
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import hvac
+from pydantic import ValidationError
 
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi.edge.edge import EdgeConfig
@@ -27,14 +29,26 @@ from radlake.deid.confidentiality_profile import (
     STANDARD_EDITION,
     TABLE_VERSION,
     Profile,
+    Rules,
     compile_rules,
 )
+from radlake.deid.errors import ProfileError
 from radlake.deid.pseudonyms import PSEUDONYM_SCHEME, transit_key_name
 from radlake.deid.sealing import Sealer
 
 log = logging.getLogger(__name__)
 
-DEID_PROFILE_VERSION = f"ps3.15-{STANDARD_EDITION}/{TABLE_VERSION}/{PSEUDONYM_SCHEME}"
+def edge_profile(profile_json: str) -> tuple[Rules, str]:
+    """The compiled rules of a project's profile (JSON; ``{}``: the default) and the version every event and
+    row records: the standard's edition, the table, the pseudonym scheme, the profile's name and a digest of
+    its settings (two projects' profiles of one name but other options differ in it)."""
+    try:
+        profile = Profile.model_validate_json(profile_json or "{}")
+    except ValidationError as err:
+        raise ProfileError(f"the project's de-identification profile is not valid: {err}") from err
+    digest = hashlib.sha256(profile.model_dump_json().encode()).hexdigest()[:8]
+    version = f"ps3.15-{STANDARD_EDITION}/{TABLE_VERSION}/{PSEUDONYM_SCHEME}/{profile.name}-{digest}"
+    return compile_rules(profile), version
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ class EdgeParameters:
     kv_mount: str = "secret"
     transit_mount: str = "transit"
     quarantine_retention_days: int = 30
+    deid_profile: str = "{}"  # the project's profile, JSON (`radlake project profile`)
 
 
 def open_runtime(p: EdgeParameters) -> EdgeRuntime:
@@ -76,7 +91,8 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     edge_dir = Path(p.edge_dir)
     sealer = Sealer(VaultTransitDataKeys(client, at_rest_key_name(p.provider), mount=p.transit_mount))
     outbox = Outbox(edge_dir / "outbox")
-    config = EdgeConfig(p.provider, p.project, DEID_PROFILE_VERSION, edge_dir, sealer, outbox)
+    rules, profile_version = edge_profile(p.deid_profile)
+    config = EdgeConfig(p.provider, p.project, profile_version, edge_dir, sealer, outbox)
     housekeeping = Housekeeping(edge_dir, timedelta(days=p.quarantine_retention_days))
     housekeeping()  # at start: what a crash left behind goes now
     store = ObjectStore(p.object_store_uri)
@@ -85,5 +101,5 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
         repair(outbox, lambda uri: store.get(uri) if store.exists(uri) else None, publisher.publish)
     except EdgeUnavailable as err:  # Kafka not there yet: the tickets stay for the next start or an operator
         log.warning("outbox not repaired at start: %s", err)
-    return EdgeRuntime(config, compile_rules(Profile()), pseudonymiser, store, publisher,
+    return EdgeRuntime(config, rules, pseudonymiser, store, publisher,
                        credentials.endpoint_token, edge_dir / "work", housekeeping)

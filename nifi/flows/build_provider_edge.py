@@ -36,11 +36,12 @@ PYTHON = {"group": "org.apache.nifi", "artifact": "python-extensions", "version"
 
 # Raised whenever a change to the flow needs edges deployed before it to be deployed again (a processor
 # property added, say): `nifi.providers.follow_stack` redeploys every edge of another revision.
-FLOW_REVISION = "5"
+FLOW_REVISION = "6"
 
 PARAMETERS = [
     ("flow_revision", "Revision of the flow definition this edge was deployed from", False, FLOW_REVISION),
     ("provider", "Provider id (lower case, [a-z0-9_-])", False, "provider"),
+    ("deid_profile", "The project's de-identification profile as JSON ({}: radlake's default profile)", False, "{}"),
     ("project", "Project: its Vault Transit key pseudonymises", False, "project"),
     ("bind_address", "The address the provider's HTTPS endpoint listens on (RADLAKE_BIND_ADDRESS)", False,
      "127.0.0.1"),
@@ -114,6 +115,7 @@ def ingest_properties() -> dict:
         "Vault CA File": "#{vault_ca_file}", "Vault Token": "#{vault_token}", "Object Store URI": "#{object_store_uri}", "Edge Directory": "#{edge_dir}",
         "Instance Topic": "#{instance_topic}", "Quarantine Topic": "#{quarantine_topic}",
         "Manifest Topic": "#{manifest_topic}", "KV Mount": "secret", "Transit Mount": "transit",
+        "Deid Profile": "#{deid_profile}",
     }
 
 

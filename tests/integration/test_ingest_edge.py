@@ -18,6 +18,7 @@ import httpx
 import hvac
 import hvac.exceptions
 import nipyapi
+import pydicom
 import pytest
 import requests
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -25,6 +26,7 @@ from cryptography import x509
 from dicomweb_client.api import DICOMwebClient
 
 from apps.ingest import main as report_main
+from apps.project import main as project_cli
 from apps.provider import main as provider_cli
 from apps.quarantine import main as quarantine_cli
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
@@ -624,3 +626,34 @@ def test_quarantine_triage_releases_through_the_current_engine_and_discards(sett
     assert quarantine_cli(["discard", digest, "--provider", provider]) == 1
     actions = [r.action for r in audit.read(settings) if r.target == f"provider {provider} original {digest}"]
     assert actions == ["quarantine.release", "quarantine.discard", "quarantine.discard"]  # the no-op too
+
+
+def test_a_project_profile_reaches_its_edges_and_every_event_records_it(settings, edges, topics, kafka_bootstrap,
+                                                                       registry_url, tmp_path):
+    """Last in this module: it changes the profile of the edges' project, and sets the default back."""
+    _, contracts = topics
+    provider = PROVIDERS[0]
+    profile = tmp_path / "strict.yaml"
+    profile.write_text("name: strict-no-device\noptions: [clean_descriptors]\n")
+    try:
+        assert project_cli(["profile", PROJECT, "--set", str(profile)]) == 0
+        datasets, _ = phi_dicom.ct_series(1, study=91, size=32)
+        before = {e.event_id for e in read_provider_events(kafka_bootstrap, registry_url, contracts[0], provider)}
+        deadline = time.monotonic() + 120
+        while True:  # NiFi restarts the edge's processors with the new profile: the first answers may be 503
+            wait_until_listening(edges[provider].url, verify=_ca())
+            answer = _dicomweb(edges[provider].url, providers.endpoint_token(settings, provider))
+            try:
+                answer.store_instances(datasets)
+                break
+            except requests.HTTPError:
+                assert time.monotonic() < deadline, "the edge did not come back with the project's profile"
+                time.sleep(2)
+        [event] = [e for e in read_provider_events(kafka_bootstrap, registry_url, contracts[0], provider)
+                   if e.event_id not in before]
+        assert "/pseudonyms-2/strict-no-device-" in event.data.deid_profile_version
+        stored = pydicom.dcmread(io.BytesIO(ObjectStore(settings.resolved_object_store_uri).get(event.data.object_uri)))
+        assert "radlake strict-no-device" in stored.DeidentificationMethod
+    finally:
+        assert project_cli(["profile", PROJECT, "--default"]) == 0
+    assert providers.project_profile(settings, PROJECT) == "{}"

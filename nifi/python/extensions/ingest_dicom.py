@@ -80,6 +80,8 @@ class IngestDicom(FlowFileTransform):
     MANIFEST_TOPIC = _property("Manifest Topic", "Topic of study manifest events.", default="radlake.study.manifest.v1")
     KV_MOUNT = _property("KV Mount", "Vault KV v2 mount holding provider tokens.", default="secret")
     TRANSIT_MOUNT = _property("Transit Mount", "Vault Transit mount.", default="transit")
+    DEID_PROFILE = _property("Deid Profile", "The project's de-identification profile (JSON; {}: the default).",
+                             default="{}", required=False)
     QUARANTINE_RETENTION_DAYS = _property(
         "Quarantine Retention Days", "Days a quarantined original (which may hold PHI) and its record are kept.",
         default="30")
@@ -92,7 +94,7 @@ class IngestDicom(FlowFileTransform):
         return [self.PROVIDER, self.PROJECT, self.KAFKA, self.REGISTRY, self.VAULT_ADDR, self.VAULT_CA_FILE,
                 self.VAULT_TOKEN,
                 self.OBJECT_STORE, self.EDGE_DIR, self.INSTANCE_TOPIC, self.QUARANTINE_TOPIC, self.MANIFEST_TOPIC,
-                self.KV_MOUNT, self.TRANSIT_MOUNT, self.QUARANTINE_RETENTION_DAYS]
+                self.KV_MOUNT, self.TRANSIT_MOUNT, self.QUARANTINE_RETENTION_DAYS, self.DEID_PROFILE]
 
     def onScheduled(self, context):
         from nifi.edge.runtime import EdgeParameters, open_runtime
@@ -109,6 +111,7 @@ class IngestDicom(FlowFileTransform):
             manifest_topic=value(self.MANIFEST_TOPIC), kv_mount=value(self.KV_MOUNT),
             transit_mount=value(self.TRANSIT_MOUNT),
             quarantine_retention_days=int(value(self.QUARANTINE_RETENTION_DAYS)),
+            deid_profile=value(self.DEID_PROFILE) or "{}",
         ))
         self.logger.info(f"edge of provider {value(self.PROVIDER)} ready (radlake from {_HOME})")
 

@@ -16,9 +16,11 @@ from lake_schemas.events import InstanceReceived, Quarantined
 from nifi.edge import edge
 from nifi.edge.errors import TokenError
 from nifi.edge.handler import RADLAKE_REPORT, EdgeRuntime, dispose_dropped, handle, internal_error, unavailable
+from nifi.edge.runtime import edge_profile
 from nifi.edge.stow_rs import build_multipart_related
 from platform_layer.object_store import ObjectStore
 from radlake.deid.confidentiality_profile import Profile, compile_rules
+from radlake.deid.errors import ProfileError
 from radlake.deid.pseudonyms import LocalHmac, date_offset_from_digest, date_offset_message
 from radlake.deid.quarantine import read_original, read_records
 from radlake.synthetic import phi_dicom
@@ -310,3 +312,13 @@ def test_a_provider_sending_another_providers_uids_reaches_none_of_its_studies(t
                                       edge.EdgeConfig(p, "unit-project", "v", tmp_path / p)).data.study_uid
                for p in ("hospital-a", "hospital-b")}
     assert studies["hospital-a"] == a[0].study_uid and studies["hospital-b"] == b[0].study_uid
+
+
+def test_the_edge_compiles_its_projects_profile_and_records_its_name_and_digest():
+    default_rules, default_version = edge_profile("{}")
+    rules, version = edge_profile('{"name": "strict", "options": []}')
+    assert "/pseudonyms-2/radlake-default-" in default_version and "/pseudonyms-2/strict-" in version
+    assert rules.profile.options == frozenset() and default_rules.profile.options
+    assert edge_profile('{"name": "strict", "options": ["clean_descriptors"]}')[1] != version  # same name
+    with pytest.raises(ProfileError):
+        edge_profile('{"options": ["no_such_option"]}')
