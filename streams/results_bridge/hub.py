@@ -149,14 +149,18 @@ class Subscriber:
         self.ready = asyncio.Event()
         self.overflowed = False
         self.sent: dict[tuple[str, int], int] = {}
+        # only a stream that replayed can be handed an event twice (by its replay and by the hub): a live-only
+        # stream takes the hub's batches as they are, in order, without the per-event bookkeeping
+        self.deduplicate = False
 
-    def offer(self, deliveries: Iterable[Delivery]) -> None:
+    def offer(self, deliveries: list[Delivery]) -> None:
         """Called on the event loop with each batch the hub read."""
         if self.overflowed:
             return
-        for d in deliveries:
-            if d.topic in self.topics and self.scope.may_read(d.project):
-                self.buffer.append(d)
+        if self.scope.everything and all(d.topic in self.topics for d in deliveries):
+            self.buffer.extend(deliveries)
+        else:
+            self.buffer.extend(d for d in deliveries if d.topic in self.topics and self.scope.may_read(d.project))
         if len(self.buffer) > self.max_buffer:
             self.overflowed = True
             self.buffer.clear()
@@ -164,7 +168,9 @@ class Subscriber:
             self.ready.set()
 
     def fresh(self, deliveries: Iterable[Delivery]) -> list[Delivery]:
-        """Those of ``deliveries`` above the last offset sent on their partition (marked as sent)."""
+        """Those of ``deliveries`` above the last offset sent on their partition (marked as sent); from now on
+        every batch taken is checked the same way."""
+        self.deduplicate = True
         out = []
         for d in deliveries:
             key = (d.topic, d.partition)
@@ -177,7 +183,7 @@ class Subscriber:
         taken = list(self.buffer)
         self.buffer.clear()
         self.ready.clear()
-        return self.fresh(taken)
+        return self.fresh(taken) if self.deduplicate else taken
 
 
 @dataclass
