@@ -21,12 +21,15 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import nibabel as nib
 import numpy as np
 import pytest
 from keycloak_browser import approve_device_code
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from apps import project as project_cli
 from apps import user as user_cli
@@ -235,6 +238,25 @@ def test_a_reader_of_project_a_receives_its_results_live_and_never_project_bs(re
         assert int(partition) >= 0 and int(offset) >= 0
     finally:
         stream.close()
+
+
+def test_the_websocket_carries_the_same_filtered_events(results_bridge, people, tls, publisher):
+    url = results_bridge.replace("https://", "wss://") + "/ws"
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    b_events, a_events = publisher.study(people["b"]), publisher.study(people["a"])
+    publisher.publish(*b_events, *a_events)
+    query = urlencode({"access_token": people["token"], "since": since, "topics": "prediction"})
+    received = []
+    with ws_connect(f"{url}?{query}", ssl=tls, open_timeout=DEADLINE_S) as ws:
+        deadline = time.monotonic() + DEADLINE_S
+        while not any(m["data"]["data"]["study_uid"] == a_events[0].data.study_uid for m in received):
+            assert time.monotonic() < deadline, f"no prediction of A over the WebSocket; got {received}"
+            with contextlib.suppress(TimeoutError):
+                received.append(json.loads(ws.recv(timeout=1)))
+    assert {m["type"] for m in received} == {"prediction.created"}
+    assert {m["data"]["data"]["project"] for m in received} == {people["a"]}
+    with pytest.raises(InvalidStatus), ws_connect(url, ssl=tls, open_timeout=DEADLINE_S):
+        pass  # no token: refused before the upgrade
 
 
 def test_a_late_dashboard_replays_from_a_time_and_resumes_after_its_last_event_id(results_bridge, people, tls,
