@@ -3,7 +3,7 @@
 "use strict";
 const studies = new Map();   // study_uid -> {row, data}
 const scores = [];           // [{t, score, positive}]
-const roiFeatures = new Map(); // roi -> feature_count (latest)
+const studyFeatures = new Map(); // study_uid -> features computed (latest settings hash)
 let source = null;
 let token = "";
 
@@ -70,7 +70,8 @@ function onFeatures(event) {
   const row = studyRow(data);
   const computed = data.rois.filter((r) => r.status === "computed");
   row.cells[5].textContent = `${computed.length}/${data.rois.length} ROIs · ${computed.reduce((n, r) => n + r.feature_count, 0)} features`;
-  for (const r of data.rois) roiFeatures.set(r.roi, r.feature_count);
+  studyFeatures.delete(data.study_uid);  // re-inserted: the newest last
+  studyFeatures.set(data.study_uid, computed.reduce((n, r) => n + r.feature_count, 0));
   drawFeatures();
 }
 
@@ -94,7 +95,7 @@ function drawScores() {
 
 function drawFeatures() {
   const svg = $("features"), w = 260, h = 140, pad = 22;
-  const rois = [...roiFeatures.entries()].slice(-8);
+  const rois = [...studyFeatures.entries()].slice(-8);
   svg.replaceChildren();
   const ns = "http://www.w3.org/2000/svg";
   const add = (tag, attrs, text) => { const n = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v); if (text) n.textContent = text; svg.append(n); };
@@ -103,7 +104,7 @@ function drawFeatures() {
   rois.forEach(([roi, n], i) => {
     const height = (h - pad - 12) * n / top;
     add("rect", {x: pad + i * bar + 2, y: h - pad - height, width: bar - 4, height, fill: "#3e4784", rx: 2});
-    add("text", {x: pad + i * bar + 2, y: h - pad + 11}, roi.slice(0, 8));
+    add("text", {x: pad + i * bar + 2, y: h - pad + 11}, "…" + roi.slice(-4));
     add("text", {x: pad + i * bar + 2, y: h - pad - height - 2}, String(n));
   });
 }

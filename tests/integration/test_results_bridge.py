@@ -97,6 +97,7 @@ class Publisher:
         self.serdes = {t.event_class: EventSerde(t, registry) for t in (STUDY_COMPLETED, PREDICTION_CREATED,
                                                                         FEATURES_COMPUTED)}
         self.producer = kafka.producer(bootstrap, client_id="test-results-bridge")
+        self.bootstrap = bootstrap
         self.store = ObjectStore(settings.resolved_object_store_uri)
 
     def publish(self, *events) -> None:
@@ -104,7 +105,18 @@ class Publisher:
                                                          self.serdes[type(e)].serialize(e), e.key.encode())
                                           for e in events], timeout_s=30)
 
-    def study(self, project: str, cam_peak: tuple[int, int, int] = (6, 8, 5)):
+    def publish_aborted(self, *events) -> None:
+        """The events written in a transaction that is then aborted."""
+        producer = kafka.transactional_producer(self.bootstrap, transactional_id=f"test-bridge-{uuid.uuid4().hex[:8]}")
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        for e in events:
+            producer.produce(self.serdes[type(e)].topic.name, self.serdes[type(e)].serialize(e), e.key.encode())
+        producer.flush(30)
+        producer.abort_transaction(30)
+
+    def study(self, project: str, cam_peak: tuple[int, int, int] = (6, 8, 5), score: float = 0.63,
+              model: tuple[str, int] = ("nodule-cnn", 3), features: int = 107):
         """A completed study, its prediction (SEG, SR and a Grad-CAM map stored) and its features."""
         uid = f"2.25.{uuid.uuid4().int}"
         ref = InstanceRef(sop_instance_uid=f"2.25.{uuid.uuid4().int}", object_uri="file:///unused.dcm",
@@ -120,12 +132,12 @@ class Publisher:
         prediction = PredictionCreated(provider="h1", data=PredictionCreatedData(
             project=project, pseudo_patient_id="RL-test", study_uid=uid, study_version=1,
             series_uid=completed.data.series[0].series_uid, source_event_id=completed.event_id,
-            model=PredictionModel(name="nodule-cnn", version=3, stage="Production", weights_sha256="c" * 64),
+            model=PredictionModel(name=model[0], version=model[1], stage="Production", weights_sha256="c" * 64),
             inputs=(PredictionInput(sop_instance_uid=ref.sop_instance_uid, sha256=ref.sha256),),
             candidates=(PredictionCandidate(finding_id=1, centre_mm=(1.0, 2.0, 3.0), centre_voxel=(4.0, 5.0, 6.0),
                                             diameter_mm=8.5, probability=0.9, malignancy_probability=0.7,
                                             segment_number=1, gradcam_uri=cam.uri, gradcam_sha256=cam.sha256),),
-            malignancy_score=0.63, threshold=0.4, positive=True,
+            malignancy_score=score, threshold=0.4, positive=score >= 0.4,
             seg=StoredDicom(uri=seg.uri, sha256=seg.sha256, sop_instance_uid=f"2.25.{uuid.uuid4().int}"),
             sr=StoredDicom(uri=sr.uri, sha256=sr.sha256, sop_instance_uid=f"2.25.{uuid.uuid4().int}"),
             latency_ms=812.5, batch_studies=1, worker_id="w1", device="cpu"))
@@ -134,7 +146,7 @@ class Publisher:
             code_version="test", table="gold/radiomics_features", table_version=1, run_id="r1",
             source_event_id=completed.event_id,
             rois=(FeaturesComputedRoi(series_uid=completed.data.series[0].series_uid, roi="nodule-1",
-                                      mask_sha256="2" * 64, status="computed", feature_count=107, reason=None),)))
+                                      mask_sha256="2" * 64, status="computed", feature_count=features, reason=None),)))
         return completed, prediction, features
 
 
@@ -224,6 +236,8 @@ def test_a_reader_of_project_a_receives_its_results_live_and_never_project_bs(re
         time.sleep(0.5)  # the subscription is registered before the response starts; this only spares a race in httpx
         b_events = publisher.study(people["b"])
         a_events = publisher.study(people["a"])
+        aborted = publisher.study(people["a"])
+        publisher.publish_aborted(*aborted)  # read_committed: never delivered
         publisher.publish(*b_events)  # B's first: had they been delivered, they would be there before A's
         publisher.publish(*a_events)
         a_study = a_events[0].data.study_uid
@@ -232,6 +246,7 @@ def test_a_reader_of_project_a_receives_its_results_live_and_never_project_bs(re
         received = list(stream.events)
         assert {e["data"]["data"]["project"] for e in received} == {people["a"]}
         assert b_events[0].data.study_uid not in {_study_of(e) for e in received}
+        assert aborted[0].data.study_uid not in {_study_of(e) for e in received}
         # ids are the events' coordinates: <topic>/<partition>/<offset>
         topic, partition, offset = received[0]["id"].split("/")
         assert topic in {STUDY_COMPLETED.name, PREDICTION_CREATED.name, FEATURES_COMPUTED.name}
@@ -340,13 +355,18 @@ def _chromium() -> str:
 def test_the_dashboard_shows_a_published_prediction(results_bridge, people, publisher):
     sync_api = pytest.importorskip("playwright.sync_api")
     completed, prediction, features = publisher.study(people["a"])
+    earlier = [publisher.study(people["a"], cam_peak=(3 + i, 5 + 2 * i, 3 + i), score=score, features=count)
+               for i, (score, count) in enumerate([(0.12, 96), (0.81, 112), (0.34, 101)])]
+    publisher.publish(*(e for study in earlier for e in study))
+    since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     with sync_api.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=_chromium(), args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
             # the platform CA is not in Chromium's store; the test trusts it by ignoring certificate errors
             page = browser.new_page(ignore_https_errors=True, viewport={"width": 1280, "height": 720})
-            page.goto(f"{results_bridge}/#access_token={people['token']}")
+            # ?since= replays the last minute (the three earlier studies), then the page stays live
+            page.goto(f"{results_bridge}/?{urlencode({'since': since})}#access_token={people['token']}")
             page.wait_for_selector("#status.live", timeout=DEADLINE_S * 1000)
             publisher.publish(completed, prediction, features)
             row = page.locator(f'tr[data-study="{completed.data.study_uid}"]')
