@@ -71,21 +71,30 @@ def _quiet(main, argv: list[str]) -> str:
     return out.getvalue()
 
 
-@pytest.fixture(scope="module")
-def people(settings, results_bridge) -> dict[str, str]:
-    """Projects A and B, and a person granted A's reader role: {"a", "b", "token"}."""
-    a, b = f"rb-a-{uuid.uuid4().hex[:6]}", f"rb-b-{uuid.uuid4().hex[:6]}"
-    _quiet(project_cli.main, ["create", a])
-    _quiet(project_cli.main, ["create", b])
-    name = f"dash-{uuid.uuid4().hex[:8]}"
-    password = _quiet(user_cli.main, ["add", name, "--email", f"{name}@example.org"]).strip()
-    _quiet(user_cli.main, ["grant", name, f"project:{a}:reader"])
+def _login(settings, name: str, password: str) -> str:
     with cli_client(settings) as client:
         authorization = client.start_device_authorization()
         approve_device_code(authorization.verification_uri_complete, name, password, ca_file=ca_file(settings),
                             new_password="a-long-Passphrase-2026")
-        tokens = poll_for_token(client.device_token, authorization)
-    return {"a": a, "b": b, "token": tokens.access_token}
+        return poll_for_token(client.device_token, authorization).access_token
+
+
+def _person(roles: list[str]) -> tuple[str, str]:
+    name = f"dash-{uuid.uuid4().hex[:8]}"
+    password = _quiet(user_cli.main, ["add", name, "--email", f"{name}@example.org"]).strip()
+    for role in roles:
+        _quiet(user_cli.main, ["grant", name, role])
+    return name, password
+
+
+@pytest.fixture(scope="module")
+def people(settings, results_bridge) -> dict[str, str]:
+    """Projects A and B, a person granted A's reader role ("token") and one with no role ("nobody")."""
+    a, b = f"rb-a-{uuid.uuid4().hex[:6]}", f"rb-b-{uuid.uuid4().hex[:6]}"
+    _quiet(project_cli.main, ["create", a])
+    _quiet(project_cli.main, ["create", b])
+    reader, nobody = _person([f"project:{a}:reader"]), _person([])
+    return {"a": a, "b": b, "token": _login(settings, *reader), "nobody": _login(settings, *nobody)}
 
 
 class Publisher:
@@ -329,6 +338,9 @@ def test_objects_are_served_verified_to_their_projects_readers_only(results_brid
             time.sleep(0.2)
         assert refused.status_code == 403
         assert client.get("/objects", params={"uri": a_pred.seg.uri}).status_code == 401
+        no_role = {"Authorization": f"Bearer {people['nobody']}"}  # a real user of the realm, granted nothing
+        assert client.get("/objects", params={"uri": a_pred.seg.uri}, headers=no_role).status_code == 403
+        assert client.get("/events", headers=no_role).status_code == 403
         assert client.get("/objects", params={"uri": a_pred.seg.uri},
                           headers={"Authorization": "Bearer not.a.token"}).status_code == 401
 
