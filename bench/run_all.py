@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bench.report import write_section  # noqa: E402
 
 LOG_DIR = ROOT / ".radlake" / "logs" / "bench"
-ORDER = ("streams", "deid", "lake", "ingest", "radiomics", "radiomics_cohort", "inference", "governance")
+ORDER = ("streams", "deid", "lake", "ingest", "radiomics", "radiomics_cohort", "inference", "governance", "bridge")
 STACK = "stack"
 
 # ``>= 0.5``, ``<= 1``, ``> 1``, ``< 2``, ``== 0`` or a bare number (equality): what a goal text may say.

@@ -23,6 +23,7 @@ COMPONENTS: dict[str, str] = {
     "nifi": "infra.components.nifi:NiFi",
     "spark": "infra.components.spark:Spark",
     "gateway": "infra.components.gateway:Gateway",
+    "results-bridge": "infra.components.results_bridge:ResultsBridge",
     # monitoring: started on request (`stack up monitoring`), not by a plain `stack up`
     "alert-receiver": "infra.components.monitoring:AlertReceiver",
     "alertmanager": "infra.components.monitoring:Alertmanager",

@@ -19,5 +19,6 @@ KAFKA_LAKE = "radlake-lake"
 KAFKA_RADIOMICS = "radlake-radiomics"
 KAFKA_INFERENCE = "radlake-inference"
 KAFKA_MONITORING = "radlake-monitoring"  # the consumer-lag exporter: describes topics and groups, reads nothing
+KAFKA_RESULTS_BRIDGE = "radlake-results-bridge"  # reads the result topics, writes nothing, commits nothing
 KAFKA_PRINCIPALS = (KAFKA_ADMIN, KAFKA_EDGE, KAFKA_STREAMS, KAFKA_LAKE, KAFKA_RADIOMICS, KAFKA_INFERENCE,
-                    KAFKA_MONITORING)
+                    KAFKA_MONITORING, KAFKA_RESULTS_BRIDGE)

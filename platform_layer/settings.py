@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     # The lake gateway (Arrow Flight over TLS): how data scientists read granted datasets.
     gateway_port: int = 18815
 
+    # The results bridge (HTTPS, 127.0.0.1): prediction created, features computed and study completed pushed to
+    # browsers over Server-Sent Events / WebSocket, filtered by the caller's project roles.
+    results_bridge_port: int = 18820
+    # Retention the bridge gives the result topics (Kafka's default is 7 days): how far back a dashboard that
+    # connects late can replay.
+    results_retention_days: float = 30.0
+
     # Spark + Delta.
     spark_master: str = "local[2]"
     spark_driver_memory: str = "2g"

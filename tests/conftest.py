@@ -109,6 +109,12 @@ def gateway(settings, _stack_session, keycloak) -> str:  # it verifies the realm
 
 
 @pytest.fixture(scope="session")
+def results_bridge(settings, _stack_session, registry_url, keycloak) -> str:  # reads typed events, verifies tokens
+    """The results bridge's base URL (HTTPS, platform CA)."""
+    return _component("results-bridge", settings, _stack_session).address
+
+
+@pytest.fixture(scope="session")
 def spark(settings, _stack_session):
     """A SparkSession for the lake (local mode, Delta + Kafka source)."""
 

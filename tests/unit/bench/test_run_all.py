@@ -113,7 +113,7 @@ def test_stack_runs_only_when_asked_and_unknown_names_are_refused(fake, tmp_path
 def test_the_default_list_runs_every_script_under_bench_as_a_module():
     names = [b.name for b in run_all.benchmarks([*run_all.ORDER, run_all.STACK])]
     assert names == ["streams", "deid", "lake", "ingest", "radiomics", "radiomics_cohort", "inference", "governance",
-                     "stack"]
+                     "bridge", "stack"]
     assert {p.name.removesuffix("_bench.py") for p in Path(run_all.__file__).parent.glob("*_bench.py")} == set(names)
     root = Path(run_all.__file__).resolve().parent
     for bench in run_all.benchmarks(names):

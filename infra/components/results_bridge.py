@@ -1,0 +1,78 @@
+"""The results bridge (``streams.results_bridge``): HTTPS on loopback, one Python process.
+
+``prepare`` issues its certificate from the platform CA (``<state>/results-bridge/tls``) and, on a broker started
+before the bridge's principal existed, sets that principal's SCRAM credentials. It is healthy when ``/healthz``
+answers 200 (the hub has read the retained result events) and ``/events`` refuses a caller without a token.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import sys
+from pathlib import Path
+
+import httpx
+
+import infra
+from infra.component import Component
+from infra.errors import StackError
+from platform_layer.errors import VaultUnavailable
+from platform_layer.settings import child_environment
+from platform_layer.tls import CertificateError, ca_file, ensure_certificate
+from platform_layer.vault import admin_client
+
+SERVER_NAME = "results-bridge.radlake.local"
+
+
+class ResultsBridge(Component):
+    name = "results-bridge"
+
+    @property
+    def address(self) -> str:
+        return f"https://127.0.0.1:{self.settings.results_bridge_port}"
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.results_bridge_port]
+
+    @property
+    def version(self) -> str:
+        return "radlake"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / "tls"
+
+    def prepare(self) -> None:
+        from infra.components.kafka import Kafka  # noqa: PLC0415 - a component module imports another only here
+
+        try:
+            ensure_certificate(admin_client(self.settings), self.tls_dir, "results-bridge", SERVER_NAME)
+        except (VaultUnavailable, CertificateError) as err:
+            raise StackError(f"results-bridge: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
+        broker = Kafka(self.settings)
+        if not broker.external:
+            if broker.pid() is None:
+                raise StackError("results-bridge: Kafka is not running; `radlake stack up kafka registry keycloak "
+                                 "results-bridge`")
+            broker.after_start()
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        # the code that runs the stack runs the process (a checkout may differ from what the venv installed)
+        source = str(Path(infra.__file__).resolve().parent.parent)
+        path = os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH", "")])])
+        return [sys.executable, "-m", "apps.cli", "bridge", "serve"], {**child_environment(self.settings),
+                                                                       "PYTHONPATH": path}
+
+    def responding(self) -> bool:
+        if not ca_file(self.settings).exists():
+            return False
+        try:
+            context = ssl.create_default_context(cafile=str(ca_file(self.settings)))
+            with httpx.Client(base_url=self.address, verify=context, timeout=5.0) as client:
+                if client.get("/healthz").status_code != 200:
+                    return False
+                return client.get("/events").status_code == 401  # anonymous callers refused: radlake's bridge
+        except (httpx.HTTPError, OSError, ssl.SSLError):
+            return False
