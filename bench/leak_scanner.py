@@ -15,8 +15,9 @@ those actually present in the input). Each planted value yields search forms:
   so a date a tool merely reformatted still counts;
 - times (TM): also ``HHMMSS`` without the fraction (a time a tool truncated still counts);
 - other values planted inside free text (``radlake/synthetic/free_text_phi.py``: phones, e-mail
-  addresses, IDs): a value with at least :data:`MIN_PHONE_DIGITS` digits and separators also as its
-  digits alone (a phone a tool re-spaced still counts); an e-mail address also as its local part.
+  addresses, IDs): a phone number (digits and ``+().-`` or spaces, at least :data:`MIN_PHONE_DIGITS`
+  digits) also as its digits alone (a phone a tool re-spaced still counts); an e-mail address also
+  as its local part.
 
 Forms shorter than :data:`MIN_LENGTH` characters are dropped (a sex ``F`` or a one-digit number
 would be found everywhere); a planted value with no form left is not searched.
@@ -69,6 +70,7 @@ UNDEFINED_LENGTH = 0xFFFFFFFF
 DEFLATED = "1.2.840.10008.1.2.1.99"
 _DIGITS = frozenset("0123456789")
 _DATE = re.compile(r"\d{8}")
+_PHONE = re.compile(r"[\d\s+().-]+")
 
 KIND_BY_VR = {"PN": "name", "DA": "date/time", "DT": "date/time", "TM": "date/time", "UI": "UID"}
 KINDS = ("name", "ID/text", "date/time", "UID")
@@ -121,7 +123,7 @@ def forms_of(text: str, vr: str) -> tuple[str, ...]:
         found.add(value.split(".")[0])
     else:
         digits = "".join(c for c in value if c in _DIGITS)
-        if len(digits) >= MIN_PHONE_DIGITS and digits != value:
+        if len(digits) >= MIN_PHONE_DIGITS and digits != value and _PHONE.fullmatch(value):
             found.add(digits)
         if "@" in value:
             found.add(value.split("@")[0])

@@ -83,8 +83,14 @@ _EDGE_PUNCT = ".,;:!?'\"*"
 _NUMBER = re.compile(r"[+-]?\d{1,3}(?:[.,]\d+)?(?:x\d{1,3})?"
                      r"(?:mm|cm|m|kv|kvp|mas|ma|ms|s|sec|min|h|hr|hrs|d|t|hu|ml|cc|mgy|mg|kg|g|y|yo|yr|yrs|wk|wks"
                      r"|mo|%|x|st|nd|rd|th|d)?", re.IGNORECASE)
+# Medical word formation: a long word with one of these endings is a clinical term (radiculopathy,
+# cholecystectomy, scoliosis); no common given name or surname ends so.
+_CLINICAL_SUFFIX = re.compile(
+    r"[a-z]{4,}(?:ectomy|ectomies|otomy|ostomy|plasty|scopy|graphy|grams?|itis|pathy|algia|a?emia|osis|oses"
+    r"|uria|megaly|plegia|paresis|ectasis|lysis|ations?|ness)")
 _CODE = re.compile(r"[a-z]{1,3}\d{1,3}[a-z]{0,2}", re.IGNORECASE)
 _SPLIT = re.compile(r"[-/+&_.]")
+_MARKER = re.compile(re.escape(MARKER))
 _GAP = re.compile(r"[\s,;:.()\-/&+_*#]*")
 
 
@@ -125,11 +131,11 @@ def is_local_coding_scheme(designator: str) -> bool:
 def _known(word: str, vocabulary: Vocabulary) -> bool:
     """Whether a word (no spaces) may stay: a term, a number or measurement, a short code, or made of those."""
     lowered = word.strip(_EDGE_PUNCT).lower()
-    if not lowered or lowered in vocabulary.terms or lowered == MARKER.lower():
+    if not lowered or lowered in vocabulary.terms:
         return True
     if lowered.endswith("'s") and lowered[:-2] in vocabulary.terms:
         return True
-    if _NUMBER.fullmatch(lowered) or _CODE.fullmatch(lowered):
+    if _NUMBER.fullmatch(lowered) or _CODE.fullmatch(lowered) or _CLINICAL_SUFFIX.fullmatch(lowered):
         return True
     parts = [p for p in _SPLIT.split(lowered) if p]
     return len(parts) > 1 and all(_known(p, vocabulary) for p in parts)
@@ -178,6 +184,8 @@ def removed_spans(text: str, vocabulary: Vocabulary) -> list[tuple[int, int]]:
     """The character spans of ``text`` that identify or are not known to be clinical, merged and sorted."""
     spans = _pattern_spans(text, vocabulary)
     covered = _coverage(len(text), spans)
+    for marker in _MARKER.finditer(text):  # cleaned text cleaned again stays as it is
+        covered[marker.start() : marker.end()] = [True] * len(marker.group())
     words = [m for m in _WORD.finditer(text) if not any(covered[m.start() : m.end()])]
     spans += _name_spans(words)
     spans += [m.span() for m in words if not _known(m.group(), vocabulary)]
@@ -208,7 +216,8 @@ def _rebuild(text: str, spans: list[tuple[int, int]], marker: str) -> str:
         parts += [text[pos:start], f" {marker} " if marker else " "]
         pos = end
     parts.append(text[pos:])
-    return re.sub(r"\s{2,}", " ", "".join(parts)).strip()
+    squeezed = re.sub(r"\s{2,}", " ", "".join(parts))
+    return re.sub(r"\(\s+", "(", re.sub(r"\s+([,;:.)])", r"\1", squeezed)).strip()
 
 
 @lru_cache(maxsize=8192)
