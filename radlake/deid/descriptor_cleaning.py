@@ -135,14 +135,19 @@ def _known(word: str, vocabulary: Vocabulary) -> bool:
         return True
     if lowered.endswith("'s") and lowered[:-2] in vocabulary.terms:
         return True
-    if _NUMBER.fullmatch(lowered) or _CODE.fullmatch(lowered) or _CLINICAL_SUFFIX.fullmatch(lowered):
+    if _HAS_DIGIT.search(lowered):
+        if _NUMBER.fullmatch(lowered) or _CODE.fullmatch(lowered):
+            return True
+    elif len(lowered) >= 8 and _CLINICAL_SUFFIX.fullmatch(lowered):
         return True
     parts = [p for p in _SPLIT.split(lowered) if p]
     return len(parts) > 1 and all(_known(p, vocabulary) for p in parts)
 
 
 def _pattern_spans(text: str, vocabulary: Vocabulary) -> list[tuple[int, int]]:
-    spans = []
+    spans: list[tuple[int, int]] = []
+    if _PATTERN_HINT.search(text) is None:  # each pattern needs one of these: most descriptors have none
+        return spans
     for match in _PATTERNS.finditer(text):
         found = match.group()
         if (_STREET_ONLY.fullmatch(found) and all(_known(w, vocabulary) for w in _WORD.findall(found)[1:-1])):
@@ -156,6 +161,8 @@ def _pattern_spans(text: str, vocabulary: Vocabulary) -> list[tuple[int, int]]:
 
 
 _STREET_ONLY = re.compile(_STREET, re.IGNORECASE)
+_HAS_DIGIT = re.compile(r"\d")
+_PATTERN_HINT = re.compile(r"[\d@^]|www\.|://|\bbox\b", re.IGNORECASE)
 _PHONE_ONLY = re.compile(_PHONE)
 
 
@@ -183,10 +190,11 @@ def _name_spans(words: list[re.Match[str]]) -> list[tuple[int, int]]:
 def removed_spans(text: str, vocabulary: Vocabulary) -> list[tuple[int, int]]:
     """The character spans of ``text`` that identify or are not known to be clinical, merged and sorted."""
     spans = _pattern_spans(text, vocabulary)
-    covered = _coverage(len(text), spans)
-    for marker in _MARKER.finditer(text):  # cleaned text cleaned again stays as it is
-        covered[marker.start() : marker.end()] = [True] * len(marker.group())
-    words = [m for m in _WORD.finditer(text) if not any(covered[m.start() : m.end()])]
+    markers = [m.span() for m in _MARKER.finditer(text)]  # cleaned text cleaned again stays as it is
+    words = list(_WORD.finditer(text))
+    if spans or markers:
+        covered = _coverage(len(text), spans + markers)
+        words = [m for m in words if not any(covered[m.start() : m.end()])]
     spans += _name_spans(words)
     spans += [m.span() for m in words if not _known(m.group(), vocabulary)]
     return _merge(text, spans)
