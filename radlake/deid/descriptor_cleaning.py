@@ -178,7 +178,8 @@ def _name_spans(words: list[re.Match[str]]) -> list[tuple[int, int]]:
             continue
         for following in words[i + 1 : i + 1 + _MAX_NAME_WORDS]:
             text = following.group().strip(_EDGE_PUNCT)
-            if not text or text.lower() in _STOP or not text[0].isalpha() or not text[0].isupper():
+            initial = len(text) == 1 and text.isupper()  # "Dr A. B. Okafor": not the article "a"
+            if not text or (text.lower() in _STOP and not initial) or not text[0].isalpha() or not text[0].isupper():
                 break
             title = len(text) > 1 and text[1:].replace("'", "").replace("-", "").islower()
             if not (honorific or title) or (relation and text.lower() in RELATIONS):
