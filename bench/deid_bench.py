@@ -1,16 +1,19 @@
 """De-identification side by side: two floors, radlake, dicognito and pydicom ``deid``, with an independent leak check.
 
-    .venv/bin/python bench/deid_bench.py [--files 400] [--files-full N] [--header typical|full|both]
+    .venv/bin/python bench/deid_bench.py [--files 400] [--files-full N] [--files-freetext N]
+        [--header typical|full|freetext|both|all]
         [--workers N] [--repeat 3] [--quick] [--vault] [--json FILE] [--summary FILE] [--write-docs]
 
-``--quick`` (60 typical + 20 full-header files, 2 rounds; under 2 minutes on 2 busy cores) is what
+``--quick`` (60 typical + 20 full-header + 40 free-text files, 2 rounds; about 3 minutes on 2 busy cores) is what
 ``make bench`` runs: ``python bench/deid_bench.py --quick --write-docs --summary FILE``. ``--summary``
 appends one JSON line per headline figure (``{"benchmark": "deid", "measure", "ratio", "goal"}``);
 ``--write-docs`` replaces the ``deid`` section of docs/benchmarks.md (``bench/report.py``).
 
 Generates CT instances (512x512 int16, fake PHI from ``radlake/synthetic/phi_dicom.py``: a typical CT
 header's identifying attributes, or every PS3.15 Table E.1-1 attribute; private tags with and without a
-creator, a private sequence, nested sequences, an overlay and a curve with text). Then every tool reads
+creator, a private sequence, nested sequences, an overlay and a curve with text), and a third corpus
+(``radlake/synthetic/free_text_phi.py``: names, phones, addresses, dates and IDs of *other* persons in ten
+descriptors, a local code's Code Meaning and SR content items). Then every tool reads
 the same files and writes one output per input, on 1 process and on ``--workers`` processes, in the
 same run, tools interleaved round by round; the best of ``--repeat`` rounds is kept (wall files/s and
 CPU ms per file over this process and its children).
@@ -86,7 +89,7 @@ from radlake.deid.confidentiality_profile import Profile  # noqa: E402
 from radlake.deid.engine import Job, run  # noqa: E402
 from radlake.deid.instance_result import Status  # noqa: E402
 from radlake.deid.pseudonyms import LocalHmacSpec, PseudonymiserSpec  # noqa: E402
-from radlake.synthetic import phi_dicom  # noqa: E402
+from radlake.synthetic import free_text_phi, phi_dicom  # noqa: E402
 
 SECTION = "deid"
 TITLE = "De-identification: radlake vs dicognito vs pydicom `deid` (issue 4)"
@@ -97,6 +100,8 @@ ALL_TOOLS = (*FLOORS, "radlake", "radlake-default", *PEERS)
 CHUNK = 8  # files per task handed to a pool worker (radlake batches 32 itself)
 QUICK_FILES = 60  # typical header
 QUICK_FILES_FULL = 20  # full Table E.1-1 header: deid alone needs ~0.3-0.5 s per file there
+QUICK_FILES_FREETEXT = 40  # other persons in free text
+HEADERS = ("typical", "full", "freetext")
 QUICK_REPEAT = 2  # ~40 s a round on 2 cores at load 4-5: two fit in 2 minutes
 PER_SERIES = 100
 Results = dict[str, dict[str, dict[str, object]]]  # header -> tool -> figures
@@ -111,6 +116,8 @@ def generate(folder: Path, count: int, header: str) -> dict[str, list[tuple[str,
     Instances are built one by one (as ``phi_dicom.ct_series`` does) so that each gets its own ``Plant``.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    if header == "freetext":
+        return generate_free_text(folder, count)
     only = phi_dicom.TYPICAL_CT_PHI if header == "typical" else None
     study_date = phi_dicom.STUDY_DATE.strftime("%Y%m%d")  # also written into private (0009,1002)
     planted: dict[str, list[tuple[str, str]]] = {}
@@ -125,6 +132,23 @@ def generate(folder: Path, count: int, header: str) -> dict[str, list[tuple[str,
             name = f"s{series:03d}_{i:04d}.dcm"
             (folder / name).write_bytes(phi_dicom.to_bytes(ds))
             planted[name] = [(p.value, p.vr) for p in plant.values] + [(study_date, "DA")]
+    return planted
+
+
+def generate_free_text(folder: Path, count: int) -> dict[str, list[tuple[str, str]]]:
+    """``count`` instances naming other persons in their free text (series of 100, one patient each);
+    only the free-text values are planted (the patient's own are the other corpora's business)."""
+    planted: dict[str, list[tuple[str, str]]] = {}
+    for start in range(0, count, PER_SERIES):
+        series = start // PER_SERIES + 1
+        base = phi_dicom.phantom(512, series * 1000 + 7)
+        for i in range(min(PER_SERIES, count - start)):
+            plant = phi_dicom.Plant()
+            ds = free_text_phi.free_text_instance(i, study=series, size=512, plant=plant,
+                                                  pixels=np.roll(base, i, axis=0))
+            name = f"f{series:03d}_{i:04d}.dcm"
+            (folder / name).write_bytes(phi_dicom.to_bytes(ds))
+            planted[name] = [(p.value, p.vr) for p in plant.values]
     return planted
 
 
@@ -344,8 +368,9 @@ def summary_lines(results: Results, worker_counts: list[int]) -> list[dict[str, 
             if tool in FLOORS:
                 continue
             leaks = row["leaks"]
-            note = ", default profile: keeps some values by design" if tool == "radlake-default" else ""
-            goal = "0" if tool == "radlake" else ""
+            cleans = header == "freetext"  # every profile must remove other persons' identifiers
+            note = ", default profile: keeps some values by design" if tool == "radlake-default" and not cleans else ""
+            goal = "0" if tool == "radlake" or (cleans and tool == "radlake-default") else ""
             add(f"planted PHI values left per file, {tool} ({header} header{note})", leaks["per_file"], goal)
             add(f"inputs without a readable output, {tool} ({header} header)",
                 leaks["failures"] / leaks["inputs"], goal)
@@ -381,7 +406,12 @@ def markdown(summary: dict[str, object], worker_counts: list[int]) -> str:
         "**Inputs.** *typical*: fake PHI in the ~40 identifying attributes a CT header carries; *full*: "
         "in every attribute of PS3.15 Table E.1-1 (~620, a stress case). Both add private elements with "
         "and without a creator, a private sequence, PHI two sequence levels down, an overlay and a curve "
-        "with text.",
+        "with text. *freetext*: names (every form: `Dr X`, `for X`, `spouse X`, `X^Y`, capitals), phones, "
+        "e-mail and street addresses, dates and IDs of *other* persons inside ten descriptors (study and "
+        "series descriptions, protocol name, image and study comments, requested procedure and performed "
+        "step descriptions, additional patient history, patient comments, occupation), a local code's Code "
+        "Meaning in Procedure Code Sequence and SR TEXT/PNAME/DATE content items; only those values are "
+        "planted, and every profile must remove them (radlake-default by cleaning).",
     ]
     for header, rows in results.items():
         out += [
@@ -427,7 +457,7 @@ def markdown(summary: dict[str, object], worker_counts: list[int]) -> str:
         "checker: the generator overwrites a few values it recorded). Searched "
         f"case-insensitively, forms of at least {MIN_LENGTH} characters: the value, every person-name "
         "component, dates also as `YYYY-MM-DD`/`YYYY/MM/DD`/`YYYY.MM.DD`, times also without the "
-        "fraction; a match that starts or ends inside a longer run of digits does not count (a date inside "
+        "fraction, free-text phones also as digits alone and e-mail addresses also as their local part; a match that starts or ends inside a longer run of digits does not count (a date inside "
         "a UID's digits). Searched in every element pydicom parses from the output (file meta, private "
         "elements, `UN`, sequence items at any depth; pixel data skipped) and in the raw bytes with the "
         "Pixel Data value cut out. A planted value counts once per file. Outputs are paired with inputs by "
@@ -453,6 +483,10 @@ def markdown(summary: dict[str, object], worker_counts: list[int]) -> str:
         if cognito:
             ratio = lake[f"files_per_s_{w}"] / cognito[f"files_per_s_{w}"]
             parts.append(f"faster than dicognito: {ratio:.1f}x, {'met' if ratio > 1 else 'NOT met'}")
+        if header == "freetext" and "radlake-default" in rows:
+            default = rows["radlake-default"]["leaks"]
+            ok = not default["leaked_values"] and not default["failures"]
+            parts.append(f"radlake-default (cleans descriptors) zero leaks: {'met' if ok else 'NOT met'}")
         goals.append(f"- {header}: " + "; ".join(parts))
     if goals:
         out += ["", "**Goals** (radlake, Basic profile):", "", *goals]
@@ -482,13 +516,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=400, help="instances with the typical header")
     parser.add_argument("--files-full", type=int, help="instances with the full header (default: --files)")
+    parser.add_argument("--files-freetext", type=int, help="instances naming other persons in free text "
+                        "(default: --files)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_FILES} typical + {QUICK_FILES_FULL} full-header files, {QUICK_REPEAT} rounds: "
-                             "the whole run in under 2 minutes on 2 busy cores")
+                        help=f"{QUICK_FILES} typical + {QUICK_FILES_FULL} full-header + {QUICK_FILES_FREETEXT} "
+                             f"free-text files, {QUICK_REPEAT} rounds: about 3 minutes on 2 busy cores")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best of them is kept")
-    parser.add_argument("--header", choices=["typical", "full", "both"], default="both",
-                        help="PHI in a typical CT header's identifying attributes, in every Table E.1-1 one, or both")
+    parser.add_argument("--header", choices=[*HEADERS, "both", "all"], default="all",
+                        help="PHI in a typical CT header's identifying attributes, in every Table E.1-1 one, "
+                             "other persons in free text; both = typical and full; all = the three")
     parser.add_argument("--vault", action="store_true", help="use Vault Transit for radlake's pseudonyms")
     parser.add_argument("--project", default="bench")
     parser.add_argument("--tools", default=",".join(ALL_TOOLS))
@@ -500,7 +537,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.files, args.files_full, args.repeat = QUICK_FILES, QUICK_FILES_FULL, QUICK_REPEAT
-    counts = {"typical": args.files, "full": args.files_full or args.files}
+        args.files_freetext = QUICK_FILES_FREETEXT
+    counts = {"typical": args.files, "full": args.files_full or args.files,
+              "freetext": args.files_freetext or args.files}
     command = shlex.join(["python", "bench/deid_bench.py", *(sys.argv[1:] if argv is None else argv)])
     load_start = os.getloadavg()
     _quiet()
@@ -522,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
                 _peer(tool)  # built once, before any timing; pool workers inherit it
 
         work = args.keep or Path(tempfile.mkdtemp(prefix="deid-bench-"))
-        headers = ["typical", "full"] if args.header == "both" else [args.header]
+        headers = {"both": ["typical", "full"], "all": list(HEADERS)}.get(args.header, [args.header])
         results: Results = {}
         planted_per_file: dict[str, float] = {}
         try:

@@ -13,7 +13,11 @@ those actually present in the input). Each planted value yields search forms:
 - person names (PN): also every ``^``/``=`` component (a family or given name alone is a leak);
 - dates (DA, and the date part of DT): also ``YYYY-MM-DD``, ``YYYY/MM/DD`` and ``YYYY.MM.DD``,
   so a date a tool merely reformatted still counts;
-- times (TM): also ``HHMMSS`` without the fraction (a time a tool truncated still counts).
+- times (TM): also ``HHMMSS`` without the fraction (a time a tool truncated still counts);
+- other values planted inside free text (``radlake/synthetic/free_text_phi.py``: phones, e-mail
+  addresses, IDs): a phone number (digits and ``+().-`` or spaces, at least :data:`MIN_PHONE_DIGITS`
+  digits) also as its digits alone (a phone a tool re-spaced still counts); an e-mail address also
+  as its local part.
 
 Forms shorter than :data:`MIN_LENGTH` characters are dropped (a sex ``F`` or a one-digit number
 would be found everywhere); a planted value with no form left is not searched.
@@ -59,12 +63,14 @@ from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
 MIN_LENGTH = 4
+MIN_PHONE_DIGITS = 7
 PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # float, double float and integer pixel data
 DATE_SEPARATORS = ("-", "/", ".")
 UNDEFINED_LENGTH = 0xFFFFFFFF
 DEFLATED = "1.2.840.10008.1.2.1.99"
 _DIGITS = frozenset("0123456789")
 _DATE = re.compile(r"\d{8}")
+_PHONE = re.compile(r"[\d\s+().-]+")
 
 KIND_BY_VR = {"PN": "name", "DA": "date/time", "DT": "date/time", "TM": "date/time", "UI": "UID"}
 KINDS = ("name", "ID/text", "date/time", "UID")
@@ -115,6 +121,12 @@ def forms_of(text: str, vr: str) -> tuple[str, ...]:
         found.update(_date_forms(value[:8]))
     elif vr == "TM":
         found.add(value.split(".")[0])
+    else:
+        digits = "".join(c for c in value if c in _DIGITS)
+        if len(digits) >= MIN_PHONE_DIGITS and digits != value and _PHONE.fullmatch(value):
+            found.add(digits)
+        if "@" in value:
+            found.add(value.split("@")[0])
     return tuple(sorted({f.lower() for f in found if len(f) >= MIN_LENGTH}))
 
 

@@ -37,7 +37,15 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
 from radlake.deid.burned_in import HIGH_RISK_MODALITIES, HIGH_RISK_SOP_CLASSES
-from radlake.deid.confidentiality_profile import Action, Option, Profile, Rules
+from radlake.deid.confidentiality_profile import (
+    CODE_MEANING,
+    CODING_SCHEME_DESIGNATOR,
+    FREE_TEXT_VRS,
+    Action,
+    Option,
+    Profile,
+    Rules,
+)
 from radlake.deid.errors import QuarantineReason
 from radlake.deid.instance_context import (
     CLEANED_TEXT_VRS,
@@ -262,6 +270,16 @@ def _single(data: bytes, element: Element | None) -> str:
     if "\\" in text:
         raise Unsupported("multi-valued attribute where one value is expected")
     return text.rstrip("\x00 ")
+
+
+def _coding_scheme(data: bytes, elements: tuple[Element, ...]) -> str | None:
+    """The Coding Scheme Designator among an item's ``elements`` (for the rule on local Code Meanings)."""
+    for element in elements:
+        if element.tag == CODING_SCHEME_DESIGNATOR:
+            if element.vr != "SH":
+                raise Unsupported("Coding Scheme Designator of another VR")
+            return _single(data, element)
+    return None
 
 
 def _us(data: bytes, element: Element | None, default: int | None = None) -> int:
@@ -545,6 +563,8 @@ def _transform(data: bytes, elements: tuple[Element, ...], siblings: Mapping[int
         if not tag & 0xFFFF:
             continue
         action = rules.action(tag)
+        if action is None and (vr in FREE_TEXT_VRS or tag == CODE_MEANING):
+            action = rules.unlisted_action(tag, vr, partial(_coding_scheme, data, elements))
         if action is Action.REMOVE:
             continue
         if (action is None or action is Action.KEEP) and vr != "SQ":
@@ -619,7 +639,7 @@ def _apply(data: bytes, element: Element, action: Action | None, ctx: InstanceCo
             return _encode_strings(tag, vr, [moved for _, moved in pairs])
         if vr in CLEANED_TEXT_VRS:
             value = _value(data, element)
-            return _encode_strings(tag, vr, ctx.cleaned_texts(value if isinstance(value, list) else [value]))
+            return _encode_strings(tag, vr, ctx.cleaned_texts(value if isinstance(value, list) else [value], vr))
     # C on other VRs and K/None (private elements on the allow-list) keep the element
     if uids is not None and vr == "UI":
         uids[tag] = _text(data, element).rstrip("\x00 ")

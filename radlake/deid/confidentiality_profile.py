@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from radlake.deid.descriptor_cleaning import Vocabulary, clinical_vocabulary, is_local_coding_scheme
 from radlake.deid.errors import ProfileError
 
 STANDARD_EDITION = "2024b"
@@ -77,6 +78,10 @@ OPTION_CODES: Mapping[Option, tuple[str, str]] = {
 
 PATIENT_NAME = 0x00100010
 PATIENT_ID = 0x00100020
+CODING_SCHEME_DESIGNATOR = 0x00080102
+CODE_MEANING = 0x00080104
+# VRs that hold free text whatever the attribute: an attribute the table does not list is cleaned by them.
+FREE_TEXT_VRS = frozenset({"LT", "ST", "UT"})
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,11 @@ class Profile(BaseModel):
     )
     # Modified Dates: every date of a patient moves back by the same 1..max_date_shift_days days.
     max_date_shift_days: int = Field(default=3650, ge=1)
+    # Cleaning free text (action C, radlake.deid.descriptor_cleaning): words this project's descriptors
+    # may keep besides the shipped clinical vocabulary (a local protocol name, a site's abbreviations) ...
+    descriptor_allow_list: tuple[str, ...] = ()
+    # ... or no cleaning at all: every descriptor the table cleans, and free text it does not list, is removed.
+    drop_descriptors: bool = False
 
     @field_validator("overrides", mode="before")
     @classmethod
@@ -209,6 +219,8 @@ class Rules:
     private: Action
     safe_private: frozenset[tuple[int, str, int]]
     profile: Profile
+    vocabulary: Vocabulary  # what cleaned free text may keep
+    free_text: Action  # for free text the table does not list: CLEAN, or REMOVE under drop_descriptors
 
     def action(self, tag: int) -> Action | None:
         """The action for a public tag, or ``None`` when Table E.1-1 does not list it (kept)."""
@@ -220,6 +232,22 @@ class Rules:
             return self.curve
         if 0x6000 <= group <= 0x601E and not group & 1:
             return self.overlay
+        return None
+
+    def unlisted_action(self, tag: int, vr: str, coding_scheme: Callable[[], str | None]) -> Action | None:
+        """The rule for a public attribute Table E.1-1 does not list (:meth:`action` gave ``None``).
+
+        Free text (VR LT, ST, UT: Text Value of SR content items among them) is cleaned, or removed under
+        ``drop_descriptors``; a Code Meaning in an item whose Coding Scheme Designator (``coding_scheme``,
+        asked only here) is missing or local (``99*``, ``L``, a site's own) is cleaned, since only a
+        standard scheme's meanings are known text. Anything else is kept, as the table's absence implies.
+        """
+        if vr in FREE_TEXT_VRS:
+            return self.free_text
+        if tag == CODE_MEANING:
+            scheme = coding_scheme()
+            if scheme is None or is_local_coding_scheme(scheme):
+                return Action.CLEAN
         return None
 
 
@@ -238,10 +266,14 @@ def compile_rules(profile: Profile) -> Rules:
             # Clean Graphics cannot be done without rendering, so C is treated as X as well.
             overlay = Action.REMOVE
         else:
+            if profile.drop_descriptors and action is Action.CLEAN and row.options.get(Option.CLEAN_DESCRIPTORS) == "C":
+                action = Action.REMOVE
             by_tag[int(row.tag, 16)] = action
     if curve is Action.CLEAN:
         curve = Action.REMOVE
     for tag, action in profile.overrides.items():
         by_tag[int(tag, 16)] = Action(action)
     allowed = frozenset((p.group, p.creator.strip(), p.element) for p in profile.safe_private)
-    return Rules(by_tag, curve, overlay, private, allowed, profile)
+    vocabulary = clinical_vocabulary().with_terms(profile.descriptor_allow_list)
+    free_text = Action.REMOVE if profile.drop_descriptors else Action.CLEAN
+    return Rules(by_tag, curve, overlay, private, allowed, profile, vocabulary, free_text)

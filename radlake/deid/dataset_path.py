@@ -25,6 +25,7 @@ import io
 import warnings
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import pydicom
 from pydicom import config
@@ -37,7 +38,13 @@ from pydicom.tag import BaseTag
 
 from radlake import dicom_io
 from radlake.deid.burned_in import check_burned_in
-from radlake.deid.confidentiality_profile import Action, Rules
+from radlake.deid.confidentiality_profile import (
+    CODE_MEANING,
+    CODING_SCHEME_DESIGNATOR,
+    FREE_TEXT_VRS,
+    Action,
+    Rules,
+)
 from radlake.deid.instance_context import (
     CLEANED_TEXT_VRS,
     DUMMY_BY_VR,
@@ -231,7 +238,12 @@ def _transform(ds: Dataset, ctx: InstanceContext, shifted: dict[str, tuple[tuple
         if action is Action.REMOVE:
             continue
         raw = ds.get_item(tag)
-        if (action is None or action is Action.KEEP) and element_vr(ds, tag, raw) != "SQ":
+        vr = element_vr(ds, tag, raw) if action is None or action is Action.KEEP else ""
+        if action is None and (vr in FREE_TEXT_VRS or tag == CODE_MEANING):
+            action = ctx.rules.unlisted_action(int(tag), vr, partial(_coding_scheme, ds))
+            if action is Action.REMOVE:
+                continue
+        if (action is None or action is Action.KEEP) and vr != "SQ":
             out[tag] = raw
             continue
         new = _apply(ds[tag], action, ctx, shifted, path)
@@ -269,7 +281,7 @@ def _apply(elem: DataElement, action: Action | None, ctx: InstanceContext,
             shifted[f"{path}{elem.tag}"] = tuple(pairs)
         return _new(elem.tag, vr, _shift_dates([moved for _, moved in pairs], vr))
     if vr in CLEANED_TEXT_VRS:
-        return _new(elem.tag, vr, _clean_text(elem.value, ctx))
+        return _new(elem.tag, vr, _clean_text(elem.value, vr, ctx))
     return elem
 
 
@@ -288,10 +300,16 @@ def _shift_dates(shifted: list[str], vr: str) -> str | list[str]:
     return shifted[0]
 
 
-def _clean_text(value: object, ctx: InstanceContext) -> str | list[str]:
+def _clean_text(value: object, vr: str, ctx: InstanceContext) -> str | list[str]:
     if isinstance(value, MultiValue | list | tuple):
-        return ctx.cleaned_texts(value)
-    return ctx.cleaned_texts([value])[0]
+        return ctx.cleaned_texts(value, vr)
+    return ctx.cleaned_texts([value], vr)[0]
+
+
+def _coding_scheme(ds: Dataset) -> str | None:
+    """The Coding Scheme Designator of the item ``ds`` (for the rule on local Code Meanings)."""
+    elem = ds.get(CODING_SCHEME_DESIGNATOR)
+    return None if elem is None or elem.value is None else str(elem.value)
 
 
 def _safe_private(ds: Dataset, private: list[BaseTag], ctx: InstanceContext,

@@ -31,6 +31,7 @@ from radlake.deid.confidentiality_profile import (
     Profile,
     Rules,
 )
+from radlake.deid.descriptor_cleaning import MAX_LENGTH, clean_descriptor
 from radlake.deid.pseudonyms import (
     date_offset_from_digest,
     date_offset_message,
@@ -136,9 +137,11 @@ class InstanceContext:
                 shifted.append((text.strip()[:8], moved))
         return shifted
 
-    def cleaned_texts(self, values: Iterable[object]) -> list[str]:
-        """Free-text values with the input's PHI tokens and date- or number-like runs removed."""
-        return [redact(str(v or ""), self.tokens) for v in values]
+    def cleaned_texts(self, values: Iterable[object], vr: str) -> list[str]:
+        """Free-text values of VR ``vr``: the input's PHI tokens and date- or number-like runs removed, then
+        what the descriptor cleaner does not know to be clinical (:func:`clean_descriptor`)."""
+        vocabulary, limit = self.rules.vocabulary, MAX_LENGTH.get(vr)
+        return [clean_descriptor(redact(str(v or ""), self.tokens), vocabulary, limit) for v in values]
 
 
 def shift_date(value: str, days: int) -> str:

@@ -143,3 +143,10 @@ def test_checker_imports_nothing_from_radlake():
     modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     modules |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not [m for m in modules if m.split(".")[0] == "radlake"]
+
+
+def test_free_text_phones_are_searched_as_digits_and_e_mails_by_their_local_part():
+    assert "442079460958" in leak_scanner.forms_of("+44 20 7946 0958", "LO")
+    assert "5550142" in leak_scanner.forms_of("555-0142", "LO")
+    assert "48213377" not in leak_scanner.forms_of("MRN48213377", "LO")  # an ID is searched as it is
+    assert "g.finch" in leak_scanner.forms_of("g.finch@example.org", "LO")
