@@ -32,6 +32,7 @@ from radlake.deid.confidentiality_profile import (
     Rules,
     compile_rules,
 )
+from radlake.deid.descriptor_cleaning import vocabulary_digest
 from radlake.deid.errors import ProfileError
 from radlake.deid.pseudonyms import PSEUDONYM_SCHEME, transit_key_name
 from radlake.deid.sealing import Sealer
@@ -41,12 +42,13 @@ log = logging.getLogger(__name__)
 def edge_profile(profile_json: str) -> tuple[Rules, str]:
     """The compiled rules of a project's profile (JSON; ``{}``: the default) and the version every event and
     row records: the standard's edition, the table, the pseudonym scheme, the profile's name and a digest of
-    its settings (two projects' profiles of one name but other options differ in it)."""
+    its settings and of the clinical vocabulary its descriptor cleaning keeps words from (two profiles of one name
+    but other options differ in it, and so does one profile before and after a vocabulary change)."""
     try:
         profile = Profile.model_validate_json(profile_json or "{}")
     except ValidationError as err:
         raise ProfileError(f"the project's de-identification profile is not valid: {err}") from err
-    digest = hashlib.sha256(profile.model_dump_json().encode()).hexdigest()[:8]
+    digest = hashlib.sha256((profile.model_dump_json() + vocabulary_digest()).encode()).hexdigest()[:8]
     version = f"ps3.15-{STANDARD_EDITION}/{TABLE_VERSION}/{PSEUDONYM_SCHEME}/{profile.name}-{digest}"
     return compile_rules(profile), version
 

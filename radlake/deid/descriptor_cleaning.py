@@ -19,6 +19,7 @@ because one series repeats the same descriptors in every instance.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -121,6 +122,14 @@ def clinical_vocabulary() -> Vocabulary:
     """The shipped vocabulary (provenance: ``CLINICAL_VOCABULARY.md``)."""
     text = resources.files("radlake.deid").joinpath(VOCABULARY_FILE).read_text(encoding="utf-8")
     return parse_vocabulary(text.splitlines())
+
+
+@lru_cache(maxsize=1)
+def vocabulary_digest() -> str:
+    """SHA-256 of the shipped vocabulary: part of the profile version, so a changed vocabulary shows in every
+    event and row de-identified with it."""
+    data = resources.files("radlake.deid").joinpath(VOCABULARY_FILE).read_bytes()
+    return hashlib.sha256(data).hexdigest()
 
 
 def is_local_coding_scheme(designator: str) -> bool:
