@@ -77,6 +77,11 @@ class Component(ABC):
         return False
 
     @property
+    def supervisable(self) -> bool:
+        """Whether the supervisor restarts this component when it dies (a process of the stack's own)."""
+        return not self.external
+
+    @property
     @abstractmethod
     def address(self) -> str: ...
 
