@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 
 from infra import supervision
-from infra.component import Component, ComponentStatus
+from infra.component import Component, ComponentStatus, stack_lock
 from infra.components.supervisor import Supervisor
 from infra.errors import StackError
 from platform_layer.settings import Settings
@@ -80,7 +80,7 @@ def up(settings: Settings, names: Iterable[str] | None = None) -> dict[str, Comp
     lock_down(settings)
     statuses: dict[str, ComponentStatus] = {}
     chosen = selected(names, up=True)
-    with supervision.stack_lock(settings):
+    with stack_lock(settings):
         for name in chosen:
             started = time.monotonic()
             statuses[name] = component(name, settings).start()
@@ -96,7 +96,7 @@ def down(settings: Settings, names: Iterable[str] | None = None) -> None:
     """Stop the supervisor, then the named components (all by default) in reverse order."""
     supervisor = Supervisor(settings)
     supervisor.stop()  # first: it would restart what is being stopped
-    with supervision.stack_lock(settings):
+    with stack_lock(settings):
         chosen = _selected(names)
         supervision.set_supervised(settings, [n for n in supervision.supervised(settings) if n not in chosen])
         for name in reversed(chosen):

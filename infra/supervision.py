@@ -11,19 +11,17 @@ supervisor acts only while it can take that lock, so it never races them.
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import fcntl
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from infra.component import Component
+from infra.component import Component, stack_lock
 from platform_layer.settings import Settings
 from platform_layer.state import write_private
 from platform_layer.supervision import SupervisionEvent, append, events_file, supervisor_dir
@@ -106,23 +104,6 @@ def set_supervised(settings: Settings, names: Iterable[str]) -> None:
     path = supervised_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_private(path, json.dumps(sorted(set(names))))
-
-
-@contextlib.contextmanager
-def stack_lock(settings: Settings, *, wait: bool = True) -> Iterator[bool]:
-    """Hold ``<state>/run/stack.lock``; yields False (without it) when ``wait`` is False and another holds it."""
-    path = settings.state_dir / "run" / "stack.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def status_file(settings: Settings) -> Path:

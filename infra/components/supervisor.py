@@ -12,17 +12,15 @@ import sys
 from pathlib import Path
 
 import infra
+from infra import process
 from infra.component import Component
 from infra.supervision import status_file
-from platform_layer.settings import Settings, child_environment
+from platform_layer.settings import child_environment
 from platform_layer.supervision import supervisor_dir
 
 
 class Supervisor(Component):
     name = "supervisor"
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
 
     @property
     def home(self) -> Path:
@@ -49,3 +47,11 @@ class Supervisor(Component):
             return pid is not None and json.loads(status_file(self.settings).read_text())["pid"] == pid
         except (FileNotFoundError, ValueError, KeyError):
             return False
+
+    def stop(self) -> None:
+        """Without the stack lock (the supervisor may hold it while it restarts something): SIGTERM makes it finish
+        the pass it is in and exit."""
+        pid = self.pid()
+        if pid is not None:
+            process.terminate(pid, timeout_s=self.settings.start_timeout_s + 30)
+        self.pid_file.unlink(missing_ok=True)
