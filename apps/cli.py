@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("apps.gateway", "the lake gateway process: granted datasets over Arrow Flight (stack up runs it)"),
     "model": ("apps.model", "train, register, promote and evaluate the nodule model"),
     "infer": ("apps.infer", "inference workers: study completed -> prediction created (SEG, SR)"),
+    "status": ("apps.status", "one screen for an admin: providers, consumer lag, lake tables, alerts, restarts"),
     "monitoring": ("apps.monitoring", "the consumer-lag exporter and the alert webhook receiver (stack up monitoring)"),
 }
 
