@@ -111,6 +111,7 @@ def status(settings: Settings, names: Iterable[str] | None = None) -> list[Compo
         n for n in COMPONENTS if n in DEFAULT_UP or component(n, settings).pid() is not None]
     statuses = [component(name, settings).status() for name in chosen]
     supervisor = Supervisor(settings)
-    if not names and supervisor.pid() is not None:
+    # shown while it runs, and as down when it should (a supervisor killed with -9 is started by the next `up`)
+    if not names and (supervisor.pid() is not None or (settings.supervise and supervision.supervised(settings))):
         statuses.append(supervisor.status())
     return statuses

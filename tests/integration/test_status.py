@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from confluent_kafka import TopicPartition
 from deltalake import write_deltalake
 
 from apps.status import main as status_cli
+from infra import stack
 from nifi.providers import edge_dir
 from platform_layer import kafka
 from radlake.deid.errors import QuarantineReason
@@ -95,3 +97,60 @@ def test_status_prints_a_table_naming_its_sources(produced, capsys):
     out = capsys.readouterr().out
     assert "Providers  (from Kafka topic" in out and produced["quarantined"] in out
     assert "NOT_DICOM=2, TRUNCATED_FILE=1" in out and produced["table"] in out
+
+
+FAST = {"monitoring_scrape_interval_s": 1.0, "monitoring_evaluation_interval_s": 1.0, "supervisor_interval_s": 1.0,
+        "supervisor_backoff_initial_s": 1.0}
+
+
+@pytest.fixture
+def monitored(settings, vault, kafka_bootstrap, _stack_session):
+    """The monitoring components up (1 s scrapes) under the supervisor, as `stack up monitoring` leaves them."""
+    fast = settings.model_copy(update=FAST)
+    names = stack.selected(["monitoring"])
+    was_running = {n: stack.component(n, settings).pid() is not None for n in names}
+    stack.up(fast, names)
+    for name in names:
+        _stack_session.setdefault(name, not was_running[name])  # the session stops what it started
+    yield fast
+    stack.up(settings, [n for n in names if stack.component(n, settings).pid() is not None])
+
+
+def _poll(check, what: str, timeout_s: float = 180.0):
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(1.0)
+    pytest.fail(f"{what}: not seen within {timeout_s:.0f}s (last answer: {last!r})")
+
+
+def test_with_monitoring_status_reads_prometheus_and_shows_a_supervisor_restart(monitored, kafka_bootstrap,
+                                                                                 created_topic, capsys, monkeypatch):
+    monkeypatch.setenv("RADLAKE_STATE_DIR", str(monitored.state_dir))
+    group = f"status-prom-{uuid.uuid4().hex[:8]}"
+    producer = kafka.producer(kafka_bootstrap, client_id="test-status")
+    for _ in range(6):
+        producer.produce(created_topic, key=b"k", value=_envelope("status-prom"))
+    assert producer.flush(30) == 0
+    consumer = kafka.consumer(kafka_bootstrap, group_id=group)
+    consumer.commit(offsets=[TopicPartition(created_topic, p, 0) for p in range(3)], asynchronous=False)
+    consumer.close()
+    receiver = stack.component("alert-receiver", monitored)
+    before = receiver.pid()
+    receiver.kill()  # the supervisor brings it back; the exporter counts it; Prometheus scrapes the count
+
+    def shown() -> dict | None:
+        capsys.readouterr()
+        status_cli(["--json", "--instance-topic", created_topic])
+        answer = json.loads(capsys.readouterr().out)
+        groups = {g["group"]: g["lag"] for g in answer["groups"]}
+        restarts = {s["component"]: s["restarts"] for s in answer["supervised"]}
+        return answer if groups.get(group) == 6 and restarts.get("alert-receiver", 0) >= 1 else None
+
+    answer = _poll(shown, "the group's lag and the receiver's restart, through Prometheus")
+    assert answer["sources"]["groups"].startswith("Prometheus") and answer["sources"]["supervisor"].startswith(
+        "Prometheus")
+    assert receiver.pid() not in (None, before) and receiver.healthy()
