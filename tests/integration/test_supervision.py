@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 
 from infra import process, stack
-from infra.supervision import status_file, supervised
+from infra.components.supervisor import Supervisor
+from infra.supervision import set_supervised, status_file, supervised
+from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from monitoring.exporter import SupervisorCollector
+from nifi import providers
+from nifi.edge.client import Uploader, plan, wait_until_listening
+from platform_layer import kafka
+from platform_layer.registration import register, schema_admin
 from platform_layer.settings import Settings
 from platform_layer.supervision import events_file, read
+from platform_layer.tls import ca_file
+from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +128,48 @@ def test_a_component_that_crashes_at_every_start_hits_the_crash_loop_limit(tmp_p
         assert samples[("radlake_supervisor_failed_restarts_total", "vault")] == 3
     finally:
         stack.down(own)
+
+
+def test_nifi_killed_comes_back_with_its_edges_serving(settings, vault, nifi_url, kafka_bootstrap, registry_url,
+                                                       tmp_path):
+    """The session's NiFi under supervision (`stack up nifi` on the running stack): killed with -9, it is restarted
+    by the supervisor and a provider's edge accepts an upload again without anyone touching the flow."""
+    run = uuid.uuid4().hex[:6]
+    provider = f"s{run}"
+    names = {"instance_topic": f"test.sup.instances.{run}", "quarantine_topic": f"test.sup.quarantined.{run}",
+             "manifest_topic": f"test.sup.manifests.{run}"}
+    contracts = (INSTANCE_RECEIVED.with_name(names["instance_topic"]),
+                 QUARANTINED.with_name(names["quarantine_topic"]), STUDY_MANIFEST.with_name(names["manifest_topic"]))
+    kafka.ensure_topics(kafka_bootstrap, [kafka.TopicSpec(t.name, 3) for t in contracts])
+    register(schema_admin(settings), contracts)
+    data = tmp_path / "upload"
+    data.mkdir()
+    datasets, _ = phi_dicom.ct_series(4, patient=phi_dicom.Patient(patient_id=f"MRN{run}"), study=7, size=32)
+    for n, ds in enumerate(datasets):
+        (data / f"{n}.dcm").write_bytes(phi_dicom.to_bytes(ds))
+    edge = providers.add(settings, provider, f"sup-{run}", topics=names)
+    supervised_before = supervised(settings)
+    try:
+        wait_until_listening(edge.url, 120, verify=ca_file(settings))
+        stack.up(settings, ["nifi"])  # running already: nothing restarts, NiFi is now supervised
+        nifi = stack.component("nifi", settings)
+        before = nifi.pid()
+        nifi.kill()
+        poll(lambda: nifi.pid() not in (None, before) and nifi.healthy(), "NiFi restarted by the supervisor")
+        wait_until_listening(edge.url, 240, verify=ca_file(settings))
+        uploader = Uploader(edge.url, providers.endpoint_token(settings, provider), tmp_path / "journal.jsonl",
+                            verify=ca_file(settings), on_progress=lambda _: None)
+        try:
+            records = uploader.upload(plan([data], max_instances=4), f"{run}00c0ffee00")
+        finally:
+            uploader.close()
+        outcomes = [o for r in records for o in r["outcomes"]]
+        assert [o["status"] for o in outcomes] == ["accepted"] * 4
+        assert _events(settings, "nifi", "restarted")
+    finally:
+        providers.remove(settings, provider)
+        # leave the session's stack as it was: its NiFi running, unsupervised unless it was before
+        Supervisor(settings).stop()
+        set_supervised(settings, supervised_before)
+        if supervised_before:
+            Supervisor(settings).start()
