@@ -291,19 +291,21 @@ def render_plain(overview: Overview) -> str:
 
 def _render_rich(overview: Overview) -> None:
     from rich.console import Console  # noqa: PLC0415 - optional: the plain table without it
+    from rich.markup import escape  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     console = Console()
     console.print(f"[bold]radlake status[/bold] at {overview.at.isoformat(timespec='seconds')}")
     for title, source, header, rows in _sections(overview):
-        table = Table(title=f"{title} [dim](from {source})[/dim]", title_justify="left")
+        console.print(f"\n[bold]{title}[/bold] [dim](from {escape(source)})[/dim]")  # a title would wrap to the table
+        table = Table()
         for column in header:
             table.add_column(column)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(escape, row))
         console.print(table)
     for problem in overview.problems:
-        console.print(f"[red]! {problem}[/red]")
+        console.print(f"[red]! {escape(problem)}[/red]")
 
 
 def _has_rich() -> bool:

@@ -85,10 +85,11 @@ def up(settings: Settings, names: Iterable[str] | None = None) -> dict[str, Comp
             started = time.monotonic()
             statuses[name] = component(name, settings).start()
             log.info("%s healthy in %.1fs", name, time.monotonic() - started)
-        watched = [*supervision.supervised(settings), *(n for n in chosen if supervisable(n, settings))]
-        supervision.set_supervised(settings, watched)
-        if settings.supervise and watched:
-            Supervisor(settings).start()
+        if settings.supervise:  # off under systemd (the units run `stack up NAME` with it off), which restarts them
+            watched = [*supervision.supervised(settings), *(n for n in chosen if supervisable(n, settings))]
+            supervision.set_supervised(settings, watched)
+            if watched:
+                Supervisor(settings).start()
     return statuses
 
 
