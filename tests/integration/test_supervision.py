@@ -165,7 +165,7 @@ def test_nifi_killed_comes_back_with_its_edges_serving(settings, vault, nifi_url
             uploader.close()
         outcomes = [o for r in records for o in r["outcomes"]]
         assert [o["status"] for o in outcomes] == ["accepted"] * 4
-        assert _events(settings, "nifi", "restarted")
+        poll(lambda: _events(settings, "nifi", "restarted"), "NiFi's restart in the supervisor's log")
     finally:
         providers.remove(settings, provider)
         # leave the session's stack as it was: its NiFi running, unsupervised unless it was before
