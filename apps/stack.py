@@ -1,4 +1,9 @@
-"""``radlake stack up [COMPONENT...] | down [COMPONENT...] | status | root-token`` — the local stack from one command.
+"""``radlake stack up [COMPONENT...] | down [COMPONENT...] | status | root-token | install-units [--dir DIR] |
+supervise`` — the local stack from one command.
+
+``up`` ends by starting the supervisor (``supervise``, one process; ``RADLAKE_SUPERVISE=false`` leaves it out),
+which restarts a component that died, with back-off and a crash-loop limit; ``down`` stops it first.
+``install-units`` writes systemd unit files for a production host instead (systemd then restarts the components).
 
 With NiFi, ``up`` also starts every provider's Storage SCP (``radlake provider dimse``) and ``down`` stops them
 first: an SCP forwards to its provider's edge, so it runs only while NiFi does.
@@ -11,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import time
+from pathlib import Path
 
 from apps import _dimse
 from apps._common import UsageError, command
-from infra import stack
+from infra import stack, supervision, units
 from infra.component import ComponentStatus
 from nifi import dimse
 from nifi.providers import bind_address, follow_stack
@@ -58,7 +66,37 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"any of: {', '.join(stack.COMPONENTS)}, or {', '.join(stack.ALIASES)} "
                             f"(up without names: {', '.join(stack.DEFAULT_UP)})")
     sub.add_parser("root-token", help="print a new Vault root token made from the unseal shares (revoke it after use)")
+    p = sub.add_parser("install-units", help="write systemd unit files (one service per component, radlake.target)")
+    p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: those of a plain `up`")
+    p.add_argument("--dir", type=Path, default=Path("/etc/systemd/system"), help="where (default: %(default)s)")
+    p.add_argument("--environment-file", type=Path, default=None,
+                   help="the root-only file the units read secrets from (default: <state dir>/run/secrets.env)")
+    sub.add_parser("supervise", help="the supervisor process (`up` starts it): restart components that die")
     return parser
+
+
+def _install_units(args: argparse.Namespace, settings: Settings) -> int:
+    chosen = [stack.component(n, settings) for n in stack.selected(args.components or None, up=True)]
+    components = [c for c in chosen if c.supervisable]
+    for skipped in (c for c in chosen if not c.supervisable):
+        print(f"{skipped.name}: no process of its own to run as a service, left out", file=sys.stderr)
+    environment_file = args.environment_file or settings.state_dir / "run" / "secrets.env"
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for unit in units.units(settings, components, environment_file):
+        (args.dir / unit.name).write_text(unit.text)
+        print(args.dir / unit.name)
+    print(f"then: systemctl daemon-reload && systemctl enable --now {units.TARGET}", file=sys.stderr)
+    return 0
+
+
+def _supervise(settings: Settings) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"radlake stack supervise: watching {supervision.supervised_file(settings)} every "
+          f"{settings.supervisor_interval_s:g}s", file=sys.stderr)
+    supervision.supervise(settings, lambda name: stack.component(name, settings), stack.COMPONENTS, stop)
+    return 0
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,6 +112,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{scp.name}: {scp.address} ({scp.detail}) answers C-ECHO", file=sys.stderr)
         print(f"stack up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         print(format_table(_status(settings, stack.selected(args.components, up=True))))
+    elif args.action == "install-units":
+        return _install_units(args, settings)
+    elif args.action == "supervise":
+        return _supervise(settings)
     elif args.action == "root-token":
         vault = stack.component("vault", settings)
         if vault.external:

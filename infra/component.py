@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import signal
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,44 @@ def _install_lock(settings: Settings, name: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# per lock file: a lock for this process's threads, how deep this process holds it, and the open file
+_STACK_LOCKS: dict[Path, tuple[threading.RLock, list[int], list[object]]] = {}
+
+
+@contextlib.contextmanager
+def stack_lock(settings: Settings, *, wait: bool = True) -> Iterator[bool]:
+    """Hold ``<state>/run/stack.lock`` (re-entrant within a process): ``stack up``/``down`` and each component's
+    start and stop hold it, and the supervisor acts only while it can take it, so a restart never races them.
+    Yields False, without the lock, when ``wait`` is False and another holds it."""
+    path = settings.state_dir / "run" / "stack.lock"
+    guard, depth, handle = _STACK_LOCKS.setdefault(path, (threading.RLock(), [0], [None]))
+    if not guard.acquire(blocking=wait):
+        yield False
+        return
+    try:
+        if depth[0] == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(path, "a")  # noqa: SIM115 - held across the yield, closed when released
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                lock.close()
+                yield False
+                return
+            handle[0] = lock
+        depth[0] += 1
+        try:
+            yield True
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0 and handle[0] is not None:
+                fcntl.flock(handle[0], fcntl.LOCK_UN)
+                handle[0].close()  # type: ignore[attr-defined]
+                handle[0] = None
+    finally:
+        guard.release()
+
+
 class Component(ABC):
     """A local process the stack installs into the cache, starts under the state dir and health-checks.
 
@@ -75,6 +114,11 @@ class Component(ABC):
     def external(self) -> bool:
         """True when settings point at an existing service, which the stack then neither starts nor stops."""
         return False
+
+    @property
+    def supervisable(self) -> bool:
+        """Whether the supervisor restarts this component when it dies (a process of the stack's own)."""
+        return not self.external
 
     @property
     @abstractmethod
@@ -119,6 +163,10 @@ class Component(ABC):
 
     def start(self) -> ComponentStatus:
         lock_down(self.settings)
+        with stack_lock(self.settings):
+            return self._start()
+
+    def _start(self) -> ComponentStatus:
         if self.external:
             process.wait_until(self.responding, timeout_s=30, what=f"{self.name} at {self.address}")
             return self.status()
@@ -153,10 +201,11 @@ class Component(ABC):
     def stop(self) -> None:
         if self.external:
             return
-        pid = self.pid()
-        if pid is not None:
-            process.terminate(pid)
-        self.pid_file.unlink(missing_ok=True)
+        with stack_lock(self.settings):
+            pid = self.pid()
+            if pid is not None:
+                process.terminate(pid)
+            self.pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
         """SIGKILL the process (for fault-injection tests); the next start recovers from its state."""

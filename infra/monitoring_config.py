@@ -127,6 +127,14 @@ def rules(settings: Settings) -> dict[str, Any]:
                f'radlake:topic_messages:increase_window{{topic="{QUARANTINED.name}"}} > {s.dlq_alert_messages}',
                s.alert_for_s, "{{ $value }} instances were quarantined in the last " + dlq_window,
                "quarantinegrowing"),
+        _alert("ComponentRestarted",
+               f"increase(radlake_supervisor_restarts_total[{dlq_window}]) > 0 "
+               f"or increase(radlake_supervisor_failed_restarts_total[{dlq_window}]) > 0", 0,
+               "The supervisor restarted {{ $labels.component }} in the last " + dlq_window,
+               "componentrestarted"),
+        _alert("ComponentCrashLooping", "radlake_supervisor_gave_up == 1", 0,
+               "{{ $labels.component }} kept dying: the supervisor gave up restarting it",
+               "componentcrashlooping", severity="critical"),
         _alert("ConflictsGrowingForProvider",
                f"sum by (provider) (increase(radlake_streams_conflicts_total[{dlq_window}])) > {s.dlq_alert_messages}",
                s.alert_for_s, "Provider {{ $labels.provider }} sent {{ $value }} instances that conflict with "

@@ -1,4 +1,10 @@
-"""The local stack as a whole: which components exist, in which order they start, and their status."""
+"""The local stack as a whole: which components exist, in which order they start, and their status.
+
+``up`` records what it started as supervised and starts the supervisor (:mod:`infra.supervision`) last, unless
+``RADLAKE_SUPERVISE=false``; ``down`` stops the supervisor first, takes what it stops off the supervised set, and
+starts the supervisor again when something it watches is still running. Both hold the stack lock, so the
+supervisor never acts while they do.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ import logging
 import time
 from collections.abc import Iterable
 
-from infra.component import Component, ComponentStatus
+from infra import supervision
+from infra.component import Component, ComponentStatus, stack_lock
+from infra.components.supervisor import Supervisor
 from infra.errors import StackError
 from platform_layer.settings import Settings
 from platform_layer.state import lock_down
@@ -62,24 +70,50 @@ def selected(names: Iterable[str] | None, *, up: bool = False) -> list[str]:
     return _selected(names, DEFAULT_UP if up else COMPONENTS)
 
 
+def supervisable(name: str, settings: Settings) -> bool:
+    """A component with a process of the stack's own (not Spark's local mode, not an external service)."""
+    return component(name, settings).supervisable
+
+
 def up(settings: Settings, names: Iterable[str] | None = None) -> dict[str, ComponentStatus]:
-    """Install and start the named components (:data:`DEFAULT_UP` by default) in dependency order; idempotent."""
+    """Install and start the named components (:data:`DEFAULT_UP` by default) in dependency order, then the
+    supervisor; idempotent."""
     lock_down(settings)
     statuses: dict[str, ComponentStatus] = {}
-    for name in selected(names, up=True):
-        started = time.monotonic()
-        statuses[name] = component(name, settings).start()
-        log.info("%s healthy in %.1fs", name, time.monotonic() - started)
+    chosen = selected(names, up=True)
+    with stack_lock(settings):
+        for name in chosen:
+            started = time.monotonic()
+            statuses[name] = component(name, settings).start()
+            log.info("%s healthy in %.1fs", name, time.monotonic() - started)
+        if settings.supervise:  # off under systemd (the units run `stack up NAME` with it off), which restarts them
+            watched = [*supervision.supervised(settings), *(n for n in chosen if supervisable(n, settings))]
+            supervision.set_supervised(settings, watched)
+            if watched:
+                Supervisor(settings).start()
     return statuses
 
 
 def down(settings: Settings, names: Iterable[str] | None = None) -> None:
-    for name in reversed(_selected(names)):
-        component(name, settings).stop()
+    """Stop the supervisor, then the named components (all by default) in reverse order."""
+    supervisor = Supervisor(settings)
+    supervisor.stop()  # first: it would restart what is being stopped
+    with stack_lock(settings):
+        chosen = _selected(names)
+        supervision.set_supervised(settings, [n for n in supervision.supervised(settings) if n not in chosen])
+        for name in reversed(chosen):
+            component(name, settings).stop()
+        if settings.supervise and supervision.supervised(settings):
+            supervisor.start()
 
 
 def status(settings: Settings, names: Iterable[str] | None = None) -> list[ComponentStatus]:
     """The named components' status; without names, the default set and whichever others are running."""
     chosen = _selected(names) if names else [
         n for n in COMPONENTS if n in DEFAULT_UP or component(n, settings).pid() is not None]
-    return [component(name, settings).status() for name in chosen]
+    statuses = [component(name, settings).status() for name in chosen]
+    supervisor = Supervisor(settings)
+    # shown while it runs, and as down when it should (a supervisor killed with -9 is started by the next `up`)
+    if not names and (supervisor.pid() is not None or (settings.supervise and supervision.supervised(settings))):
+        statuses.append(supervisor.status())
+    return statuses

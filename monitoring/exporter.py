@@ -1,5 +1,6 @@
-"""The consumer-lag exporter: lag of every consumer group on every partition, the state dir's disk, and how long
-the platform's leaf certificates have left, in Prometheus's exposition format.
+"""The consumer-lag exporter: lag of every consumer group on every partition, the state dir's disk, how long
+the platform's leaf certificates have left, and the supervisor's restarts and give-ups (from its log), in
+Prometheus's exposition format.
 
 Kafka is asked at scrape time (one scrape, one round of describe requests: no second clock to tune), as the
 ``radlake-monitoring`` principal, which may describe topics and groups and read nothing. ``/metrics`` is HTTPS
@@ -22,10 +23,11 @@ from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaE
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from cryptography import x509
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitoring.lag import PartitionLag, group_totals, partition_lags
+from platform_layer.supervision import events_file, read, summary
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +183,29 @@ def certificate_expiries(state_dir: Path, now: datetime.datetime | None = None) 
     return found
 
 
+class SupervisorCollector(Collector):
+    """What the stack's supervisor did, read from its log at each scrape (the log outlives the supervisor, so the
+    counts survive its restarts)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+    def collect(self) -> Iterator[Metric]:
+        records = summary(read(events_file(self.state_dir)))
+        restarts = CounterMetricFamily("radlake_supervisor_restarts", "Restarts of a component by the supervisor "
+                                       "that ended with it healthy", labels=["component"])
+        failed = CounterMetricFamily("radlake_supervisor_failed_restarts", "Restart attempts that did not bring "
+                                     "the component back", labels=["component"])
+        gave_up = GaugeMetricFamily("radlake_supervisor_gave_up", "1 while the supervisor has given up on a "
+                                    "component (its crash-loop limit reached) and nobody brought it back",
+                                    labels=["component"])
+        for component, record in sorted(records.items()):
+            restarts.add_metric([component], record.restarts)
+            failed.add_metric([component], record.failed_restarts)
+            gave_up.add_metric([component], int(record.gave_up))
+        yield from (restarts, failed, gave_up)
+
+
 @dataclass(frozen=True)
 class ServerTLS:
     certificate: str
@@ -193,6 +218,7 @@ def serve(admin: AdminClient, state_dir: Path, host: str, port: int, tls: Server
     registry = CollectorRegistry()
     registry.register(KafkaLagCollector(admin))
     registry.register(StateDirCollector(state_dir))
+    registry.register(SupervisorCollector(state_dir))
     _server, thread = start_http_server(port, host, registry=registry, certfile=tls.certificate, keyfile=tls.key,
                                         client_cafile=tls.client_ca, client_auth_required=True)
     return thread

@@ -131,6 +131,18 @@ class Settings(BaseSettings):
     # Health checks.
     start_timeout_s: float = 240.0
 
+    # Supervision: `stack up` starts a supervisor that restarts a component of the stack that died, or that stayed
+    # unhealthy for supervisor_unhealthy_after_s, after a back-off that starts at supervisor_backoff_initial_s and
+    # doubles up to supervisor_backoff_max_s; supervisor_crash_loop_restarts restarts within
+    # supervisor_crash_loop_window_s and it gives up on that component (and reports it) until the next `stack up`.
+    supervise: bool = True
+    supervisor_interval_s: float = 5.0
+    supervisor_unhealthy_after_s: float = 60.0
+    supervisor_backoff_initial_s: float = 5.0
+    supervisor_backoff_max_s: float = 300.0
+    supervisor_crash_loop_restarts: int = 5
+    supervisor_crash_loop_window_s: float = 900.0
+
     @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"

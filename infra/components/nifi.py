@@ -34,7 +34,7 @@ import httpx
 import hvac
 
 from infra import process
-from infra.component import Component
+from infra.component import Component, stack_lock
 from infra.components.nifi_policies import ensure_policies
 from infra.downloads import fetch_maven_file, maven_cache_path, package_with_maven
 from infra.errors import StackError
@@ -452,14 +452,15 @@ class NiFi(Component):
         """SIGTERM NiFi alone first: it stops its Python processes itself; then clear the process group."""
         if self.external:
             return
-        pid = self.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            while process.pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            process.terminate(pid)
-        self.pid_file.unlink(missing_ok=True)
+        with stack_lock(self.settings):
+            pid = self.pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 30
+                while process.pid_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                process.terminate(pid)
+            self.pid_file.unlink(missing_ok=True)
 
     def _renew_certificates(self, vault: hvac.Client) -> None:
         try:

@@ -48,6 +48,10 @@ class Spark(Component):
     def probe_file(self):
         return self.home / "probe.json"
 
+    @property
+    def supervisable(self) -> bool:
+        return False  # local mode: no process between jobs
+
     def command(self) -> tuple[list[str], dict[str, str]]:
         raise NotImplementedError("spark has no server process in local mode")
 

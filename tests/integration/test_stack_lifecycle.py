@@ -13,6 +13,7 @@ import pytest
 
 from apps.stack import main as stack_cli
 from infra import process, stack
+from infra.components.supervisor import Supervisor
 from platform_layer import kafka
 from platform_layer.identities import stack_kafka_identity
 from platform_layer.settings import Settings
@@ -49,16 +50,20 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(isolated):
     first = stack.up(isolated, COMPONENTS)
     pids = {name: s.pid for name, s in first.items()}
     assert all(pids.values()) and all(s.healthy for s in first.values())
+    pids["supervisor"] = Supervisor(isolated).pid()  # `stack up` started one supervisor for what it started
+    assert pids["supervisor"] is not None and Supervisor(isolated).healthy()
     # Vault began on a bootstrap certificate and ends on one from its own PKI
     assert not stack.component("vault", isolated).bootstrap_ca.exists()
 
     second = stack.up(isolated, COMPONENTS)
-    assert {name: s.pid for name, s in second.items()} == pids  # nothing restarted, nothing duplicated
+    assert {name: s.pid for name, s in second.items()} | {"supervisor": Supervisor(isolated).pid()} == pids
+    # nothing restarted, nothing duplicated
 
     stack.down(isolated, COMPONENTS)
     assert not any(process.pid_alive(pid) for pid in pids.values())
     assert not any(process.port_open(p) for p in PORTS)
     assert all(not s.healthy and s.pid is None for s in stack.status(isolated, COMPONENTS))
+    assert Supervisor(isolated).pid() is None  # down stopped the supervisor and started none again
 
 
 def test_status_command_prints_a_table_and_reports_health(isolated, capsys, monkeypatch):
