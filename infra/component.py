@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import signal
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import process
-from platform_layer.settings import Settings
+from platform_layer.settings import Settings, child_environment
 from platform_layer.state import lock_down
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,14 @@ class ComponentStatus:
     version: str
     detail: str = ""
     rss_bytes: int = 0
+
+
+def radlake_process(settings: Settings, *args: str) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of a ``radlake ARGS...`` process the stack starts: the code of the checkout that runs
+    the stack (a checkout may differ from what the venv installed), and the same settings, secrets left out."""
+    source = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH", "")])])
+    return [sys.executable, "-m", "apps.cli", *args], {**child_environment(settings), "PYTHONPATH": path}
 
 
 @contextlib.contextmanager

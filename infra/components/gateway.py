@@ -7,16 +7,13 @@ once two thirds of its life are gone). It is healthy when a Flight call without 
 
 from __future__ import annotations
 
-import sys
-
 import pyarrow
 import pyarrow.flight as flight
 
-from infra.component import Component
+from infra.component import Component, radlake_process
 from infra.errors import StackError
 from platform_layer.endpoints import gateway_location
 from platform_layer.errors import VaultUnavailable
-from platform_layer.settings import child_environment
 from platform_layer.tls import CertificateError, ca_file, ensure_certificate
 from platform_layer.vault import admin_client
 
@@ -49,7 +46,7 @@ class Gateway(Component):
             raise StackError(f"gateway: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
 
     def command(self) -> tuple[list[str], dict[str, str]]:
-        return [sys.executable, "-m", "apps.cli", "gateway", "serve"], child_environment(self.settings)
+        return radlake_process(self.settings, "gateway", "serve")
 
     def responding(self) -> bool:
         if not ca_file(self.settings).exists():

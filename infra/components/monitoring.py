@@ -15,17 +15,14 @@ import os
 import re
 import signal
 import ssl
-import sys
 import time
 from abc import abstractmethod
 from pathlib import Path
 
 import httpx
 import hvac
-from pydantic import SecretStr
 
-import infra
-from infra.component import Component
+from infra.component import Component, radlake_process
 from infra.downloads import DebianTree, fetch_debian_packages
 from infra.errors import StackError
 from infra.monitoring_config import (
@@ -334,19 +331,6 @@ class Alertmanager(_ReloadableServer):
         return any(changed)
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as ``RADLAKE_*`` variables, so that a radlake process the stack starts sees the same
-    installation (secrets included: only that process's environment holds them)."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"RADLAKE_{name.upper()}"] = str(value)
-    return env
-
-
 class _RadlakeProcess(Component):
     """A ``radlake monitoring ACTION`` process, serving HTTPS on ``port`` with its own certificate."""
 
@@ -373,11 +357,7 @@ class _RadlakeProcess(Component):
         return "radlake"
 
     def command(self) -> tuple[list[str], dict[str, str]]:
-        # the code that runs the stack runs the process (a checkout may differ from what the venv installed)
-        source = str(Path(infra.__file__).resolve().parent.parent)
-        path = os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH", "")])])
-        return ([sys.executable, "-m", "apps.cli", "monitoring", self.action],
-                {**settings_env(self.settings), "PYTHONPATH": path})
+        return radlake_process(self.settings, "monitoring", self.action)
 
 
 class LagExporter(_RadlakeProcess):

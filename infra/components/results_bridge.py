@@ -7,18 +7,14 @@ answers 200 (the hub has read the retained result events) and ``/events`` refuse
 
 from __future__ import annotations
 
-import os
 import ssl
-import sys
 from pathlib import Path
 
 import httpx
 
-import infra
-from infra.component import Component
+from infra.component import Component, radlake_process
 from infra.errors import StackError
 from platform_layer.errors import VaultUnavailable
-from platform_layer.settings import child_environment
 from platform_layer.tls import CertificateError, ca_file, ensure_certificate
 from platform_layer.vault import admin_client
 
@@ -59,11 +55,7 @@ class ResultsBridge(Component):
             broker.after_start()
 
     def command(self) -> tuple[list[str], dict[str, str]]:
-        # the code that runs the stack runs the process (a checkout may differ from what the venv installed)
-        source = str(Path(infra.__file__).resolve().parent.parent)
-        path = os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH", "")])])
-        return [sys.executable, "-m", "apps.cli", "bridge", "serve"], {**child_environment(self.settings),
-                                                                       "PYTHONPATH": path}
+        return radlake_process(self.settings, "bridge", "serve")
 
     def responding(self) -> bool:
         if not ca_file(self.settings).exists():

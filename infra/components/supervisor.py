@@ -7,15 +7,11 @@ own pid. See :mod:`infra.supervision` for what it does.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
-import infra
 from infra import process
-from infra.component import Component
+from infra.component import Component, radlake_process
 from infra.supervision import status_file
-from platform_layer.settings import child_environment
 from platform_layer.supervision import supervisor_dir
 
 
@@ -35,11 +31,7 @@ class Supervisor(Component):
         return "radlake"
 
     def command(self) -> tuple[list[str], dict[str, str]]:
-        # the code that runs the stack runs the supervisor (a checkout may differ from what the venv installed)
-        source = str(Path(infra.__file__).resolve().parent.parent)
-        path = os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH", "")])])
-        return [sys.executable, "-m", "apps.cli", "stack", "supervise"], {**child_environment(self.settings),
-                                                                         "PYTHONPATH": path}
+        return radlake_process(self.settings, "stack", "supervise")
 
     def responding(self) -> bool:
         pid = self.pid()

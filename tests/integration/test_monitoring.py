@@ -17,12 +17,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
+from polling import poll
 
 from infra import process, stack
 from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST
@@ -37,23 +38,10 @@ from streams.worker import READY
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 PARTITIONS = 3
 FAST = {"monitoring_scrape_interval_s": 1.0, "monitoring_evaluation_interval_s": 1.0,
         "lag_alert_min_messages": 5, "lag_alert_window_s": 15.0, "lag_alert_for_s": 5.0, "alert_for_s": 2.0,
         "alert_group_wait_s": 1.0, "alert_group_interval_s": 2.0}
-
-
-def poll(check: Callable[[], T | None], what: str, timeout_s: float = 120.0) -> T:
-    """The first truthy answer of ``check``; fails naming ``what`` after a generous deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    pytest.fail(f"{what}: not seen within {timeout_s:.0f}s (last answer: {last!r})")
 
 
 @pytest.fixture(scope="module")

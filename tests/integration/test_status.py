@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pytest
 from confluent_kafka import TopicPartition
 from deltalake import write_deltalake
+from polling import poll
 
 from apps.status import main as status_cli
 from infra import stack
@@ -116,17 +116,6 @@ def monitored(settings, vault, kafka_bootstrap, _stack_session):
     stack.up(settings, [n for n in names if stack.component(n, settings).pid() is not None])
 
 
-def _poll(check, what: str, timeout_s: float = 180.0):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(1.0)
-    pytest.fail(f"{what}: not seen within {timeout_s:.0f}s (last answer: {last!r})")
-
-
 def test_with_monitoring_status_reads_prometheus_and_shows_a_supervisor_restart(monitored, kafka_bootstrap,
                                                                                  created_topic, capsys, monkeypatch):
     monkeypatch.setenv("RADLAKE_STATE_DIR", str(monitored.state_dir))
@@ -150,7 +139,8 @@ def test_with_monitoring_status_reads_prometheus_and_shows_a_supervisor_restart(
         restarts = {s["component"]: s["restarts"] for s in answer["supervised"]}
         return answer if groups.get(group) == 6 and restarts.get("alert-receiver", 0) >= 1 else None
 
-    answer = _poll(shown, "the group's lag and the receiver's restart, through Prometheus")
+    answer = poll(shown, "the group's lag and the receiver's restart, through Prometheus", timeout_s=180.0,
+                  interval_s=1.0)
     assert answer["sources"]["groups"].startswith("Prometheus") and answer["sources"]["supervisor"].startswith(
         "Prometheus")
     assert receiver.pid() not in (None, before) and receiver.healthy()

@@ -8,12 +8,12 @@ sessions stay apart) with a supervisor that checks every second and backs off fr
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from polling import poll
 
 from infra import process, stack
 from infra.components.supervisor import Supervisor
@@ -31,19 +31,10 @@ from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 
+def poll_slow(check, what: str, timeout_s: float = 300.0):
+    return poll(check, what, timeout_s, interval_s=1.0)
 
-def poll(check: Callable[[], T | None], what: str, timeout_s: float = 300.0) -> T:
-    """The first truthy answer of ``check``; fails naming ``what`` after a generous deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(1.0)
-    pytest.fail(f"{what}: not seen within {timeout_s:.0f}s (last answer: {last!r})")
 
 
 def _own(settings: Settings, state_dir, **more: Any) -> Settings:
@@ -85,8 +76,8 @@ def test_a_killed_component_comes_back_healthy(own_stack):
             pid = component.pid()
             return pid if pid is not None and pid != before and component.healthy() else None
 
-        poll(back, f"{name} restarted and healthy")
-        poll(lambda n=name: _events(own_stack, n, "restarted"), f"{name}'s restart in the supervisor's log")
+        poll_slow(back, f"{name} restarted and healthy")
+        poll_slow(lambda n=name: _events(own_stack, n, "restarted"), f"{name}'s restart in the supervisor's log")
     assert stack.component("vault", own_stack).healthy()  # healthy means unsealed: 200 from sys/health
     assert json.loads(status_file(own_stack).read_text())["pid"] == supervisor_pid  # one supervisor throughout
 
@@ -97,7 +88,7 @@ def test_a_killed_component_comes_back_healthy(own_stack):
 
     stack.down(own_stack, ["registry"])  # stopped on purpose: not brought back
     assert json.loads(status_file(own_stack).read_text())["pid"] != supervisor_pid  # down stopped it, then restarted
-    poll(lambda: "registry" not in json.loads(status_file(own_stack).read_text())["components"]
+    poll_slow(lambda: "registry" not in json.loads(status_file(own_stack).read_text())["components"]
          and json.loads(status_file(own_stack).read_text())["components"].get("kafka"),
          "the new supervisor watching what is left")
     assert stack.component("registry", own_stack).pid() is None
@@ -113,13 +104,13 @@ def test_a_component_that_crashes_at_every_start_hits_the_crash_loop_limit(tmp_p
         vault.kill()
         # a key that no TLS library reads: OpenBao exits at once at every start
         (vault.tls_dir / "vault.key").write_text("-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n")
-        gave_up = poll(lambda: _events(own, "vault", "gave-up"), "the supervisor giving up on vault")
+        gave_up = poll_slow(lambda: _events(own, "vault", "gave-up"), "the supervisor giving up on vault")
         failed = _events(own, "vault", "restart-failed")
         assert len(failed) == 3 and len(gave_up) == 1
         assert "vault" in failed[0].reason  # the start error, naming the component
         # several more passes of the supervisor: no more attempts
         seen = json.loads(status_file(own).read_text())["time"]
-        poll(lambda: json.loads(status_file(own).read_text())["time"] > seen + 5, "five more supervisor passes")
+        poll_slow(lambda: json.loads(status_file(own).read_text())["time"] > seen + 5, "five more supervisor passes")
         assert len(_events(own, "vault", "restart-failed")) == 3
         assert json.loads(status_file(own).read_text())["components"]["vault"]["gave_up"] is True
         samples = {(s.name, s.labels.get("component")): s.value
@@ -155,7 +146,7 @@ def test_nifi_killed_comes_back_with_its_edges_serving(settings, vault, nifi_url
         nifi = stack.component("nifi", settings)
         before = nifi.pid()
         nifi.kill()
-        poll(lambda: nifi.pid() not in (None, before) and nifi.healthy(), "NiFi restarted by the supervisor")
+        poll_slow(lambda: nifi.pid() not in (None, before) and nifi.healthy(), "NiFi restarted by the supervisor")
         wait_until_listening(edge.url, 240, verify=ca_file(settings))
         uploader = Uploader(edge.url, providers.endpoint_token(settings, provider), tmp_path / "journal.jsonl",
                             verify=ca_file(settings), on_progress=lambda _: None)
@@ -165,7 +156,7 @@ def test_nifi_killed_comes_back_with_its_edges_serving(settings, vault, nifi_url
             uploader.close()
         outcomes = [o for r in records for o in r["outcomes"]]
         assert [o["status"] for o in outcomes] == ["accepted"] * 4
-        poll(lambda: _events(settings, "nifi", "restarted"), "NiFi's restart in the supervisor's log")
+        poll_slow(lambda: _events(settings, "nifi", "restarted"), "NiFi's restart in the supervisor's log")
     finally:
         providers.remove(settings, provider)
         # leave the session's stack as it was: its NiFi running, unsupervised unless it was before
