@@ -81,7 +81,7 @@ class IngestDicom(FlowFileTransform):
     KV_MOUNT = _property("KV Mount", "Vault KV v2 mount holding provider tokens.", default="secret")
     TRANSIT_MOUNT = _property("Transit Mount", "Vault Transit mount.", default="transit")
     DEID_PROFILE = _property("Deid Profile", "The project's de-identification profile (JSON; {}: the default).",
-                             default="{}", required=False)
+                             default="{}")
     QUARANTINE_RETENTION_DAYS = _property(
         "Quarantine Retention Days", "Days a quarantined original (which may hold PHI) and its record are kept.",
         default="30")
