@@ -40,7 +40,8 @@ if (_HOME / "radlake" / "__init__.py").exists() and str(_HOME) not in sys.path:
 def _property(name, description, *, sensitive=False, default=None, required=True):
     return PropertyDescriptor(
         name=name, description=description, required=required, sensitive=sensitive, default_value=default,
-        validators=[StandardValidators.NON_EMPTY_VALIDATOR] if required else [],
+        # NiFi holds a property without any validator invalid: an optional one is always valid
+        validators=[StandardValidators.NON_EMPTY_VALIDATOR if required else StandardValidators.ALWAYS_VALID],
         expression_language_scope=ExpressionLanguageScope.ENVIRONMENT,
     )
 
