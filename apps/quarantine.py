@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import sys
 from datetime import UTC, datetime
 
@@ -67,7 +68,7 @@ def _release(settings: Settings, provider: str, sha256: str) -> dict:
                                                                       audit.link_vault(admin_client(settings), entry)))
         try:
             answer = httpx.post(f"{edges[0].url}/archives", content=original, timeout=RELEASE_TIMEOUT_S,
-                                verify=str(ca_file(settings)),
+                                verify=ssl.create_default_context(cafile=str(ca_file(settings))),
                                 headers={"Authorization": f"Bearer {endpoint_token(settings, provider)}",
                                          "Content-Type": "application/octet-stream",
                                          "Accept": RADLAKE_REPORT})
