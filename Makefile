@@ -20,6 +20,19 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The browser tests drive Debian's chromium (playwright never downloads its own browser here). Installed when
+# missing and this user may (root); elsewhere those tests say what to install.
+BROWSER := $(VENV)/.browser
+$(BROWSER): $(STAMP)
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null) \
+	      || echo "note: chromium could not be installed: the browser tests will say so"; \
+	  else echo "note: the browser tests need Debian's chromium (apt-get install chromium)"; fi; \
+	fi
+	touch $(BROWSER)
+
 ## The main job: stack up, then the end-to-end run with a printed summary.
 demo: install
 	$(VENV)/bin/radlake stack up
@@ -27,7 +40,7 @@ demo: install
 	$(VENV)/bin/radlake demo
 
 ## Every test: unit tests and integration tests against the real stack (started by the fixtures).
-test: install
+test: install $(BROWSER)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 ## Unit tests only (no stack).

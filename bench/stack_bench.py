@@ -37,7 +37,9 @@ IDLE_TARGET_GIB = 6.0  # the whole stack's idle memory must leave most of a 24 G
 def _settings(root: Path, cache: Path) -> Settings:
     return Settings(state_dir=root / "state", cache_dir=cache, vault_port=25200, kafka_port=25092,
                     kafka_controller_port=25093, kafka_broker_port=25094, schema_registry_port=25081, nifi_port=25080,
-                    keycloak_port=25443)
+                    keycloak_port=25443, gateway_port=25815, results_bridge_port=25820, dimse_port=25112,
+                    prometheus_port=25790, alertmanager_port=25793, lag_exporter_port=25794,
+                    alert_receiver_port=25795)
 
 
 def _timed_up(settings: Settings, names: list[str]) -> dict[str, float]:
