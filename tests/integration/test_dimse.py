@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from edge_topics import edge_topics
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
@@ -25,14 +25,10 @@ from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 from apps import _dimse
 from apps.provider import main as provider_cli
 from infra.downloads import fetch_debian_packages
-from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import dimse, providers
 from nifi.edge.reconcile import read_provider_events
 from nifi.edge.storage_scp import DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES, SUCCESS, client_tls, echo
-from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
-from platform_layer.registration import register, schema_admin
-from platform_layer.settings import Settings
 from platform_layer.tls import ca_file, ensure_certificate
 from radlake.synthetic import phi_dicom
 
@@ -48,16 +44,7 @@ PATIENT = phi_dicom.Patient(name="Quixleyhart^Marguerite", patient_id=f"MRN{RUN}
 
 @pytest.fixture(scope="module")
 def topics(kafka_bootstrap, registry_url):
-    names = {"instance_topic": f"test.dimse.instances.{RUN}", "quarantine_topic": f"test.dimse.quarantined.{RUN}",
-             "manifest_topic": f"test.dimse.manifests.{RUN}"}
-    contracts = (INSTANCE_RECEIVED.with_name(names["instance_topic"]), QUARANTINED.with_name(names["quarantine_topic"]),
-                 STUDY_MANIFEST.with_name(names["manifest_topic"]))
-    admin = AdminClient(kafka_connection(kafka_bootstrap))
-    for future in admin.create_topics([NewTopic(t.name, num_partitions=3, replication_factor=1)
-                                       for t in contracts]).values():
-        future.result(timeout=30)
-    register(schema_admin(Settings()), contracts)
-    return names, contracts
+    return edge_topics(kafka_bootstrap, f"test.dimse.{RUN}")
 
 
 @pytest.fixture(scope="module")

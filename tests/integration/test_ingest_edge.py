@@ -21,15 +21,14 @@ import nipyapi
 import pydicom
 import pytest
 import requests
-from confluent_kafka.admin import AdminClient, NewTopic
 from cryptography import x509
 from dicomweb_client.api import DICOMwebClient
+from edge_topics import edge_topics
 
 from apps.ingest import main as report_main
 from apps.project import main as project_cli
 from apps.provider import main as provider_cli
 from apps.quarantine import main as quarantine_cli
-from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi import providers
 from nifi.edge.client import Uploader, plan, upload_id_for, wait_until_listening
 from nifi.edge.errors import UploadError
@@ -38,9 +37,7 @@ from nifi.edge.reconcile import read_provider_events
 from nifi.edge.stow_rs import build_multipart_related
 from nifi.edge.tokens import edge_vault_token, revoke_edge_tokens
 from platform_layer import audit, endpoints
-from platform_layer.kafka import connection as kafka_connection
 from platform_layer.object_store import ObjectStore
-from platform_layer.registration import register, schema_admin
 from platform_layer.settings import Settings
 from platform_layer.tls import ca_file, vault_ca
 from platform_layer.transit import at_rest_key_name
@@ -72,16 +69,7 @@ def _dicomweb(url: str, token: str) -> DICOMwebClient:
 
 @pytest.fixture(scope="module")
 def topics(kafka_bootstrap, registry_url):
-    names = {"instance_topic": f"test.ingest.instances.{RUN}", "quarantine_topic": f"test.ingest.quarantined.{RUN}",
-             "manifest_topic": f"test.ingest.manifests.{RUN}"}
-    contracts = (INSTANCE_RECEIVED.with_name(names["instance_topic"]), QUARANTINED.with_name(names["quarantine_topic"]),
-                 STUDY_MANIFEST.with_name(names["manifest_topic"]))
-    admin = AdminClient(kafka_connection(kafka_bootstrap))
-    for future in admin.create_topics([NewTopic(t.name, num_partitions=3, replication_factor=1)
-                                       for t in contracts]).values():
-        future.result(timeout=30)
-    register(schema_admin(Settings()), contracts)
-    return names, contracts
+    return edge_topics(kafka_bootstrap, f"test.ingest.{RUN}")
 
 
 @pytest.fixture(scope="module")
