@@ -24,7 +24,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,16 +31,17 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.flight as flight
 from deltalake import DeltaTable, write_deltalake
 
 from bench.report import write_section
+from infra.component import radlake_process
+from infra.components.gateway import Gateway
 from lake_schemas.tables import SILVER_STUDIES
 from platform_layer import audit, governance
 from platform_layer.identity_provider import ServiceToken
 from platform_layer.lake_access import LakeGatewayClient
 from platform_layer.realm import PLATFORM_CLIENT, service_client
-from platform_layer.settings import Settings, child_environment
+from platform_layer.settings import Settings
 from spark_jobs.erasure import Key, erase, find
 
 GOAL = 0.8
@@ -76,20 +76,14 @@ def _direct(settings: Settings, item: governance.Dataset) -> int:
 
 
 def _wait_for_gateway(settings: Settings, process: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    """Until the second gateway answers as the stack's health check expects (unauthenticated is healthy)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the benchmark's gateway exited with {process.returncode}")
-        client = flight.FlightClient(f"grpc+tls://127.0.0.1:{settings.gateway_port}",
-                                     tls_root_certs=(settings.state_dir / "tls" / "ca.pem").read_bytes())
-        try:
-            list(client.list_flights(options=flight.FlightCallOptions(timeout=2.0)))
-        except flight.FlightUnauthenticatedError:
+        if Gateway(settings).responding():
             return
-        except flight.FlightError:
-            time.sleep(0.3)
-        finally:
-            client.close()
+        time.sleep(0.3)
     raise RuntimeError("the benchmark's gateway did not answer within a minute")
 
 
@@ -141,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     username = f"service-account-{PLATFORM_CLIENT}"
     governance.grant(settings, username, item.dataset, datetime.now(UTC) + timedelta(hours=2), granted_by="bench")
 
-    environment = {**os.environ, **child_environment(settings)}
-    gateway = subprocess.Popen([sys.executable, "-m", "apps.cli", "gateway", "serve"], env=environment,  # noqa: S603
+    argv, environment = radlake_process(settings, "gateway", "serve")
+    gateway = subprocess.Popen(argv, env={**os.environ, **environment},  # noqa: S603
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_for_gateway(settings, gateway)
