@@ -73,7 +73,7 @@ def lake_table_path(settings: Settings, relative: str) -> str:
 
 # Each governance table as this process last read it, refreshed from the log entries added since: a gateway
 # decides every call from the current grants without reading the whole table again.
-_READ: dict[str, tuple[DeltaTable, int, list[dict]]] = {}
+_READ: dict[str, tuple[DeltaTable, int, tuple, list[dict]]] = {}
 _READ_LOCK = threading.Lock()
 
 
@@ -91,21 +91,28 @@ def table_rows(settings: Settings, spec: LakeTableSpec) -> list[dict]:
             raise GovernanceError(f"the {spec.relative_path} table could not be read: {err}") from err
 
 
+def _log_entry(path: str, version: int) -> tuple:
+    """What identifies the table's log entry ``version`` on its store: a table deleted and made again under
+    the same path (its version numbers start again) does not pass for the one read before."""
+    fs, root = fsspec.core.url_to_fs(path)
+    info = fs.info(f"{root}/_delta_log/{version:020d}.json")
+    return info.get("size"), info.get("mtime") or info.get("LastModified"), info.get("ino")
+
+
 def _current_rows(path: str) -> list[dict]:
     cached = _READ.get(path)
     if cached is not None:
-        table, version, rows = cached
+        table, version, entry, rows = cached
         try:
             table.update_incremental()
+            fresh = table.version() == version and _log_entry(path, version) == entry
         except (DeltaError, OSError):
-            cached = None  # the table was replaced under the same path: open it afresh
-        else:
-            if table.version() == version:
-                return rows
-    if cached is None:
-        table = DeltaTable(path)
+            fresh = False
+        if fresh:
+            return rows
+    table = DeltaTable(path)
     rows = table.to_pyarrow_table().to_pylist()
-    _READ[path] = (table, table.version(), rows)
+    _READ[path] = (table, table.version(), _log_entry(path, table.version()), rows)
     return rows
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -110,3 +111,22 @@ def test_a_published_snapshot_materialises_to_the_same_bytes_after_new_data_and_
     table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
     with pytest.raises(governance.GovernanceError, match="cannot be reproduced"):
         governance.materialise(settings, snapshot.pid)
+
+
+def test_a_read_keeps_the_lake_types_and_the_order_and_filters_see_the_whole_cut(settings):
+    item = _create(settings, "above-mean", "instance_count > (SELECT avg(instance_count) FROM source)",
+                   columns=())
+    rows = governance.read(settings, item)
+    assert rows.column("study_uid").to_pylist() == ["a-2", "a-3"]
+    assert rows.schema == governance.read_schema(settings, item)
+    assert rows.schema.field("completed_at").type == pa.timestamp("us", tz="UTC")
+
+
+def test_a_governance_table_replaced_under_its_path_is_read_afresh(settings):
+    _create(settings, "first")
+    assert [d.dataset for d in governance.datasets(settings)] == ["first"]
+    path = governance.lake_table_path(settings, "governance/datasets")
+    shutil.rmtree(path.removeprefix("file://"))
+    assert governance.datasets(settings) == []
+    _create(settings, "second")
+    assert [d.dataset for d in governance.datasets(settings)] == ["second"]
