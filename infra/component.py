@@ -166,6 +166,12 @@ class Component(ABC):
     def after_start(self) -> None:
         """Runs each time the process is up and responding (unseal, create engines...)."""
 
+    def renew_certificates(self) -> bool:
+        """Issue anew each certificate of the running component that is missing or past two thirds of its life,
+        and have the process serve it; whether anything was issued. The supervisor calls it every
+        ``supervisor_renew_interval_s``, so a stack that runs for months never serves an expired certificate."""
+        return False
+
     # --- lifecycle ---------------------------------------------------------------------------
     def pid(self) -> int | None:
         return process.read_pid(self.pid_file)

@@ -58,7 +58,15 @@ from platform_layer.principals import KAFKA_EDGE
 from platform_layer.realm_roles import PROVIDER_NAME
 from platform_layer.settings import Settings
 from platform_layer.state import write_private
-from platform_layer.tls import CertificateError, ca_file, ensure_certificate, vault_ca, write_pkcs12
+from platform_layer.tls import (
+    CertificateError,
+    ca_file,
+    certificate_ip_sans,
+    ensure_certificate,
+    needs_renewal,
+    vault_ca,
+    write_pkcs12,
+)
 from platform_layer.transit import VaultTransitDataKeys, VaultTransitHmac, at_rest_key_name
 from platform_layer.vault import admin_client
 from radlake.deid.confidentiality_profile import Profile
@@ -234,6 +242,15 @@ def list_edges(settings: Settings) -> list[Edge]:
     except (nipyapi.nifi.rest.ApiException, ValueError, AttributeError) as err:
         raise ProviderError(f"listing provider edges in {nifi.url} failed: {err}") from err
     return sorted(edges, key=lambda e: e.provider)
+
+
+def renew_edge_certificate(settings: Settings) -> list[str]:
+    """When the edges' certificate is due (missing, past two thirds of its life, for other addresses), issue it
+    anew and point every edge at it (:func:`follow_stack`); the providers whose edges changed."""
+    files = edge_tls_dir(settings) / "edges.crt"
+    if not list_edges(settings) or not (needs_renewal(files) or certificate_ip_sans(files) != set(edge_ip_sans(settings))):
+        return []
+    return follow_stack(settings)
 
 
 def follow_stack(settings: Settings) -> list[str]:
