@@ -224,6 +224,19 @@ def sop_instance_uid(data: bytes) -> str | None:
     return str(value) if value else None
 
 
+def patient_id(data: bytes) -> str | None:
+    """The PatientID of Part-10 bytes (or a raw dataset) when it can be read, for finding a patient's
+    quarantined originals; None when the bytes are not DICOM or carry none."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True, specific_tags=["PatientID"])
+        value = ds.get("PatientID")
+    except PARSE_ERRORS:
+        return None
+    return str(value).strip() if value else None
+
+
 def element_vr(ds: Dataset, tag: BaseTag, raw: object) -> str:
     """The VR of an element without converting its value when the file says it (explicit VR)."""
     vr = getattr(raw, "VR", None)
