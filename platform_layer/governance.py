@@ -24,7 +24,7 @@ import re
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import duckdb
@@ -378,10 +378,39 @@ def resolve(settings: Settings, pid: str) -> Snapshot:
     return found[0]
 
 
+# What derived data of a snapshot's studies was computed with: the radiomics settings and code, the models.
+_DERIVED = {"radiomics": ("gold/radiomics_features", ("settings_hash", "code_version")),
+            "models": ("gold/predictions", ("model_name", "model_version"))}
+
+
+def _derived_versions(settings: Settings, item: Dataset) -> dict[str, dict]:
+    """For each derived table: its current version and the distinct settings (or models) of the dataset's
+    studies in it, so a citation says which radiomics settings and model versions its features and
+    predictions came from (and which table version to read them at)."""
+    studies = _select(replace(item, columns=["study_uid"]), _project_rows(settings, item).read_all())
+    wanted = sorted(set(studies.column("study_uid").to_pylist()))
+    found: dict[str, dict] = {}
+    for kind, (relative, columns) in _DERIVED.items():
+        try:
+            table = DeltaTable(lake_table_path(settings, relative))
+        except TableNotFoundError:
+            continue
+        except (DeltaError, OSError) as err:
+            raise GovernanceError(f"the {relative} table could not be read: {err}") from err
+        rows = table.to_pyarrow_dataset().to_table(
+            columns=list(columns), filter=(pc.field("project").cast(pa.string()) == item.project)
+            & pc.field("study_uid").cast(pa.string()).isin(wanted))
+        distinct = sorted({tuple(str(v) for v in row.values()) for row in rows.to_pylist()})
+        found[kind] = {"table": relative, "table_version": table.version(),
+                       "values": [dict(zip(columns, values, strict=True)) for values in distinct]}
+    return found
+
+
 def publish(settings: Settings, name: str, *, published_by: str, creators: Sequence[str] = (),
             title: str = "") -> Snapshot:
     """Freeze the dataset under a new persistent identifier: its table version, the rows' content hash and
-    count, the de-identification profile versions in them, and DataCite-shaped metadata."""
+    count, the de-identification profile versions in them, the radiomics settings and model versions of its
+    studies' features and predictions (with those tables' versions), and DataCite-shaped metadata."""
     item = dataset(settings, name)
     rows, data = _snapshot_bytes(settings, item)
     number = len(snapshots(settings, name)) + 1
@@ -403,7 +432,7 @@ def publish(settings: Settings, name: str, *, published_by: str, creators: Seque
                                          f"of project {item.project}", "descriptionType": "Methods"}],
         "radlake": {"source_table": item.source_table, "source_version": item.source_version,
                     "content_sha256": hashlib.sha256(data).hexdigest(), "deid_profile_versions": profiles,
-                    "pyarrow": pa.__version__},
+                    "derived": _derived_versions(settings, item), "pyarrow": pa.__version__},
     }
     snapshot = Snapshot(pid=pid, dataset=name, project=item.project, source_table=item.source_table,
                         source_version=item.source_version, sql=item.sql, rows=rows.num_rows,

@@ -130,3 +130,22 @@ def test_a_governance_table_replaced_under_its_path_is_read_afresh(settings):
     assert governance.datasets(settings) == []
     _create(settings, "second")
     assert [d.dataset for d in governance.datasets(settings)] == ["second"]
+
+
+def test_a_snapshot_names_the_radiomics_settings_and_models_of_its_studies(settings):
+    _create(settings, "derived", "status = 'complete'")
+    features = governance.lake_table_path(settings, "gold/radiomics_features")
+    predictions = governance.lake_table_path(settings, "gold/predictions")
+    write_deltalake(features, pa.Table.from_pylist([
+        {"project": "a", "study_uid": "a-0", "settings_hash": "s1", "code_version": "0.1.0", "feature": "f"},
+        {"project": "a", "study_uid": "a-0", "settings_hash": "s1", "code_version": "0.1.0", "feature": "g"},
+        {"project": "a", "study_uid": "a-1", "settings_hash": "s-receiving", "code_version": "0.1.0", "feature": "f"},
+        {"project": "b", "study_uid": "a-0", "settings_hash": "s-other-project", "code_version": "0.1.0",
+         "feature": "f"}]))
+    write_deltalake(predictions, pa.Table.from_pylist([
+        {"project": "a", "study_uid": "a-2", "model_name": "nodule-cnn", "model_version": 3}]))
+    snapshot = governance.publish(settings, "derived", published_by="t")
+    derived = json.loads(snapshot.metadata)["radlake"]["derived"]
+    assert derived["radiomics"] == {"table": "gold/radiomics_features", "table_version": 0,
+                                    "values": [{"settings_hash": "s1", "code_version": "0.1.0"}]}
+    assert derived["models"]["values"] == [{"model_name": "nodule-cnn", "model_version": "3"}]
