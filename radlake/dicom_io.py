@@ -214,24 +214,21 @@ def is_dicomdir(ds: Dataset) -> bool:
 
 def sop_instance_uid(data: bytes) -> str | None:
     """The SOPInstanceUID of Part-10 bytes when it can be read, for quarantine records."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True, specific_tags=["SOPInstanceUID"])
-        value = ds.get("SOPInstanceUID")
-    except PARSE_ERRORS:
-        return None
-    return str(value) if value else None
+    return _one_element(data, "SOPInstanceUID")
 
 
 def patient_id(data: bytes) -> str | None:
     """The PatientID of Part-10 bytes (or a raw dataset) when it can be read, for finding a patient's
     quarantined originals; None when the bytes are not DICOM or carry none."""
+    return _one_element(data, "PatientID")
+
+
+def _one_element(data: bytes, keyword: str) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True, specific_tags=["PatientID"])
-        value = ds.get("PatientID")
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True, specific_tags=[keyword])
+        value = ds.get(keyword)
     except PARSE_ERRORS:
         return None
     return str(value).strip() if value else None
