@@ -108,3 +108,35 @@ def test_annotations_leave_no_planted_phi(released):
         text = str(ds)
         for value in ("Doe", "MRN-0042", "ACC99", "Annotator", "Contourer"):
             assert value not in text
+
+
+def test_stored_annotations_are_announced_as_annotations(source, default_rules, tmp_path):
+    import json
+
+    import jsonschema
+
+    from lake_schemas.events import AnnotationReceived, InstanceReceived
+    from lake_schemas.topics import ANNOTATION_RECEIVED
+    from platform_layer.object_store import ObjectStore
+    from radlake.instance_events import store_and_describe
+
+    store = ObjectStore(str(tmp_path))
+    images = deidentify_instances([_bytes(ds) for ds in source], default_rules, KEY, "st-olav")
+    image_events = [store_and_describe(r.encoded, store, provider="st-olav", project="p1", deid_profile_version="v")
+                    for r in images]
+    assert all(isinstance(e, InstanceReceived) for e in image_events)
+    objects = [annotations.seg(source, annotations.sphere_mask(source, (3, 12, 12), 2.5)),
+               annotations.rtstruct(source, (3, 12, 12), 2.5), annotations.comprehensive_sr(source)]
+    events = [store_and_describe(r.encoded, store, provider="st-olav", project="p1", deid_profile_version="v")
+              for r in deidentify_instances(objects, default_rules, KEY, "st-olav")]
+    assert [type(e) for e in events] == [AnnotationReceived] * 3
+    assert [e.data.annotation_kind for e in events] == ["seg", "rtstruct", "sr"]
+    for event in events:
+        jsonschema.validate(json.loads(event.model_dump_json()), ANNOTATION_RECEIVED.schema)
+        assert event.data.study_uid == image_events[0].data.study_uid
+        assert event.data.referenced_series_uids == (image_events[0].data.series_uid,)
+        assert event.data.referenced_instance_count >= 1
+        assert "MRN" not in event.model_dump_json() and "Doe" not in event.model_dump_json()
+    again = store_and_describe(deidentify_instances(objects[:1], default_rules, KEY, "st-olav")[0].encoded, store,
+                               provider="st-olav", project="p1", deid_profile_version="v")
+    assert again.event_id == events[0].event_id  # a re-sent annotation is a redelivery
