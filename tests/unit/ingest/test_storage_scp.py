@@ -134,3 +134,12 @@ def test_provider_dimse_refuses_bad_settings_before_touching_the_platform(monkey
     monkeypatch.setenv("RADLAKE_STATE_DIR", str(tmp_path))
     assert provider_cli(argv) == code
     assert message in capsys.readouterr().err
+
+
+def test_the_scp_accepts_every_annotation_storage_class():
+    from nifi.edge.storage_scp import _Forwarder, build_ae
+    from radlake.annotations import ANNOTATION_SOP_CLASSES
+
+    ae, _ = build_ae(CONFIG, _Forwarder(CONFIG))
+    supported = {str(context.abstract_syntax) for context in ae.supported_contexts}
+    assert set(ANNOTATION_SOP_CLASSES) <= supported
