@@ -11,8 +11,9 @@ A thin adapter around the batch job, in one of two modes:
   (``nodule-cnn:3/nodule candidate 1#1``), and run the job restricted to those studies;
 * **annotations** (:func:`handle_annotations`): on ``annotation received`` events of a SEG or an RTSTRUCT
   (a site's expert annotations, de-identified at the edge), fetch the object the same way, register one ROI
-  per segment / structure under ``annotation/`` (``annotation/lesion#1``; an RTSTRUCT is rasterised on its
-  referenced series' grid when features are computed), and run the job restricted to those studies. SR,
+  per segment / structure named after the object (``rtstruct:<its SOP instance UID>/lesion#1``: two objects
+  that name a region alike never replace each other's rows; an RTSTRUCT is rasterised on its referenced
+  series' grid when features are computed), and run the job restricted to those studies. SR,
   KOS and presentation states carry no region and are skipped.
 
 Either way it then publishes the outbox's ``features computed`` events and only then commits the consumer
@@ -371,7 +372,6 @@ def segmentation_rois(event: PredictionCreated, read: Callable[[str, str], bytes
 
 # The annotation kinds that hold regions (SR, KOS and presentation states do not).
 ROI_ANNOTATION_KINDS = frozenset({"seg", "rtstruct"})
-ANNOTATION_ROI_PREFIX = "annotation"
 
 
 def annotation_rois(event: AnnotationReceived, read: Callable[[str, str], bytes]) -> list[dict]:
@@ -390,7 +390,8 @@ def annotation_rois(event: AnnotationReceived, read: Callable[[str, str], bytes]
                                 source=f"annotation:{event.event_id}")
     if not rows:
         raise InvalidInputError(RadiomicsReason.UNREADABLE_INPUT, f"{event.data.object_uri} has no regions")
-    return [{**row, "roi": f"{ANNOTATION_ROI_PREFIX}/{row['roi']}"} for row in rows]
+    prefix = f"{event.data.annotation_kind}:{event.data.sop_instance_uid}"
+    return [{**row, "roi": f"{prefix}/{row['roi']}"} for row in rows]
 
 
 def handle_annotations(spark, job, events: list[AnnotationReceived], publish: Callable[[list], None],

@@ -4,17 +4,23 @@ reference becomes the pseudonymous UID of the image it names."""
 from __future__ import annotations
 
 import io
+import json
 
+import jsonschema
 import numpy as np
 import pydicom
 import pytest
 
+from lake_schemas.events import AnnotationReceived, InstanceReceived
+from lake_schemas.topics import ANNOTATION_RECEIVED
+from platform_layer.object_store import ObjectStore
 from radlake import dicom_io
 from radlake.annotations import AnnotationKind, annotation_kind, referenced_series_uids, referenced_sop_instance_uids
 from radlake.deid.errors import QuarantineReason
 from radlake.deid.instance_result import Status
 from radlake.deid.pipeline import deidentify_instances
 from radlake.deid.pseudonyms import LocalHmac
+from radlake.instance_events import store_and_describe
 from radlake.synthetic import annotations
 from radlake.synthetic.dicom_series import ct_series
 
@@ -111,15 +117,6 @@ def test_annotations_leave_no_planted_phi(released):
 
 
 def test_stored_annotations_are_announced_as_annotations(source, default_rules, tmp_path):
-    import json
-
-    import jsonschema
-
-    from lake_schemas.events import AnnotationReceived, InstanceReceived
-    from lake_schemas.topics import ANNOTATION_RECEIVED
-    from platform_layer.object_store import ObjectStore
-    from radlake.instance_events import store_and_describe
-
     store = ObjectStore(str(tmp_path))
     images = deidentify_instances([_bytes(ds) for ds in source], default_rules, KEY, "st-olav")
     image_events = [store_and_describe(r.encoded, store, provider="st-olav", project="p1", deid_profile_version="v")

@@ -46,9 +46,11 @@ def test_seg_and_rtstruct_become_rois_on_the_pseudonymous_series(landed):
     [seg_row] = follow.annotation_rois(seg, store.get)
     [rt_row] = follow.annotation_rois(rtstruct, store.get)
     assert follow.annotation_rois(sr, store.get) == []
+    assert seg_row["roi"] == f"seg:{seg.data.sop_instance_uid}/lesion#1"
+    assert rt_row["roi"] == f"rtstruct:{rtstruct.data.sop_instance_uid}/lesion#1"
     for row, kind in ((seg_row, "seg"), (rt_row, "rtstruct")):
         assert row["series_uid"] == images[0].data.series_uid and row["study_uid"] == images[0].data.study_uid
-        assert row["mask_kind"] == kind and row["roi"] == "annotation/lesion#1" and row["provider"] == "site-a"
+        assert row["mask_kind"] == kind and row["provider"] == "site-a"
         assert row["source"].startswith("annotation:")
 
 
