@@ -209,7 +209,7 @@ def test_a_pacs_stores_a_study_and_its_rtstruct_and_seg(settings, edge, topics, 
     naming the study's pseudonymous images."""
     _, contracts = topics
     config = _scp(settings)
-    datasets, _ = phi_dicom.ct_series(4, patient=PATIENT, study=104, size=32)
+    datasets, _ = phi_dicom.ct_series(4, patient=PATIENT, study=190, size=32)  # a study no other test sends
     source = [pydicom.dcmread(io.BytesIO(phi_dicom.to_bytes(ds))) for ds in datasets]
     objects = [pydicom.dcmread(io.BytesIO(data)) for data in (
         annotations.rtstruct(source, (1, 16, 16), 1.5),
