@@ -36,7 +36,7 @@ PYTHON = {"group": "org.apache.nifi", "artifact": "python-extensions", "version"
 
 # Raised whenever a change to the flow needs edges deployed before it to be deployed again (a processor
 # property added, say): `nifi.providers.follow_stack` redeploys every edge of another revision.
-FLOW_REVISION = "6"
+FLOW_REVISION = "7"
 
 PARAMETERS = [
     ("flow_revision", "Revision of the flow definition this edge was deployed from", False, FLOW_REVISION),
