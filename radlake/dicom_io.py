@@ -22,6 +22,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
+from radlake.annotations import needs_pixel_data
 from radlake.deid.errors import QuarantineReason
 
 PREAMBLE_LENGTH = 128
@@ -136,9 +137,12 @@ def check_required_uids(ds: Dataset) -> Check:
 
 
 def check_pixel_data(ds: Dataset) -> Check:
-    """Pixel data is present and, when native, as long as the image attributes say."""
+    """Pixel data is present and, when native, as long as the image attributes say. Annotation classes other
+    than SEG (RTSTRUCT, SR, KOS, presentation states: :mod:`radlake.annotations`) have none and need none."""
     tag = next((t for t in PIXEL_DATA_TAGS if t in ds), None)
     if tag is None:
+        if not needs_pixel_data(ds.get("SOPClassUID")):
+            return True, None
         return False, QuarantineReason.NO_PIXEL_DATA
     if tag != 0x7FE00010:
         return True, None
