@@ -15,7 +15,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import socket
+import threading
 
 import torch
 from deltalake import DeltaTable
@@ -107,7 +109,10 @@ def run(args, settings: Settings) -> int:
     ensure_topics(settings, options)  # as the platform administrator, who then gives the worker its own principal
     kafka.grant(kafka_bootstrap(settings), KAFKA_INFERENCE, rights(options))
     use_stack_identity(settings, KAFKA_INFERENCE)
-    stats = serve(settings, options)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # the batch in hand is committed, then the worker stops
+        signal.signal(signum, lambda *_: stop.set())
+    stats = serve(settings, options, stop)
     print(json.dumps({"worker_id": args.worker_id, "batches": stats.batches, "predictions": stats.predictions,
                       "dead_letters": stats.dead_letters, "duplicates_dropped": stats.duplicates_dropped,
                       "aborted": stats.aborted, "studies_per_batch": stats.studies_per_batch}))

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from contextlib import ExitStack
 from dataclasses import asdict
 
@@ -103,7 +105,14 @@ def cmd_run(args, root: str) -> int:
         )
         if not args.available_now:
             print(f"radlake lake: {len(queries)} queries running on {root}", file=sys.stderr)
-            spark.streams.awaitAnyTermination()
+            stopping = threading.Event()  # SIGTERM / SIGINT: the queries stop, /metrics and its announcement go
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stopping.set())
+            while not stopping.is_set() and not spark.streams.awaitAnyTermination(1):
+                pass
+            if stopping.is_set():
+                for query in queries:
+                    query.stop()
     for query in queries:
         if query.exception() is not None:
             print(f"radlake lake: query {query.name} failed: {query.exception()}", file=sys.stderr)

@@ -7,6 +7,7 @@ serdes from the schema registry, the predictions landed into Delta after each co
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -81,9 +82,9 @@ def ensure_topics(settings: Settings, options: ServeOptions) -> None:
         TopicSpec(options.dead_letter_topic, PREDICTION_DEAD_LETTER.partitions)])
 
 
-def serve(settings: Settings, options: ServeOptions) -> WorkerStats:
-    """Run one worker until it idles out (``max_idle_s``), has made ``max_predictions``, or is stopped; as this
-    process's Kafka identity (``radlake infer run``: the inference principal), on topics that exist."""
+def serve(settings: Settings, options: ServeOptions, stop: threading.Event | None = None) -> WorkerStats:
+    """Run one worker until it idles out (``max_idle_s``), has made ``max_predictions``, or ``stop`` is set; as
+    this process's Kafka identity (``radlake infer run``: the inference principal), on topics that exist."""
     bootstrap = kafka_bootstrap(settings)
     in_serde, out_serde, dlq_serde = serdes(settings, options)
     registry = stack_registry(settings)
@@ -114,7 +115,7 @@ def serve(settings: Settings, options: ServeOptions) -> WorkerStats:
                     settings, metrics.registry, options.metrics_tls, "inference", f"{options.group}-{options.worker_id}",
                     {"group": options.group, "worker_id": options.worker_id}, port=options.metrics_port))
                 log.info("metrics on %s (client certificate required)", url)
-            return worker.run(max_idle_s=options.max_idle_s, max_predictions=options.max_predictions)
+            return worker.run(stop, max_idle_s=options.max_idle_s, max_predictions=options.max_predictions)
     finally:
         if lander is not None:
             lander.drain(quiet_s=0.5)

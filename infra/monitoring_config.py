@@ -122,6 +122,7 @@ def rules(settings: Settings) -> dict[str, Any]:
     s = settings
     lag_window, dlq_window = duration(s.lag_alert_window_s), duration(s.dlq_alert_window_s)
     dlq = "|".join(t.replace(".", "\\\\.") for t in DLQ_TOPICS)
+    edge_5xx = 'radlake_edge_requests_total{status=~"5.."}'
     recording = [
         {"record": "radlake:state_dir_disk_used:ratio",
          "expr": "1 - radlake_state_dir_filesystem_free_bytes / radlake_state_dir_filesystem_size_bytes"},
@@ -172,8 +173,11 @@ def rules(settings: Settings) -> dict[str, Any]:
                s.alert_for_s, "Provider {{ $labels.provider }} sent {{ $value }} instances that conflict with "
                               "earlier ones (same SOP instance UID, other content) in the last " + dlq_window,
                "conflictsgrowingforprovider"),
+        # `unless ... offset`: a series that first appeared within the window (the first 5xx of its kind), whose
+        # increase() is 0 for want of an earlier sample
         _alert("EdgeAnswering5xx",
-               f'sum by (provider) (increase(radlake_edge_requests_total{{status=~"5.."}}[{dlq_window}])) > 0',
+               f"sum by (provider) (increase({edge_5xx}[{dlq_window}])) > 0 "
+               f"or sum by (provider) ({edge_5xx} unless {edge_5xx} offset {dlq_window}) > 0",
                s.alert_for_s, "The edge of provider {{ $labels.provider }} answered {{ $value }} requests with a "
                               "5xx in the last " + dlq_window, "edgeanswering5xx"),
         _alert("LakeQueryStalled",
