@@ -24,7 +24,9 @@ import argparse
 import csv
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from apps._common import UsageError, command
@@ -172,6 +174,9 @@ def _follow(args: argparse.Namespace, settings: Settings) -> int:
     spark = spark_session(settings, "radlake-radiomics-follow")
     print(f"radiomics follow: {serde.topic.name} -> features, settings {job.settings_hash[:12]}", file=sys.stderr)
     metrics = RadiomicsMetrics(args.on)
+    stop = threading.Event()  # SIGTERM / SIGINT: the batch in hand is finished and committed, then it stops
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     group = radiomics_follow.consumer_group(args.on, args.group)
     try:
         with serving(settings, metrics.registry, tls, "radiomics", f"{group}-{os.getpid()}",
@@ -180,7 +185,7 @@ def _follow(args: argparse.Namespace, settings: Settings) -> int:
             stats = radiomics_follow.follow(
                 spark, job, consumer, serde, radiomics_follow.features_publisher(settings, args.topic), handle=handle,
                 dead_letter=radiomics_follow.stack_dead_letters(settings), idle_exit_s=args.idle_exit,
-                max_messages=args.max_messages, metrics=metrics)
+                max_messages=args.max_messages, metrics=metrics, stop=stop)
     finally:
         consumer.close()
     print(json.dumps({"messages": stats.messages, "dead_lettered": stats.dead_lettered, "retried": stats.retried,

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -423,9 +424,9 @@ def process_batch(spark, job, messages: Sequence[Message], serde, publish: Calla
         result, published, rejected = handle(spark, job, events, publish)
         source = {id(event): msg for msg, event in decoded}
         letters += [DeadLetter(source[id(event)], failure.reason, str(err)) for event, failure, err in rejected]
-        dead_providers += [event.provider for event, _, _ in rejected]
+        dead_providers += [getattr(event, "provider", "unknown") for event, _, _ in rejected]
         refused = {id(event) for event, _, _ in rejected}
-        handled_providers = [event.provider for event in events if id(event) not in refused]
+        handled_providers = [getattr(event, "provider", "unknown") for event in events if id(event) not in refused]
         studies = len({event.data.study_uid for event in events})
     dead_letter(letters)
     for letter in letters:
@@ -471,15 +472,15 @@ def run_batch(messages: Sequence[Message], attempt: Callable[[], BatchOutcome], 
 def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, handle=handle_completed,
            dead_letter: Callable[[Sequence[DeadLetter]], None], backoff: Backoff = Backoff(),
            batch_size: int = 50, idle_exit_s: float | None = None, max_messages: int | None = None,
-           metrics: RadiomicsMetrics | None = None) -> FollowStats:
+           metrics: RadiomicsMetrics | None = None, stop: threading.Event | None = None) -> FollowStats:
     """Consume until idle for ``idle_exit_s`` (None: forever) or ``max_messages`` were read. ``handle``:
     :func:`handle_completed` for ``study completed`` events, or :func:`handle_segmentations` (its ``read``
     bound) for ``prediction created`` events. ``dead_letter``: where permanently unusable messages go
     (:func:`stack_dead_letters`). A batch that fails transiently is retried (``backoff``)
-    until it succeeds; its offsets are committed only then."""
+    until it succeeds; its offsets are committed only then. ``stop``: return after the batch in hand."""
     stats = FollowStats()
     idle_since = time.monotonic()
-    while True:
+    while stop is None or not stop.is_set():
         messages = []
         for msg in consumer.consume(num_messages=batch_size, timeout=1.0):
             if msg.error():  # e.g. the topic does not exist yet: nothing to commit for it
@@ -512,3 +513,4 @@ def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, hand
             return stats
         if max_messages is not None and stats.messages >= max_messages:
             return stats
+    return stats

@@ -434,3 +434,33 @@ def test_the_lake_queries_report_progress_rows_and_table_versions(fast, promethe
     finally:
         _stop(driver, log_path)
     assert not [p for p in scrape_targets_dir(fast).glob("lake-*.json") if str(lake) in p.read_text()]
+
+
+def test_a_radiomics_follower_is_scraped_and_counts_what_it_dead_letters(fast, prometheus, kafka_bootstrap,
+                                                                        registry_url, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    source = STUDY_COMPLETED.with_name(f"test.monitoring.radiomics.{tag}")
+    register(schema_admin(fast), (source,))
+    create_topics(kafka_bootstrap, (source,))
+    producer = kafka.producer(kafka_bootstrap, client_id=f"it-monitoring-{tag}")
+    producer.produce(source.name, key=b"k", value=b"not an event of the contract")
+    assert producer.flush(30) == 0
+    (tmp_path / "settings.yaml").write_text("{}\n")  # the default settings: nothing gets computed here
+    group = f"g-monitoring-{tag}"
+    log_path = tmp_path / "follower.log"
+    with log_path.open("wb") as out:
+        follower = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "apps.cli", "radiomics", "follow", "--settings", str(tmp_path / "settings.yaml"),
+             "--on", "studies", "--source-topic", source.name, "--group", group],
+            env={**os.environ, "RADLAKE_LAKE_URI": str(tmp_path / "lake")}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        [target] = poll(lambda: _target(prometheus, "radiomics", "group", group) or follower.poll() is not None
+                        and [None], "the radiomics follower's target up", timeout_s=300)
+        assert target is not None, log_path.read_text()[-3000:]
+        dead = (f'radlake_radiomics_messages_total{{group="{group}",provider="unknown",'
+                f'outcome="dead_lettered"}}')
+        assert poll(lambda: _first(prometheus, dead), "the dead-lettered message counted", timeout_s=300) == 1
+        assert _first(prometheus, f'radlake_radiomics_batch_seconds_count{{group="{group}"}}') == 1
+    finally:
+        _stop(follower, log_path)
+    assert not [p for p in scrape_targets_dir(fast).glob("radiomics-*.json") if group in p.read_text()]
