@@ -3,7 +3,7 @@
 
 An edge runs inside NiFi's Python processors, one process per processor, started and restarted by NiFi; a
 web server per processor would need a port, a certificate and an announcement each. Instead each edge process
-writes its counters, after every request, to ``<state>/edge/<provider>/metrics/<pid>-<n>.json`` (write, then
+writes its counters, at most once a second (:class:`FileRecorder`), to ``<state>/edge/<provider>/metrics/<pid>-<n>.json`` (write, then
 rename: a reader never sees half a file), and the lag exporter, already scraped over mutual TLS, sums the files
 of each provider at scrape time. Files of processes that are gone stay (their counts are part of the
 provider's totals); a file is a few hundred bytes.
@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import time
 from bisect import bisect_left
 from collections.abc import Mapping
 from pathlib import Path
@@ -65,17 +66,36 @@ class EdgeCounters:
 
 
 class FileRecorder:
-    """Writes an :class:`EdgeCounters`' snapshot to its own file under ``folder`` after each request."""
+    """Writes an :class:`EdgeCounters`' snapshot to its own file under ``folder``: at once when the last write is
+    ``every_s`` old, else once that long after it (a timer), so a burst of small requests costs one write a
+    second, and the file is never more than ``every_s`` behind."""
 
-    def __init__(self, counters: EdgeCounters, folder: Path) -> None:
+    def __init__(self, counters: EdgeCounters, folder: Path, every_s: float = 1.0) -> None:
         self.counters = counters
         self.path = folder / f"{os.getpid()}-{next(_sequence)}.json"
+        self.every_s = every_s
         self._lock = threading.Lock()
+        self._last = float("-inf")
+        self._pending: threading.Timer | None = None
 
     def flush(self) -> None:
-        """Never raises: counting must not fail a request (an unwritable folder is logged)."""
+        """Write now or soon (see the class). Never raises: counting must not fail a request."""
+        with self._lock:
+            wait = self._last + self.every_s - time.monotonic()
+            if wait > 0:
+                if self._pending is None:
+                    self._pending = threading.Timer(wait, self.write)
+                    self._pending.daemon = True
+                    self._pending.start()
+                return
+        self.write()
+
+    def write(self) -> None:
+        """Write the snapshot now (an unwritable folder is logged)."""
         snapshot = json.dumps(self.counters.snapshot())
         with self._lock:
+            self._pending = None
+            self._last = time.monotonic()
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 partial = self.path.with_suffix(".tmp")

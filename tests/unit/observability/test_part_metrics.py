@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -198,8 +199,8 @@ def test_edge_counters_of_several_processes_are_summed_per_provider(tmp_path):
     second.ingested({("quarantined", "PHI_IN_PIXELS"): 2}, 40.0)
     other.request("archive", 401, 7)
     for counters in (first, second):
-        FileRecorder(counters, root / "a" / "metrics").flush()
-    FileRecorder(other, root / "b" / "metrics").flush()
+        FileRecorder(counters, root / "a" / "metrics").flush()  # a recorder's first flush writes at once
+    FileRecorder(other, root / "b" / "metrics").write()
     (root / "a" / "metrics" / "foreign.json").write_text("[1, 2]")  # not an edge's: skipped
     samples = _samples(read_snapshots(root))
     assert samples[("radlake_edge_requests_total", ("kind", "stow"), ("provider", "a"), ("status", "200"))] == 1
@@ -222,11 +223,30 @@ def test_the_edge_counts_every_answer_even_a_refused_token(tmp_path):
     assert handle(runtime, "POST", "/archives", {}, b"abc").status == 401
     assert handle(runtime, "POST", "/dicomweb/studies/1.2", {"Authorization": "Bearer other"}, b"abcd").status == 403
     assert handle(runtime, "POST", "/nowhere?x=1", {"Authorization": "Bearer the-token"}, b"").status == 404
+    telemetry.recorder.write()  # the flushes after the first wait for a timer (at most one write a second)
     samples = _samples(read_snapshots(tmp_path / "edge"))
     assert samples[("radlake_edge_requests_total", ("kind", "archive"), ("provider", "a"), ("status", "401"))] == 1
     assert samples[("radlake_edge_requests_total", ("kind", "stow"), ("provider", "a"), ("status", "403"))] == 1
     assert samples[("radlake_edge_requests_total", ("kind", "other"), ("provider", "a"), ("status", "404"))] == 1
     assert samples[("radlake_edge_received_bytes_total", ("provider", "a"))] == 7
+
+
+def test_a_burst_of_requests_costs_one_write_and_the_last_counts_follow_within_the_interval(tmp_path):
+    counters = EdgeCounters("a")
+    recorder = FileRecorder(counters, tmp_path / "metrics", every_s=0.2)
+    for _ in range(50):
+        counters.request("stow", 200, 1)
+        recorder.flush()
+    written = json.loads(recorder.path.read_text())
+    assert written["requests"] == {"stow 200": 1}  # only the first flush wrote at once
+
+    def settled() -> bool:
+        return json.loads(recorder.path.read_text())["requests"] == {"stow 200": 50}
+
+    deadline = time.monotonic() + 30
+    while not settled() and time.monotonic() < deadline:  # the timer's write (no duration asserted)
+        time.sleep(0.05)
+    assert settled()
 
 
 def test_an_unwritable_metrics_folder_never_fails_a_request(tmp_path):
