@@ -6,12 +6,15 @@ again. Device memory and utilisation are read at scrape time, and only on CUDA.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -60,7 +63,8 @@ def torch_cuda_device(index: int) -> CudaDevice:
     def utilization(i: int) -> float | None:
         try:
             return float(torch.cuda.utilization(i)) / 100.0
-        except (ModuleNotFoundError, RuntimeError):  # no pynvml, or NVML refused: memory alone
+        except Exception as err:  # noqa: BLE001 - no pynvml, or NVML's own errors: memory alone, and a scrape that works
+            log.debug("no GPU utilisation for cuda:%d: %s", i, err)
             return None
 
     return CudaDevice(index, memory, utilization)
