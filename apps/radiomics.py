@@ -24,13 +24,17 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from apps._common import UsageError, command
 from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap
 from platform_layer.identities import use_stack_identity
+from platform_layer.metrics_endpoint import metrics_certificate, serving
 from platform_layer.principals import KAFKA_RADIOMICS
 from platform_layer.settings import Settings
 from platform_layer.spark import spark_session
@@ -39,6 +43,7 @@ from radlake.radiomics.inputs import load_image, load_mask
 from radlake.radiomics.settings import load_settings
 from spark_jobs import radiomics_follow, radiomics_job
 from spark_jobs.radiomics_job import RadiomicsJob
+from spark_jobs.telemetry import RadiomicsMetrics
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,6 +128,8 @@ def _add_lake_parsers(sub) -> None:
                                                           "with -segmentations / -annotations for the other modes)")
             p.add_argument("--idle-exit", type=float, default=None, help="stop after this many idle seconds")
             p.add_argument("--max-messages", type=int, default=None, help="stop after this many messages")
+            p.add_argument("--metrics-port", type=int, default=0,
+                           help="port of /metrics (default: any free one, announced to Prometheus)")
 
 
 def _job(args: argparse.Namespace, settings: Settings) -> RadiomicsJob:
@@ -163,16 +170,25 @@ def _follow(args: argparse.Namespace, settings: Settings) -> int:
     radiomics_follow.ensure_topics(settings, args.topic)
     kafka.grant(kafka_bootstrap(settings), KAFKA_RADIOMICS, radiomics_follow.rights(
         args.on, group=args.group, source_topic=args.source_topic, features_topic=args.topic))
+    tls = metrics_certificate(settings, "radiomics")  # as the administrator, before taking the follower's identity
     use_stack_identity(settings, KAFKA_RADIOMICS)
     consumer, serde, handle = radiomics_follow.follower(settings, job, args.on, group=args.group,
                                                         source_topic=args.source_topic)
     spark = spark_session(settings, "radlake-radiomics-follow")
     print(f"radiomics follow: {serde.topic.name} -> features, settings {job.settings_hash[:12]}", file=sys.stderr)
+    metrics = RadiomicsMetrics(args.on)
+    stop = threading.Event()  # SIGTERM / SIGINT: the batch in hand is finished and committed, then it stops
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    group = radiomics_follow.consumer_group(args.on, args.group)
     try:
-        stats = radiomics_follow.follow(
-            spark, job, consumer, serde, radiomics_follow.features_publisher(settings, args.topic), handle=handle,
-            dead_letter=radiomics_follow.stack_dead_letters(settings), idle_exit_s=args.idle_exit,
-            max_messages=args.max_messages)
+        with serving(settings, metrics.registry, tls, "radiomics", f"{group}-{os.getpid()}",
+                     {"on": args.on, "group": group}, port=args.metrics_port) as url:
+            print(f"radiomics follow: metrics on {url} (client certificate required)", file=sys.stderr)
+            stats = radiomics_follow.follow(
+                spark, job, consumer, serde, radiomics_follow.features_publisher(settings, args.topic), handle=handle,
+                dead_letter=radiomics_follow.stack_dead_letters(settings), idle_exit_s=args.idle_exit,
+                max_messages=args.max_messages, metrics=metrics, stop=stop)
     finally:
         consumer.close()
     print(json.dumps({"messages": stats.messages, "dead_lettered": stats.dead_lettered, "retried": stats.retried,

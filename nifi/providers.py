@@ -51,6 +51,7 @@ from nifi.edge.tokens import (
     rotate_token,
 )
 from platform_layer import kafka
+from platform_layer.edge_metrics import edges_root
 from platform_layer.endpoints import kafka_bootstrap, registry_url, vault_addr
 from platform_layer.errors import TopicError
 from platform_layer.nifi_access import NiFiAccess, platform_access
@@ -320,7 +321,7 @@ def set_project_profile(settings: Settings, project: str, profile: Profile | Non
 
 def edge_dir(settings: Settings, provider: str) -> Path:
     """The provider's folder on the platform host: quarantine (sealed), spool and work files, drop folder."""
-    return settings.state_dir / "edge" / provider
+    return edges_root(settings.state_dir) / provider
 
 
 def quarantine_keys(settings: Settings, provider: str, vault: hvac.Client | None = None) -> VaultTransitDataKeys:

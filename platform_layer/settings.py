@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     # DeadLettersGrowing / QuarantineGrowing: more than this many messages per window on those topics
     dlq_alert_messages: int = 10
     dlq_alert_window_s: float = 900.0
+    # LakeQueryStalled: a lake query without progress for this long while its source had messages to read (or a
+    # query that terminated)
+    lake_stall_alert_s: float = 600.0
+    # RadiomicsFailing: more ROIs than this failed per dlq_alert_window_s (per reason)
+    radiomics_failure_alert_rois: int = 0
+    # the window of the latency recording rules (quantiles of upload -> study completed -> prediction)
+    latency_window_s: float = 300.0
     # Alertmanager's grouping: first notification after group_wait, changes (and resolutions) after group_interval
     alert_group_wait_s: float = 30.0
     alert_group_interval_s: float = 300.0

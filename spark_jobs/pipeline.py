@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from lake_schemas.tables import BRONZE_ANNOTATIONS, BRONZE_INSTANCES, BRONZE_STUDY_COMPLETED, ERASURES
+from lake_schemas.tables import (
+    BRONZE_ANNOTATIONS,
+    BRONZE_INSTANCES,
+    BRONZE_STUDY_COMPLETED,
+    ERASURES,
+    GATE_REPORTS,
+    QUARANTINE,
+    SILVER_ANNOTATIONS,
+    SILVER_SERIES,
+    SILVER_STUDIES,
+)
 from platform_layer import kafka
 from spark_jobs import bronze, silver, silver_annotations, tables
+from spark_jobs.telemetry import LakeListener, LakeMetrics
+
+# the tables the queries write, whose Delta versions and rows written the lake's metrics report
+WRITTEN = (BRONZE_INSTANCES, BRONZE_STUDY_COMPLETED, BRONZE_ANNOTATIONS, SILVER_SERIES, SILVER_STUDIES,
+           SILVER_ANNOTATIONS, QUARANTINE, GATE_REPORTS)
 
 
 def rights(instances_topic: str, completed_topic: str, annotations_topic: str | None = None) -> kafka.Rights:
@@ -12,6 +27,19 @@ def rights(instances_topic: str, completed_topic: str, annotations_topic: str | 
     offsets live in the queries' checkpoints). It writes nothing to Kafka."""
     reads = (instances_topic, completed_topic, *((annotations_topic,) if annotations_topic else ()))
     return kafka.Rights(reads=reads, group_prefixes=(bronze.GROUP_ID_PREFIX,))
+
+
+def written_tables(lake_uri: str) -> dict[str, str]:
+    """{table name relative to the lake root: its URI} of the tables the queries write (pure)."""
+    root = lake_uri.rstrip("/")
+    return {tables.table_path(root, spec)[len(root) + 1:]: tables.table_path(root, spec) for spec in WRITTEN}
+
+
+def watch(spark, lake_uri: str) -> LakeMetrics:
+    """The lake's metrics, fed by a listener on ``spark``'s streaming queries (call before starting them)."""
+    metrics = LakeMetrics(written_tables(lake_uri))
+    spark.streams.addListener(LakeListener(metrics))
+    return metrics
 
 
 def start_pipeline(spark, *, bootstrap: str, lake_uri: str, instances_topic: str, completed_topic: str,

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -85,6 +86,7 @@ from spark_jobs.radiomics_series import (
     rois_from_dicom_mask,
     series_from_summary,
 )
+from spark_jobs.telemetry import RadiomicsMetrics
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +258,8 @@ def _source(on: str, source_topic: str | None) -> Topic:
     return contract.with_name(source_topic) if source_topic else contract
 
 
-def _group(on: str, group: str | None) -> str:
+def consumer_group(on: str, group: str | None) -> str:
+    """The follower's consumer group: ``group``, or the default of what it follows."""
     return group or ("radlake-radiomics-follow" if on == "studies" else f"radlake-radiomics-follow-{on}")
 
 
@@ -269,7 +272,7 @@ def rights(on: str, *, group: str | None = None, source_topic: str | None = None
     """What the radiomics principal may do on Kafka while it follows: read its source topic in its group, write
     ``features computed`` and dead letters."""
     return kafka.Rights(reads=(_source(on, source_topic).name,), writes=(_features(features_topic).name, DEAD_LETTER),
-                        group_prefixes=(_group(on, group),))
+                        group_prefixes=(consumer_group(on, group),))
 
 
 def ensure_topics(settings: Settings, features_topic: str | None = None) -> None:
@@ -292,7 +295,7 @@ def follower(settings: Settings, job, on: str, *, group: str | None = None, sour
         handle = handle_completed
     source = _source(on, source_topic)
     serde = EventSerde(source, registry_client(registry_url(settings)))
-    consumer = kafka.consumer(kafka_bootstrap(settings), group_id=_group(on, group))
+    consumer = kafka.consumer(kafka_bootstrap(settings), group_id=consumer_group(on, group))
     consumer.subscribe([source.name])
     return consumer, serde, handle
 
@@ -443,6 +446,8 @@ class BatchOutcome:
     published: tuple
     studies: int
     dead_letters: tuple[DeadLetter, ...]
+    handled_providers: tuple[str, ...] = ()  # of each decoded event not dead-lettered
+    dead_providers: tuple[str, ...] = ()  # of each dead-lettered message ("unknown" when it did not decode)
 
 
 def process_batch(spark, job, messages: Sequence[Message], serde, publish: Callable[[list], None], handle,
@@ -456,19 +461,24 @@ def process_batch(spark, job, messages: Sequence[Message], serde, publish: Calla
             decoded.append((msg, serde.deserialize(msg.value())))
         except SchemaViolation as err:
             letters.append(DeadLetter(msg, classify(err).reason, str(err)))
-    result, published, studies = None, (), 0
+    dead_providers = ["unknown"] * len(letters)
+    result, published, studies, handled_providers = None, (), 0, []
     if decoded:
         events = [event for _, event in decoded]
         result, published, rejected = handle(spark, job, events, publish)
         source = {id(event): msg for msg, event in decoded}
         letters += [DeadLetter(source[id(event)], failure.reason, str(err)) for event, failure, err in rejected]
+        dead_providers += [getattr(event, "provider", "unknown") for event, _, _ in rejected]
+        refused = {id(event) for event, _, _ in rejected}
+        handled_providers = [getattr(event, "provider", "unknown") for event in events if id(event) not in refused]
         studies = len({event.data.study_uid for event in events})
     dead_letter(letters)
     for letter in letters:
         m = letter.message
         log.warning("radiomics follow: dead-lettered %s[%d]@%d: %s: %s", m.topic(), m.partition(), m.offset(),
                     letter.reason, letter.error[:200])
-    return BatchOutcome(result, tuple(published), studies, tuple(letters))
+    return BatchOutcome(result, tuple(published), studies, tuple(letters), tuple(handled_providers),
+                        tuple(dead_providers))
 
 
 def offset_ranges(messages: Iterable[Message]) -> str:
@@ -505,15 +515,16 @@ def run_batch(messages: Sequence[Message], attempt: Callable[[], BatchOutcome], 
 
 def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, handle=handle_completed,
            dead_letter: Callable[[Sequence[DeadLetter]], None], backoff: Backoff = Backoff(),
-           batch_size: int = 50, idle_exit_s: float | None = None, max_messages: int | None = None) -> FollowStats:
+           batch_size: int = 50, idle_exit_s: float | None = None, max_messages: int | None = None,
+           metrics: RadiomicsMetrics | None = None, stop: threading.Event | None = None) -> FollowStats:
     """Consume until idle for ``idle_exit_s`` (None: forever) or ``max_messages`` were read. ``handle``:
     :func:`handle_completed` for ``study completed`` events, or :func:`handle_segmentations` (its ``read``
     bound) for ``prediction created`` events. ``dead_letter``: where permanently unusable messages go
     (:func:`stack_dead_letters`). A batch that fails transiently is retried (``backoff``)
-    until it succeeds; its offsets are committed only then."""
+    until it succeeds; its offsets are committed only then. ``stop``: return after the batch in hand."""
     stats = FollowStats()
     idle_since = time.monotonic()
-    while True:
+    while stop is None or not stop.is_set():
         messages = []
         for msg in consumer.consume(num_messages=batch_size, timeout=1.0):
             if msg.error():  # e.g. the topic does not exist yet: nothing to commit for it
@@ -521,10 +532,17 @@ def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, hand
                 continue
             messages.append(msg)
         if messages:
+            batch_started = time.monotonic()
             outcome, failures = run_batch(
                 messages, partial(process_batch, spark, job, messages, serde, publish, handle, dead_letter),
                 consumer, backoff)
             result = outcome.result
+            if metrics is not None:
+                metrics.batch(seconds=time.monotonic() - batch_started, computed=result.computed_rois if result else 0,
+                              failures=[reason for _, _, reason, _ in result.failures] if result else [],
+                              compute_s=dict(result.timings).get("compute", 0.0) if result else 0.0,
+                              handled=outcome.handled_providers, dead_lettered=outcome.dead_providers,
+                              published=len(outcome.published), failed_attempts=failures, now=time.time())
             stats = replace(stats, messages=stats.messages + len(messages),
                             studies=stats.studies + outcome.studies, events=stats.events + len(outcome.published),
                             dead_lettered=stats.dead_lettered + len(outcome.dead_letters),
@@ -539,3 +557,4 @@ def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, hand
             return stats
         if max_messages is not None and stats.messages >= max_messages:
             return stats
+    return stats

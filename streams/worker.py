@@ -36,7 +36,6 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
-from prometheus_client import start_http_server
 from pydantic import BaseModel
 
 from lake_schemas.errors import RegistryError, SchemaViolation
@@ -51,6 +50,7 @@ from lake_schemas.topics import (
 from platform_layer import kafka
 from platform_layer.errors import TopicError
 from platform_layer.kafka import TopicSpec
+from platform_layer.metrics_endpoint import MetricsTLS, start_server
 from platform_layer.serde import EventSerde, registry_client
 from streams.completion import (
     StudyProgress,
@@ -179,9 +179,8 @@ class StudyCompletionWorker:
         if not (c.metrics_certificate and c.metrics_key and c.metrics_client_ca):
             raise StreamsError("the metrics endpoint is HTTPS only: it needs a certificate, its key and the CA of its "
                                "clients (`radlake streams run` issues them)")
-        server, _ = start_http_server(c.web_port, c.web_host, registry=self.metrics.registry,
-                                      certfile=c.metrics_certificate, keyfile=c.metrics_key,
-                                      client_cafile=c.metrics_client_ca, client_auth_required=True)
+        server = start_server(self.metrics.registry, MetricsTLS(c.metrics_certificate, c.metrics_key,
+                                                                c.metrics_client_ca), c.web_host, c.web_port)
         self.watchdog.start()
         try:
             self.producer.init_transactions(_TIMEOUT_S)
@@ -479,6 +478,9 @@ class StudyCompletionWorker:
                       partition)
         self.store.put_progress(partition, mark_emitted(progress, done))
         self.metrics.studies.labels(event["provider"], done.event_type, done.reason).inc()
+        if progress.last_arrival is not None:
+            self.metrics.completion_delay.labels(event["provider"], done.reason).observe(
+                max(0.0, (now - progress.last_arrival).total_seconds()))
         log.info("study %s v%d %s (%s, %d instances)", progress.study_uid, done.version, done.event_type,
                  done.reason, len(progress.sop_uids))
 

@@ -20,6 +20,7 @@ from nifi.edge.housekeeping import Housekeeping
 from nifi.edge.outbox import Outbox, repair
 from nifi.edge.publish import EventPublisher
 from nifi.edge.tokens import EdgeCredentials
+from platform_layer.edge_metrics import EdgeTelemetry
 from platform_layer.errors import VaultUnavailable
 from platform_layer.kafka_credentials import read_kafka_identity
 from platform_layer.object_store import ObjectStore
@@ -105,4 +106,4 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     except EdgeUnavailable as err:  # Kafka not there yet: the tickets stay for the next start or an operator
         log.warning("outbox not repaired at start: %s", err)
     return EdgeRuntime(config, rules, pseudonymiser, store, publisher,
-                       credentials.endpoint_token, edge_dir / "work", housekeeping)
+                       credentials.endpoint_token, edge_dir / "work", housekeeping, EdgeTelemetry(p.provider, edge_dir))
