@@ -14,9 +14,9 @@ same serialized ``instance received`` messages are used throughout.
   timed from its ``assigned`` log line (group joined, state restored) to the last study's
   ``study.completed`` read by a read_committed consumer.
 * **per CPU second**: beside each rate, the events over the CPU time (every thread) of the process that read
-  them in the same span: the floors' from ``time.process_time``, the worker's from ``/proc/PID/stat`` between its
-  ready line and the last ``study.completed``. On a loaded machine the elapsed times measure the scheduler's
-  share as much as the code; CPU seconds do not.
+  them in the same span: the floors' from ``time.process_time``, the worker's from ``/proc/PID/stat`` between
+  its ``assigned`` line (sampled within a millisecond of it) and the last ``study.completed``. On a loaded
+  machine the elapsed times measure the scheduler's share as much as the code; CPU seconds do not.
 * **latency**: with the worker caught up, studies arrive one at a time; for each, the time from producing its
   last instance to reading its ``study.completed`` (read_committed). With a manifest (completion on the last
   instance) and without one (completion after the quiet period).
@@ -267,10 +267,15 @@ def run(bootstrap: str, registry_url: str, args: argparse.Namespace) -> dict:
                          "--quiet-period-s", str(quiet_s), "--web-port", str(_free_port()),
                          *topics.worker_args()], log)
     try:
-        cpu_at_ready = _cpu_s(proc.pid)  # the worker's CPU from here on: restore and group join included
+        # the worker's CPU from its `assigned` line on, as its elapsed time (sampled within a millisecond of it)
+        while _log_time(log, "streams.worker assigned") is None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{log.read_text()[-2000:]}")
+            time.sleep(0.001)
+        cpu_at_assigned = _cpu_s(proc.pid)
         _wait_completed(completed, {s[0].key.encode() for s in studies}, 600)
         finished = time.time()
-        worker_cpu = total / (_cpu_s(proc.pid) - cpu_at_ready)
+        worker_cpu = total / (_cpu_s(proc.pid) - cpu_at_assigned)
         assigned = _log_time(log, "streams.worker assigned")
         if assigned is None:
             raise RuntimeError("the worker never logged its assignment")
@@ -360,8 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         f"manifest per study) from its own topics, pinned to one core, timed from its `assigned` log line to "
         f"the last `study.completed` read `read_committed`. Per CPU second: the events over the CPU time the "
         f"reader's process (every thread, librdkafka's included) used in the same span (the worker's from its "
-        f"ready line, restore and group join included), which a loaded machine does not skew as it skews "
-        f"elapsed time.",
+        f"`assigned` line), which a loaded machine does not skew as it skews elapsed time.",
         "",
         "| reader | instance events/s | vs consume floor | instance events per CPU second | vs consume floor |",
         "| --- | ---: | ---: | ---: | ---: |",
