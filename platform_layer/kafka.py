@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
@@ -252,11 +253,24 @@ class Rights:
 def grant(bootstrap: str, principal: str, rights: Rights, *, timeout_s: float = 30.0,
           identity: Identity | None = None) -> None:
     """Give ``principal`` these rights (idempotent). Made by the administrator when it deploys a component
-    that runs as its own principal; ``identity`` must be allowed to alter ACLs (the administrator)."""
+    that runs as its own principal; ``identity`` must be allowed to alter ACLs (the administrator).
+
+    Returns once a broker describes every binding: ACLs committed by the controller reach a broker's authorizer
+    a moment later, and some refusals in that moment are final (a transactional producer's
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED is fatal to it)."""
     client = admin(bootstrap, identity=identity)  # kept alive until every future has its answer
+    bindings = rights.bindings(principal)
+    any_name: Any = None  # a filter's None matches every name and host (typed str in confluent-kafka's stubs)
+    everything = AclBindingFilter(ResourceType.ANY, any_name, ResourcePatternType.ANY, f"User:{principal}", any_name,
+                                  AclOperation.ANY, AclPermissionType.ANY)
+    deadline = time.monotonic() + timeout_s
     try:
-        for future in client.create_acls(rights.bindings(principal)).values():
+        for future in client.create_acls(bindings).values():
             future.result(timeout_s)
+        while not set(bindings) <= set(client.describe_acls(everything).result(timeout_s)):
+            if time.monotonic() > deadline:
+                raise TopicError(f"the rights of {principal} on Kafka were granted but not in force after {timeout_s} s")
+            time.sleep(0.05)
     except KafkaException as err:
         raise TopicError(f"cannot grant {principal} its rights on Kafka: {err}") from err
 
