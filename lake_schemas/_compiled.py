@@ -10,7 +10,9 @@ decoded view goes through a checker generated for the schema that applies the sa
 pattern, except to a value equal to the last one that passed at the same place. Most pattern-checked values
 repeat from one event to the next (a study's and a series' UIDs, the provider, the SOP class), and comparing
 two strings costs a fraction of a search; the values that never repeat (SOP instance UIDs, hashes, event ids)
-are searched every time.
+are searched every time. A list of strings, or of objects whose only checks are patterns of their string
+fields, is searched in C loops (``all(map(search, ...))``) and walked item by item only to name the one that
+fails.
 """
 
 from __future__ import annotations
