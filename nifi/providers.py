@@ -250,6 +250,8 @@ def follow_stack(settings: Settings) -> list[str]:
     current = {"kafka_bootstrap": kafka_bootstrap(settings), "schema_registry_url": registry_url(settings),
                "vault_addr": vault_addr(settings), "vault_ca_file": _vault_ca_file(settings),
                "bind_address": host, **({"edge_keystore": str(keystore.path)} if keystore else {})}
+    stow_caps = {"stow_max_part_bytes": str(settings.edge_stow_max_part_bytes),
+                 "stow_max_request_bytes": str(settings.edge_stow_max_request_bytes)}
     changed = []
     for edge in edges:
         try:
@@ -259,7 +261,7 @@ def follow_stack(settings: Settings) -> list[str]:
                 _deploy_again(settings, edge, values)
                 changed.append(edge.provider)
                 continue
-            wanted = {**current, "deid_profile": project_profile(settings, edge.project)}
+            wanted = {**current, "deid_profile": project_profile(settings, edge.project), **stow_caps}
             stale = {name: value for name, value in wanted.items() if values.get(name) != value}
             if stale:  # one update: NiFi stops what uses them, applies them together, starts it again
                 update = [nipyapi.parameters.prepare_parameter(name, value) for name, value in stale.items()]
@@ -372,7 +374,9 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
         "vault_addr": str(vault.url), "vault_ca_file": _vault_ca_file(settings), "vault_token": edge_token,
         "edge_keystore": str(keystore.path), "edge_keystore_password": keystore.password,
         "object_store_uri": settings.resolved_object_store_uri, "edge_dir": str(folder), "drop_dir": drop,
-        "deid_profile": project_profile(settings, project), **names,
+        "deid_profile": project_profile(settings, project),
+        "stow_max_part_bytes": str(settings.edge_stow_max_part_bytes),
+        "stow_max_request_bytes": str(settings.edge_stow_max_request_bytes), **names,
     }
     try:
         deployment = deploy(nifi, flow_path(FLOW), name=f"{PREFIX}{provider}", parameters=parameters,
