@@ -42,6 +42,7 @@ from nifi.deploy import (
     undeploy,
 )
 from nifi.edge.errors import TokenError
+from nifi.edge.processes import edge_processes
 from nifi.edge.tokens import (
     delete_token,
     edge_vault_token,
@@ -277,6 +278,35 @@ def follow_stack(settings: Settings) -> list[str]:
     if keystore:  # every edge serves the current one now
         _forget_old_keystores(settings, keystore)
     return changed
+
+
+def isolate_edges(settings: Settings, wait_s: float = 120.0) -> list[str]:
+    """Deploy again every edge that shares a Python process with another provider's edge; returns those providers.
+
+    NiFi gives each Python processor a process of its own (``nifi_python_processes``), but processors it creates
+    at once (every edge when NiFi starts) can land in one process: it chooses a processor's process before the
+    process records that processor. Edges deployed one after another do get their own, so an edge found sharing
+    (by the processes its processors announce, waited for up to ``wait_s``) is deployed again, alone."""
+    edges = [edge for edge in list_edges(settings) if edge.state == "running"]  # a stopped edge announces nothing
+    deadline = time.monotonic() + wait_s
+    while True:
+        pids = {edge.provider: set(edge_processes(edge_dir(settings, edge.provider))) for edge in edges}
+        if all(pids.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(2.0)
+    owner: dict[int, str] = {}
+    moved = []
+    for edge in edges:
+        if any(owner.get(pid, edge.provider) != edge.provider for pid in pids[edge.provider]):
+            try:
+                context = nipyapi.parameters.get_parameter_context(edge.parameter_context_id, "id")
+            except nipyapi.nifi.rest.ApiException as err:
+                raise ProviderError(f"reading the edge of {edge.provider} failed: {err}") from err
+            _deploy_again(settings, edge, {p.parameter.name: p.parameter.value for p in context.component.parameters})
+            moved.append(edge.provider)
+        else:
+            owner.update(dict.fromkeys(pids[edge.provider], edge.provider))
+    return moved
 
 
 def _profile_file(settings: Settings, project: str) -> Path:

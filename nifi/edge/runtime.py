@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -75,28 +74,6 @@ class EdgeParameters:
     deid_profile: str = "{}"  # the project's profile, JSON (`radlake project profile`)
     stow_max_part_bytes: int = StowLimits.max_part_bytes
     stow_max_request_bytes: int = StowLimits.max_request_bytes
-
-
-# <edge_dir>/processes/<pid>: the OS processes serving a provider's edge (NiFi starts one per edge processor).
-PROCESSES_DIR = "processes"
-
-
-def announce_process(edge_dir: Path) -> Path:
-    """Record the process this edge processor runs in, so that operators (and the isolation tests) can see which
-    process serves which provider and measure it; the caller removes the file when it stops."""
-    folder = edge_dir / PROCESSES_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / str(os.getpid())
-    path.write_text(f"{os.getpid()}\n")
-    return path
-
-
-def edge_processes(edge_dir: Path) -> list[int]:
-    """The live processes serving the edge whose folder is ``edge_dir`` (files of dead ones are ignored)."""
-    folder = edge_dir / PROCESSES_DIR
-    if not folder.is_dir():
-        return []
-    return sorted(int(f.name) for f in folder.iterdir() if f.name.isdigit() and Path("/proc", f.name).exists())
 
 
 def open_runtime(p: EdgeParameters) -> EdgeRuntime:

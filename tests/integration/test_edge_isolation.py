@@ -25,7 +25,7 @@ from edge_topics import edge_topics
 from nifi import providers
 from nifi.edge.client import wait_until_listening
 from nifi.edge.handler import RADLAKE_REPORT
-from nifi.edge.runtime import edge_processes
+from nifi.edge.processes import edge_processes
 from nifi.edge.stow_rs import build_multipart_related
 from platform_layer.settings import Settings
 from platform_layer.tls import ca_file

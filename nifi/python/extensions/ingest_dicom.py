@@ -106,7 +106,8 @@ class IngestDicom(FlowFileTransform):
                 self.STOW_MAX_PART_BYTES, self.STOW_MAX_REQUEST_BYTES]
 
     def onScheduled(self, context):
-        from nifi.edge.runtime import EdgeParameters, announce_process, open_runtime
+        from nifi.edge.processes import announce_process
+        from nifi.edge.runtime import EdgeParameters, open_runtime
 
         def value(prop):
             return context.getProperty(prop).evaluateAttributeExpressions().getValue()
