@@ -56,7 +56,7 @@ def edges(settings, vault, nifi_url, registry_url, kafka_bootstrap):
     deployed = {}
     try:
         for provider in (BUSY, OTHER):
-            deployed[provider] = providers.add(capped, provider, PROJECT, topics=names)
+            deployed[provider] = providers.add(capped, provider, PROJECT, topics=names, wait_s=600.0)
         for edge in deployed.values():
             wait_until_listening(edge.url, verify=_ca())
         yield deployed
