@@ -16,7 +16,7 @@ from dataclasses import asdict
 from deltalake import DeltaTable
 
 from apps._common import UsageError, command
-from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
+from lake_schemas.topics import ANNOTATION_RECEIVED, INSTANCE_RECEIVED, STUDY_COMPLETED
 from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap
 from platform_layer.identities import use_stack_identity
@@ -82,13 +82,17 @@ def cmd_run(args, root: str) -> int:
     settings = Settings()
     instances_topic = args.instances_topic or INSTANCE_RECEIVED.name
     completed_topic = args.completed_topic or STUDY_COMPLETED.name
-    # as the platform administrator, who then gives the lake's queries their own principal
-    kafka.grant(kafka_bootstrap(settings), KAFKA_LAKE, pipeline_rights(instances_topic, completed_topic))
+    annotations_topic = args.annotations_topic or ANNOTATION_RECEIVED.name
+    # as the platform administrator, who then gives the lake's queries their own principal; the annotation
+    # topic may have no edge yet (edges create it): bronze must find it to subscribe
+    kafka.ensure_topics(kafka_bootstrap(settings), [kafka.TopicSpec(annotations_topic, ANNOTATION_RECEIVED.partitions)])
+    kafka.grant(kafka_bootstrap(settings), KAFKA_LAKE,
+                pipeline_rights(instances_topic, completed_topic, annotations_topic))
     use_stack_identity(settings, KAFKA_LAKE)
     spark = spark_session(settings, "radlake-lake")
     queries = start_pipeline(
         spark, bootstrap=kafka_bootstrap(settings), lake_uri=root,
-        instances_topic=instances_topic, completed_topic=completed_topic,
+        instances_topic=instances_topic, completed_topic=completed_topic, annotations_topic=annotations_topic,
         checkpoints=args.checkpoints or f"{settings.state_dir}/checkpoints",
         trigger=args.trigger, available_now=args.available_now,
     )
@@ -116,9 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--retain-hours", type=float, help=f"default {MIN_RETENTION_HOURS} (7 days)")
     p.add_argument("--force", action="store_true", help="allow a retention below 7 days")
     p.add_argument("--dry-run", action="store_true")
-    p = sub.add_parser("run", help="run bronze (instances, study completed) and silver streaming queries")
+    p = sub.add_parser("run", help="run bronze (instances, study completed, annotations) and silver streaming queries")
     p.add_argument("--instances-topic")
     p.add_argument("--completed-topic")
+    p.add_argument("--annotations-topic", help="default: radlake.annotation.received.v1")
     p.add_argument("--checkpoints", help="default: <state dir>/checkpoints")
     p.add_argument("--trigger", default="5 seconds", help="processing-time trigger (default 5 seconds)")
     p.add_argument("--available-now", action="store_true", help="process what is there, then stop")

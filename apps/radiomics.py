@@ -4,7 +4,7 @@
                               [--device cpu|cuda] --out FEATURES.csv [--format csv|json]
     radlake radiomics run --settings FILE [--where SQL] [--masks FILE... --provider P --project P]
                           [--geometry auto|silver|bronze] [--retry-failed] [--no-events] [--topic NAME]
-    radlake radiomics follow --settings FILE [--where SQL] [--on studies|segmentations] [--source-topic NAME]
+    radlake radiomics follow --settings FILE [--where SQL] [--on studies|segmentations|annotations] [--source-topic NAME]
                              [--topic NAME] [--group ID] [--idle-exit S] [--max-messages N]
 
 ``compute`` writes CSV (feature, ibsi_id, value, aggregation_id, settings_hash, code_version) or JSON (the
@@ -12,7 +12,8 @@ settings hash, code version and a list of features). ``run`` computes features f
 of the lake that lacks them (Spark); ``--masks`` first stores DICOM SEG / RTSTRUCT files in the object
 store and registers one ROI per segment / structure in ``silver/rois``. ``follow --on studies`` (the
 default) reacts to ``study completed`` events; ``--on segmentations`` to ``prediction created`` events that
-carry a DICOM SEG. A batch that fails transiently (object store, registry, Kafka) is retried with
+carry a DICOM SEG; ``--on annotations`` to ``annotation received`` events of a SEG or an RTSTRUCT (a site's
+expert annotations). A batch that fails transiently (object store, registry, Kafka) is retried with
 back-off, uncommitted; an event that can never be processed goes to ``radlake.dead-letter.v1``
 (``spark_jobs/radiomics_follow.py``). Results go to stdout; progress to stderr.
 Exit codes: 0 done, 1 invalid input (settings, masks) or a failure, 2 usage.
@@ -112,12 +113,14 @@ def _add_lake_parsers(sub) -> None:
             p.add_argument("--no-events", action="store_true",
                            help="stage features computed events in the outbox but do not publish them")
         else:
-            p.add_argument("--on", choices=["studies", "segmentations"], default="studies",
-                           help="study completed events, or prediction created events carrying a DICOM SEG")
+            p.add_argument("--on", choices=["studies", "segmentations", "annotations"], default="studies",
+                           help="study completed events, prediction created events carrying a DICOM SEG, or "
+                                "annotation received events of a SEG or an RTSTRUCT")
             p.add_argument("--source-topic", default=None,
-                           help="the events' topic (default: the contract's study completed / prediction created)")
+                           help="the events' topic (default: the contract's study completed / prediction created / "
+                                "annotation received)")
             p.add_argument("--group", default=None, help="consumer group id (default: radlake-radiomics-follow, "
-                                                          "with -segmentations for --on segmentations)")
+                                                          "with -segmentations / -annotations for the other modes)")
             p.add_argument("--idle-exit", type=float, default=None, help="stop after this many idle seconds")
             p.add_argument("--max-messages", type=int, default=None, help="stop after this many messages")
 

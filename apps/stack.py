@@ -27,7 +27,7 @@ from apps._common import UsageError, command
 from infra import stack, supervision, units
 from infra.component import ComponentStatus
 from nifi import dimse
-from nifi.providers import bind_address, follow_stack, isolate_edges
+from nifi.providers import bind_address, follow_stack, isolate_edges, renew_edge_certificate
 from platform_layer import audit
 from platform_layer.settings import Settings
 
@@ -95,7 +95,8 @@ def _supervise(settings: Settings) -> int:
         signal.signal(signum, lambda *_: stop.set())
     print(f"radlake stack supervise: watching {supervision.supervised_file(settings)} every "
           f"{settings.supervisor_interval_s:g}s", file=sys.stderr)
-    supervision.supervise(settings, lambda name: stack.component(name, settings), stack.COMPONENTS, stop)
+    supervision.supervise(settings, lambda name: stack.component(name, settings), stack.COMPONENTS, stop,
+                          renew_edges=lambda: renew_edge_certificate(settings))
     return 0
 
 

@@ -21,6 +21,7 @@ from lake_schemas.topics import (
     STUDY_COMPLETED,
 )
 from platform_layer import kafka
+from platform_layer.deny_list import ErasedPatients
 from platform_layer.endpoints import kafka_bootstrap, registry_url
 from platform_layer.kafka import TopicSpec
 from platform_layer.object_store import ObjectStore
@@ -98,7 +99,8 @@ def serve(settings: Settings, options: ServeOptions) -> WorkerStats:
     log.info("worker %s (%s, %s) on %s", options.worker_id, model.label, device, options.input_topic)
     worker = Worker(config, predictor, in_serde, out_serde, dlq_serde,
                     known=lambda ids: predictions_table.known(table, ids),
-                    after_commit=(lambda: lander.drain(quiet_s=0.2)) if lander else None)
+                    after_commit=(lambda: lander.drain(quiet_s=0.2)) if lander else None,
+                    erased=ErasedPatients(settings))
     try:
         return worker.run(max_idle_s=options.max_idle_s, max_predictions=options.max_predictions)
     finally:

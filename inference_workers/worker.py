@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
@@ -79,18 +79,20 @@ class WorkerStats:
     studies_per_batch: list[int] = field(default_factory=list)
     first_arrival: float | None = None  # time.monotonic() of the first processed batch's arrival
     last_commit: float | None = None  # time.monotonic() of the last committed transaction
+    erased_skipped: int = 0  # studies of erased patients (replayed from the topic), never predicted
 
 
 class Worker:
     def __init__(self, cfg: WorkerConfig, predictor: Predictor, input_serde: EventSerde, output_serde: EventSerde,
                  dead_letter_serde: EventSerde, known: Callable[[list[str]], set[str]] | None = None,
-                 after_commit: Callable[[], None] | None = None) -> None:
+                 after_commit: Callable[[], None] | None = None, erased: Container[str] = frozenset()) -> None:
         self.cfg = cfg
         self.predictor = predictor
         self.input_serde = input_serde
         self.output_serde = output_serde
         self.dead_letter_serde = dead_letter_serde
         self.known = known or (lambda ids: set())
+        self.erased = erased  # the deny list: a replayed study of an erased patient is never predicted again
         self.after_commit = after_commit
         self.committed_ids: set[str] = set()
         self.stats = WorkerStats()
@@ -167,6 +169,9 @@ class Worker:
             event_id = self.predictor.event_id(study)
             if event_id in already or event_id in seen_in_batch:
                 self.stats.duplicates_dropped += 1
+                continue
+            if study.data.pseudo_patient_id in self.erased:
+                self.stats.erased_skipped += 1
                 continue
             seen_in_batch.add(event_id)
             fresh.append((study, at))

@@ -93,6 +93,20 @@ def stack_lock(settings: Settings, *, wait: bool = True) -> Iterator[bool]:
         guard.release()
 
 
+class RestartedToRenew:
+    """For a server that reads its certificate only at start (``_certificate()`` issues it when due and says
+    whether it did): a renewed certificate takes a restart, a second's outage, under the stack lock so that
+    nobody starts it in between."""
+
+    def renew_certificates(self) -> bool:
+        with stack_lock(self.settings):  # type: ignore[attr-defined]
+            if not self._certificate():  # type: ignore[attr-defined]
+                return False
+            self.stop()  # type: ignore[attr-defined]
+            self.start()  # type: ignore[attr-defined]
+        return True
+
+
 class Component(ABC):
     """A local process the stack installs into the cache, starts under the state dir and health-checks.
 
@@ -165,6 +179,12 @@ class Component(ABC):
 
     def after_start(self) -> None:
         """Runs each time the process is up and responding (unseal, create engines...)."""
+
+    def renew_certificates(self) -> bool:
+        """Issue anew each certificate of the running component that is missing or past two thirds of its life,
+        and have the process serve it; whether anything was issued. The supervisor calls it every
+        ``supervisor_renew_interval_s``, so a stack that runs for months never serves an expired certificate."""
+        return False
 
     # --- lifecycle ---------------------------------------------------------------------------
     def pid(self) -> int | None:

@@ -126,7 +126,8 @@ class Supervisor:
     """One pass (:meth:`check`) looks at every supervised component and acts on it; :func:`supervise` loops."""
 
     def __init__(self, settings: Settings, component: Callable[[str], Component], order: Iterable[str],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 renew_edges: Callable[[], list[str]] | None = None) -> None:
         self.settings = settings
         self.component = component
         self.order = list(order)  # start order: Vault comes back before what needs it
@@ -134,6 +135,7 @@ class Supervisor:
         self.clock = clock
         self.watches: dict[str, Watch] = {}
         self.log_path = events_file(settings.state_dir)
+        self.renew_edges = renew_edges  # the edges' certificate lives in NiFi's parameters, not in a component
 
     def _record(self, name: str, event: str, reason: str = "", watch: Watch | None = None) -> None:
         restarts = len(watch.restarts) if watch else 0
@@ -183,6 +185,37 @@ class Supervisor:
         finally:
             _reap_children()
 
+    def renew(self, stop: threading.Event | None = None, names: Iterable[str] | None = None) -> None:
+        """Renew what is due of every healthy component of ``names`` (the supervised ones by default), then the
+        edges' certificate (``renew_edges``) when NiFi is one of them."""
+        wanted = set(supervised(self.settings) if names is None else names)
+        nifi_serving = False
+        for name in [n for n in self.order if n in wanted]:
+            if stop is not None and stop.is_set():
+                return
+            component = self.component(name)
+            if component.pid() is None or not component.healthy():
+                continue  # the restart policy deals with it; it renews at its start
+            nifi_serving = nifi_serving or name == "nifi"
+            try:
+                renewed = component.renew_certificates()
+            except Exception as err:  # noqa: BLE001 - any failure is this attempt's outcome; the next pass retries
+                log.error("%s: renewing its certificate failed: %s", name, err)
+                self._record(name, "renew-failed", f"{type(err).__name__}: {err}"[:2000])
+                continue
+            if renewed:
+                log.info("%s: certificate renewed and served", name)
+                self._record(name, "renewed", "certificate missing or past two thirds of its life")
+        if self.renew_edges is not None and nifi_serving:
+            try:
+                changed = self.renew_edges()
+            except Exception as err:  # noqa: BLE001 - as above
+                log.error("edges: pointing them at a renewed certificate failed: %s", err)
+                self._record("edges", "renew-failed", f"{type(err).__name__}: {err}"[:2000])
+            else:
+                if changed:
+                    self._record("edges", "renewed", f"edges of {', '.join(sorted(changed))} follow the stack")
+
     def write_status(self) -> None:
         now = self.clock()
         state = {name: {"gave_up": w.gave_up, "restarts_in_window": len(w.restarts),
@@ -193,14 +226,19 @@ class Supervisor:
 
 
 def supervise(settings: Settings, component: Callable[[str], Component], order: Iterable[str],
-              stop: threading.Event) -> None:
-    """Check every ``supervisor_interval_s`` until ``stop`` is set; skips a pass while ``stack up``/``down`` run."""
-    supervisor = Supervisor(settings, component, order)
+              stop: threading.Event, renew_edges: Callable[[], list[str]] | None = None) -> None:
+    """Check every ``supervisor_interval_s`` and renew certificates every ``supervisor_renew_interval_s`` until
+    ``stop`` is set; skips a pass while ``stack up``/``down`` run."""
+    supervisor = Supervisor(settings, component, order, renew_edges=renew_edges)
     supervisor.write_status()
+    renewed_at = time.monotonic()  # `stack up`, which starts the supervisor, has just renewed what was due
     while not stop.is_set():
         _reap_children()
         with stack_lock(settings, wait=False) as locked:
             if locked:
                 supervisor.check(stop)
+                if time.monotonic() - renewed_at >= settings.supervisor_renew_interval_s:
+                    supervisor.renew(stop)
+                    renewed_at = time.monotonic()
         supervisor.write_status()
         stop.wait(settings.supervisor_interval_s)

@@ -30,7 +30,7 @@ import nipyapi
 from cryptography import x509
 
 from lake_schemas.errors import RadlakeError
-from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
+from lake_schemas.topics import ANNOTATION_RECEIVED, INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi.deploy import (
     DeployError,
     Deployment,
@@ -59,7 +59,15 @@ from platform_layer.principals import KAFKA_EDGE
 from platform_layer.realm_roles import PROVIDER_NAME
 from platform_layer.settings import Settings
 from platform_layer.state import write_private
-from platform_layer.tls import CertificateError, ca_file, ensure_certificate, vault_ca, write_pkcs12
+from platform_layer.tls import (
+    CertificateError,
+    ca_file,
+    certificate_ip_sans,
+    ensure_certificate,
+    needs_renewal,
+    vault_ca,
+    write_pkcs12,
+)
 from platform_layer.transit import VaultTransitDataKeys, VaultTransitHmac, at_rest_key_name
 from platform_layer.vault import admin_client
 from radlake.deid.confidentiality_profile import Profile
@@ -75,7 +83,8 @@ SSL_CONTEXT_TYPE = "org.apache.nifi.ssl.StandardRestrictedSSLContextService"
 # The name in the certificate every edge serves (clients connect to its IP SAN, 127.0.0.1).
 EDGE_NAME = "edges.radlake.local"
 # The edge flow's topic parameters and the contracts of what it publishes there.
-EDGE_CONTRACTS = {"instance_topic": INSTANCE_RECEIVED, "quarantine_topic": QUARANTINED, "manifest_topic": STUDY_MANIFEST}
+EDGE_CONTRACTS = {"instance_topic": INSTANCE_RECEIVED, "quarantine_topic": QUARANTINED, "manifest_topic": STUDY_MANIFEST,
+                  "annotation_topic": ANNOTATION_RECEIVED}
 EDGE_TOPICS = {key: contract.name for key, contract in EDGE_CONTRACTS.items()}
 
 
@@ -237,6 +246,15 @@ def list_edges(settings: Settings) -> list[Edge]:
     return sorted(edges, key=lambda e: e.provider)
 
 
+def renew_edge_certificate(settings: Settings) -> list[str]:
+    """When the edges' certificate is due (missing, past two thirds of its life, for other addresses), issue it
+    anew and point every edge at it (:func:`follow_stack`); the providers whose edges changed."""
+    files = edge_tls_dir(settings) / "edges.crt"
+    if not list_edges(settings) or not (needs_renewal(files) or certificate_ip_sans(files) != set(edge_ip_sans(settings))):
+        return []
+    return follow_stack(settings)
+
+
 def follow_stack(settings: Settings) -> list[str]:
     """Point every edge's parameters at where the stack's Kafka, registry and Vault answer now, and at the CA
     that verifies Vault (an edge deployed before the registry moved to HTTPS, or before a port setting changed,
@@ -385,7 +403,7 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
     except (PseudonymError, SealError, TokenError) as err:
         raise ProviderError(str(err)) from err
     names = {**EDGE_TOPICS, **(topics or {})}
-    try:  # the edge publishes as its own Kafka principal, which may write to its three topics and nothing else
+    try:  # the edge publishes as its own Kafka principal, which may write to its topics and nothing else
         bootstrap = kafka_bootstrap(settings)
         kafka.ensure_topics(bootstrap, [kafka.TopicSpec(names[key], contract.partitions)
                                         for key, contract in EDGE_CONTRACTS.items()])

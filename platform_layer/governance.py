@@ -21,13 +21,15 @@ import hashlib
 import io
 import json
 import re
+import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import duckdb
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -69,14 +71,49 @@ def lake_table_path(settings: Settings, relative: str) -> str:
     return f"{settings.resolved_lake_uri.rstrip('/')}/{relative}"
 
 
+# Each governance table as this process last read it, refreshed from the log entries added since: a gateway
+# decides every call from the current grants without reading the whole table again.
+_READ: dict[str, tuple[DeltaTable, int, tuple, list[dict]]] = {}
+_READ_LOCK = threading.Lock()
+
+
 def table_rows(settings: Settings, spec: LakeTableSpec) -> list[dict]:
-    """Every row of a governance table (none when it does not exist yet)."""
-    try:
-        return DeltaTable(lake_table_path(settings, spec.relative_path)).to_pyarrow_table().to_pylist()
-    except TableNotFoundError:
-        return []
-    except (DeltaError, OSError) as err:
-        raise GovernanceError(f"the {spec.relative_path} table could not be read: {err}") from err
+    """Every row of a governance table as of its latest version (none when it does not exist yet)."""
+    path = lake_table_path(settings, spec.relative_path)
+    with _READ_LOCK:
+        try:
+            return _current_rows(path)
+        except TableNotFoundError:
+            _READ.pop(path, None)
+            return []
+        except (DeltaError, OSError) as err:
+            _READ.pop(path, None)
+            raise GovernanceError(f"the {spec.relative_path} table could not be read: {err}") from err
+
+
+def _log_entry(path: str, version: int) -> tuple:
+    """What identifies the table's log entry ``version`` on its store: a table deleted and made again under
+    the same path (its version numbers start again) does not pass for the one read before."""
+    fs, root = fsspec.core.url_to_fs(path)
+    info = fs.info(f"{root}/_delta_log/{version:020d}.json")
+    return info.get("size"), info.get("mtime") or info.get("LastModified"), info.get("ino")
+
+
+def _current_rows(path: str) -> list[dict]:
+    cached = _READ.get(path)
+    if cached is not None:
+        table, version, entry, rows = cached
+        try:
+            table.update_incremental()
+            fresh = table.version() == version and _log_entry(path, version) == entry
+        except (DeltaError, OSError):
+            fresh = False
+        if fresh:
+            return rows
+    table = DeltaTable(path)
+    rows = table.to_pyarrow_table().to_pylist()
+    _READ[path] = (table, table.version(), _log_entry(path, table.version()), rows)
+    return rows
 
 
 def write_rows(settings: Settings, spec: LakeTableSpec, rows: list[dict], *, replace_key: str | None = None) -> None:
@@ -154,8 +191,40 @@ def _no_rows(settings: Settings, item: Dataset) -> pa.Table:
 
 
 def read_schema(settings: Settings, item: Dataset) -> pa.Schema:
-    """The schema of the dataset's rows (its columns, as its filter's query returns them)."""
-    return _run_filter(item, _no_rows(settings, item)).schema
+    """The schema of the dataset's rows (its columns, with the lake's types)."""
+    return _select(item, _no_rows(settings, item)).schema
+
+
+# The position of each row in the project's cut: what a filter's query returns instead of the rows themselves.
+_ROW = "__radlake_row"
+
+
+def _select(item: Dataset, rows: pa.Table) -> pa.Table:
+    """The rows that pass the dataset's filter, with its columns. DuckDB only decides *which* rows (it reads
+    the columns the filter names and returns their positions); the rows themselves are taken by Arrow,
+    so they keep the lake's types and are never converted twice."""
+    numbered = rows.append_column(_ROW, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+    con = duckdb.connect(config={"enable_external_access": False, "autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    try:
+        con.register("source", numbered)
+        con.execute("SET lock_configuration = true")
+        chosen = con.sql(f'SELECT "{_ROW}" FROM source WHERE ({item.filter})').fetchnumpy()[_ROW]
+    except duckdb.Error as err:
+        raise _filter_error(item, err) from err
+    finally:
+        con.close()
+    unknown = [c for c in item.columns if c not in rows.column_names]
+    if unknown:
+        raise GovernanceError(f"dataset {item.dataset}: {item.source_table} has no column(s) {', '.join(unknown)}")
+    keep = np.zeros(rows.num_rows, dtype=bool)
+    keep[chosen] = True  # a mask keeps the rows in their order, and filters faster than a take
+    return rows.filter(keep).select(item.columns or rows.column_names)
+
+
+def _filter_error(item: Dataset, err: duckdb.Error) -> GovernanceError:
+    return GovernanceError(f"dataset {item.dataset}: its filter does not run over {item.source_table} "
+                           f"alone ({type(err).__name__}: {str(err).splitlines()[0]})")
 
 
 def _run_filter(item: Dataset, rows: pa.RecordBatchReader | pa.Table, *, ordered: bool = False) -> pa.Table:
@@ -166,8 +235,7 @@ def _run_filter(item: Dataset, rows: pa.RecordBatchReader | pa.Table, *, ordered
         con.execute("SET lock_configuration = true")
         return con.sql(item.sql + (" ORDER BY ALL" if ordered else "")).to_arrow_table()
     except duckdb.Error as err:
-        raise GovernanceError(f"dataset {item.dataset}: its filter does not run over {item.source_table} "
-                              f"alone ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+        raise _filter_error(item, err) from err
     finally:
         con.close()
 
@@ -175,7 +243,7 @@ def _run_filter(item: Dataset, rows: pa.RecordBatchReader | pa.Table, *, ordered
 def read(settings: Settings, item: Dataset) -> pa.Table:
     """The dataset's rows (its columns, its filter, its pinned version and project): the platform's read,
     for the gateway and for checks. Whoever calls it has already decided the caller may see them."""
-    return _run_filter(item, _project_rows(settings, item))
+    return _select(item, _project_rows(settings, item).read_all())
 
 
 def create(settings: Settings, name: str, project: str, source_table: str, where: str, *,
@@ -310,10 +378,39 @@ def resolve(settings: Settings, pid: str) -> Snapshot:
     return found[0]
 
 
+# What derived data of a snapshot's studies was computed with: the radiomics settings and code, the models.
+_DERIVED = {"radiomics": ("gold/radiomics_features", ("settings_hash", "code_version")),
+            "models": ("gold/predictions", ("model_name", "model_version"))}
+
+
+def _derived_versions(settings: Settings, item: Dataset) -> dict[str, dict]:
+    """For each derived table: its current version and the distinct settings (or models) of the dataset's
+    studies in it, so a citation says which radiomics settings and model versions its features and
+    predictions came from (and which table version to read them at)."""
+    studies = _select(replace(item, columns=["study_uid"]), _project_rows(settings, item).read_all())
+    wanted = sorted(set(studies.column("study_uid").to_pylist()))
+    found: dict[str, dict] = {}
+    for kind, (relative, columns) in _DERIVED.items():
+        try:
+            table = DeltaTable(lake_table_path(settings, relative))
+        except TableNotFoundError:
+            continue
+        except (DeltaError, OSError) as err:
+            raise GovernanceError(f"the {relative} table could not be read: {err}") from err
+        rows = table.to_pyarrow_dataset().to_table(
+            columns=list(columns), filter=(pc.field("project").cast(pa.string()) == item.project)
+            & pc.field("study_uid").cast(pa.string()).isin(wanted))
+        distinct = sorted({tuple(str(v) for v in row.values()) for row in rows.to_pylist()})
+        found[kind] = {"table": relative, "table_version": table.version(),
+                       "values": [dict(zip(columns, values, strict=True)) for values in distinct]}
+    return found
+
+
 def publish(settings: Settings, name: str, *, published_by: str, creators: Sequence[str] = (),
             title: str = "") -> Snapshot:
     """Freeze the dataset under a new persistent identifier: its table version, the rows' content hash and
-    count, the de-identification profile versions in them, and DataCite-shaped metadata."""
+    count, the de-identification profile versions in them, the radiomics settings and model versions of its
+    studies' features and predictions (with those tables' versions), and DataCite-shaped metadata."""
     item = dataset(settings, name)
     rows, data = _snapshot_bytes(settings, item)
     number = len(snapshots(settings, name)) + 1
@@ -335,7 +432,7 @@ def publish(settings: Settings, name: str, *, published_by: str, creators: Seque
                                          f"of project {item.project}", "descriptionType": "Methods"}],
         "radlake": {"source_table": item.source_table, "source_version": item.source_version,
                     "content_sha256": hashlib.sha256(data).hexdigest(), "deid_profile_versions": profiles,
-                    "pyarrow": pa.__version__},
+                    "derived": _derived_versions(settings, item), "pyarrow": pa.__version__},
     }
     snapshot = Snapshot(pid=pid, dataset=name, project=item.project, source_table=item.source_table,
                         source_version=item.source_version, sql=item.sql, rows=rows.num_rows,

@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     supervisor_backoff_max_s: float = 300.0
     supervisor_crash_loop_restarts: int = 5
     supervisor_crash_loop_window_s: float = 900.0
+    # `radlake upload` forgets journal lines older than this (they map the provider's own UIDs to pseudonyms)
+    upload_journal_retention_days: float = 30.0
+    # How often the supervisor renews the certificates of what it watches (each when missing or past two thirds
+    # of its life; leaves live 30 days) and points the edges at a renewed edge certificate.
+    supervisor_renew_interval_s: float = 3600.0
 
     @property
     def logs_dir(self) -> Path:

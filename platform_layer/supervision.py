@@ -16,8 +16,9 @@ from platform_layer.settings import Settings
 
 # watching: the supervisor (re)started and watches the component; restarted: it came back healthy;
 # restart-failed: a restart attempt ended without a healthy component; gave-up: the crash-loop limit was reached;
-# recovered: a component it had given up on is healthy again (someone ran `stack up`)
-EVENTS = ("watching", "restarted", "restart-failed", "gave-up", "recovered")
+# recovered: a component it had given up on is healthy again (someone ran `stack up`); renewed: a certificate of
+# the component was issued anew and is served; renew-failed: renewing one failed (tried again at the next pass)
+EVENTS = ("watching", "restarted", "restart-failed", "gave-up", "recovered", "renewed", "renew-failed")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import fsspec
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
@@ -156,10 +157,12 @@ def _matching(table: DeltaTable, key: Key, studies: set[str]) -> list[dict]:
     columns = _columns(table)
     dataset = table.to_pyarrow_dataset()
     expression = None
+    # Cast: a table's files may store a string column as string_view (another writer), which pyarrow does
+    # not compare with a string scalar.
     if key.column in columns:
-        expression = pc.field(key.column) == key.value
+        expression = pc.field(key.column).cast(pa.string()) == key.value
     if STUDY in columns and studies:
-        by_study = pc.field(STUDY).isin(sorted(studies))
+        by_study = pc.field(STUDY).cast(pa.string()).isin(sorted(studies))
         expression = by_study if expression is None else (expression | by_study)
     return [] if expression is None else dataset.to_table(filter=expression).to_pylist()
 

@@ -8,7 +8,13 @@ A thin adapter around the batch job, in one of two modes:
 * **segmentations** (:func:`handle_segmentations`): on ``prediction created`` events that carry a DICOM SEG
   (the inference workers' segmentation of their findings), fetch the SEG by claim-check (SHA-256
   verified), register one ROI per segment in ``silver/rois`` under the model's name and version
-  (``nodule-cnn:3/nodule candidate 1#1``), and run the job restricted to those studies.
+  (``nodule-cnn:3/nodule candidate 1#1``), and run the job restricted to those studies;
+* **annotations** (:func:`handle_annotations`): on ``annotation received`` events of a SEG or an RTSTRUCT
+  (a site's expert annotations, de-identified at the edge), fetch the object the same way, register one ROI
+  per segment / structure named after the object (``rtstruct:<its SOP instance UID>/lesion#1``: two objects
+  that name a region alike never replace each other's rows; an RTSTRUCT is rasterised on its referenced
+  series' grid when features are computed), and run the job restricted to those studies. SR,
+  KOS and presentation states carry no region and are skipped.
 
 Either way it then publishes the outbox's ``features computed`` events and only then commits the consumer
 offsets. A replayed event finds nothing pending (the job is idempotent; re-registering a SEG replaces its
@@ -55,8 +61,9 @@ from confluent_kafka import (
 from pydicom.errors import InvalidDicomError
 
 from lake_schemas.errors import RegistryError, SchemaViolation
-from lake_schemas.events import PredictionCreated, StudyCompleted
+from lake_schemas.events import AnnotationReceived, PredictionCreated, StudyCompleted
 from lake_schemas.topics import (
+    ANNOTATION_RECEIVED,
     DEAD_LETTER,
     FEATURES_COMPUTED,
     PREDICTION_CREATED,
@@ -245,12 +252,12 @@ def features_publisher(settings: Settings, topic_name: str | None = None) -> Cal
 
 
 def _source(on: str, source_topic: str | None) -> Topic:
-    contract = PREDICTION_CREATED if on == "segmentations" else STUDY_COMPLETED
+    contract = {"segmentations": PREDICTION_CREATED, "annotations": ANNOTATION_RECEIVED}.get(on, STUDY_COMPLETED)
     return contract.with_name(source_topic) if source_topic else contract
 
 
 def _group(on: str, group: str | None) -> str:
-    return group or ("radlake-radiomics-follow-segmentations" if on == "segmentations" else "radlake-radiomics-follow")
+    return group or ("radlake-radiomics-follow" if on == "studies" else f"radlake-radiomics-follow-{on}")
 
 
 def _features(topic_name: str | None) -> Topic:
@@ -279,6 +286,8 @@ def follower(settings: Settings, job, on: str, *, group: str | None = None, sour
     one attempt at a batch (the Spark job of up to 50 events)."""
     if on == "segmentations":
         handle = partial(handle_segmentations, read=ObjectStore(job.object_store_uri).get)
+    elif on == "annotations":
+        handle = partial(handle_annotations, read=ObjectStore(job.object_store_uri).get)
     else:
         handle = handle_completed
     source = _source(on, source_topic)
@@ -361,22 +370,57 @@ def segmentation_rois(event: PredictionCreated, read: Callable[[str, str], bytes
     return [{**row, "roi": f"{model}/{row['roi']}"} for row in rows]
 
 
+# The annotation kinds that hold regions (SR, KOS and presentation states do not).
+ROI_ANNOTATION_KINDS = frozenset({"seg", "rtstruct"})
+
+
+def annotation_rois(event: AnnotationReceived, read: Callable[[str, str], bytes]) -> list[dict]:
+    """``silver/rois`` rows for the segments of an annotated SEG or the structures of an RTSTRUCT ([] for an
+    SR, KOS or presentation state). Same errors as :func:`segmentation_rois`."""
+    if event.data.annotation_kind not in ROI_ANNOTATION_KINDS:
+        return []
+    data = read(event.data.object_uri, event.data.sha256)  # outside the try: an I/O error of the store is not the object's
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError) as err:
+        raise InvalidInputError(RadiomicsReason.UNREADABLE_INPUT,
+                                f"{event.data.object_uri} is not DICOM: {err}") from err
+    rows = rois_from_dicom_mask(ds, mask_uri=event.data.object_uri, mask_sha256=event.data.sha256,
+                                provider=event.provider, project=event.data.project,
+                                source=f"annotation:{event.event_id}")
+    if not rows:
+        raise InvalidInputError(RadiomicsReason.UNREADABLE_INPUT, f"{event.data.object_uri} has no regions")
+    prefix = f"{event.data.annotation_kind}:{event.data.sop_instance_uid}"
+    return [{**row, "roi": f"{prefix}/{row['roi']}"} for row in rows]
+
+
+def handle_annotations(spark, job, events: list[AnnotationReceived], publish: Callable[[list], None],
+                       read: Callable[[str, str], bytes]):
+    """:func:`handle_segmentations` for ``annotation received`` events (:func:`annotation_rois`)."""
+    return _register_and_run(spark, job, events, publish, partial(annotation_rois, read=read), "annotation")
+
+
 def handle_segmentations(spark, job, events: list[PredictionCreated], publish: Callable[[list], None],
                          read: Callable[[str, str], bytes]):
     """Register the segments of each prediction's SEG as ROIs, run the job for those studies, publish the
     outbox. Returns the RunResult (None when no event carried a usable SEG), the published events and
     the rejected events (:data:`Rejection`: permanent errors). A transient error propagates, so the
     caller retries the batch."""
+    return _register_and_run(spark, job, events, publish, partial(segmentation_rois, read=read), "prediction")
+
+
+def _register_and_run(spark, job, events: list, publish: Callable[[list], None],
+                      rois: Callable[[object], list[dict]], what: str):
     rows, source_event_ids, rejected = [], {}, []
     for event in events:
         try:
-            found = segmentation_rois(event, read)
+            found = rois(event)
         except (InvalidInputError, ObjectStoreError, OSError) as err:
             failure = classify(err)
             if failure is None or failure.transient:
                 raise
-            log.error("radiomics follow: prediction %s of study %s: segmentation not usable (%s): %s",
-                      event.event_id, event.data.study_uid, failure.reason, err)
+            log.error("radiomics follow: %s %s of study %s: segmentation not usable (%s): %s",
+                      what, event.event_id, event.data.study_uid, failure.reason, err)
             rejected.append((event, failure, err))
             continue
         if found:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow
 import pyarrow.flight as flight
 
-from infra.component import Component, radlake_process
+from infra.component import Component, RestartedToRenew, radlake_process
 from infra.errors import StackError
 from platform_layer.endpoints import gateway_location
 from platform_layer.errors import VaultUnavailable
@@ -20,7 +20,7 @@ from platform_layer.vault import admin_client
 SERVER_NAME = "gateway.radlake.local"
 
 
-class Gateway(Component):
+class Gateway(RestartedToRenew, Component):
     name = "gateway"
 
     @property
@@ -40,8 +40,11 @@ class Gateway(Component):
         return self.home / "tls"
 
     def prepare(self) -> None:
+        self._certificate()
+
+    def _certificate(self) -> bool:
         try:
-            ensure_certificate(admin_client(self.settings), self.tls_dir, "gateway", SERVER_NAME)
+            return ensure_certificate(admin_client(self.settings), self.tls_dir, "gateway", SERVER_NAME).issued
         except (VaultUnavailable, CertificateError) as err:
             raise StackError(f"gateway: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
 

@@ -234,6 +234,12 @@ class Kafka(Component):
             return False
         return True
 
+    def renew_certificates(self) -> bool:
+        if self.external or not self._renew_certificate(admin_client(self.settings)):
+            return False
+        self._reload_certificate(kafka.admin(self.broker_address, identity=self.broker_identity))
+        return True
+
     def _renew_certificate(self, vault, *, renew: bool = False) -> bool:
         """Whether the broker's certificate was issued anew (missing, past two thirds of its life, or ``renew``)."""
         return ensure_certificate(vault, self.tls_dir, "broker", BROKER_NAME, renew=renew).issued

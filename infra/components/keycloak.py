@@ -296,9 +296,14 @@ class Keycloak(Component):
             raise StackError(f"keycloak: its certificate and secrets come from Vault: {err}; start Vault first "
                              "(`radlake stack up vault keycloak`)") from err
 
-    def _renew_certificate(self, vault: hvac.Client) -> None:
+    def renew_certificates(self) -> bool:
+        return False if self.external else self._renew_certificate(self._vault())
+
+    def _renew_certificate(self, vault: hvac.Client) -> bool:
+        """Issued anew when due; a running Keycloak reloads the files within the hour
+        (``https-certificates-reload-period``)."""
         try:
-            ensure_certificate(vault, self.tls_dir, "keycloak", SERVER_NAME)
+            return ensure_certificate(vault, self.tls_dir, "keycloak", SERVER_NAME).issued
         except CertificateError as err:
             raise StackError(f"keycloak: {err}") from err
 

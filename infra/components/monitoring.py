@@ -168,6 +168,13 @@ class _ReloadableServer(Component):
         if self.write_config() or renewed:
             self.reload()
 
+    def renew_certificates(self) -> bool:
+        """The web config names the files; the server reads them again on its reload."""
+        if self.external or not _issue(self.settings, self.name, f"{self.name}.radlake.local"):
+            return False
+        self.reload()
+        return True
+
     def _last_reload(self) -> tuple[float, float]:
         """(success timestamp, 1 when the last reload succeeded) from the server's own metrics."""
         answer = _get(f"{self.address}/metrics", self.tls)

@@ -466,6 +466,14 @@ class NiFi(Component):
                 process.terminate(pid)
             self.pid_file.unlink(missing_ok=True)
 
+    def renew_certificates(self) -> bool:
+        """NiFi's own certificate (a running NiFi reloads it within 10 minutes) and the platform's client
+        certificate, when due."""
+        if self.external or not needs_renewal(self.tls_dir / "nifi.crt"):
+            return False
+        self._renew_certificates(self._vault())
+        return True
+
     def _renew_certificates(self, vault: hvac.Client) -> None:
         try:
             ensure_certificate(vault, self.tls_dir, "nifi", SERVER_NAME)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from infra.component import Component, radlake_process
+from infra.component import Component, RestartedToRenew, radlake_process
 from infra.errors import StackError
 from platform_layer.errors import VaultUnavailable
 from platform_layer.tls import CertificateError, ca_file, ensure_certificate
@@ -21,7 +21,7 @@ from platform_layer.vault import admin_client
 SERVER_NAME = "results-bridge.radlake.local"
 
 
-class ResultsBridge(Component):
+class ResultsBridge(RestartedToRenew, Component):
     name = "results-bridge"
 
     @property
@@ -43,16 +43,19 @@ class ResultsBridge(Component):
     def prepare(self) -> None:
         from infra.components.kafka import Kafka  # noqa: PLC0415 - a component module imports another only here
 
-        try:
-            ensure_certificate(admin_client(self.settings), self.tls_dir, "results-bridge", SERVER_NAME)
-        except (VaultUnavailable, CertificateError) as err:
-            raise StackError(f"results-bridge: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
+        self._certificate()
         broker = Kafka(self.settings)
         if not broker.external:
             if broker.pid() is None:
                 raise StackError("results-bridge: Kafka is not running; `radlake stack up kafka registry keycloak "
                                  "results-bridge`")
             broker.after_start()
+
+    def _certificate(self) -> bool:
+        try:
+            return ensure_certificate(admin_client(self.settings), self.tls_dir, "results-bridge", SERVER_NAME).issued
+        except (VaultUnavailable, CertificateError) as err:
+            raise StackError(f"results-bridge: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         return radlake_process(self.settings, "bridge", "serve")

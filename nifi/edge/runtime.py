@@ -12,7 +12,7 @@ from pathlib import Path
 import hvac
 from pydantic import ValidationError
 
-from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
+from lake_schemas.topics import ANNOTATION_RECEIVED, INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi.edge.edge import EdgeConfig
 from nifi.edge.errors import EdgeUnavailable, TokenError
 from nifi.edge.handler import EdgeRuntime
@@ -68,6 +68,7 @@ class EdgeParameters:
     instance_topic: str = INSTANCE_RECEIVED.name
     quarantine_topic: str = QUARANTINED.name
     manifest_topic: str = STUDY_MANIFEST.name
+    annotation_topic: str = ANNOTATION_RECEIVED.name
     kv_mount: str = "secret"
     transit_mount: str = "transit"
     quarantine_retention_days: int = 30
@@ -89,7 +90,7 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     publisher = EventPublisher(
         p.kafka_bootstrap, p.registry_url,
         [INSTANCE_RECEIVED.with_name(p.instance_topic), QUARANTINED.with_name(p.quarantine_topic),
-         STUDY_MANIFEST.with_name(p.manifest_topic)],
+         STUDY_MANIFEST.with_name(p.manifest_topic), ANNOTATION_RECEIVED.with_name(p.annotation_topic)],
         client_id=f"radlake-edge-{p.provider}", identity=kafka_identity,
         registry_ca_file=kafka_identity.ca_file,  # the platform CA, which issued the registry's certificate too
     )

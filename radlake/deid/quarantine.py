@@ -23,14 +23,17 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from radlake.deid.archives import extract, is_archive
 from radlake.deid.errors import QuarantineReason
 from radlake.deid.sealing import DataKeys, Sealer, SealError, is_sealed, sealed_length, unseal
+from radlake.dicom_io import patient_id
 from radlake.durable_files import fsync_dir, write_durably
 
 QUARANTINE_DIR = "quarantine"
@@ -120,6 +123,54 @@ def read_original(out_dir: Path, record: QuarantineRecord, keys: DataKeys | None
     if keys is None:
         raise SealError(f"{record.stored_as} is sealed: opening it needs the key service")
     return unseal(blob, keys, record.sha256.encode("ascii"))
+
+
+@dataclass(frozen=True)
+class PatientOriginals:
+    """What :func:`originals_of_patient` found among the kept originals."""
+
+    holding: list[str]  # digests of originals with an instance of the patient (a DICOM file, or in an archive)
+    unattributed: list[str]  # digests of originals that are neither readable DICOM nor an archive holding some
+    searched: int
+
+
+def originals_of_patient(out_dir: Path, patient_id: str, scratch: Path,
+                         keys: DataKeys | None = None) -> PatientOriginals:
+    """Open every kept original (sealed ones with ``keys``) and name those holding an instance whose PatientID
+    is ``patient_id`` as the provider sent it: for erasure, which must reach refused input too. Archives are
+    expanded under ``scratch`` within the edge's limits, one at a time, and removed again."""
+    kept = {r.sha256: r for r in read_records(out_dir) if r.stored_as and r.sha256}
+    holding, unattributed = [], []
+    for digest, record in sorted(kept.items()):
+        try:
+            data = read_original(out_dir, record, keys)
+        except FileNotFoundError:  # expired meanwhile
+            continue
+        found = _patients(data, scratch)
+        if found is None:
+            unattributed.append(digest)
+        elif patient_id in found:
+            holding.append(digest)
+    return PatientOriginals(holding, unattributed, len(kept))
+
+
+def _patients(data: bytes, scratch: Path) -> set[str] | None:
+    """The PatientIDs in one original (a file, or an archive's members); None when none can be read."""
+    single = patient_id(data)
+    if single is not None:
+        return {single}
+    scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+    packed, unpacked = scratch / "original.bin", scratch / "members"
+    try:
+        write_durably(packed, data)
+        if not is_archive(packed):
+            return None
+        members, _refused = extract(packed, unpacked)
+        found = {p for member in members if (p := patient_id(member.path.read_bytes())) is not None}
+        return found or None
+    finally:
+        packed.unlink(missing_ok=True)
+        shutil.rmtree(unpacked, ignore_errors=True)
 
 
 def read_records(out_dir: Path, keys: DataKeys | None = None) -> list[QuarantineRecord]:

@@ -5,10 +5,13 @@ project takes its rows, objects, grants, roles and Transit key, and leaves the o
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import uuid
+import zipfile
 
+import hvac
 import hvac.exceptions
 import pyarrow as pa
 import pydicom
@@ -22,10 +25,17 @@ from apps import grant as grant_cli
 from apps import project as project_cli
 from apps import user as user_cli
 from lake_schemas.tables import ERASURES, SILVER_STUDIES
+from nifi.edge.tokens import delete_token, edge_vault_token
+from nifi.providers import edge_dir, quarantine_keys
 from platform_layer import audit, governance
 from platform_layer.object_store import ObjectStore
 from platform_layer.realm import REALM, realm_admin
+from platform_layer.tls import vault_ca
+from platform_layer.transit import VaultTransitDataKeys, at_rest_key_name
+from radlake.deid.errors import QuarantineReason
 from radlake.deid.pseudonyms import transit_key_name
+from radlake.deid.quarantine import QuarantineRecord, append_records, keep_original, quarantine_dir
+from radlake.deid.sealing import Sealer, is_sealed
 from radlake.synthetic import phi_dicom
 
 pytestmark = pytest.mark.integration
@@ -101,7 +111,8 @@ def test_closing_a_project_destroys_its_rows_objects_grants_roles_and_key(settin
         write_deltalake(governance.lake_table_path(settings, f"test_close/{project}"), pa.Table.from_pylist(
             [{"study_uid": studies[name], "object_uri": uris[name]}]), mode="append")
     assert dataset_cli.main(["create", f"{project}-all", "--project", project, "--table", "silver/studies"]) == 0
-    name, email = f"closer-{uuid.uuid4().hex[:6]}", "closer@example.org"
+    name = f"closer-{uuid.uuid4().hex[:6]}"
+    email = f"{name}@example.org"
     assert user_cli.main(["add", name, "--email", email]) == 0
     assert grant_cli.main([name, f"{project}-all", "--until", "2999-01-01"]) == 0
     capsys.readouterr()
@@ -124,3 +135,43 @@ def test_closing_a_project_destroys_its_rows_objects_grants_roles_and_key(settin
         governance.authorise(settings, name, f"{project}-all")
     assert [r.action for r in audit.read(settings) if r.target == f"project {project}"] == [
         "project.create", "project.close"]
+
+
+def test_erasure_reaches_the_quarantined_originals_of_the_patient_and_only_those(settings, vault, tmp_path, capsys):
+    project, provider = f"erase-{uuid.uuid4().hex[:6]}", f"hospital-q{uuid.uuid4().hex[:4]}"
+    _pseudonym_from_deid(tmp_path, project, provider, "MRN-ANY-0")  # the project's Transit key exists now
+    folder = edge_dir(settings, provider)
+    quarantine_keys(settings, provider).ensure_key()
+    # Sealed at rest with the edge's own Vault token, as the provider's edge keeps them (it may make data keys,
+    # never open one: the erasure opens them as the administrator).
+    edge = hvac.Client(url=vault.url, token=edge_vault_token(vault, provider, project), verify=vault_ca(settings))
+    sealer = Sealer(VaultTransitDataKeys(edge, at_rest_key_name(provider), mount=settings.vault_transit_mount))
+
+    def instance(patient_id: str, study: int) -> bytes:
+        [ds], _ = phi_dicom.ct_series(1, study=study, size=16)
+        ds.PatientID = patient_id
+        return phi_dicom.to_bytes(phi_dicom.without_pixel_data(ds))
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as packed:
+        packed.writestr("a/1.dcm", instance("MRN-Q-GONE", 3))
+        packed.writestr("a/2.dcm", instance("MRN-Q-OTHER", 4))
+    originals = {"alone": instance("MRN-Q-GONE", 1), "archive": archive.getvalue(),
+                 "other": instance("MRN-Q-KEPT", 2), "junk": b"not dicom at all " * 10}
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in originals.items()}
+    append_records(folder, [QuarantineRecord(name, QuarantineReason.NO_PIXEL_DATA, "test", None, digests[name],
+                                             keep_original(folder, data, digests[name], sealer), provider)
+                            for name, data in originals.items()], sealer)
+
+    files = quarantine_dir(folder) / "files"
+    assert all(is_sealed((files / f"{digest}.bin").read_bytes()) for digest in digests.values())
+    assert erase_cli.main(["--project", project, "--provider", provider, "--patient-ref", "MRN-Q-GONE"]) == 0
+    out = capsys.readouterr().out
+    assert "edge quarantine: 4 kept original(s) opened, 2 of the patient deleted with 2 record(s)" in out
+    assert "1 not readable as DICOM" in out
+    left = {name for name, digest in digests.items() if (files / f"{digest}.bin").exists()}
+    assert left == {"other", "junk"}  # the archive went whole: it held the patient
+    records = (quarantine_dir(folder) / "quarantine.jsonl").read_text()
+    assert digests["other"] in records and digests["alone"] not in records and digests["archive"] not in records
+    assert "MRN-Q" not in out and not list(folder.glob(".erasure-*"))  # nothing of it printed, no scratch left
+    delete_token(vault, provider)

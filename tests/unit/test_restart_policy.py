@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra import stack, units
-from infra.supervision import Action, RestartPolicy, Watch, decide
+from infra.supervision import Action, RestartPolicy, Supervisor, Watch, decide
 from platform_layer.settings import Settings
 from platform_layer.supervision import SupervisionEvent, append, read, summary
 
@@ -128,3 +128,43 @@ def test_install_units_writes_them_where_asked(tmp_path, monkeypatch, capsys):
     assert main(["install-units", "vault", "spark", "--dir", str(tmp_path / "out")]) == 0
     written = sorted(Path(p).name for p in capsys.readouterr().out.split())
     assert written == ["radlake-vault.service", "radlake.target"]  # spark's local mode runs no process
+
+
+class _Renewing:
+    """A component as the renewal pass sees it: alive or not, healthy or not, and what renewing it does."""
+
+    def __init__(self, name, *, alive=True, healthy=True, renews=False, fails=False):
+        self.name, self._alive, self._healthy, self._renews, self._fails = name, alive, healthy, renews, fails
+        self.asked = 0
+
+    def pid(self):
+        return 4242 if self._alive else None
+
+    def healthy(self):
+        return self._healthy
+
+    def renew_certificates(self):
+        self.asked += 1
+        if self._fails:
+            raise RuntimeError("vault sealed")
+        return self._renews
+
+
+def test_the_renewal_pass_records_what_it_renewed_and_what_failed_and_skips_what_is_down(tmp_path):
+    settings = Settings(state_dir=tmp_path)
+    parts = {"vault": _Renewing("vault"), "kafka": _Renewing("kafka", renews=True),
+             "keycloak": _Renewing("keycloak", fails=True), "nifi": _Renewing("nifi", alive=False),
+             "gateway": _Renewing("gateway", healthy=False)}
+    edges: list[str] = []
+    supervisor = Supervisor(settings, parts.__getitem__, list(parts),
+                            renew_edges=lambda: edges.append("asked") or ["h1"])
+    supervisor.renew(names=["vault", "kafka", "keycloak", "gateway"])
+    events = [(e.component, e.event) for e in read(supervisor.log_path)]
+    assert events == [("kafka", "renewed"), ("keycloak", "renew-failed")]
+    assert [p.asked for p in parts.values()] == [1, 1, 1, 0, 0]  # down or unhealthy: left to the restart policy
+    assert edges == []  # NiFi is not among them
+    supervisor.renew(names=["nifi"])
+    assert edges == []  # NiFi is down: its edges cannot be pointed at anything
+    parts["nifi"] = _Renewing("nifi")
+    supervisor.renew(names=["nifi"])
+    assert edges == ["asked"] and read(supervisor.log_path)[-1].component == "edges"

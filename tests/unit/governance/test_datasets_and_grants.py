@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -110,3 +111,41 @@ def test_a_published_snapshot_materialises_to_the_same_bytes_after_new_data_and_
     table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
     with pytest.raises(governance.GovernanceError, match="cannot be reproduced"):
         governance.materialise(settings, snapshot.pid)
+
+
+def test_a_read_keeps_the_lake_types_and_the_order_and_filters_see_the_whole_cut(settings):
+    item = _create(settings, "above-mean", "instance_count > (SELECT avg(instance_count) FROM source)",
+                   columns=())
+    rows = governance.read(settings, item)
+    assert rows.column("study_uid").to_pylist() == ["a-2", "a-3"]
+    assert rows.schema == governance.read_schema(settings, item)
+    assert rows.schema.field("completed_at").type == pa.timestamp("us", tz="UTC")
+
+
+def test_a_governance_table_replaced_under_its_path_is_read_afresh(settings):
+    _create(settings, "first")
+    assert [d.dataset for d in governance.datasets(settings)] == ["first"]
+    path = governance.lake_table_path(settings, "governance/datasets")
+    shutil.rmtree(path.removeprefix("file://"))
+    assert governance.datasets(settings) == []
+    _create(settings, "second")
+    assert [d.dataset for d in governance.datasets(settings)] == ["second"]
+
+
+def test_a_snapshot_names_the_radiomics_settings_and_models_of_its_studies(settings):
+    _create(settings, "derived", "status = 'complete'")
+    features = governance.lake_table_path(settings, "gold/radiomics_features")
+    predictions = governance.lake_table_path(settings, "gold/predictions")
+    write_deltalake(features, pa.Table.from_pylist([
+        {"project": "a", "study_uid": "a-0", "settings_hash": "s1", "code_version": "0.1.0", "feature": "f"},
+        {"project": "a", "study_uid": "a-0", "settings_hash": "s1", "code_version": "0.1.0", "feature": "g"},
+        {"project": "a", "study_uid": "a-1", "settings_hash": "s-receiving", "code_version": "0.1.0", "feature": "f"},
+        {"project": "b", "study_uid": "a-0", "settings_hash": "s-other-project", "code_version": "0.1.0",
+         "feature": "f"}]))
+    write_deltalake(predictions, pa.Table.from_pylist([
+        {"project": "a", "study_uid": "a-2", "model_name": "nodule-cnn", "model_version": 3}]))
+    snapshot = governance.publish(settings, "derived", published_by="t")
+    derived = json.loads(snapshot.metadata)["radlake"]["derived"]
+    assert derived["radiomics"] == {"table": "gold/radiomics_features", "table_version": 0,
+                                    "values": [{"settings_hash": "s1", "code_version": "0.1.0"}]}
+    assert derived["models"]["values"] == [{"model_name": "nodule-cnn", "model_version": "3"}]

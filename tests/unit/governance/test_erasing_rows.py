@@ -77,3 +77,13 @@ def test_an_interrupted_run_is_finished_with_what_the_first_found(lake):
     assert len(find(str(root), Key.patient(GONE))[1]) < len(found)  # the rows that named two objects are gone
     report = erase(str(root), Key.patient(GONE), studies, found)
     assert report.complete and report.objects_deleted == 6
+
+
+def test_files_that_store_strings_as_string_view_are_searched_too(tmp_path):
+    root = tmp_path / "lake"
+    view = pa.schema([("pseudo_patient_id", pa.string_view()), ("study_uid", pa.string_view())])
+    write_deltalake(root / "gold/predictions", pa.Table.from_pylist(
+        [{"pseudo_patient_id": GONE, "study_uid": "2.25.9"}, {"pseudo_patient_id": KEPT_PATIENT,
+                                                              "study_uid": "2.25.8"}], schema=view))
+    studies, _ = find(str(root), Key.patient(GONE))
+    assert studies == {"2.25.9"}
