@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     nifi_version: str = "2.3.0"
     nifi_port: int = 18080
     nifi_heap: str = "1g"
+    # Python processes NiFi may start for one processor type: each provider edge's IngestDicom processors get one
+    # of their own until there are more of them than this, then they share round-robin (a bounded pool).
+    nifi_python_processes: int = 16
+
+    # Caps on a STOW-RS request to a provider's edge (bytes): a part over the part cap is quarantined as
+    # PART_TOO_LARGE without being held in memory; a body over the request cap is refused (413, REQUEST_TOO_LARGE).
+    edge_stow_max_part_bytes: int = 2 << 30
+    edge_stow_max_request_bytes: int = 8 << 30
 
     # Vault API (OpenBao). A non-empty address points at an existing Vault; then vault_token is used.
     vault_addr: str = ""
