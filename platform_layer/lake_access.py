@@ -7,8 +7,9 @@ with LakeGatewayClient() as lake:                 # as the user of `radlake logi
     table = lake.read("lung-cohort")              # a pyarrow.Table; .to_pandas(), duckdb.from_arrow(...)
 ```
 
-The client holds the user's own access token only (refreshed from the stored session); the gateway
-decides and audits every read. A refusal is :class:`~platform_layer.governance.AccessRefused`.
+The client holds the user's own access token only: from :attr:`Settings.access_token_file` when it is set (a
+notebook kernel started by the hub, :mod:`platform_layer.access_token_file`), else refreshed from the stored
+session of ``radlake login``; the gateway decides and audits every read. A refusal is :class:`~platform_layer.governance.AccessRefused`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TypeVar
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from platform_layer.access_token_file import AccessTokenFile
 from platform_layer.endpoints import gateway_location
 from platform_layer.governance import AccessRefused, GovernanceError
 from platform_layer.realm import refreshed_session
@@ -37,6 +39,8 @@ class GatewayUnavailable(GovernanceError):
 class LakeGatewayClient:
     def __init__(self, settings: Settings | None = None, *, token: Callable[[], str] | None = None) -> None:
         self._settings = settings or get_settings()
+        if token is None and self._settings.access_token_file is not None:
+            token = AccessTokenFile(self._settings.access_token_file, ca_file(self._settings))
         self._token = token or (lambda: refreshed_session(self._settings).access_token)
         self._client = flight.FlightClient(gateway_location(self._settings),
                                            tls_root_certs=ca_file(self._settings).read_bytes())
