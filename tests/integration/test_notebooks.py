@@ -9,23 +9,27 @@ cannot open the stack's state, and finds no platform secret in its environment; 
 from __future__ import annotations
 
 import json
+import pwd
 import ssl
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import nbformat
 import pyarrow as pa
 import pytest
-import websocket
 from deltalake import write_deltalake
 from keycloak_browser import browser_trusting, log_in
+from websockets.sync.client import connect
 
 from apps import dataset as dataset_cli
 from apps import grant as grant_cli
 from apps import project as project_cli
 from apps import user as user_cli
+from infra import process, stack
+from infra.notebooks_hub import os_user
 from lake_schemas.tables import SILVER_STUDIES
 from platform_layer import audit, governance
 from platform_layer.realm import NOTEBOOKS_CLIENT, client_kv_path, read_client_record
@@ -65,18 +69,28 @@ def _person(capsys, *roles: str) -> tuple[str, str]:
     return name, password
 
 
+def _processes_of(account: str) -> list[int]:
+    uid = pwd.getpwnam(account).pw_uid
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid]
+
+
+def _owner(path: Path) -> int | None:
+    try:
+        return path.stat().st_uid
+    except FileNotFoundError:
+        return None
+
+
 def _xsrf(browser: httpx.Client) -> dict[str, str]:
     return {"X-XSRFToken": next(c.value for c in browser.cookies.jar if c.name == "_xsrf")}
 
 
-def _kernel_run(hub: httpx.Client, base: str, server: str, token: str, code: str) -> dict:
+def _kernel_run(hub: httpx.Client, base: str, server: str, token: str, context: ssl.SSLContext, code: str) -> dict:
     """Execute ``code`` in a new kernel of the user's server over its websocket; the execute_reply's content."""
     kernel = hub.post(f"{server}/api/kernels", json={"name": "python3"})
     assert kernel.status_code == 201, kernel.text
     url = f"{base.replace('https://', 'wss://')}{server}/api/kernels/{kernel.json()['id']}/channels"
-    ws = websocket.create_connection(url, header=[f"Authorization: token {token}"],
-                                     sslopt={"ca_certs": str(ca_file_path[0])}, timeout=600)
-    try:
+    with connect(url, additional_headers={"Authorization": f"token {token}"}, ssl=context, max_size=None) as ws:
         msg_id = uuid.uuid4().hex
         ws.send(json.dumps({
             "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": uuid.uuid4().hex,
@@ -85,15 +99,10 @@ def _kernel_run(hub: httpx.Client, base: str, server: str, token: str, code: str
             "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
                         "allow_stdin": False, "stop_on_error": True}}))
         while True:
-            message = json.loads(ws.recv())
+            message = json.loads(ws.recv(timeout=600))
             if message.get("parent_header", {}).get("msg_id") == msg_id and message["msg_type"] == "execute_reply":
+                hub.delete(f"{server}/api/kernels/{kernel.json()['id']}")
                 return message["content"]
-    finally:
-        ws.close()
-        hub.delete(f"{server}/api/kernels/{kernel.json()['id']}")
-
-
-ca_file_path: list = []
 
 
 def _notebook(state_dir, granted: str, refused: str) -> nbformat.NotebookNode:
@@ -125,7 +134,6 @@ def _notebook(state_dir, granted: str, refused: str) -> nbformat.NotebookNode:
 
 def test_a_person_logs_in_to_the_hub_and_their_notebook_reads_only_what_they_are_granted(
         settings, notebooks, capsys, tmp_path):
-    ca_file_path[:] = [ca_file(settings)]
     project, granted = _project(settings, capsys, 3)
     _, refused = _project(settings, capsys, 2)
     ann, password = _person(capsys, f"project:{project}:reader")
@@ -160,14 +168,22 @@ def test_a_person_logs_in_to_the_hub_and_their_notebook_reads_only_what_they_are
         notebook = _notebook(settings.state_dir, granted, refused)
         assert hub.put(f"{server}/api/contents/check.ipynb",
                        json={"type": "notebook", "format": "json", "content": notebook}).status_code in (200, 201)
-        reply = _kernel_run(hub, notebooks, server, token,
+        reply = _kernel_run(hub, notebooks, server, token, context,
                             "import nbclient, nbformat\n"
                             "nb = nbformat.read('check.ipynb', as_version=4)\n"
                             "nbclient.NotebookClient(nb, kernel_name='python3', timeout=300).execute()\n"
                             "nbformat.write(nb, 'check.out.ipynb')")
         assert reply["status"] == "ok", reply
         done = hub.get(f"{server}/api/contents/check.out.ipynb").json()["content"]
-        assert hub.delete(f"/hub/api/users/{ann}/server").status_code in (202, 204)
+
+    # stopping the component leaves no process: the hub, its proxy, the person's server and its kernels
+    hub_component = stack.component("notebooks", settings)
+    running = _processes_of(os_user(ann))
+    assert running
+    hub_component.stop()
+    assert not [pid for pid in running if process.pid_alive(pid)] and not _processes_of(os_user(ann))
+    assert process.read_pid(hub_component.home / "proxy.pid") is None
+    hub_component.start()
 
     out = ["".join(o.get("text", "") for o in cell["outputs"]) for cell in done["cells"]]
     assert out[0].strip() == "rows 3"
