@@ -192,8 +192,12 @@ def _ensure_os_user(name: str, home_base: Path) -> pwd.struct_passwd:
         pass
     home_base.mkdir(parents=True, exist_ok=True)
     home_base.chmod(0o755)
-    subprocess.run(["useradd", "--system", "--create-home", "--home-dir", str(home_base / name),  # noqa: S603,S607
-                    "--shell", "/usr/sbin/nologin", "--user-group", name], check=True, capture_output=True, text=True)
+    try:
+        subprocess.run(["useradd", "--system", "--create-home", "--home-dir", str(home_base / name),  # noqa: S603,S607
+                        "--shell", "/usr/sbin/nologin", "--user-group", name], check=True, capture_output=True,
+                       text=True)
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise RuntimeError(f"cannot create the notebook user {name}: {getattr(err, 'stderr', '') or err}") from err
     return pwd.getpwnam(name)
 
 

@@ -32,6 +32,14 @@ TIMEOUT_S = 300.0
 T = TypeVar("T")
 
 
+def user_token(settings: Settings) -> Callable[[], str]:
+    """The caller's own token source: the file a notebook kernel was given (:attr:`Settings.access_token_file`),
+    else the session of ``radlake login``, refreshed."""
+    if settings.access_token_file is not None:
+        return AccessTokenFile(settings.access_token_file, ca_file(settings))
+    return lambda: refreshed_session(settings).access_token
+
+
 class GatewayUnavailable(GovernanceError):
     """The lake gateway did not answer; the message says how to start it."""
 
@@ -39,9 +47,7 @@ class GatewayUnavailable(GovernanceError):
 class LakeGatewayClient:
     def __init__(self, settings: Settings | None = None, *, token: Callable[[], str] | None = None) -> None:
         self._settings = settings or get_settings()
-        if token is None and self._settings.access_token_file is not None:
-            token = AccessTokenFile(self._settings.access_token_file, ca_file(self._settings))
-        self._token = token or (lambda: refreshed_session(self._settings).access_token)
+        self._token = token or user_token(self._settings)
         self._client = flight.FlightClient(gateway_location(self._settings),
                                            tls_root_certs=ca_file(self._settings).read_bytes())
 

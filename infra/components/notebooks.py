@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from infra import process
-from infra.component import Component
+from infra.component import Component, stack_lock
 from infra.errors import StackError
 from infra.notebooks_hub import OS_USER_PREFIX, PROXY_VERSION, ensure_runtime, proxy_command, proxy_dir
 from platform_layer.endpoints import notebooks_url
@@ -91,10 +91,7 @@ class Notebooks(Component):
             raise StackError("notebooks: the hub must run as root, to run each person's kernels as their own OS user "
                              "(as any other user they would run as the platform's user, with its secrets)")
         self.home.chmod(0o700)
-        try:
-            ensure_certificate(admin_client(self.settings), self.home / "tls", "notebooks", SERVER_NAME)
-        except (VaultUnavailable, CertificateError) as err:
-            raise StackError(f"notebooks: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
+        self._certificate()
         key = self.home / "crypt_key"
         if not key.exists():
             write_private(key, secrets.token_hex(32))
@@ -105,6 +102,22 @@ class Notebooks(Component):
             ensure_runtime(self.settings)
         except (RuntimeError, OSError, subprocess.CalledProcessError) as err:
             raise StackError(f"notebooks: no Python the notebook users may run ({err})") from err
+
+    def _certificate(self) -> bool:
+        try:
+            return ensure_certificate(admin_client(self.settings), self.home / "tls", "notebooks", SERVER_NAME).issued
+        except (VaultUnavailable, CertificateError) as err:
+            raise StackError(f"notebooks: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
+
+    def renew_certificates(self) -> bool:
+        """The proxy reads its certificate once, at start: a renewed one takes a restart, which ends the people's
+        running servers and kernels (about every 20 days, with the platform's 30-day certificates)."""
+        with stack_lock(self.settings):  # nobody starts it between the stop and the start
+            if not self._certificate():
+                return False
+            self.stop()
+            self.start()
+        return True
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         source = str(Path(__file__).resolve().parent.parent.parent)
