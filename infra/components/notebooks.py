@@ -26,7 +26,7 @@ import httpx
 from infra import process
 from infra.component import Component, stack_lock
 from infra.errors import StackError
-from infra.notebooks_hub import OS_USER_PREFIX, PROXY_VERSION, ensure_runtime, proxy_command, proxy_dir
+from infra.notebooks_host import OS_USER_PREFIX, PROXY_VERSION, ensure_runtime, proxy_command, proxy_dir
 from platform_layer.endpoints import notebooks_url
 from platform_layer.errors import VaultUnavailable
 from platform_layer.settings import child_environment

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pwd
 import ssl
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,7 @@ from apps import grant as grant_cli
 from apps import project as project_cli
 from apps import user as user_cli
 from infra import process, stack
-from infra.notebooks_hub import os_user
+from infra.notebooks_host import os_user
 from lake_schemas.tables import SILVER_STUDIES
 from platform_layer import audit, governance
 from platform_layer.realm import NOTEBOOKS_CLIENT, client_kv_path, read_client_record
@@ -183,6 +184,7 @@ def test_a_person_logs_in_to_the_hub_and_their_notebook_reads_only_what_they_are
     hub_component.stop()
     assert not [pid for pid in running if process.pid_alive(pid)] and not _processes_of(os_user(ann))
     assert process.read_pid(hub_component.home / "proxy.pid") is None
+    subprocess.run(["userdel", "--remove", os_user(ann)], check=True, capture_output=True)  # noqa: S603,S607
     hub_component.start()
 
     out = ["".join(o.get("text", "") for o in cell["outputs"]) for cell in done["cells"]]

@@ -3,14 +3,16 @@ component's refusal to run as anyone but root (no stack needed)."""
 
 from __future__ import annotations
 
+import importlib
+import re
 import time
 
 import jwt
 import pytest
 
-from infra.components.notebooks import Notebooks
+from infra.components.notebooks import CONFIG, Notebooks
 from infra.errors import StackError
-from infra.notebooks_hub import admitted, os_user
+from infra.notebooks_host import admitted, os_user
 from platform_layer.access_token_file import AccessTokenFile, AccessTokenRecord, load, save
 from platform_layer.settings import Settings
 from platform_layer.user_session import NotLoggedIn
@@ -60,3 +62,8 @@ def test_the_component_refuses_to_start_unless_root(tmp_path, monkeypatch):
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(StackError, match="must run as root"):
         Notebooks(Settings(state_dir=tmp_path)).prepare()
+
+
+def test_the_generated_hub_config_names_a_configure_that_exists():
+    module, name = re.search(r"^from (\S+) import (\w+)$", CONFIG, re.M).groups()
+    assert callable(getattr(importlib.import_module(module), name))
