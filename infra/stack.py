@@ -37,6 +37,8 @@ COMPONENTS: dict[str, str] = {
     "alertmanager": "infra.components.monitoring:Alertmanager",
     "lag-exporter": "infra.components.monitoring:LagExporter",
     "prometheus": "infra.components.monitoring:Prometheus",
+    # notebooks: started on request (`stack up notebooks`), not by a plain `stack up`
+    "notebooks": "infra.components.notebooks:Notebooks",
 }
 
 # Names that select several components.
@@ -44,9 +46,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "monitoring": ("alert-receiver", "alertmanager", "lag-exporter", "prometheus"),
 }
 
-# What `stack up` / `stack down` / `stack status` without names mean. Monitoring is left out of `up`: four more
-# processes (about 150 MiB) that a developer running the pipeline does not need; `down` stops them too.
-DEFAULT_UP = tuple(name for name in COMPONENTS if name not in ALIASES["monitoring"])
+# What `stack up` / `stack down` / `stack status` without names mean. Monitoring and notebooks are left out of `up`:
+# more processes (monitoring about 150 MiB, the hub as much again, and each person's server) that a developer
+# running the pipeline does not need; `down` stops them too.
+ON_REQUEST = (*ALIASES["monitoring"], "notebooks")
+DEFAULT_UP = tuple(name for name in COMPONENTS if name not in ON_REQUEST)
 
 
 def component(name: str, settings: Settings) -> Component:

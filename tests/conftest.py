@@ -109,6 +109,13 @@ def gateway(settings, _stack_session, keycloak) -> str:  # it verifies the realm
 
 
 @pytest.fixture(scope="session")
+def notebooks(settings, _stack_session, gateway) -> str:  # people log in through Keycloak, kernels read the gateway
+    """The notebooks hub's base URL."""
+    _component("notebooks", settings, _stack_session)
+    return stack.component("notebooks", settings).address.removesuffix("/hub/")
+
+
+@pytest.fixture(scope="session")
 def results_bridge(settings, _stack_session, registry_url, keycloak) -> str:  # reads typed events, verifies tokens
     """The results bridge's base URL (HTTPS, platform CA)."""
     return _component("results-bridge", settings, _stack_session).address

@@ -32,7 +32,7 @@ from infra.component import Component, ComponentStatus
 from infra.downloads import fetch_maven_file
 from infra.errors import StackError
 from infra.process import answers_200
-from platform_layer.endpoints import keycloak_management_url, keycloak_url, nifi_url
+from platform_layer.endpoints import keycloak_management_url, keycloak_url, nifi_url, notebooks_url
 from platform_layer.errors import IdentityProviderError, VaultUnavailable
 from platform_layer.identity_provider import CredentialsRefused, KeycloakAdmin
 from platform_layer.java import find_java_home
@@ -43,6 +43,7 @@ from platform_layer.realm import (
     MASTER_ADMIN_PATH,
     NIFI_CLIENT,
     NIFI_GROUPS_CLAIM,
+    NOTEBOOKS_CLIENT,
     PLATFORM_CLIENT,
     REALM,
     REALM_ADMIN_CLIENT,
@@ -54,6 +55,7 @@ from platform_layer.realm import (
     issuer,
     keycloak_ca_file,
     nifi_callback_url,
+    notebooks_callback_url,
     read_client_record,
     write_client_record,
 )
@@ -121,6 +123,19 @@ def nifi_login_client(settings: Settings) -> dict[str, Any]:
             "protocolMappers": [roles_as_groups]}
 
 
+def notebooks_login_client(settings: Settings) -> dict[str, Any]:
+    """The notebooks hub: a confidential client for the authorization code flow, back to the hub's callback only.
+    The hub decides who may use it from the realm roles in the access token."""
+    return {"clientId": NOTEBOOKS_CLIENT, "name": NOTEBOOKS_CLIENT,
+            "description": "the notebooks hub (people log in to start their notebook server)",
+            "enabled": True, "protocol": "openid-connect", "publicClient": False,
+            "clientAuthenticatorType": "client-secret", "serviceAccountsEnabled": False, "standardFlowEnabled": True,
+            "implicitFlowEnabled": False, "directAccessGrantsEnabled": False,
+            "redirectUris": [notebooks_callback_url(settings)], "webOrigins": [],
+            "attributes": {"oauth2.device.authorization.grant.enabled": "false", "pkce.code.challenge.method": "S256",
+                           "post.logout.redirect.uris": f"{notebooks_url(settings)}/hub/*"}}
+
+
 def set_up_realm(master: KeycloakAdmin, vault: hvac.Client, settings: Settings) -> None:
     """The realm, its ``platform-admin`` role, the realm administrator, one confidential client per component
     and the CLI's public client; every secret mirrored into Vault KV. Safe to run again: what exists is
@@ -144,6 +159,8 @@ def set_up_realm(master: KeycloakAdmin, vault: hvac.Client, settings: Settings) 
             master.add_realm_roles(REALM, master.service_account_user_id(REALM, internal), [PLATFORM_ADMIN])
     nifi = master.ensure_client(REALM, nifi_login_client(settings))
     _mirror_secret(master, vault, kv, client_kv_path(NIFI_CLIENT), nifi, NIFI_CLIENT, settings)
+    notebooks = master.ensure_client(REALM, notebooks_login_client(settings))
+    _mirror_secret(master, vault, kv, client_kv_path(NOTEBOOKS_CLIENT), notebooks, NOTEBOOKS_CLIENT, settings)
     master.ensure_client(REALM, device_flow_client(CLI_CLIENT, "`radlake login` (device authorization grant)"))
 
 
