@@ -55,6 +55,22 @@ def _hidden_from_others(root: Path) -> list[Path]:
     return hidden
 
 
+def unavailable(settings: Settings) -> str | None:
+    """Why notebooks cannot run on this host (None: they can): kernels run as per-person OS users, which takes
+    root and ``useradd``, and those users must be able to read the platform's installation."""
+    if os.geteuid() != 0:
+        return "the hub must run as root: each person's kernel runs as an OS user of their own"
+    if shutil.which("useradd") is None:
+        return "useradd is missing"
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+    if not _reachable_by_others(site_packages / "jupyterhub"):
+        return f"other users cannot reach {site_packages} (a folder above it is closed to them)"
+    hidden = _hidden_from_others(site_packages)
+    if hidden:
+        return f"{len(hidden)} files of {site_packages} are readable by root only, e.g. {hidden[0]}"
+    return None
+
+
 def ensure_runtime(settings: Settings) -> Path:
     """An interpreter notebook users can run, over the platform's packages. A Python installed under root's home
     (pyenv) is out of their reach: then a venv of the same Python version from a system interpreter, whose
