@@ -96,6 +96,10 @@ def cmd_run(args, root: str) -> int:
     use_stack_identity(settings, KAFKA_LAKE)
     spark = spark_session(settings, "radlake-lake")
     metrics = watch(spark, root)
+    stopping = threading.Event()  # SIGTERM / SIGINT: the queries stop, /metrics and its announcement go
+    if not args.available_now:  # from here: a signal while the queries start still ends in that order
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
     with ExitStack() as scope:
         if tls is not None:  # a run that stops by itself is no target to scrape
             url = scope.enter_context(serving(settings, metrics.registry, tls, "lake", f"lake-{os.getpid()}",
@@ -109,9 +113,6 @@ def cmd_run(args, root: str) -> int:
         )
         if not args.available_now:
             print(f"radlake lake: {len(queries)} queries running on {root}", file=sys.stderr)
-            stopping = threading.Event()  # SIGTERM / SIGINT: the queries stop, /metrics and its announcement go
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: stopping.set())
             while not stopping.is_set() and not spark.streams.awaitAnyTermination(1):
                 pass
             if stopping.is_set():
