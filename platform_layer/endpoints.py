@@ -76,3 +76,8 @@ def prometheus_url(settings: Settings) -> str:
 
 def alertmanager_url(settings: Settings) -> str:
     return f"https://127.0.0.1:{settings.alertmanager_port}"
+
+
+def edge_dir(settings: Settings, provider: str) -> Path:
+    """A provider's folder on the platform host: quarantine (sealed), spool and work files, drop folder."""
+    return settings.state_dir / "edge" / provider
