@@ -37,6 +37,8 @@ COMPONENTS: dict[str, str] = {
     "alertmanager": "infra.components.monitoring:Alertmanager",
     "lag-exporter": "infra.components.monitoring:LagExporter",
     "prometheus": "infra.components.monitoring:Prometheus",
+    # the admin console: started on request (`stack up console`), after the parts it shows
+    "console": "infra.components.console:Console",
 }
 
 # Names that select several components.
@@ -45,8 +47,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 # What `stack up` / `stack down` / `stack status` without names mean. Monitoring is left out of `up`: four more
-# processes (about 150 MiB) that a developer running the pipeline does not need; `down` stops them too.
-DEFAULT_UP = tuple(name for name in COMPONENTS if name not in ALIASES["monitoring"])
+# processes (about 150 MiB) that a developer running the pipeline does not need; so is the console, which an
+# administrator asks for by name (it shows the pipeline; it is no part of it). `down` stops them too.
+ON_REQUEST = (*ALIASES["monitoring"], "console")
+DEFAULT_UP = tuple(name for name in COMPONENTS if name not in ON_REQUEST)
 
 
 def component(name: str, settings: Settings) -> Component:

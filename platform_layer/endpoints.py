@@ -81,3 +81,8 @@ def alertmanager_url(settings: Settings) -> str:
 def edge_dir(settings: Settings, provider: str) -> Path:
     """A provider's folder on the platform host: quarantine (sealed), spool and work files, drop folder."""
     return settings.state_dir / "edge" / provider
+
+
+def console_url(settings: Settings) -> str:
+    """The admin console (HTTPS on loopback)."""
+    return f"https://127.0.0.1:{settings.console_port}"

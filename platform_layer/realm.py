@@ -16,7 +16,8 @@ and holds the realm role ``platform-admin`` (what the schema registry asks of a 
 realm role. People log in through the public client :data:`CLI_CLIENT` with the device flow. NiFi's UI logs
 people in through :data:`NIFI_CLIENT` (authorization code flow; secret at
 ``radlake/keycloak/clients/radlake-nifi``), whose tokens carry the person's realm roles in the claim
-:data:`NIFI_GROUPS_CLAIM`, which NiFi reads as the person's groups.
+:data:`NIFI_GROUPS_CLAIM`, which NiFi reads as the person's groups. The admin console logs people in the same
+way through :data:`CONSOLE_CLIENT` (with PKCE; secret at ``radlake/keycloak/clients/radlake-console``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import hvac
 
-from platform_layer.endpoints import keycloak_url, nifi_url
+from platform_layer.endpoints import console_url, keycloak_url, nifi_url
 from platform_layer.errors import VaultUnavailable
 from platform_layer.identity_provider import CredentialsRefused, KeycloakAdmin, OidcClient
 from platform_layer.settings import Settings
@@ -45,6 +46,7 @@ REALM_ADMIN_CLIENT = "radlake-realm-admin"
 REALM_ADMIN_ROLES = ("manage-users", "view-users", "query-users", "manage-realm", "view-realm")
 NIFI_CLIENT = "radlake-nifi"
 NIFI_GROUPS_CLAIM = "groups"
+CONSOLE_CLIENT = "radlake-console"
 PLATFORM_CLIENT = "radlake-platform"
 SERVICE_CLIENTS = (PLATFORM_CLIENT, "radlake-edge", "radlake-streams", "radlake-lake", "radlake-radiomics",
                    "radlake-inference", "radlake-dashboard-bridge")
@@ -92,6 +94,11 @@ def delete_client_record(vault: hvac.Client, path: str, mount: str) -> None:
 def nifi_callback_url(settings: Settings) -> str:
     """Where Keycloak sends a person back to NiFi after logging in (NiFi's OpenID Connect callback)."""
     return f"{nifi_url(settings)}/nifi-api/access/oidc/callback"
+
+
+def console_callback_url(settings: Settings) -> str:
+    """Where Keycloak sends a person back to the admin console after logging in."""
+    return f"{console_url(settings)}/auth/callback"
 
 
 def issuer(settings: Settings) -> str:
