@@ -75,7 +75,7 @@ def _page(title: str, body: str, session: Session | None = None, *, here: str = 
                                  "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                                             "img-src 'self' data:; form-action 'self' "
                                                             "https://127.0.0.1:*; frame-ancestors 'none'",
-                                 "Referrer-Policy": "no-referrer"})
+                                 "Referrer-Policy": "same-origin"})
 
 
 def _forbidden(username: str) -> HTMLResponse:
@@ -120,7 +120,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return session
 
     async def checked_form(request: Request, session: Session) -> dict[str, str]:
-        origin = request.headers.get("origin")
+        origin = request.headers.get("origin")  # browsers send it with a POST (the pages' referrer policy)
         if origin is not None and origin != config.url:
             raise _Denied(_page("Refused", "<p>A form of another site cannot act here.</p>", session, status=403))
         body = await request.body()
@@ -247,8 +247,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
                 return "-"
             base = f"/quarantine/{provider}/{row.sha256}"
             release = (pages.post_button(f"{base}/release", "Release", session.csrf) if row.kept else "")
-            discard = pages.post_button(f"{base}/discard", "Discard", session.csrf,
-                                        confirm="Delete its records and kept original?")
+            discard = pages.post_button(f"{base}/discard", "Discard", session.csrf)
             return release + " " + discard
         table = pages.table(["quarantined at", "reason", "digest (sha256)", "size", "original kept", "action"],
                             [[r.quarantined_at or "-", r.reason, r.sha256 or "-",
@@ -304,8 +303,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
                   lt.event_type or "-", lt.reason or "-", lt.stage or "-",
                   f"{lt.source_topic}[{lt.source_partition}]@{lt.source_offset}" if lt.source_topic else "-",
                   pages.post_button("/dead-letters/replay", "Replay", session.csrf,
-                                    {"topic": lt.topic, "partition": lt.partition, "offset": lt.offset},
-                                    confirm=f"Produce it again to {lt.source_topic}?") if lt.replayable else "-"]
+                                    {"topic": lt.topic, "partition": lt.partition, "offset": lt.offset}) if lt.replayable else "-"]
                  for lt in letters], raw=frozenset({7}))))
         return "".join(parts)
 
@@ -348,4 +346,5 @@ def build_app(config: ConsoleConfig) -> Starlette:
         Route("/auth/callback", callback),
         Route("/logout", logout, methods=["POST"]),
         Route("/healthz", healthz),
+        Route("/favicon.ico", lambda _request: Response(status_code=204)),
     ])

@@ -52,11 +52,10 @@ def _empty(columns: int) -> str:
     return f'<tr><td colspan="{columns}"><em>(none)</em></td></tr>'
 
 
-def post_button(action: str, label: str, csrf: str, fields: dict[str, object] | None = None,
-                confirm: str | None = None) -> str:
+def post_button(action: str, label: str, csrf: str, fields: dict[str, object] | None = None) -> str:
+    """A one-button form posting ``fields`` and the session's CSRF token (no script: the pages run none)."""
     hidden = "".join(f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">' for k, v in (fields or {}).items())
-    onsubmit = f' onsubmit="return confirm({esc(repr(confirm))})"' if confirm else ""
-    return (f'<form method="post" action="{esc(action)}"{onsubmit} style="display:inline">'
+    return (f'<form method="post" action="{esc(action)}" style="display:inline">'
             f'<input type="hidden" name="csrf" value="{esc(csrf)}">{hidden}<button>{esc(label)}</button></form>')
 
 
@@ -119,9 +118,12 @@ def line_plot(title: str, unit: str, series: Sequence[Series], start: float, end
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eee"/>'
                      f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="10">'
                      f'{_number(tick)}</text>')
-    for tick in _ticks(start, end):
+    ticks = _ticks(start, end)
+    for i, tick in enumerate(ticks):
         label = datetime.fromtimestamp(tick, UTC).strftime("%H:%M")
-        parts.append(f'<text x="{x(tick):.1f}" y="{height - 12}" text-anchor="middle" font-size="10">{label}</text>')
+        anchor = "end" if i == len(ticks) - 1 else "middle"  # the last label stays inside the picture
+        parts.append(f'<text x="{x(tick):.1f}" y="{height - 12}" text-anchor="{anchor}" font-size="10">{label}'
+                     "</text>")
     legend = []
     for i, s in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]

@@ -36,6 +36,7 @@ PLOT_STEP_S = 60.0
 RATE = "5m"
 # (title, unit, PromQL, label naming a series). A query whose metric no component exports draws "no data".
 PLOTS = (
+    ("Scrape targets up", "1 = up", "up", "job"),
     ("Instances per second by provider", "1/s",
      f'sum by (provider) (rate(radlake_streams_events_total{{kind="instance"}}[{RATE}]))', "provider"),
     ("Consumer lag by group", "messages", "sum by (group) (radlake_consumer_group_lag)", "group"),
