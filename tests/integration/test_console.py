@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import shutil
 import ssl
@@ -23,10 +24,13 @@ import hvac
 import pytest
 from keycloak_browser import browser_trusting, log_in
 
+from admin_console import dead_letters
 from apps import user as user_cli
+from lake_schemas.topics import DEAD_LETTER, FEATURES_COMPUTED, dead_letter_headers
 from nifi.edge.tokens import delete_token, edge_vault_token
 from nifi.providers import edge_dir, quarantine_keys
-from platform_layer import audit
+from platform_layer import audit, kafka
+from platform_layer.errors import TopicError
 from platform_layer.realm import issuer
 from platform_layer.tls import ca_file, vault_ca
 from platform_layer.transit import VaultTransitDataKeys, at_rest_key_name
@@ -157,3 +161,42 @@ def test_an_admin_logs_in_sees_the_overview_and_discards_a_quarantined_original(
     assert [(r.action, r.actor, r.outcome) for r in rows] == [("quarantine.discard", f"user:{name}", "allowed")]
     listed = [r for r in audit.read(settings) if r.target == f"provider {provider} quarantine"]
     assert listed and all(r.actor == f"user:{name}" for r in listed)
+
+
+def test_a_dead_letter_is_listed_without_its_payload_and_replayed_unchanged_to_its_source(settings, kafka_bootstrap,
+                                                                                         created_topic):
+    try:
+        kafka.ensure_topics(kafka_bootstrap, [kafka.TopicSpec(DEAD_LETTER, FEATURES_COMPUTED.partitions)])
+    except TopicError:
+        pass  # made by another part with its own partition count: any will do
+    value = b'{"event_type": "instance.received", "sop_instance_uid": 12}'  # fails its schema: why it is here
+    delivered = []
+    producer = kafka.producer(kafka_bootstrap, client_id="test-console-dlq")
+    producer.produce(DEAD_LETTER, value, b"key-1", partition=0,
+                     headers=dead_letter_headers("SCHEMA_VIOLATION", "12 is not a string", created_topic, 2, 41,
+                                                 "streams"),
+                     on_delivery=lambda err, msg: delivered.append((err, msg.offset())))
+    producer.flush(30)
+    [(error, offset)] = delivered
+    assert error is None
+
+    [letter] = [x for x in dead_letters.recent(settings, DEAD_LETTER) if x.partition == 0 and x.offset == offset]
+    assert (letter.event_type, letter.reason, letter.stage, letter.source_topic, letter.source_offset) == (
+        "instance.received", "SCHEMA_VIOLATION", "streams", created_topic, "41")
+    assert not hasattr(letter, "value")  # the listing keeps no payload
+
+    dead_letters.replay(settings, DEAD_LETTER, 0, offset, actor="user:console-test")
+    consumer = kafka.consumer(kafka_bootstrap, group_id=f"test-console-{uuid.uuid4().hex[:6]}",
+                              extra={"auto.offset.reset": "earliest"})
+    try:
+        consumer.subscribe([created_topic])
+        found = []
+        for _ in range(30):
+            found += [m for m in consumer.consume(10, timeout=1.0) if m.error() is None]
+            if found:
+                break
+    finally:
+        consumer.close()
+    assert [(m.key(), m.value()) for m in found] == [(b"key-1", value)]
+    [row] = [r for r in audit.read(settings) if r.target == f"{DEAD_LETTER}[0]@{offset}"]
+    assert (row.action, row.actor, json.loads(row.details)["to"]) == ("dead_letter.replay", "user:console-test", created_topic)
