@@ -108,6 +108,45 @@ def test_a_person_without_platform_admin_gets_403(settings, console):
         assert browser.get(f"{console}/", follow_redirects=False).status_code == 302  # no session was opened
 
 
+def test_a_dead_letter_is_listed_without_its_payload_and_replayed_unchanged_to_its_source(settings, kafka_bootstrap,
+                                                                                         created_topic):
+    try:
+        kafka.ensure_topics(kafka_bootstrap, [kafka.TopicSpec(DEAD_LETTER, FEATURES_COMPUTED.partitions)])
+    except TopicError:
+        pass  # made by another part with its own partition count: any will do
+    value = b'{"event_type": "instance.received", "sop_instance_uid": 12}'  # fails its schema: why it is here
+    delivered = []
+    producer = kafka.producer(kafka_bootstrap, client_id="test-console-dlq")
+    producer.produce(DEAD_LETTER, value, b"key-1", partition=0,
+                     headers=dead_letter_headers("SCHEMA_VIOLATION", "12 is not a string", created_topic, 2, 41,
+                                                 "streams"),
+                     on_delivery=lambda err, msg: delivered.append((err, msg.offset())))
+    producer.flush(30)
+    [(error, offset)] = delivered
+    assert error is None
+
+    [letter] = [x for x in dead_letters.recent(settings, DEAD_LETTER) if x.partition == 0 and x.offset == offset]
+    assert (letter.event_type, letter.reason, letter.stage, letter.source_topic, letter.source_offset) == (
+        "instance.received", "SCHEMA_VIOLATION", "streams", created_topic, "41")
+    assert not hasattr(letter, "value")  # the listing keeps no payload
+
+    dead_letters.replay(settings, DEAD_LETTER, 0, offset, actor="user:console-test")
+    consumer = kafka.consumer(kafka_bootstrap, group_id=f"test-console-{uuid.uuid4().hex[:6]}",
+                              extra={"auto.offset.reset": "earliest"})
+    try:
+        consumer.subscribe([created_topic])
+        found = []
+        for _ in range(30):
+            found += [m for m in consumer.consume(10, timeout=1.0) if m.error() is None]
+            if found:
+                break
+    finally:
+        consumer.close()
+    assert [(m.key(), m.value()) for m in found] == [(b"key-1", value)]
+    [row] = [r for r in audit.read(settings) if r.target == f"{DEAD_LETTER}[0]@{offset}"]
+    assert (row.action, row.actor, json.loads(row.details)["to"]) == ("dead_letter.replay", "user:console-test", created_topic)
+
+
 def test_an_admin_logs_in_sees_the_overview_and_discards_a_quarantined_original(settings, console, quarantined):
     sync_api = pytest.importorskip("playwright.sync_api")
     provider, digest = quarantined
@@ -161,42 +200,3 @@ def test_an_admin_logs_in_sees_the_overview_and_discards_a_quarantined_original(
     assert [(r.action, r.actor, r.outcome) for r in rows] == [("quarantine.discard", f"user:{name}", "allowed")]
     listed = [r for r in audit.read(settings) if r.target == f"provider {provider} quarantine"]
     assert listed and all(r.actor == f"user:{name}" for r in listed)
-
-
-def test_a_dead_letter_is_listed_without_its_payload_and_replayed_unchanged_to_its_source(settings, kafka_bootstrap,
-                                                                                         created_topic):
-    try:
-        kafka.ensure_topics(kafka_bootstrap, [kafka.TopicSpec(DEAD_LETTER, FEATURES_COMPUTED.partitions)])
-    except TopicError:
-        pass  # made by another part with its own partition count: any will do
-    value = b'{"event_type": "instance.received", "sop_instance_uid": 12}'  # fails its schema: why it is here
-    delivered = []
-    producer = kafka.producer(kafka_bootstrap, client_id="test-console-dlq")
-    producer.produce(DEAD_LETTER, value, b"key-1", partition=0,
-                     headers=dead_letter_headers("SCHEMA_VIOLATION", "12 is not a string", created_topic, 2, 41,
-                                                 "streams"),
-                     on_delivery=lambda err, msg: delivered.append((err, msg.offset())))
-    producer.flush(30)
-    [(error, offset)] = delivered
-    assert error is None
-
-    [letter] = [x for x in dead_letters.recent(settings, DEAD_LETTER) if x.partition == 0 and x.offset == offset]
-    assert (letter.event_type, letter.reason, letter.stage, letter.source_topic, letter.source_offset) == (
-        "instance.received", "SCHEMA_VIOLATION", "streams", created_topic, "41")
-    assert not hasattr(letter, "value")  # the listing keeps no payload
-
-    dead_letters.replay(settings, DEAD_LETTER, 0, offset, actor="user:console-test")
-    consumer = kafka.consumer(kafka_bootstrap, group_id=f"test-console-{uuid.uuid4().hex[:6]}",
-                              extra={"auto.offset.reset": "earliest"})
-    try:
-        consumer.subscribe([created_topic])
-        found = []
-        for _ in range(30):
-            found += [m for m in consumer.consume(10, timeout=1.0) if m.error() is None]
-            if found:
-                break
-    finally:
-        consumer.close()
-    assert [(m.key(), m.value()) for m in found] == [(b"key-1", value)]
-    [row] = [r for r in audit.read(settings) if r.target == f"{DEAD_LETTER}[0]@{offset}"]
-    assert (row.action, row.actor, json.loads(row.details)["to"]) == ("dead_letter.replay", "user:console-test", created_topic)
