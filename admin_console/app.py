@@ -117,6 +117,8 @@ def build_app(config: ConsoleConfig) -> Starlette:
             session.access_token, session.roles = tokens.access_token, verified.roles
             session.refresh_token = tokens.refresh_token or session.refresh_token
             session.access_expires_at = verified.expires_at
+            if tokens.refresh_expires_in:
+                session.ends_at = tokens.received_at + tokens.refresh_expires_in
         return session
 
     async def checked_form(request: Request, session: Session) -> dict[str, str]:
@@ -162,9 +164,14 @@ def build_app(config: ConsoleConfig) -> Starlette:
             return _page("Login failed", "<p>The identity token answers another login (nonce).</p>", status=401)
         if not admitted(verified):
             log.info("console refused %s: no %s", verified.username, PLATFORM_ADMIN)
+            try:  # nothing of this login is kept: its session at Keycloak ends too
+                await run_in_threadpool(config.oidc.revoke, tokens.refresh_token)
+            except RadlakeError as err:
+                log.warning("revoking the refresh token of %s failed: %s", verified.username, err)
             return _forbidden(verified.username)
+        ends_at = tokens.received_at + tokens.refresh_expires_in if tokens.refresh_expires_in else float("inf")
         cookie = sessions.open(Session(verified.username, verified.roles, tokens.access_token, tokens.refresh_token,
-                                       tokens.id_token, verified.expires_at))
+                                       tokens.id_token, verified.expires_at, ends_at))
         log.info("console session opened for %s", verified.username)
         response = RedirectResponse(login.next_path, status_code=303)
         response.set_cookie(COOKIE, cookie, httponly=True, secure=True, samesite="lax", path="/")

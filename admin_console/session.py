@@ -47,6 +47,7 @@ class Session:
     refresh_token: str = field(repr=False)
     id_token: str = field(repr=False)
     access_expires_at: float
+    ends_at: float = float("inf")  # when its refresh token expires: the session cannot outlive it
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
 
     @property
@@ -94,14 +95,21 @@ class Sessions:
     def open(self, session: Session) -> str:
         """Keep ``session``; returns the cookie value naming it."""
         sid = secrets.token_urlsafe(32)
+        now = time.time()
         with self._lock:
+            self._open = {k: v for k, v in self._open.items() if v.ends_at > now}  # abandoned ones go
             self._open[sid] = session
         return f"{sid}.{self._mac(sid)}"
 
     def get(self, cookie: str | None) -> Session | None:
         sid = self._sid(cookie)
         with self._lock:
-            return self._open.get(sid) if sid else None
+            if sid is None or sid not in self._open:
+                return None
+            if self._open[sid].ends_at <= time.time():
+                del self._open[sid]
+                return None
+            return self._open[sid]
 
     def close(self, cookie: str | None) -> Session | None:
         sid = self._sid(cookie)

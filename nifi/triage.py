@@ -10,6 +10,7 @@ with the new reason; the old records and original go. Discard deletes the record
 
 from __future__ import annotations
 
+import re
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from platform_layer.vault import admin_client
 from radlake.deid.quarantine import quarantine_dir, read_original, read_records, remove
 
 RELEASE_TIMEOUT_S = 600.0
+SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 # Fields of a record that may identify a person (sealed in the journal): never shown, never opened here.
 IDENTIFYING = ("input", "message", "original_sop_instance_uid")
 
@@ -47,6 +49,11 @@ class Refused:
 def check_provider(provider: str) -> None:
     if not NAME.match(provider):
         raise ProviderError(f"{provider!r} is not a provider id ([a-z0-9][a-z0-9_-]*)")
+
+
+def _check_digest(sha256: str) -> None:
+    if not SHA256.match(sha256):
+        raise ProviderError(f"{sha256[:80]!r} is not a SHA-256 digest (64 lowercase hex digits)")
 
 
 def _size(settings: Settings, provider: str, sha256: str | None, stored_as: str | None) -> int | None:
@@ -94,6 +101,7 @@ def release(settings: Settings, provider: str, sha256: str, *, actor: str | None
     """Send the kept original to the provider's edge again; its old records and original go once the edge
     answered. Returns the digest, the edge's HTTP status and its report's counts."""
     check_provider(provider)
+    _check_digest(sha256)
     folder = edge_dir(settings, provider)
     kept = [r for r in read_records(folder) if r.sha256 == sha256 and r.stored_as]
     if not kept:
@@ -124,6 +132,7 @@ def release(settings: Settings, provider: str, sha256: str, *, actor: str | None
 def discard(settings: Settings, provider: str, sha256: str, *, actor: str | None = None) -> tuple[int, int]:
     """Delete the input's records and kept original; returns (originals, records) deleted."""
     check_provider(provider)
+    _check_digest(sha256)
     with audit.recorded(settings, "quarantine.discard", f"provider {provider} original {sha256}", actor=actor):
         originals, deleted = remove(edge_dir(settings, provider), sha256)
     if not deleted and not originals:

@@ -16,7 +16,10 @@ from admin_console import pages
 from admin_console.app import ConsoleConfig, build_app
 from admin_console.session import COOKIE, LOGIN_TTL_S, Session, Sessions, safe_next
 from monitoring.overview import Overview, SupervisedRow
+from nifi import triage
+from nifi.providers import ProviderError
 from platform_layer.identity_provider import Tokens, VerifiedToken
+from platform_layer.settings import Settings
 
 
 def test_a_session_id_is_signed_and_a_forged_one_names_nobody():
@@ -154,3 +157,14 @@ def test_a_replayed_callback_is_refused(console):
     oidc.codes["c"] = "ada"
     assert client.get(f"/auth/callback?state={state}&code=c").status_code == 303
     assert client.get(f"/auth/callback?state={state}&code=c").status_code == 400
+
+
+def test_a_session_ends_with_its_refresh_token():
+    sessions = Sessions(b"k" * 32)
+    cookie = sessions.open(Session("ada", frozenset(), "a", "r", "i", time.time() + 60, ends_at=time.time() - 1))
+    assert sessions.get(cookie) is None
+
+
+def test_triage_refuses_what_is_not_a_digest(tmp_path):
+    with pytest.raises(ProviderError, match="not a SHA-256"):
+        triage.discard(Settings(state_dir=tmp_path), "p1", "../../x")
