@@ -31,7 +31,7 @@ from nifi.edge.tokens import delete_token, edge_vault_token
 from nifi.providers import edge_dir, quarantine_keys
 from platform_layer import audit, kafka
 from platform_layer.errors import TopicError
-from platform_layer.realm import issuer
+from platform_layer.realm import CONSOLE_CLIENT, console_callback_url, issuer
 from platform_layer.tls import ca_file, vault_ca
 from platform_layer.transit import VaultTransitDataKeys, at_rest_key_name
 from radlake.deid.errors import QuarantineReason
@@ -97,6 +97,19 @@ def test_an_anonymous_request_is_sent_to_keycloak(settings, console):
     assert answer.status_code == 302
     assert answer.headers["location"].startswith(f"{issuer(settings)}/protocol/openid-connect/auth?")
     assert "code_challenge_method=S256" in answer.headers["location"]
+
+
+def test_keycloak_holds_the_console_client_to_pkce_and_its_own_callback(settings, console):
+    context = ssl.create_default_context(cafile=str(ca_file(settings)))
+    start = f"{issuer(settings)}/protocol/openid-connect/auth"
+    common = {"client_id": CONSOLE_CLIENT, "response_type": "code", "scope": "openid", "state": "s"}
+    without_pkce = httpx.get(start, params={**common, "redirect_uri": console_callback_url(settings)},
+                             verify=context)
+    assert without_pkce.status_code == 302 and "code_challenge" in without_pkce.headers["location"]
+    assert "error=invalid_request" in without_pkce.headers["location"]
+    elsewhere = httpx.get(start, params={**common, "redirect_uri": "https://evil.example/cb",
+                                         "code_challenge": "x" * 43, "code_challenge_method": "S256"}, verify=context)
+    assert elsewhere.status_code == 400 and "evil.example" not in elsewhere.headers.get("location", "")
 
 
 def test_a_person_without_platform_admin_gets_403(settings, console):
