@@ -21,7 +21,7 @@ th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;font-variant-nume
 th{background:#eef2f5}.src{color:#777;font-size:12px}.problem{color:#b00}
 .note{padding:.6em 1em;border-radius:4px;margin:.6em 0}.ok{background:#e6f4ea}.bad{background:#fdecea}
 button{cursor:pointer}.plots{display:flex;flex-wrap:wrap;gap:1em}.plot{background:#fff;border:1px solid #ddd;padding:.5em}
-code{font-size:12px}
+code{font-size:12px}td:has(form){white-space:nowrap}
 """
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 COOKIE = "radlake_console"
 LOGIN_TTL_S = 600.0
+MAX_PENDING = 10_000  # logins in progress kept at most (anonymous requests each start one); the oldest go first
 
 
 def _b64(raw: bytes) -> str:
@@ -80,6 +81,8 @@ class Sessions:
                              safe_next(next_path), now)
         with self._lock:
             self._pending = {s: p for s, p in self._pending.items() if now - p.started < LOGIN_TTL_S}
+            while len(self._pending) >= MAX_PENDING:
+                del self._pending[next(iter(self._pending))]  # dicts keep insertion order: the oldest
             self._pending[login.state] = login
         return login
 

@@ -168,3 +168,11 @@ def test_a_session_ends_with_its_refresh_token():
 def test_triage_refuses_what_is_not_a_digest(tmp_path):
     with pytest.raises(ProviderError, match="not a SHA-256"):
         triage.discard(Settings(state_dir=tmp_path), "p1", "../../x")
+
+
+def test_logins_in_progress_are_bounded(monkeypatch):
+    monkeypatch.setattr("admin_console.session.MAX_PENDING", 3)
+    sessions = Sessions(b"k" * 32)
+    first, *_rest = [sessions.begin_login("/", now=1000.0 + i) for i in range(4)]
+    assert sessions.finish_login(first.state, now=1005.0) is None
+    assert sessions.finish_login(_rest[-1].state, now=1005.0) is not None
