@@ -27,6 +27,7 @@ from lake_schemas.errors import RadlakeError
 from monitoring import status_data
 from nifi import triage
 from platform_layer import audit
+from platform_layer.edge_metrics import edges_root
 from platform_layer.endpoints import console_url
 from platform_layer.identity_provider import AccessTokenVerifier
 from platform_layer.realm import CONSOLE_CLIENT, console_callback_url, issuer, keycloak_ca_file, service_client
@@ -38,20 +39,25 @@ log = logging.getLogger(__name__)
 PLOT_WINDOW_S = 3600.0
 PLOT_STEP_S = 60.0
 RATE = "5m"
+
+
+def _percentiles(buckets: str) -> str:
+    """p50, p95 and p99 of a histogram over the rate window, one series each (label ``q``)."""
+    return " or ".join(f'label_replace(histogram_quantile({q}, sum by (le) (rate({buckets}[{RATE}]))), "q", "{name}", '
+                       '"", "")' for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")))
+
+
 # (title, unit, PromQL, label naming a series). A query whose metric no component exports draws "no data".
 PLOTS = (
     ("Scrape targets up", "1 = up", "up", "job"),
-    ("Instances per second by provider", "1/s",
-     f'sum by (provider) (rate(radlake_streams_events_total{{kind="instance"}}[{RATE}]))', "provider"),
+    ("Instances per second by provider (edges)", "1/s",
+     f"sum by (provider) (rate(radlake_edge_instances_total[{RATE}]))", "provider"),
     ("Consumer lag by group", "messages", "sum by (group) (radlake_consumer_group_lag)", "group"),
-    ("Event latency percentiles (handling - occurred)", "s",
-     f"label_replace(histogram_quantile(0.5, sum by (le) (rate(radlake_streams_event_lag_seconds_bucket[{RATE}]))),"
-     f' "q", "p50", "", "") or label_replace(histogram_quantile(0.95, sum by (le) '
-     f'(rate(radlake_streams_event_lag_seconds_bucket[{RATE}]))), "q", "p95", "", "") or label_replace('
-     f"histogram_quantile(0.99, sum by (le) (rate(radlake_streams_event_lag_seconds_bucket[{RATE}]))),"
-     ' "q", "p99", "", "")', "q"),
-    ("Quarantined by reason", f"per {RATE}",
-     f'sum by (reason) (increase({{__name__=~"radlake_.*quarantined_total"}}[{RATE}]))', "reason"),
+    ("Edge de-identification time per request", "s", _percentiles("radlake_edge_deid_seconds_bucket"), "q"),
+    ("Event latency (handling - occurred), streams", "s", _percentiles("radlake_streams_event_lag_seconds_bucket"),
+     "q"),
+    ("Quarantined by reason (edges)", f"per {RATE}",
+     f'sum by (reason) (increase(radlake_edge_instances_total{{reason!=""}}[{RATE}]))', "reason"),
     ("Dead letters by reason", f"per {RATE}",
      f"sum by (reason) (increase(radlake_streams_dead_letters_total[{RATE}]))", "reason"),
 )
@@ -94,7 +100,7 @@ def plots(settings: Settings) -> list[tuple[str, str, list[Series]]] | None:
 
 
 def providers(settings: Settings) -> dict[str, dict[str, int]]:
-    root = settings.state_dir / "edge"
+    root = edges_root(settings.state_dir)
     found = {}
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         try:

@@ -15,7 +15,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import socket
+import threading
 
 import torch
 from deltalake import DeltaTable
@@ -34,6 +36,7 @@ from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap
 from platform_layer.errors import DeliveryError
 from platform_layer.identities import use_stack_identity
+from platform_layer.metrics_endpoint import metrics_certificate
 from platform_layer.object_store import ObjectStore
 from platform_layer.principals import KAFKA_INFERENCE
 from platform_layer.settings import Settings
@@ -71,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     run.add_argument("--max-idle-s", type=float, help="exit after this long without input")
     run.add_argument("--max-predictions", type=int, help="exit after this many predictions")
+    run.add_argument("--metrics-port", type=int, default=0, help="port of /metrics (default: any free one, "
+                     "announced to Prometheus)")
+    run.add_argument("--no-metrics", action="store_true", help="serve no /metrics")
     run.add_argument("--no-land", action="store_true", help="do not land predictions into Delta after each commit")
     run.add_argument("--crash-at", choices=("after_predict", "before_commit"), help=argparse.SUPPRESS)
 
@@ -98,11 +104,15 @@ def run(args, settings: Settings) -> int:
         input_topic=args.input_topic, output_topic=args.output_topic, dead_letter_topic=args.dead_letter_topic,
         table=args.table, max_batch=args.max_batch, batch_wait_s=args.batch_wait_s, device=args.device,
         bf16=args.bf16, land=not args.no_land, max_idle_s=args.max_idle_s, max_predictions=args.max_predictions,
-        crash_at=args.crash_at)
+        crash_at=args.crash_at, metrics_port=args.metrics_port,
+        metrics_tls=None if args.no_metrics else metrics_certificate(settings, "inference"))
     ensure_topics(settings, options)  # as the platform administrator, who then gives the worker its own principal
     kafka.grant(kafka_bootstrap(settings), KAFKA_INFERENCE, rights(options))
     use_stack_identity(settings, KAFKA_INFERENCE)
-    stats = serve(settings, options)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # the batch in hand is committed, then the worker stops
+        signal.signal(signum, lambda *_: stop.set())
+    stats = serve(settings, options, stop)
     print(json.dumps({"worker_id": args.worker_id, "batches": stats.batches, "predictions": stats.predictions,
                       "dead_letters": stats.dead_letters, "duplicates_dropped": stats.duplicates_dropped,
                       "aborted": stats.aborted, "studies_per_batch": stats.studies_per_batch}))

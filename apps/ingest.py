@@ -16,7 +16,7 @@ from pathlib import Path
 
 from apps._common import command
 from lake_schemas.errors import SchemaViolation
-from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
+from lake_schemas.topics import ANNOTATION_RECEIVED, INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi.edge import journal
 from nifi.edge.errors import EdgeUnavailable, IngestError, JournalError
 from nifi.edge.outbox import Outbox, Repaired, repair
@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--instance-topic", default=INSTANCE_RECEIVED.name)
     rep.add_argument("--quarantine-topic", default=QUARANTINED.name)
     rep.add_argument("--manifest-topic", default=STUDY_MANIFEST.name)
+    rep.add_argument("--annotation-topic", default=ANNOTATION_RECEIVED.name)
     rep.add_argument("--json", action="store_true")
     rep.add_argument("--repair", action="store_true",
                      help="announce objects the edge stored without announcing (its outbox), then report")
@@ -55,8 +56,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     try:
         state = journal.load(path)
         bootstrap, registry = kafka_bootstrap(settings), registry_url(settings)
-        instances = read_provider_events(bootstrap, registry, INSTANCE_RECEIVED.with_name(args.instance_topic),
-                                         args.provider)
+        instances = _stored_events(args, bootstrap, registry)
         quarantined = read_provider_events(bootstrap, registry, QUARANTINED.with_name(args.quarantine_topic),
                                            args.provider)
         manifests = read_provider_events(bootstrap, registry, STUDY_MANIFEST.with_name(args.manifest_topic),
@@ -64,8 +64,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
         store = ObjectStore(settings.resolved_object_store_uri)
         repaired = _repair(args, settings, store, instances) if args.repair else None
         if repaired is not None and repaired.published:
-            instances = read_provider_events(bootstrap, registry, INSTANCE_RECEIVED.with_name(args.instance_topic),
-                                             args.provider)
+            instances = _stored_events(args, bootstrap, registry)
     except (JournalError, TopicError, SchemaViolation, EdgeUnavailable) as err:
         raise ReportUnavailable(str(err)) from err
     result = reconcile(state.outcomes(), list(state.manifests.values()), instances, quarantined, store.exists,
@@ -89,9 +88,17 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.ok else 1
 
 
+def _stored_events(args: argparse.Namespace, bootstrap: str, registry: str) -> list:
+    """The provider's instance received and annotation received events: each announces one stored object."""
+    return [*read_provider_events(bootstrap, registry, INSTANCE_RECEIVED.with_name(args.instance_topic), args.provider),
+            *read_provider_events(bootstrap, registry, ANNOTATION_RECEIVED.with_name(args.annotation_topic),
+                                  args.provider)]
+
+
 def _repair(args: argparse.Namespace, settings: Settings, store: ObjectStore, instances: list) -> Repaired:
     publisher = EventPublisher(kafka_bootstrap(settings), registry_url(settings),
-                               [INSTANCE_RECEIVED.with_name(args.instance_topic)], client_id="radlake-ingest-repair",
+                               [INSTANCE_RECEIVED.with_name(args.instance_topic),
+                                ANNOTATION_RECEIVED.with_name(args.annotation_topic)], client_id="radlake-ingest-repair",
                                )
     try:
         return repair(Outbox(edge_dir(settings, args.provider) / "outbox"),

@@ -10,16 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
+from contextlib import ExitStack
 from dataclasses import asdict
 
 from deltalake import DeltaTable
 
 from apps._common import UsageError, command
-from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED
+from lake_schemas.topics import ANNOTATION_RECEIVED, INSTANCE_RECEIVED, STUDY_COMPLETED
 from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap
 from platform_layer.identities import use_stack_identity
+from platform_layer.metrics_endpoint import metrics_certificate, serving
 from platform_layer.principals import KAFKA_LAKE
 from platform_layer.settings import Settings
 from platform_layer.spark import spark_session
@@ -31,7 +35,7 @@ from spark_jobs.maintenance import (
     retention_hours,
 )
 from spark_jobs.pipeline import rights as pipeline_rights
-from spark_jobs.pipeline import start_pipeline
+from spark_jobs.pipeline import start_pipeline, watch
 
 
 def _selected(root: str, names: list[str]) -> list[str]:
@@ -82,19 +86,37 @@ def cmd_run(args, root: str) -> int:
     settings = Settings()
     instances_topic = args.instances_topic or INSTANCE_RECEIVED.name
     completed_topic = args.completed_topic or STUDY_COMPLETED.name
-    # as the platform administrator, who then gives the lake's queries their own principal
-    kafka.grant(kafka_bootstrap(settings), KAFKA_LAKE, pipeline_rights(instances_topic, completed_topic))
+    annotations_topic = args.annotations_topic or ANNOTATION_RECEIVED.name
+    # as the platform administrator, who then gives the lake's queries their own principal; the annotation
+    # topic may have no edge yet (edges create it): bronze must find it to subscribe
+    kafka.ensure_topics(kafka_bootstrap(settings), [kafka.TopicSpec(annotations_topic, ANNOTATION_RECEIVED.partitions)])
+    kafka.grant(kafka_bootstrap(settings), KAFKA_LAKE,
+                pipeline_rights(instances_topic, completed_topic, annotations_topic))
+    tls = None if args.available_now else metrics_certificate(settings, "lake")  # as the administrator
     use_stack_identity(settings, KAFKA_LAKE)
     spark = spark_session(settings, "radlake-lake")
-    queries = start_pipeline(
-        spark, bootstrap=kafka_bootstrap(settings), lake_uri=root,
-        instances_topic=instances_topic, completed_topic=completed_topic,
-        checkpoints=args.checkpoints or f"{settings.state_dir}/checkpoints",
-        trigger=args.trigger, available_now=args.available_now,
-    )
-    if not args.available_now:
-        print(f"radlake lake: {len(queries)} queries running on {root}", file=sys.stderr)
-        spark.streams.awaitAnyTermination()
+    metrics = watch(spark, root)
+    with ExitStack() as scope:
+        if tls is not None:  # a run that stops by itself is no target to scrape
+            url = scope.enter_context(serving(settings, metrics.registry, tls, "lake", f"lake-{os.getpid()}",
+                                              {"lake": root}, port=args.metrics_port))
+            print(f"radlake lake: metrics on {url} (client certificate required)", file=sys.stderr)
+        queries = start_pipeline(
+            spark, bootstrap=kafka_bootstrap(settings), lake_uri=root,
+            instances_topic=instances_topic, completed_topic=completed_topic, annotations_topic=annotations_topic,
+            checkpoints=args.checkpoints or f"{settings.state_dir}/checkpoints",
+            trigger=args.trigger, available_now=args.available_now,
+        )
+        if not args.available_now:
+            print(f"radlake lake: {len(queries)} queries running on {root}", file=sys.stderr)
+            stopping = threading.Event()  # SIGTERM / SIGINT: the queries stop, /metrics and its announcement go
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stopping.set())
+            while not stopping.is_set() and not spark.streams.awaitAnyTermination(1):
+                pass
+            if stopping.is_set():
+                for query in queries:
+                    query.stop()
     for query in queries:
         if query.exception() is not None:
             print(f"radlake lake: query {query.name} failed: {query.exception()}", file=sys.stderr)
@@ -116,12 +138,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--retain-hours", type=float, help=f"default {MIN_RETENTION_HOURS} (7 days)")
     p.add_argument("--force", action="store_true", help="allow a retention below 7 days")
     p.add_argument("--dry-run", action="store_true")
-    p = sub.add_parser("run", help="run bronze (instances, study completed) and silver streaming queries")
+    p = sub.add_parser("run", help="run bronze (instances, study completed, annotations) and silver streaming queries")
     p.add_argument("--instances-topic")
     p.add_argument("--completed-topic")
+    p.add_argument("--annotations-topic", help="default: radlake.annotation.received.v1")
     p.add_argument("--checkpoints", help="default: <state dir>/checkpoints")
     p.add_argument("--trigger", default="5 seconds", help="processing-time trigger (default 5 seconds)")
     p.add_argument("--available-now", action="store_true", help="process what is there, then stop")
+    p.add_argument("--metrics-port", type=int, default=0,
+                   help="port of /metrics (default: any free one, announced to Prometheus; none with --available-now)")
     return parser
 
 

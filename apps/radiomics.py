@@ -4,7 +4,7 @@
                               [--device cpu|cuda] --out FEATURES.csv [--format csv|json]
     radlake radiomics run --settings FILE [--where SQL] [--masks FILE... --provider P --project P]
                           [--geometry auto|silver|bronze] [--retry-failed] [--no-events] [--topic NAME]
-    radlake radiomics follow --settings FILE [--where SQL] [--on studies|segmentations] [--source-topic NAME]
+    radlake radiomics follow --settings FILE [--where SQL] [--on studies|segmentations|annotations] [--source-topic NAME]
                              [--topic NAME] [--group ID] [--idle-exit S] [--max-messages N]
 
 ``compute`` writes CSV (feature, ibsi_id, value, aggregation_id, settings_hash, code_version) or JSON (the
@@ -12,7 +12,8 @@ settings hash, code version and a list of features). ``run`` computes features f
 of the lake that lacks them (Spark); ``--masks`` first stores DICOM SEG / RTSTRUCT files in the object
 store and registers one ROI per segment / structure in ``silver/rois``. ``follow --on studies`` (the
 default) reacts to ``study completed`` events; ``--on segmentations`` to ``prediction created`` events that
-carry a DICOM SEG. A batch that fails transiently (object store, registry, Kafka) is retried with
+carry a DICOM SEG; ``--on annotations`` to ``annotation received`` events of a SEG or an RTSTRUCT (a site's
+expert annotations). A batch that fails transiently (object store, registry, Kafka) is retried with
 back-off, uncommitted; an event that can never be processed goes to ``radlake.dead-letter.v1``
 (``spark_jobs/radiomics_follow.py``). Results go to stdout; progress to stderr.
 Exit codes: 0 done, 1 invalid input (settings, masks) or a failure, 2 usage.
@@ -23,13 +24,17 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from apps._common import UsageError, command
 from platform_layer import kafka
 from platform_layer.endpoints import kafka_bootstrap
 from platform_layer.identities import use_stack_identity
+from platform_layer.metrics_endpoint import metrics_certificate, serving
 from platform_layer.principals import KAFKA_RADIOMICS
 from platform_layer.settings import Settings
 from platform_layer.spark import spark_session
@@ -38,6 +43,7 @@ from radlake.radiomics.inputs import load_image, load_mask
 from radlake.radiomics.settings import load_settings
 from spark_jobs import radiomics_follow, radiomics_job
 from spark_jobs.radiomics_job import RadiomicsJob
+from spark_jobs.telemetry import RadiomicsMetrics
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,14 +118,18 @@ def _add_lake_parsers(sub) -> None:
             p.add_argument("--no-events", action="store_true",
                            help="stage features computed events in the outbox but do not publish them")
         else:
-            p.add_argument("--on", choices=["studies", "segmentations"], default="studies",
-                           help="study completed events, or prediction created events carrying a DICOM SEG")
+            p.add_argument("--on", choices=["studies", "segmentations", "annotations"], default="studies",
+                           help="study completed events, prediction created events carrying a DICOM SEG, or "
+                                "annotation received events of a SEG or an RTSTRUCT")
             p.add_argument("--source-topic", default=None,
-                           help="the events' topic (default: the contract's study completed / prediction created)")
+                           help="the events' topic (default: the contract's study completed / prediction created / "
+                                "annotation received)")
             p.add_argument("--group", default=None, help="consumer group id (default: radlake-radiomics-follow, "
-                                                          "with -segmentations for --on segmentations)")
+                                                          "with -segmentations / -annotations for the other modes)")
             p.add_argument("--idle-exit", type=float, default=None, help="stop after this many idle seconds")
             p.add_argument("--max-messages", type=int, default=None, help="stop after this many messages")
+            p.add_argument("--metrics-port", type=int, default=0,
+                           help="port of /metrics (default: any free one, announced to Prometheus)")
 
 
 def _job(args: argparse.Namespace, settings: Settings) -> RadiomicsJob:
@@ -160,16 +170,25 @@ def _follow(args: argparse.Namespace, settings: Settings) -> int:
     radiomics_follow.ensure_topics(settings, args.topic)
     kafka.grant(kafka_bootstrap(settings), KAFKA_RADIOMICS, radiomics_follow.rights(
         args.on, group=args.group, source_topic=args.source_topic, features_topic=args.topic))
+    tls = metrics_certificate(settings, "radiomics")  # as the administrator, before taking the follower's identity
     use_stack_identity(settings, KAFKA_RADIOMICS)
     consumer, serde, handle = radiomics_follow.follower(settings, job, args.on, group=args.group,
                                                         source_topic=args.source_topic)
     spark = spark_session(settings, "radlake-radiomics-follow")
     print(f"radiomics follow: {serde.topic.name} -> features, settings {job.settings_hash[:12]}", file=sys.stderr)
+    metrics = RadiomicsMetrics(args.on)
+    stop = threading.Event()  # SIGTERM / SIGINT: the batch in hand is finished and committed, then it stops
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    group = radiomics_follow.consumer_group(args.on, args.group)
     try:
-        stats = radiomics_follow.follow(
-            spark, job, consumer, serde, radiomics_follow.features_publisher(settings, args.topic), handle=handle,
-            dead_letter=radiomics_follow.stack_dead_letters(settings), idle_exit_s=args.idle_exit,
-            max_messages=args.max_messages)
+        with serving(settings, metrics.registry, tls, "radiomics", f"{group}-{os.getpid()}",
+                     {"on": args.on, "group": group}, port=args.metrics_port) as url:
+            print(f"radiomics follow: metrics on {url} (client certificate required)", file=sys.stderr)
+            stats = radiomics_follow.follow(
+                spark, job, consumer, serde, radiomics_follow.features_publisher(settings, args.topic), handle=handle,
+                dead_letter=radiomics_follow.stack_dead_letters(settings), idle_exit_s=args.idle_exit,
+                max_messages=args.max_messages, metrics=metrics, stop=stop)
     finally:
         consumer.close()
     print(json.dumps({"messages": stats.messages, "dead_lettered": stats.dead_lettered, "retried": stats.retried,

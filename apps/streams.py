@@ -12,9 +12,7 @@ the worker runs again or ``stack up monitoring`` removes the announcements of pr
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import signal
 import sys
 from dataclasses import replace
@@ -22,16 +20,13 @@ from datetime import timedelta
 
 from apps._common import command
 from platform_layer import kafka
-from platform_layer.endpoints import kafka_bootstrap, registry_url, scrape_targets_dir
+from platform_layer.endpoints import kafka_bootstrap, registry_url
 from platform_layer.identities import use_stack_identity
+from platform_layer.metrics_endpoint import announced, metrics_certificate
 from platform_layer.principals import KAFKA_STREAMS
 from platform_layer.settings import Settings
-from platform_layer.tls import ca_file, ensure_certificate
-from platform_layer.vault import admin_client
 from streams.config import StreamsConfig
 from streams.worker import StudyCompletionWorker, check_contracts, ensure_topics, rights
-
-METRICS_NAME = "streams.radlake.local"
 
 
 def config_from(args: argparse.Namespace, settings: Settings) -> StreamsConfig:
@@ -71,10 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    certificate = ensure_certificate(admin_client(settings), settings.state_dir / "streams" / "tls", "metrics",
-                                     METRICS_NAME)
-    config = replace(config_from(args, settings), metrics_certificate=str(certificate.certificate),
-                     metrics_key=str(certificate.key), metrics_client_ca=str(ca_file(settings)))
+    tls = metrics_certificate(settings, "streams")
+    config = replace(config_from(args, settings), metrics_certificate=tls.certificate, metrics_key=tls.key,
+                     metrics_client_ca=tls.client_ca)
     check_contracts(config)
     ensure_topics(config)  # as the platform administrator, who then gives the worker its own principal
     kafka.grant(config.bootstrap, KAFKA_STREAMS, rights(config))
@@ -84,17 +78,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
           f"https://{config.web_host}:{config.web_port}/metrics (client certificate required)", file=sys.stderr)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
-    target = scrape_targets_dir(settings) / f"streams-{config.app_id}-{config.instance_id}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps([{"targets": [f"{config.web_host}:{config.web_port}"],
-                                   # __meta_ labels are dropped after relabelling: the pid only tells the
-                                   # stack whether the announcement is stale
-                                   "labels": {"app_id": config.app_id, "instance_id": config.instance_id,
-                                              "__meta_radlake_pid": str(os.getpid())}}]))
-    try:
+    with announced(settings, "streams", f"{config.app_id}-{config.instance_id}",
+                   f"{config.web_host}:{config.web_port}",
+                   {"app_id": config.app_id, "instance_id": config.instance_id}):
         worker.run()
-    finally:
-        target.unlink(missing_ok=True)
     return 0
 
 

@@ -4,7 +4,8 @@ The edge URL and token default to the provider's deployed edge (``radlake provid
 Vault; a provider outside this installation passes ``--url`` and ``--token-file``. The edge speaks HTTPS: its
 certificate is verified against ``--ca-file`` (default: the platform CA when this host has one, else the system's
 trust store; ``radlake provider ca`` prints the platform CA for a provider to keep). The journal (default
-``<state>/uploads/NAME.jsonl``) makes a second run skip what was acknowledged. Progress goes to stderr,
+``<state>/uploads/NAME.jsonl``, 0600) makes a second run skip what was acknowledged; lines older than
+``--journal-retention-days`` (30) are forgotten first. Progress goes to stderr,
 the per-study report to stdout. Exit status: 0 done (also with quarantined inputs), 1 upload failed, 2 usage.
 """
 
@@ -13,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apps._common import UsageError, command
+from nifi.edge import journal
 from nifi.edge.client import Uploader, plan, study_report, upload_id_for
 from nifi.edge.edge import UPLOAD_ID
 from nifi.edge.errors import IngestError
@@ -32,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ca-file", type=Path,
                         help="CA (PEM) that verifies the edge's certificate (default: the platform CA)")
     parser.add_argument("--journal", type=Path, help="upload journal (default: <state>/uploads/PROVIDER.jsonl)")
+    parser.add_argument("--journal-retention-days", type=float,
+                        help="forget journal lines older than this first (default: "
+                             "RADLAKE_UPLOAD_JOURNAL_RETENTION_DAYS, 30)")
     parser.add_argument("--upload-id", help="16-64 lower-case hex digits (default: a digest of the paths and the provider)")
     parser.add_argument("--max-instances", type=int, default=100, help="instances per STOW-RS request")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -49,6 +55,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     journal_path = args.journal or settings.state_dir / "uploads" / f"{args.provider}.jsonl"
+    retention = settings.upload_journal_retention_days if args.journal_retention_days is None \
+        else args.journal_retention_days
+    if retention < 0:
+        raise UsageError("--journal-retention-days must not be negative")
+    forgotten = journal.expire(journal_path, datetime.now(UTC) - timedelta(days=retention))
+    if forgotten:
+        print(f"journal: {forgotten} line(s) older than {retention:g} days forgotten", file=sys.stderr)
     url = args.url or find_edge(settings, args.provider).url
     token = args.token_file.read_text().strip() if args.token_file else endpoint_token(settings, args.provider)
     the_plan = plan(args.paths, max_instances=args.max_instances)

@@ -13,6 +13,10 @@ same serialized ``instance received`` messages are used throughout.
   before it starts; the worker (``radlake streams run``, exactly-once transactions, pinned to the other core) is
   timed from its ``assigned`` log line (group joined, state restored) to the last study's
   ``study.completed`` read by a read_committed consumer.
+* **per CPU second**: beside each rate, the events over the CPU time (every thread) of the process that read
+  them in the same span: the floors' from ``time.process_time``, the worker's from ``/proc/PID/stat`` between
+  its ``assigned`` line (sampled within a millisecond of it) and the last ``study.completed``. On a loaded
+  machine the elapsed times measure the scheduler's share as much as the code; CPU seconds do not.
 * **latency**: with the worker caught up, studies arrive one at a time; for each, the time from producing its
   last instance to reading its ``study.completed`` (read_committed). With a manifest (completion on the last
   instance) and without one (completion after the quiet period).
@@ -117,12 +121,14 @@ def _produce_all(producer: Producer, topic: str, messages: list[tuple[bytes, byt
     kafka.produce_all(producer, (kafka.Outgoing(topic, value, key) for key, value in messages), timeout_s=120)
 
 
-def consume_rate(bootstrap: str, topic: str, total: int, decode: Callable[[bytes], object] | None) -> float:
-    """Messages/s of a fresh consumer reading ``total`` messages from offset 0, timed from ``assign``."""
+def consume_rate(bootstrap: str, topic: str, total: int,
+                 decode: Callable[[bytes], object] | None) -> tuple[float, float]:
+    """Messages/s of a fresh consumer reading ``total`` messages from offset 0, timed from ``assign``, and
+    messages per CPU second of this process (every thread: the consumer's included) over the same span."""
     consumer = _consumer(bootstrap)
     seen = 0
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         _assign_all(consumer, topic)
         while seen < total:
             for msg in consumer.consume(1000, 1.0):
@@ -132,9 +138,15 @@ def consume_rate(bootstrap: str, topic: str, total: int, decode: Callable[[bytes
                 if decode is not None:
                     decode(value)
                 seen += 1
-        return total / (time.perf_counter() - start)
+        return total / (time.perf_counter() - start), total / (time.process_time() - cpu)
     finally:
         consumer.close()
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pipeline_rate(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
@@ -255,8 +267,15 @@ def run(bootstrap: str, registry_url: str, args: argparse.Namespace) -> dict:
                          "--quiet-period-s", str(quiet_s), "--web-port", str(_free_port()),
                          *topics.worker_args()], log)
     try:
+        # the worker's CPU from its `assigned` line on, as its elapsed time (sampled within a millisecond of it)
+        while _log_time(log, "streams.worker assigned") is None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{log.read_text()[-2000:]}")
+            time.sleep(0.001)
+        cpu_at_assigned = _cpu_s(proc.pid)
         _wait_completed(completed, {s[0].key.encode() for s in studies}, 600)
         finished = time.time()
+        worker_cpu = total / (_cpu_s(proc.pid) - cpu_at_assigned)
         assigned = _log_time(log, "streams.worker assigned")
         if assigned is None:
             raise RuntimeError("the worker never logged its assignment")
@@ -276,8 +295,11 @@ def run(bootstrap: str, registry_url: str, args: argparse.Namespace) -> dict:
         proc.terminate()
         proc.wait(60)
         completed.close()
-    return {"total": total, "bytes": len(floor_messages[0][1]), "pipeline": pipeline, "raw": max(raw),
-            "typed": max(typed), "model": max(model), "worker": worker, "latency": latency, "quiet_s": quiet_s}
+    return {"total": total, "bytes": len(floor_messages[0][1]), "pipeline": pipeline,
+            "raw": max(r for r, _ in raw), "typed": max(r for r, _ in typed), "model": max(r for r, _ in model),
+            "raw_cpu": max(c for _, c in raw), "typed_cpu": max(c for _, c in typed),
+            "model_cpu": max(c for _, c in model), "worker": worker, "worker_cpu": worker_cpu,
+            "latency": latency, "quiet_s": quiet_s}
 
 
 def _summary_rows(r: dict) -> list[dict]:
@@ -287,6 +309,8 @@ def _summary_rows(r: dict) -> list[dict]:
          "ratio": r["typed"] / r["raw"], "goal": ">= 0.50"},
         {"benchmark": "streams", "measure": "worker (exactly-once, one core) / typed consume",
          "ratio": r["worker"] / r["typed"], "goal": ">= 0.50"},
+        {"benchmark": "streams", "measure": "worker / typed consume, events per CPU second",
+         "ratio": r["worker_cpu"] / r["typed_cpu"], "goal": ">= 0.50"},
         {"benchmark": "streams", "measure": "p95 last instance -> completed / (quiet period + 1 s)",
          "ratio": quiet_p95 / (r["quiet_s"] + 1), "goal": "<= 1.00"},
     ]
@@ -315,14 +339,15 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     rows = [
-        ("produce -> broker -> consume, raw bytes (pipeline floor)", r["pipeline"], ""),
-        ("consume from offset 0, raw bytes (consume floor)", r["raw"], "100%"),
+        ("produce -> broker -> consume, raw bytes (pipeline floor)", r["pipeline"], "", None, ""),
+        ("consume from offset 0, raw bytes (consume floor)", r["raw"], "100%", r["raw_cpu"], "100%"),
         ("consume + decode + validate into the typed view (`EventSerde.read`; the worker's path)", r["typed"],
-         f"{r['typed'] / r['raw']:.0%}"),
+         f"{r['typed'] / r['raw']:.0%}", r["typed_cpu"], f"{r['typed_cpu'] / r['raw_cpu']:.0%}"),
         ("consume + decode + validate into the pydantic event (`EventSerde.deserialize`)", r["model"],
-         f"{r['model'] / r['raw']:.0%}"),
+         f"{r['model'] / r['raw']:.0%}", r["model_cpu"], f"{r['model_cpu'] / r['raw_cpu']:.0%}"),
         ("radlake streams worker, exactly-once, one core", r["worker"],
-         f"{r['worker'] / r['raw']:.0%} ({r['worker'] / r['typed']:.0%} of typed)"),
+         f"{r['worker'] / r['raw']:.0%} ({r['worker'] / r['typed']:.0%} of typed)", r["worker_cpu"],
+         f"{r['worker_cpu'] / r['raw_cpu']:.0%} ({r['worker_cpu'] / r['typed_cpu']:.0%} of typed)"),
     ]
     lat_rows = []
     for kind, values in r["latency"].items():
@@ -338,11 +363,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.slices} instances in 2 series), 3 partitions, one broker on this machine. Consume floors: best of "
         f"{args.repeats}, timed from `assign` (every fetch included). The worker reads the same events (+ one "
         f"manifest per study) from its own topics, pinned to one core, timed from its `assigned` log line to "
-        f"the last `study.completed` read `read_committed`.",
+        f"the last `study.completed` read `read_committed`. Per CPU second: the events over the CPU time the "
+        f"reader's process (every thread, librdkafka's included) used in the same span (the worker's from its "
+        f"`assigned` line), which a loaded machine does not skew as it skews elapsed time.",
         "",
-        "| reader | instance events/s | vs consume floor |",
-        "| --- | ---: | ---: |",
-        *[f"| {name} | {rate:,.0f} | {share} |" for name, rate, share in rows],
+        "| reader | instance events/s | vs consume floor | instance events per CPU second | vs consume floor |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *[f"| {name} | {rate:,.0f} | {share} | {'' if cpu is None else f'{cpu:,.0f}'} | {cpu_share} |"
+          for name, rate, share, cpu, cpu_share in rows],
         "",
         f"Latency, worker caught up, one study of {args.latency_slices} instances at a time: last instance "
         f"produced -> its `study.completed` read `read_committed` (quiet period {r['quiet_s']:.0f} s, commit "

@@ -7,6 +7,8 @@ serdes from the schema registry, the predictions landed into Delta after each co
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +16,7 @@ import torch
 from inference_workers import predictions_table
 from inference_workers.model_registry import stack_registry
 from inference_workers.prediction import Predictor, select_device
+from inference_workers.telemetry import InferenceMetrics
 from inference_workers.worker import Worker, WorkerConfig, WorkerStats
 from lake_schemas.topics import (
     PREDICTION_CREATED,
@@ -21,8 +24,10 @@ from lake_schemas.topics import (
     STUDY_COMPLETED,
 )
 from platform_layer import kafka
+from platform_layer.deny_list import ErasedPatients
 from platform_layer.endpoints import kafka_bootstrap, registry_url
 from platform_layer.kafka import TopicSpec
+from platform_layer.metrics_endpoint import MetricsTLS, serving
 from platform_layer.object_store import ObjectStore
 from platform_layer.serde import EventSerde, registry_client
 from platform_layer.settings import Settings
@@ -49,6 +54,9 @@ class ServeOptions:
     max_idle_s: float | None = None
     max_predictions: int | None = None
     crash_at: str | None = None  # fault injection for the exactly-once tests
+    # /metrics (mutual TLS) while the worker runs; None: no endpoint (e.g. a worker inside a test or benchmark)
+    metrics_tls: MetricsTLS | None = None
+    metrics_port: int = 0  # 0: any free port (the announcement tells Prometheus which)
 
 
 def serdes(settings: Settings, options: ServeOptions) -> tuple[EventSerde, EventSerde, EventSerde]:
@@ -75,9 +83,9 @@ def ensure_topics(settings: Settings, options: ServeOptions) -> None:
         TopicSpec(options.dead_letter_topic, PREDICTION_DEAD_LETTER.partitions)])
 
 
-def serve(settings: Settings, options: ServeOptions) -> WorkerStats:
-    """Run one worker until it idles out (``max_idle_s``), has made ``max_predictions``, or is stopped; as this
-    process's Kafka identity (``radlake infer run``: the inference principal), on topics that exist."""
+def serve(settings: Settings, options: ServeOptions, stop: threading.Event | None = None) -> WorkerStats:
+    """Run one worker until it idles out (``max_idle_s``), has made ``max_predictions``, or ``stop`` is set; as
+    this process's Kafka identity (``radlake infer run``: the inference principal), on topics that exist."""
     bootstrap = kafka_bootstrap(settings)
     in_serde, out_serde, dlq_serde = serdes(settings, options)
     registry = stack_registry(settings)
@@ -96,11 +104,20 @@ def serve(settings: Settings, options: ServeOptions) -> WorkerStats:
                           dead_letter_topic=options.dead_letter_topic, max_batch=options.max_batch,
                           batch_wait_s=options.batch_wait_s, crash_at=options.crash_at)
     log.info("worker %s (%s, %s) on %s", options.worker_id, model.label, device, options.input_topic)
+    metrics = InferenceMetrics(model.label)
+    metrics.watch_device(str(device))
     worker = Worker(config, predictor, in_serde, out_serde, dlq_serde,
                     known=lambda ids: predictions_table.known(table, ids),
-                    after_commit=(lambda: lander.drain(quiet_s=0.2)) if lander else None)
+                    after_commit=(lambda: lander.drain(quiet_s=0.2)) if lander else None, metrics=metrics,
+                    erased=ErasedPatients(settings))
     try:
-        return worker.run(max_idle_s=options.max_idle_s, max_predictions=options.max_predictions)
+        with ExitStack() as scope:
+            if options.metrics_tls is not None:
+                url = scope.enter_context(serving(
+                    settings, metrics.registry, options.metrics_tls, "inference", f"{options.group}-{options.worker_id}",
+                    {"group": options.group, "worker_id": options.worker_id}, port=options.metrics_port))
+                log.info("metrics on %s (client certificate required)", url)
+            return worker.run(stop, max_idle_s=options.max_idle_s, max_predictions=options.max_predictions)
     finally:
         if lander is not None:
             lander.drain(quiet_s=0.5)

@@ -24,8 +24,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from confluent_kafka import (
     KafkaError,
@@ -35,6 +36,7 @@ from confluent_kafka import (
 
 from inference_workers.errors import InferenceError
 from inference_workers.prediction import Predictor, prediction_event_id
+from inference_workers.telemetry import InferenceMetrics
 from lake_schemas.errors import SchemaViolation
 from lake_schemas.events import Quarantined, QuarantinedData, StudyCompleted
 from lake_schemas.topics import (
@@ -79,19 +81,23 @@ class WorkerStats:
     studies_per_batch: list[int] = field(default_factory=list)
     first_arrival: float | None = None  # time.monotonic() of the first processed batch's arrival
     last_commit: float | None = None  # time.monotonic() of the last committed transaction
+    erased_skipped: int = 0  # studies of erased patients (replayed from the topic), never predicted
 
 
 class Worker:
     def __init__(self, cfg: WorkerConfig, predictor: Predictor, input_serde: EventSerde, output_serde: EventSerde,
                  dead_letter_serde: EventSerde, known: Callable[[list[str]], set[str]] | None = None,
-                 after_commit: Callable[[], None] | None = None) -> None:
+                 after_commit: Callable[[], None] | None = None, metrics: InferenceMetrics | None = None,
+                 erased: Container[str] = frozenset()) -> None:
         self.cfg = cfg
         self.predictor = predictor
         self.input_serde = input_serde
         self.output_serde = output_serde
         self.dead_letter_serde = dead_letter_serde
         self.known = known or (lambda ids: set())
+        self.erased = erased  # the deny list: a replayed study of an erased patient is never predicted again
         self.after_commit = after_commit
+        self.metrics = metrics
         self.committed_ids: set[str] = set()
         self.stats = WorkerStats()
         self.consumer = kafka.consumer(cfg.bootstrap, group_id=cfg.group_id, static_member_id=cfg.worker_id, extra={
@@ -162,15 +168,21 @@ class Worker:
         wanted = {prediction_event_id(s.data.study_uid, s.data.study_version, self.predictor.model.name,
                                       self.predictor.model.version): s for s, _ in studies}
         already = (set(wanted) & self.committed_ids) | self.known(sorted(set(wanted) - self.committed_ids))
-        fresh, seen_in_batch = [], set()
+        fresh, seen_in_batch, duplicates = [], set(), []
         for study, at in studies:
             event_id = self.predictor.event_id(study)
             if event_id in already or event_id in seen_in_batch:
                 self.stats.duplicates_dropped += 1
+                duplicates.append(study.provider)
+                continue
+            if study.data.pseudo_patient_id in self.erased:
+                self.stats.erased_skipped += 1
                 continue
             seen_in_batch.add(event_id)
             fresh.append((study, at))
+        predict_started = time.monotonic()
         outcomes = self.predictor.run(fresh) if fresh else []
+        predict_s = time.monotonic() - predict_started
         self._crash("after_predict")
         try:
             self.producer.begin_transaction()
@@ -198,6 +210,8 @@ class Worker:
             except KafkaException as abort_err:
                 raise InferenceError(f"worker {self.cfg.worker_id}: aborting failed: {abort_err}") from abort_err
             self.stats.aborted += 1
+            if self.metrics is not None:
+                self.metrics.aborted.labels(self.metrics.model).inc()
             kafka.rewind(self.consumer, messages)
             return
         made = [o.event_id for o in outcomes if o.prediction is not None]
@@ -209,5 +223,13 @@ class Worker:
         self.stats.last_commit = time.monotonic()
         log.info("batch: %d studies, %d predictions, %d dead letters, %d duplicates dropped",
                  len(fresh), len(made), len(dead), len(studies) - len(fresh))
+        if self.metrics is not None:
+            done = time.monotonic()
+            self.metrics.committed(
+                batch=len(fresh), predict_s=predict_s, latencies_s=[done - at for _, at in fresh],
+                outcomes=[(o.source.provider, "predicted" if o.prediction is not None else "rejected")
+                          for o in outcomes] + [(p, "duplicate") for p in duplicates],
+                completed_at=[(o.source.provider, o.source.occurred_at) for o in outcomes if o.prediction is not None],
+                now=datetime.now(timezone.utc))
         if self.after_commit is not None:
             self.after_commit()

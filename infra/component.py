@@ -93,6 +93,20 @@ def stack_lock(settings: Settings, *, wait: bool = True) -> Iterator[bool]:
         guard.release()
 
 
+class RestartedToRenew:
+    """For a server that reads its certificate only at start (``_certificate()`` issues it when due and says
+    whether it did): a renewed certificate takes a restart, a second's outage, under the stack lock so that
+    nobody starts it in between."""
+
+    def renew_certificates(self) -> bool:
+        with stack_lock(self.settings):  # type: ignore[attr-defined]
+            if not self._certificate():  # type: ignore[attr-defined]
+                return False
+            self.stop()  # type: ignore[attr-defined]
+            self.start()  # type: ignore[attr-defined]
+        return True
+
+
 class Component(ABC):
     """A local process the stack installs into the cache, starts under the state dir and health-checks.
 

@@ -86,11 +86,43 @@ def _alert(name: str, expr: str, for_s: float, summary: str, runbook: str, sever
             "annotations": {"summary": summary, "runbook": f"docs/operations.md#{runbook}"}}
 
 
+# The stages of a study's way through the platform, each a histogram by provider: the last instance uploaded ->
+# handled by the streams worker -> its study version completed -> the prediction committed.
+LATENCY_STAGES = (
+    ("upload_to_handled", "radlake_streams_event_lag_seconds"),
+    ("handled_to_completed", "radlake_streams_completion_delay_seconds"),
+    ("completed_to_prediction", "radlake_inference_event_lag_seconds"),
+)
+QUANTILES = (("p50", 0.5), ("p95", 0.95))
+
+
+def latency_rules(window: str) -> list[dict[str, str]]:
+    """Per provider and quantile: each stage's latency, and their sum, upload -> prediction (a sum of
+    quantiles: an estimate of the end-to-end quantile, never below the slowest stage's)."""
+    recording = []
+    for label, q in QUANTILES:
+        for stage, histogram in LATENCY_STAGES:
+            recording.append({"record": f"provider:radlake_{stage}_seconds:{label}",
+                              "expr": f"histogram_quantile({q}, sum by (provider, le) "
+                                      f"(rate({histogram}_bucket[{window}])))"})
+        recording.append({"record": f"provider:radlake_upload_to_prediction_seconds:{label}",
+                          "expr": " + ".join(f"provider:radlake_{stage}_seconds:{label}"
+                                             for stage, _ in LATENCY_STAGES)})
+    recording += [
+        {"record": "provider:radlake_edge_instances:rate",
+         "expr": f"sum by (provider, outcome) (rate(radlake_edge_instances_total[{window}]))"},
+        {"record": "provider:radlake_inference_studies:rate",
+         "expr": f'sum by (provider, model) (rate(radlake_inference_studies_total{{outcome="predicted"}}[{window}]))'},
+    ]
+    return recording
+
+
 def rules(settings: Settings) -> dict[str, Any]:
     """Recording rules (the names follow Prometheus's level:metric:operations convention) and alert rules."""
     s = settings
     lag_window, dlq_window = duration(s.lag_alert_window_s), duration(s.dlq_alert_window_s)
     dlq = "|".join(t.replace(".", "\\\\.") for t in DLQ_TOPICS)
+    edge_5xx = 'radlake_edge_requests_total{status=~"5.."}'
     recording = [
         {"record": "radlake:state_dir_disk_used:ratio",
          "expr": "1 - radlake_state_dir_filesystem_free_bytes / radlake_state_dir_filesystem_size_bytes"},
@@ -98,6 +130,7 @@ def rules(settings: Settings) -> dict[str, Any]:
          "expr": f"delta(radlake_consumer_group_lag[{lag_window}])"},
         {"record": "radlake:topic_messages:increase_window",
          "expr": f"increase(radlake_topic_end_offset[{dlq_window}])"},
+        *latency_rules(duration(s.latency_window_s)),
     ]
     alerts = [
         _alert("ConsumerLagGrowing",
@@ -140,6 +173,24 @@ def rules(settings: Settings) -> dict[str, Any]:
                s.alert_for_s, "Provider {{ $labels.provider }} sent {{ $value }} instances that conflict with "
                               "earlier ones (same SOP instance UID, other content) in the last " + dlq_window,
                "conflictsgrowingforprovider"),
+        # `unless ... offset`: a series that first appeared within the window (the first 5xx of its kind), whose
+        # increase() is 0 for want of an earlier sample
+        _alert("EdgeAnswering5xx",
+               f"sum by (provider) (increase({edge_5xx}[{dlq_window}])) > 0 "
+               f"or sum by (provider) ({edge_5xx} unless {edge_5xx} offset {dlq_window}) > 0",
+               s.alert_for_s, "The edge of provider {{ $labels.provider }} answered {{ $value }} requests with a "
+                              "5xx in the last " + dlq_window, "edgeanswering5xx"),
+        _alert("LakeQueryStalled",
+               f"(time() - radlake_lake_last_progress_timestamp_seconds > {round(s.lake_stall_alert_s)} "
+               f"and radlake_lake_source_backlog_messages > 0) or radlake_lake_query_active == 0",
+               s.alert_for_s, "Lake query {{ $labels.query }} made no progress for "
+                              f"{duration(s.lake_stall_alert_s)} with messages waiting, or terminated",
+               "lakequerystalled", severity="critical"),
+        _alert("RadiomicsFailing",
+               f'sum by (on, reason) (increase(radlake_radiomics_rois_total{{outcome="failed"}}[{dlq_window}])) '
+               f"> {s.radiomics_failure_alert_rois}",
+               s.alert_for_s, "{{ $value }} ROIs failed with {{ $labels.reason }} in the radiomics follower "
+                              "({{ $labels.on }}) in the last " + dlq_window, "radiomicsfailing"),
     ]
     return {"groups": [{"name": "radlake-recording", "rules": recording},
                        {"name": "radlake-alerts", "rules": alerts}]}

@@ -10,7 +10,9 @@ decoded view goes through a checker generated for the schema that applies the sa
 pattern, except to a value equal to the last one that passed at the same place. Most pattern-checked values
 repeat from one event to the next (a study's and a series' UIDs, the provider, the SOP class), and comparing
 two strings costs a fraction of a search; the values that never repeat (SOP instance UIDs, hashes, event ids)
-are searched every time.
+are searched every time. A list of strings, or of objects whose only checks are patterns of their string
+fields, is searched in C loops (``all(map(search, ...))``) and walked item by item only to name the one that
+fails.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from typing import Annotated, Any, Literal, Optional, Union
 
 import msgspec
@@ -202,7 +205,7 @@ class _CheckWriter:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.names: dict[str, Any] = {"_violation": _violation}
+        self.names: dict[str, Any] = {"_violation": _violation, "_all": all}
         self.cells: list[str] = []
         self._count = 0
 
@@ -230,6 +233,18 @@ class _CheckWriter:
             out.append(repr(text))
         return " + ".join(out)
 
+    def _guard(self, check: Any, items: str) -> str | None:
+        """An expression true when every item of the list ``items`` passes ``check``, searched in C loops
+        (``all(map(search, ...))``), for a list of strings or of objects whose only checks are patterns of
+        their own string fields; None for any other check."""
+        if isinstance(check, _Pattern):
+            return f"_all(map({self._name('search', re.compile(check.pattern).search)}, {items}))"
+        if isinstance(check, _Fields) and check.fields and all(isinstance(sub, _Pattern) for _, sub in check.fields):
+            return " and ".join(
+                f"_all(map({self._name('search', re.compile(sub.pattern).search)}, "
+                f"map({self._name('get', attrgetter(name))}, {items})))" for name, sub in check.fields)
+        return None
+
     def write(self, check: Any, value: str, path: list[tuple[bool, str]], depth: int) -> None:
         pad = "    " * depth
         if isinstance(check, _Pattern):
@@ -252,6 +267,11 @@ class _CheckWriter:
                     self.lines.append(f"{pad}{item} = getattr({value}, {name!r})")
                 self.write(sub, item, [*path, (False, f".{name}")], depth)
         elif isinstance(check, _Each):
+            guard = None if check.mapping else self._guard(check.check, value)
+            if guard is not None:  # the item-by-item walk below only runs to name the item that fails
+                self.lines.append(f"{pad}if not ({guard}):")
+                depth += 1
+                pad += "    "
             index, item = self._name("i"), self._name("v")
             if check.mapping:  # msgspec names a dict's values `[...]`
                 self.lines.append(f"{pad}for {item} in {value}.values():")

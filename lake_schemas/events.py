@@ -74,6 +74,39 @@ _UID = r"^2\.25\.[0-9]+$"
 _SHA256 = r"^[0-9a-f]{64}$"
 
 
+class AnnotationReceivedData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project: str = Field(min_length=1)
+    pseudo_patient_id: str = Field(min_length=1)
+    study_uid: str = Field(pattern=_UID)
+    series_uid: str = Field(pattern=_UID)
+    sop_instance_uid: str = Field(pattern=_UID)
+    sop_class_uid: str = Field(pattern=r"^[0-9.]+$")
+    annotation_kind: Literal["seg", "rtstruct", "sr", "kos", "pr"]
+    modality: str = Field(min_length=1, max_length=16)
+    transfer_syntax_uid: str = Field(pattern=r"^[0-9.]+$")
+    frame_of_reference_uid: str | None = None
+    referenced_series_uids: tuple[str, ...]
+    referenced_instance_count: int = Field(ge=0)
+    object_uri: str = Field(min_length=1)
+    sha256: str = Field(pattern=_SHA256)
+    size_bytes: int = Field(ge=0)
+    deid_profile_version: str = Field(min_length=1)
+
+
+class AnnotationReceived(Envelope):
+    """A de-identified annotation (SEG, RTSTRUCT, SR, KOS, presentation state) is in the object store (topic
+    ``radlake.annotation.received.v1``); its references are the pseudonymous UIDs of the images it annotates."""
+
+    event_type: Literal["annotation.received"] = "annotation.received"
+    data: AnnotationReceivedData
+
+    @property
+    def key(self) -> str:
+        return self.data.study_uid
+
+
 class ManifestSeries(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

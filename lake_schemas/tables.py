@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lake_schemas.topics import INSTANCE_RECEIVED, STUDY_COMPLETED, Topic
+from lake_schemas.topics import ANNOTATION_RECEIVED, INSTANCE_RECEIVED, STUDY_COMPLETED, Topic
 
 # JSON Schema scalar type -> Spark SQL type
 _SCALARS = {"string": "STRING", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN"}
@@ -81,6 +81,13 @@ BRONZE_INSTANCES = DeltaTableSpec(
 BRONZE_STUDY_COMPLETED = DeltaTableSpec(
     name="study_completed",
     topic=STUDY_COMPLETED,
+    partition_by=("provider",),
+    merge_key=("event_id",),
+)
+
+BRONZE_ANNOTATIONS = DeltaTableSpec(
+    name="annotations",
+    topic=ANNOTATION_RECEIVED,
     partition_by=("provider",),
     merge_key=("event_id",),
 )
@@ -195,6 +202,27 @@ SILVER_STUDIES = LakeTableSpec(
     ),
 )
 
+SILVER_ANNOTATIONS = LakeTableSpec(
+    name="annotations",
+    layer="silver",
+    partition_by=("provider",),
+    merge_key=("study_uid", "sop_instance_uid"),
+    description="one row per annotation object (SEG, RTSTRUCT, SR, KOS, PR): the first arrival of each SOP "
+                "instance, its claim-check and the image series it references",
+    changes=(
+        SchemaChange(1, (
+            ("provider", "STRING"), ("project", "STRING"), ("pseudo_patient_id", "STRING"),
+            ("study_uid", "STRING"), ("series_uid", "STRING"), ("sop_instance_uid", "STRING"),
+            ("sop_class_uid", "STRING"), ("annotation_kind", "STRING"), ("modality", "STRING"),
+            ("frame_of_reference_uid", "STRING"), ("referenced_series_uids", "ARRAY<STRING>"),
+            ("referenced_instance_count", "BIGINT"), ("object_uri", "STRING"), ("sha256", "STRING"),
+            ("size_bytes", "BIGINT"), ("deid_profile_version", "STRING"), ("event_id", "STRING"),
+            ("redelivered_count", "BIGINT"), ("conflict_count", "BIGINT"),
+            ("received_at", "TIMESTAMP"), ("updated_at", "TIMESTAMP"),
+        ), "initial"),
+    ),
+)
+
 QUARANTINE = LakeTableSpec(
     name="quarantine",
     layer="governance",
@@ -302,4 +330,4 @@ ERASURES = LakeTableSpec(
     ),
 )
 
-LAKE_TABLES: tuple[LakeTableSpec, ...] = (SILVER_SERIES, SILVER_STUDIES, QUARANTINE, GATE_REPORTS)
+LAKE_TABLES: tuple[LakeTableSpec, ...] = (SILVER_SERIES, SILVER_STUDIES, QUARANTINE, GATE_REPORTS, SILVER_ANNOTATIONS)

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from lake_schemas.events import (
+    AnnotationReceived,
     FeaturesComputed,
     InstanceReceived,
     PredictionCreated,
@@ -53,11 +54,14 @@ QUARANTINED = Topic("radlake.quarantined.v1", "quarantined.v1.schema.json", Quar
 PREDICTION_CREATED = Topic("radlake.prediction.created.v1", "prediction_created.v1.schema.json", PredictionCreated)
 # Studies the inference workers cannot read (unreadable volume, hash mismatch), with the reason.
 PREDICTION_DEAD_LETTER = Topic("radlake.prediction.dead_letter.v1", "quarantined.v1.schema.json", Quarantined)
+# De-identified annotations (SEG, RTSTRUCT, SR, KOS, PR) stored by an edge; key: the study they annotate.
+ANNOTATION_RECEIVED = Topic("radlake.annotation.received.v1", "annotation_received.v1.schema.json",
+                            AnnotationReceived)
 FEATURES_COMPUTED = Topic("radlake.features.computed.v1", "features_computed.v1.schema.json", FeaturesComputed)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     INSTANCE_RECEIVED, STUDY_MANIFEST, STUDY_COMPLETED, QUARANTINED, PREDICTION_CREATED, PREDICTION_DEAD_LETTER,
-    FEATURES_COMPUTED,
+    FEATURES_COMPUTED, ANNOTATION_RECEIVED,
 )
 
 # Messages a consumer could not read (e.g. failing schema validation): the original key and value bytes,

@@ -26,7 +26,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitoring.edges import EdgeCollector
 from monitoring.lag import PartitionLag, group_totals, partition_lags
+from platform_layer.edge_metrics import edges_root
 from platform_layer.supervision import events_file, read, summary
 
 log = logging.getLogger(__name__)
@@ -219,6 +221,7 @@ def serve(admin: AdminClient, state_dir: Path, host: str, port: int, tls: Server
     registry.register(KafkaLagCollector(admin))
     registry.register(StateDirCollector(state_dir))
     registry.register(SupervisorCollector(state_dir))
+    registry.register(EdgeCollector(edges_root(state_dir)))
     _server, thread = start_http_server(port, host, registry=registry, certfile=tls.certificate, keyfile=tls.key,
                                         client_cafile=tls.client_ca, client_auth_required=True)
     return thread

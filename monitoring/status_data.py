@@ -41,6 +41,7 @@ from monitoring.overview import (
     trend,
 )
 from platform_layer import kafka
+from platform_layer.edge_metrics import edges_root
 from platform_layer.endpoints import edge_dir, kafka_bootstrap, monitoring_dir, prometheus_url
 from platform_layer.lake_tables import find_tables
 from platform_layer.settings import Settings
@@ -179,7 +180,7 @@ def arrivals(settings: Settings, topic: str, since: datetime) -> dict[str, list[
 def _quarantine(settings: Settings) -> dict[str, dict[str, int]]:
     """Quarantine counts by reason per provider, from each edge's journal (sealed fields are never opened)."""
     counts: dict[str, dict[str, int]] = {}
-    root = settings.state_dir / "edge"
+    root = edges_root(settings.state_dir)
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         records = read_records(edge_dir(settings, folder.name))
         if records:

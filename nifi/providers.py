@@ -30,7 +30,7 @@ import nipyapi
 from cryptography import x509
 
 from lake_schemas.errors import RadlakeError
-from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
+from lake_schemas.topics import ANNOTATION_RECEIVED, INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi.deploy import (
     DeployError,
     Deployment,
@@ -82,7 +82,8 @@ SSL_CONTEXT_TYPE = "org.apache.nifi.ssl.StandardRestrictedSSLContextService"
 # The name in the certificate every edge serves (clients connect to its IP SAN, 127.0.0.1).
 EDGE_NAME = "edges.radlake.local"
 # The edge flow's topic parameters and the contracts of what it publishes there.
-EDGE_CONTRACTS = {"instance_topic": INSTANCE_RECEIVED, "quarantine_topic": QUARANTINED, "manifest_topic": STUDY_MANIFEST}
+EDGE_CONTRACTS = {"instance_topic": INSTANCE_RECEIVED, "quarantine_topic": QUARANTINED, "manifest_topic": STUDY_MANIFEST,
+                  "annotation_topic": ANNOTATION_RECEIVED}
 EDGE_TOPICS = {key: contract.name for key, contract in EDGE_CONTRACTS.items()}
 
 
@@ -365,7 +366,7 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
     except (PseudonymError, SealError, TokenError) as err:
         raise ProviderError(str(err)) from err
     names = {**EDGE_TOPICS, **(topics or {})}
-    try:  # the edge publishes as its own Kafka principal, which may write to its three topics and nothing else
+    try:  # the edge publishes as its own Kafka principal, which may write to its topics and nothing else
         bootstrap = kafka_bootstrap(settings)
         kafka.ensure_topics(bootstrap, [kafka.TopicSpec(names[key], contract.partitions)
                                         for key, contract in EDGE_CONTRACTS.items()])

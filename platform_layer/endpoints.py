@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from platform_layer.edge_metrics import edges_root
 from platform_layer.settings import Settings
 
 # Apicurio Registry serves the Confluent-compatible API under this path.
@@ -80,7 +81,7 @@ def alertmanager_url(settings: Settings) -> str:
 
 def edge_dir(settings: Settings, provider: str) -> Path:
     """A provider's folder on the platform host: quarantine (sealed), spool and work files, drop folder."""
-    return settings.state_dir / "edge" / provider
+    return edges_root(settings.state_dir) / provider
 
 
 def console_url(settings: Settings) -> str:

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     # DeadLettersGrowing / QuarantineGrowing: more than this many messages per window on those topics
     dlq_alert_messages: int = 10
     dlq_alert_window_s: float = 900.0
+    # LakeQueryStalled: a lake query without progress for this long while its source had messages to read (or a
+    # query that terminated)
+    lake_stall_alert_s: float = 600.0
+    # RadiomicsFailing: more ROIs than this failed per dlq_alert_window_s (per reason)
+    radiomics_failure_alert_rois: int = 0
+    # the window of the latency recording rules (quantiles of upload -> study completed -> prediction)
+    latency_window_s: float = 300.0
     # Alertmanager's grouping: first notification after group_wait, changes (and resolutions) after group_interval
     alert_group_wait_s: float = 30.0
     alert_group_interval_s: float = 300.0
@@ -146,6 +153,8 @@ class Settings(BaseSettings):
     supervisor_backoff_max_s: float = 300.0
     supervisor_crash_loop_restarts: int = 5
     supervisor_crash_loop_window_s: float = 900.0
+    # `radlake upload` forgets journal lines older than this (they map the provider's own UIDs to pseudonyms)
+    upload_journal_retention_days: float = 30.0
     # How often the supervisor renews the certificates of what it watches (each when missing or past two thirds
     # of its life; leaves live 30 days) and points the edges at a renewed edge certificate.
     supervisor_renew_interval_s: float = 3600.0

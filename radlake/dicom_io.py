@@ -22,6 +22,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
+from radlake.annotations import needs_pixel_data
 from radlake.deid.errors import QuarantineReason
 
 PREAMBLE_LENGTH = 128
@@ -136,9 +137,12 @@ def check_required_uids(ds: Dataset) -> Check:
 
 
 def check_pixel_data(ds: Dataset) -> Check:
-    """Pixel data is present and, when native, as long as the image attributes say."""
+    """Pixel data is present and, when native, as long as the image attributes say. Annotation classes other
+    than SEG (RTSTRUCT, SR, KOS, presentation states: :mod:`radlake.annotations`) have none and need none."""
     tag = next((t for t in PIXEL_DATA_TAGS if t in ds), None)
     if tag is None:
+        if not needs_pixel_data(ds.get("SOPClassUID")):
+            return True, None
         return False, QuarantineReason.NO_PIXEL_DATA
     if tag != 0x7FE00010:
         return True, None
@@ -214,24 +218,21 @@ def is_dicomdir(ds: Dataset) -> bool:
 
 def sop_instance_uid(data: bytes) -> str | None:
     """The SOPInstanceUID of Part-10 bytes when it can be read, for quarantine records."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True, specific_tags=["SOPInstanceUID"])
-        value = ds.get("SOPInstanceUID")
-    except PARSE_ERRORS:
-        return None
-    return str(value) if value else None
+    return _one_element(data, "SOPInstanceUID")
 
 
 def patient_id(data: bytes) -> str | None:
     """The PatientID of Part-10 bytes (or a raw dataset) when it can be read, for finding a patient's
     quarantined originals; None when the bytes are not DICOM or carry none."""
+    return _one_element(data, "PatientID")
+
+
+def _one_element(data: bytes, keyword: str) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True, specific_tags=["PatientID"])
-        value = ds.get("PatientID")
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True, specific_tags=[keyword])
+        value = ds.get(keyword)
     except PARSE_ERRORS:
         return None
     return str(value).strip() if value else None

@@ -8,7 +8,13 @@ A thin adapter around the batch job, in one of two modes:
 * **segmentations** (:func:`handle_segmentations`): on ``prediction created`` events that carry a DICOM SEG
   (the inference workers' segmentation of their findings), fetch the SEG by claim-check (SHA-256
   verified), register one ROI per segment in ``silver/rois`` under the model's name and version
-  (``nodule-cnn:3/nodule candidate 1#1``), and run the job restricted to those studies.
+  (``nodule-cnn:3/nodule candidate 1#1``), and run the job restricted to those studies;
+* **annotations** (:func:`handle_annotations`): on ``annotation received`` events of a SEG or an RTSTRUCT
+  (a site's expert annotations, de-identified at the edge), fetch the object the same way, register one ROI
+  per segment / structure named after the object (``rtstruct:<its SOP instance UID>/lesion#1``: two objects
+  that name a region alike never replace each other's rows; an RTSTRUCT is rasterised on its referenced
+  series' grid when features are computed), and run the job restricted to those studies. SR,
+  KOS and presentation states carry no region and are skipped.
 
 Either way it then publishes the outbox's ``features computed`` events and only then commits the consumer
 offsets. A replayed event finds nothing pending (the job is idempotent; re-registering a SEG replaces its
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -55,8 +62,9 @@ from confluent_kafka import (
 from pydicom.errors import InvalidDicomError
 
 from lake_schemas.errors import RegistryError, SchemaViolation
-from lake_schemas.events import PredictionCreated, StudyCompleted
+from lake_schemas.events import AnnotationReceived, PredictionCreated, StudyCompleted
 from lake_schemas.topics import (
+    ANNOTATION_RECEIVED,
     DEAD_LETTER,
     FEATURES_COMPUTED,
     PREDICTION_CREATED,
@@ -78,6 +86,7 @@ from spark_jobs.radiomics_series import (
     rois_from_dicom_mask,
     series_from_summary,
 )
+from spark_jobs.telemetry import RadiomicsMetrics
 
 log = logging.getLogger(__name__)
 
@@ -245,12 +254,13 @@ def features_publisher(settings: Settings, topic_name: str | None = None) -> Cal
 
 
 def _source(on: str, source_topic: str | None) -> Topic:
-    contract = PREDICTION_CREATED if on == "segmentations" else STUDY_COMPLETED
+    contract = {"segmentations": PREDICTION_CREATED, "annotations": ANNOTATION_RECEIVED}.get(on, STUDY_COMPLETED)
     return contract.with_name(source_topic) if source_topic else contract
 
 
-def _group(on: str, group: str | None) -> str:
-    return group or ("radlake-radiomics-follow-segmentations" if on == "segmentations" else "radlake-radiomics-follow")
+def consumer_group(on: str, group: str | None) -> str:
+    """The follower's consumer group: ``group``, or the default of what it follows."""
+    return group or ("radlake-radiomics-follow" if on == "studies" else f"radlake-radiomics-follow-{on}")
 
 
 def _features(topic_name: str | None) -> Topic:
@@ -262,7 +272,7 @@ def rights(on: str, *, group: str | None = None, source_topic: str | None = None
     """What the radiomics principal may do on Kafka while it follows: read its source topic in its group, write
     ``features computed`` and dead letters."""
     return kafka.Rights(reads=(_source(on, source_topic).name,), writes=(_features(features_topic).name, DEAD_LETTER),
-                        group_prefixes=(_group(on, group),))
+                        group_prefixes=(consumer_group(on, group),))
 
 
 def ensure_topics(settings: Settings, features_topic: str | None = None) -> None:
@@ -279,11 +289,13 @@ def follower(settings: Settings, job, on: str, *, group: str | None = None, sour
     one attempt at a batch (the Spark job of up to 50 events)."""
     if on == "segmentations":
         handle = partial(handle_segmentations, read=ObjectStore(job.object_store_uri).get)
+    elif on == "annotations":
+        handle = partial(handle_annotations, read=ObjectStore(job.object_store_uri).get)
     else:
         handle = handle_completed
     source = _source(on, source_topic)
     serde = EventSerde(source, registry_client(registry_url(settings)))
-    consumer = kafka.consumer(kafka_bootstrap(settings), group_id=_group(on, group))
+    consumer = kafka.consumer(kafka_bootstrap(settings), group_id=consumer_group(on, group))
     consumer.subscribe([source.name])
     return consumer, serde, handle
 
@@ -361,22 +373,57 @@ def segmentation_rois(event: PredictionCreated, read: Callable[[str, str], bytes
     return [{**row, "roi": f"{model}/{row['roi']}"} for row in rows]
 
 
+# The annotation kinds that hold regions (SR, KOS and presentation states do not).
+ROI_ANNOTATION_KINDS = frozenset({"seg", "rtstruct"})
+
+
+def annotation_rois(event: AnnotationReceived, read: Callable[[str, str], bytes]) -> list[dict]:
+    """``silver/rois`` rows for the segments of an annotated SEG or the structures of an RTSTRUCT ([] for an
+    SR, KOS or presentation state). Same errors as :func:`segmentation_rois`."""
+    if event.data.annotation_kind not in ROI_ANNOTATION_KINDS:
+        return []
+    data = read(event.data.object_uri, event.data.sha256)  # outside the try: an I/O error of the store is not the object's
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError) as err:
+        raise InvalidInputError(RadiomicsReason.UNREADABLE_INPUT,
+                                f"{event.data.object_uri} is not DICOM: {err}") from err
+    rows = rois_from_dicom_mask(ds, mask_uri=event.data.object_uri, mask_sha256=event.data.sha256,
+                                provider=event.provider, project=event.data.project,
+                                source=f"annotation:{event.event_id}")
+    if not rows:
+        raise InvalidInputError(RadiomicsReason.UNREADABLE_INPUT, f"{event.data.object_uri} has no regions")
+    prefix = f"{event.data.annotation_kind}:{event.data.sop_instance_uid}"
+    return [{**row, "roi": f"{prefix}/{row['roi']}"} for row in rows]
+
+
+def handle_annotations(spark, job, events: list[AnnotationReceived], publish: Callable[[list], None],
+                       read: Callable[[str, str], bytes]):
+    """:func:`handle_segmentations` for ``annotation received`` events (:func:`annotation_rois`)."""
+    return _register_and_run(spark, job, events, publish, partial(annotation_rois, read=read), "annotation")
+
+
 def handle_segmentations(spark, job, events: list[PredictionCreated], publish: Callable[[list], None],
                          read: Callable[[str, str], bytes]):
     """Register the segments of each prediction's SEG as ROIs, run the job for those studies, publish the
     outbox. Returns the RunResult (None when no event carried a usable SEG), the published events and
     the rejected events (:data:`Rejection`: permanent errors). A transient error propagates, so the
     caller retries the batch."""
+    return _register_and_run(spark, job, events, publish, partial(segmentation_rois, read=read), "prediction")
+
+
+def _register_and_run(spark, job, events: list, publish: Callable[[list], None],
+                      rois: Callable[[object], list[dict]], what: str):
     rows, source_event_ids, rejected = [], {}, []
     for event in events:
         try:
-            found = segmentation_rois(event, read)
+            found = rois(event)
         except (InvalidInputError, ObjectStoreError, OSError) as err:
             failure = classify(err)
             if failure is None or failure.transient:
                 raise
-            log.error("radiomics follow: prediction %s of study %s: segmentation not usable (%s): %s",
-                      event.event_id, event.data.study_uid, failure.reason, err)
+            log.error("radiomics follow: %s %s of study %s: segmentation not usable (%s): %s",
+                      what, event.event_id, event.data.study_uid, failure.reason, err)
             rejected.append((event, failure, err))
             continue
         if found:
@@ -399,6 +446,8 @@ class BatchOutcome:
     published: tuple
     studies: int
     dead_letters: tuple[DeadLetter, ...]
+    handled_providers: tuple[str, ...] = ()  # of each decoded event not dead-lettered
+    dead_providers: tuple[str, ...] = ()  # of each dead-lettered message ("unknown" when it did not decode)
 
 
 def process_batch(spark, job, messages: Sequence[Message], serde, publish: Callable[[list], None], handle,
@@ -412,19 +461,24 @@ def process_batch(spark, job, messages: Sequence[Message], serde, publish: Calla
             decoded.append((msg, serde.deserialize(msg.value())))
         except SchemaViolation as err:
             letters.append(DeadLetter(msg, classify(err).reason, str(err)))
-    result, published, studies = None, (), 0
+    dead_providers = ["unknown"] * len(letters)
+    result, published, studies, handled_providers = None, (), 0, []
     if decoded:
         events = [event for _, event in decoded]
         result, published, rejected = handle(spark, job, events, publish)
         source = {id(event): msg for msg, event in decoded}
         letters += [DeadLetter(source[id(event)], failure.reason, str(err)) for event, failure, err in rejected]
+        dead_providers += [getattr(event, "provider", "unknown") for event, _, _ in rejected]
+        refused = {id(event) for event, _, _ in rejected}
+        handled_providers = [getattr(event, "provider", "unknown") for event in events if id(event) not in refused]
         studies = len({event.data.study_uid for event in events})
     dead_letter(letters)
     for letter in letters:
         m = letter.message
         log.warning("radiomics follow: dead-lettered %s[%d]@%d: %s: %s", m.topic(), m.partition(), m.offset(),
                     letter.reason, letter.error[:200])
-    return BatchOutcome(result, tuple(published), studies, tuple(letters))
+    return BatchOutcome(result, tuple(published), studies, tuple(letters), tuple(handled_providers),
+                        tuple(dead_providers))
 
 
 def offset_ranges(messages: Iterable[Message]) -> str:
@@ -461,15 +515,16 @@ def run_batch(messages: Sequence[Message], attempt: Callable[[], BatchOutcome], 
 
 def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, handle=handle_completed,
            dead_letter: Callable[[Sequence[DeadLetter]], None], backoff: Backoff = Backoff(),
-           batch_size: int = 50, idle_exit_s: float | None = None, max_messages: int | None = None) -> FollowStats:
+           batch_size: int = 50, idle_exit_s: float | None = None, max_messages: int | None = None,
+           metrics: RadiomicsMetrics | None = None, stop: threading.Event | None = None) -> FollowStats:
     """Consume until idle for ``idle_exit_s`` (None: forever) or ``max_messages`` were read. ``handle``:
     :func:`handle_completed` for ``study completed`` events, or :func:`handle_segmentations` (its ``read``
     bound) for ``prediction created`` events. ``dead_letter``: where permanently unusable messages go
     (:func:`stack_dead_letters`). A batch that fails transiently is retried (``backoff``)
-    until it succeeds; its offsets are committed only then."""
+    until it succeeds; its offsets are committed only then. ``stop``: return after the batch in hand."""
     stats = FollowStats()
     idle_since = time.monotonic()
-    while True:
+    while stop is None or not stop.is_set():
         messages = []
         for msg in consumer.consume(num_messages=batch_size, timeout=1.0):
             if msg.error():  # e.g. the topic does not exist yet: nothing to commit for it
@@ -477,10 +532,17 @@ def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, hand
                 continue
             messages.append(msg)
         if messages:
+            batch_started = time.monotonic()
             outcome, failures = run_batch(
                 messages, partial(process_batch, spark, job, messages, serde, publish, handle, dead_letter),
                 consumer, backoff)
             result = outcome.result
+            if metrics is not None:
+                metrics.batch(seconds=time.monotonic() - batch_started, computed=result.computed_rois if result else 0,
+                              failures=[reason for _, _, reason, _ in result.failures] if result else [],
+                              compute_s=dict(result.timings).get("compute", 0.0) if result else 0.0,
+                              handled=outcome.handled_providers, dead_lettered=outcome.dead_providers,
+                              published=len(outcome.published), failed_attempts=failures, now=time.time())
             stats = replace(stats, messages=stats.messages + len(messages),
                             studies=stats.studies + outcome.studies, events=stats.events + len(outcome.published),
                             dead_lettered=stats.dead_lettered + len(outcome.dead_letters),
@@ -495,3 +557,4 @@ def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, hand
             return stats
         if max_messages is not None and stats.messages >= max_messages:
             return stats
+    return stats

@@ -10,7 +10,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -91,6 +91,10 @@ class StreamsMetrics:
             registry=r)
         self.event_lag = LagHistogram()
         r.register(self.event_lag)
+        self.completion_delay = Histogram(
+            "radlake_streams_completion_delay_seconds", "A study version's emission time minus the handling time of "
+            "its last instance (the quiet period, or ~0 after a manifest), by provider and reason",
+            ["provider", "reason"], buckets=LAG_BUCKETS + (3600,), registry=r)
         self.consumer_lag = Gauge(
             "radlake_streams_consumer_lag_messages", "Instance events not yet handled, per partition",
             ["topic", "partition"], registry=r)

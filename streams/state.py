@@ -102,6 +102,11 @@ class StudyStore:
         study_uid = progress.study_uid
         return [instances[(study_uid, sop)] for sop in progress.sop_uids]
 
+    def lookup(self, partition: int, study_uid: str, sop_uid: str, event_id: str) -> tuple[InstanceRecord | None, bool]:
+        """:meth:`instance` and :meth:`seen` in one call (the worker asks both for every instance)."""
+        state = self.partitions[partition]
+        return state.instances.get((study_uid, sop_uid)), event_id in state.seen
+
     def seen(self, partition: int, event_id: str) -> bool:
         return event_id in self.partitions[partition].seen
 

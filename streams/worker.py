@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any
 
 from confluent_kafka import (
@@ -36,7 +37,6 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
-from prometheus_client import start_http_server
 from pydantic import BaseModel
 
 from lake_schemas.errors import RegistryError, SchemaViolation
@@ -51,6 +51,7 @@ from lake_schemas.topics import (
 from platform_layer import kafka
 from platform_layer.errors import TopicError
 from platform_layer.kafka import TopicSpec
+from platform_layer.metrics_endpoint import MetricsTLS, start_server
 from platform_layer.serde import EventSerde, registry_client
 from streams.completion import (
     StudyProgress,
@@ -73,6 +74,7 @@ log = logging.getLogger(__name__)
 READY = "radlake streams: ready"
 _ACCEPT = Verdict.ACCEPT  # a module global: an Enum member looked up on its class, or its value, costs ~0.2 us
 _ACCEPTED = Verdict.ACCEPT.value
+_PROVIDER = attrgetter("provider")
 _TIMEOUT_S = 60.0  # bound of every blocking broker call (transactions, restore)
 
 
@@ -111,15 +113,20 @@ def check_contracts(config: StreamsConfig) -> None:
 
 
 class Arrivals:
-    """The instances of one study accepted in the current batch, not yet added to its progress."""
+    """The instances of one study accepted in the current batch, not yet added to its progress (nor counted)."""
 
     __slots__ = ("records", "project", "pseudo_patient_id", "latest_ms")
 
-    def __init__(self, project: str, pseudo_patient_id: str, at_ms: int) -> None:
-        self.records: list[InstanceRecord] = []
-        self.project = project  # of the first of them
-        self.pseudo_patient_id = pseudo_patient_id
+    def __init__(self, record: InstanceRecord, data: Any, at_ms: int) -> None:
+        self.records: list[InstanceRecord] = [record]
+        self.project = data.project  # of the first of them
+        self.pseudo_patient_id = data.pseudo_patient_id
         self.latest_ms = at_ms  # the latest message timestamp (a datetime is made once per study and batch)
+
+    def add(self, record: InstanceRecord, at_ms: int) -> None:
+        self.records.append(record)
+        if at_ms > self.latest_ms:
+            self.latest_ms = at_ms
 
 
 def _message_time(msg: Message) -> datetime:
@@ -179,9 +186,8 @@ class StudyCompletionWorker:
         if not (c.metrics_certificate and c.metrics_key and c.metrics_client_ca):
             raise StreamsError("the metrics endpoint is HTTPS only: it needs a certificate, its key and the CA of its "
                                "clients (`radlake streams run` issues them)")
-        server, _ = start_http_server(c.web_port, c.web_host, registry=self.metrics.registry,
-                                      certfile=c.metrics_certificate, keyfile=c.metrics_key,
-                                      client_cafile=c.metrics_client_ca, client_auth_required=True)
+        server = start_server(self.metrics.registry, MetricsTLS(c.metrics_certificate, c.metrics_key,
+                                                                c.metrics_client_ca), c.web_host, c.web_port)
         self.watchdog.start()
         try:
             self.producer.init_transactions(_TIMEOUT_S)
@@ -406,13 +412,17 @@ class StudyCompletionWorker:
         record = InstanceRecord.from_event(instance)
         event_id = instance.event_id
         study_uid = data.study_uid
-        known = self.store.instance(partition, study_uid, data.sop_instance_uid)
+        known, seen = self.store.lookup(partition, study_uid, data.sop_instance_uid, event_id)
         # an accepted event's id is in its instance record; `seen` holds the ids of the others (conflicts)
-        event_seen = (known is not None and known.event_id == event_id) or self.store.seen(partition, event_id)
-        verdict = classify(record, event_seen=event_seen, known=known)
-        if verdict is _ACCEPT:
-            self._tally[("instance", provider, _ACCEPTED)] += 1
-            self._accept(partition, study_uid, record, data, msg.timestamp()[1])
+        verdict = classify(record, event_seen=(known is not None and known.event_id == event_id) or seen,
+                           known=known)
+        if verdict is _ACCEPT:  # counted once per study and batch, when settled
+            self.store.put_instance(partition, study_uid, record)
+            arrivals = self._arrived.get((partition, study_uid))
+            if arrivals is None:
+                self._arrived[(partition, study_uid)] = Arrivals(record, data, msg.timestamp()[1])
+            else:
+                arrivals.add(record, msg.timestamp()[1])
             return
         self._tally[("instance", provider, verdict.value)] += 1
         if verdict in (Verdict.DUPLICATE_EVENT, Verdict.DUPLICATE_CONTENT):
@@ -428,23 +438,14 @@ class StudyCompletionWorker:
                           self.quarantined_serde.serialize(conflict_event(event, known)), partition)
             self.metrics.conflicts.labels(provider).inc()
 
-    def _accept(self, partition: int, study_uid: str, record: InstanceRecord, data: Any, at_ms: int) -> None:
-        """An accepted instance: in the store at once (later events of the batch are classified against it), in its
-        study's progress when the batch is settled."""
-        self.store.put_instance(partition, study_uid, record)
-        arrivals = self._arrived.get((partition, study_uid))
-        if arrivals is None:
-            arrivals = self._arrived[(partition, study_uid)] = Arrivals(data.project, data.pseudo_patient_id, at_ms)
-        elif at_ms > arrivals.latest_ms:
-            arrivals.latest_ms = at_ms
-        arrivals.records.append(record)
-
     def _settle(self, partition: int, study_uid: str) -> None:
         """Add the study's instances accepted in this batch to its progress, then decide on completion: the
         same result as adding them one by one, for the cost of one progress update."""
         arrived = self._arrived.pop((partition, study_uid), None)
         if arrived is None:
             return
+        for provider, count in Counter(map(_PROVIDER, arrived.records)).items():
+            self._tally[("instance", provider, _ACCEPTED)] += count
         latest = datetime.fromtimestamp(arrived.latest_ms / 1000, tz=timezone.utc)
         progress = accept_instances(self.store.progress(partition, study_uid), arrived.records,
                                     study_uid=study_uid, project=arrived.project,
@@ -479,6 +480,9 @@ class StudyCompletionWorker:
                       partition)
         self.store.put_progress(partition, mark_emitted(progress, done))
         self.metrics.studies.labels(event["provider"], done.event_type, done.reason).inc()
+        if progress.last_arrival is not None:
+            self.metrics.completion_delay.labels(event["provider"], done.reason).observe(
+                max(0.0, (now - progress.last_arrival).total_seconds()))
         log.info("study %s v%d %s (%s, %d instances)", progress.study_uid, done.version, done.event_type,
                  done.reason, len(progress.sop_uids))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow
 import pyarrow.flight as flight
 
-from infra.component import Component, radlake_process, stack_lock
+from infra.component import Component, RestartedToRenew, radlake_process
 from infra.errors import StackError
 from platform_layer.endpoints import gateway_location
 from platform_layer.errors import VaultUnavailable
@@ -20,7 +20,7 @@ from platform_layer.vault import admin_client
 SERVER_NAME = "gateway.radlake.local"
 
 
-class Gateway(Component):
+class Gateway(RestartedToRenew, Component):
     name = "gateway"
 
     @property
@@ -47,15 +47,6 @@ class Gateway(Component):
             return ensure_certificate(admin_client(self.settings), self.tls_dir, "gateway", SERVER_NAME).issued
         except (VaultUnavailable, CertificateError) as err:
             raise StackError(f"gateway: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
-
-    def renew_certificates(self) -> bool:
-        """The server reads its certificate once, at start: a renewed one takes a restart (a second's outage)."""
-        with stack_lock(self.settings):  # nobody starts it between the stop and the start
-            if not self._certificate():
-                return False
-            self.stop()
-            self.start()
-        return True
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         return radlake_process(self.settings, "gateway", "serve")

@@ -43,6 +43,7 @@ from platform_layer.endpoints import (
     vault_addr,
 )
 from platform_layer.errors import VaultUnavailable
+from platform_layer.metrics_endpoint import ANNOUNCED_JOBS
 from platform_layer.principals import METRICS_POLICY, METRICS_TOKEN_ROLE
 from platform_layer.settings import Settings
 from platform_layer.state import write_private
@@ -233,13 +234,14 @@ class Prometheus(_ReloadableServer):
                 f"--web.external-url={self.address}/", "--log.level=info"], tree.env()
 
     def jobs(self) -> list[ScrapeJob]:
-        """Prometheus, Alertmanager, the lag exporter, OpenBao when it is the stack's and running, and the streams
-        workers that announced themselves in the targets folder."""
+        """Prometheus, Alertmanager, the lag exporter, OpenBao when it is the stack's and running, and the
+        long-running parts (streams workers, inference workers, radiomics followers, the lake's queries) that
+        announced themselves in the targets folder."""
         s = self.settings
         jobs = [ScrapeJob("prometheus", (f"127.0.0.1:{s.prometheus_port}",)),
                 ScrapeJob("alertmanager", (f"127.0.0.1:{s.alertmanager_port}",)),
                 ScrapeJob("lag-exporter", (f"127.0.0.1:{s.lag_exporter_port}",)),
-                ScrapeJob("streams", files=(str(scrape_targets_dir(s) / "streams-*.json"),))]
+                *(ScrapeJob(job, files=(str(scrape_targets_dir(s) / f"{job}-*.json"),)) for job in ANNOUNCED_JOBS)]
         if self._vault_token():
             host = vault_addr(s).split("://", 1)[1].rstrip("/")
             jobs.append(ScrapeJob("vault", (host,), metrics_path="/v1/sys/metrics",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from infra.component import Component, radlake_process, stack_lock
+from infra.component import Component, RestartedToRenew, radlake_process
 from infra.errors import StackError
 from platform_layer.errors import VaultUnavailable
 from platform_layer.tls import CertificateError, ca_file, ensure_certificate
@@ -21,7 +21,7 @@ from platform_layer.vault import admin_client
 SERVER_NAME = "results-bridge.radlake.local"
 
 
-class ResultsBridge(Component):
+class ResultsBridge(RestartedToRenew, Component):
     name = "results-bridge"
 
     @property
@@ -56,15 +56,6 @@ class ResultsBridge(Component):
             return ensure_certificate(admin_client(self.settings), self.tls_dir, "results-bridge", SERVER_NAME).issued
         except (VaultUnavailable, CertificateError) as err:
             raise StackError(f"results-bridge: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
-
-    def renew_certificates(self) -> bool:
-        """The server reads its certificate once, at start: a renewed one takes a restart (a second's outage)."""
-        with stack_lock(self.settings):  # nobody starts it between the stop and the start
-            if not self._certificate():
-                return False
-            self.stop()
-            self.start()
-        return True
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         return radlake_process(self.settings, "bridge", "serve")

@@ -36,6 +36,7 @@ from nifi.edge.errors import UploadError
 from nifi.edge.handler import RADLAKE_REPORT
 from nifi.edge.stow_rs import build_multipart_related
 from radlake import dicom_io
+from radlake.annotations import annotation_kind
 from radlake.deid import archives
 
 UNSORTED = "(not readable as DICOM)"
@@ -63,14 +64,17 @@ class Plan:
                 "series": [{"series_uid": s, "expected_instances": len(sops)} for s, sops in sorted(series.items())]}
 
 
-def _header(data_or_path: Path) -> tuple[str | None, str | None, str | None]:
+def _header(data_or_path: Path) -> tuple[str | None, str | None, str | None, bool]:
+    """(study, series, SOP instance) UIDs as sent, and whether it is an annotation (SEG, RTSTRUCT, SR, ...):
+    annotations are announced on their own topic, so a study's manifest counts only its images."""
     try:
         ds = pydicom.dcmread(data_or_path, stop_before_pixels=True,
-                             specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"])
+                             specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"])
     except dicom_io.PARSE_ERRORS:
-        return None, None, None
+        return None, None, None, False
     values = (ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID"), ds.get("SOPInstanceUID"))
-    return tuple(str(v).strip() if v else None for v in values)  # type: ignore[return-value]
+    study, series, sop = (str(v).strip() if v else None for v in values)
+    return study, series, sop, annotation_kind(ds.get("SOPClassUID")) is not None
 
 
 def _sha256(path: Path) -> str:
@@ -106,15 +110,16 @@ def plan(paths: Sequence[Path], *, max_instances: int = 100) -> Plan:
             with tempfile.TemporaryDirectory(prefix="radlake-upload-") as work:
                 members, _ = archives.extract(path, Path(work))
                 for member in members:
-                    study, series, sop = _header(member.path)
+                    study, series, sop, annotation = _header(member.path)
                     instances += 1
-                    if study and series and sop:
+                    if study and series and sop and not annotation:
                         studies[study][series].add(sop)
             continue
         instances += 1
-        study, series, sop = _header(path)
+        study, series, sop, annotation = _header(path)
         if study and series and sop:
-            studies[study][series].add(sop)
+            if not annotation:
+                studies[study][series].add(sop)
             by_study[study].append((path, sha))
         else:
             by_study[None].append((path, sha))

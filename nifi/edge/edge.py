@@ -6,7 +6,8 @@ this module adds what the edge needs around it:
 - settlement of duplicates *before* de-identifying (same original SOP Instance UID: identical bytes are
   released once, differing bytes are all ``CONFLICTING_DUPLICATE``), so nothing is stored for a conflict;
 - the claim-check: every released instance is put in the content-addressed object store and described
-  by an ``instance received`` event (deterministic event id: a re-sent instance gets the same id);
+  by an ``instance received`` event, or an ``annotation received`` event for a SEG, RTSTRUCT, SR, KOS or
+  presentation state (deterministic event id: a re-sent instance gets the same id);
 - quarantine: the original bytes and a record go to the edge's own quarantine folder (provider side,
   may hold PHI), and a ``quarantined`` event with a reason code and no PHI goes to the platform;
 - study manifests: the provider's study/series UIDs are pseudonymised with the project's key exactly as
@@ -105,7 +106,7 @@ class Outcome:
 @dataclass(frozen=True)
 class EdgeResult:
     outcomes: tuple[Outcome, ...]
-    events: tuple[BaseModel, ...] = field(default=())  # InstanceReceived and Quarantined, input order
+    events: tuple[BaseModel, ...] = field(default=())  # Instance/AnnotationReceived and Quarantined, input order
     unkept: int = 0  # refusals whose bytes the edge could not keep (an archive over KEEP_REFUSED_MAX_BYTES)
     tickets: tuple[Path, ...] = ()  # outbox tickets to close once the events are acknowledged
 

@@ -42,6 +42,7 @@ from nifi.edge.edge import (
 )
 from nifi.edge.errors import EdgeUnavailable, StowError, TokenError
 from nifi.edge.tokens import MISSING, check_bearer
+from platform_layer.edge_metrics import EdgeTelemetry
 from platform_layer.object_store import ObjectStore, ObjectStoreError
 from radlake.deid import archives
 from radlake.deid.confidentiality_profile import Rules
@@ -76,6 +77,7 @@ class EdgeRuntime:
     endpoint_token: Callable[[], str]  # the provider's current token (EdgeCredentials.endpoint_token)
     work_dir: Path
     housekeeping: Callable[[], None] = lambda: None  # Housekeeping: sweeps the edge's folders now and then
+    telemetry: EdgeTelemetry | None = None  # per-provider counters, served by the lag exporter
 
 
 def internal_error(err: BaseException) -> Response:
@@ -135,11 +137,43 @@ def _bytes(body: bytes | Path) -> bytes:
     return body.read_bytes() if isinstance(body, Path) else body
 
 
+def _kind(route: str) -> str:
+    """The metrics' name of a route (pure)."""
+    if route == "/dicomweb/studies" or route.startswith("/dicomweb/studies/"):
+        return "stow"
+    return {"/archives": "archive", "/drop": "drop", "/manifests": "manifest"}.get(route, "other")
+
+
+def _size(body: bytes | Path) -> int:
+    try:
+        return body.stat().st_size if isinstance(body, Path) else len(body)
+    except OSError:
+        return 0
+
+
+def _count(runtime: EdgeRuntime, result: EdgeResult, deid_s: float) -> None:
+    if runtime.telemetry is None:
+        return
+    outcomes: dict[tuple[str, str], int] = {}
+    for o in result.outcomes:
+        key = (o.status, (o.reason or "") if o.status == QUARANTINED else "")
+        outcomes[key] = outcomes.get(key, 0) + 1
+    runtime.telemetry.counters.ingested(outcomes, deid_s)
+
+
 def handle(runtime: EdgeRuntime, method: str, path: str, headers: Mapping[str, str], body: bytes | Path,
            *, authenticated: bool = False) -> Response:
     """Answer one request; ``body`` is the bytes or the file holding them (NiFi spools request bodies to disk
     so they never cross the Python bridge). ``authenticated`` is for drop-folder files (trusted by the
-    folder's permissions)."""
+    folder's permissions). Every answer is counted (``runtime.telemetry``)."""
+    response = _handle(runtime, method, path, headers, body, authenticated=authenticated)
+    if runtime.telemetry is not None:
+        runtime.telemetry.answered(_kind(path.split("?", 1)[0].rstrip("/")), response.status, _size(body))
+    return response
+
+
+def _handle(runtime: EdgeRuntime, method: str, path: str, headers: Mapping[str, str], body: bytes | Path,
+            *, authenticated: bool) -> Response:
     runtime.housekeeping()
     if not authenticated:
         try:
@@ -178,6 +212,7 @@ def _studies(runtime: EdgeRuntime, headers: Mapping[str, str], body: bytes) -> R
     result = ingest_instances([stow_rs.as_part10(p.content) for p in parts], rules=runtime.rules,
                               pseudonymiser=runtime.pseudonymiser, store=runtime.store, config=runtime.config)
     processed = time.perf_counter()
+    _count(runtime, result, processed - started)
     _publish(runtime, result)
     summary = {"kind": "stow", **result.counts(), **_timings(started, processed)}
     if RADLAKE_REPORT in _header(headers, "Accept"):
@@ -207,6 +242,7 @@ def _archive_or_instance(runtime: EdgeRuntime, body: bytes | Path, kind: str) ->
     finally:
         shutil.rmtree(work, ignore_errors=True)
     processed = time.perf_counter()
+    _count(runtime, result, processed - started)
     _publish(runtime, result)
     status, payload = _report(result, kind, runtime.config)
     timings = _timings(started, processed)

@@ -5,7 +5,9 @@ A resumed ``radlake upload`` skips every unit whose id is in the journal; unit i
 content (kind + the sorted SHA-256 of the inputs), so the same files give the same ids in every run and a
 changed file is sent again. A line cut short by a crash is ignored (its unit is simply sent again: the
 edge gives re-sent instances the same event ids). The journal stays on the provider's side: it holds the
-provider's own (original) UIDs next to the pseudonymous ones.
+provider's own (original) UIDs next to the pseudonymous ones, so it is written 0600 in a 0700 folder and
+:func:`expire` forgets lines older than a retention (``radlake upload`` runs it first; a unit forgotten is
+simply sent again if its files are uploaded again, and the edge recognises its instances as duplicates).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from nifi.edge.errors import JournalError
+from radlake.durable_files import write_durably
 
 
 def unit_id(kind: str, input_sha256s: Iterable[str]) -> str:
@@ -76,13 +79,35 @@ def append(path: Path, record: dict) -> None:
     """Append one record durably (flush + fsync) before the next unit is sent."""
     line = json.dumps({**record, "at": datetime.now(timezone.utc).isoformat()}, sort_keys=True)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as handle:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as err:
         raise JournalError(f"cannot write the upload journal {path}: {err}") from err
+
+
+def expire(path: Path, cutoff: datetime) -> int:
+    """Forget the records written before ``cutoff`` (and lines that cannot be read: a torn write); the
+    journal is replaced whole, durably. Returns how many lines went."""
+    if not path.exists():
+        return 0
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        kept = [line for line in lines if _written_at(line) is not None and _written_at(line) >= cutoff]
+        if len(kept) != len(lines):
+            write_durably(path, "".join(f"{line}\n" for line in kept).encode("utf-8"))
+    except OSError as err:
+        raise JournalError(f"cannot expire the upload journal {path}: {err}") from err
+    return len(lines) - len(kept)
+
+
+def _written_at(line: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(json.loads(line)["at"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def ack_record(unit: str, kind: str, upload_id: str, status: int, outcomes: list[dict], inputs: int,

@@ -12,7 +12,7 @@ from pathlib import Path
 import hvac
 from pydantic import ValidationError
 
-from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
+from lake_schemas.topics import ANNOTATION_RECEIVED, INSTANCE_RECEIVED, QUARANTINED, STUDY_MANIFEST
 from nifi.edge.edge import EdgeConfig
 from nifi.edge.errors import EdgeUnavailable, TokenError
 from nifi.edge.handler import EdgeRuntime
@@ -20,6 +20,7 @@ from nifi.edge.housekeeping import Housekeeping
 from nifi.edge.outbox import Outbox, repair
 from nifi.edge.publish import EventPublisher
 from nifi.edge.tokens import EdgeCredentials
+from platform_layer.edge_metrics import EdgeTelemetry
 from platform_layer.errors import VaultUnavailable
 from platform_layer.kafka_credentials import read_kafka_identity
 from platform_layer.object_store import ObjectStore
@@ -67,6 +68,7 @@ class EdgeParameters:
     instance_topic: str = INSTANCE_RECEIVED.name
     quarantine_topic: str = QUARANTINED.name
     manifest_topic: str = STUDY_MANIFEST.name
+    annotation_topic: str = ANNOTATION_RECEIVED.name
     kv_mount: str = "secret"
     transit_mount: str = "transit"
     quarantine_retention_days: int = 30
@@ -86,7 +88,7 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     publisher = EventPublisher(
         p.kafka_bootstrap, p.registry_url,
         [INSTANCE_RECEIVED.with_name(p.instance_topic), QUARANTINED.with_name(p.quarantine_topic),
-         STUDY_MANIFEST.with_name(p.manifest_topic)],
+         STUDY_MANIFEST.with_name(p.manifest_topic), ANNOTATION_RECEIVED.with_name(p.annotation_topic)],
         client_id=f"radlake-edge-{p.provider}", identity=kafka_identity,
         registry_ca_file=kafka_identity.ca_file,  # the platform CA, which issued the registry's certificate too
     )
@@ -104,4 +106,4 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     except EdgeUnavailable as err:  # Kafka not there yet: the tickets stay for the next start or an operator
         log.warning("outbox not repaired at start: %s", err)
     return EdgeRuntime(config, rules, pseudonymiser, store, publisher,
-                       credentials.endpoint_token, edge_dir / "work", housekeeping)
+                       credentials.endpoint_token, edge_dir / "work", housekeeping, EdgeTelemetry(p.provider, edge_dir))

@@ -36,7 +36,7 @@ PYTHON = {"group": "org.apache.nifi", "artifact": "python-extensions", "version"
 
 # Raised whenever a change to the flow needs edges deployed before it to be deployed again (a processor
 # property added, say): `nifi.providers.follow_stack` redeploys every edge of another revision.
-FLOW_REVISION = "6"
+FLOW_REVISION = "7"
 
 PARAMETERS = [
     ("flow_revision", "Revision of the flow definition this edge was deployed from", False, FLOW_REVISION),
@@ -60,6 +60,7 @@ PARAMETERS = [
     ("instance_topic", "Topic of instance received events", False, "radlake.instance.received.v1"),
     ("quarantine_topic", "Topic of quarantined events", False, "radlake.quarantined.v1"),
     ("manifest_topic", "Topic of study manifest events", False, "radlake.study.manifest.v1"),
+    ("annotation_topic", "Topic of annotation received events", False, "radlake.annotation.received.v1"),
 ]
 
 
@@ -114,7 +115,7 @@ def ingest_properties() -> dict:
         "Schema Registry URL": "#{schema_registry_url}", "Vault Address": "#{vault_addr}",
         "Vault CA File": "#{vault_ca_file}", "Vault Token": "#{vault_token}", "Object Store URI": "#{object_store_uri}", "Edge Directory": "#{edge_dir}",
         "Instance Topic": "#{instance_topic}", "Quarantine Topic": "#{quarantine_topic}",
-        "Manifest Topic": "#{manifest_topic}", "KV Mount": "secret", "Transit Mount": "transit",
+        "Manifest Topic": "#{manifest_topic}", "Annotation Topic": "#{annotation_topic}", "KV Mount": "secret", "Transit Mount": "transit",
         "Deid Profile": "#{deid_profile}",
     }
 

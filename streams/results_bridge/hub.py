@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,9 +118,11 @@ class Delivery:
                 f'"timestamp_ms":{self.timestamp_ms},"data":{self.payload.decode()}}}')
 
 
-def decode(message: Message, serdes: Mapping[str, EventSerde], index: ObjectIndex | None = None) -> Delivery | None:
+def decode(message: Message, serdes: Mapping[str, EventSerde], index: ObjectIndex | None = None,
+           erased: Container[str] = frozenset()) -> Delivery | None:
     """A consumed message as a delivery (validated against the schema it names), or None when it does not match
-    its contract (logged with its coordinates; the producers' dead-letter topics are theirs, not the bridge's)."""
+    its contract (logged with its coordinates; the producers' dead-letter topics are theirs, not the bridge's)
+    or is about an erased patient (``erased``: the deny list; the topics keep such events until retention)."""
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     value = message.value()
     if topic is None or partition is None or offset is None or value is None:
@@ -129,6 +131,8 @@ def decode(message: Message, serdes: Mapping[str, EventSerde], index: ObjectInde
         event = serdes[topic].read(value)
     except (SchemaViolation, KeyError) as err:
         log.warning("skipping %s[%d]@%d: %s", topic, partition, offset, err)
+        return None
+    if getattr(event.data, "pseudo_patient_id", None) in erased:
         return None
     payload = bytes(memoryview(value)[5:])
     if b"\n" in payload:  # a producer that pretty-printed: one SSE data line needs compact JSON
@@ -198,8 +202,8 @@ class Hub:
     """The shared reader (a daemon thread) and its subscribers (touched on the event loop only)."""
 
     def __init__(self, consumer_factory: Callable[[str], Consumer], serdes: Mapping[str, EventSerde],
-                 index: ObjectIndex) -> None:
-        self._new_consumer, self.serdes, self.index = consumer_factory, serdes, index
+                 index: ObjectIndex, erased: Container[str] = frozenset()) -> None:
+        self._new_consumer, self.serdes, self.index, self.erased = consumer_factory, serdes, index, erased
         self.subscribers: set[Subscriber] = set()
         self.caught_up = threading.Event()
         self.stats = HubStats()
@@ -247,7 +251,7 @@ class Hub:
                             continue
                         log.warning("kafka: %s", error)
                         continue
-                    delivery = decode(message, self.serdes, self.index)
+                    delivery = decode(message, self.serdes, self.index, self.erased)
                     self.stats.read += 1
                     if delivery is None:
                         self.stats.skipped += 1
@@ -289,7 +293,7 @@ class Hub:
                         else:
                             log.warning("kafka (replay): %s", error)
                         continue
-                    delivery = decode(message, self.serdes)
+                    delivery = decode(message, self.serdes, erased=self.erased)
                     if delivery is not None and scope.may_read(delivery.project):
                         if start.after is None or not _at_or_before(delivery, start.after):
                             out.append(delivery)

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from lake_schemas.topics import FEATURES_COMPUTED, PREDICTION_CREATED, STUDY_COMPLETED, Topic
 from platform_layer import kafka
+from platform_layer.deny_list import ErasedPatients
 from platform_layer.endpoints import kafka_bootstrap, registry_url
 from platform_layer.identity_provider import AccessTokenVerifier
 from platform_layer.object_store import ObjectStore
@@ -70,7 +71,7 @@ def make_hub(settings: Settings, topics: Mapping[str, Topic]) -> Hub:
         return kafka.consumer(bootstrap, group_id=f"{GROUP_PREFIX}-{role}",
                               extra={"enable.partition.eof": True, "client.id": f"{GROUP_PREFIX}-{role}",
                                      "fetch.wait.max.ms": 50})
-    return Hub(consumer, serdes, ObjectIndex())
+    return Hub(consumer, serdes, ObjectIndex(), ErasedPatients(settings))
 
 
 def serve(settings: Settings, hub: Hub, verifier: AccessTokenVerifier, topics: Mapping[str, Topic], *,

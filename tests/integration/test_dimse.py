@@ -30,7 +30,7 @@ from nifi.edge.reconcile import read_provider_events
 from nifi.edge.storage_scp import DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES, SUCCESS, client_tls, echo
 from platform_layer.object_store import ObjectStore
 from platform_layer.tls import ca_file, ensure_certificate
-from radlake.synthetic import phi_dicom
+from radlake.synthetic import annotations, phi_dicom
 
 pytestmark = pytest.mark.integration
 
@@ -202,6 +202,37 @@ def test_a_quarantined_instance_gets_a_failure_status_naming_its_reason(settings
     new = [e for e in read_provider_events(kafka_bootstrap, registry_url, contracts[1], PROVIDER)
            if e.event_id not in before]
     assert [e.data.reason for e in new] == ["NO_PIXEL_DATA"]
+
+
+def test_a_pacs_stores_a_study_and_its_rtstruct_and_seg(settings, edge, topics, kafka_bootstrap, registry_url):
+    """Annotations over DIMSE: C-STORE succeeds and they are announced on the annotation topic, their references
+    naming the study's pseudonymous images."""
+    _, contracts = topics
+    config = _scp(settings)
+    datasets, _ = phi_dicom.ct_series(4, patient=PATIENT, study=190, size=32)  # a study no other test sends
+    source = [pydicom.dcmread(io.BytesIO(phi_dicom.to_bytes(ds))) for ds in datasets]
+    objects = [pydicom.dcmread(io.BytesIO(data)) for data in (
+        annotations.rtstruct(source, (1, 16, 16), 1.5),
+        annotations.seg(source, annotations.sphere_mask(source, (1, 16, 16), 1.5)))]
+    before = _event_ids(kafka_bootstrap, registry_url, contracts[0])
+    pacs = AE(ae_title=PACS_AE)
+    for ds in [*source, *objects]:
+        pacs.add_requested_context(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))
+    assoc = pacs.associate(config.bind_address, config.port, ae_title=SCP_AE)
+    assert assoc.is_established
+    try:
+        statuses = [assoc.send_c_store(ds).Status for ds in [*source, *objects]]
+    finally:
+        assoc.release()
+    assert statuses == [SUCCESS] * 6
+    images = [e for e in read_provider_events(kafka_bootstrap, registry_url, contracts[0], PROVIDER)
+              if e.event_id not in before]
+    sops = {str(ds.SOPInstanceUID) for ds in objects}
+    found = [e for e in read_provider_events(kafka_bootstrap, registry_url, contracts[3], PROVIDER)
+             if e.data.study_uid == images[0].data.study_uid]
+    assert len(images) == 4 and sorted(e.data.annotation_kind for e in found) == ["rtstruct", "seg"]
+    assert all(e.data.referenced_series_uids == (images[0].data.series_uid,) for e in found)
+    assert sops.isdisjoint({e.data.sop_instance_uid for e in found})
 
 
 def test_stack_down_and_up_stop_and_start_the_scp(settings, edge):

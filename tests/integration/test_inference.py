@@ -104,7 +104,7 @@ def _read_all(bootstrap, topic, isolation="read_committed", timeout_s=60.0):
     raise AssertionError(f"{topic} not read to its end within {timeout_s}s")
 
 
-def _worker(lake, topics, bootstrap, worker_id="w1"):
+def _worker(lake, topics, bootstrap, worker_id="w1", erased=frozenset()):
     root, store, registry = lake
     model = registry.get(MODEL, stage="Production")
     predictor = Predictor(model, registry.load(model), store, torch.device("cpu"), worker_id, batch_size=32)
@@ -114,7 +114,7 @@ def _worker(lake, topics, bootstrap, worker_id="w1"):
     cfg = WorkerConfig(bootstrap=bootstrap, worker_id=worker_id, group_id=topics["group"], input_topic=topics["in"],
                        output_topic=topics["out"], dead_letter_topic=topics["dlq"], max_batch=4, batch_wait_s=0.5)
     worker = Worker(cfg, predictor, in_serde, out_serde, dlq_serde, known=lambda ids: predictions_table.known(table, ids),
-                    after_commit=lambda: lander.drain(quiet_s=0.3))
+                    after_commit=lambda: lander.drain(quiet_s=0.3), erased=erased)
     return worker, lander, table
 
 
@@ -177,6 +177,15 @@ def test_study_flows_to_one_prediction_with_seg_and_sr_and_a_replay_adds_none(la
     assert (stats.predictions, stats.duplicates_dropped) == (0, 1)
     assert len(_read_all(kafka_bootstrap, topics["out"])) == 2
     assert len(_delta_rows(table)) == 2
+
+    # a study of a patient on the deny list (erased, its event replayed from the topic): never predicted
+    later = publishable_study(store, chest_ct(42, shape=SHAPE, min_nodules=1), name=f"flow-{topics['group']}-erased")
+    _publish(kafka_bootstrap, topics["in"], [in_serde.serialize(later)])
+    worker, lander, table = _worker(lake, topics, kafka_bootstrap, erased={later.data.pseudo_patient_id})
+    stats = worker.run(max_idle_s=3)
+    lander.close()
+    assert (stats.predictions, stats.erased_skipped) == (0, 1)
+    assert len(_read_all(kafka_bootstrap, topics["out"])) == 2
 
 
 def test_poison_studies_go_to_the_dead_letter_topic_without_blocking_the_partition(lake, topics, kafka_bootstrap):

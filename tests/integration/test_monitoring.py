@@ -9,6 +9,8 @@ alert after 5 s of growth over a 15 s window); the stack's own settings are put 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import socket
 import ssl
@@ -18,22 +20,39 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
+import torch
 from confluent_kafka import KafkaError, TopicPartition
 from polling import poll
 
+from bench.lake_feed import create_topics, publish
+from inference_workers.model_registry import ModelRegistry, network_to_bytes
+from inference_workers.synthetic_study import publishable_study
+from inference_workers.training import TrainConfig, train
 from infra import process, stack
-from lake_schemas.topics import INSTANCE_RECEIVED, QUARANTINED, STUDY_COMPLETED, STUDY_MANIFEST
+from lake_schemas.topics import (
+    INSTANCE_RECEIVED,
+    PREDICTION_CREATED,
+    PREDICTION_DEAD_LETTER,
+    QUARANTINED,
+    STUDY_COMPLETED,
+    STUDY_MANIFEST,
+)
 from platform_layer import kafka
+from platform_layer.edge_metrics import EdgeTelemetry, edges_root
 from platform_layer.endpoints import monitoring_dir, prometheus_url, scrape_targets_dir, vault_addr
 from platform_layer.identities import stack_kafka_identity
+from platform_layer.object_store import ObjectStore
 from platform_layer.principals import KAFKA_MONITORING
 from platform_layer.registration import register, schema_admin
 from platform_layer.settings import Settings
 from platform_layer.tls import PKI_MOUNT, SERVICE_ROLE, ca_file, issue
+from radlake.synthetic.chest_ct import chest_ct
+from radlake.synthetic.lake_events import SeriesPlan, series_events
 from streams.worker import READY
 
 pytestmark = pytest.mark.integration
@@ -292,3 +311,156 @@ def test_up_again_keeps_the_processes_and_down_leaves_nothing(fast):
         assert not [port for port in component.ports if process.port_open(port)], name
     stack.up(fast, names)
     assert all(status.healthy for status in stack.status(fast, names))
+
+
+# -- the other long-running parts: announced, scraped over mutual TLS, their metrics move with real work ---------
+
+
+def _target(prometheus: PrometheusAPI, job: str, label: str, value: str) -> list[dict[str, Any]]:
+    return [t for t in prometheus.get("targets")["activeTargets"]
+            if t["labels"].get("job") == job and t["labels"].get(label) == value and t["health"] == "up"]
+
+
+def _first(prometheus: PrometheusAPI, expr: str) -> float | None:
+    answer = prometheus.query(expr)
+    return float(answer[0]["value"][1]) if answer else None
+
+
+def _stop(process_: subprocess.Popen, log_path) -> None:
+    if process_.poll() is None:
+        process_.send_signal(signal.SIGTERM)
+        try:
+            process_.wait(120)
+        except subprocess.TimeoutExpired:
+            process_.kill()
+            process_.wait(30)
+            pytest.fail(f"{process_.args[3:5]} did not stop on SIGTERM: {log_path.read_text()[-2000:]}")
+
+
+def test_edge_counters_reach_prometheus_through_the_exporter_and_a_5xx_alerts(fast, prometheus):
+    provider = f"it-edge-{uuid.uuid4().hex[:8]}"
+    folder = edges_root(fast.state_dir) / provider
+    telemetry = EdgeTelemetry(provider, folder)
+    try:
+        telemetry.counters.ingested({("accepted", ""): 2, ("quarantined", "UNREADABLE_DICOM"): 1}, 0.3)
+        telemetry.answered("stow", 202, 1000)
+        telemetry.answered("stow", 503, 10)
+        assert poll(lambda: _first(prometheus, f'radlake_edge_requests_total{{provider="{provider}",status="503"}}'),
+                    "the edge's 5xx in Prometheus") == 1
+        assert _first(prometheus, f'radlake_edge_instances_total{{provider="{provider}",outcome="quarantined",'
+                                  f'reason="UNREADABLE_DICOM"}}') == 1
+        assert _first(prometheus, f'radlake_edge_received_bytes_total{{provider="{provider}"}}') == 1010
+        poll(lambda: [r for r in _all_alerts(fast) if r["alertname"] == "EdgeAnswering5xx"
+                      and r["labels"].get("provider") == provider and r["status"] == "firing"],
+             "EdgeAnswering5xx at the receiver")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+INFER_SHAPE = (24, 72, 72)
+
+
+def test_an_inference_worker_is_scraped_and_counts_its_predictions(fast, prometheus, kafka_bootstrap, registry_url,
+                                                                   tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    names = {"in": f"test.monitoring.infer.{tag}.in", "out": f"test.monitoring.infer.{tag}.out",
+             "dlq": f"test.monitoring.infer.{tag}.dlq"}
+    contracts = (STUDY_COMPLETED.with_name(names["in"]), PREDICTION_CREATED.with_name(names["out"]),
+                 PREDICTION_DEAD_LETTER.with_name(names["dlq"]))
+    register(schema_admin(fast), contracts)
+    create_topics(kafka_bootstrap, contracts)
+    store = ObjectStore(str(tmp_path / "objects"))
+    torch.manual_seed(0)
+    net, spec, model_metrics = train(TrainConfig(train_studies=8, validation_studies=4, epochs=1, width=4,
+                                                 shape=INFER_SHAPE))
+    models = ModelRegistry(str(tmp_path / "lake" / "registry" / "models"), store)
+    models.register("nodule-monitoring", network_to_bytes(net), replace(spec, presence_threshold=0.0, max_candidates=1),
+                    {"tiny": True}, model_metrics, stage="Production")
+    study = publishable_study(store, chest_ct(7, shape=INFER_SHAPE, min_nodules=1), name=f"monitoring-{tag}")
+    publish(kafka_bootstrap, registry_url, contracts[0], [study])
+    worker_id = f"it-monitoring-{tag}"
+    log_path = tmp_path / "worker.log"
+    env = {**os.environ, "RADLAKE_LAKE_URI": str(tmp_path / "lake"), "RADLAKE_OBJECT_STORE_URI": str(tmp_path / "objects")}
+    with log_path.open("wb") as out:
+        worker = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "apps.cli", "infer", "run", "--input-topic", names["in"], "--output-topic",
+             names["out"], "--dead-letter-topic", names["dlq"], "--group", f"g-{tag}", "--worker-id", worker_id,
+             "--model", "nodule-monitoring", "--device", "cpu", "--no-land"],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        [target] = poll(lambda: _target(prometheus, "inference", "worker_id", worker_id) or worker.poll() is not None
+                        and [None], "the inference worker's target up", timeout_s=240)
+        assert target is not None, log_path.read_text()[-3000:]
+        assert target["scrapeUrl"].startswith("https://")
+        predicted = f'radlake_inference_studies_total{{worker_id="{worker_id}",outcome="predicted"}}'
+        assert poll(lambda: _first(prometheus, predicted), "the prediction counted", timeout_s=240) == 1
+        assert _first(prometheus, f'radlake_inference_event_lag_seconds_count{{worker_id="{worker_id}"}}') == 1
+        assert _first(prometheus, f'radlake_inference_batch_size_sum{{worker_id="{worker_id}"}}') == 1
+    finally:
+        _stop(worker, log_path)
+    assert not list(scrape_targets_dir(fast).glob(f"inference-*{worker_id}.json"))
+
+
+def test_the_lake_queries_report_progress_rows_and_table_versions(fast, prometheus, kafka_bootstrap, registry_url,
+                                                                  tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    instances = INSTANCE_RECEIVED.with_name(f"test.monitoring.lake.{tag}.instances")
+    completed = STUDY_COMPLETED.with_name(f"test.monitoring.lake.{tag}.completed")
+    register(schema_admin(fast), (instances, completed))
+    create_topics(kafka_bootstrap, (instances, completed))
+    events = series_events(SeriesPlan("site-m", f"s{tag}", f"x{tag}", 5))
+    publish(kafka_bootstrap, registry_url, instances, events)
+    lake = tmp_path / "lake"
+    log_path = tmp_path / "lake.log"
+    with log_path.open("wb") as out:
+        driver = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "apps.cli", "lake", "--lake", str(lake), "run", "--instances-topic", instances.name,
+             "--completed-topic", completed.name, "--checkpoints", str(tmp_path / "checkpoints"), "--trigger",
+             "1 second"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        [target] = poll(lambda: _target(prometheus, "lake", "lake", str(lake)) or driver.poll() is not None
+                        and [None], "the lake's target up", timeout_s=300)
+        assert target is not None, log_path.read_text()[-3000:]
+        lake_label = f'lake="{lake}"'
+        rows = f'radlake_lake_input_rows_total{{{lake_label},query="bronze-instances"}}'
+        assert poll(lambda: _first(prometheus, rows), "bronze's input rows", timeout_s=300) == len(events)
+        written = f'radlake_lake_rows_written_total{{{lake_label},table="bronze/instances"}}'
+        assert poll(lambda: _first(prometheus, written), "bronze's rows written", timeout_s=120) == len(events)
+        assert _first(prometheus, f'radlake_lake_table_version{{{lake_label},table="bronze/instances"}}') >= 1
+        assert poll(lambda: _first(prometheus, f'radlake_lake_query_active{{{lake_label},query="silver"}}'),
+                    "silver started (after its tables)", timeout_s=300) == 1
+        assert _first(prometheus, f'radlake_lake_batch_duration_seconds_count{{{lake_label},'
+                                  f'query="bronze-instances"}}') >= 1
+    finally:
+        _stop(driver, log_path)
+    assert not [p for p in scrape_targets_dir(fast).glob("lake-*.json") if str(lake) in p.read_text()]
+
+
+def test_a_radiomics_follower_is_scraped_and_counts_what_it_dead_letters(fast, prometheus, kafka_bootstrap,
+                                                                        registry_url, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    source = STUDY_COMPLETED.with_name(f"test.monitoring.radiomics.{tag}")
+    register(schema_admin(fast), (source,))
+    create_topics(kafka_bootstrap, (source,))
+    producer = kafka.producer(kafka_bootstrap, client_id=f"it-monitoring-{tag}")
+    producer.produce(source.name, key=b"k", value=b"not an event of the contract")
+    assert producer.flush(30) == 0
+    (tmp_path / "settings.yaml").write_text("{}\n")  # the default settings: nothing gets computed here
+    group = f"g-monitoring-{tag}"
+    log_path = tmp_path / "follower.log"
+    with log_path.open("wb") as out:
+        follower = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "apps.cli", "radiomics", "follow", "--settings", str(tmp_path / "settings.yaml"),
+             "--on", "studies", "--source-topic", source.name, "--group", group],
+            env={**os.environ, "RADLAKE_LAKE_URI": str(tmp_path / "lake")}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        [target] = poll(lambda: _target(prometheus, "radiomics", "group", group) or follower.poll() is not None
+                        and [None], "the radiomics follower's target up", timeout_s=300)
+        assert target is not None, log_path.read_text()[-3000:]
+        dead = (f'radlake_radiomics_messages_total{{group="{group}",provider="unknown",'
+                f'outcome="dead_lettered"}}')
+        assert poll(lambda: _first(prometheus, dead), "the dead-lettered message counted", timeout_s=300) == 1
+        assert _first(prometheus, f'radlake_radiomics_batch_seconds_count{{group="{group}"}}') == 1
+    finally:
+        _stop(follower, log_path)
+    assert not [p for p in scrape_targets_dir(fast).glob("radiomics-*.json") if group in p.read_text()]

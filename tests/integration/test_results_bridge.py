@@ -48,8 +48,10 @@ from lake_schemas.events import (
     StudyCompleted,
     StudyCompletedData,
 )
+from lake_schemas.tables import ERASURES
 from lake_schemas.topics import FEATURES_COMPUTED, PREDICTION_CREATED, STUDY_COMPLETED
-from platform_layer import kafka
+from platform_layer import governance, kafka
+from platform_layer.deny_list import ErasedPatients
 from platform_layer.device_authorization import poll_for_token
 from platform_layer.endpoints import registry_url
 from platform_layer.object_store import ObjectStore
@@ -125,13 +127,13 @@ class Publisher:
         producer.abort_transaction(30)
 
     def study(self, project: str, cam_peak: tuple[int, int, int] = (6, 8, 5), score: float = 0.63,
-              model: tuple[str, int] = ("nodule-cnn", 3), features: int = 107):
+              model: tuple[str, int] = ("nodule-cnn", 3), features: int = 107, patient: str = "RL-test"):
         """A completed study, its prediction (SEG, SR and a Grad-CAM map stored) and its features."""
         uid = f"2.25.{uuid.uuid4().int}"
         ref = InstanceRef(sop_instance_uid=f"2.25.{uuid.uuid4().int}", object_uri="file:///unused.dcm",
                           sha256="a" * 64)
         completed = StudyCompleted(provider="h1", data=StudyCompletedData(
-            project=project, pseudo_patient_id="RL-test", study_uid=uid, study_version=1,
+            project=project, pseudo_patient_id=patient, study_uid=uid, study_version=1,
             completion_reason="manifest", providers=("h1",), instance_count=1, event_ids=("e1",),
             series=(SeriesSummary(series_uid=f"2.25.{uuid.uuid4().int}", modality="CT", instance_count=1,
                                   instances=(ref,)),)))
@@ -139,7 +141,7 @@ class Publisher:
         sr = self.store.put(f"SR of {uid}".encode() + uuid.uuid4().bytes, f"results-test/{project}/sr")
         cam = self.store.put(_gradcam(cam_peak), f"results-test/{project}/gradcam", ".nii.gz")
         prediction = PredictionCreated(provider="h1", data=PredictionCreatedData(
-            project=project, pseudo_patient_id="RL-test", study_uid=uid, study_version=1,
+            project=project, pseudo_patient_id=patient, study_uid=uid, study_version=1,
             series_uid=completed.data.series[0].series_uid, source_event_id=completed.event_id,
             model=PredictionModel(name=model[0], version=model[1], stage="Production", weights_sha256="c" * 64),
             inputs=(PredictionInput(sop_instance_uid=ref.sop_instance_uid, sha256=ref.sha256),),
@@ -151,7 +153,7 @@ class Publisher:
             sr=StoredDicom(uri=sr.uri, sha256=sr.sha256, sop_instance_uid=f"2.25.{uuid.uuid4().int}"),
             latency_ms=812.5, batch_studies=1, worker_id="w1", device="cpu"))
         features = FeaturesComputed(provider="h1", data=FeaturesComputedData(
-            project=project, pseudo_patient_id="RL-test", study_uid=uid, settings_hash="1" * 64,
+            project=project, pseudo_patient_id=patient, study_uid=uid, settings_hash="1" * 64,
             code_version="test", table="gold/radiomics_features", table_version=1, run_id="r1",
             source_event_id=completed.event_id,
             rois=(FeaturesComputedRoi(series_uid=completed.data.series[0].series_uid, roi="nodule-1",
@@ -312,6 +314,27 @@ def test_a_late_dashboard_replays_from_a_time_and_resumes_after_its_last_event_i
         assert all(e["data"]["data"]["project"] == people["a"] for e in resumed.events)
     finally:
         resumed.close()
+
+
+def test_an_erased_patients_results_are_never_delivered_again(results_bridge, people, tls, publisher, settings):
+    before = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    patient = f"RL-ERASED-{uuid.uuid4().hex[:12]}"
+    erased, kept = publisher.study(people["a"], patient=patient), publisher.study(people["a"])
+    now = datetime.now(UTC)
+    # the deny-list record `radlake erase` writes (the topics keep the patient's events until retention)
+    governance.write_rows(settings, ERASURES, [{
+        "erasure_id": uuid.uuid4().hex[:24], "project": people["a"], "provider": "h1", "pseudonym": patient,
+        "studies": [erased[0].data.study_uid], "objects": [], "runs": 1, "state": "complete",
+        "requested_by": "test", "first_run_at": now, "last_run_at": now, "report": None}])
+    time.sleep(ErasedPatients(settings).refresh_s + 0.5)  # the bridge reads the deny list again after this
+    publisher.publish(*erased, *kept)
+    replay = EventStream(results_bridge, tls, people["token"], params={"since": before})
+    try:
+        replay.wait_for(lambda e: _study_of(e) == kept[0].data.study_uid and e["event"] == "features.computed",
+                        "the other patient's last event")
+        assert erased[0].data.study_uid not in {_study_of(e) for e in replay.events}
+    finally:
+        replay.close()
 
 
 def test_objects_are_served_verified_to_their_projects_readers_only(results_bridge, people, tls, publisher,

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pydantic import BaseModel
 
 from lake_schemas.events import (
+    AnnotationReceived,
+    AnnotationReceivedData,
     FeaturesComputed,
     FeaturesComputedData,
     FeaturesComputedRoi,
@@ -71,3 +73,9 @@ def contract_examples() -> Iterator[BaseModel]:
                                   feature_count=483, reason=None),
               FeaturesComputedRoi(series_uid="2.25.2", roi="nodule-2", mask_sha256="3" * 64, status="failed",
                                   feature_count=0, reason="geometry_mismatch"))))
+    yield AnnotationReceived(provider="s", data=AnnotationReceivedData(
+        project="p", pseudo_patient_id="RL1", study_uid="2.25.1", series_uid="2.25.9", sop_instance_uid="2.25.10",
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.481.3", annotation_kind="rtstruct", modality="RTSTRUCT",
+        transfer_syntax_uid="1.2.840.10008.1.2.1", frame_of_reference_uid="2.25.4", referenced_series_uids=("2.25.2",),
+        referenced_instance_count=12, object_uri="file:///o/rt.dcm", sha256="4" * 64, size_bytes=2048,
+        deid_profile_version="v1"))

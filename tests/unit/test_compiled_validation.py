@@ -259,6 +259,37 @@ def test_patterns_are_checked_inside_arrays_objects_and_unions(doc, path):
         compile_schema(NESTED).decode(json.dumps(doc).encode())
 
 
+# lists whose only checks are patterns of strings (checked in one C loop per field, walked only on failure)
+FLAT = json.dumps({
+    "type": "object", "required": ["refs", "ids"],
+    "properties": {
+        "refs": {"type": "array", "items": {
+            "type": "object", "required": ["uid", "sha"],
+            "properties": {"uid": {"type": "string", "pattern": "^2\\.25\\.[0-9]+$"},
+                           "sha": {"type": "string", "pattern": "^[0-9a-f]{4}$"}}}},
+        "ids": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$"}},
+    },
+})
+
+
+@pytest.mark.parametrize(("doc", "path"), [
+    ({"refs": [{"uid": "2.25.1", "sha": "ab12"}, {"uid": "2.25.2", "sha": "AB12"}], "ids": []},
+     r"\$\.refs\[1\]\.sha"),
+    # the first failing item in order names the violation, whichever field's pattern found it first
+    ({"refs": [{"uid": "2.25.1", "sha": "ab12"}, {"uid": "2.25.2", "sha": "x"}, {"uid": "2.25.x", "sha": "ab12"}],
+      "ids": []}, r"\$\.refs\[1\]\.sha"),
+    ({"refs": [{"uid": "2.25.1", "sha": "ab12"}, {"uid": "x", "sha": "x"}], "ids": []}, r"\$\.refs\[1\]\.uid"),
+    ({"refs": [], "ids": ["a", "b", "C"]}, r"\$\.ids\[2\]"),
+])
+def test_a_list_checked_at_once_names_its_first_failing_item(doc, path):
+    assert not _reference_accepts(json.loads(FLAT), doc)
+    with pytest.raises(msgspec.ValidationError, match=path):
+        compile_schema(FLAT).decode(json.dumps(doc).encode())
+    good = {"refs": [{"uid": "2.25.1", "sha": "ab12"}, {"uid": "2.25.2", "sha": "cd34"}], "ids": ["a", "b"]}
+    assert _reference_accepts(json.loads(FLAT), good)
+    assert compile_schema(FLAT).decode(json.dumps(good).encode()).refs[1].sha == "cd34"
+
+
 def test_patterns_apply_to_strings_only_and_absent_values_pass():
     doc = {"items": [{"uid": "2.25.1", "hash": None}, {"uid": "2.25.2", "hash": "ab12",
                                                           "id": "0D4F5F6A-1B2C-4D3E-8F90-A1B2C3D4E5F6"}],

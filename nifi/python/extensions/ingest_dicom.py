@@ -56,7 +56,7 @@ class IngestDicom(FlowFileTransform):
             "radlake edge: authenticates the provider, de-identifies DICOM (PS3.15 Annex E, Vault Transit "
             "pseudonyms) from STOW-RS requests, archives and drop-folder files, stores instances in the "
             "content-addressed object store and publishes registry-validated instance received / quarantined / "
-            "study manifest events to Kafka before answering."
+            "study manifest / annotation received events to Kafka before answering."
         )
         tags = ["dicom", "dicomweb", "stow-rs", "de-identification", "radlake"]
         dependencies = [
@@ -79,6 +79,9 @@ class IngestDicom(FlowFileTransform):
                                default="radlake.instance.received.v1")
     QUARANTINE_TOPIC = _property("Quarantine Topic", "Topic of quarantined events.", default="radlake.quarantined.v1")
     MANIFEST_TOPIC = _property("Manifest Topic", "Topic of study manifest events.", default="radlake.study.manifest.v1")
+    # Optional: an edge deployed before annotations were accepted has no such parameter (then the default).
+    ANNOTATION_TOPIC = _property("Annotation Topic", "Topic of annotation received events (SEG, RTSTRUCT, SR, ...).",
+                                 default="radlake.annotation.received.v1", required=False)
     KV_MOUNT = _property("KV Mount", "Vault KV v2 mount holding provider tokens.", default="secret")
     TRANSIT_MOUNT = _property("Transit Mount", "Vault Transit mount.", default="transit")
     DEID_PROFILE = _property("Deid Profile", "The project's de-identification profile (JSON; {}: the default).",
@@ -95,6 +98,7 @@ class IngestDicom(FlowFileTransform):
         return [self.PROVIDER, self.PROJECT, self.KAFKA, self.REGISTRY, self.VAULT_ADDR, self.VAULT_CA_FILE,
                 self.VAULT_TOKEN,
                 self.OBJECT_STORE, self.EDGE_DIR, self.INSTANCE_TOPIC, self.QUARANTINE_TOPIC, self.MANIFEST_TOPIC,
+                self.ANNOTATION_TOPIC,
                 self.KV_MOUNT, self.TRANSIT_MOUNT, self.QUARANTINE_RETENTION_DAYS, self.DEID_PROFILE]
 
     def onScheduled(self, context):
@@ -109,7 +113,8 @@ class IngestDicom(FlowFileTransform):
             vault_ca_file=value(self.VAULT_CA_FILE), vault_token=value(self.VAULT_TOKEN),
             object_store_uri=value(self.OBJECT_STORE), edge_dir=value(self.EDGE_DIR),
             instance_topic=value(self.INSTANCE_TOPIC), quarantine_topic=value(self.QUARANTINE_TOPIC),
-            manifest_topic=value(self.MANIFEST_TOPIC), kv_mount=value(self.KV_MOUNT),
+            manifest_topic=value(self.MANIFEST_TOPIC),
+            annotation_topic=value(self.ANNOTATION_TOPIC) or "radlake.annotation.received.v1", kv_mount=value(self.KV_MOUNT),
             transit_mount=value(self.TRANSIT_MOUNT),
             quarantine_retention_days=int(value(self.QUARANTINE_RETENTION_DAYS)),
             deid_profile=value(self.DEID_PROFILE) or "{}",

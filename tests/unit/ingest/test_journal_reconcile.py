@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import stat
+from datetime import UTC, datetime, timedelta
+
 from lake_schemas.events import InstanceReceived, InstanceReceivedData, Quarantined, QuarantinedData
 from nifi.edge import journal
 from nifi.edge.client import plan, study_report
@@ -15,6 +19,24 @@ UID = "2.25.1"
 def test_unit_ids_depend_on_content_not_order():
     assert journal.unit_id("stow", ["b", "a"]) == journal.unit_id("stow", ["a", "b"])
     assert journal.unit_id("stow", ["a"]) != journal.unit_id("archive", ["a"])
+
+
+def test_the_journal_is_private_and_forgets_what_is_older_than_its_retention(tmp_path):
+    path = tmp_path / "uploads" / "j.jsonl"
+    journal.append(path, journal.ack_record("old", "stow", "up", 200, [], 1, 10, "1.2"))
+    lines = path.read_text().splitlines()
+    aged = json.loads(lines[0]) | {"at": (datetime.now(UTC) - timedelta(days=40)).isoformat()}
+    path.write_text(json.dumps(aged) + "\n")
+    journal.append(path, journal.ack_record("new", "stow", "up", 200, [], 1, 10, "1.3"))
+    with path.open("a") as handle:
+        handle.write('{"type": "ack", "unit_id": "torn", "outc')
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert journal.expire(path, datetime.now(UTC) - timedelta(days=30)) == 2  # the old line and the torn one
+    state = journal.load(path)
+    assert list(state.acks) == ["new"] and state.skipped_lines == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert journal.expire(path, datetime.now(UTC) - timedelta(days=30)) == 0
+    assert journal.expire(tmp_path / "none.jsonl", datetime.now(UTC)) == 0
 
 
 def test_journal_round_trip_and_torn_last_line(tmp_path):

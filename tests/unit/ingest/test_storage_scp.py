@@ -19,11 +19,14 @@ from nifi.edge.storage_scp import (
     TRANSFER_SYNTAXES,
     ScpConfig,
     ScpLimits,
+    _Forwarder,
     association_refusal,
+    build_ae,
     check_address,
     check_ae_title,
     store_status,
 )
+from radlake.annotations import ANNOTATION_SOP_CLASSES
 
 CONFIG = ScpConfig(provider="p", ae_title="RADLAKE_P", bind_address="10.0.0.5", port=11112,
                    allow_ae_titles=("PACS1", "MODALITY "), allow_addresses=("192.168.1.0/24", "10.9.9.9"))
@@ -134,3 +137,9 @@ def test_provider_dimse_refuses_bad_settings_before_touching_the_platform(monkey
     monkeypatch.setenv("RADLAKE_STATE_DIR", str(tmp_path))
     assert provider_cli(argv) == code
     assert message in capsys.readouterr().err
+
+
+def test_the_scp_accepts_every_annotation_storage_class():
+    ae, _ = build_ae(CONFIG, _Forwarder(CONFIG))
+    supported = {str(context.abstract_syntax) for context in ae.supported_contexts}
+    assert set(ANNOTATION_SOP_CLASSES) <= supported

@@ -51,7 +51,7 @@ def test_evolution_plan_adds_only_the_missing_columns():
 
 def test_the_lake_tables_are_specified():
     assert {s.relative_path for s in LAKE_TABLES} == {"silver/series", "silver/studies", "governance/quarantine",
-                                                      "governance/gate_reports"}
+                                                      "governance/gate_reports", "silver/annotations"}
     columns = dict(SILVER_SERIES.columns)
     assert columns["instances"].startswith("ARRAY<STRUCT<sop_instance_uid") and columns["origin"] == "ARRAY<DOUBLE>"
     # The study completed contract flattens into bronze columns (enums become strings).
