@@ -27,7 +27,7 @@ from apps._common import UsageError, command
 from infra import stack, supervision, units
 from infra.component import ComponentStatus
 from nifi import dimse
-from nifi.providers import bind_address, follow_stack, renew_edge_certificate
+from nifi.providers import bind_address, follow_stack, isolate_edges, renew_edge_certificate
 from platform_layer import audit
 from platform_layer.settings import Settings
 
@@ -109,6 +109,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             for provider in follow_stack(settings):
                 print(f"edge {provider}: parameters now point at the stack's Kafka, registry, Vault, the edges' "
                       "certificate and bind address", file=sys.stderr)
+            for provider in isolate_edges(settings):
+                print(f"edge {provider}: shared a Python process with another provider's edge; deployed again in "
+                      "its own", file=sys.stderr)
             for scp in _dimse.start_all(settings):
                 print(f"{scp.name}: {scp.address} ({scp.detail}) answers C-ECHO", file=sys.stderr)
         print(f"stack up in {time.monotonic() - started:.1f}s", file=sys.stderr)

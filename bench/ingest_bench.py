@@ -218,8 +218,8 @@ def body(args: argparse.Namespace, settings: Settings, results: dict, megabytes:
         f"{n} generated CT instances ({args.size}x{args.size}, typical CT header PHI), {megabytes:.0f} MB, "
         f"pseudonyms from the stack's Vault Transit in both paths; {args.per_request} instances per STOW-RS request; "
         f"{edge['accepted']} accepted at the edge.\n\n" + "\n".join(table) + "\n\n" + breakdown + "\n\n"
-        "The edge runs one IngestDicom task in one Python process per processor type "
-        "(`nifi.python.max.processes.per.extension.type=1`), so one provider's uploads use one core for "
+        "A provider's edge runs one IngestDicom task in a Python process of its own (one per edge processor, "
+        "`RADLAKE_NIFI_PYTHON_PROCESSES`), so one provider's uploads use one core for "
         "de-identification while `radlake deid --workers 2` uses two; the per-core comparison is the "
         "`--workers 1` column."
     )

@@ -37,6 +37,8 @@ COMPONENTS: dict[str, str] = {
     "alertmanager": "infra.components.monitoring:Alertmanager",
     "lag-exporter": "infra.components.monitoring:LagExporter",
     "prometheus": "infra.components.monitoring:Prometheus",
+    # notebooks: started on request (`stack up notebooks`), not by a plain `stack up`
+    "notebooks": "infra.components.notebooks:Notebooks",
     # the admin console: started on request (`stack up console`), after the parts it shows
     "console": "infra.components.console:Console",
 }
@@ -46,10 +48,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "monitoring": ("alert-receiver", "alertmanager", "lag-exporter", "prometheus"),
 }
 
-# What `stack up` / `stack down` / `stack status` without names mean. Monitoring is left out of `up`: four more
-# processes (about 150 MiB) that a developer running the pipeline does not need; so is the console, which an
-# administrator asks for by name (it shows the pipeline; it is no part of it). `down` stops them too.
-ON_REQUEST = (*ALIASES["monitoring"], "console")
+# What `stack up` / `stack down` / `stack status` without names mean. Monitoring and notebooks are left out of `up`:
+# more processes (monitoring about 150 MiB, the hub as much again, and each person's server) that a developer
+# running the pipeline does not need; so is the console, which an administrator asks for by name (it shows the
+# pipeline; it is no part of it). `down` stops them too.
+ON_REQUEST = (*ALIASES["monitoring"], "notebooks", "console")
 DEFAULT_UP = tuple(name for name in COMPONENTS if name not in ON_REQUEST)
 
 

@@ -42,6 +42,7 @@ from nifi.deploy import (
     undeploy,
 )
 from nifi.edge.errors import TokenError
+from nifi.edge.processes import edge_processes
 from nifi.edge.tokens import (
     delete_token,
     edge_vault_token,
@@ -268,6 +269,8 @@ def follow_stack(settings: Settings) -> list[str]:
     current = {"kafka_bootstrap": kafka_bootstrap(settings), "schema_registry_url": registry_url(settings),
                "vault_addr": vault_addr(settings), "vault_ca_file": _vault_ca_file(settings),
                "bind_address": host, **({"edge_keystore": str(keystore.path)} if keystore else {})}
+    stow_caps = {"stow_max_part_bytes": str(settings.edge_stow_max_part_bytes),
+                 "stow_max_request_bytes": str(settings.edge_stow_max_request_bytes)}
     changed = []
     for edge in edges:
         try:
@@ -277,7 +280,7 @@ def follow_stack(settings: Settings) -> list[str]:
                 _deploy_again(settings, edge, values)
                 changed.append(edge.provider)
                 continue
-            wanted = {**current, "deid_profile": project_profile(settings, edge.project)}
+            wanted = {**current, "deid_profile": project_profile(settings, edge.project), **stow_caps}
             stale = {name: value for name, value in wanted.items() if values.get(name) != value}
             if stale:  # one update: NiFi stops what uses them, applies them together, starts it again
                 update = [nipyapi.parameters.prepare_parameter(name, value) for name, value in stale.items()]
@@ -293,6 +296,35 @@ def follow_stack(settings: Settings) -> list[str]:
     if keystore:  # every edge serves the current one now
         _forget_old_keystores(settings, keystore)
     return changed
+
+
+def isolate_edges(settings: Settings, wait_s: float = 120.0) -> list[str]:
+    """Deploy again every edge that shares a Python process with another provider's edge; returns those providers.
+
+    NiFi gives each Python processor a process of its own (``nifi_python_processes``), but processors it creates
+    at once (every edge when NiFi starts) can land in one process: it chooses a processor's process before the
+    process records that processor. Edges deployed one after another do get their own, so an edge found sharing
+    (by the processes its processors announce, waited for up to ``wait_s``) is deployed again, alone."""
+    edges = [edge for edge in list_edges(settings) if edge.state == "running"]  # a stopped edge announces nothing
+    deadline = time.monotonic() + wait_s
+    while True:
+        pids = {edge.provider: set(edge_processes(edge_dir(settings, edge.provider))) for edge in edges}
+        if all(pids.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(2.0)
+    owner: dict[int, str] = {}
+    moved = []
+    for edge in edges:
+        if any(owner.get(pid, edge.provider) != edge.provider for pid in pids[edge.provider]):
+            try:
+                context = nipyapi.parameters.get_parameter_context(edge.parameter_context_id, "id")
+            except nipyapi.nifi.rest.ApiException as err:
+                raise ProviderError(f"reading the edge of {edge.provider} failed: {err}") from err
+            _deploy_again(settings, edge, {p.parameter.name: p.parameter.value for p in context.component.parameters})
+            moved.append(edge.provider)
+        else:
+            owner.update(dict.fromkeys(pids[edge.provider], edge.provider))
+    return moved
 
 
 def _profile_file(settings: Settings, project: str) -> Path:
@@ -385,7 +417,9 @@ def add(settings: Settings, provider: str, project: str, *, port: int | None = N
         "vault_addr": str(vault.url), "vault_ca_file": _vault_ca_file(settings), "vault_token": edge_token,
         "edge_keystore": str(keystore.path), "edge_keystore_password": keystore.password,
         "object_store_uri": settings.resolved_object_store_uri, "edge_dir": str(folder), "drop_dir": drop,
-        "deid_profile": project_profile(settings, project), **names,
+        "deid_profile": project_profile(settings, project),
+        "stow_max_part_bytes": str(settings.edge_stow_max_part_bytes),
+        "stow_max_request_bytes": str(settings.edge_stow_max_request_bytes), **names,
     }
     try:
         deployment = deploy(nifi, flow_path(FLOW), name=f"{PREFIX}{provider}", parameters=parameters,

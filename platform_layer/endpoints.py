@@ -25,6 +25,11 @@ def registry_url(settings: Settings) -> str:
     return settings.schema_registry_url or f"https://127.0.0.1:{settings.schema_registry_port}{REGISTRY_CCOMPAT_PATH}"
 
 
+def notebooks_url(settings: Settings) -> str:
+    """Base URL of the notebooks hub (JupyterHub behind its proxy; the hub under ``/hub``); HTTPS only."""
+    return f"https://127.0.0.1:{settings.notebooks_port}"
+
+
 def gateway_location(settings: Settings) -> str:
     """The lake gateway's Arrow Flight location (gRPC over TLS)."""
     return f"grpc+tls://127.0.0.1:{settings.gateway_port}"

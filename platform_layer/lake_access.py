@@ -7,8 +7,9 @@ with LakeGatewayClient() as lake:                 # as the user of `radlake logi
     table = lake.read("lung-cohort")              # a pyarrow.Table; .to_pandas(), duckdb.from_arrow(...)
 ```
 
-The client holds the user's own access token only (refreshed from the stored session); the gateway
-decides and audits every read. A refusal is :class:`~platform_layer.governance.AccessRefused`.
+The client holds the user's own access token only: from :attr:`Settings.access_token_file` when it is set (a
+notebook kernel started by the hub, :mod:`platform_layer.access_token_file`), else refreshed from the stored
+session of ``radlake login``; the gateway decides and audits every read. A refusal is :class:`~platform_layer.governance.AccessRefused`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TypeVar
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from platform_layer.access_token_file import AccessTokenFile
 from platform_layer.endpoints import gateway_location
 from platform_layer.governance import AccessRefused, GovernanceError
 from platform_layer.realm import refreshed_session
@@ -30,6 +32,14 @@ TIMEOUT_S = 300.0
 T = TypeVar("T")
 
 
+def user_token(settings: Settings) -> Callable[[], str]:
+    """The caller's own token source: the file a notebook kernel was given (:attr:`Settings.access_token_file`),
+    else the session of ``radlake login``, refreshed."""
+    if settings.access_token_file is not None:
+        return AccessTokenFile(settings.access_token_file, ca_file(settings))
+    return lambda: refreshed_session(settings).access_token
+
+
 class GatewayUnavailable(GovernanceError):
     """The lake gateway did not answer; the message says how to start it."""
 
@@ -37,7 +47,7 @@ class GatewayUnavailable(GovernanceError):
 class LakeGatewayClient:
     def __init__(self, settings: Settings | None = None, *, token: Callable[[], str] | None = None) -> None:
         self._settings = settings or get_settings()
-        self._token = token or (lambda: refreshed_session(self._settings).access_token)
+        self._token = token or user_token(self._settings)
         self._client = flight.FlightClient(gateway_location(self._settings),
                                            tls_root_certs=ca_file(self._settings).read_bytes())
 

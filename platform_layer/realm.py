@@ -16,8 +16,10 @@ and holds the realm role ``platform-admin`` (what the schema registry asks of a 
 realm role. People log in through the public client :data:`CLI_CLIENT` with the device flow. NiFi's UI logs
 people in through :data:`NIFI_CLIENT` (authorization code flow; secret at
 ``radlake/keycloak/clients/radlake-nifi``), whose tokens carry the person's realm roles in the claim
-:data:`NIFI_GROUPS_CLAIM`, which NiFi reads as the person's groups. The admin console logs people in the same
-way through :data:`CONSOLE_CLIENT` (with PKCE; secret at ``radlake/keycloak/clients/radlake-console``).
+:data:`NIFI_GROUPS_CLAIM`, which NiFi reads as the person's groups. The notebooks hub logs people in through
+:data:`NOTEBOOKS_CLIENT` the same way (secret at ``radlake/keycloak/clients/radlake-notebooks``), and so does
+the admin console through :data:`CONSOLE_CLIENT` (with PKCE; secret at
+``radlake/keycloak/clients/radlake-console``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import hvac
 
-from platform_layer.endpoints import console_url, keycloak_url, nifi_url
+from platform_layer.endpoints import console_url, keycloak_url, nifi_url, notebooks_url
 from platform_layer.errors import VaultUnavailable
 from platform_layer.identity_provider import CredentialsRefused, KeycloakAdmin, OidcClient
 from platform_layer.settings import Settings
@@ -47,6 +49,7 @@ REALM_ADMIN_ROLES = ("manage-users", "view-users", "query-users", "manage-realm"
 NIFI_CLIENT = "radlake-nifi"
 NIFI_GROUPS_CLAIM = "groups"
 CONSOLE_CLIENT = "radlake-console"
+NOTEBOOKS_CLIENT = "radlake-notebooks"
 PLATFORM_CLIENT = "radlake-platform"
 SERVICE_CLIENTS = (PLATFORM_CLIENT, "radlake-edge", "radlake-streams", "radlake-lake", "radlake-radiomics",
                    "radlake-inference", "radlake-dashboard-bridge")
@@ -99,6 +102,11 @@ def nifi_callback_url(settings: Settings) -> str:
 def console_callback_url(settings: Settings) -> str:
     """Where Keycloak sends a person back to the admin console after logging in."""
     return f"{console_url(settings)}/auth/callback"
+
+
+def notebooks_callback_url(settings: Settings) -> str:
+    """Where Keycloak sends a person back to the notebooks hub after logging in (OAuthenticator's callback)."""
+    return f"{notebooks_url(settings)}/hub/oauth_callback"
 
 
 def issuer(settings: Settings) -> str:

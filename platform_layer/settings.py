@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     nifi_version: str = "2.3.0"
     nifi_port: int = 18080
     nifi_heap: str = "1g"
+    # Python processes NiFi may start for one processor type: each provider edge's IngestDicom processors get one
+    # of their own until there are more of them than this, then they share round-robin (a bounded pool).
+    nifi_python_processes: int = 16
+
+    # Caps on a STOW-RS request to a provider's edge (bytes): a part over the part cap is quarantined as
+    # PART_TOO_LARGE without being held in memory; a body over the request cap is refused (413, REQUEST_TOO_LARGE).
+    edge_stow_max_part_bytes: int = 2 << 30
+    edge_stow_max_request_bytes: int = 8 << 30
 
     # Vault API (OpenBao). A non-empty address points at an existing Vault; then vault_token is used.
     vault_addr: str = ""
@@ -85,6 +93,17 @@ class Settings(BaseSettings):
 
     # The lake gateway (Arrow Flight over TLS): how data scientists read granted datasets.
     gateway_port: int = 18815
+    # A file holding the caller's own access token (JSON, mode 0600), used instead of `radlake login`'s
+    # session: what the notebooks hub gives each user's kernel.
+    access_token_file: Path | None = None
+
+    # Multi-user notebooks (`radlake stack up notebooks`): JupyterHub over HTTPS on 127.0.0.1, its internal API
+    # and its proxy's API on loopback; each person's kernels run as an OS user of their own, home under
+    # notebooks_home_dir (outside the state dir, which only root may enter).
+    notebooks_port: int = 18000
+    notebooks_hub_port: int = 18001
+    notebooks_proxy_api_port: int = 18002
+    notebooks_home_dir: Path = Path("/home/radlake-notebooks")
 
     # The results bridge (HTTPS, 127.0.0.1): prediction created, features computed and study completed pushed to
     # browsers over Server-Sent Events / WebSocket, filtered by the caller's project roles.

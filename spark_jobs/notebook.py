@@ -31,7 +31,7 @@ from pyspark.sql.datasource import DataSource, DataSourceReader
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from platform_layer.endpoints import gateway_location
-from platform_layer.realm import refreshed_session
+from platform_layer.lake_access import user_token
 from platform_layer.settings import Settings, get_settings
 from platform_layer.spark import spark_session
 from platform_layer.tls import ca_file
@@ -124,11 +124,11 @@ def _call_options(token: str) -> flight.FlightCallOptions:
 def dataset(session, name: str, columns: Sequence[str] = (), *, token: str | None = None,
             settings: Settings | None = None):
     """A dataset the user is granted, as a Spark DataFrame read through the lake gateway with their token
-    (default: the stored ``radlake login`` session's). A refusal surfaces when Spark first asks for the schema
-    (:class:`~platform_layer.governance.AccessRefused` in the message)."""
+    (default: a hub kernel's token file, else the stored ``radlake login`` session's). A refusal surfaces when
+    Spark first asks for the schema (:class:`~platform_layer.governance.AccessRefused` in the message)."""
     settings = settings or get_settings()
     session.dataSource.register(GatewayDataSource)
     return (session.read.format("radlake").option("dataset", name)
             .option("location", gateway_location(settings)).option("ca", ca_file(settings).read_text())
-            .option("token", token or refreshed_session(settings).access_token)
+            .option("token", token or user_token(settings)())
             .option("columns", ",".join(columns)).load())

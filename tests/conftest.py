@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra import stack
+from infra import notebooks_host, stack
 from platform_layer.identities import use_stack_identity
 from platform_layer.kafka import TopicSpec, ensure_topics
 from platform_layer.nifi_access import NiFiAccess, platform_access
@@ -106,6 +106,16 @@ def nifi(settings, nifi_url) -> NiFiAccess:
 def gateway(settings, _stack_session, keycloak) -> str:  # it verifies the realm's tokens
     """The lake gateway's Arrow Flight location."""
     return _component("gateway", settings, _stack_session).address
+
+
+@pytest.fixture(scope="session")
+def notebooks(settings, _stack_session, gateway) -> str:  # people log in through Keycloak, kernels read the gateway
+    """The notebooks hub's base URL."""
+    reason = notebooks_host.unavailable(settings)
+    if reason is not None:
+        pytest.skip(f"notebooks cannot run on this host: {reason}")
+    _component("notebooks", settings, _stack_session)
+    return stack.component("notebooks", settings).address.removesuffix("/hub/")
 
 
 @pytest.fixture(scope="session")

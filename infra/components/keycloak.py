@@ -32,7 +32,7 @@ from infra.component import Component, ComponentStatus
 from infra.downloads import fetch_maven_file
 from infra.errors import StackError
 from infra.process import answers_200
-from platform_layer.endpoints import console_url, keycloak_management_url, keycloak_url, nifi_url
+from platform_layer.endpoints import console_url, keycloak_management_url, keycloak_url, nifi_url, notebooks_url
 from platform_layer.errors import IdentityProviderError, VaultUnavailable
 from platform_layer.identity_provider import CredentialsRefused, KeycloakAdmin
 from platform_layer.java import find_java_home
@@ -44,6 +44,7 @@ from platform_layer.realm import (
     MASTER_ADMIN_PATH,
     NIFI_CLIENT,
     NIFI_GROUPS_CLAIM,
+    NOTEBOOKS_CLIENT,
     PLATFORM_CLIENT,
     REALM,
     REALM_ADMIN_CLIENT,
@@ -56,6 +57,7 @@ from platform_layer.realm import (
     issuer,
     keycloak_ca_file,
     nifi_callback_url,
+    notebooks_callback_url,
     read_client_record,
     write_client_record,
 )
@@ -136,6 +138,19 @@ def console_login_client(settings: Settings) -> dict[str, Any]:
                            "post.logout.redirect.uris": f"{console_url(settings)}/*"}}
 
 
+def notebooks_login_client(settings: Settings) -> dict[str, Any]:
+    """The notebooks hub: a confidential client for the authorization code flow, back to the hub's callback only.
+    The hub decides who may use it from the realm roles in the access token."""
+    return {"clientId": NOTEBOOKS_CLIENT, "name": NOTEBOOKS_CLIENT,
+            "description": "the notebooks hub (people log in to start their notebook server)",
+            "enabled": True, "protocol": "openid-connect", "publicClient": False,
+            "clientAuthenticatorType": "client-secret", "serviceAccountsEnabled": False, "standardFlowEnabled": True,
+            "implicitFlowEnabled": False, "directAccessGrantsEnabled": False,
+            "redirectUris": [notebooks_callback_url(settings)], "webOrigins": [],
+            "attributes": {"oauth2.device.authorization.grant.enabled": "false", "pkce.code.challenge.method": "S256",
+                           "post.logout.redirect.uris": f"{notebooks_url(settings)}/hub/*"}}
+
+
 def set_up_realm(master: KeycloakAdmin, vault: hvac.Client, settings: Settings) -> None:
     """The realm, its ``platform-admin`` role, the realm administrator, one confidential client per component
     and the CLI's public client; every secret mirrored into Vault KV. Safe to run again: what exists is
@@ -161,6 +176,8 @@ def set_up_realm(master: KeycloakAdmin, vault: hvac.Client, settings: Settings) 
     _mirror_secret(master, vault, kv, client_kv_path(NIFI_CLIENT), nifi, NIFI_CLIENT, settings)
     console = master.ensure_client(REALM, console_login_client(settings))
     _mirror_secret(master, vault, kv, client_kv_path(CONSOLE_CLIENT), console, CONSOLE_CLIENT, settings)
+    notebooks = master.ensure_client(REALM, notebooks_login_client(settings))
+    _mirror_secret(master, vault, kv, client_kv_path(NOTEBOOKS_CLIENT), notebooks, NOTEBOOKS_CLIENT, settings)
     master.ensure_client(REALM, device_flow_client(CLI_CLIENT, "`radlake login` (device authorization grant)"))
 
 

@@ -297,8 +297,12 @@ class NiFi(Component):
             "nifi.python.framework.source.directory": str(dist / "python" / "framework"),
             "nifi.python.extensions.source.directory.default": str(PYTHON_EXTENSIONS),
             "nifi.python.working.directory": str(self.python_environments),
-            "nifi.python.max.processes": "4",
-            "nifi.python.max.processes.per.extension.type": "1",
+            # One process per provider edge processor (up to nifi_python_processes per processor type, then they
+            # share round-robin), so one provider's upload cannot hold the interpreter (and its GIL) that another
+            # provider's requests need. NiFi refuses to create a processor beyond the total: room for every type.
+            "nifi.python.max.processes": str(self.settings.nifi_python_processes
+                                             * max(1, len(list(PYTHON_EXTENSIONS.glob("*.py"))))),
+            "nifi.python.max.processes.per.extension.type": str(self.settings.nifi_python_processes),
             "nifi.state.management.configuration.file": str(self.conf_dir / "state-management.xml"),
             "nifi.state.management.provider.local": "local-provider",
             "nifi.state.management.provider.cluster": "",

@@ -24,7 +24,7 @@ import re
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from lake_schemas.events import (
     StudyManifestData,
 )
 from nifi.edge.outbox import Outbox, PlannedObject
+from nifi.edge.stow_rs import SpooledPart
 from platform_layer.object_store import ObjectStore
 from radlake import dicom_io
 from radlake.deid import archives
@@ -67,6 +68,7 @@ _SAFE_MESSAGES = {
     QuarantineReason.BURNED_IN_ANNOTATION, QuarantineReason.BURNED_IN_ANNOTATION_UNKNOWN,
     QuarantineReason.ARCHIVE_TOO_DEEP, QuarantineReason.ARCHIVE_BOMB, QuarantineReason.ARCHIVE_TOO_LARGE,
     QuarantineReason.ARCHIVE_TOO_MANY_MEMBERS, QuarantineReason.SEQUENCE_TOO_DEEP, QuarantineReason.ELEMENT_TOO_LONG,
+    QuarantineReason.PART_TOO_LARGE,
 }
 
 
@@ -195,8 +197,9 @@ def pseudonymise_uids(uids: Sequence[str], pseudonymiser: Pseudonymiser, provide
 
 def _quarantine(index: int, data: bytes | None, identity: str, reason: str, message: str, config: EdgeConfig,
                 original: tuple[str | None, str | None, str | None], pseudonyms: dict[str, str],
-                label: str, kept: tuple[str, str] | None = None) -> tuple[Outcome, Quarantined]:
-    """``kept``: (digest, stored_as) of bytes already kept for this refusal (the archive it was refused in)."""
+                label: str, kept: tuple[str, str | None] | None = None) -> tuple[Outcome, Quarantined]:
+    """``kept``: (digest, stored_as) of bytes already kept for this refusal (the archive it was refused in; no
+    ``stored_as`` for bytes that could not be kept)."""
     digest = hashlib.sha256(data).hexdigest() if data is not None else None
     stored_as = keep_original(config.edge_dir, data, digest, config.sealer) if data is not None and digest else None
     event_key = digest or identity  # one event per refusal, also when several point at one kept archive
@@ -345,26 +348,15 @@ def _batches(sizes: Sequence[int]) -> list[range]:
     return batches
 
 
-def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser: Pseudonymiser, store: ObjectStore,
-                   config: EdgeConfig, limits: archives.Limits = archives.Limits()) -> EdgeResult:
-    """A zip/tar(.gz) upload: safe extraction (``radlake.deid.archives``), members settled across the whole
-    archive, then de-identified in batches bounded in count and bytes; refused members become quarantine
-    outcomes and events, and the upload's own bytes are kept in the quarantine for them (members refused
-    inside an archive, or the whole archive refused, exist nowhere else)."""
-    identity = _file_sha256(archive)
-    members, refusals = archives.extract(archive, work_dir, limits, display="archive")
+def ingest_files(files: Sequence[archives.Member], *, rules: Rules, pseudonymiser: Pseudonymiser, store: ObjectStore,
+                 config: EdgeConfig, first_index: int = 0) -> EdgeResult:
+    """Part-10 inputs that wait on disk (archive members, STOW-RS parts): settled across all of them first, then
+    de-identified in batches bounded in count and bytes (only a batch is in memory at a time)."""
+    members = list(files)
     outcomes: list[Outcome] = []
     events: list[BaseModel] = []
     tickets: list[Path] = []
-    stored_as = keep_refused_upload(archive, identity, config) if refusals else None
-    for n, refusal in enumerate(refusals):
-        member_id = hashlib.sha256(f"{identity}/{refusal.display}".encode()).hexdigest()
-        outcome, event = _quarantine(n, None, member_id, str(refusal.reason), refusal.message, config,
-                                     (None, None, None), {}, refusal.display,
-                                     kept=(identity, stored_as) if stored_as else None)
-        outcomes.append(outcome)
-        events.append(event)
-    # Settle across the whole archive first: each member's original SOP UID (from its header) and hash.
+    # Settle across all inputs first: each one's original SOP UID (from its header) and hash.
     member_uids = [(_header_uids(member.path), _file_sha256(member.path)) for member in members]
     counts: dict[str, int] = defaultdict(int)
     for (original, _) in member_uids:
@@ -377,7 +369,7 @@ def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser
             uid = None
         keys.append((uid, digest))
     decisions = settle(keys)
-    offset = len(outcomes)
+    offset = first_index
     released: dict[str, Outcome] = {}
     for chunk in _batches([member.path.stat().st_size for member in members]):
         result = ingest_instances([members[i].path.read_bytes() for i in chunk], rules=rules,
@@ -398,6 +390,57 @@ def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser
                                   twin.sop_class_uid, twin.study_uid, twin.series_uid, twin.sop_instance_uid,
                                   twin.object_uri, twin.sha256, twin.event_id)
     outcomes.sort(key=lambda o: o.index)
+    return EdgeResult(tuple(outcomes), tuple(events), tickets=tuple(tickets))
+
+
+def ingest_stow_parts(parts: Sequence[SpooledPart], *, rules: Rules, pseudonymiser: Pseudonymiser, store: ObjectStore,
+                      config: EdgeConfig, max_part_bytes: int) -> EdgeResult:
+    """The parts of a STOW-RS request spooled to disk (:func:`nifi.edge.stow_rs.spool_multipart_related`): the
+    ones on disk as :func:`ingest_files`; a part refused while streaming (over the part cap) is quarantined with
+    its reason, its bytes not kept (they were never held)."""
+    kept = [n for n, part in enumerate(parts) if part.path is not None]
+    members = [archives.Member(f"part {n + 1}", parts[n].path) for n in kept]  # type: ignore[arg-type]
+    result = ingest_files(members, rules=rules, pseudonymiser=pseudonymiser, store=store, config=config)
+    outcomes = [replace(o, index=kept[o.index]) for o in result.outcomes]
+    events: list[BaseModel] = list(result.events)
+    refused = 0
+    for n, part in enumerate(parts):
+        if part.refused is not None:
+            refused += 1
+            outcome, event = _quarantine(
+                n, None, part.sha256, part.refused,
+                f"part {n + 1} is larger than the edge's part cap of {max_part_bytes} bytes", config,
+                (None, None, None), {}, f"part {n + 1}", kept=(part.sha256, None))
+            outcomes.append(outcome)
+            events.append(event)
+    outcomes.sort(key=lambda o: o.index)
+    return EdgeResult(tuple(outcomes), tuple(events), unkept=refused, tickets=result.tickets)
+
+
+def ingest_archive(archive: Path, work_dir: Path, *, rules: Rules, pseudonymiser: Pseudonymiser, store: ObjectStore,
+                   config: EdgeConfig, limits: archives.Limits = archives.Limits()) -> EdgeResult:
+    """A zip/tar(.gz) upload: safe extraction (``radlake.deid.archives``), members settled across the whole
+    archive, then de-identified in batches bounded in count and bytes; refused members become quarantine
+    outcomes and events, and the upload's own bytes are kept in the quarantine for them (members refused
+    inside an archive, or the whole archive refused, exist nowhere else)."""
+    identity = _file_sha256(archive)
+    members, refusals = archives.extract(archive, work_dir, limits, display="archive")
+    outcomes: list[Outcome] = []
+    events: list[BaseModel] = []
+    tickets: list[Path] = []
+    stored_as = keep_refused_upload(archive, identity, config) if refusals else None
+    for n, refusal in enumerate(refusals):
+        member_id = hashlib.sha256(f"{identity}/{refusal.display}".encode()).hexdigest()
+        outcome, event = _quarantine(n, None, member_id, str(refusal.reason), refusal.message, config,
+                                     (None, None, None), {}, refusal.display,
+                                     kept=(identity, stored_as) if stored_as else None)
+        outcomes.append(outcome)
+        events.append(event)
+    result = ingest_files(members, rules=rules, pseudonymiser=pseudonymiser, store=store, config=config,
+                          first_index=len(outcomes))
+    outcomes = sorted([*outcomes, *result.outcomes], key=lambda o: o.index)
+    events += result.events
+    tickets += result.tickets
     return EdgeResult(tuple(outcomes), tuple(events), unkept=len(refusals) if refusals and stored_as is None else 0,
                       tickets=tuple(tickets))
 

@@ -12,9 +12,10 @@ class IngestError(RadlakeError):
 class StowError(IngestError):
     """A request is not a STOW-RS request this edge can read (wrong media type, malformed multipart)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, reason: str = "BAD_STOW_REQUEST") -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason  # machine-readable, e.g. REQUEST_TOO_LARGE
 
 
 class EdgeUnavailable(IngestError):

@@ -17,6 +17,7 @@ object store or Kafka trouble answers 503 and the sender retries (same event ids
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ from nifi.edge.edge import (
     EdgeResult,
     ingest_archive,
     ingest_instances,
+    ingest_stow_parts,
     manifest_event,
     parse_manifest_request,
 )
@@ -77,6 +79,7 @@ class EdgeRuntime:
     endpoint_token: Callable[[], str]  # the provider's current token (EdgeCredentials.endpoint_token)
     work_dir: Path
     housekeeping: Callable[[], None] = lambda: None  # Housekeeping: sweeps the edge's folders now and then
+    stow_limits: stow_rs.StowLimits = stow_rs.StowLimits()
     telemetry: EdgeTelemetry | None = None  # per-provider counters, served by the lag exporter
 
 
@@ -201,16 +204,27 @@ def _handle(runtime: EdgeRuntime, method: str, path: str, headers: Mapping[str, 
     return _json(404, {"error": f"no route {route}"})
 
 
-def _studies(runtime: EdgeRuntime, headers: Mapping[str, str], body: bytes) -> Response:
-    try:
-        parts = stow_rs.parse_multipart_related(_bytes(body), _header(headers, "Content-Type"))
-    except StowError as err:
-        return _json(err.status, {"error": "BAD_STOW_REQUEST", "message": str(err)})
-    if not parts:
-        return _json(400, {"error": "BAD_STOW_REQUEST", "message": "no parts"})
+def _studies(runtime: EdgeRuntime, headers: Mapping[str, str], body: bytes | Path) -> Response:
+    """The body is streamed into one spool file per part (never held whole); the spool goes when answered."""
+    limits = runtime.stow_limits
+    size = body.stat().st_size if isinstance(body, Path) else len(body)
+    if size > limits.max_request_bytes:
+        return _stow_refused(StowError(f"the request is larger than the edge accepts ({limits.max_request_bytes} "
+                                       "bytes)", status=413, reason=stow_rs.REQUEST_TOO_LARGE))
     started = time.perf_counter()
-    result = ingest_instances([stow_rs.as_part10(p.content) for p in parts], rules=runtime.rules,
-                              pseudonymiser=runtime.pseudonymiser, store=runtime.store, config=runtime.config)
+    runtime.work_dir.mkdir(parents=True, exist_ok=True)
+    spool = Path(tempfile.mkdtemp(prefix="stow-", dir=runtime.work_dir))
+    try:
+        with body.open("rb") if isinstance(body, Path) else io.BytesIO(body) as stream:
+            parts = stow_rs.spool_multipart_related(stream, _header(headers, "Content-Type"), spool, limits)
+        if not parts:
+            return _json(400, {"error": "BAD_STOW_REQUEST", "message": "no parts"})
+        result = ingest_stow_parts(parts, rules=runtime.rules, pseudonymiser=runtime.pseudonymiser,
+                                   store=runtime.store, config=runtime.config, max_part_bytes=limits.max_part_bytes)
+    except StowError as err:
+        return _stow_refused(err)
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
     processed = time.perf_counter()
     _count(runtime, result, processed - started)
     _publish(runtime, result)
@@ -221,6 +235,11 @@ def _studies(runtime: EdgeRuntime, headers: Mapping[str, str], body: bytes) -> R
                      RADLAKE_REPORT)
     status, payload = _stow(result)
     return _json(status, payload, {"status": status, **summary}, stow_rs.DICOM_JSON)
+
+
+def _stow_refused(err: StowError) -> Response:
+    return _json(err.status, {"error": err.reason, "message": str(err)},
+                 {"status": err.status, "kind": "stow", "refused": err.reason})
 
 
 def _archive_or_instance(runtime: EdgeRuntime, body: bytes | Path, kind: str) -> Response:

@@ -19,6 +19,7 @@ from nifi.edge.handler import EdgeRuntime
 from nifi.edge.housekeeping import Housekeeping
 from nifi.edge.outbox import Outbox, repair
 from nifi.edge.publish import EventPublisher
+from nifi.edge.stow_rs import StowLimits
 from nifi.edge.tokens import EdgeCredentials
 from platform_layer.edge_metrics import EdgeTelemetry
 from platform_layer.errors import VaultUnavailable
@@ -73,6 +74,8 @@ class EdgeParameters:
     transit_mount: str = "transit"
     quarantine_retention_days: int = 30
     deid_profile: str = "{}"  # the project's profile, JSON (`radlake project profile`)
+    stow_max_part_bytes: int = StowLimits.max_part_bytes
+    stow_max_request_bytes: int = StowLimits.max_request_bytes
 
 
 def open_runtime(p: EdgeParameters) -> EdgeRuntime:
@@ -106,4 +109,5 @@ def open_runtime(p: EdgeParameters) -> EdgeRuntime:
     except EdgeUnavailable as err:  # Kafka not there yet: the tickets stay for the next start or an operator
         log.warning("outbox not repaired at start: %s", err)
     return EdgeRuntime(config, rules, pseudonymiser, store, publisher,
-                       credentials.endpoint_token, edge_dir / "work", housekeeping, EdgeTelemetry(p.provider, edge_dir))
+                       credentials.endpoint_token, edge_dir / "work", housekeeping,
+                       StowLimits(p.stow_max_part_bytes, p.stow_max_request_bytes), EdgeTelemetry(p.provider, edge_dir))

@@ -36,7 +36,7 @@ PYTHON = {"group": "org.apache.nifi", "artifact": "python-extensions", "version"
 
 # Raised whenever a change to the flow needs edges deployed before it to be deployed again (a processor
 # property added, say): `nifi.providers.follow_stack` redeploys every edge of another revision.
-FLOW_REVISION = "7"
+FLOW_REVISION = "8"
 
 PARAMETERS = [
     ("flow_revision", "Revision of the flow definition this edge was deployed from", False, FLOW_REVISION),
@@ -61,6 +61,8 @@ PARAMETERS = [
     ("quarantine_topic", "Topic of quarantined events", False, "radlake.quarantined.v1"),
     ("manifest_topic", "Topic of study manifest events", False, "radlake.study.manifest.v1"),
     ("annotation_topic", "Topic of annotation received events", False, "radlake.annotation.received.v1"),
+    ("stow_max_part_bytes", "A STOW-RS part over this is quarantined as PART_TOO_LARGE", False, str(2 << 30)),
+    ("stow_max_request_bytes", "A STOW-RS request over this is refused (413 REQUEST_TOO_LARGE)", False, str(8 << 30)),
 ]
 
 
@@ -116,7 +118,8 @@ def ingest_properties() -> dict:
         "Vault CA File": "#{vault_ca_file}", "Vault Token": "#{vault_token}", "Object Store URI": "#{object_store_uri}", "Edge Directory": "#{edge_dir}",
         "Instance Topic": "#{instance_topic}", "Quarantine Topic": "#{quarantine_topic}",
         "Manifest Topic": "#{manifest_topic}", "Annotation Topic": "#{annotation_topic}", "KV Mount": "secret", "Transit Mount": "transit",
-        "Deid Profile": "#{deid_profile}",
+        "Deid Profile": "#{deid_profile}", "STOW Max Part Bytes": "#{stow_max_part_bytes}",
+        "STOW Max Request Bytes": "#{stow_max_request_bytes}",
     }
 
 

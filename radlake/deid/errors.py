@@ -41,6 +41,7 @@ class QuarantineReason(StrEnum):
     DEID_FAILED = "DEID_FAILED"
     SEQUENCE_TOO_DEEP = "SEQUENCE_TOO_DEEP"  # nested deeper than radlake.dicom_io.MAX_SEQUENCE_DEPTH
     ELEMENT_TOO_LONG = "ELEMENT_TOO_LONG"  # a value other than the pixel data over MAX_ELEMENT_BYTES
+    PART_TOO_LARGE = "PART_TOO_LARGE"  # a STOW-RS part over the edge's part cap (its bytes are not kept)
     # archive members
     ARCHIVE_UNREADABLE = "ARCHIVE_UNREADABLE"
     ARCHIVE_PATH_TRAVERSAL = "ARCHIVE_PATH_TRAVERSAL"

@@ -89,19 +89,28 @@ class IngestDicom(FlowFileTransform):
     QUARANTINE_RETENTION_DAYS = _property(
         "Quarantine Retention Days", "Days a quarantined original (which may hold PHI) and its record are kept.",
         default="30")
+    STOW_MAX_PART_BYTES = _property(
+        "STOW Max Part Bytes", "A STOW-RS part larger than this is quarantined as PART_TOO_LARGE (never held whole).",
+        default=str(2 << 30), required=False)
+    STOW_MAX_REQUEST_BYTES = _property(
+        "STOW Max Request Bytes", "A STOW-RS request larger than this is refused: 413 REQUEST_TOO_LARGE.",
+        default=str(8 << 30), required=False)
 
     def __init__(self, **kwargs):
         super().__init__()
         self.runtime = None
+        self._pid_file = None
 
     def getPropertyDescriptors(self):
         return [self.PROVIDER, self.PROJECT, self.KAFKA, self.REGISTRY, self.VAULT_ADDR, self.VAULT_CA_FILE,
                 self.VAULT_TOKEN,
                 self.OBJECT_STORE, self.EDGE_DIR, self.INSTANCE_TOPIC, self.QUARANTINE_TOPIC, self.MANIFEST_TOPIC,
                 self.ANNOTATION_TOPIC,
-                self.KV_MOUNT, self.TRANSIT_MOUNT, self.QUARANTINE_RETENTION_DAYS, self.DEID_PROFILE]
+                self.KV_MOUNT, self.TRANSIT_MOUNT, self.QUARANTINE_RETENTION_DAYS, self.DEID_PROFILE,
+                self.STOW_MAX_PART_BYTES, self.STOW_MAX_REQUEST_BYTES]
 
     def onScheduled(self, context):
+        from nifi.edge.processes import announce_process
         from nifi.edge.runtime import EdgeParameters, open_runtime
 
         def value(prop):
@@ -118,10 +127,17 @@ class IngestDicom(FlowFileTransform):
             transit_mount=value(self.TRANSIT_MOUNT),
             quarantine_retention_days=int(value(self.QUARANTINE_RETENTION_DAYS)),
             deid_profile=value(self.DEID_PROFILE) or "{}",
+            stow_max_part_bytes=int(value(self.STOW_MAX_PART_BYTES) or 2 << 30),
+            stow_max_request_bytes=int(value(self.STOW_MAX_REQUEST_BYTES) or 8 << 30),
         ))
-        self.logger.info(f"edge of provider {value(self.PROVIDER)} ready (radlake from {_HOME})")
+        self._pid_file = announce_process(Path(value(self.EDGE_DIR)))
+        self.logger.info(f"edge of provider {value(self.PROVIDER)} ready in process {os.getpid()} "
+                         f"(radlake from {_HOME})")
 
     def onStopped(self, context):
+        if self._pid_file is not None:
+            self._pid_file.unlink(missing_ok=True)
+            self._pid_file = None
         if self.runtime is not None:
             self.runtime.publisher.close()
             self.runtime = None

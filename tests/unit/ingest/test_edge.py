@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tarfile
@@ -17,7 +18,7 @@ from nifi.edge import edge
 from nifi.edge.errors import TokenError
 from nifi.edge.handler import RADLAKE_REPORT, EdgeRuntime, dispose_dropped, handle, internal_error, unavailable
 from nifi.edge.runtime import edge_profile
-from nifi.edge.stow_rs import build_multipart_related
+from nifi.edge.stow_rs import StowLimits, build_multipart_related
 from platform_layer.object_store import ObjectStore
 from radlake.deid.confidentiality_profile import Profile, compile_rules
 from radlake.deid.errors import ProfileError
@@ -322,3 +323,28 @@ def test_the_edge_compiles_its_projects_profile_and_records_its_name_and_digest(
     assert edge_profile('{"name": "strict", "options": ["clean_descriptors"]}')[1] != version  # same name
     with pytest.raises(ProfileError):
         edge_profile('{"options": ["no_such_option"]}')
+
+
+def test_a_stow_part_over_the_cap_is_quarantined_with_its_reason_and_the_spool_is_emptied(runtime, series):
+    runtime = dataclasses.replace(runtime, stow_limits=StowLimits(max_part_bytes=64 << 10))
+    big = series[0] + bytes(100 << 10)
+    body, content_type = build_multipart_related([series[1], big, series[2]], "bnd")
+    response = _post(runtime, "/dicomweb/studies", body, content_type)
+    report = json.loads(response.body)
+    assert response.status == 202 and report["counts"] == {"accepted": 2, "quarantined": 1}
+    refused = [o for o in report["outcomes"] if o["status"] == "quarantined"]
+    assert refused[0]["index"] == 1 and refused[0]["reason"] == "PART_TOO_LARGE"
+    event = [e for e in runtime.publisher.events if isinstance(e, Quarantined)][0]
+    assert event.data.reason == "PART_TOO_LARGE" and event.data.quarantine_uri is None
+    assert event.data.input_sha256 == hashlib.sha256(big).hexdigest()
+    answer = json.loads(_post(runtime, "/dicomweb/studies", body, content_type, accept="").body)
+    assert answer["00081198"]["Value"][0]["00081197"]["Value"] == [0xA700]  # PS3.18: refused, out of resources
+    assert list(runtime.work_dir.iterdir()) == []
+
+
+def test_a_stow_request_over_the_cap_is_413(runtime, series):
+    runtime = dataclasses.replace(runtime, stow_limits=StowLimits(max_request_bytes=1000))
+    body, content_type = build_multipart_related(series, "bnd")
+    response = _post(runtime, "/dicomweb/studies", body, content_type)
+    assert response.status == 413 and json.loads(response.body)["error"] == "REQUEST_TOO_LARGE"
+    assert runtime.publisher.events == []
