@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("apps.infer", "inference workers: study completed -> prediction created (SEG, SR)"),
     "bridge": ("apps.bridge", "the results bridge: live results to dashboards over SSE/WebSocket (stack up runs it)"),
     "status": ("apps.status", "one screen for an admin: providers, consumer lag, lake tables, alerts, restarts"),
+    "console": ("apps.console", "the admin console: overview, plots, quarantine triage, dead-letter replay (stack up console)"),
     "monitoring": ("apps.monitoring", "the consumer-lag exporter and the alert webhook receiver (stack up monitoring)"),
 }
 

@@ -39,6 +39,8 @@ COMPONENTS: dict[str, str] = {
     "prometheus": "infra.components.monitoring:Prometheus",
     # notebooks: started on request (`stack up notebooks`), not by a plain `stack up`
     "notebooks": "infra.components.notebooks:Notebooks",
+    # the admin console: started on request (`stack up console`), after the parts it shows
+    "console": "infra.components.console:Console",
 }
 
 # Names that select several components.
@@ -48,8 +50,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
 
 # What `stack up` / `stack down` / `stack status` without names mean. Monitoring and notebooks are left out of `up`:
 # more processes (monitoring about 150 MiB, the hub as much again, and each person's server) that a developer
-# running the pipeline does not need; `down` stops them too.
-ON_REQUEST = (*ALIASES["monitoring"], "notebooks")
+# running the pipeline does not need; so is the console, which an administrator asks for by name (it shows the
+# pipeline; it is no part of it). `down` stops them too.
+ON_REQUEST = (*ALIASES["monitoring"], "notebooks", "console")
 DEFAULT_UP = tuple(name for name in COMPONENTS if name not in ON_REQUEST)
 
 

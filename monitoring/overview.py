@@ -1,7 +1,7 @@
 """The admin's overview (``radlake status``): what it shows, and the arithmetic on what was read (pure).
 
-Readers (Prometheus's HTTP API, Kafka, delta-rs, the edges' quarantine journals, the supervisor's log) live with
-the command; each section of an :class:`Overview` says which source filled it.
+Readers (Prometheus's HTTP API, Kafka, delta-rs, the edges' quarantine journals, the supervisor's log) live in
+:mod:`monitoring.status_data`; each section of an :class:`Overview` says which source filled it.
 """
 
 from __future__ import annotations

@@ -52,8 +52,7 @@ from nifi.edge.tokens import (
     rotate_token,
 )
 from platform_layer import kafka
-from platform_layer.edge_metrics import edges_root
-from platform_layer.endpoints import kafka_bootstrap, registry_url, vault_addr
+from platform_layer.endpoints import edge_dir, kafka_bootstrap, registry_url, vault_addr
 from platform_layer.errors import TopicError
 from platform_layer.nifi_access import NiFiAccess, platform_access
 from platform_layer.principals import KAFKA_EDGE
@@ -349,11 +348,6 @@ def set_project_profile(settings: Settings, project: str, profile: Profile | Non
     else:
         write_private(target, profile.model_dump_json())
     return follow_stack(settings)
-
-
-def edge_dir(settings: Settings, provider: str) -> Path:
-    """The provider's folder on the platform host: quarantine (sealed), spool and work files, drop folder."""
-    return edges_root(settings.state_dir) / provider
 
 
 def quarantine_keys(settings: Settings, provider: str, vault: hvac.Client | None = None) -> VaultTransitDataKeys:

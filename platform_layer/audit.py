@@ -220,16 +220,17 @@ def append(settings: Settings, action: str, target: str, *, outcome: str = "allo
 
 
 @contextlib.contextmanager
-def recorded(settings: Settings, action: str, target: str, *,
-             details: Mapping[str, Any] | None = None) -> Iterator[AuditRecord]:
+def recorded(settings: Settings, action: str, target: str, *, details: Mapping[str, Any] | None = None,
+             actor: str | None = None) -> Iterator[AuditRecord]:
     """Audit an action before it takes effect; when it then fails, a second row (outcome ``failed``, the
-    error's type only) names the first. Nothing happens when the first row cannot be written."""
-    record = append(settings, action, target, details=details)
+    error's type only) names the first. Nothing happens when the first row cannot be written. ``actor``: who
+    acts, when it is not this process's user (a person logged in to the admin console)."""
+    record = append(settings, action, target, details=details, actor=actor)
     try:
         yield record
     except BaseException as err:
         append(settings, action, target, outcome="failed",
-               details={"entry_id": record.entry_id, "error": type(err).__name__})
+               details={"entry_id": record.entry_id, "error": type(err).__name__}, actor=actor)
         raise
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from platform_layer.edge_metrics import edges_root
 from platform_layer.settings import Settings
 
 # Apicurio Registry serves the Confluent-compatible API under this path.
@@ -81,3 +82,13 @@ def prometheus_url(settings: Settings) -> str:
 
 def alertmanager_url(settings: Settings) -> str:
     return f"https://127.0.0.1:{settings.alertmanager_port}"
+
+
+def edge_dir(settings: Settings, provider: str) -> Path:
+    """A provider's folder on the platform host: quarantine (sealed), spool and work files, drop folder."""
+    return edges_root(settings.state_dir) / provider
+
+
+def console_url(settings: Settings) -> str:
+    """The admin console (HTTPS on loopback)."""
+    return f"https://127.0.0.1:{settings.console_port}"

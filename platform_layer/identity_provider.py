@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import jwt
@@ -171,6 +171,25 @@ class OidcClient:
 
     def refresh(self, refresh_token: str) -> Tokens:
         return self._token(grant_type="refresh_token", refresh_token=refresh_token)
+
+    def authorization_url(self, *, redirect_uri: str, state: str, code_challenge: str, nonce: str,
+                          scope: str = "openid") -> str:
+        """Where a browser starts the authorization code flow (RFC 6749 4.1) with PKCE (RFC 7636, S256)."""
+        query = urlencode({"client_id": self.client_id, "response_type": "code", "redirect_uri": redirect_uri,
+                           "scope": scope, "state": state, "nonce": nonce, "code_challenge": code_challenge,
+                           "code_challenge_method": "S256"})
+        return f"{self.issuer}/protocol/openid-connect/auth?{query}"
+
+    def authorization_code(self, code: str, *, redirect_uri: str, code_verifier: str) -> Tokens:
+        """The tokens for an authorization code the browser brought back (with the PKCE verifier)."""
+        return self._token(grant_type="authorization_code", code=code, redirect_uri=redirect_uri,
+                           code_verifier=code_verifier)
+
+    def end_session_url(self, *, id_token: str, post_logout_redirect_uri: str) -> str:
+        """Where a browser ends its single sign-on session (OpenID Connect RP-initiated logout)."""
+        query = urlencode({"id_token_hint": id_token, "post_logout_redirect_uri": post_logout_redirect_uri,
+                           "client_id": self.client_id})
+        return f"{self.issuer}/protocol/openid-connect/logout?{query}"
 
     def start_device_authorization(self, scope: str = "openid") -> DeviceAuthorization:
         response = self._http.send("POST", self._endpoint("auth/device"), data=self._form(scope=scope))

@@ -17,7 +17,9 @@ realm role. People log in through the public client :data:`CLI_CLIENT` with the 
 people in through :data:`NIFI_CLIENT` (authorization code flow; secret at
 ``radlake/keycloak/clients/radlake-nifi``), whose tokens carry the person's realm roles in the claim
 :data:`NIFI_GROUPS_CLAIM`, which NiFi reads as the person's groups. The notebooks hub logs people in through
-:data:`NOTEBOOKS_CLIENT` the same way (secret at ``radlake/keycloak/clients/radlake-notebooks``).
+:data:`NOTEBOOKS_CLIENT` the same way (secret at ``radlake/keycloak/clients/radlake-notebooks``), and so does
+the admin console through :data:`CONSOLE_CLIENT` (with PKCE; secret at
+``radlake/keycloak/clients/radlake-console``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import hvac
 
-from platform_layer.endpoints import keycloak_url, nifi_url, notebooks_url
+from platform_layer.endpoints import console_url, keycloak_url, nifi_url, notebooks_url
 from platform_layer.errors import VaultUnavailable
 from platform_layer.identity_provider import CredentialsRefused, KeycloakAdmin, OidcClient
 from platform_layer.settings import Settings
@@ -46,6 +48,7 @@ REALM_ADMIN_CLIENT = "radlake-realm-admin"
 REALM_ADMIN_ROLES = ("manage-users", "view-users", "query-users", "manage-realm", "view-realm")
 NIFI_CLIENT = "radlake-nifi"
 NIFI_GROUPS_CLAIM = "groups"
+CONSOLE_CLIENT = "radlake-console"
 NOTEBOOKS_CLIENT = "radlake-notebooks"
 PLATFORM_CLIENT = "radlake-platform"
 SERVICE_CLIENTS = (PLATFORM_CLIENT, "radlake-edge", "radlake-streams", "radlake-lake", "radlake-radiomics",
@@ -94,6 +97,11 @@ def delete_client_record(vault: hvac.Client, path: str, mount: str) -> None:
 def nifi_callback_url(settings: Settings) -> str:
     """Where Keycloak sends a person back to NiFi after logging in (NiFi's OpenID Connect callback)."""
     return f"{nifi_url(settings)}/nifi-api/access/oidc/callback"
+
+
+def console_callback_url(settings: Settings) -> str:
+    """Where Keycloak sends a person back to the admin console after logging in."""
+    return f"{console_url(settings)}/auth/callback"
 
 
 def notebooks_callback_url(settings: Settings) -> str:

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     # connects late can replay.
     results_retention_days: float = 30.0
 
+    # The admin console (HTTPS, 127.0.0.1; `radlake stack up console`): people holding platform-admin log in
+    # through Keycloak (authorization code flow with PKCE) to see the overview and plots and to triage.
+    console_port: int = 18830
+
     # Spark + Delta.
     spark_master: str = "local[2]"
     spark_driver_memory: str = "2g"

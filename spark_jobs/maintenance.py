@@ -7,13 +7,13 @@ a shorter retention must be forced, which also tells delta-rs to skip its own re
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from deltalake import DeltaTable
 
 from lake_schemas.tables import SCHEMA_VERSION_PROPERTY
+from platform_layer.lake_tables import find_tables as find_tables  # where it lived; the lake commands import it here
 from spark_jobs.tables import LakeTableError
 
 MIN_RETENTION_HOURS = 7 * 24
@@ -31,16 +31,6 @@ def retention_hours(requested: float | None, force: bool) -> float:
         raise RetentionError(f"retention {hours:g} h is below the safe minimum of {MIN_RETENTION_HOURS} h "
                              "(7 days): readers of older versions and time travel would break; add --force")
     return hours
-
-
-def find_tables(root: str) -> Iterator[str]:
-    """Relative paths of the Delta tables under a local lake root (folders holding ``_delta_log``)."""
-    for current, dirs, _files in os.walk(root):
-        if "_delta_log" in dirs:
-            yield os.path.relpath(current, root)
-            dirs.clear()
-        else:
-            dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,12 @@ def results_bridge(settings, _stack_session, registry_url, keycloak) -> str:  # 
 
 
 @pytest.fixture(scope="session")
+def console(settings, _stack_session, kafka_bootstrap, keycloak) -> str:  # logs people in, reads Kafka
+    """The admin console's base URL (HTTPS, platform CA)."""
+    return _component("console", settings, _stack_session).address
+
+
+@pytest.fixture(scope="session")
 def spark(settings, _stack_session):
     """A SparkSession for the lake (local mode, Delta + Kafka source)."""
 

@@ -32,13 +32,14 @@ from infra.component import Component, ComponentStatus
 from infra.downloads import fetch_maven_file
 from infra.errors import StackError
 from infra.process import answers_200
-from platform_layer.endpoints import keycloak_management_url, keycloak_url, nifi_url, notebooks_url
+from platform_layer.endpoints import console_url, keycloak_management_url, keycloak_url, nifi_url, notebooks_url
 from platform_layer.errors import IdentityProviderError, VaultUnavailable
 from platform_layer.identity_provider import CredentialsRefused, KeycloakAdmin
 from platform_layer.java import find_java_home
 from platform_layer.realm import (
     BOOTSTRAP_PATH,
     CLI_CLIENT,
+    CONSOLE_CLIENT,
     MASTER_ADMIN_CLIENT,
     MASTER_ADMIN_PATH,
     NIFI_CLIENT,
@@ -51,6 +52,7 @@ from platform_layer.realm import (
     REALM_ADMIN_ROLES,
     SERVICE_CLIENTS,
     client_kv_path,
+    console_callback_url,
     delete_client_record,
     issuer,
     keycloak_ca_file,
@@ -123,6 +125,19 @@ def nifi_login_client(settings: Settings) -> dict[str, Any]:
             "protocolMappers": [roles_as_groups]}
 
 
+def console_login_client(settings: Settings) -> dict[str, Any]:
+    """The admin console: a confidential client for the authorization code flow with PKCE (S256 required), back
+    to the console's callback only; its access tokens carry the realm roles as every client's do."""
+    return {"clientId": CONSOLE_CLIENT, "name": CONSOLE_CLIENT, "description": "the admin console (platform-admin)",
+            "enabled": True, "protocol": "openid-connect", "publicClient": False,
+            "clientAuthenticatorType": "client-secret", "serviceAccountsEnabled": False, "standardFlowEnabled": True,
+            "implicitFlowEnabled": False, "directAccessGrantsEnabled": False,
+            "redirectUris": [console_callback_url(settings)], "webOrigins": [],
+            "attributes": {"oauth2.device.authorization.grant.enabled": "false",
+                           "pkce.code.challenge.method": "S256",
+                           "post.logout.redirect.uris": f"{console_url(settings)}/*"}}
+
+
 def notebooks_login_client(settings: Settings) -> dict[str, Any]:
     """The notebooks hub: a confidential client for the authorization code flow, back to the hub's callback only.
     The hub decides who may use it from the realm roles in the access token."""
@@ -159,6 +174,8 @@ def set_up_realm(master: KeycloakAdmin, vault: hvac.Client, settings: Settings) 
             master.add_realm_roles(REALM, master.service_account_user_id(REALM, internal), [PLATFORM_ADMIN])
     nifi = master.ensure_client(REALM, nifi_login_client(settings))
     _mirror_secret(master, vault, kv, client_kv_path(NIFI_CLIENT), nifi, NIFI_CLIENT, settings)
+    console = master.ensure_client(REALM, console_login_client(settings))
+    _mirror_secret(master, vault, kv, client_kv_path(CONSOLE_CLIENT), console, CONSOLE_CLIENT, settings)
     notebooks = master.ensure_client(REALM, notebooks_login_client(settings))
     _mirror_secret(master, vault, kv, client_kv_path(NOTEBOOKS_CLIENT), notebooks, NOTEBOOKS_CLIENT, settings)
     master.ensure_client(REALM, device_flow_client(CLI_CLIENT, "`radlake login` (device authorization grant)"))

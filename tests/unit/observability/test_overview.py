@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from apps.status import _payload_provider, render_plain
+from apps.status import render_plain
 from monitoring.overview import GroupRow, Overview, ProviderRow, TableRow, age, rates, trend
+from monitoring.status_data import _payload_provider
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
 
