@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from infra.component import Component, radlake_process, stack_lock
+from infra.component import Component, RestartedToRenew, radlake_process
 from infra.errors import StackError
 from platform_layer.endpoints import console_url
 from platform_layer.errors import VaultUnavailable
@@ -23,7 +23,8 @@ from platform_layer.vault import admin_client
 SERVER_NAME = "console.radlake.local"
 
 
-class Console(Component):
+# A renewed certificate restarts it (RestartedToRenew): the sessions, kept in memory, end.
+class Console(RestartedToRenew, Component):
     name = "console"
 
     @property
@@ -58,15 +59,6 @@ class Console(Component):
             return ensure_certificate(admin_client(self.settings), self.tls_dir, "console", SERVER_NAME).issued
         except (VaultUnavailable, CertificateError) as err:
             raise StackError(f"console: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
-
-    def renew_certificates(self) -> bool:
-        """The server reads its certificate once, at start: a renewed one takes a restart (sessions end)."""
-        with stack_lock(self.settings):
-            if not self._certificate():
-                return False
-            self.stop()
-            self.start()
-        return True
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         return radlake_process(self.settings, "console", "serve")

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from infra import process
-from infra.component import Component, stack_lock
+from infra.component import Component, RestartedToRenew
 from infra.errors import StackError
 from infra.notebooks_host import OS_USER_PREFIX, PROXY_VERSION, ensure_runtime, proxy_command, proxy_dir
 from platform_layer.endpoints import notebooks_url
@@ -42,7 +42,9 @@ configure(get_config())  # noqa: F821 - JupyterHub provides get_config
 """
 
 
-class Notebooks(Component):
+# A renewed certificate restarts it (RestartedToRenew): the people's running servers and kernels end (about
+# every 20 days, with the platform's 30-day certificates).
+class Notebooks(RestartedToRenew, Component):
     name = "notebooks"
 
     @property
@@ -108,16 +110,6 @@ class Notebooks(Component):
             return ensure_certificate(admin_client(self.settings), self.home / "tls", "notebooks", SERVER_NAME).issued
         except (VaultUnavailable, CertificateError) as err:
             raise StackError(f"notebooks: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
-
-    def renew_certificates(self) -> bool:
-        """The proxy reads its certificate once, at start: a renewed one takes a restart, which ends the people's
-        running servers and kernels (about every 20 days, with the platform's 30-day certificates)."""
-        with stack_lock(self.settings):  # nobody starts it between the stop and the start
-            if not self._certificate():
-                return False
-            self.stop()
-            self.start()
-        return True
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         source = str(Path(__file__).resolve().parent.parent.parent)
