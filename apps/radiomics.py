@@ -32,6 +32,7 @@ from pathlib import Path
 
 from apps._common import UsageError, command
 from platform_layer import kafka
+from platform_layer.deny_list import ErasedPatients
 from platform_layer.endpoints import kafka_bootstrap
 from platform_layer.identities import use_stack_identity
 from platform_layer.metrics_endpoint import metrics_certificate, serving
@@ -188,7 +189,7 @@ def _follow(args: argparse.Namespace, settings: Settings) -> int:
             stats = radiomics_follow.follow(
                 spark, job, consumer, serde, radiomics_follow.features_publisher(settings, args.topic), handle=handle,
                 dead_letter=radiomics_follow.stack_dead_letters(settings), idle_exit_s=args.idle_exit,
-                max_messages=args.max_messages, metrics=metrics, stop=stop)
+                max_messages=args.max_messages, metrics=metrics, stop=stop, erased=ErasedPatients(settings))
     finally:
         consumer.close()
     print(json.dumps({"messages": stats.messages, "dead_lettered": stats.dead_lettered, "retried": stats.retried,

@@ -46,7 +46,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TypeVar
@@ -451,16 +451,24 @@ class BatchOutcome:
 
 
 def process_batch(spark, job, messages: Sequence[Message], serde, publish: Callable[[list], None], handle,
-                  dead_letter: Callable[[Sequence[DeadLetter]], None]) -> BatchOutcome:
+                  dead_letter: Callable[[Sequence[DeadLetter]], None],
+                  erased: Container[str] = frozenset()) -> BatchOutcome:
     """One attempt at a batch: decode, handle, dead-letter what is permanently unusable. Raises on a
     transient error, before anything is dead-lettered, so a retry starts from scratch (the job, the
-    outbox and ROI registration are idempotent)."""
+    outbox and ROI registration are idempotent). Events of an erased patient (``erased``: the deny list; the
+    topics keep them until retention) are passed over: committed with the batch, never computed again."""
     decoded, letters = [], []
     for msg in messages:
         try:
-            decoded.append((msg, serde.deserialize(msg.value())))
+            event = serde.deserialize(msg.value())
         except SchemaViolation as err:
             letters.append(DeadLetter(msg, classify(err).reason, str(err)))
+            continue
+        if getattr(event.data, "pseudo_patient_id", None) in erased:
+            log.info("radiomics follow: %s[%d]@%d is of an erased patient: passed over", msg.topic(),
+                     msg.partition(), msg.offset())
+            continue
+        decoded.append((msg, event))
     dead_providers = ["unknown"] * len(letters)
     result, published, studies, handled_providers = None, (), 0, []
     if decoded:
@@ -516,7 +524,8 @@ def run_batch(messages: Sequence[Message], attempt: Callable[[], BatchOutcome], 
 def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, handle=handle_completed,
            dead_letter: Callable[[Sequence[DeadLetter]], None], backoff: Backoff = Backoff(),
            batch_size: int = 50, idle_exit_s: float | None = None, max_messages: int | None = None,
-           metrics: RadiomicsMetrics | None = None, stop: threading.Event | None = None) -> FollowStats:
+           metrics: RadiomicsMetrics | None = None, stop: threading.Event | None = None,
+           erased: Container[str] = frozenset()) -> FollowStats:
     """Consume until idle for ``idle_exit_s`` (None: forever) or ``max_messages`` were read. ``handle``:
     :func:`handle_completed` for ``study completed`` events, or :func:`handle_segmentations` (its ``read``
     bound) for ``prediction created`` events. ``dead_letter``: where permanently unusable messages go
@@ -534,7 +543,7 @@ def follow(spark, job, consumer, serde, publish: Callable[[list], None], *, hand
         if messages:
             batch_started = time.monotonic()
             outcome, failures = run_batch(
-                messages, partial(process_batch, spark, job, messages, serde, publish, handle, dead_letter),
+                messages, partial(process_batch, spark, job, messages, serde, publish, handle, dead_letter, erased),
                 consumer, backoff)
             result = outcome.result
             if metrics is not None:

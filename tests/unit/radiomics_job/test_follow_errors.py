@@ -352,3 +352,38 @@ def test_handle_segmentations_rejects_permanent_errors_and_lets_transient_ones_t
     (tmp_path / "objects").rename(tmp_path / "away")
     with pytest.raises(ObjectStoreError):
         follow.handle_segmentations(None, None, [not_dicom], print, store.get)
+
+
+@dataclass(frozen=True)
+class PatientData:
+    study_uid: str
+    pseudo_patient_id: str
+
+
+@dataclass(frozen=True)
+class PatientEvent:
+    name: str
+    data: PatientData
+
+
+class PatientSerde:
+    """Each message's bytes are ``<name>:<pseudonym>``."""
+
+    def deserialize(self, value: bytes):
+        name, patient = value.decode().split(":")
+        return PatientEvent(name, PatientData(f"2.25.{len(name)}", patient))
+
+
+def test_an_erased_patients_events_are_passed_over_and_committed():
+    batch = [FakeMessage(0, b"a:RL-KEPT"), FakeMessage(1, b"b:RL-ERASED"), FakeMessage(2, b"c:RL-KEPT")]
+    consumer = FakeConsumer([batch])
+    handled: list = []
+
+    def handle(spark, job, events, publish):
+        handled.extend(e.name for e in events)
+        return None, (), []
+
+    stats = follow.follow(None, None, consumer, PatientSerde(), lambda events: None, handle=handle,
+                          dead_letter=lambda letters: None, max_messages=3, erased={"RL-ERASED"})
+    assert handled == ["a", "c"] and stats.dead_lettered == 0
+    assert consumer.commits == [[("radlake.prediction.created.v1", 0, 3)]]
