@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import process
+from infra.errors import StackError
+from platform_layer.errors import VaultUnavailable
 from platform_layer.settings import Settings, child_environment
 from platform_layer.state import lock_down
+from platform_layer.tls import CertificateError, ensure_certificate
+from platform_layer.vault import admin_client
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +98,19 @@ def stack_lock(settings: Settings, *, wait: bool = True) -> Iterator[bool]:
 
 
 class RestartedToRenew:
-    """For a server that reads its certificate only at start (``_certificate()`` issues it when due and says
-    whether it did): a renewed certificate takes a restart, a second's outage, under the stack lock so that
-    nobody starts it in between."""
+    """For a radlake server that reads its certificate (``<home>/tls/<name>.crt``, for ``server_name``) only at
+    start: ``_certificate()`` issues it when due and says whether it did, and a renewed certificate takes a
+    restart, a second's outage, under the stack lock so that nobody starts it in between."""
+
+    server_name = ""
+
+    def _certificate(self) -> bool:
+        name = self.name  # type: ignore[attr-defined]
+        try:
+            return ensure_certificate(admin_client(self.settings), self.home / "tls",  # type: ignore[attr-defined]
+                                      name, self.server_name).issued
+        except (VaultUnavailable, CertificateError) as err:
+            raise StackError(f"{name}: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
 
     def renew_certificates(self) -> bool:
         with stack_lock(self.settings):  # type: ignore[attr-defined]

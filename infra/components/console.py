@@ -17,7 +17,7 @@ from infra.errors import StackError
 from platform_layer.endpoints import console_url
 from platform_layer.errors import VaultUnavailable
 from platform_layer.realm import CONSOLE_CLIENT, client_kv_path, issuer, read_client_record
-from platform_layer.tls import CertificateError, ca_file, ensure_certificate
+from platform_layer.tls import ca_file
 from platform_layer.vault import admin_client
 
 SERVER_NAME = "console.radlake.local"
@@ -26,6 +26,7 @@ SERVER_NAME = "console.radlake.local"
 # A renewed certificate restarts it (RestartedToRenew): the sessions, kept in memory, end.
 class Console(RestartedToRenew, Component):
     name = "console"
+    server_name = SERVER_NAME
 
     @property
     def address(self) -> str:
@@ -53,12 +54,6 @@ class Console(RestartedToRenew, Component):
         if client is None:
             raise StackError(f"console: the realm has no {CONSOLE_CLIENT} client yet; `radlake stack up keycloak` "
                              "sets the realm up")
-
-    def _certificate(self) -> bool:
-        try:
-            return ensure_certificate(admin_client(self.settings), self.tls_dir, "console", SERVER_NAME).issued
-        except (VaultUnavailable, CertificateError) as err:
-            raise StackError(f"console: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         return radlake_process(self.settings, "console", "serve")

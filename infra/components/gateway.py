@@ -11,17 +11,15 @@ import pyarrow
 import pyarrow.flight as flight
 
 from infra.component import Component, RestartedToRenew, radlake_process
-from infra.errors import StackError
 from platform_layer.endpoints import gateway_location
-from platform_layer.errors import VaultUnavailable
-from platform_layer.tls import CertificateError, ca_file, ensure_certificate
-from platform_layer.vault import admin_client
+from platform_layer.tls import ca_file
 
 SERVER_NAME = "gateway.radlake.local"
 
 
 class Gateway(RestartedToRenew, Component):
     name = "gateway"
+    server_name = SERVER_NAME
 
     @property
     def address(self) -> str:
@@ -41,12 +39,6 @@ class Gateway(RestartedToRenew, Component):
 
     def prepare(self) -> None:
         self._certificate()
-
-    def _certificate(self) -> bool:
-        try:
-            return ensure_certificate(admin_client(self.settings), self.tls_dir, "gateway", SERVER_NAME).issued
-        except (VaultUnavailable, CertificateError) as err:
-            raise StackError(f"gateway: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         return radlake_process(self.settings, "gateway", "serve")

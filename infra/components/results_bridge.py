@@ -14,15 +14,14 @@ import httpx
 
 from infra.component import Component, RestartedToRenew, radlake_process
 from infra.errors import StackError
-from platform_layer.errors import VaultUnavailable
-from platform_layer.tls import CertificateError, ca_file, ensure_certificate
-from platform_layer.vault import admin_client
+from platform_layer.tls import ca_file
 
 SERVER_NAME = "results-bridge.radlake.local"
 
 
 class ResultsBridge(RestartedToRenew, Component):
     name = "results-bridge"
+    server_name = SERVER_NAME
 
     @property
     def address(self) -> str:
@@ -50,12 +49,6 @@ class ResultsBridge(RestartedToRenew, Component):
                 raise StackError("results-bridge: Kafka is not running; `radlake stack up kafka registry keycloak "
                                  "results-bridge`")
             broker.after_start()
-
-    def _certificate(self) -> bool:
-        try:
-            return ensure_certificate(admin_client(self.settings), self.tls_dir, "results-bridge", SERVER_NAME).issued
-        except (VaultUnavailable, CertificateError) as err:
-            raise StackError(f"results-bridge: no certificate from Vault's PKI ({err}); `radlake stack up vault`") from err
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         return radlake_process(self.settings, "bridge", "serve")
